@@ -1,0 +1,57 @@
+# Every target bootstraps what it needs: on a fresh clone `make run` and `make test` just work.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+UV_VERSION := 0.13.9
+FRAUD  := $(BIN)/fraud
+ARGS   ?=
+
+.PHONY: help install run test test-fast lint typecheck compile clean data bench lock serve predict
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $@
+
+install: $(STAMP) ## Create .venv with the locked dependencies (idempotent)
+
+run: $(STAMP) ## Run the whole pipeline locally on the built-in data set (ARGS="--help" for options)
+	$(FRAUD) run $(ARGS)
+
+test: $(STAMP) ## Run the test suite
+	$(BIN)/pytest $(ARGS)
+
+test-fast: $(STAMP) ## Run the tests that need no pipeline run or server process
+	$(BIN)/pytest -m "not slow" $(ARGS)
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## mypy over the packages
+	$(BIN)/mypy
+
+compile: $(STAMP) ## Compile the pipeline into pipelines/fraud_pipeline.yaml
+	$(FRAUD) compile
+
+data: $(STAMP) ## Write the synthetic data set to .fraud/data/creditcard_synthetic.csv
+	$(FRAUD) data generate --output .fraud/data/creditcard_synthetic.csv $(ARGS)
+
+bench: $(STAMP) ## Load+train speed and memory against bare XGBoost (takes ~10 minutes)
+	$(BIN)/python benchmarks/bench_train.py $(ARGS)
+
+lock: ## Re-resolve requirements.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev -p 3.11 --no-header --annotation-style line -o requirements.lock
+
+clean: ## Remove the venv, local state (.fraud) and caches
+	rm -rf $(VENV) .fraud .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

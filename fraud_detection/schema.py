@@ -1,0 +1,26 @@
+"""The data contract: canonical column names, the model's feature order, and the validation error."""
+
+from __future__ import annotations
+
+TIME = "Time"
+"""Seconds from the start of the data set; used for splitting and drift windows, never as a feature."""
+
+LABEL = "Class"
+"""1 for fraud, 0 for legitimate."""
+
+AMOUNT = "Amount"
+
+PCA_FEATURES: tuple[str, ...] = tuple(f"V{i}" for i in range(1, 29))
+
+FEATURES: tuple[str, ...] = (*PCA_FEATURES, AMOUNT)
+"""The model's inputs, in the order the booster and the serving payload use: V1..V28, Amount."""
+
+REQUIRED_COLUMNS: tuple[str, ...] = (TIME, *FEATURES, LABEL)
+"""Columns every data set must have (the public credit-card fraud data set's schema)."""
+
+DEFAULT_SENSITIVE_COLUMN = "age_group"
+"""The synthetic generator's sensitive attribute; audited for fairness, never a model feature."""
+
+
+class DataValidationError(ValueError):
+    """A data set breaks the contract. The message names the column, rows or values at fault."""

@@ -1,0 +1,254 @@
+"""Seeded synthetic card-fraud data in the canonical schema (Time, V1..V28, Amount, Class).
+
+How the data is made, so that its properties are known rather than hoped for:
+
+* Features. Legitimate rows draw ``V1..V28`` from independent normals whose scales fall from 1.9 to 0.35
+  (like PCA components) and a log-normal ``Amount``. About 0.2 % of rows instead come from one of four
+  fraud *patterns*, each a cluster far out in a few features:
+
+  ``card_testing``      tiny amounts with very low V14 and V12 (young customers more often)
+  ``account_takeover``  large amounts with very low V17 and V10 (three times as frequent at night)
+  ``ring``              V4 and V11 both far out *with the same sign*: an XOR shape no linear model sees
+  ``scam``              |V7| far out on either side with high V3, close to the boundary (seniors)
+
+* Labels. ``Class`` is drawn from :func:`true_probability`, an exact function of the 29 model features:
+  a smooth indicator of each pattern region inside a logistic, times ``1 - label_noise`` (frauds that
+  were never reported). Because the label depends on the features alone, ``true_probability`` is the
+  best score any model can reach; it is returned by a function, never stored as a column.
+
+* Sensitive attribute. ``age_group`` (18-34, 35-59, 60+) shifts legitimate features and amounts and
+  changes which fraud patterns a customer meets, so per-group error rates really differ. It is not an
+  input of ``true_probability`` and must never be a model feature.
+
+* Time. Transactions follow a daily cycle (busiest mid-afternoon). With ``drift > 0``, features of rows
+  after ``drift_start`` (a fraction of the time span) move: V1, V2, V8 shift, V5 widens, amounts grow.
+  The fraud regions do not move, so ``true_probability`` stays exact under drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN, FEATURES, LABEL, PCA_FEATURES, TIME
+
+GROUPS: tuple[str, ...] = ("18-34", "35-59", "60+")
+GROUP_SHARES: tuple[float, ...] = (0.35, 0.45, 0.20)
+
+SCALES: np.ndarray = np.linspace(1.9, 0.35, 28).astype(np.float32)
+"""Standard deviation of each legitimate V feature; pattern regions are defined in these units."""
+
+PATTERNS: tuple[str, ...] = ("card_testing", "account_takeover", "ring", "scam")
+
+# Per-row chance of each pattern, before the group and time-of-day multipliers below.
+_PATTERN_BASE = np.array([0.0009, 0.0006, 0.0005, 0.0004])
+# Rows: pattern; columns: group (18-34, 35-59, 60+).
+_PATTERN_GROUP_FACTOR = np.array(
+    [
+        [1.6, 0.9, 0.4],
+        [1.0, 1.0, 1.0],
+        [1.0, 1.0, 1.0],
+        [0.3, 0.5, 3.5],
+    ]
+)
+_NIGHT_TAKEOVER_FACTOR = 3.0
+
+_BASE_LOGIT = -9.0
+_REGION_LOGIT = 13.0
+_AMOUNT_CAP = 25_000.0
+_SECONDS_PER_DAY = 86_400.0
+
+
+def _col(name: str) -> int:
+    return PCA_FEATURES.index(name)
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Knobs of the generator. The defaults mimic the public data set: 284,807 rows over two days."""
+
+    n_rows: int = 284_807
+    seed: int = 42
+    days: float = 2.0
+    drift: float = 0.0
+    """Strength of covariate drift after ``drift_start`` (0 = none, 1 = strong)."""
+    drift_start: float = 0.9
+    """Fraction of the time span after which drift ramps in (the default matches the current window)."""
+    label_noise: float = 0.05
+    """Share of true frauds recorded as legitimate."""
+    sensitive_column: str = DEFAULT_SENSITIVE_COLUMN
+
+    def __post_init__(self) -> None:
+        if self.n_rows < 1:
+            raise ValueError(f"n_rows must be at least 1, got {self.n_rows}")
+        if self.days <= 0:
+            raise ValueError(f"days must be positive, got {self.days}")
+        if self.drift < 0:
+            raise ValueError(f"drift must be >= 0, got {self.drift}")
+        if not 0.0 <= self.drift_start <= 1.0:
+            raise ValueError(f"drift_start must be within [0, 1], got {self.drift_start}")
+        if not 0.0 <= self.label_noise < 1.0:
+            raise ValueError(f"label_noise must be within [0, 1), got {self.label_noise}")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _daily_intensity(hour: np.ndarray) -> np.ndarray:
+    """Relative transaction rate by hour of day: peak at 15:00, a seventh of it at 03:00."""
+    return 1.0 + 0.75 * np.cos(2.0 * np.pi * (hour - 15.0) / 24.0)
+
+
+def _sample_times(rng: np.random.Generator, n: int, days: float) -> np.ndarray:
+    """Whole seconds from the start, sorted, following the daily cycle (rejection sampling)."""
+    span = days * _SECONDS_PER_DAY
+    kept: list[np.ndarray] = []
+    have = 0
+    while have < n:
+        t = rng.uniform(0.0, span, size=2 * (n - have) + 16)
+        accept = rng.random(t.size) * 1.75 < _daily_intensity((t / 3600.0) % 24.0)
+        kept.append(t[accept])
+        have += int(accept.sum())
+    times = np.sort(np.concatenate(kept)[:n])
+    return np.floor(times)
+
+
+def _assign_patterns(rng: np.random.Generator, group: np.ndarray, hour: np.ndarray) -> np.ndarray:
+    """Pattern index per row: -1 for legitimate-looking rows, else an index into PATTERNS."""
+    rates = _PATTERN_BASE[None, :] * _PATTERN_GROUP_FACTOR.T[group]
+    night = (hour < 6.0)[:, None]
+    takeover = PATTERNS.index("account_takeover")
+    rates[:, takeover] *= np.where(night[:, 0], _NIGHT_TAKEOVER_FACTOR, 0.7)
+    cumulative = np.cumsum(rates, axis=1)
+    u = rng.random(group.size)[:, None]
+    hit = u < cumulative
+    return np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+
+
+def _apply_patterns(rng: np.random.Generator, z: np.ndarray, log_amount: np.ndarray, pattern: np.ndarray) -> None:
+    """Move pattern rows into their region, in place (z is in units of SCALES)."""
+
+    def rows(name: str) -> np.ndarray:
+        return np.flatnonzero(pattern == PATTERNS.index(name))
+
+    r = rows("card_testing")
+    z[r, _col("V14")] = rng.normal(-4.6, 0.7, r.size)
+    z[r, _col("V12")] = rng.normal(-2.5, 1.0, r.size)
+    log_amount[r] = np.log(rng.uniform(0.5, 1.6, r.size))
+
+    r = rows("account_takeover")
+    z[r, _col("V17")] = rng.normal(-4.8, 0.8, r.size)
+    z[r, _col("V10")] = rng.normal(-4.0, 0.7, r.size)
+    log_amount[r] = rng.normal(6.3, 0.6, r.size)
+
+    r = rows("ring")
+    sign = rng.choice(np.array([-1.0, 1.0]), r.size)
+    z[r, _col("V4")] = sign * rng.normal(4.4, 0.6, r.size)
+    z[r, _col("V11")] = sign * rng.normal(4.4, 0.6, r.size)
+
+    r = rows("scam")
+    sign = rng.choice(np.array([-1.0, 1.0]), r.size)
+    z[r, _col("V7")] = sign * rng.normal(4.6, 0.6, r.size)
+    z[r, _col("V3")] = rng.normal(3.7, 0.5, r.size)
+    log_amount[r] = rng.normal(5.5, 0.5, r.size)
+
+
+def _apply_group_effects(z: np.ndarray, log_amount: np.ndarray, group: np.ndarray) -> None:
+    senior = group == GROUPS.index("60+")
+    young = group == GROUPS.index("18-34")
+    z[senior, _col("V3")] += 0.4
+    z[young, _col("V5")] -= 0.3
+    log_amount[senior] += 0.35
+    log_amount[young] -= 0.25
+
+
+def _apply_drift(z: np.ndarray, log_amount: np.ndarray, time: np.ndarray, config: SyntheticConfig) -> None:
+    if config.drift == 0.0:
+        return
+    position = time / (config.days * _SECONDS_PER_DAY)
+    weight = (config.drift * np.clip((position - config.drift_start) / 0.03, 0.0, 1.0)).astype(np.float32)
+    z[:, _col("V1")] += 0.8 * weight
+    z[:, _col("V2")] -= 0.6 * weight
+    z[:, _col("V8")] += 0.5 * weight
+    z[:, _col("V5")] *= 1.0 + 0.4 * weight
+    log_amount += 0.4 * weight
+
+
+def _region_scores(features: np.ndarray) -> np.ndarray:
+    """Smooth 0..1 membership of each fraud region, shape (n_rows, 4), from the 29 model features."""
+    v = features[:, :28] / SCALES
+    log_amount = np.log1p(np.maximum(features[:, 28], 0.0))
+    s = _sigmoid
+    card_testing = s(6.0 * (-v[:, _col("V14")] - 3.3)) * s(6.0 * (1.4 - log_amount))
+    takeover = s(6.0 * (-v[:, _col("V17")] - 3.0)) * s(6.0 * (-v[:, _col("V10")] - 2.5)) * s(4.0 * (log_amount - 4.6))
+    v4, v11 = v[:, _col("V4")], v[:, _col("V11")]
+    ring = s(6.0 * (np.minimum(v4, v11) - 3.0)) + s(6.0 * (-np.maximum(v4, v11) - 3.0))
+    scam = s(6.0 * (np.abs(v[:, _col("V7")]) - 3.3)) * s(6.0 * (v[:, _col("V3")] - 2.5))
+    return np.stack([card_testing, takeover, ring, scam], axis=1)
+
+
+def true_probability(features: pd.DataFrame | np.ndarray, label_noise: float = 0.05) -> np.ndarray:
+    """The exact probability that each row is labelled fraud, from its 29 model features.
+
+    Args:
+        features: a frame with columns ``V1..V28, Amount`` (other columns are ignored), or an array of
+            shape ``(n, 29)`` in that order.
+        label_noise: the generator's ``label_noise`` (share of frauds recorded as legitimate).
+
+    Returns:
+        float64 array of shape ``(n,)``: the best score any model could give on this data.
+    """
+    if isinstance(features, pd.DataFrame):
+        array = features.loc[:, list(FEATURES)].to_numpy(dtype=np.float64)
+    else:
+        array = np.asarray(features, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != len(FEATURES):
+        raise ValueError(f"expected shape (n, {len(FEATURES)}), got {array.shape}")
+    logit = _BASE_LOGIT + _REGION_LOGIT * _region_scores(array).sum(axis=1)
+    return (1.0 - label_noise) * _sigmoid(logit)
+
+
+def generate(config: SyntheticConfig | None = None) -> pd.DataFrame:
+    """Generate a data set in the canonical schema plus the sensitive attribute column.
+
+    The same config always gives the same frame. Rows are sorted by ``Time``.
+
+    Args:
+        config: generator knobs; defaults to :class:`SyntheticConfig` ().
+
+    Returns:
+        DataFrame with ``Time``, ``V1..V28``, ``Amount`` (float64), ``Class`` (int64) and the sensitive
+        attribute (string categories).
+    """
+    config = config or SyntheticConfig()
+    rng = np.random.default_rng(config.seed)
+    n = config.n_rows
+    time = _sample_times(rng, n, config.days)
+    hour = (time / 3600.0) % 24.0
+    group = rng.choice(len(GROUPS), size=n, p=np.array(GROUP_SHARES))
+    z = rng.standard_normal((n, 28), dtype=np.float32)
+    log_amount = rng.normal(3.0, 1.25, n)
+    _apply_group_effects(z, log_amount, group)
+    pattern = _assign_patterns(rng, group, hour)
+    _apply_patterns(rng, z, log_amount, pattern)
+    _apply_drift(z, log_amount, time, config)
+
+    z *= SCALES
+    amount = np.round(np.minimum(np.exp(log_amount), _AMOUNT_CAP), 2)
+    features = np.empty((n, len(FEATURES)), dtype=np.float64)
+    features[:, :28] = z
+    features[:, 28] = amount
+    label = (rng.random(n) < true_probability(features, config.label_noise)).astype(np.int64)
+
+    frame = pd.DataFrame(features, columns=list(FEATURES))
+    frame.insert(0, TIME, time)
+    frame[LABEL] = label
+    frame[config.sensitive_column] = pd.Categorical.from_codes(group, categories=list(GROUPS))
+    frame.attrs["synthetic_label_noise"] = config.label_noise
+    return frame
+
+
+__all__ = ["GROUPS", "PATTERNS", "SCALES", "SyntheticConfig", "generate", "true_probability"]
