@@ -237,10 +237,14 @@ def evaluate(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, f
     }
 
 
-def roc_points(y: np.ndarray, scores: np.ndarray, max_points: int = 200) -> tuple[list[float], list[float], list[float]]:
-    """ROC curve (fpr, tpr, thresholds) thinned to at most ``max_points`` for KFP's UI."""
+def roc_points(y: np.ndarray, scores: np.ndarray, max_points: int = 100) -> tuple[list[float], list[float], list[float]]:
+    """ROC curve (fpr, tpr, thresholds) reduced to its corners, at most ``max_points``, for KFP's UI."""
     fpr, tpr, thresholds = roc_curve(y, scores)
-    keep = np.unique(np.linspace(0, fpr.size - 1, min(max_points, fpr.size)).astype(int))
+    corner = np.ones(fpr.size, dtype=bool)
+    corner[1:-1] = (tpr[1:-1] != tpr[:-2]) | (tpr[1:-1] != tpr[2:])
+    keep = np.flatnonzero(corner)
+    if keep.size > max_points:
+        keep = keep[np.unique(np.linspace(0, keep.size - 1, max_points).astype(int))]
     finite = np.where(np.isfinite(thresholds[keep]), thresholds[keep], 1.0)
     return fpr[keep].tolist(), tpr[keep].tolist(), finite.tolist()
 

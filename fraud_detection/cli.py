@@ -1,0 +1,153 @@
+"""The ``fraud`` command line: run the pipeline locally, compile it, generate data.
+
+Settings are built once here (``Settings()``), then passed down; nothing is read at import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fraud_detection.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _add_run(subparsers: Any) -> None:
+    from pipelines.local import pipeline_parameters
+
+    parser = subparsers.add_parser(
+        "run",
+        help="run the whole pipeline locally (kfp.local) and print a summary",
+        description="Run the pipeline on this machine with kfp.local. Every pipeline parameter is an option; "
+        "the MLflow tracking URI defaults to a SQLite file under FRAUD_HOME (.fraud).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for parameter in pipeline_parameters():
+        kind = _bool if parameter.type is bool else parameter.type
+        default = parameter.default
+        help_text = parameter.help or " "
+        if parameter.name == "mlflow_tracking_uri":
+            default = None
+            help_text += " Default for local runs: FRAUD_MLFLOW_TRACKING_URI, MLFLOW_TRACKING_URI, or .fraud/mlflow."
+        parser.add_argument(
+            f"--{parameter.name.replace('_', '-')}",
+            dest=parameter.name,
+            type=kind,
+            default=default,
+            help=help_text,
+            metavar=parameter.type.__name__.upper(),
+        )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.local import pipeline_parameters, run_local
+    from pipelines.summary import render_failure, render_summary
+
+    names = [p.name for p in pipeline_parameters()]
+    parameters = {name: getattr(args, name) for name in names}
+    if parameters["mlflow_tracking_uri"] is None:
+        parameters["mlflow_tracking_uri"] = settings.tracking_uri()
+    data_uri = parameters["data_uri"]
+    if data_uri != "synthetic" and not data_uri.startswith("gs://"):
+        parameters["data_uri"] = str(Path(data_uri).resolve())
+    print(f"Running pipeline locally; artifacts under {settings.pipeline_root}", flush=True)
+    run = run_local(parameters, settings.pipeline_root)
+    if not run.succeeded:
+        print(render_failure(run), file=sys.stderr)
+        return 1
+    print(render_summary(run, parameters))
+    return 0
+
+
+def _compile(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.compile import compile_pipeline
+
+    path = compile_pipeline(Path(args.output), components_image=args.components_image)
+    print(f"compiled {path}")
+    return 0
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection import data, synth
+
+    config = synth.SyntheticConfig(n_rows=args.rows, seed=args.seed, drift=args.drift)
+    frame = synth.generate(config)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix == ".parquet":
+        data.write_parquet(frame, output)
+    elif output.name.endswith((".csv", ".csv.gz")):
+        frame.to_csv(output, index=False)
+    else:
+        print(f"error: {output}: use a .csv, .csv.gz or .parquet file name", file=sys.stderr)
+        return 2
+    print(f"wrote {len(frame):,} rows ({int(frame['Class'].sum()):,} frauds, {frame['Class'].mean():.3%}) to {output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fraud`` argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(prog="fraud", description="Train, audit and serve a card-fraud model.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(subparsers)
+
+    compile_parser = subparsers.add_parser(
+        "compile", help="compile the pipeline to YAML", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    compile_parser.add_argument("--output", default="pipelines/fraud_pipeline.yaml", help="where to write the YAML")
+    compile_parser.add_argument(
+        "--components-image", default="", help="image every task runs (default: the placeholder in components/)"
+    )
+    compile_parser.set_defaults(handler=_compile)
+
+    data_parser = subparsers.add_parser("data", help="data set utilities")
+    data_sub = data_parser.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    generate = data_sub.add_parser(
+        "generate",
+        help="write the seeded synthetic data set as CSV or Parquet",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    generate.add_argument("--output", required=True, help="file to write (.csv, .csv.gz or .parquet)")
+    generate.add_argument("--rows", type=int, default=284_807, help="number of rows")
+    generate.add_argument("--seed", type=int, default=42, help="generator seed")
+    generate.add_argument("--drift", type=float, default=0.0, help="drift strength in the latest 10 %% of time")
+    generate.set_defaults(handler=_generate)
+
+    for register in _optional_commands():
+        register(subparsers)
+    return parser
+
+
+def _optional_commands() -> list[Callable[[Any], None]]:
+    """Subcommands contributed by the serving and cluster modules."""
+    commands: list[Callable[[Any], None]] = []
+    return commands
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fraud`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler: Handler = args.handler
+    return handler(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The fraud-detection pipeline: DAG definition, compilation and local execution."""

@@ -1,0 +1,85 @@
+"""Run the pipeline on this machine with ``kfp.local`` (each task a subprocess of this Python)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from fraud_detection.runtime import ERROR_MARKER
+from pipelines.pipeline import fraud_pipeline
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One pipeline parameter as the command line shows it."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+
+
+def pipeline_parameters() -> list[Parameter]:
+    """The pipeline's parameters, with types, defaults and the help text from its docstring."""
+    func = fraud_pipeline.pipeline_func
+    docs = dict(re.findall(r"^\s*(\w+): (.+)$", inspect.getdoc(func) or "", flags=re.M))
+    return [
+        Parameter(name, p.annotation, p.default, docs.get(name, ""))
+        for name, p in inspect.signature(func).parameters.items()
+    ]
+
+
+class _Tee:
+    """Passes writes through and keeps the lines a failing step marked with its reason."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.errors: list[str] = []
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        self.errors.extend(line.split(ERROR_MARKER, 1)[1].strip() for line in lines if ERROR_MARKER in line)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+@dataclass
+class LocalRun:
+    """The outcome of a local run: outputs on success, the failing steps' reasons otherwise."""
+
+    succeeded: bool
+    seconds: float
+    outputs: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    exception: str = ""
+
+
+def run_local(parameters: dict[str, Any], pipeline_root: Path) -> LocalRun:
+    """Execute the pipeline with ``SubprocessRunner(use_venv=False)``; never raises for a failed task."""
+    from kfp import local
+
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
+    tee = _Tee(sys.stdout)
+    started = time.perf_counter()
+    previous, sys.stdout = sys.stdout, tee  # type: ignore[assignment]
+    try:
+        result = fraud_pipeline(**parameters)
+    except RuntimeError as error:
+        return LocalRun(False, time.perf_counter() - started, errors=tee.errors, exception=str(error))
+    finally:
+        sys.stdout = previous
+    outputs = dict(result.outputs) if hasattr(result, "outputs") else dict(result)
+    return LocalRun(True, time.perf_counter() - started, outputs=outputs, errors=tee.errors)
