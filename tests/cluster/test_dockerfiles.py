@@ -1,0 +1,46 @@
+"""hadolint passes on every Dockerfile in the repository, and fails on a bad one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from .checks import REPO, dockerfiles, hadolint
+
+
+def test_the_components_dockerfile_is_found() -> None:
+    assert REPO / "components" / "Dockerfile" in dockerfiles()
+
+
+@pytest.mark.parametrize("dockerfile", dockerfiles(), ids=lambda p: str(p.relative_to(REPO)))
+def test_hadolint_passes(dockerfile: Path) -> None:
+    result = hadolint(dockerfile)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_components_image_runs_as_non_root_from_a_pinned_base() -> None:
+    text = (REPO / "components" / "Dockerfile").read_text()
+    assert re.search(r"^USER 10001", text, re.MULTILINE)
+    assert ":latest" not in text
+    assert text.count("\nFROM ") >= 2, "multi-stage build expected"
+    assert "--constraint requirements.lock" in text
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "rule"),
+    [
+        ("FROM python:latest\nRUN pip install flask\n", "DL3007"),  # :latest base
+        ("FROM python:3.11-slim\nRUN apt-get update && apt-get install -y curl\n", "DL3008"),  # unpinned apt
+        ("FROM python:3.11-slim\nRUN cd /tmp && echo hi\n", "DL3003"),  # cd instead of WORKDIR
+        ("FROM python:3.11-slim\nRUN pip install flask\n", "DL3013"),  # unpinned pip
+        ("FROM python:3.11-slim\nUSER 1000\nRUN sudo echo hi\n", "DL3004"),  # sudo
+    ],
+)
+def test_hadolint_fails_on_a_bad_dockerfile(tmp_path: Path, dockerfile: str, rule: str) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text(dockerfile)
+    result = hadolint(path)
+    assert result.returncode != 0
+    assert rule in result.stdout, result.stdout
