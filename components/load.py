@@ -23,7 +23,7 @@ def load_data(
     test_data: Output[Dataset],
     current_data: Output[Dataset],
     summary: Output[Metrics],
-) -> NamedTuple("LoadOutputs", [("data_version", str), ("oracle_label_noise", float)]):  # type: ignore[valid-type]  # noqa: UP014
+) -> NamedTuple("LoadOutputs", [("data_version", str), ("oracle_label_noise", float)]):  # type: ignore[valid-type]
     """Validate the data (a clear error names the column and row) and write train/validation/test/current.
 
     ``oracle_label_noise`` is the generator's label noise for synthetic data and -1 for real data (no
@@ -56,5 +56,5 @@ def load_data(
         )
         summary.log_metric(f"{name}_rows", result["rows"][name])
         summary.log_metric(f"{name}_frauds", result["frauds"][name])
-    outputs = namedtuple("LoadOutputs", ["data_version", "oracle_label_noise"])
-    return outputs(result["data_version"], result["label_noise"] if result["is_synthetic"] else -1.0)
+    LoadOutputs = namedtuple("LoadOutputs", ["data_version", "oracle_label_noise"])
+    return LoadOutputs(result["data_version"], result["label_noise"] if result["is_synthetic"] else -1.0)

@@ -29,7 +29,7 @@ def train_model(
     model: Output[Model],
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
-) -> NamedTuple("TrainOutputs", [("mlflow_run_id", str), ("threshold", float), ("test_auprc", float)]):  # type: ignore[valid-type]  # noqa: UP014
+) -> NamedTuple("TrainOutputs", [("mlflow_run_id", str), ("threshold", float), ("test_auprc", float)]):  # type: ignore[valid-type]
     """Train the candidate; write its model directory (the serving contract) and its metrics."""
     from collections import namedtuple
     from pathlib import Path
@@ -71,6 +71,8 @@ def train_model(
     fpr, tpr, thresholds = result.roc
     classification.log_roc_curve(fpr, tpr, thresholds)
     classification.log_confusion_matrix(["legitimate", "fraud"], result.confusion)
-    model.metadata.update({"mlflow_run_id": result.mlflow_run_id, "threshold": result.threshold, "framework": "xgboost"})
-    outputs = namedtuple("TrainOutputs", ["mlflow_run_id", "threshold", "test_auprc"])
-    return outputs(result.mlflow_run_id, result.threshold, result.metrics["test_auprc"])
+    model.metadata.update(
+        {"mlflow_run_id": result.mlflow_run_id, "threshold": result.threshold, "framework": "xgboost"}
+    )
+    TrainOutputs = namedtuple("TrainOutputs", ["mlflow_run_id", "threshold", "test_auprc"])
+    return TrainOutputs(result.mlflow_run_id, result.threshold, result.metrics["test_auprc"])

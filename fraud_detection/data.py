@@ -42,7 +42,7 @@ class SplitFractions:
 
     def __post_init__(self) -> None:
         parts = (self.train, self.validation, self.test)
-        if any(p <= 0 for p in parts) or sum(parts) >= 1.0:
+        if any(p <= 0 for p in parts) or sum(parts) > 1.0 - 1e-9:
             raise ValueError(
                 f"split fractions must be positive and leave room for the current window: "
                 f"train={self.train}, validation={self.validation}, test={self.test} (sum {sum(parts):.2f} >= 1)"
@@ -146,9 +146,7 @@ def validate(frame: pd.DataFrame, sensitive_column: str = "") -> pd.DataFrame:
             bad = numbers.isna().to_numpy() & series.notna().to_numpy()
             if bad.any():
                 row = _first_row(bad)
-                raise DataValidationError(
-                    f"column {column!r} must be numeric: row {row} has {series.iloc[row - 1]!r}"
-                )
+                raise DataValidationError(f"column {column!r} must be numeric: row {row} has {series.iloc[row - 1]!r}")
             series = numbers
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         finite = np.isfinite(values)
@@ -176,7 +174,8 @@ def validate(frame: pd.DataFrame, sensitive_column: str = "") -> pd.DataFrame:
     if negative.any():
         row = _first_row(negative)
         raise DataValidationError(
-            f"column 'Amount' has {int(negative.sum())} negative value(s) (first at row {row}: {out['Amount'][row - 1]:g})"
+            f"column 'Amount' has {int(negative.sum())} negative value(s) "
+            f"(first at row {row}: {out['Amount'][row - 1]:g})"
         )
 
     result = pd.DataFrame({c: out[c] for c in (TIME, *FEATURES)}, copy=False)
@@ -202,7 +201,7 @@ def data_version(frame: pd.DataFrame) -> str:
         if values.dtype == object:
             digest.update("\x1f".join(map(str, values)).encode())
         else:
-            digest.update(np.ascontiguousarray(values).view(np.uint8))
+            digest.update(np.ascontiguousarray(values).data.cast("B"))
     return "sha256:" + digest.hexdigest()
 
 
@@ -217,7 +216,7 @@ def time_split(frame: pd.DataFrame, fractions: SplitFractions | None = None) -> 
         frame = frame.sort_values(TIME, kind="stable", ignore_index=True)
     n = len(frame)
     cuts = np.cumsum([0.0, fractions.train, fractions.validation, fractions.test])
-    bounds = [int(round(c * n)) for c in cuts] + [n]
+    bounds = [round(float(c) * n) for c in cuts] + [n]
     windows = {name: frame.iloc[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLITS)}
     for name in SPLITS[:3]:
         window = windows[name]

@@ -246,7 +246,7 @@ def generate(config: SyntheticConfig | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(features, columns=list(FEATURES))
     frame.insert(0, TIME, time)
     frame[LABEL] = label
-    frame[config.sensitive_column] = pd.Categorical.from_codes(group, categories=list(GROUPS))
+    frame[config.sensitive_column] = pd.Categorical.from_codes(group, categories=pd.Index(GROUPS))
     frame.attrs["synthetic_label_noise"] = config.label_noise
     return frame
 

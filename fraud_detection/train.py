@@ -167,8 +167,13 @@ def train_booster(
     valid_scores = predict_proba(calibrated, x_valid)
     threshold = choose_threshold(y_valid, valid_scores, params.threshold_beta)
     seconds = time.perf_counter() - started
-    log.info("trained %d rounds (best %d) in %.1fs; threshold %.4f", booster.num_boosted_rounds(), best + 1, seconds,
-             threshold)
+    log.info(
+        "trained %d rounds (best %d) in %.1fs; threshold %.4f",
+        booster.num_boosted_rounds(),
+        best + 1,
+        seconds,
+        threshold,
+    )
     return TrainResult(
         booster=calibrated,
         threshold=threshold,
@@ -237,7 +242,9 @@ def evaluate(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, f
     }
 
 
-def roc_points(y: np.ndarray, scores: np.ndarray, max_points: int = 100) -> tuple[list[float], list[float], list[float]]:
+def roc_points(
+    y: np.ndarray, scores: np.ndarray, max_points: int = 100
+) -> tuple[list[float], list[float], list[float]]:
     """ROC curve (fpr, tpr, thresholds) reduced to its corners, at most ``max_points``, for KFP's UI."""
     fpr, tpr, thresholds = roc_curve(y, scores)
     corner = np.ones(fpr.size, dtype=bool)

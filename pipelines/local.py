@@ -74,7 +74,7 @@ def run_local(parameters: dict[str, Any], pipeline_root: Path) -> LocalRun:
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
     tee = _Tee(sys.stdout)
     started = time.perf_counter()
-    previous, sys.stdout = sys.stdout, tee  # type: ignore[assignment]
+    previous, sys.stdout = sys.stdout, tee
     try:
         result = fraud_pipeline(**parameters)
     except RuntimeError as error:

@@ -36,7 +36,7 @@ def fraud_pipeline(
     seed: int = 42,
     mlflow_tracking_uri: str = IN_CLUSTER_MLFLOW,
     mlflow_experiment: str = "fraud-detection",
-) -> NamedTuple(  # type: ignore[valid-type]  # noqa: UP014
+) -> NamedTuple(  # type: ignore[valid-type]
     "PipelineOutputs",
     [("data_summary", Metrics), ("test_data", Dataset), ("model", Model), ("train_metrics", Metrics)],
 ):
@@ -91,11 +91,11 @@ def fraud_pipeline(
         mlflow_tracking_uri=mlflow_tracking_uri,
         mlflow_experiment=mlflow_experiment,
     ).set_display_name("train")
-    outputs = NamedTuple(  # noqa: UP014
+    PipelineOutputs = NamedTuple(  # noqa: UP014
         "PipelineOutputs",
         [("data_summary", Metrics), ("test_data", Dataset), ("model", Model), ("train_metrics", Metrics)],
     )
-    return outputs(
+    return PipelineOutputs(
         data_summary=load.outputs["summary"],
         test_data=load.outputs["test_data"],
         model=train.outputs["model"],

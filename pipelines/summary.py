@@ -38,7 +38,9 @@ def render_summary(run: LocalRun, parameters: dict[str, Any]) -> str:
     lines.append(f"  version     {test_data.get('data_version', '?')}")
     lines.append(
         "  windows     "
-        + " | ".join(f"{w} {int(data.get(f'{w}_rows', 0)):,} ({int(data.get(f'{w}_frauds', 0))} fraud)" for w in windows)
+        + " | ".join(
+            f"{w} {int(data.get(f'{w}_rows', 0)):,} ({int(data.get(f'{w}_frauds', 0))} fraud)" for w in windows
+        )
     )
 
     lines.append("Model (test window)")
@@ -56,7 +58,8 @@ def render_summary(run: LocalRun, parameters: dict[str, Any]) -> str:
     lines.append(
         f"  ROC AUC {metrics.get('test_roc_auc', float('nan')):.4f} | at threshold {model.get('threshold', 0):.4f}: "
         f"precision {metrics.get('test_precision', 0):.3f}, recall {metrics.get('test_recall', 0):.3f}, "
-        f"F1 {metrics.get('test_f1', 0):.3f} | recall at precision 0.90: {metrics.get('test_recall_at_precision_90', 0):.3f}"
+        f"F1 {metrics.get('test_f1', 0):.3f} | "
+        f"recall at precision 0.90: {metrics.get('test_recall_at_precision_90', 0):.3f}"
     )
     lines.append(
         f"  confusion   TP {int(metrics.get('test_tp', 0))}  FP {int(metrics.get('test_fp', 0))}  "
