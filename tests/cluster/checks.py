@@ -148,8 +148,8 @@ def check_inference_service(doc: dict[str, Any]) -> Any:
         env = {e.name: e.value for e in container.env or []}
         if not str(env.get("STORAGE_URI", "")).startswith("gs://"):
             problems.append("STORAGE_URI (the promoted model directory) must be a gs:// URI")
-        if env.get("FRAUD_MODEL_DIR") != "/mnt/models":
-            problems.append("FRAUD_MODEL_DIR must be the storage-initializer mount /mnt/models")
+        if env.get("FRAUD_MODEL_URI") != "/mnt/models":
+            problems.append("FRAUD_MODEL_URI must be the storage-initializer mount /mnt/models")
         if container.readiness_probe is None:
             problems.append("the predictor needs a readiness probe")
     if not predictor.service_account_name:

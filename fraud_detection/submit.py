@@ -1,0 +1,358 @@
+"""Submit a compiled pipeline to Kubeflow Pipelines (``kfp.Client``) or Vertex AI Pipelines (``PipelineJob``).
+
+Pure library: nothing here reads the environment or the command line. ``fraud submit`` (cli_cluster.py) builds
+the targets from its flags. Every path has a plan (``--dry-run``): the exact parameters, names and request that
+would be sent, with secrets redacted. Parameter values are checked and converted against the compiled
+pipeline's declared input types before anything is sent, so a typo fails here with the valid names listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class SubmitError(ValueError):
+    """The pipeline file, a parameter or a target setting is wrong; the message names it."""
+
+
+# ---- the compiled pipeline and its parameters ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompiledPipeline:
+    """A compiled KFP v2 pipeline (IR YAML) and what submitting needs from it."""
+
+    path: Path
+    spec: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The pipeline name (``pipelineInfo.name``)."""
+        return str(self.spec["pipelineInfo"]["name"])
+
+    @property
+    def sha256(self) -> str:
+        """Content hash of the YAML file, so a plan identifies exactly which compile is sent."""
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    @property
+    def parameters(self) -> dict[str, dict[str, Any]]:
+        """Declared pipeline inputs: name -> {parameterType, defaultValue?, isOptional?}."""
+        root = self.spec.get("root", {})
+        return dict(root.get("inputDefinitions", {}).get("parameters", {}))
+
+
+def read_pipeline(path: Path | str) -> CompiledPipeline:
+    """Load a compiled pipeline YAML and check it is a KFP v2 pipeline spec."""
+    path = Path(path)
+    if not path.is_file():
+        raise SubmitError(f"compiled pipeline not found: {path} (run `fraud compile` first)")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SubmitError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(spec, dict) or "pipelineInfo" not in spec or "root" not in spec:
+        raise SubmitError(f"{path} is not a compiled KFP v2 pipeline (no pipelineInfo/root)")
+    return CompiledPipeline(path=path, spec=spec)
+
+
+def parse_param_pairs(pairs: Iterable[str]) -> dict[str, str]:
+    """``NAME=VALUE`` strings (as given on the command line) to a dict; the value may contain ``=``."""
+    result: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise SubmitError(f"--param expects NAME=VALUE, got {pair!r}")
+        if name in result:
+            raise SubmitError(f"parameter {name!r} given twice")
+        result[name] = value
+    return result
+
+
+def read_param_file(path: Path | str) -> dict[str, Any]:
+    """A JSON file holding one object of parameter values."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise SubmitError(f"parameter file not found: {path}") from exc
+    except json.JSONDecodeError as exc:
+        raise SubmitError(f"parameter file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SubmitError(f"parameter file {path} must hold a JSON object of NAME: VALUE")
+    return data
+
+
+def _convert(name: str, kind: str, value: Any) -> Any:
+    """Convert one value (a CLI string or a JSON value) to the declared KFP parameter type."""
+    from_text = isinstance(value, str)
+    try:
+        if kind == "STRING":
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+        if kind == "NUMBER_INTEGER":
+            if from_text:
+                return int(value)
+            if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+                raise TypeError
+            return int(value)
+        if kind == "NUMBER_DOUBLE":
+            if from_text:
+                return float(value)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError
+            return float(value)
+        if kind == "BOOLEAN":
+            if from_text:
+                lowered = value.strip().lower()
+                if lowered in {"true", "1", "yes"}:
+                    return True
+                if lowered in {"false", "0", "no"}:
+                    return False
+                raise ValueError
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if kind in {"LIST", "STRUCT"}:
+            parsed = json.loads(value) if from_text else value
+            expected = list if kind == "LIST" else dict
+            if not isinstance(parsed, expected):
+                raise TypeError
+            return parsed
+    except (TypeError, ValueError) as exc:
+        raise SubmitError(f"parameter {name!r} expects {kind.lower()}, got {value!r}") from exc
+    raise SubmitError(f"parameter {name!r} has a type this tool does not know: {kind}")
+
+
+def resolve_parameters(
+    pipeline: CompiledPipeline, given: Mapping[str, Any], file_values: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Merge file values and ``--param`` values (the latter win), check every name against the pipeline's inputs,
+    convert to the declared types and require the inputs that have no default. Returns only what is sent."""
+    declared = pipeline.parameters
+    merged: dict[str, Any] = {**(file_values or {}), **given}
+    unknown = sorted(set(merged) - set(declared))
+    if unknown:
+        raise SubmitError(
+            f"unknown pipeline parameter(s) {', '.join(unknown)}; {pipeline.name} takes: {', '.join(sorted(declared))}"
+        )
+    values = {name: _convert(name, declared[name]["parameterType"], value) for name, value in merged.items()}
+    missing = sorted(
+        name
+        for name, spec in declared.items()
+        if name not in values and not spec.get("isOptional") and "defaultValue" not in spec
+    )
+    if missing:
+        raise SubmitError(f"required pipeline parameter(s) missing: {', '.join(missing)}")
+    return dict(sorted(values.items()))
+
+
+# ---- Kubeflow Pipelines --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KfpTarget:
+    """Where and how to reach a KFP API server.
+
+    ``token`` is sent as ``Authorization: Bearer``: an IAP ID token for an IAP-protected endpoint, or a
+    Kubernetes service-account token for Kubeflow behind Dex/oauth2-proxy. ``cookies`` is for a Dex session
+    (``authservice_session=...``). Neither is ever printed.
+    """
+
+    host: str
+    namespace: str = "kubeflow"
+    experiment: str = "fraud-detection"
+    run_name: str = "fraud-detection"
+    service_account: str | None = None
+    pipeline_root: str | None = None
+    enable_caching: bool | None = None
+    token: str | None = field(default=None, repr=False)
+    cookies: str | None = field(default=None, repr=False)
+    ssl_ca_cert: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.host.startswith(("http://", "https://")):
+            raise SubmitError(f"KFP host must be an http(s) URL, got {self.host!r}")
+        if not self.run_name:
+            raise SubmitError("run name must not be empty")
+
+
+def _auth_kind(target: KfpTarget) -> str:
+    kinds = []
+    if target.token:
+        kinds.append("bearer token (redacted)")
+    if target.cookies:
+        kinds.append("cookies (redacted)")
+    return " + ".join(kinds) or "none"
+
+
+def plan_kfp(pipeline: CompiledPipeline, target: KfpTarget, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``submit_kfp`` sends: the run request's fields, the pipeline's identity, and the auth kind."""
+    return {
+        "target": "kfp",
+        "host": target.host,
+        "namespace": target.namespace,
+        "experiment": target.experiment,
+        "run_name": target.run_name,
+        "service_account": target.service_account,
+        "pipeline_root": target.pipeline_root,
+        "enable_caching": target.enable_caching,
+        "pipeline": {"name": pipeline.name, "file": str(pipeline.path), "sha256": pipeline.sha256},
+        "parameters": dict(parameters),
+        "auth": _auth_kind(target),
+    }
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """A submitted run: its id, where to look at it, and its final state when waited for."""
+
+    run_id: str
+    url: str | None = None
+    state: str | None = None
+
+
+def kfp_client(target: KfpTarget) -> Any:
+    """A ``kfp.Client`` for the target (no request is made until a call)."""
+    import kfp  # heavy import, only when actually talking to KFP
+
+    return kfp.Client(
+        host=target.host,
+        namespace=target.namespace,
+        existing_token=target.token,
+        cookies=target.cookies,
+        ssl_ca_cert=target.ssl_ca_cert,
+    )
+
+
+def submit_kfp(
+    pipeline: CompiledPipeline,
+    target: KfpTarget,
+    parameters: Mapping[str, Any],
+    *,
+    wait: bool = False,
+    timeout_s: int = 6 * 3600,
+    client_factory: Callable[[KfpTarget], Any] = kfp_client,
+) -> SubmitResult:
+    """Create the experiment if needed and start one run; optionally block until it ends."""
+    client = client_factory(target)
+    result = client.create_run_from_pipeline_package(
+        pipeline_file=str(pipeline.path),
+        arguments=dict(parameters),
+        run_name=target.run_name,
+        experiment_name=target.experiment,
+        namespace=target.namespace,
+        pipeline_root=target.pipeline_root,
+        enable_caching=target.enable_caching,
+        service_account=target.service_account,
+    )
+    run_id = str(result.run_id)
+    url = f"{target.host.rstrip('/')}/#/runs/details/{run_id}"
+    if not wait:
+        return SubmitResult(run_id=run_id, url=url)
+    run = client.wait_for_run_completion(run_id, timeout=timeout_s)
+    return SubmitResult(run_id=run_id, url=url, state=str(run.state))
+
+
+# ---- Vertex AI Pipelines -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VertexTarget:
+    """A Vertex AI Pipelines run: project, region, pipeline root on GCS and the run's service account."""
+
+    project: str
+    region: str
+    pipeline_root: str
+    service_account: str | None = None
+    run_name: str = "fraud-detection"
+    job_id: str | None = None
+    enable_caching: bool | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    network: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.project:
+            raise SubmitError("Vertex AI needs a project")
+        if not self.region:
+            raise SubmitError("Vertex AI needs a region (e.g. europe-west4)")
+        if not self.pipeline_root.startswith("gs://"):
+            raise SubmitError(f"Vertex AI pipeline root must be a gs:// URI, got {self.pipeline_root!r}")
+
+
+def build_vertex_job(
+    pipeline: CompiledPipeline, target: VertexTarget, parameters: Mapping[str, Any], credentials: Any = None
+) -> Any:
+    """The ``aiplatform.PipelineJob`` for this run, built locally (constructing it makes no API call)."""
+    from google.cloud import aiplatform  # heavy import, only for Vertex
+
+    return aiplatform.PipelineJob(
+        display_name=target.run_name,
+        template_path=str(pipeline.path),
+        job_id=target.job_id,
+        pipeline_root=target.pipeline_root,
+        parameter_values=dict(parameters),
+        enable_caching=target.enable_caching,
+        labels=dict(target.labels) or None,
+        credentials=credentials,
+        project=target.project,
+        location=target.region,
+    )
+
+
+def vertex_request(job: Any, target: VertexTarget) -> dict[str, Any]:
+    """The CreatePipelineJob request ``submit_vertex`` sends: parent, job id and the PipelineJob resource
+    (with the service account and network ``PipelineJob.submit`` sets), as JSON."""
+    from google.protobuf.json_format import MessageToDict
+
+    resource = type(job._gca_resource)(job._gca_resource)  # a copy: planning never changes the job
+    if target.service_account:
+        resource.service_account = target.service_account
+    if target.network:
+        resource.network = target.network
+    return {
+        "parent": job._parent,
+        "pipeline_job_id": job.job_id,
+        "pipeline_job": MessageToDict(type(resource).pb(resource)),
+    }
+
+
+def plan_vertex(
+    pipeline: CompiledPipeline, target: VertexTarget, job: Any, parameters: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What ``submit_vertex`` sends, summarised, plus the full request without the (large) pipeline spec."""
+    request = vertex_request(job, target)
+    resource = dict(request["pipeline_job"])
+    resource.pop("pipelineSpec", None)
+    return {
+        "target": "vertex",
+        "project": target.project,
+        "region": target.region,
+        "pipeline_root": target.pipeline_root,
+        "service_account": target.service_account,
+        "run_name": target.run_name,
+        "pipeline": {"name": pipeline.name, "file": str(pipeline.path), "sha256": pipeline.sha256},
+        "parameters": dict(parameters),
+        "request": {**request, "pipeline_job": resource},
+    }
+
+
+def submit_vertex(job: Any, target: VertexTarget, *, wait: bool = False) -> SubmitResult:
+    """Submit the job (one CreatePipelineJob call); optionally block until it ends."""
+    job.submit(service_account=target.service_account, network=target.network)
+    if not wait:
+        return SubmitResult(run_id=job.resource_name, url=job._dashboard_uri())
+    try:
+        job.wait()
+    except RuntimeError as exc:  # aiplatform raises when the run failed or was cancelled
+        return SubmitResult(run_id=job.resource_name, url=job._dashboard_uri(), state=f"FAILED: {exc}")
+    return SubmitResult(run_id=job.resource_name, url=job._dashboard_uri(), state=str(job.state.name))

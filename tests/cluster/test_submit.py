@@ -1,0 +1,331 @@
+"""``fraud submit``: parameters are checked against the compiled pipeline; the KFP path is tested on the exact
+requests a real ``kfp.Client`` sends to a stand-in KFP API on 127.0.0.1, the Vertex path on the real
+``aiplatform.PipelineJob`` built offline from the compiled YAML."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+
+from fraud_detection import cli_cluster, submit
+from fraud_detection.submit import SubmitError
+
+from .checks import REPO
+
+REAL_PIPELINE = REPO / "pipelines" / "fraud_pipeline.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small compiled pipeline with one input of every type, one of them required."""
+    from .tiny_pipeline import compile_tiny
+
+    return compile_tiny(tmp_path_factory.mktemp("tiny") / "tiny.yaml")
+
+
+# ---- parameters ------------------------------------------------------------------------------------------------
+
+
+def test_cli_strings_are_converted_to_the_declared_types(tiny_pipeline: Path) -> None:
+    pipeline = submit.read_pipeline(tiny_pipeline)
+    pairs = submit.parse_param_pairs(
+        ["name=a=b", "count=7", "ratio=0.25", "flag=true", 'tags=["x", "y"]', 'options={"k": 1}']
+    )
+    values = submit.resolve_parameters(pipeline, pairs)
+    assert values == {"count": 7, "flag": True, "name": "a=b", "options": {"k": 1}, "ratio": 0.25, "tags": ["x", "y"]}
+
+
+def test_param_file_values_are_typed_and_flags_win(tiny_pipeline: Path, tmp_path: Path) -> None:
+    file = tmp_path / "params.json"
+    file.write_text(json.dumps({"name": "from-file", "count": 3, "ratio": 1}))
+    pipeline = submit.read_pipeline(tiny_pipeline)
+    values = submit.resolve_parameters(pipeline, {"name": "from-flag"}, submit.read_param_file(file))
+    assert values == {"count": 3, "name": "from-flag", "ratio": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        (["name=x", "depth=3"], r"unknown pipeline parameter\(s\) depth; tiny takes: count, flag, name"),
+        (["count=3"], r"required pipeline parameter\(s\) missing: name"),
+        (["name=x", "count=three"], "parameter 'count' expects number_integer, got 'three'"),
+        (["name=x", "flag=maybe"], "parameter 'flag' expects boolean"),
+        (["name=x", "tags={}"], "parameter 'tags' expects list"),
+    ],
+)
+def test_bad_parameters_are_refused_with_the_reason(tiny_pipeline: Path, pairs: list[str], message: str) -> None:
+    pipeline = submit.read_pipeline(tiny_pipeline)
+    with pytest.raises(SubmitError, match=message):
+        submit.resolve_parameters(pipeline, submit.parse_param_pairs(pairs))
+
+
+def test_json_values_of_the_wrong_type_are_refused(tiny_pipeline: Path) -> None:
+    pipeline = submit.read_pipeline(tiny_pipeline)
+    with pytest.raises(SubmitError, match=r"parameter 'count' expects number_integer, got 2\.5"):
+        submit.resolve_parameters(pipeline, {}, {"name": "x", "count": 2.5})
+    with pytest.raises(SubmitError, match="parameter 'name' expects string, got 5"):
+        submit.resolve_parameters(pipeline, {}, {"name": 5})
+
+
+@pytest.mark.parametrize("pair", ["novalue", "=3"])
+def test_malformed_param_pairs(pair: str) -> None:
+    with pytest.raises(SubmitError, match="--param expects NAME=VALUE"):
+        submit.parse_param_pairs([pair])
+
+
+def test_unreadable_pipelines_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(SubmitError, match="compiled pipeline not found"):
+        submit.read_pipeline(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("just: a mapping\n")
+    with pytest.raises(SubmitError, match="not a compiled KFP v2 pipeline"):
+        submit.read_pipeline(bad)
+
+
+# ---- KFP: a stand-in API server on 127.0.0.1 -------------------------------------------------------------------
+
+
+@dataclass
+class FakeKfp:
+    """Records every request; answers like the KFP v2beta1 API for experiments and runs."""
+
+    port: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def posted(self, suffix: str) -> dict[str, Any]:
+        hits = [r for r in self.requests if r["method"] == "POST" and r["path"].endswith(suffix)]
+        assert len(hits) == 1, [r["path"] for r in self.requests]
+        return hits[0]
+
+
+@pytest.fixture()
+def kfp_api() -> Iterator[FakeKfp]:
+    fake = FakeKfp()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, payload: dict[str, Any]) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _record(self, body: Any) -> None:
+            fake.requests.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "authorization": self.headers.get("Authorization"),
+                    "cookie": self.headers.get("Cookie"),
+                    "body": body,
+                }
+            )
+
+        def do_GET(self) -> None:
+            self._record(None)
+            if self.path.startswith("/apis/v2beta1/runs/"):
+                self._reply({"run_id": self.path.rsplit("/", 1)[-1], "state": "SUCCEEDED"})
+            else:
+                self._reply({})  # healthz, and "no experiment of that name yet"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            self._record(body)
+            if self.path == "/apis/v2beta1/experiments":
+                self._reply({"experiment_id": "exp-1", "display_name": body["display_name"]})
+            elif self.path == "/apis/v2beta1/runs":
+                self._reply({"run_id": "run-1", "display_name": body["display_name"], "state": "PENDING"})
+            else:
+                self.send_error(404)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture()
+def no_kfp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kfp.Client may read ~/.config/kfp; keep it away from the real home."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+
+def test_kfp_submit_sends_exactly_the_planned_run(kfp_api: FakeKfp, no_kfp_home: None) -> None:
+    pipeline = submit.read_pipeline(REAL_PIPELINE)
+    parameters = submit.resolve_parameters(pipeline, submit.parse_param_pairs(["max_depth=4", "data_uri=gs://b/d.csv"]))
+    target = submit.KfpTarget(
+        host=f"http://127.0.0.1:{kfp_api.port}",
+        namespace="kubeflow",
+        experiment="fraud-ci",
+        run_name="cd-abc123",
+        service_account="fraud-pipeline-runner",
+        token="iap-id-token",
+    )
+    result = submit.submit_kfp(pipeline, target, parameters)
+    assert result.run_id == "run-1"
+    assert result.url == f"http://127.0.0.1:{kfp_api.port}/#/runs/details/run-1"
+
+    experiment = kfp_api.posted("/experiments")
+    assert experiment["body"] == {"display_name": "fraud-ci", "namespace": "kubeflow"}
+    run = kfp_api.posted("/runs")
+    body = run["body"]
+    plan = submit.plan_kfp(pipeline, target, parameters)
+    assert body["display_name"] == plan["run_name"] == "cd-abc123"
+    assert body["experiment_id"] == "exp-1"
+    assert body["service_account"] == plan["service_account"] == "fraud-pipeline-runner"
+    assert body["runtime_config"]["parameters"] == plan["parameters"] == {"data_uri": "gs://b/d.csv", "max_depth": 4}
+    assert body["pipeline_spec"]["pipelineInfo"]["name"] == plan["pipeline"]["name"] == "fraud-detection"
+    assert body["pipeline_spec"]["root"] == pipeline.spec["root"]
+    # every call carries the token, and the plan never shows it
+    assert {r["authorization"] for r in kfp_api.requests} == {"Bearer iap-id-token"}
+    assert "iap-id-token" not in json.dumps(plan)
+
+
+def test_kfp_wait_reports_the_final_state(kfp_api: FakeKfp, no_kfp_home: None) -> None:
+    pipeline = submit.read_pipeline(REAL_PIPELINE)
+    target = submit.KfpTarget(host=f"http://127.0.0.1:{kfp_api.port}", cookies="authservice_session=abc")
+    result = submit.submit_kfp(pipeline, target, {}, wait=True, timeout_s=10)
+    assert result.state == "SUCCEEDED"
+    assert kfp_api.requests[-1]["path"] == "/apis/v2beta1/runs/run-1"
+    assert all(r["cookie"] == "authservice_session=abc" for r in kfp_api.requests)
+
+
+def _args(parser_argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="fraud")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli_cluster.add_submit_parser(sub)
+    cli_cluster.add_logs_parser(sub)
+    return parser.parse_args(parser_argv)
+
+
+def test_cli_kfp_dry_run_sends_nothing(kfp_api: FakeKfp, no_kfp_home: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KFP_TOKEN", "secret-token")
+    args = _args(
+        [
+            *["submit", "kfp", str(REAL_PIPELINE), "--host", f"http://127.0.0.1:{kfp_api.port}"],
+            *["--param", "n_rounds=10", "--run-name", "try", "--service-account", "fraud-pipeline-runner", "--dry-run"],
+        ]
+    )
+    out = io.StringIO()
+    assert args.handler(args, None, out=out) == 0
+    plan = json.loads(out.getvalue())
+    assert plan["parameters"] == {"n_rounds": 10}
+    assert plan["run_name"] == "try"
+    assert plan["auth"] == "bearer token (redacted)"
+    assert "secret-token" not in out.getvalue()
+    assert kfp_api.requests == []
+
+
+def test_cli_submit_to_kfp(kfp_api: FakeKfp, no_kfp_home: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KFP_TOKEN", "t0k")
+    args = _args(
+        [
+            *["submit", "kfp", str(REAL_PIPELINE), "--host", f"http://127.0.0.1:{kfp_api.port}", "--param", "seed=7"],
+            *["--wait", "--timeout", "10"],
+        ]
+    )
+    out = io.StringIO()
+    assert args.handler(args, None, out=out) == 0
+    assert json.loads(out.getvalue())["state"] == "SUCCEEDED"
+    assert kfp_api.posted("/runs")["body"]["runtime_config"]["parameters"] == {"seed": 7}
+
+
+def test_cli_reports_a_bad_parameter_without_sending(
+    kfp_api: FakeKfp, no_kfp_home: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _args(["submit", "kfp", str(REAL_PIPELINE), "--host", f"http://127.0.0.1:{kfp_api.port}", "--param", "x=1"])
+    assert args.handler(args, None) == 2
+    assert "unknown pipeline parameter(s) x" in capsys.readouterr().err
+    assert kfp_api.requests == []
+
+
+def test_kfp_target_refuses_a_bare_host() -> None:
+    with pytest.raises(SubmitError, match="http"):
+        submit.KfpTarget(host="kfp.example.com")
+
+
+# ---- Vertex AI: the real PipelineJob, built offline -------------------------------------------------------------
+
+
+def _vertex_target(**overrides: Any) -> submit.VertexTarget:
+    values: dict[str, Any] = {
+        "project": "my-project",
+        "region": "europe-west4",
+        "pipeline_root": "gs://my-project-fraud/pipeline-root",
+        "service_account": "fraud-pipeline@my-project.iam.gserviceaccount.com",
+        "run_name": "cd-abc123",
+        "job_id": "fraud-cd-abc123",
+        "labels": {"commit": "abc123"},
+    }
+    values.update(overrides)
+    return submit.VertexTarget(**values)
+
+
+@pytest.mark.slow  # importing google.cloud.aiplatform takes ~20 s on a small machine
+def test_vertex_request_is_built_from_the_compiled_yaml() -> None:
+    pipeline = submit.read_pipeline(REAL_PIPELINE)
+    parameters = submit.resolve_parameters(pipeline, {"learning_rate": "0.05", "data_uri": "gs://b/creditcard.csv"})
+    target = _vertex_target()
+    job = submit.build_vertex_job(pipeline, target, parameters, credentials=AnonymousCredentials())
+    request = submit.vertex_request(job, target)
+    assert request["parent"] == "projects/my-project/locations/europe-west4"
+    assert request["pipeline_job_id"] == "fraud-cd-abc123"
+    resource = request["pipeline_job"]
+    assert resource["displayName"] == "cd-abc123"
+    assert resource["serviceAccount"] == "fraud-pipeline@my-project.iam.gserviceaccount.com"
+    assert resource["labels"]["commit"] == "abc123"
+    runtime = resource["runtimeConfig"]
+    assert runtime["gcsOutputDirectory"] == "gs://my-project-fraud/pipeline-root"
+    assert runtime["parameterValues"] == {"learning_rate": 0.05, "data_uri": "gs://b/creditcard.csv"}
+    assert resource["pipelineSpec"]["pipelineInfo"]["name"] == "fraud-detection"
+    assert resource["pipelineSpec"]["root"] == json.loads(json.dumps(pipeline.spec["root"]))
+    # planning does not change the job that would be submitted
+    assert job._gca_resource.service_account == ""
+
+
+def test_vertex_refuses_a_local_pipeline_root() -> None:
+    with pytest.raises(SubmitError, match="gs:// URI"):
+        _vertex_target(pipeline_root="/tmp/root")
+
+
+@pytest.mark.slow  # importing google.cloud.aiplatform takes ~20 s on a small machine
+def test_cli_vertex_dry_run_prints_the_request(tiny_pipeline: Path) -> None:
+    args = _args(
+        [
+            *["submit", "vertex", str(tiny_pipeline), "--project", "p1", "--region", "us-central1"],
+            *["--pipeline-root", "gs://p1-bucket/root", "--service-account", "sa@p1.iam.gserviceaccount.com"],
+            *["--param", "name=hello", "--param", "flag=yes", "--label", "team=fraud", "--dry-run"],
+        ]
+    )
+    out = io.StringIO()
+    assert args.handler(args, None, out=out) == 0
+    plan = json.loads(out.getvalue())
+    assert plan["parameters"] == {"flag": True, "name": "hello"}
+    request = plan["request"]
+    assert request["parent"] == "projects/p1/locations/us-central1"
+    assert request["pipeline_job"]["serviceAccount"] == "sa@p1.iam.gserviceaccount.com"
+    assert request["pipeline_job"]["runtimeConfig"]["parameterValues"] == {"name": "hello", "flag": True}
+    assert request["pipeline_job"]["labels"]["team"] == "fraud"
+    assert "pipelineSpec" not in request["pipeline_job"]  # summarised; the sha256 identifies it
+    assert plan["pipeline"]["sha256"] == submit.read_pipeline(tiny_pipeline).sha256
