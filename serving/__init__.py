@@ -1,0 +1,1 @@
+"""The KServe predictor that serves the champion fraud model (see docs/serving.md)."""

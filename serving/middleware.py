@@ -1,0 +1,188 @@
+"""ASGI middleware in front of KServe's routes: request checks, the legacy ``/predict`` path, access logs.
+
+* ``POST /predict`` and ``POST /explain`` (the paths older fraud APIs use) are routed to the V1 endpoints
+  of the served model, so clients sending a flat feature object can switch unchanged.
+* Inference requests without a ``Content-Type`` (V2 excepted: Open Inference Protocol clients send none),
+  with a non-JSON one, or with a ``Content-Length`` over
+  the limit are refused here with a 400 / 413 naming the problem, before the body is read.
+* One access-log record per request (health, readiness and metrics probes excluded) with Cloud Logging's
+  ``httpRequest`` field; 4xx answers also count in ``fraud_invalid_requests`` and log the error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from serving import telemetry
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+access_log = logging.getLogger(telemetry.ACCESS_LOGGER)
+
+JSON_CONTENT_TYPES = frozenset(
+    {"application/json", "application/cloudevents+json", "application/ld+json", "application/octet-stream"}
+)
+_QUIET_PATH = re.compile(r"^/(metrics|v2/health/.*|v2/models/[^/]+/ready|v1/models/[^/:]+|v2/models/[^/]+)?$")
+_MAX_LOGGED_ERROR = 500
+
+
+class _BodyTooLarge(Exception):
+    """Raised from ``receive`` when a body without a (truthful) Content-Length grows past the limit."""
+
+
+def _is_inference(method: str, path: str) -> bool:
+    return method == "POST" and (path.endswith((":predict", ":explain", "/infer")))
+
+
+class RequestMiddleware:
+    """See the module docstring. ``model_name`` is the model the legacy paths go to."""
+
+    def __init__(self, app: ASGIApp, model_name: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.legacy = {
+            "/predict": f"/v1/models/{model_name}:predict",
+            "/explain": f"/v1/models/{model_name}:explain",
+        }
+
+    async def _refuse(self, send: Send, status: int, message: str) -> None:
+        body = orjson.dumps({"error": message})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _v2_content_type(scope: Scope) -> Scope:
+        """Open Inference Protocol clients may omit Content-Type. A V2 body without one is JSON, unless it
+        carries binary tensors (``Inference-Header-Content-Length``), which KServe reads as raw bytes."""
+        names = {k.lower() for k, _ in scope.get("headers", [])}
+        if b"content-type" in names or b"inference-header-content-length" in names:
+            return scope
+        return dict(scope, headers=[*scope.get("headers", []), (b"content-type", b"application/json")])
+
+    def _check(self, scope: Scope) -> tuple[int, str] | None:
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        content_type = headers.get(b"content-type")
+        if content_type is None and scope["path"].endswith("/infer"):
+            # Open Inference Protocol clients (Triton's among them) send no Content-Type: see __call__.
+            content_type = b"application/json"
+        if content_type is None:
+            return 400, "missing Content-Type header: send the body as JSON with Content-Type: application/json"
+        media_type = content_type.split(b";", 1)[0].strip().lower().decode("latin-1")
+        if media_type not in JSON_CONTENT_TYPES:
+            return 400, f"unsupported Content-Type {media_type!r}: send the body as JSON (application/json)"
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                return 400, f"invalid Content-Length header {length.decode('latin-1')!r}"
+            if size > self.max_body_bytes:
+                return 413, f"request body of {size} bytes exceeds the limit of {self.max_body_bytes} bytes"
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        method = scope["method"]
+        if method == "POST" and path in self.legacy:
+            path = self.legacy[path]
+            scope = dict(scope, path=path, raw_path=path.encode())
+        if method == "POST" and path.endswith("/infer"):
+            scope = self._v2_content_type(scope)
+        started = time.perf_counter()
+        state: dict[str, Any] = {"status": 500, "size": 0, "error": b""}
+
+        async def send_and_watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                state["size"] += len(body)
+                if state["status"] >= 400 and len(state["error"]) < _MAX_LOGGED_ERROR:
+                    state["error"] += body
+            await send(message)
+
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            refusal = self._check(scope) if _is_inference(method, path) else None
+            if refusal is not None:
+                await self._refuse(send_and_watch, *refusal)
+            else:
+                try:
+                    await self.app(scope, receive_within_limit, send_and_watch)
+                except _BodyTooLarge:
+                    if state["status"] != 500 or state["size"]:
+                        raise
+                    await self._refuse(
+                        send_and_watch, 413, f"request body exceeds the limit of {self.max_body_bytes} bytes"
+                    )
+        finally:
+            if not _QUIET_PATH.match(path):
+                self._log(scope, path, state, time.perf_counter() - started)
+
+    @staticmethod
+    def _log(scope: Scope, path: str, state: dict[str, Any], seconds: float) -> None:
+        status = int(state["status"])
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        query = scope.get("query_string", b"")
+        url = path + ("?" + query.decode("latin-1") if query else "")
+        client = scope.get("client")
+        http_request = {
+            "requestMethod": scope["method"],
+            "requestUrl": url,
+            "status": status,
+            "responseSize": str(state["size"]),
+            "latency": f"{seconds:.6f}s",
+            "protocol": f"HTTP/{scope.get('http_version', '1.1')}",
+        }
+        if b"content-length" in headers:
+            http_request["requestSize"] = headers[b"content-length"].decode("latin-1")
+        if b"user-agent" in headers:
+            http_request["userAgent"] = headers[b"user-agent"].decode("latin-1")
+        if client:
+            http_request["remoteIp"] = client[0]
+        fields: dict[str, Any] = {"event": "request"}
+        if b"x-request-id" in headers:
+            fields["request_id"] = headers[b"x-request-id"].decode("latin-1")
+        if status >= 400:
+            error = bytes(state["error"])
+            try:
+                fields["error"] = orjson.loads(error).get("error", error.decode("utf-8", "replace"))
+            except (orjson.JSONDecodeError, AttributeError):
+                fields["error"] = error[:_MAX_LOGGED_ERROR].decode("utf-8", "replace")
+        if 400 <= status < 500:
+            telemetry.counters().invalid_requests.labels(str(status)).inc()
+        level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
+        access_log.log(
+            level,
+            f"{scope['method']} {url} {status}",
+            extra={"http_request": http_request, "json_fields": fields},
+        )

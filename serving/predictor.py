@@ -1,0 +1,221 @@
+"""The KServe custom predictor: loads the serving model directory and scores V1, V2 and flat bodies.
+
+Importing this module imports ``kserve``, whose model server module reads ``sys.argv`` when imported;
+:mod:`serving.server` shields the command line before importing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+import kserve
+import numpy as np
+from kserve import InferOutput, InferRequest, InferResponse
+from opentelemetry import trace
+
+from fraud_detection.modeldir import ModelMetadata, fetch_model_dir, load_model_dir
+from fraud_detection.schema import FEATURES
+from serving import telemetry
+from serving.payload import PayloadError, TensorInput, parse_v1, parse_v2
+from serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+prediction_log = logging.getLogger(telemetry.PREDICTION_LOGGER)
+
+MAX_LOGGED_DECISIONS = 100
+"""The prediction record lists each row's decision for batches up to this size (counts always)."""
+_MAX_RETRY_SECONDS = 300.0
+
+
+def _tensor(infer_input: Any) -> TensorInput:
+    """A KServe ``InferInput`` as a :class:`TensorInput` (binary tensors decoded to numpy)."""
+    data = infer_input.data
+    if getattr(infer_input, "_raw_data", None) is not None:
+        try:
+            data = infer_input.as_numpy()
+        except Exception as error:  # KServe raises ValueError/InvalidInput for mismatched binary data
+            raise PayloadError(f"input {infer_input.name!r}: unreadable binary tensor: {error}") from error
+    return TensorInput(name=infer_input.name, shape=infer_input.shape, datatype=infer_input.datatype, data=data)
+
+
+class FraudModel(kserve.Model):
+    """Scores card transactions: fraud probability, decision at the model's threshold, model version.
+
+    Ready only after :meth:`load` succeeded; until then KServe answers 503 on its predict and ready routes.
+    """
+
+    def __init__(self, settings: ServingSettings) -> None:
+        super().__init__(settings.model_name, return_response_headers=True)
+        self.settings = settings
+        self.booster: Any = None
+        self.metadata: ModelMetadata | None = None
+        self.load_error: str | None = None
+        self._load_lock = threading.Lock()
+        self._tracer = trace.get_tracer("serving.predictor")
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """KServe's default marks the model ready here; ours is ready only after a successful load."""
+
+    def load(self) -> bool:
+        """Fetch and load the model directory once. Logs one clear line on failure; never raises."""
+        uri = self.settings.model_uri
+        with self._load_lock:
+            started = time.perf_counter()
+            try:
+                booster, metadata = load_model_dir(fetch_model_dir(uri))
+                booster.set_param({"nthread": self.settings.predict_threads})
+            except Exception as error:  # any storage or format problem leaves the server up and not ready
+                self.ready = False
+                self.load_error = f"{type(error).__name__}: {error}"
+                log.error("model not loaded from %s: %s", uri, self.load_error)
+                return False
+            self.booster, self.metadata, self.load_error = booster, metadata, None
+            self.ready = True
+        log.info(
+            "model %s version %s loaded from %s in %.2fs (threshold %.4f, data version %s)",
+            metadata.model_name,
+            metadata.model_version,
+            uri,
+            time.perf_counter() - started,
+            metadata.threshold,
+            metadata.data_version or "-",
+        )
+        return True
+
+    def load_until_ready(self, stop: threading.Event) -> bool:
+        """Retry :meth:`load` with a doubling wait (from ``load_retry_seconds``, capped) until it works.
+
+        Returns True once loaded, False if ``stop`` was set or retries are off (``load_retry_seconds=0``).
+        """
+        wait = self.settings.load_retry_seconds
+        while not stop.is_set():
+            if self.load():
+                return True
+            if wait <= 0:
+                log.error("model %s stays not ready: retries are off (FRAUD_LOAD_RETRY_SECONDS=0)", self.name)
+                return False
+            log.info("retrying model load in %.1fs", wait)
+            if stop.wait(wait):
+                break
+            wait = min(wait * 2, _MAX_RETRY_SECONDS)
+        return False
+
+    # -- inference -------------------------------------------------------------------------------------
+
+    def _features(self, payload: Any) -> np.ndarray:
+        max_rows = self.settings.max_batch_rows
+        if isinstance(payload, InferRequest):
+            return parse_v2([_tensor(i) for i in payload.inputs], max_rows)
+        if isinstance(payload, bytes | str):
+            raise PayloadError("request body must be JSON sent with Content-Type: application/json")
+        return parse_v1(payload, max_rows)
+
+    @staticmethod
+    def _request_id(payload: Any, headers: dict[str, str] | None) -> str:
+        if headers and headers.get("x-request-id"):
+            return headers["x-request-id"]
+        if isinstance(payload, InferRequest) and payload.id:
+            return str(payload.id)
+        return uuid.uuid4().hex
+
+    def predict(
+        self,
+        payload: dict[str, Any] | InferRequest,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse:
+        """Score every row. V1/flat bodies get ``{"predictions": [...]}``; V2 gets two output tensors."""
+        started = time.perf_counter()
+        metadata = self.metadata
+        if metadata is None or self.booster is None:
+            raise kserve.errors.ModelNotReady(self.name, self.load_error or "")
+        request_id = self._request_id(payload, headers)
+        if response_headers is not None:
+            response_headers["x-request-id"] = request_id
+        x = self._features(payload)
+        version = metadata.model_version
+        with self._tracer.start_as_current_span(
+            "predict",
+            attributes={"model.name": self.name, "model.version": version, "batch.size": int(x.shape[0])},
+        ):
+            proba = np.asarray(self.booster.inplace_predict(x, validate_features=False), dtype=np.float32)
+            decisions = proba >= metadata.threshold
+        flagged = int(decisions.sum())
+        metrics = telemetry.counters()
+        metrics.predictions.labels(self.name, version).inc(len(proba))
+        if flagged:
+            metrics.flagged.labels(self.name, version).inc(flagged)
+        record: dict[str, Any] = {
+            "event": "prediction",
+            "request_id": request_id,
+            "model_name": self.name,
+            "model_version": version,
+            "batch_size": len(proba),
+            "max_score": round(float(proba.max()), 6),
+            "flagged": flagged,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+        if len(proba) <= MAX_LOGGED_DECISIONS:
+            record["decisions"] = decisions.astype(int).tolist()
+        prediction_log.info("prediction", extra={"json_fields": record})
+        if isinstance(payload, InferRequest):
+            return InferResponse(
+                response_id=request_id,
+                model_name=self.name,
+                model_version=version,
+                infer_outputs=[
+                    InferOutput("fraud_probability", [len(proba)], "FP32", data=proba),
+                    InferOutput("is_fraud", [len(proba)], "BOOL", data=decisions),
+                ],
+                parameters={"threshold": float(metadata.threshold)},
+                use_binary_outputs=payload.use_binary_outputs,
+                requested_outputs=payload.request_outputs,
+            )
+        return {
+            "predictions": [
+                {"fraud_probability": p, "is_fraud": d, "model_version": version}
+                for p, d in zip(proba.tolist(), decisions.tolist(), strict=True)
+            ],
+            "model_name": self.name,
+            "model_version": version,
+            "threshold": float(metadata.threshold),
+        }
+
+    def explain(self, payload: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """Per-row feature contributions (XGBoost's exact tree SHAP values, in log-odds).
+
+        For each row, ``base_value + sum(contributions)`` is the model's log-odds of fraud.
+        """
+        import xgboost as xgb
+
+        metadata = self.metadata
+        if metadata is None or self.booster is None:
+            raise kserve.errors.ModelNotReady(self.name, self.load_error or "")
+        x = self._features(payload)
+        with self._tracer.start_as_current_span(
+            "explain",
+            attributes={"model.name": self.name, "model.version": metadata.model_version, "batch.size": len(x)},
+        ):
+            matrix = xgb.DMatrix(x, feature_names=list(FEATURES))
+            contributions = np.asarray(self.booster.predict(matrix, pred_contribs=True), dtype=np.float64)
+            proba = np.asarray(self.booster.inplace_predict(x, validate_features=False), dtype=np.float64)
+        return {
+            "explanations": [
+                {
+                    "fraud_probability": float(p),
+                    "is_fraud": bool(p >= metadata.threshold),
+                    "base_value": float(row[-1]),
+                    "contributions": dict(zip(FEATURES, row[:-1].tolist(), strict=True)),
+                }
+                for p, row in zip(proba, contributions, strict=True)
+            ],
+            "units": "log-odds",
+            "model_name": self.name,
+            "model_version": metadata.model_version,
+        }

@@ -1,0 +1,212 @@
+"""Start the KServe model server with the fraud predictor: ``python -m serving.server [--port N ...]``.
+
+The server is KServe's own REST server (its FastAPI app, V1 and V2 routes, ``/metrics``), with:
+
+* the model loaded in a background thread, retried while it is missing or broken, so the process stays
+  up and answers 503 on readiness instead of crash-looping;
+* server readiness (``/v2/health/ready``) that is true only once the model is loaded;
+* 400s with a message for every bad body (FastAPI's 422 validation errors included), never a 500;
+* OpenTelemetry instrumentation, structured JSON logs and Prometheus counters (:mod:`serving.telemetry`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from serving import telemetry
+from serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _plain_argv() -> Iterator[None]:
+    """KServe parses ``sys.argv`` when its model server module is imported; hide ours from it."""
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "serving"]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _validation_message(errors: Sequence[Any]) -> str:
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return "request body is not valid JSON"
+    # V2 bodies are validated as InferenceRequest or raw bytes: the bytes branch's complaint is noise.
+    errors = [e for e in errors if "bytes" not in e.get("loc", ())] or list(errors)
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "InferenceRequest"))
+        parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "invalid request body: " + "; ".join(parts) + more
+
+
+def build_server(settings: ServingSettings) -> tuple[Any, Any]:
+    """Build the model and KServe's REST server around it; nothing is loaded or listening yet.
+
+    Returns ``(model, rest_server)``; ``rest_server.config`` is the uvicorn config to run.
+    """
+    with _plain_argv():
+        from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+        from kserve.model_repository import ModelRepository
+        from kserve.protocol.dataplane import DataPlane
+        from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+        from kserve.protocol.rest.server import RESTServer
+        from uvicorn.importer import import_from_string
+
+        from serving.predictor import FraudModel
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import ORJSONResponse
+
+    from serving.middleware import RequestMiddleware
+    from serving.payload import PayloadError
+
+    class ReadinessDataPlane(DataPlane):
+        """Server readiness = every registered model is loaded (KServe's default is always true)."""
+
+        async def ready(self) -> bool:
+            registry = self.model_registry
+            names = list(registry.get_models())
+            return bool(names) and all([await registry.is_model_ready(name) for name in names])
+
+    model = FraudModel(settings)
+    registry = ModelRepository()
+    registry.update(model)
+    dataplane = ReadinessDataPlane(model_registry=registry)
+    rest = RESTServer(
+        FASTAPI_APP_IMPORT_STRING,
+        dataplane,
+        ModelRepositoryExtension(model_registry=registry),
+        settings.port,
+        workers=1,
+        event_loop="auto",
+    )
+    rest.config.host = settings.host
+    rest.create_application()
+    app = import_from_string(FASTAPI_APP_IMPORT_STRING)
+
+    async def payload_error(_: Any, error: Exception) -> ORJSONResponse:
+        return ORJSONResponse(status_code=400, content={"error": str(error)})
+
+    async def validation_error(_: Any, error: Exception) -> ORJSONResponse:
+        errors = error.errors() if isinstance(error, RequestValidationError) else []
+        return ORJSONResponse(status_code=400, content={"error": _validation_message(list(errors))})
+
+    app.add_exception_handler(PayloadError, payload_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_middleware(RequestMiddleware, model_name=settings.model_name, max_body_bytes=settings.max_body_bytes)
+    return model, rest
+
+
+def _prepare(settings: ServingSettings) -> tuple[Any, Any, Any, threading.Event]:
+    """Build the server, set up logs and tracing, start loading the model. Returns (app, rest, provider, stop)."""
+    from uvicorn.importer import import_from_string
+
+    model, rest = build_server(settings)
+    # After KServe's imports: its model server module configures logging when first used.
+    telemetry.configure_logging(settings)
+    provider = telemetry.configure_tracing(settings)
+    app = import_from_string(rest.config.app)
+    telemetry.instrument_app(app, provider)
+    stop = threading.Event()
+    loader = threading.Thread(target=model.load_until_ready, args=(stop,), name="model-loader", daemon=True)
+    loader.start()
+    return app, rest, provider, stop
+
+
+def create_app() -> Any:
+    """App factory for multi-process serving (``FRAUD_WORKERS`` > 1): each worker builds its own server.
+
+    Settings come from the ``FRAUD_*`` environment, which :func:`run` fills from the command line.
+    """
+    app, _, _, _ = _prepare(ServingSettings())
+    return app
+
+
+def run(settings: ServingSettings) -> int:
+    """Serve until SIGINT/SIGTERM. Returns the process exit code."""
+    import uvicorn
+
+    log.info(
+        "serving model %r from %s on http://%s:%d with %d worker(s) (V1 /v1/models/%s:predict, V2 /v2/models/%s/infer)",
+        settings.model_name,
+        settings.model_uri,
+        settings.host,
+        settings.port,
+        settings.workers,
+        settings.model_name,
+        settings.model_name,
+    )
+    if settings.workers > 1:
+        telemetry.configure_logging(settings)
+        os.environ.update(settings_to_env(settings))
+        uvicorn.run(
+            f"{__name__}:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_config=None,
+            timeout_keep_alive=65,
+        )
+        return 0
+    _, rest, provider, stop = _prepare(settings)
+    try:
+        uvicorn.Server(rest.config).run()
+    finally:
+        stop.set()
+        if provider is not None:
+            provider.shutdown()
+        log.info("model server stopped")
+    return 0
+
+
+def settings_to_env(settings: ServingSettings) -> dict[str, str]:
+    """``FRAUD_*`` variables that rebuild ``settings`` in another process."""
+    env = {}
+    for key, value in settings.model_dump().items():
+        if value is not None:
+            env[f"FRAUD_{key.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+def parser() -> argparse.ArgumentParser:
+    """Command-line options; each overrides the matching ``FRAUD_*`` setting."""
+    p = argparse.ArgumentParser(prog="python -m serving.server", description=__doc__.splitlines()[0])
+    p.add_argument("--model-uri", help="model directory: local path, gs:// prefix or /mnt/models")
+    p.add_argument("--model-name", help="name in the endpoint paths (default fraud-detector)")
+    p.add_argument("--host", help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--port", type=int, help="HTTP port (default 8080)")
+    p.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
+    p.add_argument("--tracing", choices=["otlp", "console", "none"], dest="tracing_exporter")
+    p.add_argument("--otlp-endpoint")
+    p.add_argument("--log-level")
+    return p
+
+
+_OPTION_KEYS = ("model_uri", "model_name", "host", "port", "workers", "tracing_exporter", "otlp_endpoint", "log_level")
+
+
+def settings_from_args(args: argparse.Namespace) -> ServingSettings:
+    """Environment settings, overridden by the options that were given."""
+    overrides = {key: getattr(args, key, None) for key in _OPTION_KEYS}
+    return ServingSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse options, build the settings, serve."""
+    args = parser().parse_args(argv)
+    return run(settings_from_args(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""The model server's settings: one object per process, built in ``main``, never at import.
+
+Every field can be set from the environment with the ``FRAUD_`` prefix, e.g. ``FRAUD_MODEL_URI=gs://b/champion``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServingSettings(BaseSettings):
+    """What the predictor serves, where it listens, and where its traces and logs go."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore")
+
+    model_uri: str = "/mnt/models"
+    """Model directory: a local path, a ``gs://`` prefix, or KServe's storage-initializer mount."""
+    model_name: str = "fraud-detector"
+    """The name in the endpoint paths (``/v1/models/<name>:predict``)."""
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    """uvicorn worker processes; each loads the model. One per pod is the KServe norm (scale with replicas)."""
+    max_batch_rows: int = Field(default=10_000, ge=1)
+    """Larger batches are refused with a 400."""
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    """Larger bodies (by ``Content-Length``) are refused with a 413 before they are read."""
+    predict_threads: int = Field(default=1, ge=1)
+    """XGBoost threads per prediction; 1 suits single-row traffic on a small pod."""
+    load_retry_seconds: float = Field(default=10.0, ge=0.0)
+    """Wait between attempts to load a missing or broken model (doubling up to 5 minutes); 0 = try once."""
+    tracing_exporter: Literal["otlp", "console", "none"] = "none"
+    otlp_endpoint: str = "http://127.0.0.1:4317"
+    """OTLP/gRPC endpoint: a collector, or Cloud Trace's ``https://telemetry.googleapis.com:443``."""
+    otlp_google_auth: bool | None = None
+    """Attach Google credentials to OTLP calls; default: only for ``telemetry.googleapis.com``."""
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Share of new traces sampled; an incoming sampled parent is always followed."""
+    gcp_project: str | None = None
+    """Project for the ``logging.googleapis.com/trace`` field (``projects/P/traces/ID``)."""
+    log_level: str = "INFO"

@@ -1,0 +1,164 @@
+"""Observability for the model server: structured logs, OpenTelemetry tracing and Prometheus counters.
+
+* Logs: JSON lines on stdout in Cloud Logging's structured format, written by google-cloud-logging's
+  :class:`StructuredLogHandler` (``severity``, ``message``, ``logging.googleapis.com/trace`` / ``spanId`` /
+  ``trace_sampled`` taken from the current OpenTelemetry span, ``httpRequest``). KServe's and uvicorn's
+  loggers are routed into it.
+* Traces: an SDK tracer provider with the exporter chosen by settings (``otlp`` over gRPC, ``console``,
+  ``none``), and W3C ``traceparent`` plus Google's ``X-Cloud-Trace-Context`` extraction.
+* Metrics: our counters on the default Prometheus registry, which KServe's ``/metrics`` serves.
+
+Nothing here runs at import; the entry point calls :func:`configure_logging` and :func:`configure_tracing`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from prometheus_client import Counter
+
+    from serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+PREDICTION_LOGGER = "serving.predictions"
+ACCESS_LOGGER = "serving.access"
+
+# Paths that are probed often and carry no business: not traced, not access-logged.
+UNTRACED_URLS = r"/metrics$,/v2/health/,/v2/models/[^/]+/ready$,/v1/models/[^/:]+$,^https?://[^/]+/?$"
+
+_CLIENT_ERRORS = ("InvalidInput", "PayloadError", "ModelNotFound", "ModelNotReady", "ServerNotReady")
+
+
+class _KServeExceptionFilter(logging.Filter):
+    """Turn KServe's per-error ``logger.error("Exception:", exc_info=...)`` lines into useful records.
+
+    Client errors (bad input, unknown or unready model) become one WARNING line naming the problem.
+    Anything else keeps ERROR and carries the traceback in the message, where Error Reporting finds it
+    (the structured handler drops ``exc_info`` otherwise).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info or record.exc_info[1] is None:
+            return True
+        error = record.exc_info[1]
+        if type(error).__name__ in _CLIENT_ERRORS:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = f"request refused: {type(error).__name__}: {error}", None
+        else:
+            text = "".join(traceback.format_exception(error))
+            record.msg, record.args = f"{record.getMessage()} {text}".strip(), None
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def configure_logging(settings: ServingSettings, stream: IO[str] | None = None) -> logging.Handler:
+    """Send every log record of this process to stdout as Cloud Logging structured JSON.
+
+    Returns the handler (tests and the server keep it to flush or remove it).
+    """
+    from google.cloud.logging_v2.handlers import StructuredLogHandler
+
+    handler = StructuredLogHandler(project_id=settings.gcp_project, stream=stream or sys.stdout)
+    handler.addFilter(_KServeExceptionFilter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+    for name in ("kserve", "uvicorn", "uvicorn.error", "uvicorn.access", "kserve.trace"):
+        child = logging.getLogger(name)
+        child.handlers.clear()
+        child.propagate = True
+    # Our access log replaces uvicorn's; KServe's per-request timing lines duplicate the prediction record.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    return handler
+
+
+def _otlp_exporter(settings: ServingSettings) -> Any:
+    import grpc
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    endpoint = settings.otlp_endpoint
+    google_auth = settings.otlp_google_auth
+    if google_auth is None:
+        google_auth = "telemetry.googleapis.com" in endpoint
+    if google_auth:
+        import google.auth
+        from google.auth.transport.grpc import AuthMetadataPlugin
+        from google.auth.transport.requests import Request
+
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        call_credentials = grpc.metadata_call_credentials(AuthMetadataPlugin(credentials, Request()))
+        channel = grpc.composite_channel_credentials(grpc.ssl_channel_credentials(), call_credentials)
+        headers = {"x-goog-user-project": settings.gcp_project} if settings.gcp_project else None
+        return OTLPSpanExporter(endpoint=endpoint, credentials=channel, headers=headers)
+    return OTLPSpanExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
+
+
+def configure_tracing(settings: ServingSettings) -> TracerProvider | None:
+    """Install the global tracer provider and propagators chosen by ``settings``.
+
+    Returns the provider (to flush it at shutdown), or None when tracing is off. Propagation reads
+    W3C ``traceparent`` first and Google's ``X-Cloud-Trace-Context`` when there is no ``traceparent``.
+    """
+    from opentelemetry import propagate, trace
+    from opentelemetry.propagators.cloud_trace_propagator import CloudTraceOneWayPropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    # Later propagators win: a traceparent overrides an X-Cloud-Trace-Context sent with it.
+    propagate.set_global_textmap(CompositePropagator([CloudTraceOneWayPropagator(), TraceContextTextMapPropagator()]))
+    if settings.tracing_exporter == "none":
+        return None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    resource = Resource.create({"service.name": settings.model_name, "service.namespace": "fraud-detection"})
+    provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)))
+    exporter = _otlp_exporter(settings) if settings.tracing_exporter == "otlp" else ConsoleSpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    log.info("tracing: exporting spans with %s to %s", settings.tracing_exporter, settings.otlp_endpoint)
+    return provider
+
+
+def instrument_app(app: Any, provider: TracerProvider | None) -> None:
+    """Trace every request of KServe's FastAPI app except health, readiness and metrics routes."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"]
+    )
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Our Prometheus counters (KServe adds its own latency histograms on the same registry)."""
+
+    predictions: Counter
+    flagged: Counter
+    invalid_requests: Counter
+
+
+@functools.cache
+def counters() -> Counters:
+    """The process's counters, registered on first use."""
+    from prometheus_client import Counter
+
+    return Counters(
+        predictions=Counter("fraud_predictions", "Rows scored", ["model_name", "model_version"]),
+        flagged=Counter("fraud_flagged", "Rows at or above the decision threshold", ["model_name", "model_version"]),
+        invalid_requests=Counter("fraud_invalid_requests", "Requests refused with a 4xx", ["status"]),
+    )

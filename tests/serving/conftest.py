@@ -1,0 +1,184 @@
+"""Fixtures for the model server tests: a small real model, a real OTLP receiver, real server processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_VERSION = "7"
+START_TIMEOUT = 90.0
+
+
+def make_model_dir(directory: Path, n_rows: int = 20_000, seed: int = 3) -> Path:
+    """Train a small real booster on synthetic data and save it as a serving model directory."""
+    from fraud_detection import synth
+    from fraud_detection.modeldir import ModelMetadata, save_model_dir
+    from fraud_detection.train import TrainParams, features_and_label, train_booster
+
+    frame = synth.generate(synth.SyntheticConfig(n_rows=n_rows, seed=seed))
+    cut = int(len(frame) * 0.7)
+    x_train, y_train = features_and_label(frame.iloc[:cut])
+    x_valid, y_valid = features_and_label(frame.iloc[cut:])
+    result = train_booster(
+        x_train,
+        y_train,
+        x_valid,
+        y_valid,
+        TrainParams(n_rounds=30, early_stopping_rounds=10, max_depth=4, nthread=1),
+        log_every=0,
+    )
+    metadata = ModelMetadata(model_version=MODEL_VERSION, threshold=result.threshold, data_version="test")
+    return save_model_dir(result.booster, metadata, directory)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real model directory (trained in a couple of seconds)."""
+    return make_model_dir(tmp_path_factory.mktemp("model"))
+
+
+class OtlpReceiver:
+    """A real OTLP/gRPC trace receiver on 127.0.0.1 that keeps every span it is sent."""
+
+    def __init__(self) -> None:
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+        receiver = self
+        self.spans: list[Any] = []
+        self._lock = threading.Lock()
+
+        class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:
+                with receiver._lock:
+                    for resource_spans in request.resource_spans:
+                        for scope_spans in resource_spans.scope_spans:
+                            receiver.spans.extend(scope_spans.spans)
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        self.port = free_port()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), self.server)
+        self.server.add_insecure_port(f"127.0.0.1:{self.port}")
+        self.server.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def spans_of_trace(self, trace_id_hex: str, timeout: float = 15.0, at_least: int = 1) -> list[Any]:
+        """Wait (bounded) until ``at_least`` spans of the trace arrived; return them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                found = [s for s in self.spans if s.trace_id.hex() == trace_id_hex]
+            if len(found) >= at_least or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.server.stop(grace=None)
+
+
+@pytest.fixture(scope="session")
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+class ServerProcess:
+    """``python -m serving.server`` in a subprocess on 127.0.0.1; stdout (JSON logs) goes to a file."""
+
+    def __init__(self, model_uri: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
+        full_env.update({"PYTHONUNBUFFERED": "1", "FRAUD_LOAD_RETRY_SECONDS": "1"})
+        full_env.update(env or {})
+        command = [sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--model-uri", model_uri]
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(command, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_until(self, check: Callable[[], bool], timeout: float = START_TIMEOUT, what: str = "condition") -> None:
+        """Poll ``check`` until true; fail (with the log tail) after ``timeout`` seconds or if the process died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if check():
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}:\n{self.log_tail()}")
+
+    def status(self, path: str) -> int:
+        return requests.get(self.url + path, timeout=5).status_code
+
+    def wait_live(self) -> None:
+        self.wait_until(lambda: self.status("/v2/health/live") == 200, what="liveness")
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        self.wait_until(lambda: self.status("/v2/health/ready") == 200, timeout=timeout, what="readiness")
+
+    def log_records(self) -> list[dict[str, Any]]:
+        records = []
+        for line in self.log_path.read_text().splitlines():
+            if line.startswith("{"):
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return records
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def server(
+    model_dir: Path, otlp_receiver: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One ready server for the protocol, validation, tracing and client tests (tracing to the receiver)."""
+    env = {
+        "FRAUD_TRACING_EXPORTER": "otlp",
+        "FRAUD_OTLP_ENDPOINT": otlp_receiver.endpoint,
+        "FRAUD_GCP_PROJECT": "test-project",
+        "FRAUD_MAX_BATCH_ROWS": "50",
+    }
+    process = ServerProcess(str(model_dir), tmp_path_factory.mktemp("server") / "server.log", env)
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
