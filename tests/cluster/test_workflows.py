@@ -73,3 +73,13 @@ def test_actionlint_fails_on_a_broken_workflow(tmp_path: Path, name: str) -> Non
 def test_pin_check_fails_on_a_tag() -> None:
     workflow = {"jobs": {"a": {"steps": [{"uses": "actions/checkout@v4"}, {"uses": "./local-action"}]}}}
     assert unpinned_actions(workflow) == ["actions/checkout@v4"]
+
+
+def test_cd_passes_only_parameters_the_compiled_pipeline_declares() -> None:
+    import re
+
+    from fraud_detection.submit import read_pipeline
+
+    declared = read_pipeline(WORKFLOWS.parents[1] / "pipelines" / "fraud_pipeline.yaml").parameters
+    passed = re.findall(r'--param "?([A-Za-z_][A-Za-z0-9_]*)=', (WORKFLOWS / "cd.yml").read_text())
+    assert set(passed) <= set(declared), sorted(set(passed) - set(declared))
