@@ -146,24 +146,24 @@ class FraudModel(kserve.Model):
         ):
             proba = np.asarray(self.booster.inplace_predict(x, validate_features=False), dtype=np.float32)
             decisions = proba >= metadata.threshold
-        flagged = int(decisions.sum())
-        metrics = telemetry.counters()
-        metrics.predictions.labels(self.name, version).inc(len(proba))
-        if flagged:
-            metrics.flagged.labels(self.name, version).inc(flagged)
-        record: dict[str, Any] = {
-            "event": "prediction",
-            "request_id": request_id,
-            "model_name": self.name,
-            "model_version": version,
-            "batch_size": len(proba),
-            "max_score": round(float(proba.max()), 6),
-            "flagged": flagged,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        }
-        if len(proba) <= MAX_LOGGED_DECISIONS:
-            record["decisions"] = decisions.astype(int).tolist()
-        prediction_log.info("prediction", extra={"json_fields": record})
+            flagged = int(decisions.sum())
+            metrics = telemetry.counters()
+            metrics.predictions.labels(self.name, version).inc(len(proba))
+            if flagged:
+                metrics.flagged.labels(self.name, version).inc(flagged)
+            record: dict[str, Any] = {
+                "event": "prediction",
+                "request_id": request_id,
+                "model_name": self.name,
+                "model_version": version,
+                "batch_size": len(proba),
+                "max_score": round(float(proba.max()), 6),
+                "flagged": flagged,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+            if len(proba) <= MAX_LOGGED_DECISIONS:
+                record["decisions"] = decisions.astype(int).tolist()
+            prediction_log.info("prediction", extra={"json_fields": record})
         if isinstance(payload, InferRequest):
             return InferResponse(
                 response_id=request_id,

@@ -1,0 +1,142 @@
+"""``fraud serve`` and ``fraud predict``: start the model server locally, send it a sample request.
+
+The ``fraud`` CLI registers these with :func:`register` (or :func:`add_serve_parser` and
+:func:`add_predict_parser`); ``python -m serving.cli serve|predict`` runs them without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+DEFAULT_MODEL_URI = ".fraud/serving/champion"
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def add_serve_parser(subparsers: Any) -> None:
+    """Register ``serve``: the KServe model server on localhost against the local champion."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the champion model with KServe (V1, V2 and flat JSON on one port)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--model-uri", default=None, help=f"model directory, local or gs:// (default: {DEFAULT_MODEL_URI})"
+    )
+    parser.add_argument("--model-name", default=None, help="name in the endpoint paths (default: fraud-detector)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="HTTP port")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes, each loads the model (default: 1)")
+    parser.add_argument(
+        "--tracing",
+        dest="tracing_exporter",
+        choices=["otlp", "console", "none"],
+        default=None,
+        help="span exporter (default: FRAUD_TRACING_EXPORTER or none)",
+    )
+    parser.add_argument("--otlp-endpoint", default=None, help="OTLP/gRPC endpoint (default: FRAUD_OTLP_ENDPOINT)")
+    parser.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace, settings: Any = None) -> int:
+    """Handler of ``serve``. ``settings`` (the ``fraud`` CLI's) supplies the default champion directory."""
+    from serving.server import run, settings_from_args
+
+    if args.model_uri is None:
+        serving_dir = getattr(settings, "serving_dir", None)
+        args.model_uri = str(serving_dir) if serving_dir is not None else DEFAULT_MODEL_URI
+    return run(settings_from_args(args))
+
+
+def add_predict_parser(subparsers: Any) -> None:
+    """Register ``predict``: send a sample request to a running server and print the answer."""
+    parser = subparsers.add_parser(
+        "predict",
+        help="send sample transactions to a running model server and print the answer",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--url", default=DEFAULT_URL, help="server base URL")
+    parser.add_argument("--model-name", default="fraud-detector")
+    parser.add_argument(
+        "--protocol", choices=["v1", "v2", "flat"], default="v1", help="request body: V1 instances, V2 tensor, flat"
+    )
+    parser.add_argument("--explain", action="store_true", help="ask for per-feature contributions (V1 and flat)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
+    parser.set_defaults(handler=run_predict)
+
+
+def sample_rows(n_legit: int = 1, n_fraud: int = 1, seed: int = 11) -> list[dict[str, float]]:
+    """Real synthetic transactions (legitimate first, then fraud) as objects of the 29 named features."""
+    from fraud_detection import synth
+    from fraud_detection.schema import FEATURES, LABEL
+
+    frame = synth.generate(synth.SyntheticConfig(n_rows=20_000, seed=seed))
+    legit = frame[frame[LABEL] == 0].head(n_legit)
+    fraud = frame[frame[LABEL] == 1].head(n_fraud)
+    rows = [*legit.to_dict("records"), *fraud.to_dict("records")]
+    return [{name: round(float(row[name]), 6) for name in FEATURES} for row in rows]
+
+
+def request_for(protocol: str, model_name: str, rows: list[dict[str, float]], explain: bool = False) -> tuple[str, Any]:
+    """The ``(path, body)`` of a sample request in the chosen protocol."""
+    from fraud_detection.schema import FEATURES
+
+    verb = "explain" if explain else "predict"
+    if protocol == "flat":
+        return f"/{verb}", rows[0]
+    if protocol == "v2":
+        if explain:
+            raise ValueError("explanations are served on the V1 endpoint only (use --protocol v1 or flat)")
+        data = [[row[name] for name in FEATURES] for row in rows]
+        tensor = {"name": "transactions", "shape": [len(rows), len(FEATURES)], "datatype": "FP32", "data": data}
+        return f"/v2/models/{model_name}/infer", {"inputs": [tensor]}
+    return f"/v1/models/{model_name}:{verb}", {"instances": rows}
+
+
+def run_predict(args: argparse.Namespace, settings: Any = None) -> int:
+    """Handler of ``predict``: prints the server's JSON answer; exit code 1 on an error answer."""
+    try:
+        path, body = request_for(args.protocol, args.model_name, sample_rows(), args.explain)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    request = urllib.request.Request(
+        args.url.rstrip("/") + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    print(f"POST {request.full_url}", file=sys.stderr)
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            print(json.dumps(json.loads(response.read()), indent=2))
+            return 0
+    except urllib.error.HTTPError as error:
+        print(f"HTTP {error.code}: {error.read().decode('utf-8', 'replace')}", file=sys.stderr)
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        print(f"cannot reach {args.url}: {error} (is `fraud serve` running?)", file=sys.stderr)
+    return 1
+
+
+def register(subparsers: Any) -> None:
+    """Register both ``serve`` and ``predict`` on the ``fraud`` CLI."""
+    add_serve_parser(subparsers)
+    add_predict_parser(subparsers)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m serving.cli serve|predict`` without the ``fraud`` CLI."""
+    parser = argparse.ArgumentParser(prog="python -m serving.cli")
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

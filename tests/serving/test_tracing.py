@@ -1,0 +1,95 @@
+"""Tracing end to end: spans reach a real OTLP receiver, and log lines carry the same trace id."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+import requests
+
+from fraud_detection.schema import FEATURES
+from tests.serving.conftest import MODEL_VERSION, OtlpReceiver, ServerProcess
+
+pytestmark = pytest.mark.slow
+
+PREDICT = "/v1/models/fraud-detector:predict"
+BODY = {"instances": [dict.fromkeys(FEATURES, 0.25)]}
+
+
+def attributes(span: Any) -> dict[str, Any]:
+    out = {}
+    for kv in span.attributes:
+        value = kv.value
+        out[kv.key] = getattr(value, value.WhichOneof("value"))
+    return out
+
+
+def log_lines_of_trace(server: ServerProcess, trace_id: str) -> list[dict[str, Any]]:
+    return [r for r in server.log_records() if r.get("logging.googleapis.com/trace", "").endswith(trace_id)]
+
+
+def test_traceparent_continues_the_callers_trace(server: ServerProcess, otlp_receiver: OtlpReceiver) -> None:
+    trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
+    headers = {"traceparent": f"00-{trace_id}-{parent}-01", "X-Request-Id": "traced-1"}
+    response = requests.post(server.url + PREDICT, json=BODY, headers=headers, timeout=10)
+    assert response.status_code == 200
+
+    spans = otlp_receiver.spans_of_trace(trace_id, at_least=2)
+    names = {s.name for s in spans}
+    assert "predict" in names, names
+    server_span = next(s for s in spans if s.parent_span_id.hex() == parent)
+    assert "POST" in server_span.name
+    predict_span = next(s for s in spans if s.name == "predict")
+    assert attributes(predict_span) == {"model.name": "fraud-detector", "model.version": MODEL_VERSION, "batch.size": 1}
+
+    server.wait_until(lambda: len(log_lines_of_trace(server, trace_id)) >= 2, timeout=10, what="trace in logs")
+    lines = log_lines_of_trace(server, trace_id)
+    assert {line.get("event") for line in lines} >= {"prediction", "request"}
+    for line in lines:
+        assert line["logging.googleapis.com/trace"] == f"projects/test-project/traces/{trace_id}"
+        assert line["logging.googleapis.com/trace_sampled"] is True
+    prediction = next(line for line in lines if line["event"] == "prediction")
+    assert prediction["logging.googleapis.com/spanId"] == predict_span.span_id.hex()
+    request = next(line for line in lines if line["event"] == "request")
+    assert request["httpRequest"]["status"] == 200
+    assert request["httpRequest"]["requestUrl"] == PREDICT
+
+
+def test_cloud_trace_header_continues_the_same_trace(server: ServerProcess, otlp_receiver: OtlpReceiver) -> None:
+    trace_id = secrets.token_hex(16)
+    parent_decimal = 1234567890123
+    headers = {"X-Cloud-Trace-Context": f"{trace_id}/{parent_decimal};o=1"}
+    response = requests.post(server.url + PREDICT, json=BODY, headers=headers, timeout=10)
+    assert response.status_code == 200
+
+    spans = otlp_receiver.spans_of_trace(trace_id, at_least=2)
+    assert "predict" in {s.name for s in spans}
+    assert any(s.parent_span_id.hex() == f"{parent_decimal:016x}" for s in spans)
+    server.wait_until(lambda: bool(log_lines_of_trace(server, trace_id)), timeout=10, what="trace in logs")
+
+
+def test_a_new_trace_is_started_without_incoming_context(server: ServerProcess, otlp_receiver: OtlpReceiver) -> None:
+    response = requests.post(server.url + PREDICT, json=BODY, headers={"X-Request-Id": "untraced-caller"}, timeout=10)
+    assert response.status_code == 200
+    server.wait_until(
+        lambda: any(r.get("request_id") == "untraced-caller" for r in server.log_records()), timeout=10, what="log"
+    )
+    record = next(r for r in server.log_records() if r.get("request_id") == "untraced-caller")
+    trace_id = record["logging.googleapis.com/trace"].rsplit("/", 1)[-1]
+    assert len(trace_id) == 32 and int(trace_id, 16) != 0
+    assert otlp_receiver.spans_of_trace(trace_id, at_least=2)
+
+
+def test_health_and_metrics_routes_are_not_traced(server: ServerProcess, otlp_receiver: OtlpReceiver) -> None:
+    trace_id = secrets.token_hex(16)
+    headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    for path in ("/v2/health/ready", "/v2/health/live", "/metrics", "/v1/models/fraud-detector", "/"):
+        assert requests.get(server.url + path, headers=headers, timeout=5).status_code == 200
+    # A traced request afterwards proves the exporter is flushing; the probes must not be among its spans.
+    marker = secrets.token_hex(16)
+    requests.post(
+        server.url + PREDICT, json=BODY, headers={"traceparent": f"00-{marker}-{secrets.token_hex(8)}-01"}, timeout=10
+    )
+    assert otlp_receiver.spans_of_trace(marker, at_least=2)
+    assert otlp_receiver.spans_of_trace(trace_id, timeout=1.0) == []
