@@ -30,6 +30,8 @@ SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|CRE
 CREDENTIAL_VALUE = re.compile(
     r"(://[^/\s:@]+:[^/\s@]+@)|(-----BEGIN [A-Z ]*PRIVATE KEY-----)|(\"private_key\"\s*:)|(AKIA[0-9A-Z]{16})"
 )
+# KServe 0.16 renamed RawDeployment -> Standard and Serverless -> Knative (old names are deprecated aliases).
+DEPLOYMENT_MODES = {"Standard", "Knative"}
 SHA_PIN = re.compile(r"^[^@\s]+@[0-9a-f]{40}$")
 
 
@@ -139,6 +141,9 @@ def check_inference_service(doc: dict[str, Any]) -> Any:
         raise CheckError(f"apiVersion must be serving.kserve.io/v1beta1, got {doc.get('apiVersion')}")
     predictor = isvc.spec.predictor
     problems: list[str] = []
+    mode = (isvc.metadata.annotations or {}).get("serving.kserve.io/deploymentMode")
+    if mode not in DEPLOYMENT_MODES:
+        problems.append(f"deploymentMode must be one of {sorted(DEPLOYMENT_MODES)}, got {mode!r}")
     if not predictor.containers or len(predictor.containers) != 1:
         problems.append("the predictor must have exactly one (custom) container")
     else:

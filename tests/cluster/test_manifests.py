@@ -85,11 +85,11 @@ def test_mlflow_is_reachable_at_the_pipeline_default_uri(rendered: dict[str, lis
     assert env["MLFLOW_BACKEND_STORE_URI"].startswith("sqlite:////var/lib/mlflow/")
 
 
-def test_gke_overlay_is_raw_deployment_with_hpa(rendered: dict[str, list[dict[str, Any]]]) -> None:
+def test_gke_overlay_is_standard_mode_with_hpa(rendered: dict[str, list[dict[str, Any]]]) -> None:
     doc = _by_kind(rendered["gke"], "InferenceService")[0]
     isvc = check_inference_service(doc)
     annotations = isvc.metadata.annotations
-    assert annotations["serving.kserve.io/deploymentMode"] == "RawDeployment"
+    assert annotations["serving.kserve.io/deploymentMode"] == "Standard"
     assert annotations["serving.kserve.io/autoscalerClass"] == "hpa"
     predictor = isvc.spec.predictor
     assert (predictor.min_replicas, predictor.max_replicas) == (2, 10)
@@ -100,7 +100,7 @@ def test_gke_overlay_is_raw_deployment_with_hpa(rendered: dict[str, list[dict[st
 def test_serverless_overlay_scales_to_zero_with_canary(rendered: dict[str, list[dict[str, Any]]]) -> None:
     doc = _by_kind(rendered["serverless"], "InferenceService")[0]
     isvc = check_inference_service(doc)
-    assert isvc.metadata.annotations["serving.kserve.io/deploymentMode"] == "Serverless"
+    assert isvc.metadata.annotations["serving.kserve.io/deploymentMode"] == "Knative"
     predictor = isvc.spec.predictor
     assert predictor.min_replicas == 0
     assert predictor.scale_metric == "concurrency"
@@ -171,6 +171,7 @@ def test_kubernetes_validate_fails_on_broken_core_resources(
         ("    scaleTarget: 70\n", "    scaleTarget: seventy\n", "expected int"),
         ("    minReplicas: 2\n", "    minReplicas: 20\n", "minReplicas > maxReplicas"),
         ("    scaleMetric: cpu\n", "", "scaleMetric and scaleTarget must be set"),
+        ("deploymentMode: Standard", "deploymentMode: RawDeployment", "deploymentMode must be one of"),
     ],
 )
 def test_inference_service_check_fails_on_a_broken_spec(broken: Path, old: str, new: str, expected: str) -> None:
