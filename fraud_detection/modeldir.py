@@ -128,3 +128,26 @@ def export_model_dir(directory: Path | str, uri: str) -> str:
     for name in (MODEL_FILE, METADATA_FILE):
         storage.upload_file(source / name, str(target / name))
     return uri
+
+
+CHAMPION_LINK = "champion"
+
+
+def publish(directory: Path | str, serving_root: str, version: str) -> str:
+    """Export a model directory as ``{serving_root}/v{version}`` and return that URI.
+
+    Locally, ``{serving_root}/champion`` is then switched to the new version in one atomic rename of a
+    symlink, so a reader (``fraud serve``) sees either the old complete model or the new complete one.
+    On ``gs://`` the versioned prefix is the deliverable: the deploy step points KServe's ``storageUri`` at it.
+    """
+    import os
+
+    target = f"{serving_root.rstrip('/')}/v{version}"
+    export_model_dir(directory, target)
+    if not storage.is_gcs(serving_root):
+        root = Path(serving_root)
+        staging = root / f".{CHAMPION_LINK}.{os.getpid()}"
+        staging.unlink(missing_ok=True)
+        staging.symlink_to(f"v{version}", target_is_directory=True)
+        os.replace(staging, root / CHAMPION_LINK)
+    return target
