@@ -73,6 +73,16 @@ def test_workload_identity_bindings(rendered: dict[str, list[dict[str, Any]]], o
     assert isvc["spec"]["predictor"]["serviceAccountName"] == "fraud-predictor"
 
 
+def test_the_pipeline_runner_may_deploy_only_inference_services(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = rendered["gke"]
+    role = next(d for d in _by_kind(docs, "Role") if d["metadata"]["name"] == "fraud-deployer")
+    assert role["metadata"]["namespace"] == "fraud"
+    assert [(r["apiGroups"], r["resources"]) for r in role["rules"]] == [(["serving.kserve.io"], ["inferenceservices"])]
+    assert "delete" not in role["rules"][0]["verbs"]
+    binding = next(d for d in _by_kind(docs, "RoleBinding") if d["metadata"]["name"] == "fraud-deployer")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fraud-pipeline-runner", "namespace": "kubeflow"}]
+
+
 def test_mlflow_is_reachable_at_the_pipeline_default_uri(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["gke"]
     service = next(d for d in _by_kind(docs, "Service") if d["metadata"]["name"] == "mlflow")
