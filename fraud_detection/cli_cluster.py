@@ -192,10 +192,14 @@ def logs_command(args: argparse.Namespace, settings: Any = None, out: TextIO | N
     if not args.project:
         print("fraud logs: --fetch needs --project", file=sys.stderr)
         return 2
+    import google.api_core.exceptions
     import google.auth.exceptions
 
     try:
         entries = logquery.fetch(filter_, args.project, limit=args.limit)
+    except google.api_core.exceptions.GoogleAPICallError as exc:
+        print(f"fraud logs: Cloud Logging refused the query: {exc.message}", file=sys.stderr)
+        return 1
     except google.auth.exceptions.DefaultCredentialsError as exc:
         print(
             f"fraud logs: no Google credentials ({exc}); run `gcloud auth application-default login`", file=sys.stderr

@@ -221,6 +221,37 @@ class SubmitResult:
     state: str | None = None
 
 
+def _auth_headers(target: KfpTarget) -> dict[str, str]:
+    headers = {}
+    if target.token:
+        headers["Authorization"] = f"Bearer {target.token}"
+    if target.cookies:
+        headers["Cookie"] = target.cookies
+    return headers
+
+
+def check_kfp_endpoint(target: KfpTarget, timeout_s: float = 15.0) -> None:
+    """One ``GET /apis/v2beta1/healthz`` with the run's credentials, so a wrong host, a refused token or an
+    unreachable endpoint fails with a message saying which (kfp.Client reports all three as a healthz timeout)."""
+    import requests
+
+    url = f"{target.host.rstrip('/')}/apis/v2beta1/healthz"
+    verify: bool | str = target.ssl_ca_cert or True
+    try:
+        response = requests.get(url, headers=_auth_headers(target), timeout=timeout_s, verify=verify)
+    except requests.RequestException as exc:
+        raise SubmitError(f"cannot reach KFP at {target.host}: {exc}") from exc
+    if response.status_code in (401, 403):
+        raise SubmitError(
+            f"KFP at {target.host} refused the credentials (HTTP {response.status_code}): set KFP_TOKEN "
+            "(IAP ID token or Kubernetes service-account token), --iap-audience, or KFP_COOKIES (Dex session)"
+        )
+    if response.status_code == 404:
+        raise SubmitError(f"no KFP v2 API at {target.host} (GET /apis/v2beta1/healthz: 404); give the API base URL")
+    if response.status_code >= 400:
+        raise SubmitError(f"KFP at {target.host} answered HTTP {response.status_code}: {response.text[:300]}")
+
+
 def kfp_client(target: KfpTarget) -> Any:
     """A ``kfp.Client`` for the target (no request is made until a call)."""
     import kfp  # heavy import, only when actually talking to KFP
@@ -243,18 +274,24 @@ def submit_kfp(
     timeout_s: int = 6 * 3600,
     client_factory: Callable[[KfpTarget], Any] = kfp_client,
 ) -> SubmitResult:
-    """Create the experiment if needed and start one run; optionally block until it ends."""
+    """Check the endpoint, create the experiment if needed and start one run; optionally block until it ends."""
+    from kfp_server_api.exceptions import ApiException
+
+    check_kfp_endpoint(target)
     client = client_factory(target)
-    result = client.create_run_from_pipeline_package(
-        pipeline_file=str(pipeline.path),
-        arguments=dict(parameters),
-        run_name=target.run_name,
-        experiment_name=target.experiment,
-        namespace=target.namespace,
-        pipeline_root=target.pipeline_root,
-        enable_caching=target.enable_caching,
-        service_account=target.service_account,
-    )
+    try:
+        result = client.create_run_from_pipeline_package(
+            pipeline_file=str(pipeline.path),
+            arguments=dict(parameters),
+            run_name=target.run_name,
+            experiment_name=target.experiment,
+            namespace=target.namespace,
+            pipeline_root=target.pipeline_root,
+            enable_caching=target.enable_caching,
+            service_account=target.service_account,
+        )
+    except ApiException as exc:
+        raise SubmitError(f"KFP refused the run (HTTP {exc.status}): {str(exc.body)[:500]}") from exc
     run_id = str(result.run_id)
     url = f"{target.host.rstrip('/')}/#/runs/details/{run_id}"
     if not wait:

@@ -106,6 +106,25 @@ def test_cli_refuses_bad_input_with_exit_2(capsys: pytest.CaptureFixture[str]) -
     assert "--fetch needs --project" in capsys.readouterr().err
 
 
+def test_cli_fetch_failures_are_reported(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import google.api_core.exceptions
+    import google.auth.exceptions
+
+    def denied(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        raise google.api_core.exceptions.PermissionDenied("logging.logEntries.list denied")
+
+    def no_credentials(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        raise google.auth.exceptions.DefaultCredentialsError("no ADC")
+
+    args = _args(["logs", "errors", "--project", "p", "--fetch"])
+    monkeypatch.setattr(logquery, "fetch", denied)
+    assert args.handler(args, None) == 1
+    assert "Cloud Logging refused the query: logging.logEntries.list denied" in capsys.readouterr().err
+    monkeypatch.setattr(logquery, "fetch", no_credentials)
+    assert args.handler(args, None) == 2
+    assert "application-default login" in capsys.readouterr().err
+
+
 def test_fetch_sends_the_filter_to_cloud_logging() -> None:
     """google-cloud-logging's client is the one part that needs Google: check the exact call it gets."""
 

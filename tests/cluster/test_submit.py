@@ -101,6 +101,8 @@ class FakeKfp:
 
     port: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
+    refuse_with: int | None = None  # answer every request with this HTTP status
+    refuse_runs_with: int | None = None  # answer only POST /runs with this status
 
     def posted(self, suffix: str) -> dict[str, Any]:
         hits = [r for r in self.requests if r["method"] == "POST" and r["path"].endswith(suffix)]
@@ -132,9 +134,19 @@ def kfp_api() -> Iterator[FakeKfp]:
                 }
             )
 
+        def _refuse(self, status: int) -> None:
+            body = json.dumps({"error": "denied", "code": 7, "message": "nope"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_GET(self) -> None:
             self._record(None)
-            if self.path.startswith("/apis/v2beta1/runs/"):
+            if fake.refuse_with:
+                self._refuse(fake.refuse_with)
+            elif self.path.startswith("/apis/v2beta1/runs/"):
                 self._reply({"run_id": self.path.rsplit("/", 1)[-1], "state": "SUCCEEDED"})
             else:
                 self._reply({})  # healthz, and "no experiment of that name yet"
@@ -143,7 +155,11 @@ def kfp_api() -> Iterator[FakeKfp]:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
             self._record(body)
-            if self.path == "/apis/v2beta1/experiments":
+            if fake.refuse_with:
+                self._refuse(fake.refuse_with)
+            elif fake.refuse_runs_with and self.path == "/apis/v2beta1/runs":
+                self._refuse(fake.refuse_runs_with)
+            elif self.path == "/apis/v2beta1/experiments":
                 self._reply({"experiment_id": "exp-1", "display_name": body["display_name"]})
             elif self.path == "/apis/v2beta1/runs":
                 self._reply({"run_id": "run-1", "display_name": body["display_name"], "state": "PENDING"})
@@ -258,6 +274,31 @@ def test_cli_reports_a_bad_parameter_without_sending(
     assert args.handler(args, None) == 2
     assert "unknown pipeline parameter(s) x" in capsys.readouterr().err
     assert kfp_api.requests == []
+
+
+@pytest.mark.parametrize(("status", "message"), [(401, "refused the credentials"), (404, "no KFP v2 API")])
+def test_kfp_endpoint_problems_are_named(kfp_api: FakeKfp, no_kfp_home: None, status: int, message: str) -> None:
+    kfp_api.refuse_with = status
+    target = submit.KfpTarget(host=f"http://127.0.0.1:{kfp_api.port}", token="stale")
+    with pytest.raises(SubmitError, match=message):
+        submit.submit_kfp(submit.read_pipeline(REAL_PIPELINE), target, {})
+    assert [r["path"] for r in kfp_api.requests] == ["/apis/v2beta1/healthz"]
+    assert kfp_api.requests[0]["authorization"] == "Bearer stale"
+
+
+def test_kfp_unreachable_host_is_named(no_kfp_home: None) -> None:
+    from tests.conftest import free_port
+
+    target = submit.KfpTarget(host=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(SubmitError, match=r"cannot reach KFP at http://127\.0\.0\.1"):
+        submit.check_kfp_endpoint(target, timeout_s=5)
+
+
+def test_kfp_refused_run_is_reported_with_its_status(kfp_api: FakeKfp, no_kfp_home: None) -> None:
+    kfp_api.refuse_runs_with = 400
+    target = submit.KfpTarget(host=f"http://127.0.0.1:{kfp_api.port}")
+    with pytest.raises(SubmitError, match=r"KFP refused the run \(HTTP 400\)"):
+        submit.submit_kfp(submit.read_pipeline(REAL_PIPELINE), target, {})
 
 
 def test_kfp_target_refuses_a_bare_host() -> None:
