@@ -123,14 +123,15 @@ def run_drift(
     Raises:
         DataValidationError: a window lacks a feature column or has too few rows.
     """
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset
-
     params = params or DriftParams()
     started = time.perf_counter()
     ref = _features_of(_sample(reference, params.reference_rows, params.seed), "reference")
     cur = _features_of(current, "current")
+
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
     columns = list(FEATURES)
     metrics: list[Any] = [
         DataDriftPreset(

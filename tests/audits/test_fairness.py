@@ -1,0 +1,109 @@
+"""Fairness by group (checked against hand counts), the no-attribute path, and SHAP values that add up."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fraud_detection import fairness
+from fraud_detection.schema import DataValidationError
+from fraud_detection.train import TrainResult, predict_proba
+from tests.audits.conftest import Windows
+
+
+def test_group_metrics_match_hand_counts() -> None:
+    rng = np.random.default_rng(4)
+    n = 3000
+    groups = rng.choice(np.array(["a", "b"]), size=n)
+    y = (rng.random(n) < 0.1).astype(int)
+    # Group b's frauds get lower scores: the model misses more of them.
+    scores = np.where(y == 1, rng.uniform(0.3, 1.0, n), rng.uniform(0.0, 0.6, n))
+    scores[(groups == "b") & (y == 1)] -= 0.25
+    result = fairness.group_fairness(y, scores, 0.5, groups)
+    flags = scores >= 0.5
+    expected = {}
+    for g in ("a", "b"):
+        m = groups == g
+        expected[g] = {
+            "count": m.sum(),
+            "frauds": (y[m] == 1).sum(),
+            "recall": (flags & m & (y == 1)).sum() / (m & (y == 1)).sum(),
+            "fpr": (flags & m & (y == 0)).sum() / (m & (y == 0)).sum(),
+            "precision": (flags & m & (y == 1)).sum() / (flags & m).sum(),
+            "selection_rate": flags[m].mean(),
+        }
+        for metric, value in expected[g].items():
+            assert result["by_group"][g][metric] == pytest.approx(value), (g, metric)
+    assert result["recall_gap"] == pytest.approx(abs(expected["a"]["recall"] - expected["b"]["recall"]))
+    assert result["demographic_parity_difference"] == pytest.approx(
+        abs(expected["a"]["selection_rate"] - expected["b"]["selection_rate"])
+    )
+    gaps = (result["recall_gap"], result["fpr_gap"])
+    assert result["equalized_odds_difference"] == pytest.approx(max(gaps))
+    assert result["by_group"]["a"]["recall"] > result["by_group"]["b"]["recall"]
+
+
+def test_length_mismatch_is_named() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        fairness.group_fairness(np.zeros(3), np.zeros(3), 0.5, np.array(["a", "b"]))
+
+
+def test_shap_values_add_up_to_the_models_log_odds(windows: Windows, trained: TrainResult) -> None:
+    x = windows.x["test"][:500]
+    contribs, bias = fairness.shap_values(trained.booster, x)
+    p = predict_proba(trained.booster, x)
+    assert contribs.shape == (500, 29)
+    np.testing.assert_allclose(contribs.sum(axis=1) + bias, np.log(p / (1 - p)), atol=1e-3)
+
+
+def test_audit_on_synthetic_groups_reports_real_disparities(windows: Windows, trained: TrainResult, tmp_path) -> None:
+    summary = fairness.run_fairness(windows.frames["test"], trained.booster, trained.threshold, "age_group", tmp_path)
+    json.dumps(summary, allow_nan=False)
+    assert summary["fairness_available"] is True
+    by_group = summary["fairness"]["by_group"]
+    assert set(by_group) == {"18-34", "35-59", "60+"}
+    assert sum(g["count"] for g in by_group.values()) == len(windows.frames["test"])
+    assert summary["fairness"]["demographic_parity_difference"] > 0
+    assert summary["metrics"]["fairness_available"] == 1.0
+    assert "demographic_parity_difference" in summary["metrics"]
+    # The attribute is never a model feature.
+    assert "age_group" not in summary["shap"]["importance"]
+    assert len(summary["shap"]["importance"]) == 29
+    local = summary["shap"]["local"]
+    assert len(local) == 5 and local[0]["score"] >= local[-1]["score"]
+    html = (tmp_path / "fairness_report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 2
+    assert "18-34" in html and "60+" in html
+    for png in ("shap_importance.png", "shap_local.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_attribute_is_said_plainly_and_nothing_is_invented(
+    windows: Windows, trained: TrainResult, tmp_path
+) -> None:
+    test = windows.frames["test"].drop(columns="age_group")
+    summary = fairness.run_fairness(test, trained.booster, trained.threshold, "age_group", tmp_path)
+    assert summary["fairness_available"] is False
+    assert summary["fairness"] is None
+    assert "no column 'age_group'" in summary["fairness_note"]
+    assert set(summary["metrics"]) == {"fairness_available"} | {k for k in summary["metrics"] if k.startswith("shap_")}
+    html = (tmp_path / "fairness_report.html").read_text()
+    assert "Not audited" in html and "no column" in html
+    assert summary["shap"]["importance"], "explanations do not need the attribute"
+
+
+def test_an_empty_attribute_name_skips_fairness(windows: Windows, trained: TrainResult, tmp_path) -> None:
+    summary = fairness.run_fairness(windows.frames["test"], trained.booster, trained.threshold, "", tmp_path)
+    assert summary["fairness_available"] is False and "no sensitive attribute" in summary["fairness_note"]
+
+
+def test_a_model_feature_cannot_be_the_sensitive_attribute(windows: Windows, trained: TrainResult, tmp_path) -> None:
+    with pytest.raises(DataValidationError, match="is a model feature"):
+        fairness.run_fairness(windows.frames["test"], trained.booster, trained.threshold, "Amount", tmp_path)
+
+
+def test_missing_features_are_named(windows: Windows, trained: TrainResult, tmp_path) -> None:
+    with pytest.raises(DataValidationError, match="V3"):
+        fairness.run_fairness(windows.frames["test"].drop(columns="V3"), trained.booster, 0.5, "age_group", tmp_path)

@@ -1,0 +1,216 @@
+"""Poison sweep: attacks are seeded, nested and stratified; the defence undoes flips; the report adds up."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fraud_detection import poison
+from fraud_detection.train import evaluate, predict_proba, train_booster
+from tests.audits.conftest import FAST_PARAMS, Windows
+
+
+def test_random_flips_are_stratified_seeded_and_nested(windows: Windows) -> None:
+    x, y = windows.x["train"], windows.y["train"]
+    n_fraud, n_legit = int(y.sum()), int((y == 0).sum())
+    previous = np.empty(0, dtype=np.int64)
+    for level in (0.01, 0.02, 0.05, 0.10, 0.20):
+        flips = poison.flip_indices(x, y, "random", level, seed=3)
+        assert np.array_equal(flips, poison.flip_indices(x, y, "random", level, seed=3))
+        assert int(np.sum(y[flips] == 1)) == round(level * n_fraud)
+        assert int(np.sum(y[flips] == 0)) == round(level * n_legit)
+        assert np.isin(previous, flips).all(), f"level {level} does not contain the lower level's flips"
+        previous = flips
+    assert not np.array_equal(
+        poison.flip_indices(x, y, "random", 0.1, seed=3), poison.flip_indices(x, y, "random", 0.1, seed=4)
+    )
+
+
+def test_targeted_flips_hide_the_frauds_nearest_one_anchor(windows: Windows) -> None:
+    x, y = windows.x["train"], windows.y["train"]
+    small = poison.flip_indices(x, y, "targeted", 0.05, seed=1)
+    large = poison.flip_indices(x, y, "targeted", 0.20, seed=1)
+    assert (y[large] == 1).all(), "targeted attack must only flip fraud to legitimate"
+    assert large.size == round(0.20 * int(y.sum()))
+    assert np.isin(small, large).all()
+    # The flipped frauds form a neighbourhood: on average closer to each other than to the other frauds.
+    scale = x.std(axis=0)
+    fraud = np.flatnonzero(y == 1)
+    rest = np.setdiff1d(fraud, large)
+    z = x / scale
+    inside = np.linalg.norm(z[large][:, None] - z[large][None], axis=2).mean()
+    across = np.linalg.norm(z[large][:, None] - z[rest][None], axis=2).mean()
+    assert inside < across
+    poisoned = poison.poison_labels(x, y, "targeted", 0.20, seed=1)
+    assert int(poisoned.sum()) == int(y.sum()) - large.size
+
+
+@pytest.mark.parametrize(
+    ("kind", "level", "message"),
+    [("random", 1.0, "within \\[0, 1\\)"), ("random", -0.1, "within"), ("flood", 0.1, "unknown attack kind")],
+)
+def test_bad_attack_requests_are_named(windows: Windows, kind: str, level: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        poison.flip_indices(windows.x["train"], windows.y["train"], kind, level)
+
+
+def test_no_attack_and_level_zero_flip_nothing(windows: Windows) -> None:
+    assert poison.flip_indices(windows.x["train"], windows.y["train"], "none", 0.0).size == 0
+    assert poison.flip_indices(windows.x["train"], windows.y["train"], "random", 0.0).size == 0
+
+
+def test_sweep_plan_has_one_baseline_and_every_kind_level() -> None:
+    plan = poison.sweep_plan((0.0, 0.05, 0.01), ("random", "targeted"))
+    assert plan[0] == {"kind": "none", "level": 0.0}
+    assert [(p["kind"], p["level"]) for p in plan[1:]] == [
+        ("random", 0.01),
+        ("random", 0.05),
+        ("targeted", 0.01),
+        ("targeted", 0.05),
+    ]
+    with pytest.raises(ValueError, match="at least one level"):
+        poison.sweep_plan(())
+
+
+def test_sweep_params_cap_rounds_at_the_champions() -> None:
+    capped = poison.sweep_params(FAST_PARAMS, best_iteration=11)
+    assert capped.n_rounds == 12 and capped.max_depth == FAST_PARAMS.max_depth
+    assert poison.sweep_params(FAST_PARAMS, best_iteration=500).n_rounds == FAST_PARAMS.n_rounds
+    assert poison.sweep_params(FAST_PARAMS) == FAST_PARAMS
+
+
+def test_sanitiser_drops_flipped_legit_labels_and_spares_genuine_fraud(windows: Windows) -> None:
+    x, y = windows.x["train"], windows.y["train"]
+    flips = poison.flip_indices(x, y, "random", 0.10, seed=5)
+    poisoned = poison.poison_labels(x, y, "random", 0.10, seed=5)
+    booster, threshold = poison.train_sanitiser(windows.x["validation"], windows.y["validation"], FAST_PARAMS)
+    result = poison.sanitise(x, poisoned, booster, threshold)
+    flipped_legit = flips[y[flips] == 0]
+    genuine = np.flatnonzero((y == 1) & (poisoned == 1))
+    assert (~result.keep[flipped_legit]).mean() > 0.6, "most legitimate rows labelled fraud should be dropped"
+    assert (~result.keep[genuine]).mean() < 0.25, "genuine fraud labels should mostly survive"
+    assert result.dropped == int((~result.keep).sum())
+    assert result.relabelled == int(np.sum(result.labels != poisoned))
+
+
+def test_sanitiser_needs_fraud_in_the_trusted_window(windows: Windows) -> None:
+    y = np.zeros_like(windows.y["validation"])
+    with pytest.raises(ValueError, match="no fraud label"):
+        poison.train_sanitiser(windows.x["validation"], y, FAST_PARAMS)
+
+
+def test_atypicality_is_large_only_for_unusual_rows() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 29))
+    x[:, -1] = np.exp(rng.normal(3, 1, 2000))
+    x[0, 5] = 12.0
+    score = poison.atypicality(x)
+    assert score[0] > 10 and np.median(score[1:]) < 4
+
+
+def _run(windows: Windows, kind: str, level: float, defend: bool = True) -> dict:
+    w = windows
+    return poison.run_level(
+        w.x["train"],
+        w.y["train"],
+        w.x["validation"],
+        w.y["validation"],
+        w.x["test"],
+        w.y["test"],
+        kind,
+        level,
+        FAST_PARAMS,
+        seed=2,
+        defend=defend,
+    )
+
+
+def test_run_level_baseline_is_the_plain_model_and_serialises(windows: Windows) -> None:
+    result = _run(windows, "none", 0.0)
+    json.dumps(result, allow_nan=False)
+    w = windows
+    direct = train_booster(w.x["train"], w.y["train"], w.x["validation"], w.y["validation"], FAST_PARAMS, 0)
+    expected = evaluate(w.y["test"], predict_proba(direct.booster, w.x["test"]), direct.threshold)
+    assert result["attacked"]["auprc"] == pytest.approx(expected["auprc"])
+    assert result["flipped"] == 0
+    assert result["defended"]["relabelled"] >= 0 and 0.0 <= result["defended"]["auprc"] <= 1.0
+
+
+def test_heavy_random_poisoning_hurts_and_the_defence_recovers(windows: Windows) -> None:
+    clean = _run(windows, "none", 0.0, defend=False)
+    attacked = _run(windows, "random", 0.20)
+    assert attacked["flipped_legit_to_fraud"] == round(0.2 * int((windows.y["train"] == 0).sum()))
+    assert attacked["attacked"]["auprc"] < clean["attacked"]["auprc"] - 0.05
+    assert attacked["defended"]["auprc"] > attacked["attacked"]["auprc"]
+    assert attacked["defended"]["flips_undone"] > 0.5 * attacked["flipped"]
+
+
+def _fake(kind: str, level: float, auprc: float, defended: float | None) -> dict:
+    metrics = {"auprc": auprc, "recall": auprc, "precision": 0.5}
+    return {
+        "kind": kind,
+        "level": level,
+        "flipped": int(level * 1000),
+        "attacked": metrics,
+        "defended": None
+        if defended is None
+        else {"auprc": defended, "recall": defended, "relabelled": 1, "dropped": 2},
+    }
+
+
+def test_degradation_table_computes_loss_and_recovery() -> None:
+    results = [
+        _fake("none", 0.0, 0.90, 0.89),
+        _fake("random", 0.20, 0.60, 0.84),
+        _fake("random", 0.01, 0.898, 0.90),
+        _fake("targeted", 0.10, 0.70, None),
+    ]
+    rows = poison.degradation_table(results)
+    assert [(r["kind"], r["level_pct"]) for r in rows] == [
+        ("random", 0.0),
+        ("random", 1.0),
+        ("random", 20.0),
+        ("targeted", 0.0),
+        ("targeted", 10.0),
+    ]
+    worst = rows[2]
+    assert worst["auprc_lost"] == pytest.approx(0.30)
+    assert worst["recovered"] == pytest.approx((0.84 - 0.60) / 0.30)
+    assert rows[1]["recovered"] is None, "a loss below 0.005 AUPRC gives no recovery ratio"
+    assert rows[4]["auprc_defended"] is None and rows[4]["recovered"] is None
+    with pytest.raises(ValueError, match="no clean baseline"):
+        poison.degradation_table([_fake("random", 0.2, 0.6, None)])
+
+
+def test_collect_writes_a_self_contained_report(tmp_path) -> None:
+    results = [_fake("none", 0.0, 0.90, 0.89), _fake("random", 0.1, 0.8, 0.85), _fake("targeted", 0.1, 0.85, 0.88)]
+    summary = poison.collect(results, tmp_path)
+    html = (tmp_path / "poison_report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 1
+    assert "http://" not in html and "https://" not in html
+    assert (tmp_path / "degradation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "poison_table.json").read_text()) == summary["table"]
+    assert "| random | 10 |" in summary["markdown"]
+    assert summary["metrics"]["random_10pct_recovered"] == pytest.approx(0.5)
+    assert all(math.isfinite(v) for v in summary["metrics"].values())
+
+
+@pytest.mark.slow
+def test_mlflow_gets_one_parent_and_a_child_per_level(tmp_path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    results = [_fake("none", 0.0, 0.90, 0.89), _fake("random", 0.1, 0.8, 0.85), _fake("targeted", 0.1, 0.85, 0.88)]
+    summary = poison.collect(results, tmp_path / "out")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    parent_id = poison.log_to_mlflow(summary, results, uri, experiment="audit-test")
+    client = MlflowClient(uri)
+    parent = client.get_run(parent_id)
+    children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert len(children) == len(results)
+    assert {c.data.params["kind"] for c in children} == {"none", "random", "targeted"}
+    assert parent.data.metrics["clean_auprc"] == pytest.approx(0.90)
+    artifacts = {a.path for a in client.list_artifacts(parent_id, "poison")}
+    assert "poison/poison_report.html" in artifacts
