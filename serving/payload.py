@@ -14,6 +14,7 @@ Every problem raises :class:`PayloadError` whose message names the row, field or
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -198,26 +199,18 @@ def _tensor_values(tensor: TensorInput, n_expected: int) -> np.ndarray:
     else:
         if not isinstance(data, list):
             raise PayloadError(f"input {tensor.name!r}: data must be a list of numbers, got {_describe(data)}")
-        flat: list[Any] = []
-        for item in data:
-            if isinstance(item, list):
-                for inner in item:
-                    if isinstance(inner, list):
-                        flat.extend(inner)
-                    else:
-                        flat.append(inner)
-            else:
-                flat.append(item)
-        if len(flat) != n_expected:
-            raise PayloadError(
-                f"input {tensor.name!r}: shape {list(tensor.shape)} needs {n_expected} values, data has {len(flat)}"
-            )
-        kinds = {type(v) for v in flat}
+        nested = bool(data) and type(data[0]) is list
+        if nested and all(type(row) is list for row in data):
+            kinds = set(map(type, itertools.chain.from_iterable(data)))
+        else:
+            nested = False
+            kinds = set(map(type, data))
         if not kinds <= {float, int}:
+            flat = list(itertools.chain.from_iterable(data)) if nested else data
             for i, value in enumerate(flat):
                 if type(value) not in (float, int):
                     raise PayloadError(f"input {tensor.name!r}: element {i}: expected a number, got {_describe(value)}")
-        flat64 = np.asarray(flat, dtype=np.float64)
+        flat64 = np.asarray(data, dtype=np.float64).reshape(-1)
     if flat64.size != n_expected:
         raise PayloadError(
             f"input {tensor.name!r}: shape {list(tensor.shape)} needs {n_expected} values, data has {flat64.size}"
@@ -271,3 +264,66 @@ def parse_v2(inputs: Sequence[TensorInput], max_rows: int) -> np.ndarray:
     x = np.stack([columns[name] for name in FEATURES], axis=1)
     _check_amount(x, "inputs")
     return x
+
+
+@dataclass(frozen=True)
+class V2Body:
+    """The parts of a V2 JSON inference request, structurally checked."""
+
+    inputs: list[TensorInput]
+    outputs: list[tuple[str, dict[str, Any] | None]]
+    request_id: str | None
+    parameters: dict[str, Any] | None
+
+
+def _field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in obj:
+        raise PayloadError(f"{where}: '{key}' is required")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise PayloadError(f"{where}.{key}: expected {names}, got {_describe(value)}")
+    return value
+
+
+def parse_v2_body(body: Any) -> V2Body:
+    """Check the structure of a decoded V2 (Open Inference Protocol) JSON request.
+
+    Raises:
+        PayloadError: naming the missing or mistyped field (``inputs[1].shape: ...``).
+    """
+    if not isinstance(body, Mapping):
+        raise PayloadError(f"request body must be a JSON object, got {_describe(body)}")
+    if "inputs" not in body and "instances" in body:
+        raise PayloadError("'instances' is a V1 body: send it to /v1/models/<name>:predict, or use 'inputs' here")
+    raw_inputs = _field(body, "inputs", list, "body")
+    inputs = []
+    for i, item in enumerate(raw_inputs):
+        where = f"inputs[{i}]"
+        if not isinstance(item, Mapping):
+            raise PayloadError(f"{where}: expected an object with name, shape, datatype and data")
+        shape = _field(item, "shape", list, where)
+        inputs.append(
+            TensorInput(
+                name=_field(item, "name", str, where),
+                shape=shape,
+                datatype=_field(item, "datatype", str, where),
+                data=_field(item, "data", list, where),
+            )
+        )
+    outputs: list[tuple[str, dict[str, Any] | None]] = []
+    for i, item in enumerate(body.get("outputs") or []):
+        if not isinstance(item, Mapping):
+            raise PayloadError(f"outputs[{i}]: expected an object with a name")
+        parameters = item.get("parameters")
+        outputs.append((_field(item, "name", str, f"outputs[{i}]"), dict(parameters) if parameters else None))
+    parameters = body.get("parameters")
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise PayloadError(f"parameters: expected an object, got {_describe(parameters)}")
+    request_id = body.get("id")
+    return V2Body(
+        inputs=inputs,
+        outputs=outputs,
+        request_id=None if request_id is None else str(request_id),
+        parameters=dict(parameters) if parameters else None,
+    )

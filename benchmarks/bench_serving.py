@@ -1,0 +1,364 @@
+"""Load-test the model server with wrk on loopback, beside its floors, and write the tables to docs/serving.md.
+
+What runs, all on this machine (wrk shares the cores with the server):
+
+* the model server (``python -m serving.server``) with tracing ON (OTLP/gRPC to a real receiver in this
+  process) and JSON logging ON (stdout to a file): V1 single-row req/s and p50/p99 at 32 and 100
+  connections, V2 batches of 1,000 rows in rows/s;
+* the HTTP floor: bare uvicorn (httptools, uvloop) answering a constant JSON body;
+* the model floor: in-process XGBoost ``inplace_predict`` (one row, and 1,000-row batches);
+* a soak run at 100 connections: non-2xx count and the server's RSS sampled every 2 s.
+
+Usage: ``python benchmarks/bench_serving.py [--duration 15] [--soak 60] [--workers 1] [--no-write]``.
+Needs ``wrk`` (Debian: ``apt-get install -y wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fraud_detection.schema import FEATURES  # noqa: E402
+
+DOC = REPO / "docs" / "serving.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+BATCH_ROWS = 1_000
+
+BARE_APP = '''
+BODY = b'{"predictions":[{"fraud_probability":0.001,"is_fraud":false,"model_version":"1"}]}'
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]})
+    await send({"type": "http.response.body", "body": BODY})
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 120.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+class SpanCounter:
+    """A real OTLP/gRPC trace receiver that counts the spans it is sent."""
+
+    def __init__(self) -> None:
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+        counter = self
+        self.count = 0
+        self._lock = threading.Lock()
+
+        class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:
+                n = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+                with counter._lock:
+                    counter.count += n
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        self.port = free_port()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), self.server)
+        self.server.add_insecure_port(f"127.0.0.1:{self.port}")
+        self.server.start()
+
+
+def make_model(directory: Path) -> Path:
+    """A real booster on synthetic data (depth 6, up to 300 rounds: the training defaults)."""
+    from fraud_detection import synth
+    from fraud_detection.modeldir import ModelMetadata, save_model_dir
+    from fraud_detection.train import TrainParams, features_and_label, train_booster
+
+    frame = synth.generate(synth.SyntheticConfig(n_rows=100_000, seed=5))
+    cut = int(len(frame) * 0.75)
+    x_train, y_train = features_and_label(frame.iloc[:cut])
+    x_valid, y_valid = features_and_label(frame.iloc[cut:])
+    result = train_booster(x_train, y_train, x_valid, y_valid, TrainParams(), log_every=0)
+    metadata = ModelMetadata(model_version="bench", threshold=result.threshold)
+    save_model_dir(result.booster, metadata, directory)
+    print(f"model: {result.booster.num_boosted_rounds()} trees of depth <= 6", file=sys.stderr)
+    return directory
+
+
+def sample(n: int, seed: int = 0) -> np.ndarray:
+    from fraud_detection import synth
+    from fraud_detection.train import features_and_label
+
+    frame = synth.generate(synth.SyntheticConfig(n_rows=max(n, 2_000), seed=seed))
+    return features_and_label(frame)[0][:n]
+
+
+def lua_script(path: Path, body: str) -> Path:
+    escaped = body.replace("\\", "\\\\").replace("'", "\\'")
+    path.write_text(
+        f"wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\nwrk.body = '{escaped}'\n"
+    )
+    return path
+
+
+@dataclass
+class WrkResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    socket_errors: int
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, script: Path, connections: int, seconds: int, threads: int = 2) -> WrkResult:
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    out = subprocess.run([*command, "-s", str(script), url], capture_output=True, text=True, timeout=seconds + 60)
+    text = out.stdout
+    if out.returncode != 0 or "Requests/sec" not in text:
+        raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
+    percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)\s*$", text, re.MULTILINE))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return WrkResult(
+        requests_per_s=float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),  # type: ignore[union-attr]
+        p50_ms=_ms(percentiles["50"]),
+        p99_ms=_ms(percentiles["99"]),
+        requests=int(re.search(r"(\d+) requests in", text).group(1)),  # type: ignore[union-attr]
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(int(g) for g in errors.groups()) if errors else 0,
+    )
+
+
+def model_floor(model_dir: Path, rows: np.ndarray, seconds: float = 3.0) -> tuple[float, float]:
+    """In-process ``inplace_predict``: single rows per second, and rows per second in 1,000-row batches."""
+    from fraud_detection.modeldir import load_model_dir
+
+    booster, _ = load_model_dir(model_dir)
+    booster.set_param({"nthread": 1})
+    one, batch = rows[:1], rows[:BATCH_ROWS]
+
+    def rate(x: np.ndarray) -> float:
+        booster.inplace_predict(x, validate_features=False)
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            booster.inplace_predict(x, validate_features=False)
+            n += 1
+        return n * len(x) / (time.perf_counter() - started)
+
+    return rate(one), rate(batch)
+
+
+class Server:
+    def __init__(self, command: list[str], env: dict[str, str], log: Path, ready_path: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log.open("w")
+        self.process = subprocess.Popen(
+            [*command, "--port", str(self.port)], cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        wait_http(self.url + ready_path)
+
+    def rss_mb(self) -> float:
+        import psutil
+
+        process = psutil.Process(self.process.pid)
+        return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+
+def soak(server: Server, script: Path, url: str, seconds: int) -> tuple[WrkResult, list[float]]:
+    samples: list[float] = []
+    done = threading.Event()
+
+    def sample_rss() -> None:
+        while not done.wait(2.0):
+            samples.append(server.rss_mb())
+
+    sampler = threading.Thread(target=sample_rss, daemon=True)
+    sampler.start()
+    try:
+        result = wrk(url, script, 100, seconds)
+    finally:
+        done.set()
+        sampler.join(timeout=5)
+    return result, samples
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
+    parser.add_argument("--soak", type=int, default=60, help="seconds of the 100-connection soak run (0 = skip)")
+    parser.add_argument("--workers", type=int, default=1, help="model server worker processes")
+    parser.add_argument("--no-write", action="store_true", help="print only, do not update docs/serving.md")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk not found: apt-get install -y wrk", file=sys.stderr)
+        return 2
+
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    model_dir = make_model(work / "model")
+    rows = sample(BATCH_ROWS)
+    receiver = SpanCounter()
+    single = json.dumps({"instances": [dict(zip(FEATURES, map(float, rows[0]), strict=True))]})
+    batch = json.dumps(
+        {"inputs": [{"name": "transactions", "shape": [BATCH_ROWS, 29], "datatype": "FP32", "data": rows.tolist()}]}
+    )
+    v1_lua = lua_script(work / "v1.lua", single)
+    v2_lua = lua_script(work / "v2.lua", batch)
+
+    one_per_s, batch_rows_per_s = model_floor(model_dir, rows)
+    print(f"model floor: {one_per_s:,.0f} single predictions/s, {batch_rows_per_s:,.0f} rows/s", file=sys.stderr)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
+    (work / "bare_app.py").write_text(BARE_APP)
+    bare = Server(
+        [sys.executable, "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1", "--log-level", "warning",
+         "--no-access-log", "--app-dir", str(work)],
+        env, work / "bare.log", "/",
+    )
+    bare_results = {c: wrk(bare.url + "/predict", v1_lua, c, args.duration) for c in (32, 100)}
+    bare.stop()
+
+    server_env = {
+        **env,
+        "FRAUD_TRACING_EXPORTER": "otlp",
+        "FRAUD_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
+        "FRAUD_GCP_PROJECT": "bench",
+        "FRAUD_WORKERS": str(args.workers),
+        "FRAUD_LOAD_RETRY_SECONDS": "1",
+    }
+    server = Server(
+        [sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--model-uri", str(model_dir)],
+        server_env, work / "server.log", "/v2/health/ready",
+    )
+    v1_url = server.url + "/v1/models/fraud-detector:predict"
+    v2_url = server.url + "/v2/models/fraud-detector/infer"
+    try:
+        wrk(v1_url, v1_lua, 32, 3)  # warm-up
+        v1_results = {c: wrk(v1_url, v1_lua, c, args.duration) for c in (32, 100)}
+        v2_result = wrk(v2_url, v2_lua, 4, args.duration)
+        soak_result, rss = soak(server, v1_lua, v1_url, args.soak) if args.soak else (None, [])
+    finally:
+        server.stop()
+    log_lines = sum(1 for _ in (work / "server.log").open())
+
+    def mark(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    single_rows = [
+        ["bare uvicorn, constant body (HTTP floor)", str(c), f"{r.requests_per_s:,.0f}", f"{r.p50_ms:.1f}",
+         f"{r.p99_ms:.1f}", str(r.non_2xx + r.socket_errors)]
+        for c, r in bare_results.items()
+    ] + [
+        ["model server, V1 single row", str(c), f"{r.requests_per_s:,.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
+         str(r.non_2xx + r.socket_errors)]
+        for c, r in v1_results.items()
+    ]
+    best_single = max(r.requests_per_s for r in v1_results.values())
+    v2_rows_per_s = v2_result.requests_per_s * BATCH_ROWS
+    out = [
+        f"Machine: {os.cpu_count()} cores shared by wrk (2 threads) and the server ({args.workers} worker); "
+        f"tracing ON (OTLP/gRPC, {receiver.count:,} spans received), JSON logs ON ({log_lines:,} lines written); "
+        f"wrk {args.duration} s per run.",
+        "",
+        table(single_rows, ["endpoint", "connections", "req/s", "p50 ms", "p99 ms", "errors + non-2xx"]),
+        "",
+        table(
+            [
+                ["in-process XGBoost, one row per call (model floor)", f"{one_per_s:,.0f} rows/s"],
+                [f"in-process XGBoost, {BATCH_ROWS:,}-row batches (model floor)", f"{batch_rows_per_s:,.0f} rows/s"],
+                [f"model server, V2 FP32 [{BATCH_ROWS:,}, 29] tensors, 4 connections",
+                 f"{v2_rows_per_s:,.0f} rows/s (p50 {v2_result.p50_ms:.0f} ms, p99 {v2_result.p99_ms:.0f} ms)"],
+            ],
+            ["batched scoring", "throughput"],
+        ),
+        "",
+        table(
+            [
+                ["single-row V1 req/s >= 1,500", f"{best_single:,.0f}", mark(best_single >= 1500)],
+                ["batched rows/s >= 100,000", f"{v2_rows_per_s:,.0f}", mark(v2_rows_per_s >= 100_000)],
+            ],
+            ["target", "measured", "met"],
+        ),
+    ]
+    if soak_result is not None:
+        steady = rss[len(rss) // 4 :] or rss
+        out += [
+            "",
+            f"Soak: {args.soak} s at 100 connections: {soak_result.requests:,} requests, "
+            f"{soak_result.requests_per_s:,.0f} req/s, {soak_result.non_2xx} non-2xx, "
+            f"{soak_result.socket_errors} socket errors; server RSS {rss[0]:.0f} MB at start, "
+            f"{min(steady):.0f}-{max(steady):.0f} MB after the first quarter, {rss[-1]:.0f} MB at the end "
+            f"({len(rss)} samples, every 2 s).",
+        ]
+    text = "\n".join(out)
+    print(text)
+    if not args.no_write and DOC.exists():
+        doc = DOC.read_text()
+        if START in doc and END in doc:
+            head, _, rest = doc.partition(START)
+            _, _, tail = rest.partition(END)
+            stamp = time.strftime("%Y-%m-%d", time.gmtime())
+            DOC.write_text(f"{head}{START}\n_Measured {stamp} by `benchmarks/bench_serving.py`._\n\n{text}\n{END}{tail}")
+            print(f"updated {DOC.relative_to(REPO)}", file=sys.stderr)
+    receiver.server.stop(grace=None)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
