@@ -336,3 +336,20 @@ def test_tritonclient_v2_http(server: ServerProcess, model_dir: Path) -> None:
         np.testing.assert_allclose(result.as_numpy("fraud_probability"), proba, rtol=1e-5, atol=1e-7)
         assert result.as_numpy("is_fraud").tolist() == flagged.tolist()
         assert result.get_response()["model_version"] == MODEL_VERSION
+
+
+def test_concurrent_requests_each_get_their_own_rows_scored(server: ServerProcess, model_dir: Path) -> None:
+    """Rows of requests in flight together are scored in one booster call; answers must not mix up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = rows(48, seed=21)
+    proba, _ = expected(model_dir, x)
+
+    def one(i: int) -> float:
+        response = post(server, V1, {"instances": [x[i].tolist()]})
+        assert response.status_code == 200, response.text
+        return float(response.json()["predictions"][0]["fraud_probability"])
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        got = list(pool.map(one, range(len(x))))
+    np.testing.assert_allclose(got, proba, rtol=1e-5, atol=1e-7)
