@@ -5,8 +5,9 @@
 * Inference requests without a ``Content-Type`` (V2 excepted: Open Inference Protocol clients send none),
   with a non-JSON one, or with a ``Content-Length`` over
   the limit are refused here with a 400 / 413 naming the problem, before the body is read.
-* One access-log record per request (health, readiness and metrics probes excluded) with Cloud Logging's
-  ``httpRequest`` field; 4xx answers also count in ``fraud_invalid_requests`` and log the error message.
+* One log record per request (health, readiness and metrics probes excluded) with Cloud Logging's
+  ``httpRequest`` field: the predictor's prediction record for scored requests, an access record
+  otherwise. 4xx answers also count in ``fraud_invalid_requests`` and log the error message.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger(telemetry.ACCESS_LOGGER)
+prediction_log = logging.getLogger(telemetry.PREDICTION_LOGGER)
 
 JSON_CONTENT_TYPES = frozenset(
     {"application/json", "application/cloudevents+json", "application/ld+json", "application/octet-stream"}
@@ -131,6 +133,8 @@ class RequestMiddleware:
                     raise _BodyTooLarge()
             return message
 
+        record: dict[str, Any] = {}
+        token = telemetry.REQUEST_RECORD.set(record)
         try:
             refusal = self._check(scope) if _is_inference(method, path) else None
             if refusal is not None:
@@ -145,11 +149,12 @@ class RequestMiddleware:
                         send_and_watch, 413, f"request body exceeds the limit of {self.max_body_bytes} bytes"
                     )
         finally:
+            telemetry.REQUEST_RECORD.reset(token)
             if not _QUIET_PATH.match(path):
-                self._log(scope, path, state, time.perf_counter() - started)
+                self._log(scope, path, state, time.perf_counter() - started, record)
 
     @staticmethod
-    def _log(scope: Scope, path: str, state: dict[str, Any], seconds: float) -> None:
+    def _log(scope: Scope, path: str, state: dict[str, Any], seconds: float, record: dict[str, Any]) -> None:
         status = int(state["status"])
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         query = scope.get("query_string", b"")
@@ -169,8 +174,9 @@ class RequestMiddleware:
             http_request["userAgent"] = headers[b"user-agent"].decode("latin-1")
         if client:
             http_request["remoteIp"] = client[0]
-        fields: dict[str, Any] = {"event": "request"}
-        if b"x-request-id" in headers:
+        # A scored request logs one line: the prediction record with its httpRequest.
+        fields: dict[str, Any] = dict(record) if record else {"event": "request"}
+        if b"x-request-id" in headers and "request_id" not in fields:
             fields["request_id"] = headers[b"x-request-id"].decode("latin-1")
         if status >= 400:
             error = bytes(state["error"])
@@ -181,8 +187,8 @@ class RequestMiddleware:
         if 400 <= status < 500:
             telemetry.counters().invalid_requests.labels(str(status)).inc()
         level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
-        access_log.log(
+        (prediction_log if record else access_log).log(
             level,
-            f"{scope['method']} {url} {status}",
+            f"prediction {url} {status}" if record else f"{scope['method']} {url} {status}",
             extra={"http_request": http_request, "json_fields": fields},
         )

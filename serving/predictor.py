@@ -215,7 +215,11 @@ class FraudModel(kserve.Model):
             }
             if len(proba) <= MAX_LOGGED_DECISIONS:
                 record["decisions"] = decisions.astype(int).tolist()
-            prediction_log.info("prediction", extra={"json_fields": record})
+            holder = telemetry.REQUEST_RECORD.get()
+            if holder is not None:  # the request middleware logs it with the request's httpRequest
+                holder.update(record)
+            else:
+                prediction_log.info("prediction", extra={"json_fields": record})
         if isinstance(payload, InferRequest):
             return InferResponse(
                 response_id=request_id,

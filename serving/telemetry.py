@@ -13,6 +13,7 @@ Nothing here runs at import; the entry point calls :func:`configure_logging` and
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import sys
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREDICTION_LOGGER = "serving.predictions"
+REQUEST_RECORD: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("request_record", default=None)
+"""Set by the request middleware: the predictor puts its prediction record there, and the middleware
+writes it with the request's ``httpRequest`` as one log line when the answer has gone out."""
 ACCESS_LOGGER = "serving.access"
 
 # Paths that are probed often and carry no business: not traced, not access-logged.

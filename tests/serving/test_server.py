@@ -293,6 +293,7 @@ def test_prediction_record_is_logged(server: ServerProcess) -> None:
     assert record["flagged"] == int(flagged.sum())
     assert record["latency_ms"] > 0
     assert record["severity"] == "INFO"
+    assert record["httpRequest"]["status"] == 200 and record["httpRequest"]["requestMethod"] == "POST"
 
 
 def server_model_uri(server: ServerProcess) -> str:

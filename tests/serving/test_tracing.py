@@ -39,21 +39,21 @@ def test_traceparent_continues_the_callers_trace(server: ServerProcess, otlp_rec
     names = {s.name for s in spans}
     assert "predict" in names, names
     server_span = next(s for s in spans if s.parent_span_id.hex() == parent)
+    assert any(s.parent_span_id == server_span.span_id for s in spans if s.name == "predict")
     assert "POST" in server_span.name
     predict_span = next(s for s in spans if s.name == "predict")
     assert attributes(predict_span) == {"model.name": "fraud-detector", "model.version": MODEL_VERSION, "batch.size": 1}
 
-    server.wait_until(lambda: len(log_lines_of_trace(server, trace_id)) >= 2, timeout=10, what="trace in logs")
+    server.wait_until(lambda: bool(log_lines_of_trace(server, trace_id)), timeout=10, what="trace in logs")
     lines = log_lines_of_trace(server, trace_id)
-    assert {line.get("event") for line in lines} >= {"prediction", "request"}
-    for line in lines:
-        assert line["logging.googleapis.com/trace"] == f"projects/test-project/traces/{trace_id}"
-        assert line["logging.googleapis.com/trace_sampled"] is True
-    prediction = next(line for line in lines if line["event"] == "prediction")
-    assert prediction["logging.googleapis.com/spanId"] == predict_span.span_id.hex()
-    request = next(line for line in lines if line["event"] == "request")
-    assert request["httpRequest"]["status"] == 200
-    assert request["httpRequest"]["requestUrl"] == PREDICT
+    assert [line["event"] for line in lines] == ["prediction"], "one log line per scored request"
+    line = lines[0]
+    assert line["logging.googleapis.com/trace"] == f"projects/test-project/traces/{trace_id}"
+    assert line["logging.googleapis.com/trace_sampled"] is True
+    assert line["logging.googleapis.com/spanId"] == server_span.span_id.hex()
+    assert line["request_id"] == "traced-1"
+    assert line["httpRequest"]["status"] == 200
+    assert line["httpRequest"]["requestUrl"] == PREDICT
 
 
 def test_cloud_trace_header_continues_the_same_trace(server: ServerProcess, otlp_receiver: OtlpReceiver) -> None:
