@@ -44,3 +44,24 @@ def test_hadolint_fails_on_a_bad_dockerfile(tmp_path: Path, dockerfile: str, rul
     result = hadolint(path)
     assert result.returncode != 0
     assert rule in result.stdout, result.stdout
+
+
+def test_images_and_manifests_agree_on_user_and_port() -> None:
+    """The UID each image runs as is the one the manifests enforce, and the served port is the probed one."""
+    from .checks import OVERLAYS, kustomize
+
+    def final_user(dockerfile: Path) -> str:
+        return [line.split()[1] for line in dockerfile.read_text().splitlines() if line.startswith("USER ")][-1]
+
+    docs = kustomize(OVERLAYS[0])
+    isvc = next(d for d in docs if d["kind"] == "InferenceService")
+    predictor = isvc["spec"]["predictor"]
+    mlflow = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "mlflow")
+    mlflow_pod = mlflow["spec"]["template"]["spec"]
+    serving = REPO / "serving" / "Dockerfile"
+    for dockerfile, pod in [(serving, predictor), (REPO / "components" / "Dockerfile", mlflow_pod)]:
+        sc = pod["securityContext"]
+        assert final_user(dockerfile) == f"{sc['runAsUser']}:{sc['runAsGroup']}", dockerfile
+    container = predictor["containers"][0]
+    assert f"EXPOSE {container['ports'][0]['containerPort']}" in serving.read_text()
+    assert container["readinessProbe"]["httpGet"]["port"] == container["ports"][0]["containerPort"]
