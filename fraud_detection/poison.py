@@ -28,10 +28,11 @@ pattern (we measured a 0.14 AUPRC loss on clean data without it), whereas genuin
 definition, unusual in some feature while a legitimate row whose label was flipped is not. The model is
 then retrained (same hyper-parameters) on the sanitised set.
 
-Why not out-of-fold sanitisation on the training set itself (confident learning)? We measured it: with
-20 % random flips the fold models learn the flips (their test AUPRC fell to 0.2-0.5) and scored flipped
-and genuine rows alike, and with a targeted attack the hidden pattern is hidden from the fold models too.
-A sanitiser trained on trusted labels has neither problem, and costs one small training instead of k.
+Why not out-of-fold sanitisation on the training set itself (confident learning)? We measured it on the
+default data: fold models trained on poisoned labels learn the flips and score flipped and genuine rows
+alike (at 20 % random flips the defended AUPRC was 0.68 against 0.69 attacked), and with a targeted attack
+the hidden pattern is hidden from the fold models too. A sanitiser trained on trusted labels has neither
+problem, and costs one small training instead of k.
 
 One level is one call to :func:`run_level` (a pipeline task per level), and :func:`collect` builds the
 report from all results.

@@ -50,7 +50,7 @@ def new_figure(width: float = 8.0, height: float = 4.5) -> Figure:
     """A matplotlib figure drawn with the non-interactive Agg backend (safe in pods and tests)."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height))
+    return Figure(figsize=(width, height), layout="constrained")
 
 
 def img_tag(png: bytes, alt: str) -> str:
