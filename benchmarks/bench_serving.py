@@ -42,7 +42,7 @@ DOC = REPO / "docs" / "serving.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 BATCH_ROWS = 1_000
 
-BARE_APP = '''
+BARE_APP = """
 BODY = b'{"predictions":[{"fraud_probability":0.001,"is_fraud":false,"model_version":"1"}]}'
 
 
@@ -54,7 +54,7 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]})
     await send({"type": "http.response.body", "body": BODY})
-'''
+"""
 
 
 def free_port() -> int:
@@ -130,9 +130,7 @@ def sample(n: int, seed: int = 0) -> np.ndarray:
 
 def lua_script(path: Path, body: str) -> Path:
     escaped = body.replace("\\", "\\\\").replace("'", "\\'")
-    path.write_text(
-        f"wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\nwrk.body = '{escaped}'\n"
-    )
+    path.write_text(f"wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\nwrk.body = '{escaped}'\n")
     return path
 
 
@@ -266,9 +264,22 @@ def main(argv: list[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
     (work / "bare_app.py").write_text(BARE_APP)
     bare = Server(
-        [sys.executable, "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1", "--log-level", "warning",
-         "--no-access-log", "--app-dir", str(work)],
-        env, work / "bare.log", "/",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--host",
+            "127.0.0.1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--app-dir",
+            str(work),
+        ],
+        env,
+        work / "bare.log",
+        "/",
     )
     bare_results = {c: wrk(bare.url + "/predict", v1_lua, c, args.duration) for c in (32, 100)}
     bare.stop()
@@ -283,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     server = Server(
         [sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--model-uri", str(model_dir)],
-        server_env, work / "server.log", "/v2/health/ready",
+        server_env,
+        work / "server.log",
+        "/v2/health/ready",
     )
     v1_url = server.url + "/v1/models/fraud-detector:predict"
     v2_url = server.url + "/v2/models/fraud-detector/infer"
@@ -296,22 +309,58 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
     log_lines = sum(1 for _ in (work / "server.log").open())
 
+    # The same server with tracing off and logging at WARNING: what the observability costs.
+    quiet = Server(
+        [sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--model-uri", str(model_dir)],
+        {**server_env, "FRAUD_TRACING_EXPORTER": "none", "FRAUD_LOG_LEVEL": "WARNING"},
+        work / "quiet.log",
+        "/v2/health/ready",
+    )
+    try:
+        wrk(quiet.url + "/v1/models/fraud-detector:predict", v1_lua, 32, 3)
+        quiet_result = wrk(quiet.url + "/v1/models/fraud-detector:predict", v1_lua, 32, args.duration)
+    finally:
+        quiet.stop()
+
     def mark(ok: bool) -> str:
         return "yes" if ok else "**no**"
 
     single_rows = [
-        ["bare uvicorn, constant body (HTTP floor)", str(c), f"{r.requests_per_s:,.0f}", f"{r.p50_ms:.1f}",
-         f"{r.p99_ms:.1f}", str(r.non_2xx + r.socket_errors)]
+        [
+            "bare uvicorn, constant body (HTTP floor)",
+            str(c),
+            f"{r.requests_per_s:,.0f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            str(r.non_2xx + r.socket_errors),
+        ]
         for c, r in bare_results.items()
     ] + [
-        ["model server, V1 single row", str(c), f"{r.requests_per_s:,.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
-         str(r.non_2xx + r.socket_errors)]
+        [
+            "model server, V1 single row",
+            str(c),
+            f"{r.requests_per_s:,.0f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            str(r.non_2xx + r.socket_errors),
+        ]
         for c, r in v1_results.items()
     ]
+    single_rows.append(
+        [
+            "model server, V1 single row, tracing OFF, no request logs (for comparison)",
+            "32",
+            f"{quiet_result.requests_per_s:,.0f}",
+            f"{quiet_result.p50_ms:.1f}",
+            f"{quiet_result.p99_ms:.1f}",
+            str(quiet_result.non_2xx + quiet_result.socket_errors),
+        ]
+    )
     best_single = max(r.requests_per_s for r in v1_results.values())
     v2_rows_per_s = v2_result.requests_per_s * BATCH_ROWS
     out = [
-        f"Machine: {os.cpu_count()} cores shared by wrk (2 threads) and the server ({args.workers} worker); "
+        f"Machine: {os.cpu_count()} cores shared by wrk (2 threads) and the server ({args.workers} worker), "
+        f"load average {os.getloadavg()[0]:.1f} at the end; "
         f"tracing ON (OTLP/gRPC, {receiver.count:,} spans received), JSON logs ON ({log_lines:,} lines written); "
         f"wrk {args.duration} s per run.",
         "",
@@ -321,8 +370,10 @@ def main(argv: list[str] | None = None) -> int:
             [
                 ["in-process XGBoost, one row per call (model floor)", f"{one_per_s:,.0f} rows/s"],
                 [f"in-process XGBoost, {BATCH_ROWS:,}-row batches (model floor)", f"{batch_rows_per_s:,.0f} rows/s"],
-                [f"model server, V2 FP32 [{BATCH_ROWS:,}, 29] tensors, 4 connections",
-                 f"{v2_rows_per_s:,.0f} rows/s (p50 {v2_result.p50_ms:.0f} ms, p99 {v2_result.p99_ms:.0f} ms)"],
+                [
+                    f"model server, V2 FP32 [{BATCH_ROWS:,}, 29] tensors, 4 connections",
+                    f"{v2_rows_per_s:,.0f} rows/s (p50 {v2_result.p50_ms:.0f} ms, p99 {v2_result.p99_ms:.0f} ms)",
+                ],
             ],
             ["batched scoring", "throughput"],
         ),
@@ -353,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
             head, _, rest = doc.partition(START)
             _, _, tail = rest.partition(END)
             stamp = time.strftime("%Y-%m-%d", time.gmtime())
-            DOC.write_text(f"{head}{START}\n_Measured {stamp} by `benchmarks/bench_serving.py`._\n\n{text}\n{END}{tail}")
+            DOC.write_text(
+                f"{head}{START}\n_Measured {stamp} by `benchmarks/bench_serving.py`._\n\n{text}\n{END}{tail}"
+            )
             print(f"updated {DOC.relative_to(REPO)}", file=sys.stderr)
     receiver.server.stop(grace=None)
     shutil.rmtree(work, ignore_errors=True)

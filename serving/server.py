@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -181,9 +182,24 @@ def _prepare(settings: ServingSettings) -> tuple[Any, Any, Any, threading.Event]
     app = import_from_string(rest.config.app)
     telemetry.instrument_app(app, provider)
     stop = threading.Event()
-    loader = threading.Thread(target=model.load_until_ready, args=(stop,), name="model-loader", daemon=True)
-    loader.start()
+    _freeze_heap()
+
+    def load() -> None:
+        if model.load_until_ready(stop):
+            _freeze_heap()
+
+    threading.Thread(target=load, name="model-loader", daemon=True).start()
     return app, rest, provider, stop
+
+
+def _freeze_heap() -> None:
+    """Move every object alive now (imports, app, model) out of the garbage collector's view.
+
+    KServe's imports leave ~200,000 tracked objects; without this, each full collection walks them all
+    (hundreds of milliseconds on a small pod) and stalls every request in flight.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def create_app() -> Any:
