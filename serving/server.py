@@ -64,7 +64,7 @@ def v2_infer(dataplane: Any) -> Any:
     """
     from fastapi.responses import ORJSONResponse
     from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
-    from kserve.errors import ModelNotReady
+    from kserve.errors import InvalidInput, ModelNotReady
     from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
     from serving.payload import PayloadError, parse_v2_body
@@ -78,7 +78,14 @@ def v2_infer(dataplane: Any) -> Any:
         if json_length is not None:
             if not json_length.isdigit():
                 raise PayloadError(f"{INFERENCE_CONTENT_LENGTH_HEADER} must be a byte count, got {json_length!r}")
-            infer_request = InferRequest.from_bytes(body, int(json_length), model_name)
+            try:
+                infer_request = InferRequest.from_bytes(body, int(json_length), model_name)
+            except InvalidInput:
+                raise
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+                # KServe's binary decoder indexes the JSON header without checking it.
+                what = f"missing field {error}" if isinstance(error, KeyError) else str(error)
+                raise PayloadError(f"invalid binary V2 request: {what}") from error
         else:
             try:
                 decoded = orjson.loads(body)

@@ -215,6 +215,22 @@ BAD_INPUTS: list[tuple[str, str, Any, dict[str, str] | None, int, list[str]]] = 
     ),
     ("V1 body on V2", V2, {"instances": [GOOD]}, None, 400, ["V1 body"]),
     ("V2 bad binary header", V2, b"{}", {"Inference-Header-Content-Length": "x"}, 400, ["must be a byte count"]),
+    (
+        "V2 binary, header without inputs",
+        V2,
+        b"{}",
+        {"Inference-Header-Content-Length": "2"},
+        400,
+        ["invalid binary V2 request", "inputs"],
+    ),
+    (
+        "V2 binary, tensor shorter than its shape",
+        V2,
+        b'{"inputs":[{"name":"x","shape":[1,29],"datatype":"FP32","parameters":{"binary_data_size":8}}]}' + b"\0" * 8,
+        {"Inference-Header-Content-Length": "94"},
+        400,
+        ["invalid binary V2 request"],
+    ),
     ("V2 unknown output", V2, {**tensor([1, 29]), "outputs": [{"name": "score"}]}, None, 400, ["score"]),
     ("explain bad row", EXPLAIN, {"instances": [without("V1")]}, None, 400, ["missing features ['V1']"]),
 ]
