@@ -26,6 +26,53 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+LOCAL_DEFAULTS = {
+    "mlflow_tracking_uri": "FRAUD_MLFLOW_TRACKING_URI, MLFLOW_TRACKING_URI, or a SQLite file under FRAUD_HOME",
+    "serving_root": "FRAUD_HOME/serving (a local folder; `fraud serve` reads its champion link)",
+    "deploy_target": "local",
+}
+"""Parameters whose compiled (cluster) default makes no sense on a laptop, and what ``fraud run`` uses instead."""
+
+
+def _local_value(name: str, settings: Settings) -> Any:
+    if name == "mlflow_tracking_uri":
+        return settings.tracking_uri()
+    if name == "serving_root":
+        return str((settings.home / "serving").resolve())
+    return LOCAL_DEFAULTS[name]
+
+
+def _list(text: str) -> list[Any]:
+    """A list option: JSON (``[0, 0.05]``) or comma-separated (``0,0.05`` or ``random,targeted``)."""
+    import json
+
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise argparse.ArgumentTypeError(f"not a JSON list: {error}") from error
+        if not isinstance(value, list):
+            raise argparse.ArgumentTypeError("expected a list")
+        return value
+    items: list[Any] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        try:
+            items.append(float(part))
+        except ValueError:
+            items.append(part)
+    return items
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except where the default is resolved at run time (None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add_run(subparsers: Any) -> None:
     from pipelines.local import pipeline_parameters
 
@@ -34,15 +81,15 @@ def _add_run(subparsers: Any) -> None:
         help="run the whole pipeline locally (kfp.local) and print a summary",
         description="Run the pipeline on this machine with kfp.local. Every pipeline parameter is an option; "
         "the MLflow tracking URI defaults to a SQLite file under FRAUD_HOME (.fraud).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsFormatter,
     )
     for parameter in pipeline_parameters():
-        kind = _bool if parameter.type is bool else parameter.type
+        kind: Any = {bool: _bool, list: _list}.get(parameter.type, parameter.type)
         default = parameter.default
         help_text = parameter.help or " "
-        if parameter.name == "mlflow_tracking_uri":
+        if parameter.name in LOCAL_DEFAULTS:
             default = None
-            help_text += " Default for local runs: FRAUD_MLFLOW_TRACKING_URI, MLFLOW_TRACKING_URI, or .fraud/mlflow."
+            help_text += f" Compiled default: {parameter.default}; fraud run uses {LOCAL_DEFAULTS[parameter.name]}."
         parser.add_argument(
             f"--{parameter.name.replace('_', '-')}",
             dest=parameter.name,
@@ -60,8 +107,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     names = [p.name for p in pipeline_parameters()]
     parameters = {name: getattr(args, name) for name in names}
-    if parameters["mlflow_tracking_uri"] is None:
-        parameters["mlflow_tracking_uri"] = settings.tracking_uri()
+    for name in LOCAL_DEFAULTS:
+        if parameters[name] is None:
+            parameters[name] = _local_value(name, settings)
     data_uri = parameters["data_uri"]
     if data_uri != "synthetic" and not data_uri.startswith("gs://"):
         parameters["data_uri"] = str(Path(data_uri).resolve())
@@ -133,10 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _optional_commands() -> list[Callable[[Any], None]]:
-    """Subcommands contributed by the serving and cluster modules."""
-    commands: list[Callable[[Any], None]] = []
-    return commands
+def _optional_commands() -> list[Callable[[Any], Any]]:
+    """Subcommands contributed by the serving and cluster modules (imported only to register their parsers)."""
+    from fraud_detection.cli_cluster import add_logs_parser, add_submit_parser
+    from serving.cli import add_predict_parser, add_serve_parser
+
+    return [add_serve_parser, add_predict_parser, add_submit_parser, add_logs_parser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from pipelines.local import LocalRun
@@ -67,9 +69,22 @@ def render_summary(run: LocalRun, parameters: dict[str, Any]) -> str:
         f"   ({int(metrics.get('best_iteration', 0)) + 1} trees)"
     )
 
+    lines += _poison_lines(out)
+    lines += _fairness_lines(_meta(out, "fairness_metrics"))
+    lines += _drift_lines(_meta(out, "drift_metrics"))
+    lines += _decision_lines(_meta(out, "decision"))
+
     lines.append("Artifacts")
     lines.append(f"  model directory   {_path(out, 'model')}")
     lines.append(f"  test window       {_path(out, 'test_data')}")
+    for label, name in (
+        ("poison report", "poison_report"),
+        ("fairness report", "fairness_report"),
+        ("drift report", "drift_report"),
+        ("decision record", "decision"),
+    ):
+        if name in out:
+            lines.append(f"  {label:<17} {_path(out, name)}")
 
     tracking_uri = str(parameters.get("mlflow_tracking_uri", ""))
     lines.append("MLflow")
@@ -77,6 +92,82 @@ def render_summary(run: LocalRun, parameters: dict[str, Any]) -> str:
     lines.append(f"  browse: {_mlflow_ui_command(tracking_uri)}")
     lines.append(rule)
     return "\n".join(lines)
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{float(value):.{digits}f}"
+
+
+def _poison_lines(out: dict[str, Any]) -> list[str]:
+    path = _path(out, "poison_table")
+    if not path:
+        return []
+    rows = json.loads(Path(path).read_text())
+    lines = [
+        "Poison sweep (labels flipped in training; scored on the clean test window)",
+        f"  {'attack':<9} {'level':>6} {'AUPRC':>7} {'defended':>9} {'recovered':>9} {'recall':>7} {'defended':>9}",
+    ]
+    for row in rows:
+        recovered = row.get("recovered")
+        lines.append(
+            f"  {row['kind']:<9} {row['level_pct']:>5g}% {_num(row['auprc']):>7} {_num(row.get('auprc_defended')):>9} "
+            f"{'-' if recovered is None else f'{recovered:.0%}':>9} {_num(row['recall']):>7} "
+            f"{_num(row.get('recall_defended')):>9}"
+        )
+    return lines
+
+
+def _fairness_lines(metrics: dict[str, Any]) -> list[str]:
+    if not metrics:
+        return []
+    if not metrics.get("fairness_available"):
+        return ["Fairness", "  not audited: the data has no sensitive attribute column (SHAP explanations still run)"]
+    groups = sorted({k.split("_", 1)[1] for k in metrics if k.startswith("recall_") and k != "recall_gap"})
+    lines = [
+        "Fairness (test window, by the sensitive attribute)",
+        f"  equalised-odds difference {metrics['equalized_odds_difference']:.3f} | "
+        f"demographic-parity difference {metrics['demographic_parity_difference']:.5f}",
+    ]
+    for group in groups:
+        lines.append(
+            f"  {group:<10} recall {_num(metrics.get(f'recall_{group}'))}  FPR {_num(metrics.get(f'fpr_{group}'), 5)}  "
+            f"AUPRC {_num(metrics.get(f'auprc_{group}'))}"
+        )
+    return lines
+
+
+def _drift_lines(metrics: dict[str, Any]) -> list[str]:
+    if not metrics:
+        return []
+    verdict = "DRIFTED" if metrics.get("drifted") else "no drift"
+    score = f" | score drift {metrics['score_drift']:.3f}" if "score_drift" in metrics else ""
+    return [
+        "Drift (training window vs current window, model features only)",
+        f"  {verdict}: {int(metrics.get('n_drifted_features', 0))} of 29 features drifted "
+        f"(share {metrics.get('drift_share', 0):.2f}){score}",
+    ]
+
+
+def _decision_lines(decision: dict[str, Any]) -> list[str]:
+    if not decision:
+        return []
+    verdict = "PROMOTED" if decision.get("promoted") else "NOT PROMOTED"
+    lines = [f"Promotion: {verdict} - {decision.get('reason', '')}"]
+    for gate in decision.get("gates", []):
+        bound = gate.get("bound")
+        bound_text = f"{gate['comparison']} {_num(bound, 4)}" if bound is not None else gate["comparison"]
+        note = f"  ({gate['note']})" if gate.get("note") else ""
+        lines.append(
+            f"  {'pass' if gate['passed'] else 'FAIL'}  {gate['name']:<14} {_num(gate.get('value'), 4):>7} "
+            f"{bound_text}{note}"
+        )
+    version = decision.get("candidate_version")
+    if decision.get("promoted"):
+        lines.append(f"  champion is now version {version}, served from {decision.get('serving_uri')}")
+        lines.append("  serve it: make serve   (then: make predict)")
+    elif version:
+        lines.append(f"  registered as version {version} with alias 'challenger'; champion unchanged")
+    return lines
 
 
 def render_failure(run: LocalRun) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from fraud_detection import modeldir
+from fraud_detection.cli import LOCAL_DEFAULTS
 from pipelines.compile import COMPILED_PATH, compile_pipeline
 from pipelines.local import pipeline_parameters
 
@@ -18,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def fraud(*args: str, home: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "FRAUD_HOME": str(home)}
+    env = {**os.environ, "FRAUD_HOME": str(home), "COLUMNS": "1000"}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
         [sys.executable, "-m", "fraud_detection.cli", *args],
@@ -50,13 +52,40 @@ def test_compiled_pipeline_has_every_parameter_with_its_default():
         assert inputs[parameter.name]["defaultValue"] == parameter.default
 
 
+def test_compiled_yaml_holds_the_full_dag_with_a_conditional_deploy():
+    spec = yaml.safe_load(COMPILED_PATH.read_text())
+    root = spec["root"]["dag"]["tasks"]
+    assert {
+        "load-data",
+        "train-model",
+        "poison-collect",
+        "fairness-audit",
+        "drift-check",
+        "evaluate-and-promote",
+    } <= set(root)
+    loop = next(t for name, t in root.items() if name.startswith("for-loop"))
+    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("poison_levels")
+    loop_dag = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(loop_dag) == {"poison-level"}
+    condition = next(t for name, t in root.items() if name.startswith("condition"))
+    assert "promoted" in condition["triggerPolicy"]["condition"]
+    assert condition["dependentTasks"] == ["evaluate-and-promote"]
+    inner = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(inner) == {"deploy-model"}
+    promote_inputs = root["evaluate-and-promote"]["inputs"]["parameters"]
+    assert promote_inputs["equalized_odds_difference"]["taskOutputParameter"]["producerTask"] == "fairness-audit"
+    assert promote_inputs["robust_auprc"]["taskOutputParameter"]["producerTask"] == "poison-collect"
+
+
 def test_run_help_lists_every_parameter_with_its_default(tmp_path):
     result = fraud("run", "--help", home=tmp_path)
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
     for parameter in pipeline_parameters():
         assert f"--{parameter.name.replace('_', '-')}" in text
-        if parameter.name != "mlflow_tracking_uri":
+        if parameter.name in LOCAL_DEFAULTS:
+            assert f"Compiled default: {parameter.default}; fraud run uses" in text, parameter.name
+        else:
             assert f"(default: {parameter.default})" in text, parameter.name
 
 
@@ -92,18 +121,36 @@ def test_local_run_on_a_users_csv(tmp_path):
     csv = tmp_path / "creditcard.csv"
     gen = fraud("data", "generate", "--rows", "40000", "--seed", "3", "--output", str(csv), home=tmp_path)
     assert gen.returncode == 0, gen.stderr
-    result = fraud("run", "--data-uri", str(csv), "--n-rounds", "60", home=tmp_path)
+    # 40k rows leave one or two test frauds in the smallest group: equalised odds is noise there, so this
+    # end-to-end test relaxes the fairness bound (the gate itself is tested in test_promotion.py).
+    quick = [
+        *("--data-uri", str(csv), "--n-rounds", "60", "--poison-levels", "0,0.05", "--poison-kinds", "targeted"),
+        *("--max-equalized-odds-difference", "1.0"),
+    ]
+    result = fraud("run", *quick, home=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
+    assert "Promotion: PROMOTED - first champion" in out
+    for gate in ("quality", "quality_floor", "fairness", "robustness"):
+        assert re.search(rf"^  pass  {gate} ", out, flags=re.M), gate
+    assert re.search(r"^  targeted +5% ", out, flags=re.M)
+    assert "equalised-odds difference" in out and re.search(r"(no drift|DRIFTED): \d+ of 29 features", out)
     assert "best possible AUPRC n/a (real data" in out
     assert "logistic regression baseline AUPRC" in out
     model_line = next(line for line in out.splitlines() if "model directory" in line)
     model_dir = Path(model_line.split()[-1])
     booster, metadata = modeldir.load_model_dir(model_dir)
     assert booster.num_features() == 29 and 0 < metadata.threshold < 1
-    runs = mlflow_runs(tmp_path)
-    assert [r.info.run_id for r in runs] == [metadata.mlflow_run_id]
-    assert runs[0].data.params["data_version"] == metadata.data_version
+    train_runs = [r for r in mlflow_runs(tmp_path) if r.data.tags.get("step") == "train"]
+    assert [r.info.run_id for r in train_runs] == [metadata.mlflow_run_id]
+    assert train_runs[0].data.params["data_version"] == metadata.data_version
+    _, served = modeldir.load_model_dir(tmp_path / "serving" / "champion")
+    assert served.model_version == "1" and served.mlflow_run_id == metadata.mlflow_run_id
+
+    again = fraud("run", *quick, home=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Promotion: NOT PROMOTED - candidate is byte-identical to champion version 1" in again.stdout
+    assert modeldir.read_metadata(tmp_path / "serving" / "champion").model_version == "1"
 
 
 @pytest.mark.slow
