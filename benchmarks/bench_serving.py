@@ -309,18 +309,22 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
     log_lines = sum(1 for _ in (work / "server.log").open())
 
-    # The same server with tracing off and logging at WARNING: what the observability costs.
-    quiet = Server(
-        [sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--model-uri", str(model_dir)],
-        {**server_env, "FRAUD_TRACING_EXPORTER": "none", "FRAUD_LOG_LEVEL": "WARNING"},
-        work / "quiet.log",
-        "/v2/health/ready",
-    )
-    try:
-        wrk(quiet.url + "/v1/models/fraud-detector:predict", v1_lua, 32, 3)
-        quiet_result = wrk(quiet.url + "/v1/models/fraud-detector:predict", v1_lua, 32, args.duration)
-    finally:
-        quiet.stop()
+    # Variants of the same server at 32 connections: what the observability costs.
+    def variant(extra_env: dict[str, str], log_name: str) -> WrkResult:
+        other = Server(
+            [sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--model-uri", str(model_dir)],
+            {**server_env, **extra_env},
+            work / log_name,
+            "/v2/health/ready",
+        )
+        try:
+            wrk(other.url + "/v1/models/fraud-detector:predict", v1_lua, 32, 3)
+            return wrk(other.url + "/v1/models/fraud-detector:predict", v1_lua, 32, args.duration)
+        finally:
+            other.stop()
+
+    sampled_result = variant({"FRAUD_TRACE_SAMPLE_RATIO": "0.1"}, "sampled.log")
+    quiet_result = variant({"FRAUD_TRACING_EXPORTER": "none", "FRAUD_LOG_LEVEL": "WARNING"}, "quiet.log")
 
     def mark(ok: bool) -> str:
         return "yes" if ok else "**no**"
@@ -346,6 +350,16 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for c, r in v1_results.items()
     ]
+    single_rows.append(
+        [
+            "model server, V1 single row, 10 % of traces sampled (FRAUD_TRACE_SAMPLE_RATIO=0.1), logs ON",
+            "32",
+            f"{sampled_result.requests_per_s:,.0f}",
+            f"{sampled_result.p50_ms:.1f}",
+            f"{sampled_result.p99_ms:.1f}",
+            str(sampled_result.non_2xx + sampled_result.socket_errors),
+        ]
+    )
     single_rows.append(
         [
             "model server, V1 single row, tracing OFF, no request logs (for comparison)",
