@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraud_detection import reports
+from fraud_detection import reports, tracking
 from fraud_detection.schema import FEATURES, LABEL, TIME, DataValidationError
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ def log_to_mlflow(summary: Mapping[str, Any], tracking_uri: str, experiment: str
     before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        mlflow.set_experiment(experiment)
+        tracking.configure(tracking_uri, experiment)
         with mlflow.start_run(run_name="drift", tags={"audit": "drift"}) as run:
             mlflow.log_metrics(kfp_metrics(summary))
             mlflow.log_metrics({f"drift_{c}": float(v["score"]) for c, v in summary["columns"].items()})

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraud_detection import reports
+from fraud_detection import reports, tracking
 from fraud_detection.schema import FEATURES, LABEL, DataValidationError
 
 log = logging.getLogger(__name__)
@@ -424,7 +424,7 @@ def log_to_mlflow(summary: Mapping[str, Any], tracking_uri: str, experiment: str
     before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        mlflow.set_experiment(experiment)
+        tracking.configure(tracking_uri, experiment)
         with mlflow.start_run(run_name="fairness", tags={"audit": "fairness"}) as run:
             mlflow.log_metrics({k: float(v) for k, v in summary["metrics"].items()})
             mlflow.log_params({"sensitive_column": summary["sensitive_column"] or "(none)"})

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from fraud_detection import reports
+from fraud_detection import reports, tracking
 from fraud_detection.train import TrainParams, evaluate, predict_proba, train_booster
 
 log = logging.getLogger(__name__)
@@ -583,7 +583,7 @@ def log_to_mlflow(
     client_uri_before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        mlflow.set_experiment(experiment)
+        tracking.configure(tracking_uri, experiment)
         with mlflow.start_run(run_name="poison-sweep", tags={"audit": "poison", **(parent_tags or {})}) as parent:
             mlflow.log_metrics({k: float(v) for k, v in summary.get("metrics", {}).items()})
             for path in summary.get("paths", {}).values():

@@ -17,20 +17,22 @@ PIPELINE_NAME = "fraud-detection"
 IN_CLUSTER_MLFLOW = "http://mlflow.mlflow.svc.cluster.local:5000"
 DEFAULT_POISON_LEVELS = [0.0, 0.01, 0.02, 0.05, 0.10, 0.20]
 
-OUTPUTS = [
-    ("data_summary", Metrics),
-    ("test_data", Dataset),
-    ("model", Model),
-    ("train_metrics", Metrics),
-    ("poison_report", HTML),
-    ("poison_metrics", Metrics),
-    ("poison_table", Dataset),
-    ("fairness_report", HTML),
-    ("fairness_metrics", Metrics),
-    ("drift_report", HTML),
-    ("drift_metrics", Metrics),
-    ("decision", Markdown),
-]
+
+class PipelineOutputs(NamedTuple):
+    """What a run hands back (``fraud run`` reads these for its summary)."""
+
+    data_summary: Metrics
+    test_data: Dataset
+    model: Model
+    train_metrics: Metrics
+    poison_report: HTML
+    poison_metrics: Metrics
+    poison_table: Dataset
+    fairness_report: HTML
+    fairness_metrics: Metrics
+    drift_report: HTML
+    drift_metrics: Metrics
+    decision: Markdown
 
 
 @dsl.pipeline(
@@ -72,7 +74,7 @@ def fraud_pipeline(
     canary_traffic_percent: int = 0,
     mlflow_tracking_uri: str = IN_CLUSTER_MLFLOW,
     mlflow_experiment: str = "fraud-detection",
-) -> NamedTuple("PipelineOutputs", OUTPUTS):  # type: ignore[misc]
+) -> PipelineOutputs:
     """load -> train -> {poison sweep, fairness, drift} -> evaluate-and-promote -> (if promoted) deploy.
 
     Args:
@@ -196,7 +198,6 @@ def fraud_pipeline(
             serving_image=serving_image,
             canary_traffic_percent=canary_traffic_percent,
         ).set_display_name("deploy")
-    PipelineOutputs = NamedTuple("PipelineOutputs", OUTPUTS)  # type: ignore[misc]
     return PipelineOutputs(
         data_summary=load.outputs["summary"],
         test_data=load.outputs["test_data"],
