@@ -10,10 +10,10 @@ UV_VERSION := 0.13.9
 FRAUD  := $(BIN)/fraud
 ARGS   ?=
 
-.PHONY: help install run test test-fast lint typecheck compile clean data bench lock serve predict
+.PHONY: help install sysdeps run test test-fast lint typecheck compile clean data bench bench-audits bench-serving lock serve predict
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,21 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP) ## Create .venv with the locked dependencies (idempotent)
 
+# Debian packages some checks need: chromium renders the HTML reports, wrk drives the serving benchmark.
+sysdeps: ## Install chromium and wrk from Debian's packages when missing (needs root)
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "sysdeps: please install:$$missing (the HTML render checks and the serving benchmark need them)"; exit 1; fi; \
+	fi
+
 run: $(STAMP) ## Run the whole pipeline locally on the built-in data set (ARGS="--help" for options)
 	$(FRAUD) run $(ARGS)
 
-test: $(STAMP) ## Run the test suite
+test: $(STAMP) sysdeps ## Run the test suite
 	$(BIN)/pytest $(ARGS)
 
 test-fast: $(STAMP) ## Run the tests that need no pipeline run or server process
@@ -48,6 +59,18 @@ data: $(STAMP) ## Write the synthetic data set to .fraud/data/creditcard_synthet
 
 bench: $(STAMP) ## Load+train speed and memory against bare XGBoost (takes ~10 minutes)
 	$(BIN)/python benchmarks/bench_train.py $(ARGS)
+
+bench-audits: $(STAMP) ## Time each audit step on the default data
+	$(BIN)/python benchmarks/bench_audits.py $(ARGS)
+
+bench-serving: $(STAMP) sysdeps ## wrk against the model server, beside the HTTP and model floors
+	$(BIN)/python benchmarks/bench_serving.py $(ARGS)
+
+serve: $(STAMP) ## Serve the local champion on 127.0.0.1:8080 (run `make run` first)
+	$(FRAUD) serve $(ARGS)
+
+predict: $(STAMP) ## Send sample transactions to the running server
+	$(FRAUD) predict $(ARGS)
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -p 3.11 --no-header --annotation-style line -o requirements.lock

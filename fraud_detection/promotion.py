@@ -181,13 +181,3 @@ def render_markdown(decision: Decision) -> str:
         result = "pass" if gate.passed else "**FAIL**"
         lines.append(f"| {gate.name} | {_fmt(gate.value)} | {bound} | {result} | {gate.note} |")
     return "\n".join(lines) + "\n"
-
-
-def render_text(decision: Decision) -> list[str]:
-    """The decision as short lines for the ``fraud run`` summary."""
-    lines = [f"{'PROMOTED' if decision.promoted else 'NOT PROMOTED'}: {decision.reason}"]
-    for gate in decision.gates:
-        bound = f"{gate.comparison} {_fmt(gate.bound)}" if gate.bound is not None else gate.comparison
-        note = f"  ({gate.note})" if gate.note else ""
-        lines.append(f"  {'pass' if gate.passed else 'FAIL'}  {gate.name:<14} {_fmt(gate.value):>8} {bound}{note}")
-    return lines
