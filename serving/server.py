@@ -62,7 +62,6 @@ def v2_infer(dataplane: Any) -> Any:
     time. This route builds the same ``InferRequest`` and goes through the same data plane and model; binary
     tensors (``Inference-Header-Content-Length``) are decoded by KServe as before.
     """
-    from fastapi.responses import ORJSONResponse
     from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
     from kserve.errors import InvalidInput, ModelNotReady
     from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
@@ -110,7 +109,8 @@ def v2_infer(dataplane: Any) -> Any:
         if isinstance(response, bytes):
             response_headers.pop("content-type", None)
             return Response(content=response, headers=response_headers)
-        return ORJSONResponse(content=response, headers=response_headers)
+        content = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+        return Response(content=content, headers=response_headers, media_type="application/json")
 
     return infer
 
@@ -222,6 +222,7 @@ def run(settings: ServingSettings) -> int:
     """Serve until SIGINT/SIGTERM. Returns the process exit code."""
     import uvicorn
 
+    telemetry.configure_logging(settings)
     log.info(
         "serving model %r from %s on http://%s:%d with %d worker(s) (V1 /v1/models/%s:predict, V2 /v2/models/%s/infer)",
         settings.model_name,
@@ -233,7 +234,6 @@ def run(settings: ServingSettings) -> int:
         settings.model_name,
     )
     if settings.workers > 1:
-        telemetry.configure_logging(settings)
         os.environ.update(settings_to_env(settings))
         uvicorn.run(
             f"{__name__}:create_app",

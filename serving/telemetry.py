@@ -78,6 +78,8 @@ def configure_logging(settings: ServingSettings, stream: IO[str] | None = None) 
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    # Library warnings (e.g. FastAPI deprecations) become structured lines too, not bare text on stderr.
+    logging.captureWarnings(True)
     for name in ("kserve", "uvicorn", "uvicorn.error", "uvicorn.access", "kserve.trace"):
         child = logging.getLogger(name)
         child.handlers.clear()
