@@ -92,3 +92,16 @@ def test_missing_local_model_with_retries_off(start: Starter, tmp_path: Path) ->
     server.wait_until(lambda: any("retries are off" in m for m in messages(server)), what="give-up line")
     assert any("metadata file is missing" in m for m in messages(server))
     assert_not_ready(server)
+
+
+def test_two_worker_processes_serve(start: Starter, model_dir: Path) -> None:
+    server = start(str(model_dir), FRAUD_WORKERS="2", FRAUD_MODEL_NAME="fraud-detector")
+    server.wait_until(
+        lambda: all(server.status("/v2/health/ready") == 200 for _ in range(6)), what="both workers ready"
+    )
+    for _ in range(6):
+        response = requests.post(f"{server.url}/v1/models/{NAME}:predict", json=BODY, timeout=5)
+        assert response.status_code == 200
+        assert response.json()["model_version"] == MODEL_VERSION
+    loaded = [r for r in server.log_records() if "loaded from" in str(r.get("message"))]
+    assert len(loaded) == 2, "each worker loads the model"
