@@ -1,20 +1,23 @@
 """Component ``deploy``: point the champion's InferenceService at the newly promoted model directory."""
 
 from kfp import dsl
+from kfp.dsl import Input, Markdown
 
 from components import COMPONENTS_IMAGE
 
 
 @dsl.component(base_image=COMPONENTS_IMAGE, install_kfp_package=False)
 def deploy_model(
-    serving_uri: str,
+    decision: Input[Markdown],
     deploy_target: str,
     isvc_name: str,
     isvc_namespace: str,
     serving_image: str,
     canary_traffic_percent: int,
 ) -> str:
-    """``local``: the export is the deployment (``fraud serve`` reads the champion link); ``kserve``: create or
+    """Deploy the model the promotion ``decision`` exported (its ``serving_uri`` metadata).
+
+    ``local``: the export is the deployment (``fraud serve`` reads the champion link); ``kserve``: create or
     update the InferenceService through the KServe SDK client with the pod's service account."""
     import logging
 
@@ -22,6 +25,9 @@ def deploy_model(
 
     runtime.setup_logging()
     log = logging.getLogger("deploy")
+    serving_uri = str(decision.metadata.get("serving_uri", ""))
+    if not serving_uri:
+        raise runtime.fail("deploy", ValueError("the promotion decision carries no serving_uri: nothing to deploy"))
     if deploy_target == "local":
         log.info("champion exported to %s; `fraud serve` serves it", serving_uri)
         return serving_uri

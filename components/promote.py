@@ -1,7 +1,5 @@
 """Component ``evaluate-and-promote``: champion vs candidate on the same test window, gates, registry aliases."""
 
-from typing import NamedTuple
-
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
 
@@ -24,13 +22,15 @@ def evaluate_and_promote(
     mlflow_tracking_uri: str,
     decision: Output[Markdown],
     metrics: Output[Metrics],
-) -> NamedTuple("PromoteOutputs", [("promoted", bool), ("serving_uri", str), ("model_version", str)]):  # type: ignore[valid-type]
+) -> bool:
     """Register the candidate as ``challenger``; move ``champion`` to it and export it only if every gate passes.
+
+    Returns whether it was promoted: the single output, because kfp.local (2.17) resolves a condition only on a
+    task's single ``Output``. The export URI and registry version travel in ``decision.metadata``.
 
     ``equalized_odds_difference`` and ``robust_auprc`` are -1 when not measurable (no sensitive attribute, or
     the sweep did not include ``robustness_level``); those gates then say so and pass.
     """
-    from collections import namedtuple
     from pathlib import Path
 
     from fraud_detection import runtime
@@ -57,12 +57,13 @@ def evaluate_and_promote(
     )
     Path(decision.path).write_text(result.markdown)
     outcome = result.decision
-    decision.metadata.update({**outcome.as_dict(), "serving_uri": result.serving_uri})
+    decision.metadata.update(
+        {**outcome.as_dict(), "serving_uri": result.serving_uri, "model_version": outcome.candidate_version or ""}
+    )
     metrics.log_metric("promoted", float(outcome.promoted))
     metrics.log_metric("candidate_auprc", outcome.candidate_auprc)
     if outcome.champion_auprc is not None:
         metrics.log_metric("champion_auprc", outcome.champion_auprc)
     for gate in outcome.gates:
         metrics.log_metric(f"gate_{gate.name}_passed", float(gate.passed))
-    PromoteOutputs = namedtuple("PromoteOutputs", ["promoted", "serving_uri", "model_version"])
-    return PromoteOutputs(outcome.promoted, result.serving_uri, outcome.candidate_version or "")
+    return bool(outcome.promoted)

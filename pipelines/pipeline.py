@@ -189,9 +189,9 @@ def fraud_pipeline(
         mlflow_tracking_uri=mlflow_tracking_uri,
     ).set_display_name("evaluate-and-promote")
     promote.after(drift)
-    with dsl.If(promote.outputs["promoted"] == True):  # noqa: E712
+    with dsl.If(promote.outputs["Output"] == True):  # noqa: E712
         deploy_model(
-            serving_uri=promote.outputs["serving_uri"],
+            decision=promote.outputs["decision"],
             deploy_target=deploy_target,
             isvc_name=isvc_name,
             isvc_namespace=isvc_namespace,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ def render_summary(run: LocalRun, parameters: dict[str, Any]) -> str:
     windows = ("train", "validation", "test", "current")
     rule = "-" * 78
     lines = [rule, f"Pipeline {parameters.get('data_uri')!s} -> finished in {run.seconds:.1f} s", rule]
+    lines += _step_lines(run)
 
     lines.append("Data")
     lines.append(f"  version     {test_data.get('data_version', '?')}")
@@ -92,6 +94,18 @@ def render_summary(run: LocalRun, parameters: dict[str, Any]) -> str:
     lines.append(f"  browse: {_mlflow_ui_command(tracking_uri)}")
     lines.append(rule)
     return "\n".join(lines)
+
+
+def _step_lines(run: LocalRun) -> list[str]:
+    if not run.steps:
+        return []
+    parts = []
+    for step in run.steps:
+        if step.tasks > 1:
+            parts.append(f"{step.name} x{step.tasks} {step.wall_seconds:.1f}s (busy {step.busy_seconds:.1f}s)")
+        else:
+            parts.append(f"{step.name} {step.wall_seconds:.1f}s")
+    return ["Steps (wall time)", *textwrap.wrap(" | ".join(parts), 76, initial_indent="  ", subsequent_indent="  ")]
 
 
 def _num(value: Any, digits: int = 3) -> str:

@@ -68,7 +68,7 @@ def test_compiled_yaml_holds_the_full_dag_with_a_conditional_deploy():
     loop_dag = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
     assert set(loop_dag) == {"poison-level"}
     condition = next(t for name, t in root.items() if name.startswith("condition"))
-    assert "promoted" in condition["triggerPolicy"]["condition"]
+    assert "evaluate-and-promote-Output" in condition["triggerPolicy"]["condition"]
     assert condition["dependentTasks"] == ["evaluate-and-promote"]
     inner = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
     assert set(inner) == {"deploy-model"}
@@ -131,6 +131,7 @@ def test_local_run_on_a_users_csv(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "Promotion: PROMOTED - first champion" in out
+    assert re.search(r"\| deploy-model \d", out), "the conditional deploy step did not run"
     for gate in ("quality", "quality_floor", "fairness", "robustness"):
         assert re.search(rf"^  pass  {gate} ", out, flags=re.M), gate
     assert re.search(r"^  targeted +5% ", out, flags=re.M)
@@ -150,6 +151,7 @@ def test_local_run_on_a_users_csv(tmp_path):
     again = fraud("run", *quick, home=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Promotion: NOT PROMOTED - candidate is byte-identical to champion version 1" in again.stdout
+    assert "deploy-model" not in again.stdout.split("Steps (wall time)")[-1].split("Data")[0]
     assert modeldir.read_metadata(tmp_path / "serving" / "champion").model_version == "1"
 
 
