@@ -79,10 +79,14 @@ def _child(phase: str, work: Path, rounds: int) -> dict[str, float]:
 
 
 def _prepare(rows: int, work: Path) -> None:
-    from fraud_detection import data, synth
-
-    frame = synth.generate(synth.SyntheticConfig(n_rows=rows, seed=11))
-    data.write_parquet(frame, work / "input.parquet")
+    """Generate the input in a subprocess: a child forked from a parent that held the data would inherit the
+    parent's peak RSS in its own ``ru_maxrss`` (Linux keeps the high-water mark across fork)."""
+    code = (
+        "import sys; from pathlib import Path; from fraud_detection import data, synth; "
+        "data.write_parquet(synth.generate(synth.SyntheticConfig(n_rows=int(sys.argv[1]), seed=11)), "
+        "Path(sys.argv[2]) / 'input.parquet')"
+    )
+    subprocess.run([sys.executable, "-c", code, str(rows), str(work)], check=True)
 
 
 def main(argv: list[str] | None = None) -> int:

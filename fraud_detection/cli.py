@@ -64,7 +64,7 @@ def _list(text: str) -> list[Any]:
     return items
 
 
-class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows defaults, except where the default is resolved at run time (None)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
@@ -81,7 +81,7 @@ def _add_run(subparsers: Any) -> None:
         help="run the whole pipeline locally (kfp.local) and print a summary",
         description="Run the pipeline on this machine with kfp.local. Every pipeline parameter is an option; "
         "the MLflow tracking URI defaults to a SQLite file under FRAUD_HOME (.fraud).",
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
     )
     for parameter in pipeline_parameters():
         kind: Any = {bool: _bool, list: _list}.get(parameter.type, parameter.type)

@@ -15,6 +15,7 @@ import sys
 from typing import Any, TextIO
 
 from fraud_detection import logquery, submit
+from fraud_detection.cli import DefaultsFormatter
 
 DEFAULT_PIPELINE = "pipelines/fraud_pipeline.yaml"
 
@@ -49,7 +50,7 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
         "kfp",
         parents=[common],
         help="a Kubeflow Pipelines API (e.g. KFP on GKE)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     kfp_parser.add_argument("--host", required=True, help="KFP API URL, e.g. https://kfp.example.com/pipeline")
     kfp_parser.add_argument("--namespace", default="kubeflow", help="Kubernetes namespace of the run")
@@ -67,7 +68,7 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
         "vertex",
         parents=[common],
         help="Vertex AI Pipelines",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     vertex_parser.add_argument("--project", required=True, help="Google Cloud project id")
     vertex_parser.add_argument("--region", required=True, help="Vertex AI region, e.g. europe-west4")

@@ -14,6 +14,8 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from fraud_detection.cli import DefaultsFormatter
+
 DEFAULT_MODEL_URI = ".fraud/serving/champion"
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -23,7 +25,7 @@ def add_serve_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve the champion model with KServe (V1, V2 and flat JSON on one port)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     parser.add_argument(
         "--model-uri", default=None, help=f"model directory, local or gs:// (default: {DEFAULT_MODEL_URI})"
@@ -58,7 +60,7 @@ def add_predict_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "predict",
         help="send sample transactions to a running model server and print the answer",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     parser.add_argument("--url", default=DEFAULT_URL, help="server base URL")
     parser.add_argument("--model-name", default="fraud-detector")

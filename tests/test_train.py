@@ -94,3 +94,18 @@ def test_default_data_reaches_95_percent_of_best_achievable_and_beats_logistic_r
     linear = average_precision_score(y_test, train.logistic_baseline(*xy["train"], x_test))
     assert ours >= 0.95 * best, (ours, best)
     assert ours >= 1.5 * linear, (ours, linear)
+
+
+def test_early_stopping_sample_keeps_every_fraud_and_is_unbiased():
+    rng = np.random.default_rng(1)
+    y = (rng.random(500_000) < 0.002).astype(np.int32)
+    scores = rng.random(y.size) + y * rng.random(y.size)
+    rows, weights = train.early_stopping_sample(y, seed=3, max_rows=50_000)
+    assert rows.size == 50_000 and np.array_equal(np.sort(rows), rows)
+    assert y[rows].sum() == y.sum()  # every fraud row is kept
+    assert weights[y[rows] == 0].sum() == pytest.approx((y == 0).sum())  # negatives stand for the whole window
+    full = average_precision_score(y, scores)
+    estimate = average_precision_score(y[rows], scores[rows], sample_weight=weights)
+    assert estimate == pytest.approx(full, rel=0.05)
+    small_rows, small_weights = train.early_stopping_sample(y[:10_000], seed=3, max_rows=50_000)
+    assert small_rows.size == 10_000 and (small_weights == 1).all()
