@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -130,8 +131,16 @@ def build_server(settings: ServingSettings) -> tuple[Any, Any]:
         from uvicorn.importer import import_from_string
 
         from serving.predictor import FraudModel
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import ORJSONResponse
+    from fastapi.exceptions import FastAPIDeprecationWarning, RequestValidationError
+    from fastapi.responses import Response
+
+    # KServe's own V1 routes still return FastAPI's ORJSONResponse, which this FastAPI deprecates with a
+    # warning on the first request of every process: a WARNING line in production logs about code that is
+    # not ours. Silence exactly that one; our handlers below build their responses without it.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated", category=FastAPIDeprecationWarning)
+
+    def json_error(status: int, message: str) -> Response:
+        return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json")
 
     from serving.middleware import RequestMiddleware
     from serving.payload import PayloadError
@@ -165,12 +174,12 @@ def build_server(settings: ServingSettings) -> tuple[Any, Any]:
     # prediction record replaces (and which are silenced): drop its cost from every request.
     app.user_middleware = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
 
-    async def payload_error(_: Any, error: Exception) -> ORJSONResponse:
-        return ORJSONResponse(status_code=400, content={"error": str(error)})
+    async def payload_error(_: Any, error: Exception) -> Response:
+        return json_error(400, str(error))
 
-    async def validation_error(_: Any, error: Exception) -> ORJSONResponse:
+    async def validation_error(_: Any, error: Exception) -> Response:
         errors = error.errors() if isinstance(error, RequestValidationError) else []
-        return ORJSONResponse(status_code=400, content={"error": _validation_message(list(errors))})
+        return json_error(400, _validation_message(list(errors)))
 
     app.add_exception_handler(PayloadError, payload_error)
     app.add_exception_handler(RequestValidationError, validation_error)
