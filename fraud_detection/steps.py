@@ -7,12 +7,11 @@ so the whole pipeline logic can be run and tested without KFP.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from fraud_detection import data, modeldir, tracking, train
 from fraud_detection.synth import SyntheticConfig, true_probability
@@ -53,17 +52,6 @@ def load_step(
     }
     log.info("windows: %s", ", ".join(f"{k} {v:,} rows" for k, v in summary["rows"].items()))
     return summary
-
-
-def _baseline_sample(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    if y.size <= BASELINE_MAX_ROWS:
-        return x, y
-    rng = np.random.default_rng(seed)
-    positives = np.flatnonzero(y == 1)
-    negatives = np.flatnonzero(y == 0)
-    keep = max(BASELINE_MAX_ROWS - positives.size, 1)
-    chosen = np.sort(np.concatenate([positives, rng.choice(negatives, size=min(keep, negatives.size), replace=False)]))
-    return x[chosen], y[chosen]
 
 
 @dataclass
@@ -109,7 +97,7 @@ def train_step(
     result = train.train_booster(x_train, y_train, x_valid, y_valid, params)
     test_scores = train.predict_proba(result.booster, x_test)
     test = train.evaluate(y_test, test_scores, result.threshold)
-    valid = train.evaluate(y_valid, train.predict_proba(result.booster, x_valid), result.threshold)
+    valid = train.evaluate(y_valid, result.validation_scores, result.threshold)
 
     metrics: dict[str, float] = {f"test_{k}": v for k, v in test.items()}
     metrics.update({f"validation_{k}": v for k, v in valid.items() if k in ("auprc", "roc_auc", "f1")})
@@ -117,8 +105,8 @@ def train_step(
     metrics["scale_pos_weight"] = result.scale_pos_weight
     metrics["train_seconds"] = result.seconds
 
-    xb, yb = _baseline_sample(x_train, y_train, params.seed)
-    baseline = train.logistic_baseline(xb, yb, x_test, params.seed)
+    rows = train.keep_frauds_sample(y_train, BASELINE_MAX_ROWS, params.seed)
+    baseline = train.logistic_baseline(x_train[rows], y_train[rows], x_test, params.seed)
     metrics["baseline_lr_test_auprc"] = float(average_precision_score(y_test, baseline))
     if oracle_label_noise is not None:
         oracle = true_probability(x_test, oracle_label_noise)
@@ -239,8 +227,6 @@ def promote_step(
             with tempfile.TemporaryDirectory(prefix="fraud-export-") as tmp:
                 export_dir = Path(tmp) / "model"
                 export_dir.mkdir()
-                import shutil
-
                 shutil.copyfile(candidate_dir / modeldir.MODEL_FILE, export_dir / modeldir.MODEL_FILE)
                 meta = candidate_meta.model_copy(update={"model_version": version, "model_name": model_name})
                 (export_dir / modeldir.METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")

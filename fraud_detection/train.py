@@ -63,6 +63,8 @@ class TrainResult:
     scale_pos_weight: float
     validation_auprc: float
     seconds: float
+    validation_scores: np.ndarray
+    """The calibrated booster's probabilities on the whole validation window."""
 
 
 def features_and_label(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +120,20 @@ EARLY_STOPPING_MAX_ROWS = 200_000
 """Validation rows scored each round for early stopping; larger windows are sampled (see below)."""
 
 
+def keep_frauds_sample(y: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
+    """Sorted row indices: every fraud row plus a seeded sample of legitimate rows, ``max_rows`` in all.
+
+    Returns every row when there are no more than ``max_rows``.
+    """
+    if y.size <= max_rows:
+        return np.arange(y.size)
+    positives = np.flatnonzero(y == 1)
+    negatives = np.flatnonzero(y == 0)
+    keep = max(max_rows - positives.size, 1)
+    chosen = np.random.default_rng(seed).choice(negatives, size=min(keep, negatives.size), replace=False)
+    return np.sort(np.concatenate([positives, chosen]))
+
+
 def early_stopping_sample(
     y_valid: np.ndarray, seed: int, max_rows: int = EARLY_STOPPING_MAX_ROWS
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -128,15 +144,11 @@ def early_stopping_sample(
     rows, each weighted by the inverse of that share, so the weighted AUPRC is an unbiased estimate of the
     full window's. The threshold and all reported metrics still use the whole window.
     """
-    n = y_valid.size
-    if n <= max_rows:
-        return np.arange(n), np.ones(n, dtype=np.float32)
-    positives = np.flatnonzero(y_valid == 1)
-    negatives = np.flatnonzero(y_valid == 0)
-    keep = max(max_rows - positives.size, 1)
-    chosen = np.random.default_rng(seed).choice(negatives, size=min(keep, negatives.size), replace=False)
-    rows = np.sort(np.concatenate([positives, chosen]))
-    weights = np.where(y_valid[rows] == 1, 1.0, negatives.size / chosen.size).astype(np.float32)
+    rows = keep_frauds_sample(y_valid, max_rows, seed)
+    if rows.size == y_valid.size:
+        return rows, np.ones(rows.size, dtype=np.float32)
+    negatives_kept = int((y_valid[rows] == 0).sum())
+    weights = np.where(y_valid[rows] == 1, 1.0, int((y_valid == 0).sum()) / negatives_kept).astype(np.float32)
     return rows, weights
 
 
@@ -210,6 +222,7 @@ def train_booster(
         scale_pos_weight=weight,
         validation_auprc=float(average_precision_score(y_valid, valid_scores)),
         seconds=seconds,
+        validation_scores=valid_scores,
     )
 
 
