@@ -73,6 +73,22 @@ class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _typed_list(element: type) -> Callable[[str], list[Any]]:
+    """A list option whose items must all be of the default's element type (numbers stay numbers)."""
+
+    def parse(text: str) -> list[Any]:
+        items = _list(text)
+        numeric = element in (int, float)
+        bad = [i for i in items if isinstance(i, str) == numeric]
+        if bad:
+            raise argparse.ArgumentTypeError(f"expected {element.__name__} items, got {bad[0]!r}")
+        if not items:
+            raise argparse.ArgumentTypeError("expected at least one item")
+        return items
+
+    return parse
+
+
 def _add_run(subparsers: Any) -> None:
     from pipelines.local import pipeline_parameters
 
@@ -85,6 +101,8 @@ def _add_run(subparsers: Any) -> None:
     )
     for parameter in pipeline_parameters():
         kind: Any = {bool: _bool, list: _list}.get(parameter.type, parameter.type)
+        if parameter.type is list and parameter.default:
+            kind = _typed_list(type(parameter.default[0]))
         default = parameter.default
         help_text = parameter.help or " "
         if parameter.name in LOCAL_DEFAULTS:

@@ -89,6 +89,22 @@ def test_run_help_lists_every_parameter_with_its_default(tmp_path):
             assert f"(default: {parameter.default})" in text, parameter.name
 
 
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--poison-levels", "0,abc", "expected float items, got 'abc'"),
+        ("--poison-kinds", "random,2", "expected str items, got 2.0"),
+        ("--poison-levels", "[0.1", "not a JSON list"),
+        ("--synthetic-rows", "many", "invalid int value: 'many'"),
+    ],
+)
+def test_run_rejects_bad_options_before_running(tmp_path, option, value, message):
+    result = fraud("run", option, value, home=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / "pipeline_root").exists()
+
+
 def test_data_generate_writes_a_valid_file(tmp_path):
     out = tmp_path / "synthetic.parquet"
     result = fraud("data", "generate", "--rows", "3000", "--output", str(out), home=tmp_path)
