@@ -130,7 +130,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             parameters[name] = _local_value(name, settings)
     data_uri = parameters["data_uri"]
     if data_uri != "synthetic" and not data_uri.startswith("gs://"):
-        parameters["data_uri"] = str(Path(data_uri).resolve())
+        parameters["data_uri"] = str(Path(data_uri).expanduser().resolve())
     print(f"Running pipeline locally; artifacts under {settings.pipeline_root}", flush=True)
     run = run_local(parameters, settings.pipeline_root)
     if not run.succeeded:

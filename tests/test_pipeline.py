@@ -105,6 +105,24 @@ def test_run_rejects_bad_options_before_running(tmp_path, option, value, message
     assert not (tmp_path / "pipeline_root").exists()
 
 
+def test_run_expands_a_quoted_home_directory(tmp_path):
+    # `make run ARGS="--data-uri ~/x.csv"` hands fraud a literal "~": it must name the user's home, not ./~
+    env_home = tmp_path / "home"
+    env_home.mkdir()
+    (env_home / "x.csv").write_text("Time,V1\n1,2\n")
+    env = {**os.environ, "FRAUD_HOME": str(tmp_path / "state"), "HOME": str(env_home)}
+    result = subprocess.run(
+        [sys.executable, "-m", "fraud_detection.cli", "run", "--data-uri", "~/x.csv"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "load: missing columns: V2" in result.stderr
+
+
 def test_data_generate_writes_a_valid_file(tmp_path):
     out = tmp_path / "synthetic.parquet"
     result = fraud("data", "generate", "--rows", "3000", "--output", str(out), home=tmp_path)
