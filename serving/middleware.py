@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -34,7 +33,6 @@ prediction_log = logging.getLogger(telemetry.PREDICTION_LOGGER)
 JSON_CONTENT_TYPES = frozenset(
     {"application/json", "application/cloudevents+json", "application/ld+json", "application/octet-stream"}
 )
-_QUIET_PATH = re.compile(r"^/(metrics|v2/health/.*|v2/models/[^/]+/ready|v1/models/[^/:]+|v2/models/[^/]+)?$")
 _MAX_LOGGED_ERROR = 500
 
 
@@ -150,7 +148,7 @@ class RequestMiddleware:
                     )
         finally:
             telemetry.REQUEST_RECORD.reset(token)
-            if not _QUIET_PATH.match(path):
+            if not telemetry.QUIET_PATHS.match(path):
                 self._log(scope, path, state, time.perf_counter() - started, record)
 
     @staticmethod

@@ -6,7 +6,7 @@ The server is KServe's own REST server (its FastAPI app, V1 and V2 routes, ``/me
   up and answers 503 on readiness instead of crash-looping;
 * server readiness (``/v2/health/ready``) that is true only once the model is loaded;
 * 400s with a message for every bad body (FastAPI's 422 validation errors included), never a 500;
-* OpenTelemetry instrumentation, structured JSON logs and Prometheus counters (:mod:`serving.telemetry`).
+* FastAPI's native OpenTelemetry server spans, structured JSON logs and Prometheus counters (:mod:`serving.telemetry`).
 """
 
 from __future__ import annotations
@@ -122,15 +122,16 @@ def build_server(settings: ServingSettings) -> tuple[Any, Any]:
     Returns ``(model, rest_server)``; ``rest_server.config`` is the uvicorn config to run.
     """
     with _plain_argv():
+        import kserve.model_server as kserve_server
         from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, V2_ROUTE_PREFIX
         from kserve.model_repository import ModelRepository
         from kserve.protocol.dataplane import DataPlane
         from kserve.protocol.model_repository_extension import ModelRepositoryExtension
         from kserve.protocol.rest.server import RESTServer
         from timing_asgi import TimingMiddleware
-        from uvicorn.importer import import_from_string
 
         from serving.predictor import FraudModel
+    from fastapi import FastAPI
     from fastapi.exceptions import FastAPIDeprecationWarning, RequestValidationError
     from fastapi.responses import Response
 
@@ -166,7 +167,17 @@ def build_server(settings: ServingSettings) -> tuple[Any, Any]:
         event_loop="auto",
     )
     rest.config.host = settings.host
-    app = import_from_string(FASTAPI_APP_IMPORT_STRING)
+    # KServe's REST server serves the module-level app ``kserve.model_server:app``. Put a fresh one there,
+    # built with FastAPI's own OpenTelemetry settings (KServe's app cannot take them, and reusing it would
+    # stack a second set of routes and middleware when one process builds two servers).
+    app = FastAPI(
+        title=kserve_server.app.title,
+        version=kserve_server.app.version,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=telemetry.fastapi_telemetry(),
+    )
+    kserve_server.app = app
     # Registered before KServe's routes, so it answers first: see v2_infer.
     app.add_api_route(f"{V2_ROUTE_PREFIX}/models/{{model_name}}/infer", v2_infer(dataplane), methods=["POST"])
     rest.create_application()
@@ -196,7 +207,6 @@ def _prepare(settings: ServingSettings) -> tuple[Any, Any, Any, threading.Event]
     telemetry.configure_logging(settings)
     provider = telemetry.configure_tracing(settings)
     app = import_from_string(rest.config.app)
-    telemetry.instrument_app(app, provider)
     stop = threading.Event()
     _freeze_heap()
 

@@ -5,7 +5,8 @@
   ``trace_sampled`` taken from the current OpenTelemetry span, ``httpRequest``). KServe's and uvicorn's
   loggers are routed into it.
 * Traces: an SDK tracer provider with the exporter chosen by settings (``otlp`` over gRPC, ``console``,
-  ``none``), and W3C ``traceparent`` plus Google's ``X-Cloud-Trace-Context`` extraction.
+  ``none``), W3C ``traceparent`` plus Google's ``X-Cloud-Trace-Context`` extraction, and FastAPI's native
+  OpenTelemetry support for the server span of each request (:func:`fastapi_telemetry`).
 * Metrics: our counters on the default Prometheus registry, which KServe's ``/metrics`` serves.
 
 Nothing here runs at import; the entry point calls :func:`configure_logging` and :func:`configure_tracing`.
@@ -16,12 +17,15 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import re
 import sys
 import traceback
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fastapi.telemetry import TelemetryConfig
     from opentelemetry.sdk.trace import TracerProvider
     from prometheus_client import Counter
 
@@ -35,8 +39,9 @@ REQUEST_RECORD: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Cont
 writes it with the request's ``httpRequest`` as one log line when the answer has gone out."""
 ACCESS_LOGGER = "serving.access"
 
-# Paths that are probed often and carry no business: not traced, not access-logged.
-UNTRACED_URLS = r"/metrics$,/v2/health/,/v2/models/[^/]+/ready$,/v1/models/[^/:]+$,^https?://[^/]+/?$"
+# Paths that are probed often and carry no business: not traced, not access-logged. Health, readiness,
+# metrics, model metadata and the root.
+QUIET_PATHS = re.compile(r"^/(metrics|v2/health/.*|v2/models/[^/]+/ready|v1/models/[^/:]+|v2/models/[^/]+)?$")
 
 _CLIENT_ERRORS = ("InvalidInput", "PayloadError", "ModelNotFound", "ModelNotReady", "ServerNotReady")
 
@@ -140,13 +145,21 @@ def configure_tracing(settings: ServingSettings) -> TracerProvider | None:
     return provider
 
 
-def instrument_app(app: Any, provider: TracerProvider | None) -> None:
-    """Trace every request of KServe's FastAPI app except health, readiness and metrics routes."""
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+def is_quiet(scope: MutableMapping[str, Any]) -> bool:
+    """True for probe requests (see :data:`QUIET_PATHS`): FastAPI's telemetry skips them."""
+    return scope.get("type") == "http" and QUIET_PATHS.match(scope.get("path", "")) is not None
 
-    FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"]
-    )
+
+def fastapi_telemetry() -> TelemetryConfig:
+    """The ``telemetry=`` settings of the FastAPI app: a server span per request, nothing more.
+
+    FastAPI's native OpenTelemetry support follows the global tracer provider set by
+    :func:`configure_tracing` and the global propagators (so ``traceparent`` and ``X-Cloud-Trace-Context``
+    both continue a trace). Spans are named ``POST /v1/models/{model_name}:predict``. Per-operation spans
+    (dependencies, serialisation), OTel metrics (Prometheus serves ours) and OTel log records (logs go to
+    stdout as structured JSON) are off, and probes are not traced.
+    """
+    return {"tracing": True, "metrics": False, "logs": False, "operation_spans": False, "exclude": is_quiet}
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,14 @@ def test_traceparent_continues_the_callers_trace(server: ServerProcess, otlp_rec
     assert "predict" in names, names
     server_span = next(s for s in spans if s.parent_span_id.hex() == parent)
     assert any(s.parent_span_id == server_span.span_id for s in spans if s.name == "predict")
-    assert "POST" in server_span.name
+    # FastAPI's own server span, named after the route; no per-operation spans besides ours.
+    assert server_span.name == "POST /v1/models/{model_name}:predict"
+    assert attributes(server_span)["http.route"] == "/v1/models/{model_name}:predict"
+    assert attributes(server_span)["http.response.status_code"] == 200
+    assert sorted(s.name for s in otlp_receiver.spans_of_trace(trace_id, timeout=1.0, at_least=3)) == [
+        "POST /v1/models/{model_name}:predict",
+        "predict",
+    ]
     predict_span = next(s for s in spans if s.name == "predict")
     assert attributes(predict_span) == {"model.name": "fraud-detector", "model.version": MODEL_VERSION, "batch.size": 1}
 
