@@ -17,6 +17,7 @@ import gc
 import logging
 import os
 import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -29,6 +30,8 @@ from serving import telemetry
 from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextlib.contextmanager
@@ -178,8 +181,9 @@ def build_server(settings: ServingSettings) -> tuple[Any, Any]:
         telemetry=telemetry.fastapi_telemetry(),
     )
     kserve_server.app = app
-    # Registered before KServe's routes, so it answers first: see v2_infer.
+    # Registered before KServe's routes, so these answer first: see v2_infer and metrics.
     app.add_api_route(f"{V2_ROUTE_PREFIX}/models/{{model_name}}/infer", v2_infer(dataplane), methods=["POST"])
+    app.add_api_route("/metrics", metrics, methods=["GET"])
     rest.create_application()
     # KServe's TimingMiddleware only feeds its per-request "kserve.trace" timing lines, which the structured
     # prediction record replaces (and which are silenced): drop its cost from every request.
@@ -254,15 +258,16 @@ def run(settings: ServingSettings) -> int:
     )
     if settings.workers > 1:
         os.environ.update(settings_to_env(settings))
-        uvicorn.run(
-            f"{__name__}:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_config=None,
-            timeout_keep_alive=65,
-        )
+        with _shared_metrics_dir():
+            uvicorn.run(
+                f"{__name__}:create_app",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                log_config=None,
+                timeout_keep_alive=65,
+            )
         return 0
     _, rest, provider, stop = _prepare(settings)
     try:
@@ -273,6 +278,36 @@ def run(settings: ServingSettings) -> int:
             provider.shutdown()
         log.info("model server stopped")
     return 0
+
+
+@contextlib.contextmanager
+def _shared_metrics_dir() -> Iterator[None]:
+    """Prometheus multiprocess mode for the worker processes, so ``/metrics`` adds up all of them.
+
+    Without it each worker keeps its own counters and a scrape sees whichever worker answered. The
+    directory is ``PROMETHEUS_MULTIPROC_DIR`` when set, else a fresh temporary one removed at exit.
+    """
+    if os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="fraud-metrics-") as directory:
+        os.environ[MULTIPROC_ENV] = directory
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROC_ENV]
+
+
+async def metrics(request: Request) -> Response:
+    """``GET /metrics``: KServe's handler, adding up every worker's values in multiprocess mode."""
+    from prometheus_client import REGISTRY, CollectorRegistry, exposition, multiprocess
+
+    registry = REGISTRY
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    encoder, content_type = exposition.choose_encoder(request.headers.get("accept", ""))
+    return Response(content=encoder(registry), headers={"content-type": content_type})
 
 
 def settings_to_env(settings: ServingSettings) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -105,3 +106,11 @@ def test_two_worker_processes_serve(start: Starter, model_dir: Path) -> None:
         assert response.json()["model_version"] == MODEL_VERSION
     loaded = [r for r in server.log_records() if "loaded from" in str(r.get("message"))]
     assert len(loaded) == 2, "each worker loads the model"
+    # Each request opens a new connection, so the kernel spreads them over both workers; every scrape,
+    # whichever worker answers it, must count the rows both scored.
+    for _ in range(34):
+        assert requests.post(f"{server.url}/v1/models/{NAME}:predict", json=BODY, timeout=5).status_code == 200
+    pattern = re.compile(r'^fraud_predictions_total\{model_name="fraud-detector",model_version="[^"]+"\} (\S+)$', re.M)
+    for _ in range(6):
+        scraped = pattern.findall(requests.get(f"{server.url}/metrics", timeout=5).text)
+        assert [float(v) for v in scraped] == [40.0]
