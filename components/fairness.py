@@ -41,4 +41,5 @@ def fairness_audit(
         metrics.log_metric(name, value)
     FairnessOutputs = namedtuple("FairnessOutputs", ["equalized_odds_difference", "note"])
     eod = result["fairness"]["equalized_odds_difference"] if result["fairness_available"] else -1.0
+    eod = eod if eod is not None and eod == eod else -1.0  # NaN (fewer than two groups to compare) -> not measurable
     return FairnessOutputs(float(eod), str(result["fairness_note"]))

@@ -33,6 +33,10 @@ from fraud_detection.schema import FEATURES, LABEL, DataValidationError
 log = logging.getLogger(__name__)
 
 GROUP_METRICS: tuple[str, ...] = ("count", "frauds", "recall", "fpr", "precision", "selection_rate", "auprc")
+MIN_GROUP_FRAUDS = 10
+"""Groups with fewer test frauds are reported but left out of the recall comparison: with n frauds one fraud
+caught or missed moves a group's recall by 1/n, so below about ten a recall gap is mostly chance (a group
+with one test fraud has recall 0 or 1). Their false-positive rates, measured on legitimate rows, still count."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,11 @@ def _frauds(y_true: Any, y_pred: Any) -> float:
 
 
 def group_fairness(
-    y_true: np.ndarray, scores: np.ndarray, threshold: float, groups: pd.Series | np.ndarray
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    groups: pd.Series | np.ndarray,
+    min_group_frauds: int = MIN_GROUP_FRAUDS,
 ) -> dict[str, Any]:
     """Per-group metrics and disparities of thresholded scores.
 
@@ -78,16 +86,19 @@ def group_fairness(
         scores: fraud probabilities.
         threshold: flag when ``score >= threshold``.
         groups: the sensitive attribute of each row (never a model feature).
+        min_group_frauds: groups with fewer frauds are left out of the recall gap (see
+            :data:`MIN_GROUP_FRAUDS`).
 
     Returns:
-        ``by_group`` ({group: {metric: value}}), ``overall``, ``demographic_parity_difference``,
-        ``equalized_odds_difference`` and the largest gaps in recall and FPR.
+        ``by_group`` ({group: {metric: value}}), ``overall``, ``demographic_parity_difference``, the largest
+        gaps in recall (between groups with at least ``min_group_frauds`` frauds) and in FPR (between all
+        groups), ``equalized_odds_difference`` (the larger of the two; NaN when neither can be measured),
+        and ``groups_below_support``.
     """
     from fairlearn.metrics import (
         MetricFrame,
         count,
         demographic_parity_difference,
-        equalized_odds_difference,
         false_positive_rate,
         selection_rate,
     )
@@ -118,15 +129,20 @@ def group_fairness(
         str(name): {m: float(frame.by_group.loc[name, m]) for m in GROUP_METRICS} for name in frame.by_group.index
     }
     overall = {m: float(frame.overall[m]) for m in GROUP_METRICS}
-    recalls = [v["recall"] for v in by_group.values() if np.isfinite(v["recall"])]
+    recalls = [v["recall"] for v in by_group.values() if v["frauds"] >= min_group_frauds and np.isfinite(v["recall"])]
     fprs = [v["fpr"] for v in by_group.values() if np.isfinite(v["fpr"])]
+    recall_gap = float(max(recalls) - min(recalls)) if len(recalls) >= 2 else float("nan")
+    fpr_gap = float(max(fprs) - min(fprs)) if len(fprs) >= 2 else float("nan")
+    gaps = [gap for gap in (recall_gap, fpr_gap) if np.isfinite(gap)]
     return {
         "by_group": by_group,
         "overall": overall,
         "demographic_parity_difference": float(demographic_parity_difference(y, flags, sensitive_features=g)),
-        "equalized_odds_difference": float(equalized_odds_difference(y, flags, sensitive_features=g)),
-        "recall_gap": float(max(recalls) - min(recalls)) if recalls else float("nan"),
-        "fpr_gap": float(max(fprs) - min(fprs)) if fprs else float("nan"),
+        "equalized_odds_difference": float(max(gaps)) if gaps else float("nan"),
+        "recall_gap": recall_gap,
+        "fpr_gap": fpr_gap,
+        "min_group_frauds": int(min_group_frauds),
+        "groups_below_support": [k for k, v in by_group.items() if v["frauds"] < min_group_frauds],
         "groups_without_fraud": [k for k, v in by_group.items() if v["frauds"] == 0],
     }
 
@@ -285,6 +301,11 @@ def run_fairness(
     scores = predict_proba(booster, x)
     note = _sensitive_problem(test, sensitive_column)
     fairness = None if note else group_fairness(y, scores, threshold, test[sensitive_column])
+    if fairness is not None and fairness["groups_below_support"]:
+        note = (
+            f"fairness audited by {sensitive_column!r}; recall of {', '.join(fairness['groups_below_support'])} "
+            f"not compared (fewer than {fairness['min_group_frauds']} test frauds)"
+        )
     explained = explain(booster, x, y, scores, params)
     pngs = explained.pop("_png")
 
@@ -331,6 +352,7 @@ def kfp_metrics(fairness: Mapping[str, Any] | None, explained: Mapping[str, Any]
         metrics["equalized_odds_difference"] = float(fairness["equalized_odds_difference"])
         metrics["recall_gap"] = float(fairness["recall_gap"])
         metrics["fpr_gap"] = float(fairness["fpr_gap"])
+        metrics["groups_below_support"] = float(len(fairness["groups_below_support"]))
         for group, values in fairness["by_group"].items():
             tag = "".join(ch if ch.isalnum() else "_" for ch in group)
             for m in ("recall", "fpr", "selection_rate", "auprc"):
@@ -379,6 +401,18 @@ def _report_html(
                     "difference: the larger of the largest recall gap and the largest FPR gap. Fraud rates "
                     "differ by group, so selection rates are expected to differ; recall and FPR gaps are the "
                     "ones to act on."
+                ),
+                *(
+                    [
+                        reports.paragraph(
+                            f"Left out of the recall gap (fewer than {fairness['min_group_frauds']} test frauds, "
+                            f"so their recall is mostly chance): {', '.join(fairness['groups_below_support'])}. "
+                            "Their false-positive rates still count.",
+                            "note",
+                        )
+                    ]
+                    if fairness["groups_below_support"]
+                    else []
                 ),
             )
         )

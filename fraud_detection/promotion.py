@@ -97,7 +97,14 @@ def evaluate_gates(
     gates.append(Gate("quality_floor", candidate_auprc, config.min_auprc, ">=", candidate_auprc >= config.min_auprc))
     if equalized_odds_difference is None or not math.isfinite(equalized_odds_difference):
         gates.append(
-            Gate("fairness", None, config.max_equalized_odds_difference, "<=", True, "no sensitive attribute in data")
+            Gate(
+                "fairness",
+                None,
+                config.max_equalized_odds_difference,
+                "<=",
+                True,
+                "not measurable: no sensitive attribute in the data, or fewer than two groups to compare",
+            )
         )
     else:
         gates.append(

@@ -147,6 +147,11 @@ def _fairness_lines(metrics: dict[str, Any]) -> list[str]:
             f"  {group:<10} recall {_num(metrics.get(f'recall_{group}'))}  FPR {_num(metrics.get(f'fpr_{group}'), 5)}  "
             f"AUPRC {_num(metrics.get(f'auprc_{group}'))}"
         )
+    if metrics.get("groups_below_support"):
+        lines.append(
+            f"  {int(metrics['groups_below_support'])} group(s) with too few test frauds for a fair recall comparison: "
+            "their recall is shown but left out of the recall gap"
+        )
     return lines
 
 

@@ -155,7 +155,10 @@ def test_gates_report_what_they_could_not_measure():
     gates = promotion.evaluate_gates(0.8, None, None, None, None, promotion.GateConfig())
     notes = {g.name: (g.passed, g.note) for g in gates}
     assert notes["quality"] == (True, "no champion yet")
-    assert notes["fairness"] == (True, "no sensitive attribute in data")
+    assert notes["fairness"] == (
+        True,
+        "not measurable: no sensitive attribute in the data, or fewer than two groups to compare",
+    )
     assert notes["robustness"] == (True, "poisoning level not measured")
 
 

@@ -42,7 +42,43 @@ def test_group_metrics_match_hand_counts() -> None:
     )
     gaps = (result["recall_gap"], result["fpr_gap"])
     assert result["equalized_odds_difference"] == pytest.approx(max(gaps))
+    # Every group has far more than MIN_GROUP_FRAUDS frauds here: the same number as Fairlearn's own function.
+    from fairlearn.metrics import equalized_odds_difference
+
+    assert result["groups_below_support"] == []
+    assert result["equalized_odds_difference"] == pytest.approx(
+        equalized_odds_difference(y, flags.astype(int), sensitive_features=groups)
+    )
     assert result["by_group"]["a"]["recall"] > result["by_group"]["b"]["recall"]
+
+
+def test_a_group_with_too_few_frauds_is_reported_but_not_compared_on_recall() -> None:
+    rng = np.random.default_rng(5)
+    groups = np.array(["big"] * 4000 + ["tiny"] * 400)
+    y = (rng.random(groups.size) < 0.05).astype(int)
+    y[groups == "tiny"] = 0
+    y[np.flatnonzero(groups == "tiny")[:2]] = 1  # two frauds: recall can only be 0, 0.5 or 1
+    scores = np.where(y == 1, 0.9, 0.1)
+    scores[np.flatnonzero(groups == "tiny")[0]] = 0.2  # one of the two is missed
+    scores[np.flatnonzero((groups == "tiny") & (y == 0))[:3]] = 0.8  # three false alarms in the tiny group
+    result = fairness.group_fairness(y, scores, 0.5, groups)
+
+    assert result["by_group"]["tiny"]["recall"] == pytest.approx(0.5)
+    assert result["by_group"]["big"]["recall"] == pytest.approx(1.0)
+    assert result["groups_below_support"] == ["tiny"]
+    assert np.isnan(result["recall_gap"]), "one supported group: no recall gap to measure"
+    fpr_tiny = 3 / 398
+    assert result["fpr_gap"] == pytest.approx(fpr_tiny)
+    assert result["equalized_odds_difference"] == pytest.approx(fpr_tiny), "the FPR gap still counts"
+    # With the rule switched off the 0.5 recall gap of two frauds decides, as Fairlearn's own function does.
+    strict = fairness.group_fairness(y, scores, 0.5, groups, min_group_frauds=0)
+    assert strict["equalized_odds_difference"] == pytest.approx(0.5)
+
+
+def test_fewer_than_two_groups_is_not_measurable() -> None:
+    y = np.array([0, 1] * 50)
+    result = fairness.group_fairness(y, np.where(y == 1, 0.9, 0.1), 0.5, np.array(["only"] * 100))
+    assert np.isnan(result["equalized_odds_difference"])
 
 
 def test_length_mismatch_is_named() -> None:
