@@ -7,7 +7,8 @@
 * Traces: an SDK tracer provider with the exporter chosen by settings (``otlp`` over gRPC, ``console``,
   ``none``), W3C ``traceparent`` plus Google's ``X-Cloud-Trace-Context`` extraction, and FastAPI's native
   OpenTelemetry support for the server span of each request (:func:`fastapi_telemetry`).
-* Metrics: our counters on the default Prometheus registry, which KServe's ``/metrics`` serves.
+* Metrics: our counters on the default Prometheus registry beside KServe's histograms, served by
+  ``/metrics`` (summed across workers, see :mod:`serving.server`).
 
 Nothing here runs at import; the entry point calls :func:`configure_logging` and :func:`configure_tracing`.
 """
@@ -121,6 +122,8 @@ def configure_tracing(settings: ServingSettings) -> TracerProvider | None:
 
     Returns the provider (to flush it at shutdown), or None when tracing is off. Propagation reads
     W3C ``traceparent`` first and Google's ``X-Cloud-Trace-Context`` when there is no ``traceparent``.
+    With tracing off nothing is recorded, but a caller's trace context is still read, so log lines keep
+    the caller's trace id (Logs Explorer groups a request's lines across services by it).
     """
     from opentelemetry import propagate, trace
     from opentelemetry.propagators.cloud_trace_propagator import CloudTraceOneWayPropagator
@@ -129,12 +132,15 @@ def configure_tracing(settings: ServingSettings) -> TracerProvider | None:
 
     # Later propagators win: a traceparent overrides an X-Cloud-Trace-Context sent with it.
     propagate.set_global_textmap(CompositePropagator([CloudTraceOneWayPropagator(), TraceContextTextMapPropagator()]))
-    if settings.tracing_exporter == "none":
-        return None
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+
+    if settings.tracing_exporter == "none":
+        # A provider that records nothing: FastAPI's telemetry still continues the incoming context.
+        trace.set_tracer_provider(TracerProvider(sampler=ALWAYS_OFF))
+        return None
 
     resource = Resource.create({"service.name": settings.model_name, "service.namespace": "fraud-detection"})
     provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)))

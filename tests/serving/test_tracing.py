@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -100,3 +101,24 @@ def test_health_and_metrics_routes_are_not_traced(server: ServerProcess, otlp_re
     )
     assert otlp_receiver.spans_of_trace(marker, at_least=2)
     assert otlp_receiver.spans_of_trace(trace_id, timeout=1.0) == []
+
+
+def test_with_tracing_off_log_lines_still_carry_the_callers_trace(
+    model_dir: Path, tmp_path: Path, otlp_receiver: OtlpReceiver
+) -> None:
+    env = {
+        "FRAUD_TRACING_EXPORTER": "none",
+        "FRAUD_OTLP_ENDPOINT": otlp_receiver.endpoint,
+        "FRAUD_GCP_PROJECT": "test-project",
+    }
+    process = ServerProcess(str(model_dir), tmp_path / "server.log", env)
+    try:
+        process.wait_ready()
+        trace_id = secrets.token_hex(16)
+        headers = {"X-Cloud-Trace-Context": f"{trace_id}/42;o=1"}
+        assert requests.post(process.url + PREDICT, json=BODY, headers=headers, timeout=10).status_code == 200
+        process.wait_until(lambda: bool(log_lines_of_trace(process, trace_id)), timeout=10, what="trace in logs")
+        assert [line["event"] for line in log_lines_of_trace(process, trace_id)] == ["prediction"]
+        assert otlp_receiver.spans_of_trace(trace_id, timeout=1.0) == [], "nothing is exported"
+    finally:
+        process.stop()
