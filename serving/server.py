@@ -119,10 +119,11 @@ def v2_infer(dataplane: Any) -> Any:
     return infer
 
 
-def build_server(settings: ServingSettings) -> tuple[Any, Any]:
+def build_server(settings: ServingSettings) -> tuple[Any, Any, Any]:
     """Build the model and KServe's REST server around it; nothing is loaded or listening yet.
 
-    Returns ``(model, rest_server)``; ``rest_server.config`` is the uvicorn config to run.
+    Returns ``(model, rest_server, app)``; ``rest_server.config`` is the uvicorn config to run, and ``app``
+    the FastAPI app it serves.
     """
     with _plain_argv():
         import kserve.model_server as kserve_server
@@ -199,18 +200,15 @@ def build_server(settings: ServingSettings) -> tuple[Any, Any]:
     app.add_exception_handler(PayloadError, payload_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(RequestMiddleware, model_name=settings.model_name, max_body_bytes=settings.max_body_bytes)
-    return model, rest
+    return model, rest, app
 
 
 def _prepare(settings: ServingSettings) -> tuple[Any, Any, Any, threading.Event]:
     """Build the server, set up logs and tracing, start loading the model. Returns (app, rest, provider, stop)."""
-    from uvicorn.importer import import_from_string
-
-    model, rest = build_server(settings)
+    model, rest, app = build_server(settings)
     # After KServe's imports: its model server module configures logging when first used.
     telemetry.configure_logging(settings)
     provider = telemetry.configure_tracing(settings)
-    app = import_from_string(rest.config.app)
     stop = threading.Event()
     _freeze_heap()
 
