@@ -19,8 +19,9 @@ def fairness_audit(
     summary: Output[Artifact],
     metrics: Output[Metrics],
 ) -> NamedTuple("FairnessOutputs", [("equalized_odds_difference", float), ("note", str)]):  # type: ignore[valid-type]
-    """Audit the candidate by ``sensitive_column``; when the data has no such column the report says so and
-    ``equalized_odds_difference`` is -1 (the promotion gate then reports it as not measurable)."""
+    """Audit the candidate by ``sensitive_column``; when the data has no such column, or fewer than two groups
+    to compare, the report says so and ``equalized_odds_difference`` is -1 (the promotion gate then reports it
+    as not measurable)."""
     import shutil
     import tempfile
     from collections import namedtuple
@@ -40,6 +41,6 @@ def fairness_audit(
     for name, value in finite_metrics(result["metrics"]).items():
         metrics.log_metric(name, value)
     FairnessOutputs = namedtuple("FairnessOutputs", ["equalized_odds_difference", "note"])
-    eod = result["fairness"]["equalized_odds_difference"] if result["fairness_available"] else -1.0
-    eod = eod if eod is not None and eod == eod else -1.0  # NaN (fewer than two groups to compare) -> not measurable
-    return FairnessOutputs(float(eod), str(result["fairness_note"]))
+    # None when not measurable: no sensitive attribute, or fewer than two groups (the summary's NaN is None).
+    eod = (result["fairness"] or {}).get("equalized_odds_difference")
+    return FairnessOutputs(-1.0 if eod is None else float(eod), str(result["fairness_note"]))

@@ -143,7 +143,6 @@ def group_fairness(
         "fpr_gap": fpr_gap,
         "min_group_frauds": int(min_group_frauds),
         "groups_below_support": [k for k, v in by_group.items() if v["frauds"] < min_group_frauds],
-        "groups_without_fraud": [k for k, v in by_group.items() if v["frauds"] == 0],
     }
 
 
