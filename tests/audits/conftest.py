@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_detection import data, synth
+from fraud_detection import data, poison, synth
 from fraud_detection.train import TrainParams, TrainResult, features_and_label, train_booster
 
 FAST_PARAMS = TrainParams(n_rounds=30, early_stopping_rounds=10, nthread=1)
@@ -32,6 +33,24 @@ def make_windows(n_rows: int, seed: int, drift: float = 0.0) -> Windows:
     for name, window in frames.items():
         x[name], y[name] = features_and_label(window)
     return Windows(frames=frames, x=x, y=y)
+
+
+def run_poison_level(windows: Windows, kind: str, level: float, seed: int, defend: bool = True) -> dict[str, Any]:
+    """``poison.run_level`` on the windows' train/validation/test arrays with :data:`FAST_PARAMS`."""
+    w = windows
+    return poison.run_level(
+        w.x["train"],
+        w.y["train"],
+        w.x["validation"],
+        w.y["validation"],
+        w.x["test"],
+        w.y["test"],
+        kind,
+        level,
+        FAST_PARAMS,
+        seed=seed,
+        defend=defend,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 
 from fraud_detection import poison
 from fraud_detection.train import evaluate, predict_proba, train_booster
-from tests.audits.conftest import FAST_PARAMS, Windows
+from tests.audits.conftest import FAST_PARAMS, Windows, run_poison_level
 
 
 def test_random_flips_are_stratified_seeded_and_nested(windows: Windows) -> None:
@@ -112,20 +112,7 @@ def test_atypicality_is_large_only_for_unusual_rows() -> None:
 
 
 def _run(windows: Windows, kind: str, level: float, defend: bool = True) -> dict:
-    w = windows
-    return poison.run_level(
-        w.x["train"],
-        w.y["train"],
-        w.x["validation"],
-        w.y["validation"],
-        w.x["test"],
-        w.y["test"],
-        kind,
-        level,
-        FAST_PARAMS,
-        seed=2,
-        defend=defend,
-    )
+    return run_poison_level(windows, kind, level, seed=2, defend=defend)
 
 
 def test_run_level_baseline_is_the_plain_model_and_serialises(windows: Windows) -> None:

@@ -9,7 +9,7 @@ import pytest
 from fraud_detection import drift, fairness, poison
 from fraud_detection.train import TrainResult
 from tests.audits import chromium
-from tests.audits.conftest import FAST_PARAMS, Windows
+from tests.audits.conftest import Windows, run_poison_level
 
 pytestmark = [
     pytest.mark.slow,
@@ -24,18 +24,7 @@ def report_paths(windows: Windows, trained: TrainResult, tmp_path_factory: pytes
     out = tmp_path_factory.mktemp("reports")
     w = windows
     results = [
-        poison.run_level(
-            w.x["train"],
-            w.y["train"],
-            w.x["validation"],
-            w.y["validation"],
-            w.x["test"],
-            w.y["test"],
-            item["kind"],
-            item["level"],
-            FAST_PARAMS,
-            seed=1,
-        )
+        run_poison_level(w, item["kind"], item["level"], seed=1)
         for item in poison.sweep_plan((0.0, 0.1), ("random", "targeted"))
     ]
     paths = {"poison": Path(poison.collect(results, out / "poison")["paths"]["html"])}
