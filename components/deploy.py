@@ -21,7 +21,8 @@ def deploy_model(
     update the InferenceService through the KServe SDK client with the pod's service account."""
     import logging
 
-    from fraud_detection import deploy, runtime
+    from fraud_detection import runtime
+    from ops import deploy
 
     runtime.setup_logging()
     log = logging.getLogger("deploy")

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from fraud_detection import deploy
+from ops import deploy
 from tests.cluster import checks
 
 URI = "gs://acme-models/serving/v7"

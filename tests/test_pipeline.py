@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cli.main import LOCAL_DEFAULTS
 from fraud_detection import modeldir
-from fraud_detection.cli import LOCAL_DEFAULTS
 from pipelines.compile import COMPILED_PATH, compile_pipeline
 from pipelines.local import pipeline_parameters
 
@@ -23,7 +23,7 @@ def fraud(*args: str, home: Path, timeout: int = 600) -> subprocess.CompletedPro
     env = {**os.environ, "FRAUD_HOME": str(home), "COLUMNS": "1000"}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
-        [sys.executable, "-m", "fraud_detection.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -112,7 +112,7 @@ def test_run_expands_a_quoted_home_directory(tmp_path):
     (env_home / "x.csv").write_text("Time,V1\n1,2\n")
     env = {**os.environ, "FRAUD_HOME": str(tmp_path / "state"), "HOME": str(env_home)}
     result = subprocess.run(
-        [sys.executable, "-m", "fraud_detection.cli", "run", "--data-uri", "~/x.csv"],
+        [sys.executable, "-m", "cli.main", "run", "--data-uri", "~/x.csv"],
         cwd=ROOT,
         env=env,
         capture_output=True,

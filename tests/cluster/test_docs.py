@@ -8,7 +8,8 @@ import shlex
 
 import pytest
 
-from fraud_detection import cli_cluster, submit
+from cli import cluster as cli_cluster
+from ops import submit
 
 from .checks import REPO
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from fraud_detection import cli_cluster, logquery
-from fraud_detection.logquery import QueryError
+from cli import cluster as cli_cluster
+from ops import logquery
+from ops.logquery import QueryError
 from tests.serving.conftest import otlp_receiver  # noqa: F401  (a real OTLP gRPC receiver, for the contract test)
 
 

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from fraud_detection import cli_cluster, submit
-from fraud_detection.submit import SubmitError
+from cli import cluster as cli_cluster
+from ops import submit
+from ops.submit import SubmitError
 
 from .checks import REPO
 

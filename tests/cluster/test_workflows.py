@@ -78,7 +78,7 @@ def test_pin_check_fails_on_a_tag() -> None:
 def test_cd_passes_only_parameters_the_compiled_pipeline_declares() -> None:
     import re
 
-    from fraud_detection.submit import read_pipeline
+    from ops.submit import read_pipeline
 
     declared = read_pipeline(WORKFLOWS.parents[1] / "pipelines" / "fraud_pipeline.yaml").parameters
     passed = re.findall(r'--param "?([A-Za-z_][A-Za-z0-9_]*)=', (WORKFLOWS / "cd.yml").read_text())

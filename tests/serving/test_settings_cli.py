@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from cli.serve import register, request_for, sample_rows
 from fraud_detection.schema import FEATURES
-from serving.cli import register, request_for, sample_rows
 from serving.server import parser, settings_from_args, settings_to_env
 from serving.settings import ServingSettings
 from tests.conftest import free_port

@@ -1,6 +1,6 @@
 """Submit a compiled pipeline to Kubeflow Pipelines (``kfp.Client``) or Vertex AI Pipelines (``PipelineJob``).
 
-Pure library: nothing here reads the environment or the command line. ``fraud submit`` (cli_cluster.py) builds
+Pure library: nothing here reads the environment or the command line. ``fraud submit`` (cli/cluster.py) builds
 the targets from its flags. Every path has a plan (``--dry-run``): the exact parameters, names and request that
 would be sent, with secrets redacted. Parameter values are checked and converted against the compiled
 pipeline's declared input types before anything is sent, so a typo fails here with the valid names listed.

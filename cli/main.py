@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _optional_commands() -> list[Callable[[Any], Any]]:
     """Subcommands contributed by the serving and cluster modules (imported only to register their parsers)."""
-    from fraud_detection.cli_cluster import add_logs_parser, add_submit_parser
-    from serving.cli import add_predict_parser, add_serve_parser
+    from cli.cluster import add_logs_parser, add_submit_parser
+    from cli.serve import add_predict_parser, add_serve_parser
 
     return [add_serve_parser, add_predict_parser, add_submit_parser, add_logs_parser]
 

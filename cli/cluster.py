@@ -14,8 +14,8 @@ import os
 import sys
 from typing import Any, TextIO
 
-from fraud_detection import logquery, submit
-from fraud_detection.cli import DefaultsFormatter
+from cli.main import DefaultsFormatter
+from ops import logquery, submit
 
 DEFAULT_PIPELINE = "pipelines/fraud_pipeline.yaml"
 
