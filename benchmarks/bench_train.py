@@ -34,17 +34,19 @@ from pathlib import Path
 args = json.loads(sys.argv[1])
 work = Path(args["work"])
 if args["phase"] == "load":
-    from fraud_detection import data, steps
+    from fraud_detection import data
+    from fraud_detection.steps.load import load_step
     from fraud_detection.synth import SyntheticConfig
     started = time.perf_counter()
-    steps.load_step(str(work / "input.parquet"), "age_group", SyntheticConfig(), data.SplitFractions(),
+    load_step(str(work / "input.parquet"), "age_group", SyntheticConfig(), data.SplitFractions(),
                     {name: work / f"{name}.parquet" for name in data.SPLITS})
     elapsed = time.perf_counter() - started
     extra = {}
 elif args["phase"] == "train":
-    from fraud_detection import steps, train
+    from fraud_detection import train
+    from fraud_detection.steps.train import train_step
     started = time.perf_counter()
-    result = steps.train_step(work / "train.parquet", work / "validation.parquet", work / "test.parquet",
+    result = train_step(work / "train.parquet", work / "validation.parquet", work / "test.parquet",
                               train.TrainParams(n_rounds=args["rounds"], early_stopping_rounds=args["rounds"]),
                               work / "model", f"sqlite:///{work}/mlflow.db", "bench", "bench")
     elapsed = time.perf_counter() - started

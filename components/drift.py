@@ -30,7 +30,7 @@ def drift_check(
 
     from fraud_detection import drift, runtime
     from fraud_detection.schema import DataValidationError
-    from fraud_detection.steps import drift_step
+    from fraud_detection.steps.audits import drift_step
 
     runtime.setup_logging()
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,7 +28,7 @@ def fairness_audit(
     from pathlib import Path
 
     from fraud_detection import runtime
-    from fraud_detection.steps import fairness_step
+    from fraud_detection.steps.audits import fairness_step
     from fraud_detection.tracking import finite_metrics
 
     runtime.setup_logging()

@@ -35,7 +35,7 @@ def load_data(
     from fraud_detection import runtime
     from fraud_detection.data import SplitFractions
     from fraud_detection.schema import DataValidationError
-    from fraud_detection.steps import load_step
+    from fraud_detection.steps.load import load_step
     from fraud_detection.synth import SyntheticConfig
 
     runtime.setup_logging()

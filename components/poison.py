@@ -24,7 +24,7 @@ def poison_level(
     from pathlib import Path
 
     from fraud_detection import runtime
-    from fraud_detection.steps import poison_level_step
+    from fraud_detection.steps.audits import poison_level_step
 
     runtime.setup_logging()
     try:
@@ -62,7 +62,7 @@ def poison_collect(
     from pathlib import Path
 
     from fraud_detection import runtime
-    from fraud_detection.steps import poison_collect_step
+    from fraud_detection.steps.audits import poison_collect_step
     from fraud_detection.tracking import finite_metrics
 
     runtime.setup_logging()

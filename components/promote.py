@@ -35,7 +35,7 @@ def evaluate_and_promote(
 
     from fraud_detection import runtime
     from fraud_detection.promotion import GateConfig
-    from fraud_detection.steps import promote_step
+    from fraud_detection.steps.promote import promote_step
 
     runtime.setup_logging()
     config = GateConfig(

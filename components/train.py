@@ -35,7 +35,7 @@ def train_model(
     from pathlib import Path
 
     from fraud_detection import runtime
-    from fraud_detection.steps import train_step
+    from fraud_detection.steps.train import train_step
     from fraud_detection.train import TrainParams
 
     runtime.setup_logging()

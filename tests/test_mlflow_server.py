@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from fraud_detection import data, modeldir, promotion, registry, steps, train
+from fraud_detection import data, modeldir, promotion, registry, train
+from fraud_detection.steps.promote import promote_step
+from fraud_detection.steps.train import train_step
 from tests.conftest import free_port
 
 
@@ -59,7 +61,7 @@ def test_train_register_and_promote_through_a_tracking_server(mlflow_server, sma
     for name in ("train", "validation", "test"):
         paths[name] = tmp_path / f"{name}.parquet"
         data.write_parquet(windows[name], paths[name])
-    result = steps.train_step(
+    result = train_step(
         paths["train"],
         paths["validation"],
         paths["test"],
@@ -69,7 +71,7 @@ def test_train_register_and_promote_through_a_tracking_server(mlflow_server, sma
         "server-test",
         "sha256:server-test",
     )
-    promoted = steps.promote_step(
+    promoted = promote_step(
         tmp_path / "candidate",
         paths["test"],
         0.05,

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from fraud_detection import data, modeldir, promotion, registry, steps, train
+from fraud_detection import data, modeldir, promotion, registry, train
 from fraud_detection.schema import LABEL
+from fraud_detection.steps.promote import promote_step
+from fraud_detection.steps.train import train_step
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -60,7 +62,7 @@ def candidates(windows, registry_uri, tmp_path_factory) -> dict[str, Path]:
     out = {}
     for name, (train_key, seed) in specs.items():
         out[name] = folder / name
-        steps.train_step(
+        train_step(
             windows[train_key],
             windows["validation"],
             windows["test"],
@@ -74,7 +76,7 @@ def candidates(windows, registry_uri, tmp_path_factory) -> dict[str, Path]:
 
 
 def promote(windows, env, model_dir, config=None, eod=0.05, robust=None):
-    return steps.promote_step(
+    return promote_step(
         model_dir,
         windows["test"],
         eod,

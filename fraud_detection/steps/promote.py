@@ -1,0 +1,100 @@
+"""The evaluate-and-promote step: champion against candidate on one test window, gates, registry."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fraud_detection import data, modeldir, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PromoteStepResult:
+    """The decision, its Markdown record, and where the champion is served from (if it moved)."""
+
+    decision: Any
+    markdown: str
+    serving_uri: str
+
+
+def promote_step(
+    candidate_dir: Path,
+    test_path: Path,
+    equalized_odds_difference: float | None,
+    robust_auprc: float | None,
+    gates_config: Any,
+    tracking_uri: str,
+    model_name: str,
+    serving_root: str,
+) -> PromoteStepResult:
+    """Score champion and candidate on the same test window, apply the gates, register and maybe promote.
+
+    The champion alias, its registry version and its exported files are touched only when every gate passes
+    (and then the alias moves last, after the new version is exported). A candidate identical to the champion
+    is not registered again.
+
+    Args:
+        candidate_dir: the train step's model directory.
+        test_path: the test window (Parquet) both models are scored on.
+        equalized_odds_difference: from the fairness step; None when the data has no sensitive attribute.
+        robust_auprc: AUPRC of the worst attack at ``gates_config.robustness_level``; None if not measured.
+        gates_config: a :class:`fraud_detection.promotion.GateConfig`.
+        serving_root: local folder or ``gs://`` prefix under which promoted versions are exported.
+    """
+    import tempfile
+
+    from sklearn.metrics import average_precision_score
+
+    from fraud_detection import promotion, registry
+
+    x_test, y_test = data.read_xy(test_path)
+    candidate_booster, candidate_meta = modeldir.load_model_dir(candidate_dir)
+    candidate_auprc = float(average_precision_score(y_test, train.predict_proba(candidate_booster, x_test)))
+    mlflow_client = registry.client(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="fraud-champion-") as tmp:
+        champion = registry.version_by_alias(mlflow_client, model_name, registry.CHAMPION, Path(tmp))
+        champion_auprc: float | None = None
+        identical = False
+        if champion is not None:
+            champion_booster, _ = modeldir.load_model_dir(champion.model_dir)
+            champion_auprc = float(average_precision_score(y_test, train.predict_proba(champion_booster, x_test)))
+            identical = registry.same_model(candidate_dir, champion.model_dir)
+    clean_auprc = candidate_auprc if robust_auprc is not None else None
+    gates = promotion.evaluate_gates(
+        candidate_auprc, champion_auprc, equalized_odds_difference, robust_auprc, clean_auprc, gates_config
+    )
+    decision = promotion.decide(
+        gates, candidate_auprc, champion_auprc, champion.version if champion else None, identical
+    )
+    serving_uri = ""
+    if not identical:
+        run_id = candidate_meta.mlflow_run_id or ""
+        version = registry.register(
+            mlflow_client,
+            model_name,
+            run_id,
+            tags={"data_version": candidate_meta.data_version, "promoted": str(decision.promoted).lower()},
+        )
+        decision.candidate_version = version
+        registry.set_alias(mlflow_client, model_name, registry.CHALLENGER, version)
+        if decision.promoted:
+            with tempfile.TemporaryDirectory(prefix="fraud-export-") as tmp:
+                export_dir = Path(tmp) / "model"
+                export_dir.mkdir()
+                shutil.copyfile(candidate_dir / modeldir.MODEL_FILE, export_dir / modeldir.MODEL_FILE)
+                meta = candidate_meta.model_copy(update={"model_version": version, "model_name": model_name})
+                (export_dir / modeldir.METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
+                serving_uri = modeldir.publish(export_dir, serving_root, version)
+            registry.set_alias(mlflow_client, model_name, registry.CHAMPION, version)
+    markdown = promotion.render_markdown(decision)
+    if candidate_meta.mlflow_run_id:
+        mlflow_client.log_text(candidate_meta.mlflow_run_id, markdown, "promotion/decision.md")
+        mlflow_client.log_dict(candidate_meta.mlflow_run_id, decision.as_dict(), "promotion/decision.json")
+        mlflow_client.set_tag(candidate_meta.mlflow_run_id, "promoted", str(decision.promoted).lower())
+    log.info("promotion: %s", decision.reason)
+    return PromoteStepResult(decision=decision, markdown=markdown, serving_uri=serving_uri)
