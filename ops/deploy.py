@@ -67,7 +67,7 @@ def new_inference_service(
                     {
                         "name": CONTAINER,
                         "image": image,
-                        "command": ["python", "-m", "serving.server"],
+                        "command": ["python", "-m", "serving"],
                         "ports": [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}],
                         "env": [
                             {"name": STORAGE_ENV, "value": storage_uri},
