@@ -44,9 +44,10 @@ test: $(STAMP) sysdeps ## Run the test suite
 test-fast: $(STAMP) ## Run the tests that need no pipeline run or server process
 	$(BIN)/pytest -m "not slow" $(ARGS)
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check, format check, and the import contracts between layers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP) ## mypy over the packages
 	$(BIN)/mypy

@@ -35,11 +35,10 @@ args = json.loads(sys.argv[1])
 work = Path(args["work"])
 if args["phase"] == "load":
     from fraud_detection import data
+    from fraud_detection.config import DataKnobs
     from fraud_detection.steps.load import load_step
-    from fraud_detection.synth import SyntheticConfig
     started = time.perf_counter()
-    load_step(str(work / "input.parquet"), "age_group", SyntheticConfig(), data.SplitFractions(),
-                    {name: work / f"{name}.parquet" for name in data.SPLITS})
+    load_step(DataKnobs(data_uri=str(work / "input.parquet")), {name: work / f"{name}.parquet" for name in data.SPLITS})
     elapsed = time.perf_counter() - started
     extra = {}
 elif args["phase"] == "train":

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from cli.main import DefaultsFormatter
+from cli.common import DefaultsFormatter
 from ops import logquery, submit
 
 DEFAULT_PIPELINE = "pipelines/fraud_pipeline.yaml"

@@ -12,18 +12,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cli.common import DefaultsFormatter, parse_bool, parse_list, typed_list
+from fraud_detection.config import SYNTHETIC_URI, ConfigError, DataKnobs, check_parameters, pipeline_knobs
 from fraud_detection.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 LOCAL_DEFAULTS = {
@@ -42,56 +35,7 @@ def _local_value(name: str, settings: Settings) -> Any:
     return LOCAL_DEFAULTS[name]
 
 
-def _list(text: str) -> list[Any]:
-    """A list option: JSON (``[0, 0.05]``) or comma-separated (``0,0.05`` or ``random,targeted``)."""
-    import json
-
-    text = text.strip()
-    if text.startswith("["):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise argparse.ArgumentTypeError(f"not a JSON list: {error}") from error
-        if not isinstance(value, list):
-            raise argparse.ArgumentTypeError("expected a list")
-        return value
-    items: list[Any] = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        try:
-            items.append(float(part))
-        except ValueError:
-            items.append(part)
-    return items
-
-
-class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except where the default is resolved at run time (None)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None:
-            return action.help
-        return super()._get_help_string(action)
-
-
-def _typed_list(element: type) -> Callable[[str], list[Any]]:
-    """A list option whose items must all be of the default's element type (numbers stay numbers)."""
-
-    def parse(text: str) -> list[Any]:
-        items = _list(text)
-        numeric = element in (int, float)
-        bad = [i for i in items if isinstance(i, str) == numeric]
-        if bad:
-            raise argparse.ArgumentTypeError(f"expected {element.__name__} items, got {bad[0]!r}")
-        if not items:
-            raise argparse.ArgumentTypeError("expected at least one item")
-        return items
-
-    return parse
-
-
 def _add_run(subparsers: Any) -> None:
-    from pipelines.local import pipeline_parameters
-
     parser = subparsers.add_parser(
         "run",
         help="run the whole pipeline locally (kfp.local) and print a summary",
@@ -99,38 +43,42 @@ def _add_run(subparsers: Any) -> None:
         "the MLflow tracking URI defaults to a SQLite file under FRAUD_HOME (.fraud).",
         formatter_class=DefaultsFormatter,
     )
-    for parameter in pipeline_parameters():
-        kind: Any = {bool: _bool, list: _list}.get(parameter.type, parameter.type)
-        if parameter.type is list and parameter.default:
-            kind = _typed_list(type(parameter.default[0]))
-        default = parameter.default
-        help_text = parameter.help or " "
-        if parameter.name in LOCAL_DEFAULTS:
+    for knob in pipeline_knobs():
+        kind: Any = {bool: parse_bool, list: parse_list}.get(knob.type, knob.type)
+        if knob.type is list and knob.default:
+            kind = typed_list(type(knob.default[0]))
+        default = knob.default
+        help_text = knob.doc
+        if knob.name in LOCAL_DEFAULTS:
             default = None
-            help_text += f" Compiled default: {parameter.default}; fraud run uses {LOCAL_DEFAULTS[parameter.name]}."
+            help_text += f" Compiled default: {knob.default}; fraud run uses {LOCAL_DEFAULTS[knob.name]}."
         parser.add_argument(
-            f"--{parameter.name.replace('_', '-')}",
-            dest=parameter.name,
+            f"--{knob.name.replace('_', '-')}",
+            dest=knob.name,
             type=kind,
             default=default,
             help=help_text,
-            metavar=parameter.type.__name__.upper(),
+            metavar=knob.type.__name__.upper(),
         )
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.local import pipeline_parameters, run_local
+    from pipelines.local import run_local
     from pipelines.summary import render_failure, render_summary
 
-    names = [p.name for p in pipeline_parameters()]
-    parameters = {name: getattr(args, name) for name in names}
+    parameters = {knob.name: getattr(args, knob.name) for knob in pipeline_knobs()}
     for name in LOCAL_DEFAULTS:
         if parameters[name] is None:
             parameters[name] = _local_value(name, settings)
     data_uri = parameters["data_uri"]
-    if data_uri != "synthetic" and not data_uri.startswith("gs://"):
+    if data_uri != SYNTHETIC_URI and not data_uri.startswith("gs://"):
         parameters["data_uri"] = str(Path(data_uri).expanduser().resolve())
+    try:
+        check_parameters(parameters)
+    except ConfigError as error:
+        print(f"fraud run: error: {error}", file=sys.stderr)
+        return 2
     print(f"Running pipeline locally; artifacts under {settings.pipeline_root}", flush=True)
     run = run_local(parameters, settings.pipeline_root)
     if not run.succeeded:
@@ -189,9 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     generate.add_argument("--output", required=True, help="file to write (.csv, .csv.gz or .parquet)")
-    generate.add_argument("--rows", type=int, default=284_807, help="number of rows")
-    generate.add_argument("--seed", type=int, default=42, help="generator seed")
-    generate.add_argument("--drift", type=float, default=0.0, help="drift strength in the latest 10 %% of time")
+    knobs = DataKnobs()
+    generate.add_argument("--rows", type=int, default=knobs.synthetic_rows, help="number of rows")
+    generate.add_argument("--seed", type=int, default=knobs.synthetic_seed, help="generator seed")
+    generate.add_argument(
+        "--drift", type=float, default=knobs.synthetic_drift, help="drift strength in the latest 10 %% of time"
+    )
     generate.set_defaults(handler=_generate)
 
     for register in _optional_commands():

@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from cli.main import DefaultsFormatter
+from cli.common import DefaultsFormatter
 
 DEFAULT_MODEL_URI = ".fraud/serving/champion"
 DEFAULT_URL = "http://127.0.0.1:8080"

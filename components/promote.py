@@ -29,41 +29,35 @@ def evaluate_and_promote(
     task's single ``Output``. The export URI and registry version travel in ``decision.metadata``.
 
     ``equalized_odds_difference`` and ``robust_auprc`` are -1 when not measurable (no sensitive attribute, or
-    the sweep did not include ``robustness_level``); those gates then say so and pass.
+    fewer than two groups to compare); the fairness gate then says so and passes.
     """
-    from pathlib import Path
-
-    from fraud_detection import runtime
-    from fraud_detection.promotion import GateConfig
+    from components import runner
+    from fraud_detection.config import GateKnobs
     from fraud_detection.steps.promote import promote_step
 
-    runtime.setup_logging()
-    config = GateConfig(
-        auprc_tolerance=auprc_tolerance,
-        min_auprc=min_auprc,
-        max_equalized_odds_difference=max_equalized_odds_difference,
-        robustness_level=robustness_level,
-        min_robust_fraction=min_robust_fraction,
-    )
-    result = promote_step(
-        Path(model.path),
-        Path(test_data.path),
-        equalized_odds_difference if equalized_odds_difference >= 0 else None,
-        robust_auprc if robust_auprc >= 0 else None,
-        config,
-        mlflow_tracking_uri,
-        registered_model_name,
-        serving_root,
-    )
-    Path(decision.path).write_text(result.markdown)
+    with runner.step("evaluate-and-promote"):
+        result = promote_step(
+            runner.path(model),
+            runner.path(test_data),
+            runner.from_kfp(equalized_odds_difference),
+            runner.from_kfp(robust_auprc),
+            GateKnobs.pick(locals()),
+            mlflow_tracking_uri,
+            registered_model_name,
+            serving_root,
+        )
+    runner.path(decision).write_text(result.markdown)
     outcome = result.decision
     decision.metadata.update(
         {**outcome.as_dict(), "serving_uri": result.serving_uri, "model_version": outcome.candidate_version or ""}
     )
-    metrics.log_metric("promoted", float(outcome.promoted))
-    metrics.log_metric("candidate_auprc", outcome.candidate_auprc)
-    if outcome.champion_auprc is not None:
-        metrics.log_metric("champion_auprc", outcome.champion_auprc)
-    for gate in outcome.gates:
-        metrics.log_metric(f"gate_{gate.name}_passed", float(gate.passed))
+    runner.log_metrics(
+        metrics,
+        {
+            "promoted": outcome.promoted,
+            "candidate_auprc": outcome.candidate_auprc,
+            "champion_auprc": outcome.champion_auprc,
+            **{f"gate_{gate.name}_passed": gate.passed for gate in outcome.gates},
+        },
+    )
     return bool(outcome.promoted)

@@ -21,6 +21,7 @@ def train_model(
     early_stopping_rounds: int,
     subsample: float,
     colsample_bytree: float,
+    min_child_weight: float,
     scale_pos_weight: float,
     threshold_beta: float,
     seed: int,
@@ -32,44 +33,25 @@ def train_model(
 ) -> NamedTuple("TrainOutputs", [("mlflow_run_id", str), ("threshold", float), ("test_auprc", float)]):  # type: ignore[valid-type]
     """Train the candidate; write its model directory (the serving contract) and its metrics."""
     from collections import namedtuple
-    from pathlib import Path
 
-    from fraud_detection import runtime
+    from components import runner
     from fraud_detection.steps.train import train_step
     from fraud_detection.train import TrainParams
 
-    runtime.setup_logging()
-    params = TrainParams(
-        max_depth=max_depth,
-        learning_rate=learning_rate,
-        n_rounds=n_rounds,
-        early_stopping_rounds=early_stopping_rounds,
-        subsample=subsample,
-        colsample_bytree=colsample_bytree,
-        scale_pos_weight=scale_pos_weight,
-        threshold_beta=threshold_beta,
-        seed=seed,
-    )
-    try:
+    with runner.step("train"):
         result = train_step(
-            train_path=Path(train_data.path),
-            validation_path=Path(validation_data.path),
-            test_path=Path(test_data.path),
-            params=params,
-            model_dir=Path(model.path),
+            train_path=runner.path(train_data),
+            validation_path=runner.path(validation_data),
+            test_path=runner.path(test_data),
+            params=TrainParams.pick(locals()),
+            model_dir=runner.path(model),
             tracking_uri=mlflow_tracking_uri,
             experiment=mlflow_experiment,
             data_version=data_version,
-            oracle_label_noise=oracle_label_noise if oracle_label_noise >= 0 else None,
+            oracle_label_noise=runner.from_kfp(oracle_label_noise),
         )
-    except ValueError as error:
-        raise runtime.fail("train", error) from error
-    from fraud_detection.tracking import finite_metrics
-
-    for name, value in finite_metrics(result.metrics).items():
-        metrics.log_metric(name, value)
-    fpr, tpr, thresholds = result.roc
-    classification.log_roc_curve(fpr, tpr, thresholds)
+    runner.log_metrics(metrics, result.metrics)
+    classification.log_roc_curve(*result.roc)
     classification.log_confusion_matrix(["legitimate", "fraud"], result.confusion)
     model.metadata.update(
         {"mlflow_run_id": result.mlflow_run_id, "threshold": result.threshold, "framework": "xgboost"}

@@ -18,40 +18,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fraud_detection import storage
+from fraud_detection.config import SYNTHETIC_URI, DataKnobs, SplitFractions
 from fraud_detection.schema import FEATURES, LABEL, REQUIRED_COLUMNS, TIME, DataValidationError
 from fraud_detection.synth import SyntheticConfig, generate
 
 log = logging.getLogger(__name__)
 
-SYNTHETIC_URI = "synthetic"
-"""The ``data_uri`` that selects the built-in seeded generator instead of a file."""
-
 SPLITS: tuple[str, ...] = ("train", "validation", "test", "current")
 
 _CSV_SUFFIXES = (".csv", ".csv.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
-
-
-@dataclass(frozen=True)
-class SplitFractions:
-    """Shares of the time axis (by row count) for each window; ``current`` gets the rest."""
-
-    train: float = 0.60
-    validation: float = 0.15
-    test: float = 0.15
-
-    def __post_init__(self) -> None:
-        parts = (self.train, self.validation, self.test)
-        if any(p <= 0 for p in parts) or sum(parts) > 1.0 - 1e-9:
-            raise ValueError(
-                f"split fractions must be positive and leave room for the current window: "
-                f"train={self.train}, validation={self.validation}, test={self.test} (sum {sum(parts):.2f} >= 1)"
-            )
-
-    @property
-    def current(self) -> float:
-        """The share left for the latest ("current") window."""
-        return 1.0 - self.train - self.validation - self.test
 
 
 @dataclass
@@ -208,10 +184,10 @@ def data_version(frame: pd.DataFrame) -> str:
 def time_split(frame: pd.DataFrame, fractions: SplitFractions | None = None) -> dict[str, pd.DataFrame]:
     """Split by time into train, validation, test and current windows (never at random).
 
-    Rows are ordered by ``Time`` (stable, so ties keep file order) and cut by row count. The first three
-    windows must each contain both classes.
+    Rows are ordered by ``Time`` (stable, so ties keep file order) and cut by row count; ``fractions`` default
+    to the data knobs' defaults. The first three windows must each contain both classes.
     """
-    fractions = fractions or SplitFractions()
+    fractions = fractions or DataKnobs().fractions
     if not frame[TIME].is_monotonic_increasing:
         frame = frame.sort_values(TIME, kind="stable", ignore_index=True)
     n = len(frame)

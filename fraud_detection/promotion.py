@@ -18,16 +18,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-
-@dataclass(frozen=True)
-class GateConfig:
-    """Gate bounds; each is a pipeline parameter."""
-
-    auprc_tolerance: float = 0.005
-    min_auprc: float = 0.50
-    max_equalized_odds_difference: float = 0.25
-    robustness_level: float = 0.05
-    min_robust_fraction: float = 0.80
+from fraud_detection.config import GateKnobs
 
 
 @dataclass(frozen=True)
@@ -76,7 +67,7 @@ def evaluate_gates(
     equalized_odds_difference: float | None,
     robust_auprc: float | None,
     clean_auprc: float | None,
-    config: GateConfig,
+    config: GateKnobs,
 ) -> list[Gate]:
     """Apply every gate. ``None`` inputs mean "not measurable here" and are reported as such."""
     gates: list[Gate] = []

@@ -18,6 +18,9 @@ FEATURES: tuple[str, ...] = (*PCA_FEATURES, AMOUNT)
 REQUIRED_COLUMNS: tuple[str, ...] = (TIME, *FEATURES, LABEL)
 """Columns every data set must have (the public credit-card fraud data set's schema)."""
 
+PUBLIC_DATASET_ROWS = 284_807
+"""Rows in the public credit-card fraud data set (two days of transactions); the generator's default size."""
+
 DEFAULT_SENSITIVE_COLUMN = "age_group"
 """The synthetic generator's sensitive attribute; audited for fairness, never a model feature."""
 

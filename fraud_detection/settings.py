@@ -21,7 +21,6 @@ class Settings(BaseSettings):
     """Local state: MLflow database and artifacts, KFP local pipeline root, exported champion."""
     mlflow_tracking_uri: str = ""
     """Empty: use ``MLFLOW_TRACKING_URI`` if set, else a SQLite file under ``home``."""
-    mlflow_experiment: str = "fraud-detection"
     log_level: str = "INFO"
 
     def tracking_uri(self) -> str:

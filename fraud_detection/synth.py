@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN, FEATURES, LABEL, PCA_FEATURES, TIME
+from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN, FEATURES, LABEL, PCA_FEATURES, PUBLIC_DATASET_ROWS, TIME
 
 GROUPS: tuple[str, ...] = ("18-34", "35-59", "60+")
 GROUP_SHARES: tuple[float, ...] = (0.35, 0.45, 0.20)
@@ -67,9 +67,9 @@ def _col(name: str) -> int:
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Knobs of the generator. The defaults mimic the public data set: 284,807 rows over two days."""
+    """Knobs of the generator. The defaults mimic the public data set's size and span (two days)."""
 
-    n_rows: int = 284_807
+    n_rows: int = PUBLIC_DATASET_ROWS
     seed: int = 42
     days: float = 2.0
     drift: float = 0.0

@@ -25,28 +25,18 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
+from fraud_detection.config import TrainKnobs
 from fraud_detection.schema import FEATURES, LABEL
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainParams:
-    """Model knobs; each is also a pipeline parameter."""
+class TrainParams(TrainKnobs):
+    """The train knobs (:class:`fraud_detection.config.TrainKnobs`) plus how many threads XGBoost may use."""
 
-    max_depth: int = 6
-    learning_rate: float = 0.1
-    n_rounds: int = 300
-    early_stopping_rounds: int = 50
-    subsample: float = 0.8
-    colsample_bytree: float = 0.8
-    min_child_weight: float = 1.0
-    scale_pos_weight: float = 0.0
-    """0 means automatic: sqrt(negatives / positives) of the training set."""
-    threshold_beta: float = 1.0
-    seed: int = 42
     nthread: int = 0
-    """0 lets XGBoost use every core."""
+    """0 lets XGBoost use every core; not a pipeline knob (the poison sweep sets 1 per level task)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for logging (MLflow params, metadata)."""

@@ -10,7 +10,12 @@ InferenceService exists yet is a complete one created.
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
+
+from fraud_detection.config import DeployKnobs
+
+log = logging.getLogger(__name__)
 
 GROUP = "serving.kserve.io"
 VERSION = "v1beta1"
@@ -136,3 +141,46 @@ def updated_inference_service(
         predictor.pop("canaryTrafficPercent", None)
     updated.pop("status", None)
     return updated
+
+
+def deploy_champion(serving_uri: str, knobs: DeployKnobs, api: Any = None) -> str:
+    """Point the champion's InferenceService at ``serving_uri``: create it if missing, else update it in place.
+
+    ``deploy_target == "local"`` does nothing: the export is the deployment (``fraud serve`` reads the local
+    champion link). Otherwise the KServe SDK's Kubernetes client (the pod's service account, in cluster) is used,
+    or ``api`` when given (a ``CustomObjectsApi``-like object).
+
+    Returns:
+        ``serving_uri``, now served.
+    """
+    if not serving_uri:
+        raise ValueError("the promotion decision carries no serving_uri: nothing to deploy")
+    if knobs.deploy_target == "local":
+        log.info("champion exported to %s; `fraud serve` serves it", serving_uri)
+        return serving_uri
+    if knobs.deploy_target != "kserve":
+        raise ValueError(f"deploy_target must be 'local' or 'kserve', got {knobs.deploy_target!r}")
+    from kubernetes.client.rest import ApiException
+
+    if api is None:
+        from kserve import KServeClient
+        from kubernetes import config
+
+        config.load_incluster_config()
+        api = KServeClient().api_instance
+    name, namespace = knobs.isvc_name, knobs.isvc_namespace
+    try:
+        existing = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        body = new_inference_service(name, namespace, serving_uri, knobs.serving_image)
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        log.info("created InferenceService %s/%s at %s", namespace, name, serving_uri)
+        return serving_uri
+    body = updated_inference_service(existing, serving_uri, knobs.canary_traffic_percent)
+    api.replace_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body)
+    log.info(
+        "InferenceService %s/%s now serves %s (canary %d%%)", namespace, name, serving_uri, knobs.canary_traffic_percent
+    )
+    return serving_uri

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 import sys
 import time
@@ -10,29 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from fraud_detection.runtime import ERROR_MARKER
+from components.runner import ERROR_MARKER
 from pipelines.pipeline import fraud_pipeline
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One pipeline parameter as the command line shows it."""
-
-    name: str
-    type: type
-    default: Any
-    help: str
-
-
-def pipeline_parameters() -> list[Parameter]:
-    """The pipeline's parameters, with types, defaults and the help text from its docstring."""
-    func = fraud_pipeline.pipeline_func
-    docs = dict(re.findall(r"^\s*(\w+): (.+)$", inspect.getdoc(func) or "", flags=re.M))
-    return [
-        Parameter(name, p.annotation, p.default, docs.get(name, ""))
-        for name, p in inspect.signature(func).parameters.items()
-    ]
-
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")

@@ -72,7 +72,7 @@ def render_summary(run: LocalRun, parameters: dict[str, Any]) -> str:
     )
 
     lines += _poison_lines(out)
-    lines += _fairness_lines(_meta(out, "fairness_metrics"))
+    lines += _fairness_lines(_meta(out, "fairness_metrics"), _fairness_groups(out))
     lines += _drift_lines(_meta(out, "drift_metrics"))
     lines += _decision_lines(_meta(out, "decision"))
 
@@ -131,21 +131,29 @@ def _poison_lines(out: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _fairness_lines(metrics: dict[str, Any]) -> list[str]:
+def _fairness_groups(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per-group metrics by the groups' own names, from the fairness summary (metric keys cannot hold ``+``)."""
+    path = _path(out, "fairness_summary")
+    if not path or not Path(path).is_file():
+        return {}
+    summary = json.loads(Path(path).read_text())
+    return dict((summary.get("fairness") or {}).get("by_group") or {})
+
+
+def _fairness_lines(metrics: dict[str, Any], groups: dict[str, dict[str, Any]]) -> list[str]:
     if not metrics:
         return []
     if not metrics.get("fairness_available"):
         return ["Fairness", "  not audited: the data has no sensitive attribute column (SHAP explanations still run)"]
-    groups = sorted({k.split("_", 1)[1] for k in metrics if k.startswith("recall_") and k != "recall_gap"})
     lines = [
         "Fairness (test window, by the sensitive attribute)",
         f"  equalised-odds difference {metrics['equalized_odds_difference']:.3f} | "
         f"demographic-parity difference {metrics['demographic_parity_difference']:.5f}",
     ]
-    for group in groups:
+    for group, values in sorted(groups.items()):
         lines.append(
-            f"  {group:<10} recall {_num(metrics.get(f'recall_{group}'))}  FPR {_num(metrics.get(f'fpr_{group}'), 5)}  "
-            f"AUPRC {_num(metrics.get(f'auprc_{group}'))}"
+            f"  {group:<10} recall {_num(values.get('recall'))}  FPR {_num(values.get('fpr'), 5)}  "
+            f"AUPRC {_num(values.get('auprc'))}"
         )
     if metrics.get("groups_below_support"):
         lines.append(

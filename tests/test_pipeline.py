@@ -13,8 +13,8 @@ import yaml
 
 from cli.main import LOCAL_DEFAULTS
 from fraud_detection import modeldir
+from fraud_detection.config import pipeline_knobs
 from pipelines.compile import COMPILED_PATH, compile_pipeline
-from pipelines.local import pipeline_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_compile_can_swap_the_components_image(tmp_path):
 def test_compiled_pipeline_has_every_parameter_with_its_default():
     spec = yaml.safe_load(COMPILED_PATH.read_text())
     inputs = spec["root"]["inputDefinitions"]["parameters"]
-    for parameter in pipeline_parameters():
+    for parameter in pipeline_knobs():
         assert inputs[parameter.name]["defaultValue"] == parameter.default
 
 
@@ -81,7 +81,7 @@ def test_run_help_lists_every_parameter_with_its_default(tmp_path):
     result = fraud("run", "--help", home=tmp_path)
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
-    for parameter in pipeline_parameters():
+    for parameter in pipeline_knobs():
         assert f"--{parameter.name.replace('_', '-')}" in text
         if parameter.name in LOCAL_DEFAULTS:
             assert f"Compiled default: {parameter.default}; fraud run uses" in text, parameter.name
@@ -103,6 +103,27 @@ def test_run_rejects_bad_options_before_running(tmp_path, option, value, message
     assert result.returncode == 2
     assert message in result.stderr
     assert not (tmp_path / "pipeline_root").exists()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            ["--poison-levels", "0,0.1"],
+            "robustness_level 0.05 must be one of the non-zero poison_levels [0.1]: the robustness gate is measured",
+        ),
+        (["--poison-levels", "0.05"], "poison_levels must include 0 (the clean baseline"),
+        (
+            ["--train-fraction", "0.7", "--validation-fraction", "0.2"],
+            "train_fraction, validation_fraction and test_fraction must be positive and leave room for the current",
+        ),
+    ],
+)
+def test_run_refuses_parameters_that_disagree_before_any_task(tmp_path, options, message):
+    result = fraud("run", *options, home=tmp_path)
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert message in result.stderr
+    assert not (tmp_path / "pipeline_root").exists() and not (tmp_path / "mlflow").exists()
 
 
 def test_run_expands_a_quoted_home_directory(tmp_path):
@@ -168,6 +189,7 @@ def test_local_run_on_a_users_csv(tmp_path):
     assert re.search(r"^  targeted +5% ", out, flags=re.M)
     assert "equalised-odds difference" in out and re.search(r"(no drift|DRIFTED): \d+ of 29 features", out)
     assert "too few test frauds for a fair recall comparison" in out
+    assert re.search(r"^  60\+ +recall ", out, flags=re.M), "groups print by their own names"
     assert re.search(r"^  pass  fairness +0\.0\d+ ", out, flags=re.M), "measured on FPR, not skipped"
     assert "best possible AUPRC n/a (real data" in out
     assert "logistic regression baseline AUPRC" in out

@@ -1,0 +1,204 @@
+"""One declaration per knob: the config, the pipeline signature, the compiled YAML, the CLI and the components agree.
+
+The checks read the project's own pipeline and parser; each comparison is a function so that a test can show
+it fails on a copy of the compiled pipeline with one disagreement put in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import inspect
+from typing import Any
+
+import pytest
+import yaml
+
+from cli.main import LOCAL_DEFAULTS, build_parser
+from fraud_detection import config
+from fraud_detection.config import ConfigError, check_parameters, parameter_problems, pipeline_knobs
+from pipelines.compile import COMPILED_PATH
+from pipelines.pipeline import fraud_pipeline
+
+KFP_TYPES = {str: "STRING", int: "NUMBER_INTEGER", float: "NUMBER_DOUBLE", bool: "BOOLEAN", list: "LIST"}
+
+
+def compiled() -> dict[str, Any]:
+    return yaml.safe_load(COMPILED_PATH.read_text())
+
+
+def signature_problems(spec: dict[str, Any]) -> list[str]:
+    """Where the compiled pipeline's parameters differ from the knobs: names, types, defaults, docs (the YAML
+    sorts them by name; the signature test checks the order)."""
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    knobs = pipeline_knobs()
+    problems = []
+    extra, missing = sorted(set(inputs) - {k.name for k in knobs}), sorted({k.name for k in knobs} - set(inputs))
+    problems += [f"parameter {name} is not a knob" for name in extra]
+    problems += [f"knob {name} is not a parameter" for name in missing]
+    for knob in knobs:
+        if knob.name not in inputs:
+            continue
+        declared = inputs[knob.name]
+        if declared.get("parameterType") != KFP_TYPES[knob.type]:
+            problems.append(f"{knob.name}: type {declared.get('parameterType')} != {KFP_TYPES[knob.type]}")
+        if declared.get("defaultValue") != knob.default:
+            problems.append(f"{knob.name}: default {declared.get('defaultValue')!r} != {knob.default!r}")
+        if declared.get("description") != knob.doc:
+            problems.append(f"{knob.name}: description {declared.get('description')!r} != {knob.doc!r}")
+    return problems
+
+
+def wiring_problems(spec: dict[str, Any]) -> list[str]:
+    """Where a task's inputs and the knobs disagree.
+
+    Every task input named like a knob must receive that knob, with the knob's type in the component's own
+    signature; every other input must come from an upstream task or a loop item; every knob must reach a task.
+    """
+    knobs = {k.name: k for k in pipeline_knobs()}
+    components = spec["components"]
+    problems = []
+    used: set[str] = set()
+
+    def walk(dag: dict[str, Any]) -> None:
+        for task_name, task in dag["tasks"].items():
+            component = components[task["componentRef"]["name"]]
+            if "dag" in component:
+                walk(component["dag"])
+            declared = component.get("inputDefinitions", {}).get("parameters", {})
+            for name, source in task.get("inputs", {}).get("parameters", {}).items():
+                given = source.get("componentInputParameter")
+                if name in knobs:
+                    if given != name and not given.startswith(f"pipelinechannel--{name}"):
+                        problems.append(f"{task_name}.{name} gets {given or source}, not the knob {name}")
+                    if (
+                        "dag" not in component
+                        and declared.get(name, {}).get("parameterType") != KFP_TYPES[knobs[name].type]
+                    ):
+                        problems.append(
+                            f"{task_name}.{name}: component type {declared.get(name, {}).get('parameterType')} "
+                            f"!= knob type {KFP_TYPES[knobs[name].type]}"
+                        )
+                    used.add(name)
+                elif given and given.removeprefix("pipelinechannel--") in knobs and "loop-item" not in given:
+                    used.add(given.removeprefix("pipelinechannel--"))
+                    if "dag" not in component:
+                        problems.append(f"{task_name}.{name} takes the knob {given} under another name")
+                elif not (given or "taskOutputParameter" in source or "runtimeValue" in source):
+                    problems.append(f"{task_name}.{name}: no upstream source ({source})")
+
+    walk(spec["root"]["dag"])
+    problems += [f"knob {name} reaches no task" for name in knobs if name not in used]
+    return problems
+
+
+def cli_problems(parser: argparse.ArgumentParser) -> list[str]:
+    """Where the ``fraud run`` options differ from the knobs: names, defaults, help text."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    run = sub.choices["run"]
+    options = {a.dest: a for a in run._actions if a.dest != "help"}
+    knobs = {k.name: k for k in pipeline_knobs()}
+    problems = [f"option --{n} is not a knob" for n in options if n not in knobs]
+    for name, knob in knobs.items():
+        action = options.get(name)
+        if action is None:
+            problems.append(f"knob {name} has no option")
+            continue
+        expected = None if name in LOCAL_DEFAULTS else knob.default
+        if action.default != expected:
+            problems.append(f"--{name}: default {action.default!r} != {expected!r}")
+        if not (action.help or "").startswith(knob.doc):
+            problems.append(f"--{name}: help {action.help!r} does not start with the knob's doc")
+    return problems
+
+
+def test_every_knob_is_declared_with_a_one_line_doc_and_valid_default() -> None:
+    knobs = pipeline_knobs()
+    assert len({k.name for k in knobs}) == len(knobs), "a knob is declared twice"
+    for knob in knobs:
+        assert knob.doc and "\n" not in knob.doc, knob.name
+        assert knob.type in KFP_TYPES, knob.name
+    assert parameter_problems({}) == []
+
+
+def test_the_pipeline_signature_is_the_knobs() -> None:
+    parameters = inspect.signature(fraud_pipeline.pipeline_func).parameters
+    assert [(p.name, p.annotation, p.default) for p in parameters.values()] == [
+        (k.name, k.type, k.default) for k in pipeline_knobs()
+    ]
+
+
+def test_the_compiled_pipeline_declares_every_knob_and_wires_it_by_name() -> None:
+    spec = compiled()
+    assert signature_problems(spec) == []
+    assert wiring_problems(spec) == []
+
+
+def test_the_cli_options_are_the_knobs() -> None:
+    assert cli_problems(build_parser()) == []
+
+
+def test_the_checks_fail_when_the_pipeline_and_the_knobs_disagree() -> None:
+    spec = compiled()
+    drifted = copy.deepcopy(spec)
+    drifted["root"]["inputDefinitions"]["parameters"]["max_depth"]["defaultValue"] = 7
+    assert signature_problems(drifted) == ["max_depth: default 7 != 6"]
+
+    retyped = copy.deepcopy(spec)
+    train = retyped["components"]["comp-train-model"]["inputDefinitions"]["parameters"]
+    train["max_depth"]["parameterType"] = "NUMBER_DOUBLE"
+    assert wiring_problems(retyped) == [
+        "train-model.max_depth: component type NUMBER_DOUBLE != knob type NUMBER_INTEGER"
+    ]
+
+    unwired = copy.deepcopy(spec)
+    del unwired["root"]["dag"]["tasks"]["train-model"]["inputs"]["parameters"]["max_depth"]
+    assert wiring_problems(unwired) == ["knob max_depth reaches no task"]
+
+
+def test_the_cli_check_fails_when_an_option_drifts_from_its_knob() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    run = sub.choices["run"]
+    next(a for a in run._actions if a.dest == "n_rounds").default = 301
+    assert cli_problems(parser) == ["--n_rounds: default 301 != 300"]
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (
+            {"poison_levels": [0, 0.1]},
+            "robustness_level 0.05 must be one of the non-zero poison_levels [0.1]",
+        ),
+        ({"poison_levels": [0.05]}, "poison_levels must include 0 (the clean baseline"),
+        ({"poison_levels": [0, 0.05, 0.05]}, "poison_levels has repeated levels: [0, 0.05, 0.05]"),
+        (
+            {"train_fraction": 0.7, "test_fraction": 0.2},
+            "train_fraction, validation_fraction and test_fraction must be positive and leave room",
+        ),
+        ({"poison_kinds": ["random", "flip"]}, "poison_kinds item must be one of random, targeted, got 'flip'"),
+        ({"max_depth": 0}, "max_depth must be >= 1, got 0"),
+        ({"subsample": 1.5}, "subsample must be <= 1, got 1.5"),
+        ({"learning_rate": 0}, "learning_rate must be > 0, got 0"),
+        ({"n_rounds": 2.5}, "n_rounds must be a whole number, got 2.5"),
+        ({"deploy_target": "gke"}, "deploy_target must be one of kserve, local, got 'gke'"),
+        ({"max_dept": 5}, "unknown parameter 'max_dept'"),
+    ],
+)
+def test_bad_parameters_are_refused_naming_the_parameters(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        check_parameters(values)
+    assert message in str(raised.value)
+
+
+def test_good_parameters_come_back_with_the_defaults_filled_in() -> None:
+    values = check_parameters({"poison_levels": [0, 0.1], "robustness_level": 0.1})
+    assert values["robustness_level"] == 0.1 and values["max_depth"] == config.TrainKnobs().max_depth
+    assert set(values) == {k.name for k in pipeline_knobs()}
+
+
+def test_a_group_picks_its_knobs_from_a_components_locals() -> None:
+    values = {"max_depth": 3, "n_rounds": 10, "data_uri": "x.csv", "model": object()}
+    picked = config.TrainKnobs.pick(values)
+    assert (picked.max_depth, picked.n_rounds, picked.learning_rate) == (3, 10, config.TrainKnobs().learning_rate)

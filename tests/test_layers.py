@@ -1,0 +1,62 @@
+"""The import contracts between layers (pyproject.toml, ``[tool.importlinter]``) hold, and they can fail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("cli", "pipelines", "components", "ops", "serving", "fraud_detection")
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    """``lint-imports`` with the project's own contracts, over the packages found in ``tree``."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--config", str(ROOT / "pyproject.toml")],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def copy_of_the_project(tmp_path: Path) -> Path:
+    tree = tmp_path / "tree"
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tree / package, ignore=shutil.ignore_patterns("__pycache__", "*.yaml"))
+    return tree
+
+
+def test_the_project_keeps_every_contract() -> None:
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "module, line, contract",
+    [
+        ("fraud_detection/schema.py", "import pipelines.pipeline", "Layers"),
+        ("fraud_detection/data.py", "import kfp", "The library is a leaf"),
+        ("ops/submit.py", "from cli import main", "Layers"),
+        ("serving/payload.py", "from fraud_detection import train", "Serving uses the library's schema"),
+        ("components/runner.py", "import serving.predictor", "Components do not reach into the serving app"),
+    ],
+)
+def test_a_forbidden_import_breaks_the_lint(tmp_path: Path, module: str, line: str, contract: str) -> None:
+    tree = copy_of_the_project(tmp_path)
+    assert lint_imports(tree).returncode == 0, "the copy must be clean before the forbidden import is added"
+    target = tree / module
+    target.write_text(target.read_text() + f"\n{line}  # added by the test\n")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    broken = [row for row in result.stdout.splitlines() if row.endswith("BROKEN")]
+    assert any(row.startswith(contract) for row in broken), result.stdout
