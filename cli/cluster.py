@@ -15,6 +15,7 @@ import sys
 from typing import Any, TextIO
 
 from cli.common import DefaultsFormatter
+from fraud_detection import config
 from ops import logquery, submit
 
 DEFAULT_PIPELINE = "pipelines/fraud_pipeline.yaml"
@@ -127,6 +128,10 @@ def submit_command(args: argparse.Namespace, settings: Any = None, out: TextIO |
         pipeline = submit.read_pipeline(args.pipeline)
         file_values = submit.read_param_file(args.params_file) if args.params_file else None
         parameters = submit.resolve_parameters(pipeline, submit.parse_param_pairs(args.param), file_values)
+        if set(pipeline.parameters) == set(config.defaults()):
+            # This project's pipeline (its defaults are the knobs'): refuse parameters that disagree before
+            # anything is sent.
+            config.check_parameters(parameters)
         if args.submit_target == "kfp":
             kfp_target = _kfp_target(args)
             if args.dry_run:
@@ -145,7 +150,7 @@ def submit_command(args: argparse.Namespace, settings: Any = None, out: TextIO |
                 _print_json(submit.plan_vertex(pipeline, vertex_target, job, parameters), out)
                 return 0
             result = submit.submit_vertex(job, vertex_target, wait=args.wait)
-    except submit.SubmitError as exc:
+    except (submit.SubmitError, config.ConfigError) as exc:
         print(f"fraud submit: {exc}", file=sys.stderr)
         return 2
     _print_json({"run_id": result.run_id, "url": result.url, "state": result.state}, out)

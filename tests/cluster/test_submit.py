@@ -254,6 +254,22 @@ def test_cli_kfp_dry_run_sends_nothing(kfp_api: FakeKfp, no_kfp_home: None, monk
     assert kfp_api.requests == []
 
 
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        ("poison_levels=[0.05]", "poison_levels must include 0"),
+        ("poison_levels=[0, 0.1]", "robustness_level 0.05 must be one of the non-zero poison_levels [0.1]"),
+    ],
+)
+def test_cli_submit_refuses_parameters_that_disagree(
+    kfp_api: FakeKfp, no_kfp_home: None, capsys: pytest.CaptureFixture[str], param: str, message: str
+) -> None:
+    args = _args(["submit", "kfp", str(REAL_PIPELINE), "--host", f"http://127.0.0.1:{kfp_api.port}", "--param", param])
+    assert args.handler(args, None, out=io.StringIO()) == 2
+    assert message in capsys.readouterr().err
+    assert kfp_api.requests == []
+
+
 def test_cli_submit_to_kfp(kfp_api: FakeKfp, no_kfp_home: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KFP_TOKEN", "t0k")
     args = _args(
