@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -26,53 +27,81 @@ def test_every_action_is_pinned_to_a_commit(workflow: Path) -> None:
     assert unpinned_actions(yaml.safe_load(workflow.read_text())) == []
 
 
-def test_ci_runs_the_make_targets() -> None:
-    text = (WORKFLOWS / "ci.yml").read_text()
-    for command in ("make lint", "make typecheck", "make test", "make compile", "git diff --exit-code"):
-        assert command in text
-    assert "hashFiles('requirements.lock'" in text
+def run_lines(workflow: dict[str, Any], job: str) -> list[str]:
+    """Every command line the job's steps run, stripped, in order."""
+    return [line.strip() for step in workflow["jobs"][job]["steps"] for line in step.get("run", "").splitlines()]
+
+
+def step_using(workflow: dict[str, Any], job: str, action: str) -> list[dict[str, Any]]:
+    """The job's steps that use ``action`` (``owner/name``, any pinned commit)."""
+    return [s for s in workflow["jobs"][job]["steps"] if s.get("uses", "").split("@")[0] == action]
+
+
+def test_ci_runs_the_make_targets_and_checks_the_compiled_pipeline() -> None:
+    ci = yaml.safe_load((WORKFLOWS / "ci.yml").read_text())
+    lines = run_lines(ci, "check")
+    for command in (
+        "make install",
+        "make lint",
+        "make typecheck",
+        "make compile",
+        "git diff --exit-code -- pipelines/",
+    ):
+        assert command in lines, command
+    assert any(line.startswith("make test") for line in lines)
+    assert lines.index("make compile") < lines.index("git diff --exit-code -- pipelines/")
+    (cache,) = step_using(ci, "check", "actions/cache")
+    assert "hashFiles('requirements.lock'" in cache["with"]["key"]
 
 
 def test_cd_uses_workload_identity_and_commit_tags() -> None:
     cd = yaml.safe_load((WORKFLOWS / "cd.yml").read_text())
-    text = (WORKFLOWS / "cd.yml").read_text()
-    assert "credentials_json" not in text, "no JSON keys: Workload Identity Federation only"
-    assert "workload_identity_provider" in text
     assert cd["jobs"]["pipeline"]["needs"] == "images"
-    steps = cd["jobs"]["images"]["steps"]
-    names = next(s for s in steps if s.get("id") == "names")["run"]
-    assert "${GITHUB_SHA}" in names and "latest" not in text
-    assert any("upload-artifact" in s.get("uses", "") for s in cd["jobs"]["pipeline"]["steps"])
+    for job in ("images", "pipeline"):
+        auths = step_using(cd, job, "google-github-actions/auth")
+        assert auths, job
+        for auth in auths:
+            assert "workload_identity_provider" in auth["with"] and "credentials_json" not in auth["with"], job
+    names = run_lines(cd, "images")
+    assert 'echo "components=${REGISTRY}/components:${GITHUB_SHA}" >> "$GITHUB_OUTPUT"' in names
+    builds = step_using(cd, "images", "docker/build-push-action")
+    assert {b["with"]["file"] for b in builds} == {"components/Dockerfile", "serving/Dockerfile"}
+    for build in builds:
+        assert build["with"]["tags"].startswith("${{ steps.names.outputs."), build["with"]["tags"]
+    assert step_using(cd, "pipeline", "actions/upload-artifact")
 
 
-BROKEN = {
-    # an unknown key in a step
-    "bad-key": "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo hi\n        wiht: {}\n",
-    # an expression referring to an undefined context property
-    "bad-expression": (
-        "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.nosuchthing }}\n"
-    ),
-    # a job depending on a job that does not exist
-    "bad-needs": "on: push\njobs:\n  a:\n    needs: b\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo hi\n",
-    # invalid YAML
-    "bad-yaml": "on: push\njobs:\n  a: [\n",
+MUTATIONS = {
+    # a misspelt key in a step of ci.yml
+    "misspelt-key": ("ci.yml", "        run: make lint", "        runn: make lint"),
+    # an expression naming a context property that does not exist
+    "bad-expression": ("cd.yml", "${{ github.sha }}", "${{ github.nosuchthing }}"),
+    # a job that needs a job that does not exist
+    "bad-needs": ("cd.yml", "needs: images", "needs: pictures"),
+    # broken YAML
+    "bad-yaml": ("ci.yml", "jobs:", "jobs: ["),
 }
 
 
-@pytest.mark.parametrize("name", sorted(BROKEN))
-def test_actionlint_fails_on_a_broken_workflow(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_actionlint_fails_when_a_project_workflow_breaks(tmp_path: Path, name: str) -> None:
+    file, before, after = MUTATIONS[name]
+    text = (WORKFLOWS / file).read_text()
+    assert before in text, f"{file} no longer holds {before!r}: pick another mutation"
     workflows = tmp_path / ".github" / "workflows"
     workflows.mkdir(parents=True)
-    path = workflows / f"{name}.yml"
-    path.write_text(BROKEN[name])
+    path = workflows / file
+    path.write_text(text.replace(before, after, 1))
     result = actionlint(path)
     assert result.returncode != 0
-    assert f"{name}.yml" in result.stdout, result.stdout
+    assert file in result.stdout, result.stdout
 
 
-def test_pin_check_fails_on_a_tag() -> None:
-    workflow = {"jobs": {"a": {"steps": [{"uses": "actions/checkout@v4"}, {"uses": "./local-action"}]}}}
-    assert unpinned_actions(workflow) == ["actions/checkout@v4"]
+def test_pin_check_fails_on_a_project_workflow_with_a_tag() -> None:
+    ci = yaml.safe_load((WORKFLOWS / "ci.yml").read_text())
+    (checkout,) = step_using(ci, "check", "actions/checkout")
+    checkout["uses"] = "actions/checkout@v4"
+    assert unpinned_actions(ci) == ["actions/checkout@v4"]
 
 
 def test_cd_passes_only_parameters_the_compiled_pipeline_declares() -> None:
