@@ -51,7 +51,6 @@ class TrainResult:
     threshold: float
     best_iteration: int
     scale_pos_weight: float
-    validation_auprc: float
     seconds: float
     validation_scores: np.ndarray
     """The calibrated booster's probabilities on the whole validation window."""
@@ -210,7 +209,6 @@ def train_booster(
         threshold=threshold,
         best_iteration=best,
         scale_pos_weight=weight,
-        validation_auprc=float(average_precision_score(y_valid, valid_scores)),
         seconds=seconds,
         validation_scores=valid_scores,
     )
