@@ -7,8 +7,10 @@ A candidate replaces the champion only when every gate passes:
 ``fairness``     equalised-odds difference across groups <= a maximum
 ``robustness``   AUPRC under label-flip poisoning at a given level >= a fraction of clean AUPRC
 
-A gate whose input does not exist says so and passes: ``quality`` on the first run (no champion yet),
-``fairness`` when the data has no sensitive attribute, ``robustness`` when the sweep did not cover the level.
+A gate whose input cannot exist says so and passes: ``quality`` on the first run (no champion yet),
+``fairness`` when the data has no sensitive attribute. A robustness measurement that is missing fails its
+gate: the run's parameters are checked to include the robustness level in the sweep, so a missing value means
+something went wrong, and a champion is never replaced on a gate that was not measured.
 A candidate whose model file is byte-identical to the champion's is never registered again.
 """
 
@@ -69,7 +71,8 @@ def evaluate_gates(
     clean_auprc: float | None,
     config: GateKnobs,
 ) -> list[Gate]:
-    """Apply every gate. ``None`` inputs mean "not measurable here" and are reported as such."""
+    """Apply every gate. A ``None`` champion or fairness value means "not measurable here" and passes, saying
+    so; a ``None`` robustness value fails the robustness gate."""
     gates: list[Gate] = []
     if champion_auprc is None:
         gates.append(Gate("quality", candidate_auprc, None, ">= champion - tolerance", True, "no champion yet"))
@@ -109,7 +112,16 @@ def evaluate_gates(
             )
         )
     if robust_auprc is None or clean_auprc is None or clean_auprc <= 0:
-        gates.append(Gate("robustness", None, config.min_robust_fraction, ">=", True, "poisoning level not measured"))
+        gates.append(
+            Gate(
+                "robustness",
+                None,
+                config.min_robust_fraction,
+                ">=",
+                False,
+                f"not measured: the poison sweep has no result at {config.robustness_level:.0%}",
+            )
+        )
     else:
         fraction = robust_auprc / clean_auprc
         gates.append(

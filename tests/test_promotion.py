@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fraud_detection import data, modeldir, promotion, registry, train
+from fraud_detection.config import GateKnobs
 from fraud_detection.schema import LABEL
 from fraud_detection.steps.promote import promote_step
 from fraud_detection.steps.train import train_step
@@ -75,13 +76,17 @@ def candidates(windows, registry_uri, tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def promote(windows, env, model_dir, config=None, eod=0.05, robust=None):
+ROBUST = 1.0
+"""An attacked AUPRC no clean AUPRC exceeds: the robustness gate passes, so the other gates decide."""
+
+
+def promote(windows, env, model_dir, config=None, eod=0.05, robust=ROBUST):
     return promote_step(
         model_dir,
         windows["test"],
         eod,
         robust,
-        config or promotion.GateConfig(),
+        config or GateKnobs(),
         env["tracking_uri"],
         env["model"],
         env["serving_root"],
@@ -143,7 +148,7 @@ def test_poisoned_candidate_is_challenger_and_changes_nothing(windows, env, cand
 @pytest.mark.slow
 def test_fairness_alone_blocks_promotion(windows, env, candidates):
     promote(windows, env, candidates["c1"])
-    lenient_quality = replace(promotion.GateConfig(), auprc_tolerance=1.0, min_auprc=0.0)
+    lenient_quality = replace(GateKnobs(), auprc_tolerance=1.0, min_auprc=0.0)
     other = candidates["other"]
     result = promote(windows, env, other, config=lenient_quality, eod=0.40)
     assert [g.name for g in result.decision.gates if not g.passed] == ["fairness"]
@@ -153,19 +158,19 @@ def test_fairness_alone_blocks_promotion(windows, env, candidates):
     assert fair.decision.promoted and champion_version(env) == fair.decision.candidate_version
 
 
-def test_gates_report_what_they_could_not_measure():
-    gates = promotion.evaluate_gates(0.8, None, None, None, None, promotion.GateConfig())
+def test_gates_report_what_they_could_not_measure_and_a_missing_robustness_value_blocks():
+    gates = promotion.evaluate_gates(0.8, None, None, None, None, GateKnobs())
     notes = {g.name: (g.passed, g.note) for g in gates}
     assert notes["quality"] == (True, "no champion yet")
     assert notes["fairness"] == (
         True,
         "not measurable: no sensitive attribute in the data, or fewer than two groups to compare",
     )
-    assert notes["robustness"] == (True, "poisoning level not measured")
+    assert notes["robustness"] == (False, "not measured: the poison sweep has no result at 5%")
 
 
 def test_robustness_gate_blocks_a_fragile_model():
-    config = promotion.GateConfig(min_robust_fraction=0.8)
+    config = GateKnobs(min_robust_fraction=0.8)
     gates = promotion.evaluate_gates(0.8, 0.79, 0.05, 0.5, 0.8, config)
     decision = promotion.decide(gates, 0.8, 0.79, "3", identical_to_champion=False)
     assert not decision.promoted and "robustness" in decision.reason

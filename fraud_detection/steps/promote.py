@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fraud_detection import data, modeldir, train
+from fraud_detection.config import GateKnobs
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def promote_step(
     test_path: Path,
     equalized_odds_difference: float | None,
     robust_auprc: float | None,
-    gates_config: Any,
+    gates_config: GateKnobs,
     tracking_uri: str,
     model_name: str,
     serving_root: str,
@@ -42,8 +43,9 @@ def promote_step(
         candidate_dir: the train step's model directory.
         test_path: the test window (Parquet) both models are scored on.
         equalized_odds_difference: from the fairness step; None when the data has no sensitive attribute.
-        robust_auprc: AUPRC of the worst attack at ``gates_config.robustness_level``; None if not measured.
-        gates_config: a :class:`fraud_detection.promotion.GateConfig`.
+        robust_auprc: AUPRC of the worst attack at ``gates_config.robustness_level``; None (not measured) fails
+            the robustness gate.
+        gates_config: the gate bounds.
         serving_root: local folder or ``gs://`` prefix under which promoted versions are exported.
     """
     import tempfile
