@@ -80,13 +80,11 @@ def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
     Every parameter is a knob declared in ``fraud_detection.config``; each task input named like one gets it.
     """
     load = _task(load_data, knobs).set_display_name("load")
-    windows = {name: load.outputs[f"{name}_data"] for name in ("train", "validation", "test")}
+    windows = {f"{name}_data": load.outputs[f"{name}_data"] for name in ("train", "validation", "test")}
     train = _task(
         train_model,
         knobs,
-        train_data=windows["train"],
-        validation_data=windows["validation"],
-        test_data=windows["test"],
+        **windows,
         data_version=load.outputs["data_version"],
         oracle_label_noise=load.outputs["oracle_label_noise"],
     ).set_display_name("train")
@@ -95,9 +93,7 @@ def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
         attacked = _task(
             poison_level,
             knobs,
-            train_data=windows["train"],
-            validation_data=windows["validation"],
-            test_data=windows["test"],
+            **windows,
             model=model,
             level=level,
             kinds=knobs["poison_kinds"],
@@ -105,15 +101,15 @@ def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
     poison = _task(
         poison_collect, knobs, results=dsl.Collected(attacked.output), data_version=load.outputs["data_version"]
     ).set_display_name("poison-sweep")
-    fairness = _task(fairness_audit, knobs, test_data=windows["test"], model=model).set_display_name("fairness")
+    fairness = _task(fairness_audit, knobs, test_data=windows["test_data"], model=model).set_display_name("fairness")
     drift = _task(
-        drift_check, knobs, reference_data=windows["train"], current_data=load.outputs["current_data"], model=model
+        drift_check, knobs, reference_data=windows["train_data"], current_data=load.outputs["current_data"], model=model
     ).set_display_name("drift")
     promote = _task(
         evaluate_and_promote,
         knobs,
         model=model,
-        test_data=windows["test"],
+        test_data=windows["test_data"],
         equalized_odds_difference=fairness.outputs["equalized_odds_difference"],
         robust_auprc=poison.outputs["robust_auprc"],
     ).set_display_name("evaluate-and-promote")
@@ -122,7 +118,7 @@ def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
         _task(deploy_model, knobs, decision=promote.outputs["decision"]).set_display_name("deploy")
     return PipelineOutputs(
         data_summary=load.outputs["summary"],
-        test_data=windows["test"],
+        test_data=windows["test_data"],
         model=model,
         train_metrics=train.outputs["metrics"],
         poison_report=poison.outputs["report"],

@@ -64,26 +64,15 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out: dict[str, Any] = {"work": work, "knobs": knobs}
     out["load"] = call(load_data, work, knobs)
     (version, noise), load = out["load"]
-    windows = {name: load[f"{name}_data"] for name in ("train", "validation", "test")}
-    out["train"] = call(
-        train_model,
-        work,
-        knobs,
-        train_data=windows["train"],
-        validation_data=windows["validation"],
-        test_data=windows["test"],
-        data_version=version,
-        oracle_label_noise=noise,
-    )
+    windows = {f"{name}_data": load[f"{name}_data"] for name in ("train", "validation", "test")}
+    out["train"] = call(train_model, work, knobs, **windows, data_version=version, oracle_label_noise=noise)
     model = out["train"][1]["model"]
     levels = [
         call(
             poison_level,
             work / f"level-{level}",
             knobs,
-            train_data=windows["train"],
-            validation_data=windows["validation"],
-            test_data=windows["test"],
+            **windows,
             model=model,
             level=level,
             kinds=knobs.get("poison_kinds", config.AuditKnobs().poison_kinds),
@@ -91,16 +80,16 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for level in knobs["poison_levels"]
     ]
     out["poison"] = call(poison_collect, work, knobs, results=levels, data_version=version)
-    out["fairness"] = call(fairness_audit, work, knobs, test_data=windows["test"], model=model)
+    out["fairness"] = call(fairness_audit, work, knobs, test_data=windows["test_data"], model=model)
     out["drift"] = call(
-        drift_check, work, knobs, reference_data=windows["train"], current_data=load["current_data"], model=model
+        drift_check, work, knobs, reference_data=windows["train_data"], current_data=load["current_data"], model=model
     )
     out["promote"] = call(
         evaluate_and_promote,
         work,
         knobs,
         model=model,
-        test_data=windows["test"],
+        test_data=windows["test_data"],
         equalized_odds_difference=out["fairness"][0].equalized_odds_difference,
         robust_auprc=out["poison"][0].robust_auprc,
     )
@@ -192,7 +181,7 @@ def test_train_marks_a_window_without_fraud(
             {**chain["knobs"], "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
             train_data=windows["train"],
             validation_data=dsl.Dataset(name="validation_data", uri=str(no_fraud)),
-            test_data=windows["test"],
+            test_data=windows["test_data"],
             data_version="sha256:test",
             oracle_label_noise=-1.0,
         ),
