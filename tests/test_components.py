@@ -172,16 +172,15 @@ def test_train_marks_a_window_without_fraud(
     frame["Class"] = 0
     no_fraud = tmp_path / "validation.parquet"
     frame.to_parquet(no_fraud)
-    windows = {n: load[f"{n}_data"] for n in ("train", "test")}
     reason = failure_mark(
         capsys,
         lambda: call(
             train_model,
             tmp_path,
             {**chain["knobs"], "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
-            train_data=windows["train"],
+            train_data=load["train_data"],
             validation_data=dsl.Dataset(name="validation_data", uri=str(no_fraud)),
-            test_data=windows["test_data"],
+            test_data=load["test_data"],
             data_version="sha256:test",
             oracle_label_noise=-1.0,
         ),
