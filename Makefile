@@ -10,7 +10,7 @@ UV_VERSION := 0.13.9
 FRAUD  := $(BIN)/fraud
 ARGS   ?=
 
-.PHONY: help install sysdeps run test test-fast lint typecheck compile clean data bench bench-audits bench-serving lock serve predict
+.PHONY: help install sysdeps run test test-fast lint checkov typecheck compile clean data bench bench-audits bench-serving lock serve predict
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,10 +44,20 @@ test: $(STAMP) sysdeps ## Run the test suite
 test-fast: $(STAMP) ## Run the tests that need no pipeline run or server process
 	$(BIN)/pytest -m "not slow" $(ARGS)
 
-lint: $(STAMP) ## ruff check, format check, and the import contracts between layers
+lint: $(STAMP) ## ruff, format check, the import contracts between layers, checkov on every rendered overlay
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(MAKE) --no-print-directory checkov
+
+CHECKOV_VERSION := 3.3.30
+checkov: $(STAMP) ## checkov (Kubernetes checks) on each overlay as kustomize renders it: 0 failed checks
+	@rendered=$$(mktemp -d); trap 'rm -rf "$$rendered"' EXIT; \
+	for overlay in manifests/overlays/*/; do \
+	  $(BIN)/kubectl kustomize "$$overlay" > "$$rendered/$$(basename "$$overlay").yaml" || exit 1; \
+	done; \
+	$(BIN)/uv tool run --quiet checkov==$(CHECKOV_VERSION) --quiet --compact --skip-download \
+	  --framework kubernetes --directory "$$rendered"
 
 typecheck: $(STAMP) ## mypy over the packages
 	$(BIN)/mypy
