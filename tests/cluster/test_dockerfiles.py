@@ -28,19 +28,25 @@ def test_components_image_runs_as_non_root_from_a_pinned_base() -> None:
     assert "--constraint requirements.lock" in text
 
 
-@pytest.mark.parametrize(
-    ("dockerfile", "rule"),
-    [
-        ("FROM python:latest\nRUN pip install flask\n", "DL3007"),  # :latest base
-        ("FROM python:3.11-slim\nRUN apt-get update && apt-get install -y curl\n", "DL3008"),  # unpinned apt
-        ("FROM python:3.11-slim\nRUN cd /tmp && echo hi\n", "DL3003"),  # cd instead of WORKDIR
-        ("FROM python:3.11-slim\nRUN pip install flask\n", "DL3013"),  # unpinned pip
-        ("FROM python:3.11-slim\nUSER 1000\nRUN sudo echo hi\n", "DL3004"),  # sudo
-    ],
-)
-def test_hadolint_fails_on_a_bad_dockerfile(tmp_path: Path, dockerfile: str, rule: str) -> None:
+MUTATIONS = {
+    # a moving base image instead of the pinned PYTHON_IMAGE argument
+    "latest-base": ("components/Dockerfile", "FROM ${PYTHON_IMAGE} AS build", "FROM python:latest AS build", "DL3007"),
+    # a COPY from a build stage that does not exist
+    "unknown-stage": ("serving/Dockerfile", "COPY --from=build /opt/venv", "COPY --from=builder /opt/venv", "DL3022"),
+    # cd in a RUN step instead of WORKDIR
+    "cd-not-workdir": ("serving/Dockerfile", "WORKDIR /src", "RUN cd /src", "DL3003"),
+    # the image ends as root
+    "root-user": ("serving/Dockerfile", "USER 10001:10001", "USER root", "DL3002"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_hadolint_fails_when_a_project_dockerfile_regresses(tmp_path: Path, name: str) -> None:
+    file, before, after, rule = MUTATIONS[name]
+    text = (REPO / file).read_text()
+    assert before in text, f"{file} no longer holds {before!r}: pick another mutation"
     path = tmp_path / "Dockerfile"
-    path.write_text(dockerfile)
+    path.write_text(text.replace(before, after, 1))
     result = hadolint(path)
     assert result.returncode != 0
     assert rule in result.stdout, result.stdout
