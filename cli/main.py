@@ -43,7 +43,10 @@ def _add_run(subparsers: Any) -> None:
         "the MLflow tracking URI defaults to a SQLite file under FRAUD_HOME (.fraud).",
         formatter_class=DefaultsFormatter,
     )
+    groups: dict[str, Any] = {}
     for knob in pipeline_knobs():
+        if knob.group not in groups:
+            groups[knob.group] = parser.add_argument_group(f"{knob.group} parameters")
         kind: Any = {bool: parse_bool, list: parse_list}.get(knob.type, knob.type)
         if knob.type is list and knob.default:
             kind = typed_list(type(knob.default[0]))
@@ -52,7 +55,7 @@ def _add_run(subparsers: Any) -> None:
         if knob.name in LOCAL_DEFAULTS:
             default = None
             help_text += f" Compiled default: {knob.default}; fraud run uses {LOCAL_DEFAULTS[knob.name]}."
-        parser.add_argument(
+        groups[knob.group].add_argument(
             f"--{knob.name.replace('_', '-')}",
             dest=knob.name,
             type=kind,
