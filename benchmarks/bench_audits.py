@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+DEFAULT_LEVELS = (0.01, 0.02, 0.05, 0.10, 0.20)
+"""The poisoning levels swept after the clean baseline (the pipeline's defaults, 0 excluded)."""
+
 _CHILD = r"""
 import json, sys, time
 from pathlib import Path
@@ -33,29 +36,35 @@ meta = json.loads((work / "model.json").read_text())
 booster = xgb.Booster(); booster.load_model(str(work / "model.ubj"))
 started = time.perf_counter()
 if args["step"] == "poison":
-    from fraud_detection import poison
+    from fraud_detection.audits import poison
+    from fraud_detection.reports.poison import markdown, render_poison
     w = {n: features_and_label(pd.read_parquet(work / f"{n}.parquet")) for n in ("train", "validation", "test")}
     params = poison.sweep_params(TrainParams(nthread=args["nthread"]), meta["best_iteration"])
-    results = []
-    for item in poison.sweep_plan():
+    plan = [("none", 0.0)] + [(kind, level) for kind in poison.ATTACKS for level in args["levels"]]
+    results, task_seconds = [], []
+    for kind, level in plan:
         t0 = time.perf_counter()
-        r = poison.run_level(*w["train"], *w["validation"], *w["test"], item["kind"], item["level"], params, seed=7)
-        r["task_seconds"] = time.perf_counter() - t0
-        results.append(r)
-    summary = poison.collect(results, out / "poison")
-    extra = {"markdown": summary["markdown"], "task_seconds": [r["task_seconds"] for r in results],
-             "rounds": params.n_rounds}
+        results.append(poison.run_level(*w["train"], *w["validation"], *w["test"], kind, level, params, seed=7))
+        task_seconds.append(time.perf_counter() - t0)
+    sweep = poison.summarise(results)
+    render_poison(sweep, out / "poison")
+    extra = {"markdown": markdown(sweep), "task_seconds": task_seconds, "rounds": params.n_rounds}
 elif args["step"] == "fairness":
-    from fraud_detection import fairness
-    summary = fairness.run_fairness(pd.read_parquet(work / "test.parquet"), booster, meta["threshold"], "age_group",
-                                    out / "fairness")
-    extra = {"fairness": summary["fairness"], "shap_top": list(summary["shap"]["importance"].items())[:5]}
+    from fraud_detection.audits import fairness
+    from fraud_detection.reports.fairness import render_fairness
+    result = fairness.run_fairness(pd.read_parquet(work / "test.parquet"), booster, meta["threshold"], "age_group")
+    render_fairness(result, out / "fairness")
+    extra = {"fairness": None if result.fairness is None else result.fairness.to_dict(),
+             "shap_top": list(result.shap.importance.items())[:5]}
 else:
-    from fraud_detection import drift
+    from fraud_detection.audits import drift
+    from fraud_detection.reports.drift import render_drift
     tag = args["step"]
-    summary = drift.run_drift(pd.read_parquet(work / f"{tag}_train.parquet"),
-                              pd.read_parquet(work / f"{tag}_current.parquet"), out / tag, booster=booster)
-    extra = {k: summary[k] for k in ("drift_share", "drifted", "drifted_features", "score_drift", "score_drifted")}
+    result = drift.run_drift(pd.read_parquet(work / f"{tag}_train.parquet"),
+                             pd.read_parquet(work / f"{tag}_current.parquet"), booster=booster)
+    render_drift(result, out / tag)
+    extra = {"drift_share": result.drift_share, "drifted": result.drifted, "drifted_features": result.drifted_features,
+             "score_drift": result.score_drift, "score_drifted": result.score_drifted}
 print("RESULT " + json.dumps({"work_seconds": time.perf_counter() - started, **extra}))
 """
 
@@ -87,14 +96,14 @@ def _prepare(work: Path, nthread: int) -> dict[str, float]:
     return {"train_seconds": train_seconds, "test_auprc": test["auprc"], "best_iteration": model.best_iteration}
 
 
-def _run_step(step: str, work: Path, out: Path, nthread: int) -> dict:
+def _run_step(step: str, work: Path, out: Path, nthread: int, levels: list[float]) -> dict:
     started = time.perf_counter()
     proc = subprocess.run(
         [
             sys.executable,
             "-c",
             _CHILD,
-            json.dumps({"step": step, "work": str(work), "out": str(out), "nthread": nthread}),
+            json.dumps({"step": step, "work": str(work), "out": str(out), "nthread": nthread, "levels": levels}),
         ],
         capture_output=True,
         text=True,
@@ -108,12 +117,23 @@ def _run_step(step: str, work: Path, out: Path, nthread: int) -> dict:
     return {"process_seconds": process_seconds, **json.loads(lines[-1][len("RESULT ") :])}
 
 
+def _num(value: float | None, digits: int) -> str:
+    """A number to ``digits`` places; "n/a" for a gap that could not be measured (None in the JSON)."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def main() -> None:
     """Run the benchmark and print its tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write all figures to this JSON file")
     parser.add_argument("--out", type=Path, help="keep the reports here (default: a temporary directory)")
     parser.add_argument("--nthread", type=int, default=1, help="XGBoost threads per task (0 = all cores)")
+    parser.add_argument(
+        "--levels",
+        type=lambda text: [float(v) for v in text.split(",")],
+        default=list(DEFAULT_LEVELS),
+        help="poison levels > 0, comma-separated (default: %(default)s)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-audits-") as tmp:
         work = Path(tmp)
@@ -124,7 +144,8 @@ def main() -> None:
             f"test AUPRC {champion['test_auprc']:.4f}"
         )
         steps = {
-            name: _run_step(name, work, out, args.nthread) for name in ("poison", "fairness", "drift_off", "drift_on")
+            name: _run_step(name, work, out, args.nthread, args.levels)
+            for name in ("poison", "fairness", "drift_off", "drift_on")
         }
     print("\n| step | work (s) | process incl. imports (s) |\n| --- | --- | --- |")
     for name, result in steps.items():
@@ -134,11 +155,14 @@ def main() -> None:
     fair = steps["fairness"]["fairness"]
     print(
         "\nFairness by age_group:",
-        json.dumps({g: {k: round(v, 4) for k, v in m.items()} for g, m in fair["by_group"].items()}),
+        json.dumps(
+            {g: {k: None if v is None else round(v, 4) for k, v in m.items()} for g, m in fair["by_group"].items()}
+        ),
     )
     print(
-        f"demographic parity difference {fair['demographic_parity_difference']:.5f}, equalised odds difference "
-        f"{fair['equalized_odds_difference']:.4f}, recall gap {fair['recall_gap']:.4f}, FPR gap {fair['fpr_gap']:.6f}"
+        f"demographic parity difference {_num(fair['demographic_parity_difference'], 5)}, equalised odds difference "
+        f"{_num(fair['equalized_odds_difference'], 4)}, recall gap {_num(fair['recall_gap'], 4)}, "
+        f"FPR gap {_num(fair['fpr_gap'], 6)}"
     )
     print("SHAP top features:", steps["fairness"]["shap_top"])
     for tag in ("drift_off", "drift_on"):

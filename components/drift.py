@@ -28,7 +28,7 @@ def drift_check(
     from collections import namedtuple
     from pathlib import Path
 
-    from fraud_detection import drift, runtime
+    from fraud_detection import runtime
     from fraud_detection.schema import DataValidationError
     from fraud_detection.steps.audits import drift_step
 
@@ -47,9 +47,9 @@ def drift_check(
             )
         except (DataValidationError, FileNotFoundError) as error:
             raise runtime.fail("drift", error) from error
-        shutil.copyfile(Path(tmp) / "drift_report.html", report.path)
-        shutil.copyfile(Path(tmp) / "drift_summary.json", summary.path)
-    for name, value in drift.kfp_metrics(result).items():
+        shutil.copyfile(result.files.report_html, report.path)
+        shutil.copyfile(result.files.summary_json, summary.path)
+    for name, value in result.metrics.items():
         metrics.log_metric(name, value)
     DriftOutputs = namedtuple("DriftOutputs", ["drift_share", "drifted"])
-    return DriftOutputs(float(result["drift_share"]), bool(result["drifted"]))
+    return DriftOutputs(float(result.drift_share), bool(result.drifted))

@@ -36,11 +36,11 @@ def fairness_audit(
         result = fairness_step(
             Path(test_data.path), Path(model.path), sensitive_column, Path(tmp), mlflow_tracking_uri, mlflow_experiment
         )
-        shutil.copyfile(Path(tmp) / "fairness_report.html", report.path)
-        shutil.copyfile(Path(tmp) / "fairness_summary.json", summary.path)
-    for name, value in finite_metrics(result["metrics"]).items():
+        shutil.copyfile(result.files.report_html, report.path)
+        shutil.copyfile(result.files.summary_json, summary.path)
+    for name, value in finite_metrics(result.metrics).items():
         metrics.log_metric(name, value)
     FairnessOutputs = namedtuple("FairnessOutputs", ["equalized_odds_difference", "note"])
-    # None when not measurable: no sensitive attribute, or fewer than two groups (the summary's NaN is None).
-    eod = (result["fairness"] or {}).get("equalized_odds_difference")
-    return FairnessOutputs(-1.0 if eod is None else float(eod), str(result["fairness_note"]))
+    # None when not measurable: no sensitive attribute, or fewer than two groups.
+    eod = result.equalized_odds_difference
+    return FairnessOutputs(-1.0 if eod is None else float(eod), str(result.note))

@@ -39,7 +39,7 @@ def poison_level(
         )
     except ValueError as error:
         raise runtime.fail(f"poison-level {level}", error) from error
-    return json.dumps(results)
+    return json.dumps([result.to_dict() for result in results])
 
 
 @dsl.component(base_image=COMPONENTS_IMAGE, install_kfp_package=False)
@@ -71,11 +71,11 @@ def poison_collect(
         summary = poison_collect_step(
             flat, Path(tmp), robustness_level, mlflow_tracking_uri, mlflow_experiment, data_version
         )
-        shutil.copyfile(Path(tmp) / "poison_report.html", report.path)
-        shutil.copyfile(Path(tmp) / "poison_table.json", table.path)
-    for name, value in finite_metrics(summary["metrics"]).items():
+        shutil.copyfile(summary.files.report_html, report.path)
+        shutil.copyfile(summary.files.table_json, table.path)
+    for name, value in finite_metrics(summary.metrics).items():
         metrics.log_metric(name, value)
-    report.metadata["mlflow_run_id"] = summary["mlflow_run_id"]
+    report.metadata["mlflow_run_id"] = summary.mlflow_run_id
     PoisonOutputs = namedtuple("PoisonOutputs", ["robust_auprc", "markdown"])
-    robust = summary["robust_auprc"]
-    return PoisonOutputs(-1.0 if robust is None else float(robust), summary["markdown"])
+    robust = summary.robust_auprc
+    return PoisonOutputs(-1.0 if robust is None else float(robust), summary.markdown)

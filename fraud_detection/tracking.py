@@ -1,4 +1,5 @@
-"""MLflow helpers: point at a tracking server (or a local SQLite file) and make sure the experiment exists.
+"""MLflow helpers: point at a tracking server (or a local SQLite file), make sure the experiment exists, and
+log a run (:func:`log_run`, used by the train step and every audit).
 
 With a ``sqlite:///`` tracking URI the experiment's artifacts go to an ``artifacts`` folder beside the
 database, so a local run never scatters ``mlruns`` folders into the working directory of a KFP task.
@@ -6,11 +7,11 @@ database, so a local run never scatters ``mlruns`` folders into the working dire
 
 from __future__ import annotations
 
-import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 PIP_REQUIREMENTS = ["xgboost-cpu", "numpy", "pandas"]
 """Given to ``log_model`` so MLflow does not spend seconds inferring requirements."""
@@ -40,12 +41,76 @@ def configure(tracking_uri: str, experiment: str) -> str:
     return experiment_id
 
 
-def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Drop NaN/inf and non-numbers, which MLflow and KFP reject."""
-    import math
-
     return {
         k: float(v)
         for k, v in metrics.items()
         if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
     }
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything one MLflow run gets: name, tags, params, metrics, files, and nested child runs."""
+
+    name: str
+    """The run name."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    """Logged through :func:`finite_metrics` (NaN, inf and non-numbers are left out)."""
+    artifacts: Sequence[Path] = ()
+    """Files (logged one by one) or folders (logged with their content); paths that do not exist are skipped."""
+    artifact_path: str | None = None
+    """The folder in the run's artifacts they go to (None: the root)."""
+    children: Sequence[RunRecord] = ()
+    """Nested runs, logged inside this one."""
+
+
+def _log_inside(record: RunRecord, nested: bool, during: Callable[[str], None] | None) -> str:
+    import mlflow
+
+    with mlflow.start_run(run_name=record.name, nested=nested, tags=dict(record.tags) or None) as run:
+        if record.params:
+            mlflow.log_params(dict(record.params))
+        metrics = finite_metrics(dict(record.metrics))
+        if metrics:
+            mlflow.log_metrics(metrics)
+        if during is not None:
+            during(str(run.info.run_id))
+        for path in map(Path, record.artifacts):
+            if path.is_dir():
+                mlflow.log_artifacts(str(path), artifact_path=record.artifact_path)
+            elif path.is_file():
+                mlflow.log_artifact(str(path), artifact_path=record.artifact_path)
+        for child in record.children:
+            _log_inside(child, True, None)
+        return str(run.info.run_id)
+
+
+def log_run(
+    record: RunRecord,
+    tracking_uri: str,
+    experiment: str,
+    during: Callable[[str], None] | None = None,
+) -> str:
+    """Log ``record`` (and its children, nested) as one MLflow run of ``experiment``; return the run's id.
+
+    Args:
+        record: what to log.
+        tracking_uri: MLflow tracking URI (``sqlite:///...``, ``http://...``); passed in, never read from env.
+        experiment: experiment name (created if missing, see :func:`configure`).
+        during: called with the run id inside the run, after params and metrics and before the artifacts
+            (the train step logs its model there and writes the model directory it then logs).
+
+    The process's tracking URI is restored afterwards, so logging to one store never redirects later calls.
+    """
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    try:
+        configure(tracking_uri, experiment)
+        return _log_inside(record, False, during)
+    finally:
+        mlflow.set_tracking_uri(before)

@@ -1,14 +1,26 @@
-"""The audit steps: poison sweep (per level, then collected), drift and fairness."""
+"""The audit steps: poison sweep (per level, then collected), drift and fairness.
+
+Each step reads its inputs, computes the audit (:mod:`fraud_detection.audits`), renders its files
+(:mod:`fraud_detection.reports`) and logs one MLflow run with :func:`fraud_detection.tracking.log_run`; it
+returns a typed result with the metrics, the paths it wrote and the MLflow run id.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fraud_detection import data, modeldir, train
+from fraud_detection import data, modeldir, tracking, train
+from fraud_detection.audits.drift import DriftResult
+from fraud_detection.audits.fairness import FairnessResult
+from fraud_detection.audits.poison import DegradationRow, LevelResult, PoisonSweep
+from fraud_detection.reports.drift import DriftFiles
+from fraud_detection.reports.fairness import FairnessFiles
+from fraud_detection.reports.poison import PoisonFiles
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +42,9 @@ def poison_level_step(
     level: float,
     kinds: list[str],
     seed: int,
-) -> list[dict[str, Any]]:
+) -> list[LevelResult]:
     """Every attack kind at one poisoning level (the clean baseline at level 0), with the candidate's knobs."""
-    from fraud_detection import poison
+    from fraud_detection.audits import poison
 
     champion_params, best = _candidate_params(model_dir)
     # One thread per level task: levels run side by side (pods on a cluster, two at a time under kfp.local),
@@ -50,29 +62,117 @@ def poison_level_step(
     return results
 
 
-def robust_auprc(table: list[dict[str, Any]], level: float) -> float | None:
+def robust_auprc(table: Sequence[DegradationRow], level: float) -> float | None:
     """The worst attacked AUPRC at ``level`` across attack kinds (None when the sweep did not include it)."""
-    at_level = [float(r["auprc"]) for r in table if abs(float(r["level_pct"]) - 100 * level) < 1e-9 and level > 0]
+    at_level = [r.auprc for r in table if abs(r.level_pct - 100 * level) < 1e-9 and level > 0]
     return min(at_level) if at_level else None
 
 
+@dataclass(frozen=True)
+class PoisonStepResult:
+    """What the poison-collect step computed, wrote and logged."""
+
+    sweep: PoisonSweep
+    files: PoisonFiles
+    metrics: dict[str, float]
+    """Flat numbers for KFP ``Metrics`` (the same as the MLflow parent run's)."""
+    markdown: str
+    """The degradation table as markdown."""
+    robust_auprc: float | None
+    """The worst attacked AUPRC at the robustness level; None when the sweep did not include it."""
+    mlflow_run_id: str
+    """The parent run's id."""
+
+
+def poison_record(sweep: PoisonSweep, files: PoisonFiles, data_version: str) -> tracking.RunRecord:
+    """The MLflow parent run ``poison-sweep`` (metrics, report files) with a child run per level result."""
+    children = []
+    for r in sweep.results:
+        values: dict[str, Any] = {f"attacked_{k}": v for k, v in asdict(r.attacked).items()}
+        values["flipped"] = r.flipped
+        if r.defended is not None:
+            values |= {f"defended_{k}": v for k, v in asdict(r.defended).items()}
+        children.append(
+            tracking.RunRecord(
+                name=f"poison-{r.kind}-{100 * r.level:g}pct",
+                tags={"audit": "poison"},
+                params={"kind": r.kind, "level": r.level, "seed": r.seed},
+                metrics=values,
+            )
+        )
+    return tracking.RunRecord(
+        name="poison-sweep",
+        tags={"audit": "poison", "data_version": data_version},
+        metrics=sweep.metrics,
+        artifacts=files.paths(),
+        artifact_path="poison",
+        children=children,
+    )
+
+
 def poison_collect_step(
-    results: list[dict[str, Any]],
+    results: Sequence[LevelResult | Mapping[str, Any]],
     out_dir: Path,
     robustness_level: float,
     tracking_uri: str,
     experiment: str,
     data_version: str,
-) -> dict[str, Any]:
-    """Build the sweep report, log it to MLflow (a parent run, a child per level), find the gate's AUPRC."""
-    from fraud_detection import poison
+) -> PoisonStepResult:
+    """Build the sweep report, log it to MLflow (a parent run, a child per level), find the gate's AUPRC.
 
-    summary = poison.collect(results, out_dir)
-    summary["mlflow_run_id"] = poison.log_to_mlflow(
-        summary, results, tracking_uri, experiment, parent_tags={"data_version": data_version}
+    Args:
+        results: every level task's results, typed or as the dicts of their JSON output.
+        out_dir: where the report files go.
+        robustness_level: the poisoning level the robustness gate is measured at.
+    """
+    from fraud_detection.audits import poison
+    from fraud_detection.reports import poison as render
+
+    levels = [r if isinstance(r, LevelResult) else LevelResult.from_dict(r) for r in results]
+    sweep = poison.summarise(levels)
+    files = render.render_poison(sweep, out_dir)
+    run_id = tracking.log_run(poison_record(sweep, files, data_version), tracking_uri, experiment)
+    return PoisonStepResult(
+        sweep=sweep,
+        files=files,
+        metrics=sweep.metrics,
+        markdown=render.markdown(sweep),
+        robust_auprc=robust_auprc(sweep.table, robustness_level),
+        mlflow_run_id=run_id,
     )
-    summary["robust_auprc"] = robust_auprc(summary["table"], robustness_level)
-    return summary
+
+
+@dataclass(frozen=True)
+class DriftStepResult:
+    """What the drift step computed, wrote and logged."""
+
+    result: DriftResult
+    files: DriftFiles
+    metrics: dict[str, float]
+    """Flat numbers for KFP ``Metrics`` (:meth:`DriftResult.metrics`)."""
+    mlflow_run_id: str
+
+    @property
+    def drift_share(self) -> float:
+        """Share of the 29 features that drifted."""
+        return self.result.drift_share
+
+    @property
+    def drifted(self) -> bool:
+        """True when the features or the score drifted."""
+        return self.result.drifted
+
+
+def drift_record(result: DriftResult, files: DriftFiles) -> tracking.RunRecord:
+    """The MLflow run ``drift``: headline numbers, one ``drift_<feature>`` per feature, thresholds, files."""
+    return tracking.RunRecord(
+        name="drift",
+        tags={"audit": "drift"},
+        params=asdict(result.params),
+        metrics={**result.metrics(), **result.column_metrics()},
+        artifacts=files.paths(),
+        artifact_path="drift",
+    )
 
 
 def drift_step(
@@ -84,9 +184,10 @@ def drift_step(
     out_dir: Path,
     tracking_uri: str,
     experiment: str,
-) -> dict[str, Any]:
+) -> DriftStepResult:
     """Evidently drift between the training window and the current window (or ``drift_data_uri``)."""
-    from fraud_detection import drift
+    from fraud_detection.audits import drift
+    from fraud_detection.reports.drift import render_drift
 
     reference = data.read_window(reference_path)
     if drift_data_uri:
@@ -94,9 +195,52 @@ def drift_step(
     else:
         current = data.read_window(current_path)
     booster, _ = modeldir.load_model_dir(model_dir)
-    summary = drift.run_drift(reference, current, out_dir, booster=booster)
-    summary["mlflow_run_id"] = drift.log_to_mlflow(summary, tracking_uri, experiment)
-    return summary
+    result = drift.run_drift(reference, current, booster=booster)
+    log.info(
+        "drift: %d/%d features drifted (share %.3f), score drift %s -> drifted=%s in %.1fs",
+        result.n_drifted_features,
+        result.n_features,
+        result.drift_share,
+        "n/a" if result.score_drift is None else f"{result.score_drift:.3f}",
+        result.drifted,
+        result.seconds,
+    )
+    files = render_drift(result, out_dir)
+    run_id = tracking.log_run(drift_record(result, files), tracking_uri, experiment)
+    return DriftStepResult(result=result, files=files, metrics=result.metrics(), mlflow_run_id=run_id)
+
+
+@dataclass(frozen=True)
+class FairnessStepResult:
+    """What the fairness step computed, wrote and logged."""
+
+    result: FairnessResult
+    files: FairnessFiles
+    metrics: dict[str, float]
+    """Flat numbers for KFP ``Metrics`` (:meth:`FairnessResult.metrics`)."""
+    mlflow_run_id: str
+
+    @property
+    def equalized_odds_difference(self) -> float | None:
+        """The fairness gate's number; None when not measurable."""
+        return self.result.equalized_odds_difference
+
+    @property
+    def note(self) -> str:
+        """What was audited, or why fairness was not."""
+        return self.result.note
+
+
+def fairness_record(result: FairnessResult, files: FairnessFiles) -> tracking.RunRecord:
+    """The MLflow run ``fairness``: metrics, the audited column, the note as a tag, the report files."""
+    return tracking.RunRecord(
+        name="fairness",
+        tags={"audit": "fairness", "fairness_note": result.note[:5000]},
+        params={"sensitive_column": result.sensitive_column or "(none)"},
+        metrics=result.metrics(),
+        artifacts=files.paths(),
+        artifact_path="fairness",
+    )
 
 
 def fairness_step(
@@ -106,12 +250,17 @@ def fairness_step(
     out_dir: Path,
     tracking_uri: str,
     experiment: str,
-) -> dict[str, Any]:
+) -> FairnessStepResult:
     """Fairlearn group metrics and SHAP explanations of the candidate on the test window, logged to MLflow."""
-    from fraud_detection import fairness
+    from fraud_detection.audits import fairness
+    from fraud_detection.reports.fairness import render_fairness
 
     booster, meta = modeldir.load_model_dir(model_dir)
     test = data.read_window(test_path)
-    summary = fairness.run_fairness(test, booster, meta.threshold, sensitive_column, out_dir)
-    summary["mlflow_run_id"] = fairness.log_to_mlflow(summary, tracking_uri, experiment)
-    return summary
+    result = fairness.run_fairness(test, booster, meta.threshold, sensitive_column)
+    log.info(
+        "fairness: %s; SHAP top feature %s; %.1fs", result.note, next(iter(result.shap.importance)), result.seconds
+    )
+    files = render_fairness(result, out_dir)
+    run_id = tracking.log_run(fairness_record(result, files), tracking_uri, experiment)
+    return FairnessStepResult(result=result, files=files, metrics=result.metrics(), mlflow_run_id=run_id)

@@ -50,7 +50,6 @@ def train_step(
         Metrics prefixed ``validation_`` and ``test_`` plus ``baseline_lr_test_auprc`` and, for synthetic data,
         ``oracle_test_auprc`` and ``auprc_vs_oracle``.
     """
-    import mlflow
     from sklearn.metrics import average_precision_score
 
     started = time.perf_counter()
@@ -77,11 +76,8 @@ def train_step(
         metrics["auprc_vs_oracle"] = metrics["test_auprc"] / metrics["oracle_test_auprc"]
     del x_train, y_train
 
-    tracking.configure(tracking_uri, experiment)
-    with mlflow.start_run(run_name="train") as run:
-        mlflow.set_tags({"step": "train", "data_version": data_version})
-        mlflow.log_params({**params.as_dict(), "data_version": data_version})
-        mlflow.log_metrics(tracking.finite_metrics(metrics))
+    def log_model(run_id: str) -> None:
+        """Inside the run: log the booster as an MLflow model, then write the model directory it serves."""
         import mlflow.xgboost
 
         logged = mlflow.xgboost.log_model(
@@ -91,14 +87,22 @@ def train_step(
         metadata = modeldir.ModelMetadata(
             model_version="candidate",
             threshold=result.threshold,
-            mlflow_run_id=run.info.run_id,
+            mlflow_run_id=run_id,
             data_version=data_version,
             metrics=tracking.finite_metrics(metrics),
             params={k: v for k, v in params.as_dict().items() if isinstance(v, int | float | str)},
         )
         modeldir.save_model_dir(result.booster, metadata, model_dir)
-        mlflow.log_artifacts(str(model_dir), artifact_path="serving_model")
-        run_id = run.info.run_id
+
+    record = tracking.RunRecord(
+        name="train",
+        tags={"step": "train", "data_version": data_version},
+        params={**params.as_dict(), "data_version": data_version},
+        metrics=metrics,
+        artifacts=[model_dir],
+        artifact_path="serving_model",
+    )
+    run_id = tracking.log_run(record, tracking_uri, experiment, during=log_model)
 
     tn, fp, fn, tp = (int(test[k]) for k in ("tn", "fp", "fn", "tp"))
     log.info(

@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from fraud_detection import drift
+from fraud_detection.audits import drift
+from fraud_detection.reports.drift import render_drift
 from fraud_detection.schema import DataValidationError
 from fraud_detection.train import TrainParams, train_booster
 from tests.audits.conftest import FAST_PARAMS, Windows, make_windows
@@ -25,36 +26,38 @@ def test_params_are_checked() -> None:
         drift.DriftParams(reference_rows=5)
 
 
-def test_missing_feature_is_named(windows: Windows, tmp_path) -> None:
+def test_missing_feature_is_named(windows: Windows) -> None:
     with pytest.raises(DataValidationError, match=r"current window is missing feature column\(s\) \['V7'\]"):
-        drift.run_drift(windows.frames["train"], windows.frames["current"].drop(columns="V7"), tmp_path)
+        drift.run_drift(windows.frames["train"], windows.frames["current"].drop(columns="V7"))
 
 
-def test_tiny_window_is_refused(windows: Windows, tmp_path) -> None:
+def test_tiny_window_is_refused(windows: Windows) -> None:
     with pytest.raises(DataValidationError, match="at least 30"):
-        drift.run_drift(windows.frames["train"], windows.frames["current"].head(5), tmp_path)
+        drift.run_drift(windows.frames["train"], windows.frames["current"].head(5))
 
 
-def _check(windows: Windows, tmp_path, expect_drift: bool, params: TrainParams = FAST_PARAMS) -> dict:
+def _check(windows: Windows, tmp_path, expect_drift: bool, params: TrainParams = FAST_PARAMS) -> drift.DriftResult:
     model = train_booster(
         windows.x["train"], windows.y["train"], windows.x["validation"], windows.y["validation"], params, 0
     )
-    summary = drift.run_drift(windows.frames["train"], windows.frames["current"], tmp_path, booster=model.booster)
-    json.dumps(summary, allow_nan=False)
-    assert summary["drifted"] is expect_drift
-    assert json.loads((tmp_path / "drift_summary.json").read_text())["drift_share"] == summary["drift_share"]
-    assert set(summary["columns"]) == set(drift.FEATURES)
-    assert {"Time", "Class", "age_group"} <= set(summary["excluded_columns"])
-    assert summary["score_drift"] is not None
+    result = drift.run_drift(windows.frames["train"], windows.frames["current"], booster=model.booster)
+    assert result.drifted is expect_drift
+    assert set(result.columns) == set(drift.FEATURES)
+    assert {"Time", "Class", "age_group"} <= set(result.excluded_columns)
+    assert result.score_drift is not None
     if expect_drift:
-        assert set(summary["drifted_features"]) == DRIFTED
-        assert summary["drift_share"] == pytest.approx(len(DRIFTED) / 29)
+        assert set(result.drifted_features) == DRIFTED
+        assert result.drift_share == pytest.approx(len(DRIFTED) / 29)
     else:
-        assert summary["drifted_features"] == [] and summary["drift_share"] == 0.0
-        assert summary["score_drifted"] is False
-    html = (tmp_path / "drift_report.html").read_text()
+        assert result.drifted_features == [] and result.drift_share == 0.0
+        assert result.score_drifted is False
+    files = render_drift(result, tmp_path)
+    summary = json.loads(files.summary_json.read_text())
+    assert summary["drift_share"] == result.drift_share and summary["drifted"] is expect_drift
+    assert summary["columns"]["V1"]["score"] == result.columns["V1"].score
+    html = files.report_html.read_text()
     assert "<script" in html and 'src="http' not in html
-    return summary
+    return result
 
 
 @pytest.mark.slow
@@ -75,13 +78,13 @@ def test_generator_drift_is_detected_only_when_on_default_rows(strength: float, 
 
 
 @pytest.mark.slow
-def test_time_label_and_attribute_never_count(tmp_path) -> None:
+def test_time_label_and_attribute_never_count() -> None:
     """Shift Time, flip every label and change the attribute in the current window: still no drift."""
     windows = make_windows(60_000, seed=5, drift=0.0)
     current = windows.frames["current"].copy()
     current["Time"] = current["Time"] + 10_000_000.0
     current["Class"] = 1
     current["age_group"] = "60+"
-    summary = drift.run_drift(windows.frames["train"], current, tmp_path)
-    assert summary["drifted"] is False and summary["drift_share"] == 0.0
-    assert summary["score_drifted"] is None, "no booster, no score comparison"
+    result = drift.run_drift(windows.frames["train"], current)
+    assert result.drifted is False and result.drift_share == 0.0
+    assert result.score_drifted is None and "score_drift" not in result.metrics(), "no booster, no score comparison"

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from fraud_detection import poison
+from fraud_detection.audits import poison
+from fraud_detection.reports.poison import markdown, render_poison
 from fraud_detection.train import evaluate, predict_proba, train_booster
 from tests.audits.conftest import FAST_PARAMS, Windows, run_poison_level
 
@@ -62,19 +63,6 @@ def test_no_attack_and_level_zero_flip_nothing(windows: Windows) -> None:
     assert poison.flip_indices(windows.x["train"], windows.y["train"], "random", 0.0).size == 0
 
 
-def test_sweep_plan_has_one_baseline_and_every_kind_level() -> None:
-    plan = poison.sweep_plan((0.0, 0.05, 0.01), ("random", "targeted"))
-    assert plan[0] == {"kind": "none", "level": 0.0}
-    assert [(p["kind"], p["level"]) for p in plan[1:]] == [
-        ("random", 0.01),
-        ("random", 0.05),
-        ("targeted", 0.01),
-        ("targeted", 0.05),
-    ]
-    with pytest.raises(ValueError, match="at least one level"):
-        poison.sweep_plan(())
-
-
 def test_sweep_params_cap_rounds_at_the_champions() -> None:
     capped = poison.sweep_params(FAST_PARAMS, best_iteration=11)
     assert capped.n_rounds == 12 and capped.max_depth == FAST_PARAMS.max_depth
@@ -111,41 +99,66 @@ def test_atypicality_is_large_only_for_unusual_rows() -> None:
     assert score[0] > 10 and np.median(score[1:]) < 4
 
 
-def _run(windows: Windows, kind: str, level: float, defend: bool = True) -> dict:
+def _run(windows: Windows, kind: str, level: float, defend: bool = True) -> poison.LevelResult:
     return run_poison_level(windows, kind, level, seed=2, defend=defend)
 
 
 def test_run_level_baseline_is_the_plain_model_and_serialises(windows: Windows) -> None:
     result = _run(windows, "none", 0.0)
-    json.dumps(result, allow_nan=False)
+    as_json = json.dumps(result.to_dict(), allow_nan=False)
+    assert poison.LevelResult.from_dict(json.loads(as_json)) == result, "a level survives its task's JSON output"
     w = windows
     direct = train_booster(w.x["train"], w.y["train"], w.x["validation"], w.y["validation"], FAST_PARAMS, 0)
     expected = evaluate(w.y["test"], predict_proba(direct.booster, w.x["test"]), direct.threshold)
-    assert result["attacked"]["auprc"] == pytest.approx(expected["auprc"])
-    assert result["flipped"] == 0
-    assert result["defended"]["relabelled"] >= 0 and 0.0 <= result["defended"]["auprc"] <= 1.0
+    assert result.attacked.auprc == pytest.approx(expected["auprc"])
+    assert result.flipped == 0
+    assert result.defended is not None
+    assert result.defended.relabelled >= 0 and 0.0 <= result.defended.auprc <= 1.0
 
 
 def test_heavy_random_poisoning_hurts_and_the_defence_recovers(windows: Windows) -> None:
     clean = _run(windows, "none", 0.0, defend=False)
     attacked = _run(windows, "random", 0.20)
-    assert attacked["flipped_legit_to_fraud"] == round(0.2 * int((windows.y["train"] == 0).sum()))
-    assert attacked["attacked"]["auprc"] < clean["attacked"]["auprc"] - 0.05
-    assert attacked["defended"]["auprc"] > attacked["attacked"]["auprc"]
-    assert attacked["defended"]["flips_undone"] > 0.5 * attacked["flipped"]
+    assert clean.defended is None and "defended" in clean.to_dict() and "defence_params" not in clean.to_dict()
+    assert attacked.flipped_legit_to_fraud == round(0.2 * int((windows.y["train"] == 0).sum()))
+    assert attacked.attacked.auprc < clean.attacked.auprc - 0.05
+    assert attacked.defended is not None
+    assert attacked.defended.auprc > attacked.attacked.auprc
+    assert attacked.defended.flips_undone > 0.5 * attacked.flipped
 
 
-def _fake(kind: str, level: float, auprc: float, defended: float | None) -> dict:
-    metrics = {"auprc": auprc, "recall": auprc, "precision": 0.5}
+def _scores(auprc: float, **extra: float) -> dict:
     return {
-        "kind": kind,
-        "level": level,
-        "flipped": int(level * 1000),
-        "attacked": metrics,
-        "defended": None
-        if defended is None
-        else {"auprc": defended, "recall": defended, "relabelled": 1, "dropped": 2},
+        "auprc": auprc,
+        "roc_auc": 0.95,
+        "recall": auprc,
+        "precision": 0.5,
+        "f1": 0.6,
+        "recall_at_precision_90": 0.4,
+        "threshold": 0.3,
+        "best_iteration": 9,
+        **extra,
     }
+
+
+def _fake(kind: str, level: float, auprc: float, defended: float | None) -> poison.LevelResult:
+    knobs = {"relabelled": 1, "sanitiser_threshold": 0.2, "dropped": 2, "flips_undone": 1, "clean_rows_touched": 2}
+    return poison.LevelResult.from_dict(
+        {
+            "kind": kind,
+            "level": level,
+            "flipped": int(level * 1000),
+            "attacked": _scores(auprc),
+            "defended": None if defended is None else _scores(defended, **knobs),
+        }
+    )
+
+
+def test_a_result_missing_its_scores_is_named() -> None:
+    with pytest.raises(ValueError, match=r"missing \['attacked'\]"):
+        poison.LevelResult.from_dict({"kind": "random", "level": 0.1})
+    with pytest.raises(ValueError, match="roc_auc"):
+        poison.LevelResult.from_dict({"kind": "random", "level": 0.1, "attacked": {"auprc": 0.5}})
 
 
 def test_degradation_table_computes_loss_and_recovery() -> None:
@@ -156,7 +169,7 @@ def test_degradation_table_computes_loss_and_recovery() -> None:
         _fake("targeted", 0.10, 0.70, None),
     ]
     rows = poison.degradation_table(results)
-    assert [(r["kind"], r["level_pct"]) for r in rows] == [
+    assert [(r.kind, r.level_pct) for r in rows] == [
         ("random", 0.0),
         ("random", 1.0),
         ("random", 20.0),
@@ -164,40 +177,37 @@ def test_degradation_table_computes_loss_and_recovery() -> None:
         ("targeted", 10.0),
     ]
     worst = rows[2]
-    assert worst["auprc_lost"] == pytest.approx(0.30)
-    assert worst["recovered"] == pytest.approx((0.84 - 0.60) / 0.30)
-    assert rows[1]["recovered"] is None, "a loss below 0.005 AUPRC gives no recovery ratio"
-    assert rows[4]["auprc_defended"] is None and rows[4]["recovered"] is None
+    assert worst.auprc_lost == pytest.approx(0.30)
+    assert worst.recovered == pytest.approx((0.84 - 0.60) / 0.30)
+    assert rows[1].recovered is None, "a loss below 0.005 AUPRC gives no recovery ratio"
+    assert rows[4].auprc_defended is None and rows[4].recovered is None
+    metrics = poison.summary_metrics(rows)
+    assert metrics["clean_auprc"] == pytest.approx(0.90)
+    assert metrics["random_20pct_auprc"] == pytest.approx(0.60)
+    assert metrics["random_20pct_recovered"] == pytest.approx(0.8)
+    assert "targeted_10pct_auprc_defended" not in metrics and "targeted_10pct_recovered" not in metrics
     with pytest.raises(ValueError, match="no clean baseline"):
         poison.degradation_table([_fake("random", 0.2, 0.6, None)])
 
 
-def test_collect_writes_a_self_contained_report(tmp_path) -> None:
+def test_render_writes_a_self_contained_report_and_returns_its_paths(tmp_path) -> None:
     results = [_fake("none", 0.0, 0.90, 0.89), _fake("random", 0.1, 0.8, 0.85), _fake("targeted", 0.1, 0.85, 0.88)]
-    summary = poison.collect(results, tmp_path)
-    html = (tmp_path / "poison_report.html").read_text()
+    sweep = poison.summarise(results)
+    files = render_poison(sweep, tmp_path / "out")
+    assert all(path.is_file() and path.parent == tmp_path / "out" for path in files.paths())
+    html = files.report_html.read_text()
     assert html.count('src="data:image/png;base64,') == 1
     assert "http://" not in html and "https://" not in html
-    assert (tmp_path / "degradation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((tmp_path / "poison_table.json").read_text()) == summary["table"]
-    assert "| random | 10 |" in summary["markdown"]
-    assert summary["metrics"]["random_10pct_recovered"] == pytest.approx(0.5)
-    assert all(math.isfinite(v) for v in summary["metrics"].values())
+    assert files.degradation_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(files.table_json.read_text()) == [r.to_dict() for r in sweep.table]
+    assert [poison.LevelResult.from_dict(r) for r in json.loads(files.results_json.read_text())] == results
+    assert "| random | 10 |" in markdown(sweep)
+    assert sweep.metrics["random_10pct_recovered"] == pytest.approx(0.5)
+    assert all(math.isfinite(v) for v in sweep.metrics.values())
 
 
-@pytest.mark.slow
-def test_mlflow_gets_one_parent_and_a_child_per_level(tmp_path) -> None:
-    from mlflow.tracking import MlflowClient
-
-    results = [_fake("none", 0.0, 0.90, 0.89), _fake("random", 0.1, 0.8, 0.85), _fake("targeted", 0.1, 0.85, 0.88)]
-    summary = poison.collect(results, tmp_path / "out")
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    parent_id = poison.log_to_mlflow(summary, results, uri, experiment="audit-test")
-    client = MlflowClient(uri)
-    parent = client.get_run(parent_id)
-    children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
-    assert len(children) == len(results)
-    assert {c.data.params["kind"] for c in children} == {"none", "random", "targeted"}
-    assert parent.data.metrics["clean_auprc"] == pytest.approx(0.90)
-    artifacts = {a.path for a in client.list_artifacts(parent_id, "poison")}
-    assert "poison/poison_report.html" in artifacts
+def test_a_sweep_without_baseline_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        poison.summarise([])
+    with pytest.raises(ValueError, match="no clean baseline"):
+        poison.summarise([_fake("targeted", 0.1, 0.85, None)])

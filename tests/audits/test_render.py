@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from fraud_detection import drift, fairness, poison
+from fraud_detection.audits import drift, fairness, poison
+from fraud_detection.reports.drift import render_drift
+from fraud_detection.reports.fairness import render_fairness
+from fraud_detection.reports.poison import render_poison
 from fraud_detection.train import TrainResult
 from tests.audits import chromium
 from tests.audits.conftest import Windows, run_poison_level
@@ -23,19 +26,13 @@ pytestmark = [
 def report_paths(windows: Windows, trained: TrainResult, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("reports")
     w = windows
-    results = [
-        run_poison_level(w, item["kind"], item["level"], seed=1)
-        for item in poison.sweep_plan((0.0, 0.1), ("random", "targeted"))
-    ]
-    paths = {"poison": Path(poison.collect(results, out / "poison")["paths"]["html"])}
-    paths["fairness"] = Path(
-        fairness.run_fairness(w.frames["test"], trained.booster, trained.threshold, "age_group", out / "fair")["paths"][
-            "html"
-        ]
-    )
-    paths["drift"] = Path(
-        drift.run_drift(w.frames["train"], w.frames["current"], out / "drift", booster=trained.booster)["paths"]["html"]
-    )
+    levels = [("none", 0.0), ("random", 0.1), ("targeted", 0.1)]
+    results = [run_poison_level(w, kind, level, seed=1) for kind, level in levels]
+    paths = {"poison": render_poison(poison.summarise(results), out / "poison").report_html}
+    result = fairness.run_fairness(w.frames["test"], trained.booster, trained.threshold, "age_group")
+    paths["fairness"] = render_fairness(result, out / "fair").report_html
+    drifted = drift.run_drift(w.frames["train"], w.frames["current"], booster=trained.booster)
+    paths["drift"] = render_drift(drifted, out / "drift").report_html
     return paths
 
 

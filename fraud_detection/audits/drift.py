@@ -17,34 +17,35 @@ drifted when the share of drifted features reaches ``share_threshold`` or the sc
 The reference window is subsampled (seeded, uniformly) to at most ``reference_rows`` rows: the Wasserstein
 distance needs far fewer than the 170,000 training rows to be estimated to two decimals, and Evidently's
 cost grows with the rows it plots.
+
+:func:`run_drift` returns a :class:`DriftResult` that keeps Evidently's snapshot;
+:mod:`fraud_detection.reports.drift` saves its HTML report.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fraud_detection import reports, tracking
+from fraud_detection.audits.jsonable import json_safe
 from fraud_detection.schema import FEATURES, LABEL, TIME, DataValidationError
-
-log = logging.getLogger(__name__)
 
 SCORE_COLUMN = "fraud_score_logit"
 """Name of the score column in the drift report (log-odds of the model's fraud probability)."""
 
 METHOD = "wasserstein"
+"""Evidently's drift method for every column."""
+METHOD_DESCRIPTION = "Wasserstein distance normed by the reference standard deviation (Evidently 'wasserstein')"
 
 
 @dataclass(frozen=True)
 class DriftParams:
-    """Knobs of the drift audit; each is also a pipeline parameter."""
+    """Thresholds and sampling of the drift audit (the pipeline runs it with these defaults)."""
 
     share_threshold: float = 0.1
     """The data set has drifted when at least this share of the 29 features has drifted (0.1 = 3 features)."""
@@ -66,6 +67,92 @@ class DriftParams:
             )
         if self.reference_rows < 100:
             raise ValueError(f"reference_rows must be at least 100, got {self.reference_rows}")
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One column's drift score (normed Wasserstein distance) and whether it reached its threshold."""
+
+    score: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """The drift audit of the current window against the reference (training) window."""
+
+    drift_share: float
+    """Share of the 29 features that drifted."""
+    drifted: bool
+    """True when ``features_drifted`` or ``score_drifted``."""
+    features_drifted: bool
+    """True when ``drift_share`` reached the share threshold."""
+    drifted_features: list[str]
+    score_drift: float | None
+    """The score's drift distance (log-odds scale); None when no model was given."""
+    score_drifted: bool | None
+    params: DriftParams
+    reference_rows: int
+    """Reference rows compared (after subsampling)."""
+    reference_rows_total: int
+    current_rows: int
+    excluded_columns: list[str]
+    """Columns of the windows that were never compared (Time, the label, any extra column)."""
+    columns: dict[str, ColumnDrift]
+    """Feature -> its drift (the score column is not in here)."""
+    seconds: float
+    snapshot: Any = field(default=None, repr=False, compare=False)
+    """Evidently's ``Snapshot`` of the run, for its HTML report."""
+
+    @property
+    def n_drifted_features(self) -> int:
+        """How many features drifted."""
+        return len(self.drifted_features)
+
+    @property
+    def n_features(self) -> int:
+        """How many features were compared (29)."""
+        return len(self.columns)
+
+    def metrics(self) -> dict[str, float]:
+        """Flat numbers for KFP ``Metrics``: drift share, drifted flag (0/1), drifted features, score distance."""
+        out = {
+            "drift_share": float(self.drift_share),
+            "drifted": float(self.drifted),
+            "n_drifted_features": float(self.n_drifted_features),
+        }
+        if self.score_drift is not None:
+            out["score_drift"] = float(self.score_drift)
+        return out
+
+    def column_metrics(self) -> dict[str, float]:
+        """``drift_<feature>`` -> the feature's drift score."""
+        return {f"drift_{c}": float(v.score) for c, v in self.columns.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``drift_summary.json`` content (without its ``paths``), as plain JSON."""
+        return dict(
+            json_safe(
+                {
+                    "drift_share": self.drift_share,
+                    "drifted": self.drifted,
+                    "features_drifted": self.features_drifted,
+                    "n_drifted_features": self.n_drifted_features,
+                    "n_features": self.n_features,
+                    "drifted_features": self.drifted_features,
+                    "score_drift": self.score_drift,
+                    "score_drifted": self.score_drifted,
+                    "method": METHOD_DESCRIPTION,
+                    "params": asdict(self.params),
+                    "reference_rows": self.reference_rows,
+                    "reference_rows_total": self.reference_rows_total,
+                    "current_rows": self.current_rows,
+                    "excluded_columns": self.excluded_columns,
+                    "columns": {c: asdict(v) for c, v in self.columns.items()},
+                    "seconds": self.seconds,
+                }
+            )
+        )
 
 
 def _features_of(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -102,23 +189,17 @@ def _value_drifts(snapshot_dict: Mapping[str, Any]) -> dict[str, float]:
 def run_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
-    out_dir: Path | str,
     booster: Any | None = None,
     params: DriftParams | None = None,
-) -> dict[str, Any]:
-    """Compare the current window with the reference (training) window; write the HTML report and JSON summary.
+) -> DriftResult:
+    """Compare the current window with the reference (training) window with Evidently.
 
     Args:
         reference: the training window (any extra columns such as Time, Class or a sensitive attribute are
             ignored; only the 29 features are compared).
         current: the current window, or a data set the user passed.
-        out_dir: where ``drift_report.html`` and ``drift_summary.json`` go.
         booster: the model; when given, its score distribution is compared too.
         params: thresholds and sampling.
-
-    Returns:
-        The JSON-serialisable summary: ``drift_share`` (float), ``drifted`` (bool), ``features_drifted``,
-        ``score_drifted`` (bool or None), per-column scores, thresholds, row counts, seconds and ``paths``.
 
     Raises:
         DataValidationError: a window lacks a feature column or has too few rows.
@@ -157,80 +238,28 @@ def run_drift(
     missing = [c for c in columns if c not in scores]
     if missing:
         raise RuntimeError(f"Evidently returned no drift score for {missing}; its output format may have changed")
-    per_column = {c: {"score": scores[c], "drifted": bool(scores[c] >= params.column_threshold)} for c in columns}
-    n_drifted = sum(1 for c in columns if per_column[c]["drifted"])
-    drift_share = n_drifted / len(columns)
+    per_column = {c: ColumnDrift(score=scores[c], drifted=bool(scores[c] >= params.column_threshold)) for c in columns}
+    drifted_features = [c for c in columns if per_column[c].drifted]
+    drift_share = len(drifted_features) / len(columns)
     features_drifted = drift_share >= params.share_threshold
     score_value = scores.get(SCORE_COLUMN)
     score_drifted = None if score_value is None else bool(score_value >= params.score_threshold)
-    drifted = bool(features_drifted or bool(score_drifted))
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    html_path = out / "drift_report.html"
-    snapshot.save_html(str(html_path))
-    summary: dict[str, Any] = {
-        "drift_share": drift_share,
-        "drifted": drifted,
-        "features_drifted": bool(features_drifted),
-        "n_drifted_features": n_drifted,
-        "n_features": len(columns),
-        "drifted_features": [c for c in columns if per_column[c]["drifted"]],
-        "score_drift": score_value,
-        "score_drifted": score_drifted,
-        "method": "Wasserstein distance normed by the reference standard deviation (Evidently 'wasserstein')",
-        "params": asdict(params),
-        "reference_rows": len(ref),
-        "reference_rows_total": len(reference),
-        "current_rows": len(cur),
-        "excluded_columns": sorted({TIME, LABEL} | (set(reference.columns) - set(FEATURES))),
-        "columns": per_column,
-        "seconds": round(time.perf_counter() - started, 3),
-        "paths": {"html": str(html_path), "json": str(out / "drift_summary.json")},
-    }
-    reports.write_json(summary, out / "drift_summary.json")
-    log.info(
-        "drift: %d/%d features drifted (share %.3f), score drift %s -> drifted=%s in %.1fs",
-        n_drifted,
-        len(columns),
-        drift_share,
-        "n/a" if score_value is None else f"{score_value:.3f}",
-        drifted,
-        summary["seconds"],
+    return DriftResult(
+        drift_share=drift_share,
+        drifted=bool(features_drifted or bool(score_drifted)),
+        features_drifted=bool(features_drifted),
+        drifted_features=drifted_features,
+        score_drift=score_value,
+        score_drifted=score_drifted,
+        params=params,
+        reference_rows=len(ref),
+        reference_rows_total=len(reference),
+        current_rows=len(cur),
+        excluded_columns=sorted({TIME, LABEL} | (set(reference.columns) - set(FEATURES))),
+        columns=per_column,
+        seconds=round(time.perf_counter() - started, 3),
+        snapshot=snapshot,
     )
-    return reports.json_safe(summary)
 
 
-def kfp_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
-    """Flat numbers for KFP ``Metrics``: drift share, drifted flags (0/1) and the score's drift distance."""
-    out = {
-        "drift_share": float(summary["drift_share"]),
-        "drifted": float(bool(summary["drifted"])),
-        "n_drifted_features": float(summary["n_drifted_features"]),
-    }
-    if summary.get("score_drift") is not None:
-        out["score_drift"] = float(summary["score_drift"])
-    return out
-
-
-def log_to_mlflow(summary: Mapping[str, Any], tracking_uri: str, experiment: str = "fraud-detection") -> str:
-    """Log the drift summary (metrics, per-column scores, report files) to one MLflow run; return its id."""
-    import mlflow
-
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        tracking.configure(tracking_uri, experiment)
-        with mlflow.start_run(run_name="drift", tags={"audit": "drift"}) as run:
-            mlflow.log_metrics(kfp_metrics(summary))
-            mlflow.log_metrics({f"drift_{c}": float(v["score"]) for c, v in summary["columns"].items()})
-            mlflow.log_params({k: v for k, v in summary.get("params", {}).items()})
-            for path in summary.get("paths", {}).values():
-                if Path(path).is_file():
-                    mlflow.log_artifact(path, artifact_path="drift")
-            return str(run.info.run_id)
-    finally:
-        mlflow.set_tracking_uri(before)
-
-
-__all__ = ["SCORE_COLUMN", "DriftParams", "kfp_metrics", "log_to_mlflow", "run_drift"]
+__all__ = ["METHOD", "SCORE_COLUMN", "ColumnDrift", "DriftParams", "DriftResult", "run_drift"]

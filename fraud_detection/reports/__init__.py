@@ -1,4 +1,7 @@
-"""Self-contained HTML reports and PNG figures shared by the audits (poison sweep, fairness, drift).
+"""Rendering of the audits' results into files: self-contained HTML reports, PNG figures, JSON and markdown.
+
+One module per audit (:mod:`.poison`, :mod:`.fairness`, :mod:`.drift`) turns that audit's typed result into
+files in an output folder and returns the paths it wrote; this package holds the helpers they share.
 
 Every report is one HTML file with its figures embedded as base64 PNG ``<img>`` tags and its style inline,
 so it renders in the KFP UI, in MLflow's artifact viewer and from a laptop with no network.
@@ -14,6 +17,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from fraud_detection.audits.jsonable import json_safe
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -122,23 +127,6 @@ def paragraph(text: str, css_class: str = "") -> str:
     return f"<p{css}>{html.escape(text)}</p>"
 
 
-def json_safe(value: Any) -> Any:
-    """Recursively turn numpy scalars/arrays and NaN into plain JSON values (NaN and inf become None)."""
-    import numpy as np
-
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_json(data: Any, path: Path | str) -> Path:
     """Write ``data`` as indented JSON (numpy values and NaN made JSON-safe) and return the path."""
     out = Path(path)
@@ -152,7 +140,6 @@ __all__ = [
     "format_value",
     "html_page",
     "img_tag",
-    "json_safe",
     "markdown_table",
     "new_figure",
     "paragraph",

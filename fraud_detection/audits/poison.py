@@ -34,8 +34,8 @@ alike (at 20 % random flips the defended AUPRC was 0.68 against 0.69 attacked), 
 the hidden pattern is hidden from the fold models too. A sanitiser trained on trusted labels has neither
 problem, and costs one small training instead of k.
 
-One level is one call to :func:`run_level` (a pipeline task per level), and :func:`collect` builds the
-report from all results.
+One level is one call to :func:`run_level` (a pipeline task per level), and :func:`summarise` turns all the
+levels' results into the degradation table (:mod:`fraud_detection.reports.poison` renders it).
 """
 
 from __future__ import annotations
@@ -44,13 +44,12 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
-from fraud_detection import reports, tracking
+from fraud_detection.audits.jsonable import json_safe, nan_if_none
 from fraud_detection.train import TrainParams, evaluate, predict_proba, train_booster
 
 log = logging.getLogger(__name__)
@@ -59,11 +58,9 @@ ATTACKS: tuple[str, ...] = ("random", "targeted")
 """The attack kinds; ``"none"`` is the clean baseline (level 0)."""
 
 NONE = "none"
-
-DEFAULT_LEVELS: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.10, 0.20)
+"""The kind of the clean baseline: no label is flipped."""
 
 _KIND_SEED = {"random": 1, "targeted": 2, NONE: 0}
-_METRICS = ("auprc", "roc_auc", "recall", "precision", "f1", "recall_at_precision_90", "threshold")
 
 
 @dataclass(frozen=True)
@@ -102,22 +99,6 @@ def sweep_params(champion: TrainParams, best_iteration: int | None = None) -> Tr
     if best_iteration < 0:
         raise ValueError(f"best_iteration must be >= 0, got {best_iteration}")
     return replace(champion, n_rounds=min(champion.n_rounds, best_iteration + 1))
-
-
-def sweep_plan(levels: Sequence[float] = DEFAULT_LEVELS, kinds: Sequence[str] = ATTACKS) -> list[dict[str, Any]]:
-    """The list of ``{"kind", "level"}`` tasks to fan out: one clean baseline plus each kind at each level > 0.
-
-    Raises:
-        ValueError: a level outside [0, 1), an unknown kind, or no level at all.
-    """
-    if not levels:
-        raise ValueError("the poison sweep needs at least one level")
-    for kind in kinds:
-        _check_kind(kind)
-    clean_levels = sorted({_check_level(level) for level in levels})
-    plan: list[dict[str, Any]] = [{"kind": NONE, "level": 0.0}]
-    plan += [{"kind": kind, "level": level} for kind in kinds for level in clean_levels if level > 0]
-    return plan
 
 
 def _check_kind(kind: str) -> str:
@@ -191,9 +172,11 @@ class Sanitised:
     labels: np.ndarray
     """Labels after relabelling (length = all rows; use with ``keep``)."""
     relabelled: int
+    """Rows labelled legitimate that were relabelled fraud."""
     dropped: int
+    """Rows labelled fraud that were dropped."""
     sanitiser_threshold: float
-    scores: np.ndarray = field(repr=False)
+    """The sanitiser's own F1-optimal threshold ``t``."""
 
 
 def _stratified_split(y: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
@@ -270,13 +253,149 @@ def sanitise(
         relabelled=int(relabel.sum()),
         dropped=int(drop.sum()),
         sanitiser_threshold=threshold,
-        scores=scores,
     )
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """One retrained model scored on the clean test window (at its own validation-chosen threshold)."""
+
+    auprc: float
+    roc_auc: float
+    recall: float
+    precision: float
+    f1: float
+    recall_at_precision_90: float
+    threshold: float
+    best_iteration: int
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelScores:
+        """Read the dict :meth:`LevelResult.to_dict` wrote (None, a NaN that went through JSON, becomes NaN)."""
+        return cls(**_score_fields(cls, data))
+
+
+@dataclass(frozen=True)
+class DefendedScores(ModelScores):
+    """The model retrained on the sanitised training set, and what the defence changed."""
+
+    relabelled: int
+    """Training rows labelled legitimate that the defence relabelled fraud."""
+    sanitiser_threshold: float
+    """The sanitiser's own threshold ``t``."""
+    dropped: int
+    """Training rows labelled fraud that the defence dropped."""
+    flips_undone: int
+    """Attacked rows the defence relabelled or dropped."""
+    clean_rows_touched: int
+    """Rows the attacker did not touch that the defence relabelled or dropped anyway."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DefendedScores:
+        """Read the dict :meth:`LevelResult.to_dict` wrote."""
+        return cls(**_score_fields(cls, data))
+
+
+_INT_FIELDS = {"best_iteration", "relabelled", "dropped", "flips_undone", "clean_rows_touched"}
+
+
+def _score_fields(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    names = [f.name for f in fields(cls)]
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise ValueError(f"poison scores are missing {missing}: {dict(data)!r:.200}")
+    return {n: int(data[n]) if n in _INT_FIELDS else nan_if_none(data[n]) for n in names}
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    """One attack kind at one level: the attacked model and (when the defence ran) the defended one."""
+
+    kind: str
+    """``"random"``, ``"targeted"`` or ``"none"`` (the clean baseline)."""
+    level: float
+    """Share flipped, within [0, 1)."""
+    attacked: ModelScores
+    """The model retrained on the poisoned labels."""
+    defended: DefendedScores | None = None
+    """The model retrained after the defence; None when it did not run."""
+    seed: int = 0
+    n_train: int = 0
+    """Training rows."""
+    n_fraud_train: int = 0
+    """Clean fraud labels in the training window."""
+    flipped: int = 0
+    """Labels the attacker flipped."""
+    flipped_fraud_to_legit: int = 0
+    flipped_legit_to_fraud: int = 0
+    attack_seconds: float = 0.0
+    defence_seconds: float | None = None
+    defence_params: DefenceParams | None = None
+    seconds: float = 0.0
+    """Wall time of the whole level."""
+
+    @property
+    def is_baseline(self) -> bool:
+        """True for the clean baseline (kind ``none`` or level 0)."""
+        return self.kind == NONE or self.level == 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain-JSON dict (NaN as None); the defence keys are present only when the defence ran."""
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "level": self.level,
+            "seed": self.seed,
+            "n_train": self.n_train,
+            "n_fraud_train": self.n_fraud_train,
+            "flipped": self.flipped,
+            "flipped_fraud_to_legit": self.flipped_fraud_to_legit,
+            "flipped_legit_to_fraud": self.flipped_legit_to_fraud,
+            "attacked": asdict(self.attacked),
+            "defended": None if self.defended is None else asdict(self.defended),
+            "attack_seconds": self.attack_seconds,
+        }
+        if self.defence_seconds is not None:
+            out["defence_seconds"] = self.defence_seconds
+        if self.defence_params is not None:
+            out["defence_params"] = asdict(self.defence_params)
+        out["seconds"] = self.seconds
+        return dict(json_safe(out))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LevelResult:
+        """Read back :meth:`to_dict` (as it comes out of a pipeline task's JSON output).
+
+        Raises:
+            ValueError: ``kind``, ``level`` or ``attacked`` is missing, or a score is.
+        """
+        missing = {"kind", "level", "attacked"} - set(data)
+        if missing:
+            raise ValueError(f"a poison result is missing {sorted(missing)}: {dict(data)!r:.200}")
+        defended = data.get("defended")
+        knobs = data.get("defence_params")
+        defence_seconds = data.get("defence_seconds")
+        return cls(
+            kind=str(data["kind"]),
+            level=float(data["level"]),
+            attacked=ModelScores.from_dict(data["attacked"]),
+            defended=DefendedScores.from_dict(defended) if defended else None,
+            seed=int(data.get("seed", 0)),
+            n_train=int(data.get("n_train", 0)),
+            n_fraud_train=int(data.get("n_fraud_train", 0)),
+            flipped=int(data.get("flipped", 0)),
+            flipped_fraud_to_legit=int(data.get("flipped_fraud_to_legit", 0)),
+            flipped_legit_to_fraud=int(data.get("flipped_legit_to_fraud", 0)),
+            attack_seconds=float(data.get("attack_seconds", 0.0)),
+            defence_seconds=None if defence_seconds is None else float(defence_seconds),
+            defence_params=DefenceParams(**knobs) if knobs else None,
+            seconds=float(data.get("seconds", 0.0)),
+        )
 
 
 def _scores(booster: Any, threshold: float, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
     metrics = evaluate(y_test, predict_proba(booster, x_test), threshold)
-    return {name: float(metrics[name]) for name in _METRICS}
+    names = [f.name for f in fields(ModelScores) if f.name != "best_iteration"]
+    return {name: float(metrics[name]) for name in names}
 
 
 def run_level(
@@ -292,7 +411,7 @@ def run_level(
     seed: int = 0,
     defend: bool = True,
     defence: DefenceParams | None = None,
-) -> dict[str, Any]:
+) -> LevelResult:
     """Attack the training labels at one level, retrain, score on the clean test set, then defend and retrain.
 
     Args:
@@ -307,8 +426,8 @@ def run_level(
         defence: defence knobs.
 
     Returns:
-        A small JSON-serialisable dict: ``kind``, ``level``, flip counts, ``attacked`` metrics, ``defended``
-        metrics (or None) with what the defence changed, and timings.
+        The flip counts, the attacked model's scores, the defended model's (or None) with what the defence
+        changed, and timings.
     """
     params = params or TrainParams()
     started = time.perf_counter()
@@ -319,22 +438,12 @@ def run_level(
     if int(poisoned.sum()) == 0:
         raise ValueError(f"{kind} attack at level {level} leaves no fraud label in the training set")
     trained = train_booster(x_train, poisoned, x_valid, y_valid, params, log_every=0)
-    result: dict[str, Any] = {
-        "kind": kind,
-        "level": float(level),
-        "seed": int(seed),
-        "n_train": int(y_train.size),
-        "n_fraud_train": int(y_train.sum()),
-        "flipped": int(flipped.size),
-        "flipped_fraud_to_legit": int(np.sum(y_train[flipped] == 1)),
-        "flipped_legit_to_fraud": int(np.sum(y_train[flipped] == 0)),
-        "attacked": {
-            **_scores(trained.booster, trained.threshold, x_test, y_test),
-            "best_iteration": trained.best_iteration,
-        },
-        "defended": None,
-        "attack_seconds": round(time.perf_counter() - started, 3),
-    }
+    attacked = ModelScores(
+        **_scores(trained.booster, trained.threshold, x_test, y_test), best_iteration=trained.best_iteration
+    )
+    attack_seconds = round(time.perf_counter() - started, 3)
+    defended = None
+    defence_seconds = None
     if defend:
         defence = defence or DefenceParams()
         t0 = time.perf_counter()
@@ -347,278 +456,182 @@ def run_level(
         fixed[flipped] = True
         # Rows whose poisoned label the defence undid (relabelled back, or dropped) vs. clean rows it touched.
         touched = changed | ~clean.keep
-        result["defended"] = {
+        defended = DefendedScores(
             **_scores(retrained.booster, retrained.threshold, x_test, y_test),
-            "best_iteration": retrained.best_iteration,
-            "relabelled": clean.relabelled,
-            "sanitiser_threshold": clean.sanitiser_threshold,
-            "dropped": clean.dropped,
-            "flips_undone": int(np.sum(touched & fixed)),
-            "clean_rows_touched": int(np.sum(touched & ~fixed)),
-        }
-        result["defence_seconds"] = round(time.perf_counter() - t0, 3)
-        result["defence_params"] = asdict(defence)
-    result["seconds"] = round(time.perf_counter() - started, 3)
+            best_iteration=retrained.best_iteration,
+            relabelled=clean.relabelled,
+            sanitiser_threshold=clean.sanitiser_threshold,
+            dropped=clean.dropped,
+            flips_undone=int(np.sum(touched & fixed)),
+            clean_rows_touched=int(np.sum(touched & ~fixed)),
+        )
+        defence_seconds = round(time.perf_counter() - t0, 3)
+    result = LevelResult(
+        kind=kind,
+        level=float(level),
+        attacked=attacked,
+        defended=defended,
+        seed=int(seed),
+        n_train=int(y_train.size),
+        n_fraud_train=int(y_train.sum()),
+        flipped=int(flipped.size),
+        flipped_fraud_to_legit=int(np.sum(y_train[flipped] == 1)),
+        flipped_legit_to_fraud=int(np.sum(y_train[flipped] == 0)),
+        attack_seconds=attack_seconds,
+        defence_seconds=defence_seconds,
+        defence_params=defence if defend else None,
+        seconds=round(time.perf_counter() - started, 3),
+    )
     log.info(
         "poison %s level %.3f: AUPRC %.4f%s in %.1fs",
         kind,
         level,
-        result["attacked"]["auprc"],
-        f" -> defended {result['defended']['auprc']:.4f}" if result["defended"] else "",
-        result["seconds"],
+        attacked.auprc,
+        f" -> defended {defended.auprc:.4f}" if defended else "",
+        result.seconds,
     )
-    return reports.json_safe(result)
+    return result
 
 
-def _validate_results(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DegradationRow:
+    """One row of the degradation table: one attack kind at one level, attacked vs defended."""
+
+    kind: str
+    level_pct: float
+    """The level in percent."""
+    flipped: int
+    auprc: float
+    recall: float
+    precision: float
+    auprc_defended: float | None
+    recall_defended: float | None
+    auprc_lost: float
+    """Clean AUPRC minus attacked AUPRC."""
+    recovered: float | None
+    """``(defended - attacked) / (clean - attacked)`` AUPRC; None where the attack lost < 0.005 AUPRC."""
+    relabelled: int | None
+    dropped: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a dict (the ``poison_table.json`` format the run summary reads)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PoisonSweep:
+    """Every level's result and the degradation table built from them."""
+
+    results: tuple[LevelResult, ...]
+    baseline: LevelResult
+    """The clean baseline (first result of kind ``none`` or level 0)."""
+    table: tuple[DegradationRow, ...]
+    metrics: dict[str, float]
+    """Flat numbers for KFP ``Metrics`` and MLflow (see :func:`summary_metrics`)."""
+
+    @property
+    def defended_any(self) -> bool:
+        """True when the defence ran at any level."""
+        return any(r.defended is not None for r in self.results)
+
+
+def _baseline(results: Sequence[LevelResult]) -> LevelResult:
     if not results:
-        raise ValueError("collect needs at least one run_level result")
-    baseline = [r for r in results if r.get("kind") == NONE or float(r.get("level", -1)) == 0.0]
+        raise ValueError("the poison sweep needs at least one run_level result")
+    baseline = [r for r in results if r.is_baseline]
     if not baseline:
-        raise ValueError("the results have no clean baseline (kind 'none' / level 0); add it to the sweep plan")
-    for r in results:
-        missing = {"kind", "level", "attacked"} - set(r)
-        if missing:
-            raise ValueError(f"a poison result is missing {sorted(missing)}: {dict(r)!r:.200}")
-    return dict(baseline[0])
+        raise ValueError("the results have no clean baseline (kind 'none' / level 0); add it to the sweep")
+    return baseline[0]
 
 
-def degradation_table(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def degradation_table(results: Sequence[LevelResult]) -> list[DegradationRow]:
     """One row per (kind, level): AUPRC and recall attacked vs defended, AUPRC lost and share recovered.
 
     The clean baseline (level 0) is repeated as the first row of each kind. ``recovered`` is
     ``(defended - attacked) / (clean - attacked)`` AUPRC, reported only where the attack lost at least
     0.005 AUPRC (below that the ratio is noise).
+
+    Raises:
+        ValueError: no result, or no clean baseline among them.
     """
-    base = _validate_results(results)
-    clean_auprc = float(base["attacked"]["auprc"])
-    kinds = sorted({str(r["kind"]) for r in results if r["kind"] != NONE}) or [NONE]
-    rows: list[dict[str, Any]] = []
+    base = _baseline(results)
+    clean_auprc = base.attacked.auprc
+    kinds = sorted({r.kind for r in results if r.kind != NONE}) or [NONE]
+    rows: list[DegradationRow] = []
     for kind in kinds:
-        attacked_levels = [r for r in results if r["kind"] == kind and float(r["level"]) > 0]
-        members = [base, *sorted(attacked_levels, key=lambda r: float(r["level"]))]
-        for r in members:
-            attacked, defended = r["attacked"], r.get("defended") or {}
-            lost = clean_auprc - float(attacked["auprc"])
-            d_auprc = defended.get("auprc")
-            recovered = (d_auprc - attacked["auprc"]) / lost if d_auprc is not None and lost >= 0.005 else None
+        attacked_levels = [r for r in results if r.kind == kind and r.level > 0]
+        for r in [base, *sorted(attacked_levels, key=lambda r: r.level)]:
+            lost = clean_auprc - r.attacked.auprc
+            defended = r.defended
+            d_auprc = None if defended is None else defended.auprc
+            recovered = (d_auprc - r.attacked.auprc) / lost if d_auprc is not None and lost >= 0.005 else None
             rows.append(
-                {
-                    "kind": kind,
-                    "level_pct": round(100 * float(r["level"]), 3),
-                    "flipped": int(r.get("flipped", 0)),
-                    "auprc": float(attacked["auprc"]),
-                    "recall": float(attacked["recall"]),
-                    "precision": float(attacked["precision"]),
-                    "auprc_defended": d_auprc,
-                    "recall_defended": defended.get("recall"),
-                    "auprc_lost": lost,
-                    "recovered": recovered,
-                    "relabelled": defended.get("relabelled"),
-                    "dropped": defended.get("dropped"),
-                }
+                DegradationRow(
+                    kind=kind,
+                    level_pct=round(100 * r.level, 3),
+                    flipped=r.flipped,
+                    auprc=r.attacked.auprc,
+                    recall=r.attacked.recall,
+                    precision=r.attacked.precision,
+                    auprc_defended=d_auprc,
+                    recall_defended=None if defended is None else defended.recall,
+                    auprc_lost=lost,
+                    recovered=recovered,
+                    relabelled=None if defended is None else defended.relabelled,
+                    dropped=None if defended is None else defended.dropped,
+                )
             )
     return rows
 
 
-def degradation_png(rows: Sequence[Mapping[str, Any]]) -> bytes:
-    """AUPRC and recall (at each model's threshold) versus poison level: one line per attack, dashed defended."""
-    fig = reports.new_figure(11.0, 4.3)
-    axes = fig.subplots(1, 2)
-    colours = {"random": "#0969da", "targeted": "#cf222e", NONE: "#57606a"}
-    for ax, metric, label in ((axes[0], "auprc", "AUPRC (test)"), (axes[1], "recall", "recall at threshold (test)")):
-        for kind in dict.fromkeys(str(r["kind"]) for r in rows):
-            sub = [r for r in rows if r["kind"] == kind]
-            xs = [float(r["level_pct"]) for r in sub]
-            colour = colours.get(kind, "#8250df")
-            ax.plot(xs, [r[metric] for r in sub], marker="o", color=colour, label=f"{kind} attack")
-            defended = [(x, r[f"{metric}_defended"]) for x, r in zip(xs, sub, strict=True)]
-            defended = [(x, v) for x, v in defended if v is not None]
-            if defended:
-                ax.plot(
-                    *zip(*defended, strict=True), marker="s", linestyle="--", color=colour, label=f"{kind} + defence"
-                )
-        ax.set_xlabel("labels flipped (%)")
-        ax.set_ylabel(label)
-        ax.set_ylim(0.0, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower left")
-    fig.suptitle("Label-flip poisoning: degradation and defence")
-    return reports.figure_png(fig)
-
-
-_TABLE_COLUMNS = (
-    "kind",
-    "level_pct",
-    "flipped",
-    "auprc",
-    "auprc_defended",
-    "auprc_lost",
-    "recovered",
-    "recall",
-    "recall_defended",
-    "relabelled",
-    "dropped",
-)
-
-
-def collect(results: Sequence[Mapping[str, Any]], out_dir: Path | str) -> dict[str, Any]:
-    """Build the sweep report from all :func:`run_level` results.
-
-    Writes into ``out_dir``: ``poison_results.json`` (raw results), ``poison_table.json``, ``degradation.png``
-    and ``poison_report.html`` (self-contained).
-
-    Returns:
-        A JSON-serialisable summary: ``table`` (rows), ``markdown`` (the table as markdown), ``metrics``
-        (flat numbers for KFP Metrics) and ``paths``.
-    """
-    rows = degradation_table(results)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    png = degradation_png(rows)
-    (out / "degradation.png").write_bytes(png)
-    reports.write_json(list(results), out / "poison_results.json")
-    reports.write_json(rows, out / "poison_table.json")
-    markdown = reports.markdown_table(rows, _TABLE_COLUMNS)
-    metrics = summary_metrics(rows)
-    base = _validate_results(results)
-    defended_any = any(r.get("defended") for r in results)
-    knobs = base.get("defence_params") or {}
-    defence_text = (
-        "Defence: sanitisation by a model trained on trusted labels only (half of the validation window, "
-        "early-stopped on the other half, champion hyper-parameters), which no attack can reach. With t its "
-        f"own threshold, training rows labelled legitimate that it scores >= {knobs.get('relabel_factor', '?')}·t "
-        f"are relabelled fraud, rows labelled fraud it scores < {knobs.get('drop_factor', '?')}·t whose features "
-        f"are all within {knobs.get('typical_sd', '?')} robust SDs of the median are dropped, "
-        "and the model is retrained on the result."
-        if defended_any
-        else "The defence was not run."
-    )
-    html = reports.html_page(
-        "Poisoning sweep: label-flip attacks",
-        [
-            reports.paragraph(
-                f"Clean baseline: AUPRC {base['attacked']['auprc']:.4f}, recall {base['attacked']['recall']:.4f} "
-                f"on the clean test set; {base.get('n_train', '?')} training rows with "
-                f"{base.get('n_fraud_train', '?')} frauds."
-            ),
-            reports.section(
-                "Method",
-                reports.paragraph(
-                    "Only training labels are attacked; validation (early stopping, threshold) and test labels "
-                    "are trusted. 'random' flips the same share of each class; 'targeted' flips that share of "
-                    "fraud labels to legitimate, choosing the frauds nearest one anchor fraud (hiding one "
-                    "pattern). Each level retrains with the champion's hyper-parameters."
-                ),
-                reports.paragraph(defence_text),
-            ),
-            reports.section("Degradation", reports.img_tag(png, "AUPRC and recall versus poison level")),
-            reports.section(
-                "Table",
-                reports.table_html(rows, _TABLE_COLUMNS),
-                reports.paragraph(
-                    "recovered = (defended − attacked) / (clean − attacked) AUPRC, shown where the attack "
-                    "cost at least 0.005 AUPRC."
-                ),
-            ),
-        ],
-        subtitle="AUPRC and recall on the clean test set at each poison level, with and without the defence",
-    )
-    (out / "poison_report.html").write_text(html, encoding="utf-8")
-    return reports.json_safe(
-        {
-            "table": rows,
-            "markdown": markdown,
-            "metrics": metrics,
-            "paths": {
-                "html": str(out / "poison_report.html"),
-                "png": str(out / "degradation.png"),
-                "table": str(out / "poison_table.json"),
-                "results": str(out / "poison_results.json"),
-            },
-        }
-    )
-
-
-def summary_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Flat numbers for KFP ``Metrics``: clean AUPRC and, per attack, AUPRC at the highest level and recovery."""
+def summary_metrics(rows: Sequence[DegradationRow]) -> dict[str, float]:
+    """Flat numbers: clean AUPRC and, per attack at its highest level, AUPRC, recall, defended AUPRC, recovery."""
     metrics: dict[str, float] = {}
     if not rows:
         return metrics
-    metrics["clean_auprc"] = float(rows[0]["auprc"])
-    for kind in dict.fromkeys(str(r["kind"]) for r in rows):
-        sub = [r for r in rows if r["kind"] == kind]
-        worst = max(sub, key=lambda r: float(r["level_pct"]))
-        tag = f"{kind}_{worst['level_pct']:g}pct"
-        metrics[f"{tag}_auprc"] = float(worst["auprc"])
-        metrics[f"{tag}_recall"] = float(worst["recall"])
-        if worst.get("auprc_defended") is not None:
-            metrics[f"{tag}_auprc_defended"] = float(worst["auprc_defended"])
-        if worst.get("recovered") is not None:
-            metrics[f"{tag}_recovered"] = float(worst["recovered"])
+    metrics["clean_auprc"] = float(rows[0].auprc)
+    for kind in dict.fromkeys(r.kind for r in rows):
+        worst = max((r for r in rows if r.kind == kind), key=lambda r: r.level_pct)
+        tag = f"{kind}_{worst.level_pct:g}pct"
+        metrics[f"{tag}_auprc"] = float(worst.auprc)
+        metrics[f"{tag}_recall"] = float(worst.recall)
+        if worst.auprc_defended is not None:
+            metrics[f"{tag}_auprc_defended"] = float(worst.auprc_defended)
+        if worst.recovered is not None:
+            metrics[f"{tag}_recovered"] = float(worst.recovered)
     return metrics
 
 
-def log_to_mlflow(
-    summary: Mapping[str, Any],
-    results: Sequence[Mapping[str, Any]],
-    tracking_uri: str,
-    experiment: str = "fraud-detection",
-    parent_tags: Mapping[str, str] | None = None,
-) -> str:
-    """Log the sweep to MLflow: one parent run with the report artifacts, a nested child run per result.
+def summarise(results: Sequence[LevelResult]) -> PoisonSweep:
+    """The sweep from all :func:`run_level` results: baseline, degradation table and summary metrics.
 
-    Args:
-        summary: the dict :func:`collect` returned (its ``paths`` are logged as artifacts).
-        results: the :func:`run_level` results.
-        tracking_uri: MLflow tracking URI (``sqlite:///...``, ``http://...``); passed in, never read from env.
-        experiment: experiment name (created if missing).
-        parent_tags: extra tags for the parent run (e.g. data version, candidate run id).
-
-    Returns:
-        The parent run id.
+    Raises:
+        ValueError: no result, or no clean baseline among them.
     """
-    import mlflow
-
-    client_uri_before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        tracking.configure(tracking_uri, experiment)
-        with mlflow.start_run(run_name="poison-sweep", tags={"audit": "poison", **(parent_tags or {})}) as parent:
-            mlflow.log_metrics({k: float(v) for k, v in summary.get("metrics", {}).items()})
-            for path in summary.get("paths", {}).values():
-                if Path(path).is_file():
-                    mlflow.log_artifact(path, artifact_path="poison")
-            for r in results:
-                name = f"poison-{r['kind']}-{100 * float(r['level']):g}pct"
-                with mlflow.start_run(run_name=name, nested=True, tags={"audit": "poison"}):
-                    mlflow.log_params({"kind": r["kind"], "level": r["level"], "seed": r.get("seed", 0)})
-                    values = {f"attacked_{k}": v for k, v in r["attacked"].items() if isinstance(v, int | float)}
-                    values["flipped"] = r.get("flipped", 0)
-                    if r.get("defended"):
-                        values |= {f"defended_{k}": v for k, v in r["defended"].items() if isinstance(v, int | float)}
-                    mlflow.log_metrics({k: float(v) for k, v in values.items() if v is not None})
-            return str(parent.info.run_id)
-    finally:
-        mlflow.set_tracking_uri(client_uri_before)
+    rows = degradation_table(results)
+    return PoisonSweep(
+        results=tuple(results), baseline=_baseline(results), table=tuple(rows), metrics=summary_metrics(rows)
+    )
 
 
 __all__ = [
     "ATTACKS",
-    "DEFAULT_LEVELS",
+    "NONE",
     "DefenceParams",
+    "DefendedScores",
+    "DegradationRow",
+    "LevelResult",
+    "ModelScores",
+    "PoisonSweep",
     "Sanitised",
     "atypicality",
-    "collect",
-    "degradation_png",
     "degradation_table",
     "flip_indices",
-    "log_to_mlflow",
     "poison_labels",
     "run_level",
     "sanitise",
+    "summarise",
     "summary_metrics",
     "sweep_params",
-    "sweep_plan",
     "train_sanitiser",
 ]

@@ -1,0 +1,149 @@
+"""The poison sweep's report: degradation plot, table (JSON and markdown), raw results and one HTML page."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fraud_detection import reports
+from fraud_detection.audits.poison import NONE, DegradationRow, PoisonSweep
+
+TABLE_COLUMNS: tuple[str, ...] = (
+    "kind",
+    "level_pct",
+    "flipped",
+    "auprc",
+    "auprc_defended",
+    "auprc_lost",
+    "recovered",
+    "recall",
+    "recall_defended",
+    "relabelled",
+    "dropped",
+)
+"""The table's columns in the HTML report and the markdown."""
+
+
+@dataclass(frozen=True)
+class PoisonFiles:
+    """What :func:`render_poison` wrote."""
+
+    report_html: Path
+    """``poison_report.html``: the self-contained report."""
+    degradation_png: Path
+    """``degradation.png``: AUPRC and recall versus poison level."""
+    table_json: Path
+    """``poison_table.json``: the degradation table (the run summary reads it)."""
+    results_json: Path
+    """``poison_results.json``: every level's raw result."""
+
+    def paths(self) -> list[Path]:
+        """Every file written, report first."""
+        return [self.report_html, self.degradation_png, self.table_json, self.results_json]
+
+
+def degradation_png(rows: Sequence[DegradationRow]) -> bytes:
+    """AUPRC and recall (at each model's threshold) versus poison level: one line per attack, dashed defended."""
+    fig = reports.new_figure(11.0, 4.3)
+    axes = fig.subplots(1, 2)
+    colours = {"random": "#0969da", "targeted": "#cf222e", NONE: "#57606a"}
+    panels = ((axes[0], "auprc", "AUPRC (test)"), (axes[1], "recall", "recall at threshold (test)"))
+    for ax, metric, label in panels:
+        for kind in dict.fromkeys(r.kind for r in rows):
+            sub = [r for r in rows if r.kind == kind]
+            xs = [r.level_pct for r in sub]
+            colour = colours.get(kind, "#8250df")
+            attacked = [r.auprc if metric == "auprc" else r.recall for r in sub]
+            ax.plot(xs, attacked, marker="o", color=colour, label=f"{kind} attack")
+            values = [r.auprc_defended if metric == "auprc" else r.recall_defended for r in sub]
+            defended = [(x, v) for x, v in zip(xs, values, strict=True) if v is not None]
+            if defended:
+                ax.plot(
+                    *zip(*defended, strict=True), marker="s", linestyle="--", color=colour, label=f"{kind} + defence"
+                )
+        ax.set_xlabel("labels flipped (%)")
+        ax.set_ylabel(label)
+        ax.set_ylim(0.0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
+    fig.suptitle("Label-flip poisoning: degradation and defence")
+    return reports.figure_png(fig)
+
+
+def markdown(sweep: PoisonSweep) -> str:
+    """The degradation table as GitHub-flavoured markdown (for run summaries and docs)."""
+    return reports.markdown_table([r.to_dict() for r in sweep.table], TABLE_COLUMNS)
+
+
+def _defence_text(sweep: PoisonSweep) -> str:
+    if not sweep.defended_any:
+        return "The defence was not run."
+    knobs = sweep.baseline.defence_params
+    relabel, drop, typical = (
+        ("?", "?", "?") if knobs is None else (knobs.relabel_factor, knobs.drop_factor, knobs.typical_sd)
+    )
+    return (
+        "Defence: sanitisation by a model trained on trusted labels only (half of the validation window, "
+        "early-stopped on the other half, champion hyper-parameters), which no attack can reach. With t its "
+        f"own threshold, training rows labelled legitimate that it scores >= {relabel}·t "
+        f"are relabelled fraud, rows labelled fraud it scores < {drop}·t whose features "
+        f"are all within {typical} robust SDs of the median are dropped, "
+        "and the model is retrained on the result."
+    )
+
+
+def report_html(sweep: PoisonSweep, png: bytes) -> str:
+    """The self-contained HTML report of the sweep, with ``png`` (from :func:`degradation_png`) embedded."""
+    base = sweep.baseline
+    rows = [r.to_dict() for r in sweep.table]
+    return reports.html_page(
+        "Poisoning sweep: label-flip attacks",
+        [
+            reports.paragraph(
+                f"Clean baseline: AUPRC {base.attacked.auprc:.4f}, recall {base.attacked.recall:.4f} "
+                f"on the clean test set; {base.n_train} training rows with {base.n_fraud_train} frauds."
+            ),
+            reports.section(
+                "Method",
+                reports.paragraph(
+                    "Only training labels are attacked; validation (early stopping, threshold) and test labels "
+                    "are trusted. 'random' flips the same share of each class; 'targeted' flips that share of "
+                    "fraud labels to legitimate, choosing the frauds nearest one anchor fraud (hiding one "
+                    "pattern). Each level retrains with the champion's hyper-parameters."
+                ),
+                reports.paragraph(_defence_text(sweep)),
+            ),
+            reports.section("Degradation", reports.img_tag(png, "AUPRC and recall versus poison level")),
+            reports.section(
+                "Table",
+                reports.table_html(rows, TABLE_COLUMNS),
+                reports.paragraph(
+                    "recovered = (defended − attacked) / (clean − attacked) AUPRC, shown where the attack "
+                    "cost at least 0.005 AUPRC."
+                ),
+            ),
+        ],
+        subtitle="AUPRC and recall on the clean test set at each poison level, with and without the defence",
+    )
+
+
+def render_poison(sweep: PoisonSweep, out_dir: Path | str) -> PoisonFiles:
+    """Write the sweep's report files into ``out_dir`` (created if needed) and return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = PoisonFiles(
+        report_html=out / "poison_report.html",
+        degradation_png=out / "degradation.png",
+        table_json=out / "poison_table.json",
+        results_json=out / "poison_results.json",
+    )
+    png = degradation_png(sweep.table)
+    files.degradation_png.write_bytes(png)
+    reports.write_json([r.to_dict() for r in sweep.results], files.results_json)
+    reports.write_json([r.to_dict() for r in sweep.table], files.table_json)
+    files.report_html.write_text(report_html(sweep, png), encoding="utf-8")
+    return files
+
+
+__all__ = ["TABLE_COLUMNS", "PoisonFiles", "degradation_png", "markdown", "render_poison", "report_html"]
