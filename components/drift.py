@@ -23,33 +23,24 @@ def drift_check(
 ) -> NamedTuple("DriftOutputs", [("drift_share", float), ("drifted", bool)]):  # type: ignore[valid-type]
     """Feature drift (model features only, never Time or the label) and score drift; ``drifted`` lets later
     steps branch."""
-    import shutil
-    import tempfile
     from collections import namedtuple
-    from pathlib import Path
 
-    from fraud_detection import runtime
-    from fraud_detection.schema import DataValidationError
+    from components import runner
     from fraud_detection.steps.audits import drift_step
 
-    runtime.setup_logging()
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            result = drift_step(
-                Path(reference_data.path),
-                Path(current_data.path),
-                drift_data_uri,
-                sensitive_column,
-                Path(model.path),
-                Path(tmp),
-                mlflow_tracking_uri,
-                mlflow_experiment,
-            )
-        except (DataValidationError, FileNotFoundError) as error:
-            raise runtime.fail("drift", error) from error
-        shutil.copyfile(result.files.report_html, report.path)
-        shutil.copyfile(result.files.summary_json, summary.path)
-    for name, value in result.metrics.items():
-        metrics.log_metric(name, value)
+    with runner.step("drift"), runner.scratch() as folder:
+        result = drift_step(
+            runner.path(reference_data),
+            runner.path(current_data),
+            drift_data_uri,
+            sensitive_column,
+            runner.path(model),
+            folder,
+            mlflow_tracking_uri,
+            mlflow_experiment,
+        )
+        runner.deliver(result.files.report_html, report)
+        runner.deliver(result.files.summary_json, summary)
+    runner.log_metrics(metrics, result.metrics)
     DriftOutputs = namedtuple("DriftOutputs", ["drift_share", "drifted"])
     return DriftOutputs(float(result.drift_share), bool(result.drifted))

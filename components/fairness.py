@@ -22,25 +22,18 @@ def fairness_audit(
     """Audit the candidate by ``sensitive_column``; when the data has no such column, or fewer than two groups
     to compare, the report says so and ``equalized_odds_difference`` is -1 (the promotion gate then reports it
     as not measurable)."""
-    import shutil
-    import tempfile
     from collections import namedtuple
-    from pathlib import Path
 
-    from fraud_detection import runtime
+    from components import runner
     from fraud_detection.steps.audits import fairness_step
-    from fraud_detection.tracking import finite_metrics
 
-    runtime.setup_logging()
-    with tempfile.TemporaryDirectory() as tmp:
+    with runner.step("fairness"), runner.scratch() as folder:
         result = fairness_step(
-            Path(test_data.path), Path(model.path), sensitive_column, Path(tmp), mlflow_tracking_uri, mlflow_experiment
+            runner.path(test_data), runner.path(model), sensitive_column, folder, mlflow_tracking_uri, mlflow_experiment
         )
-        shutil.copyfile(result.files.report_html, report.path)
-        shutil.copyfile(result.files.summary_json, summary.path)
-    for name, value in finite_metrics(result.metrics).items():
-        metrics.log_metric(name, value)
+        runner.deliver(result.files.report_html, report)
+        runner.deliver(result.files.summary_json, summary)
+    runner.log_metrics(metrics, result.metrics)
     FairnessOutputs = namedtuple("FairnessOutputs", ["equalized_odds_difference", "note"])
-    # None when not measurable: no sensitive attribute, or fewer than two groups.
-    eod = result.equalized_odds_difference
-    return FairnessOutputs(-1.0 if eod is None else float(eod), str(result.note))
+    # None when not measurable (no sensitive attribute, or fewer than two groups): -1 for KFP.
+    return FairnessOutputs(runner.to_kfp(result.equalized_odds_difference), str(result.note))

@@ -15,30 +15,26 @@ def poison_level(
     test_data: Input[Dataset],
     model: Input[Model],
     level: float,
-    kinds: list,
+    poison_kinds: list,
     seed: int,
 ) -> str:
     """Flip training labels at ``level`` with every attack kind, retrain with the candidate's knobs, defend;
     returns the results as JSON (scored on the clean test window)."""
     import json
-    from pathlib import Path
 
-    from fraud_detection import runtime
+    from components import runner
     from fraud_detection.steps.audits import poison_level_step
 
-    runtime.setup_logging()
-    try:
+    with runner.step(f"poison-level {level:g}"):
         results = poison_level_step(
-            Path(train_data.path),
-            Path(validation_data.path),
-            Path(test_data.path),
-            Path(model.path),
+            runner.path(train_data),
+            runner.path(validation_data),
+            runner.path(test_data),
+            runner.path(model),
             level,
-            [str(k) for k in kinds],
+            [str(kind) for kind in poison_kinds],
             seed,
         )
-    except ValueError as error:
-        raise runtime.fail(f"poison-level {level}", error) from error
     return json.dumps([result.to_dict() for result in results])
 
 
@@ -54,28 +50,21 @@ def poison_collect(
     table: Output[Dataset],
 ) -> NamedTuple("PoisonOutputs", [("robust_auprc", float), ("markdown", str)]):  # type: ignore[valid-type]
     """One degradation report (table, plot, HTML) for the KFP UI and MLflow; ``robust_auprc`` is the worst attacked
-    AUPRC at ``robustness_level`` (-1 when the sweep did not include that level)."""
+    AUPRC at ``robustness_level``."""
     import json
-    import shutil
-    import tempfile
     from collections import namedtuple
-    from pathlib import Path
 
-    from fraud_detection import runtime
+    from components import runner
     from fraud_detection.steps.audits import poison_collect_step
-    from fraud_detection.tracking import finite_metrics
 
-    runtime.setup_logging()
-    flat = [result for chunk in results for result in json.loads(chunk)]
-    with tempfile.TemporaryDirectory() as tmp:
-        summary = poison_collect_step(
-            flat, Path(tmp), robustness_level, mlflow_tracking_uri, mlflow_experiment, data_version
+    with runner.step("poison-sweep"), runner.scratch() as folder:
+        flat = [result for chunk in results for result in json.loads(chunk)]
+        sweep = poison_collect_step(
+            flat, folder, robustness_level, mlflow_tracking_uri, mlflow_experiment, data_version
         )
-        shutil.copyfile(summary.files.report_html, report.path)
-        shutil.copyfile(summary.files.table_json, table.path)
-    for name, value in finite_metrics(summary.metrics).items():
-        metrics.log_metric(name, value)
-    report.metadata["mlflow_run_id"] = summary.mlflow_run_id
+        runner.deliver(sweep.files.report_html, report)
+        runner.deliver(sweep.files.table_json, table)
+    runner.log_metrics(metrics, sweep.metrics)
+    report.metadata["mlflow_run_id"] = sweep.mlflow_run_id
     PoisonOutputs = namedtuple("PoisonOutputs", ["robust_auprc", "markdown"])
-    robust = summary.robust_auprc
-    return PoisonOutputs(-1.0 if robust is None else float(robust), summary.markdown)
+    return PoisonOutputs(runner.to_kfp(sweep.robust_auprc), sweep.markdown)

@@ -7,7 +7,8 @@ hands the step's results to KFP. What every step needs alike lives here:
 * a failure, whatever its type, printed on one marked line that names the step (``fraud run`` reads it for
   its failure summary) before the process exits non-zero;
 * the conversion between "not measured" (None in the library) and KFP's float parameters (-1);
-* artifact paths as :class:`~pathlib.Path`, and metrics logged only when finite.
+* artifact paths as :class:`~pathlib.Path`, files the step wrote handed over to KFP's artifacts, and metrics
+  logged only when finite.
 
 Component bodies import this module inside the function (KFP ships only the function's source), so it must
 stay importable in the components image with nothing but the project installed.
@@ -16,7 +17,9 @@ stay importable in the components image with nothing but the project installed.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
+import tempfile
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -79,6 +82,21 @@ def knob_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """Those of ``values`` (a component's ``locals()``) that are pipeline knobs, by name."""
     names = {k.name for k in pipeline_knobs()}
     return {k: v for k, v in values.items() if k in names}
+
+
+@contextmanager
+def scratch() -> Iterator[Path]:
+    """A temporary folder a step writes its files into before :func:`deliver` hands them to KFP (MLflow names
+    logged files after their own names, which KFP's artifact paths are not)."""
+    with tempfile.TemporaryDirectory(prefix="fraud-step-") as folder:
+        yield Path(folder)
+
+
+def deliver(source: Path, artifact: Any) -> None:
+    """Copy a file a step wrote to a KFP output artifact's path."""
+    target = Path(artifact.path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
 
 
 def path(artifact: Any) -> Path:

@@ -96,7 +96,6 @@ def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
             **windows,
             model=model,
             level=level,
-            kinds=knobs["poison_kinds"],
         ).set_display_name("poison-level")
     poison = _task(
         poison_collect, knobs, results=dsl.Collected(attacked.output), data_version=load.outputs["data_version"]

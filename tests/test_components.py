@@ -75,7 +75,6 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             **windows,
             model=model,
             level=level,
-            kinds=knobs.get("poison_kinds", config.AuditKnobs().poison_kinds),
         )[0]
         for level in knobs["poison_levels"]
     ]
