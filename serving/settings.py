@@ -1,4 +1,4 @@
-"""The model server's settings: one object per process, built in ``main``, never at import.
+"""The model server's settings: one object per process, built by the entry point (:mod:`serving.main`), never at import.
 
 Every field can be set from the environment with the ``FRAUD_`` prefix, e.g. ``FRAUD_MODEL_URI=gs://b/champion``.
 """
@@ -42,3 +42,11 @@ class ServingSettings(BaseSettings):
     gcp_project: str | None = None
     """Project for the ``logging.googleapis.com/trace`` field (``projects/P/traces/ID``)."""
     log_level: str = "INFO"
+
+    def to_env(self) -> dict[str, str]:
+        """The ``FRAUD_*`` variables that rebuild these settings in another process (a worker)."""
+        env = {}
+        for key, value in self.model_dump().items():
+            if value is not None:
+                env[f"FRAUD_{key.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
