@@ -27,7 +27,7 @@ class ServingSettings(BaseSettings):
     max_batch_rows: int = Field(default=10_000, ge=1)
     """Larger batches are refused with a 400."""
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    """Larger bodies (by ``Content-Length``) are refused with a 413 before they are read."""
+    """Larger bodies get a 413: by ``Content-Length`` before they are read, else once they grow past it."""
     predict_threads: int = Field(default=1, ge=1)
     """XGBoost threads per prediction; 1 suits single-row traffic on a small pod."""
     load_retry_seconds: float = Field(default=10.0, ge=0.0)

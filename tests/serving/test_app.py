@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -88,14 +89,10 @@ def test_v2_one_input_per_feature_without_content_type(client: TestClient, model
     inputs = [
         {"name": name, "shape": [3], "datatype": "FP32", "data": x[:, i].tolist()} for i, name in enumerate(FEATURES)
     ]
-    import orjson
-
     check_v2(post(client, V2, data=orjson.dumps({"inputs": inputs}), headers={}), model_dir, x)
 
 
 def test_v2_binary_tensor(client: TestClient, model_dir: Path) -> None:
-    import orjson
-
     x = rows(4, seed=7)
     header = orjson.dumps(
         {"inputs": [{"name": "t", "shape": [4, 29], "datatype": "FP32", "parameters": {"binary_data_size": x.nbytes}}]}
