@@ -2,7 +2,7 @@
 
 What runs, all on this machine (wrk shares the cores with the server):
 
-* the model server (``python -m serving.server``) with tracing ON (every request recorded, OTLP/gRPC to a
+* the model server (``python -m serving``) with tracing ON (every request recorded, OTLP/gRPC to a
   real receiver in this process) and JSON logging ON (stdout to a file): V1 single-row req/s and p50/p99
   at 32 and 100 connections with 1 and 2 worker processes, V2 batches of 1,000 rows in rows/s;
 * the HTTP floor: bare uvicorn (httptools, uvloop) answering a constant JSON body, with as many workers;
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def model_server(workers: int, log_name: str, extra_env: dict[str, str] | None = None) -> Server:
         return Server(
-            [sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--model-uri", str(model_dir)],
+            [sys.executable, "-m", "serving", "--host", "127.0.0.1", "--model-uri", str(model_dir)],
             {**server_env, "FRAUD_WORKERS": str(workers), **(extra_env or {})},
             work / log_name,
             "/v2/health/ready",

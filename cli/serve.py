@@ -1,7 +1,8 @@
 """``fraud serve`` and ``fraud predict``: start the model server locally, send it a sample request.
 
-The ``fraud`` CLI registers these with :func:`register` (or :func:`add_serve_parser` and
-:func:`add_predict_parser`); ``python -m serving.cli serve|predict`` runs them without it.
+``fraud serve`` is ``python -m serving`` (the same options, settings and code: :mod:`serving.main`) with two
+local fallbacks for what neither an option nor a ``FRAUD_*`` variable sets: the local champion folder as
+the model and 127.0.0.1 as the address.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import json
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from typing import Any
 
 from cli.common import DefaultsFormatter
+from serving.main import add_options, serve, settings_from_args
 
 DEFAULT_MODEL_URI = ".fraud/serving/champion"
+LOCAL_HOST = "127.0.0.1"
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
@@ -25,34 +27,18 @@ def add_serve_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve the champion model with KServe (V1, V2 and flat JSON on one port)",
+        description="Options override FRAUD_* variables; without either, the local champion on 127.0.0.1.",
         formatter_class=DefaultsFormatter,
     )
-    parser.add_argument(
-        "--model-uri", default=None, help=f"model directory, local or gs:// (default: {DEFAULT_MODEL_URI})"
-    )
-    parser.add_argument("--model-name", default=None, help="name in the endpoint paths (default: fraud-detector)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="HTTP port")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes, each loads the model (default: 1)")
-    parser.add_argument(
-        "--tracing",
-        dest="tracing_exporter",
-        choices=["otlp", "console", "none"],
-        default=None,
-        help="span exporter (default: FRAUD_TRACING_EXPORTER or none)",
-    )
-    parser.add_argument("--otlp-endpoint", default=None, help="OTLP/gRPC endpoint (default: FRAUD_OTLP_ENDPOINT)")
+    add_options(parser)
     parser.set_defaults(handler=run_serve)
 
 
 def run_serve(args: argparse.Namespace, settings: Any = None) -> int:
-    """Handler of ``serve``. ``settings`` (the ``fraud`` CLI's) supplies the default champion directory."""
-    from serving.server import run, settings_from_args
-
-    if args.model_uri is None:
-        serving_dir = getattr(settings, "serving_dir", None)
-        args.model_uri = str(serving_dir) if serving_dir is not None else DEFAULT_MODEL_URI
-    return run(settings_from_args(args))
+    """Handler of ``serve``. ``settings`` (the ``fraud`` CLI's) supplies the local champion directory."""
+    serving_dir = getattr(settings, "serving_dir", None)
+    local = {"model_uri": str(serving_dir) if serving_dir is not None else DEFAULT_MODEL_URI, "host": LOCAL_HOST}
+    return serve(settings_from_args(args, fallbacks=local))
 
 
 def add_predict_parser(subparsers: Any) -> None:
@@ -123,22 +109,3 @@ def run_predict(args: argparse.Namespace, settings: Any = None) -> int:
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         print(f"cannot reach {args.url}: {error} (is `fraud serve` running?)", file=sys.stderr)
     return 1
-
-
-def register(subparsers: Any) -> None:
-    """Register both ``serve`` and ``predict`` on the ``fraud`` CLI."""
-    add_serve_parser(subparsers)
-    add_predict_parser(subparsers)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m serving.cli serve|predict`` without the ``fraud`` CLI."""
-    parser = argparse.ArgumentParser(prog="python -m serving.cli")
-    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    result: int = args.handler(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
-"""``python -m serving``: the model server's one entry point (``fraud serve`` and the image run this)."""
+"""``python -m serving``: the model server's one entry point (the image and the InferenceService run it)."""
 
 import sys
 
-from serving.server import main
+from serving.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

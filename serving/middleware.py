@@ -4,7 +4,9 @@
   of the served model, so clients sending a flat feature object can switch unchanged.
 * Inference requests without a ``Content-Type`` (V2 excepted: Open Inference Protocol clients send none),
   with a non-JSON one, or with a ``Content-Length`` over
-  the limit are refused here with a 400 / 413 naming the problem, before the body is read.
+  the limit are refused here with a 400 / 413 naming the problem, before the body is read; a body that
+  grows past the limit as it is read raises :class:`serving.errors.BodyTooLarge` (413). Statuses and
+  bodies come from :mod:`serving.errors`.
 * One log record per request (health, readiness and metrics probes excluded) with Cloud Logging's
   ``httpRequest`` field: the predictor's prediction record for scored requests, an access record
   otherwise. 4xx answers also count in ``fraud_invalid_requests`` and log the error message.
@@ -20,6 +22,8 @@ from typing import Any
 import orjson
 
 from serving import telemetry
+from serving.errors import BodyTooLarge, error_body, status_for
+from serving.payload import PayloadError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,10 +38,6 @@ JSON_CONTENT_TYPES = frozenset(
     {"application/json", "application/cloudevents+json", "application/ld+json", "application/octet-stream"}
 )
 _MAX_LOGGED_ERROR = 500
-
-
-class _BodyTooLarge(Exception):
-    """Raised from ``receive`` when a body without a (truthful) Content-Length grows past the limit."""
 
 
 def _is_inference(method: str, path: str) -> bool:
@@ -55,12 +55,13 @@ class RequestMiddleware:
             "/explain": f"/v1/models/{model_name}:explain",
         }
 
-    async def _refuse(self, send: Send, status: int, message: str) -> None:
-        body = orjson.dumps({"error": message})
+    @staticmethod
+    async def _refuse(send: Send, error: Exception) -> None:
+        body = error_body(error)
         await send(
             {
                 "type": "http.response.start",
-                "status": status,
+                "status": status_for(error),
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
             }
         )
@@ -75,25 +76,28 @@ class RequestMiddleware:
             return scope
         return dict(scope, headers=[*scope.get("headers", []), (b"content-type", b"application/json")])
 
-    def _check(self, scope: Scope) -> tuple[int, str] | None:
+    def _check(self, scope: Scope) -> Exception | None:
+        """The reason to refuse an inference request from its headers alone, if any."""
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         content_type = headers.get(b"content-type")
         if content_type is None and scope["path"].endswith("/infer"):
             # Open Inference Protocol clients (Triton's among them) send no Content-Type: see __call__.
             content_type = b"application/json"
         if content_type is None:
-            return 400, "missing Content-Type header: send the body as JSON with Content-Type: application/json"
+            return PayloadError(
+                "missing Content-Type header: send the body as JSON with Content-Type: application/json"
+            )
         media_type = content_type.split(b";", 1)[0].strip().lower().decode("latin-1")
         if media_type not in JSON_CONTENT_TYPES:
-            return 400, f"unsupported Content-Type {media_type!r}: send the body as JSON (application/json)"
+            return PayloadError(f"unsupported Content-Type {media_type!r}: send the body as JSON (application/json)")
         length = headers.get(b"content-length")
         if length is not None:
             try:
                 size = int(length)
             except ValueError:
-                return 400, f"invalid Content-Length header {length.decode('latin-1')!r}"
+                return PayloadError(f"invalid Content-Length header {length.decode('latin-1')!r}")
             if size > self.max_body_bytes:
-                return 413, f"request body of {size} bytes exceeds the limit of {self.max_body_bytes} bytes"
+                return BodyTooLarge(f"request body of {size} bytes exceeds the limit of {self.max_body_bytes} bytes")
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -128,7 +132,7 @@ class RequestMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _BodyTooLarge()
+                    raise BodyTooLarge(f"request body exceeds the limit of {self.max_body_bytes} bytes")
             return message
 
         record: dict[str, Any] = {}
@@ -136,16 +140,9 @@ class RequestMiddleware:
         try:
             refusal = self._check(scope) if _is_inference(method, path) else None
             if refusal is not None:
-                await self._refuse(send_and_watch, *refusal)
+                await self._refuse(send_and_watch, refusal)
             else:
-                try:
-                    await self.app(scope, receive_within_limit, send_and_watch)
-                except _BodyTooLarge:
-                    if state["status"] != 500 or state["size"]:
-                        raise
-                    await self._refuse(
-                        send_and_watch, 413, f"request body exceeds the limit of {self.max_body_bytes} bytes"
-                    )
+                await self.app(scope, receive_within_limit, send_and_watch)
         finally:
             telemetry.REQUEST_RECORD.reset(token)
             if not telemetry.QUIET_PATHS.match(path):

@@ -34,13 +34,6 @@ _V2_DATATYPES = ("FP32", "FP64")
 class PayloadError(ValueError):
     """A request body breaks the serving contract. The message names the row, field or tensor at fault."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.reason = message
-
-    def __str__(self) -> str:
-        return self.reason
-
 
 @dataclass(frozen=True)
 class TensorInput:

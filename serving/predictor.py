@@ -1,7 +1,7 @@
 """The KServe custom predictor: loads the serving model directory and scores V1, V2 and flat bodies.
 
-Importing this module imports ``kserve``, whose model server module reads ``sys.argv`` when imported;
-:mod:`serving.server` shields the command line before importing it.
+Importing this module imports ``kserve``, whose model server module parses ``sys.argv`` when imported;
+the entry point (:func:`serving.main.serve`) hides its own options from it first.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ class _Coalescer:
 class FraudModel(kserve.Model):
     """Scores card transactions: fraud probability, decision at the model's threshold, model version.
 
-    Ready only after :meth:`load` succeeded; until then KServe answers 503 on its predict and ready routes.
+    Ready only after :meth:`load` succeeded (KServe's ``Model.start``, which would mark it ready at once, is
+    never called: :class:`serving.app.ModelLoader` loads it); until then the predict and ready routes answer 503.
     """
 
     def __init__(self, settings: ServingSettings) -> None:
@@ -110,9 +111,6 @@ class FraudModel(kserve.Model):
         self._coalescer = _Coalescer(max_rows=max(settings.max_batch_rows, 1024))
 
     # -- lifecycle -------------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """KServe's default marks the model ready here; ours is ready only after a successful load."""
 
     def load(self) -> bool:
         """Fetch and load the model directory once. Logs one clear line on failure; never raises."""

@@ -1,4 +1,4 @@
-"""The model server's settings: one object per process, built in ``main``, never at import.
+"""The model server's settings: one object per process, built by the entry point (:mod:`serving.main`), never at import.
 
 Every field can be set from the environment with the ``FRAUD_`` prefix, e.g. ``FRAUD_MODEL_URI=gs://b/champion``.
 """
@@ -27,7 +27,7 @@ class ServingSettings(BaseSettings):
     max_batch_rows: int = Field(default=10_000, ge=1)
     """Larger batches are refused with a 400."""
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    """Larger bodies (by ``Content-Length``) are refused with a 413 before they are read."""
+    """Larger bodies get a 413: by ``Content-Length`` before they are read, else once they grow past it."""
     predict_threads: int = Field(default=1, ge=1)
     """XGBoost threads per prediction; 1 suits single-row traffic on a small pod."""
     load_retry_seconds: float = Field(default=10.0, ge=0.0)
@@ -42,3 +42,11 @@ class ServingSettings(BaseSettings):
     gcp_project: str | None = None
     """Project for the ``logging.googleapis.com/trace`` field (``projects/P/traces/ID``)."""
     log_level: str = "INFO"
+
+    def to_env(self) -> dict[str, str]:
+        """The ``FRAUD_*`` variables that rebuild these settings in another process (a worker)."""
+        env = {}
+        for key, value in self.model_dump().items():
+            if value is not None:
+                env[f"FRAUD_{key.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env

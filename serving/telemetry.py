@@ -8,9 +8,10 @@
   ``none``), W3C ``traceparent`` plus Google's ``X-Cloud-Trace-Context`` extraction, and FastAPI's native
   OpenTelemetry support for the server span of each request (:func:`fastapi_telemetry`).
 * Metrics: our counters on the default Prometheus registry beside KServe's histograms, served by
-  ``/metrics`` (summed across workers, see :mod:`serving.server`).
+  ``/metrics`` (summed across workers, see :mod:`serving.routes`).
 
-Nothing here runs at import; the entry point calls :func:`configure_logging` and :func:`configure_tracing`.
+Nothing here runs at import; :mod:`serving.server` calls :func:`configure_logging` and :func:`configure_tracing`
+once per process.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 import traceback
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fastapi.telemetry import TelemetryConfig
@@ -44,41 +45,33 @@ ACCESS_LOGGER = "serving.access"
 # metrics, model metadata and the root.
 QUIET_PATHS = re.compile(r"^/(metrics|v2/health/.*|v2/models/[^/]+/ready|v1/models/[^/:]+|v2/models/[^/]+)?$")
 
-_CLIENT_ERRORS = ("InvalidInput", "PayloadError", "ModelNotFound", "ModelNotReady", "ServerNotReady")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Set (by :mod:`serving.server`) when several worker processes share their Prometheus values."""
 
 
-class _KServeExceptionFilter(logging.Filter):
-    """Turn KServe's per-error ``logger.error("Exception:", exc_info=...)`` lines into useful records.
+class _TracebackInMessage(logging.Filter):
+    """Put a record's traceback into its message, where Error Reporting finds it.
 
-    Client errors (bad input, unknown or unready model) become one WARNING line naming the problem.
-    Anything else keeps ERROR and carries the traceback in the message, where Error Reporting finds it
-    (the structured handler drops ``exc_info`` otherwise).
+    The structured handler drops ``exc_info``; without this a 500's log line would say what failed but
+    not where. Client errors are never logged with a traceback (:mod:`serving.errors` logs only 5xx).
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.exc_info or record.exc_info[1] is None:
             return True
-        error = record.exc_info[1]
-        if type(error).__name__ in _CLIENT_ERRORS:
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg, record.args = f"request refused: {type(error).__name__}: {error}", None
-        else:
-            text = "".join(traceback.format_exception(error))
-            record.msg, record.args = f"{record.getMessage()} {text}".strip(), None
+        text = "".join(traceback.format_exception(record.exc_info[1]))
+        record.msg, record.args = f"{record.getMessage()} {text}".strip(), None
         record.exc_info = None
         record.exc_text = None
         return True
 
 
-def configure_logging(settings: ServingSettings, stream: IO[str] | None = None) -> logging.Handler:
-    """Send every log record of this process to stdout as Cloud Logging structured JSON.
-
-    Returns the handler (tests and the server keep it to flush or remove it).
-    """
+def configure_logging(settings: ServingSettings) -> None:
+    """Send every log record of this process to stdout as Cloud Logging structured JSON."""
     from google.cloud.logging_v2.handlers import StructuredLogHandler
 
-    handler = StructuredLogHandler(project_id=settings.gcp_project, stream=stream or sys.stdout)
-    handler.addFilter(_KServeExceptionFilter())
+    handler = StructuredLogHandler(project_id=settings.gcp_project, stream=sys.stdout)
+    handler.addFilter(_TracebackInMessage())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
@@ -93,7 +86,6 @@ def configure_logging(settings: ServingSettings, stream: IO[str] | None = None) 
     # Our access log replaces uvicorn's; KServe's per-request timing lines duplicate the prediction record.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("kserve.trace").setLevel(logging.WARNING)
-    return handler
 
 
 def _otlp_exporter(settings: ServingSettings) -> Any:

@@ -104,7 +104,7 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
 
 
 class ServerProcess:
-    """``python -m serving.server`` in a subprocess on 127.0.0.1; stdout (JSON logs) goes to a file."""
+    """``python -m serving`` (the image's entry point) in a subprocess on 127.0.0.1; stdout (JSON logs) to a file."""
 
     def __init__(self, model_uri: str, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
@@ -113,7 +113,7 @@ class ServerProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
         full_env.update({"PYTHONUNBUFFERED": "1", "FRAUD_LOAD_RETRY_SECONDS": "1"})
         full_env.update(env or {})
-        command = [sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [sys.executable, "-m", "serving", "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--model-uri", model_uri]
         self._log = log_path.open("w")
         self.process = subprocess.Popen(command, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)

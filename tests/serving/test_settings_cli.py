@@ -1,4 +1,4 @@
-"""Settings from the environment, command-line overrides, and the CLI's sample requests."""
+"""Settings from the environment, command-line overrides, ``fraud serve`` = ``python -m serving``, sample requests."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from cli.serve import register, request_for, sample_rows
+from cli.main import build_parser
+from cli.serve import request_for, run_serve, sample_rows
 from fraud_detection.schema import FEATURES
-from serving.server import parser, settings_from_args, settings_to_env
+from fraud_detection.settings import Settings
+from serving.main import add_options, settings_from_args
 from serving.settings import ServingSettings
 from tests.conftest import free_port
 from tests.serving.conftest import MODEL_VERSION, REPO, START_TIMEOUT
@@ -39,27 +41,71 @@ def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         ServingSettings()
 
 
+def server_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_options(parser)
+    return parser.parse_args(argv)
+
+
 def test_options_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FRAUD_PORT", "9000")
     monkeypatch.setenv("FRAUD_MODEL_NAME", "from-env")
-    settings = settings_from_args(parser().parse_args(["--port", "9100", "--host", "127.0.0.1"]))
+    settings = settings_from_args(server_args(["--port", "9100", "--host", "127.0.0.1"]))
     assert (settings.port, settings.host, settings.model_name) == (9100, "127.0.0.1", "from-env")
+
+
+def test_fallbacks_come_after_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUD_HOST", "10.1.2.3")
+    fallbacks = {"host": "127.0.0.1", "model_uri": "/local/champion"}
+    settings = settings_from_args(server_args([]), fallbacks)
+    assert (settings.host, settings.model_uri, settings.port) == ("10.1.2.3", "/local/champion", 8080)
+    assert settings_from_args(server_args(["--host", "::1"]), fallbacks).host == "::1"
+
+
+def fraud_serve_settings(monkeypatch: pytest.MonkeyPatch, argv: list[str], tmp_path: Path) -> ServingSettings:
+    """The settings ``fraud serve ARGV`` would run the server with (the server itself is not started)."""
+    served: list[ServingSettings] = []
+
+    def serve(settings: ServingSettings) -> int:
+        served.append(settings)
+        return 0
+
+    monkeypatch.setattr("cli.serve.serve", serve)
+    monkeypatch.setenv("FRAUD_HOME", str(tmp_path))
+    args = build_parser().parse_args(["serve", *argv])
+    assert args.handler is run_serve
+    assert args.handler(args, Settings()) == 0
+    return served[0]
+
+
+def test_fraud_serve_honours_fraud_host_and_port(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FRAUD_HOST", "10.0.0.5")
+    monkeypatch.setenv("FRAUD_PORT", "9123")
+    monkeypatch.setenv("FRAUD_WORKERS", "2")
+    settings = fraud_serve_settings(monkeypatch, [], tmp_path)
+    assert (settings.host, settings.port, settings.workers) == ("10.0.0.5", 9123, 2)
+    assert settings.model_uri == str(Settings().serving_dir)
+
+
+def test_fraud_serve_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FRAUD_PORT", "9123")
+    monkeypatch.setenv("FRAUD_MODEL_URI", "gs://bucket/champion")
+    settings = fraud_serve_settings(monkeypatch, ["--port", "9200", "--model-uri", "/models/x"], tmp_path)
+    assert (settings.port, settings.model_uri, settings.host) == (9200, "/models/x", "127.0.0.1")
 
 
 def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = ServingSettings(model_uri="/models/x", port=8181, otlp_google_auth=True, gcp_project="p")
-    for key, value in settings_to_env(settings).items():
+    for key, value in settings.to_env().items():
         monkeypatch.setenv(key, value)
     assert ServingSettings() == settings
 
 
 def test_fraud_cli_registration() -> None:
-    cli = argparse.ArgumentParser(prog="fraud")
-    register(cli.add_subparsers(dest="command"))
-    serve = cli.parse_args(["serve", "--port", "9001"])
-    assert (serve.port, serve.host, serve.model_uri) == (9001, "127.0.0.1", None)
+    serve = build_parser().parse_args(["serve", "--port", "9001"])
+    assert (serve.port, serve.host, serve.model_uri) == (9001, None, None)
     assert serve.handler.__name__ == "run_serve"
-    predict = cli.parse_args(["predict", "--protocol", "v2"])
+    predict = build_parser().parse_args(["predict", "--protocol", "v2"])
     assert predict.handler.__name__ == "run_predict"
 
 
@@ -74,16 +120,21 @@ def test_sample_requests_hold_real_rows() -> None:
         request_for("v2", "m", rows, explain=True)
 
 
+FRAUD = [sys.executable, "-m", "cli.main"]
+"""The ``fraud`` command, as its console script runs it."""
+
+
 @pytest.mark.slow
 def test_serve_then_predict_commands(tmp_path: Path, model_dir: Path) -> None:
-    """``python -m serving.cli serve`` on 127.0.0.1, then ``predict`` in each protocol against it."""
+    """``fraud serve`` listening where FRAUD_HOST/FRAUD_PORT say, then ``fraud predict`` in each protocol."""
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
+    env.update({"FRAUD_HOME": str(tmp_path / "home"), "FRAUD_LOAD_RETRY_SECONDS": "1"})
     serve = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "serve", "--model-uri", str(model_dir), "--port", str(port)],
+        [*FRAUD, "serve", "--model-uri", str(model_dir)],
         cwd=REPO,
-        env=env,
+        env={**env, "FRAUD_HOST": "127.0.0.1", "FRAUD_PORT": str(port)},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -102,7 +153,7 @@ def test_serve_then_predict_commands(tmp_path: Path, model_dir: Path) -> None:
         url = f"http://127.0.0.1:{port}"
         for protocol in ("v1", "v2", "flat"):
             done = subprocess.run(
-                [sys.executable, "-m", "serving.cli", "predict", "--url", url, "--protocol", protocol],
+                [*FRAUD, "predict", "--url", url, "--protocol", protocol],
                 cwd=REPO,
                 env=env,
                 capture_output=True,
@@ -113,7 +164,7 @@ def test_serve_then_predict_commands(tmp_path: Path, model_dir: Path) -> None:
             answer = json.loads(done.stdout)
             assert answer["model_version"] == MODEL_VERSION, answer
         wrong = subprocess.run(
-            [sys.executable, "-m", "serving.cli", "predict", "--url", url, "--model-name", "other"],
+            [*FRAUD, "predict", "--url", url, "--model-name", "other"],
             cwd=REPO,
             env=env,
             capture_output=True,

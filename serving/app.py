@@ -1,0 +1,117 @@
+"""The model server's ASGI app: :func:`create_app` builds it, ready to serve or to drive in-process.
+
+The app is KServe's REST server, assembled from KServe's own parts around the fraud model:
+
+* KServe's model registry and data plane, with server readiness (``/v2/health/ready``) true only once the
+  model is loaded (:class:`FraudDataPlane`; KServe's default is always true);
+* KServe's V1 and V2 routes (``register_v1_endpoints``/``register_v2_endpoints``), with two routes of ours
+  registered first: the orjson V2 ``infer`` route and ``/metrics`` summed across workers (:mod:`serving.routes`);
+* one error table for every route (:mod:`serving.errors`) and the request middleware
+  (:mod:`serving.middleware`: legacy ``/predict``, header and size checks, access and prediction logs).
+
+Why a FastAPI app of our own rather than KServe's module-level ``kserve.model_server:app``: FastAPI's native
+OpenTelemetry (``FastAPI(telemetry=...)``) is set when the app is constructed, and a factory must give a
+fresh app per call (KServe's would gather a second set of routes each time). KServe's ``RESTServer`` is not
+used either: all it adds is that module-level app, its timing middleware (whose ``kserve.trace`` lines the
+prediction record replaces) and a uvicorn config, which :mod:`serving.server` makes itself.
+
+The model is loaded in a background thread started by the app's lifespan (:class:`ModelLoader`), retried
+while it is missing or broken: the process is live and answers 503 on readiness until then.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib import metadata
+
+from fastapi import FastAPI
+from fastapi.exceptions import FastAPIDeprecationWarning
+from kserve.model_repository import ModelRepository
+from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+from kserve.protocol.rest.v1_endpoints import register_v1_endpoints
+from kserve.protocol.rest.v2_endpoints import register_v2_endpoints
+
+from serving import errors, routes, telemetry
+from serving.middleware import RequestMiddleware
+from serving.predictor import FraudModel
+from serving.settings import ServingSettings
+
+
+class FraudDataPlane(DataPlane):
+    """KServe's data plane, with server readiness = every registered model is loaded."""
+
+    async def ready(self) -> bool:
+        registry = self.model_registry
+        names = list(registry.get_models())
+        return bool(names) and all([await registry.is_model_ready(name) for name in names])
+
+
+class ModelLoader:
+    """Loads the model in a background thread (:meth:`FraudModel.load_until_ready`) from app startup.
+
+    ``on_loaded`` runs in that thread after a successful load. :meth:`stop` ends the retries.
+    """
+
+    def __init__(self, model: FraudModel, on_loaded: Callable[[], None] | None = None) -> None:
+        self.model = model
+        self.on_loaded = on_loaded
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._load, name="model-loader", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _load(self) -> None:
+        if self.model.load_until_ready(self._stop) and self.on_loaded is not None:
+            self.on_loaded()
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    loader: ModelLoader = app.state.loader
+    loader.start()
+    try:
+        yield
+    finally:
+        loader.stop()
+
+
+def create_app(settings: ServingSettings, on_model_loaded: Callable[[], None] | None = None) -> FastAPI:
+    """The model server app for ``settings``. Nothing is loaded until the app starts (its lifespan).
+
+    ``app.state`` holds ``model`` (the :class:`FraudModel`), ``dataplane`` and ``loader``.
+    ``on_model_loaded`` runs once the model is loaded (the server freezes the heap there).
+    Process-wide set-up (logs, tracing) is not done here but in :mod:`serving.server`.
+    """
+    # KServe's V1 routes return FastAPI's ORJSONResponse, which this FastAPI deprecates with a warning on
+    # the first request of every process: a WARNING line in production logs about code that is not ours.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated", category=FastAPIDeprecationWarning)
+    model = FraudModel(settings)
+    registry = ModelRepository()
+    registry.update(model)
+    dataplane = FraudDataPlane(model_registry=registry)
+    extension = ModelRepositoryExtension(model_registry=registry)
+    app = FastAPI(
+        title="fraud-detection model server",
+        version=metadata.version("kserve"),
+        docs_url=None,
+        redoc_url=None,
+        telemetry=telemetry.fastapi_telemetry(),
+        lifespan=_lifespan,
+    )
+    app.state.model = model
+    app.state.dataplane = dataplane
+    app.state.loader = ModelLoader(model, on_model_loaded)
+    routes.register(app)
+    app.add_api_route("/", dataplane.live, methods=["GET"])
+    register_v1_endpoints(app, dataplane, extension)
+    register_v2_endpoints(app, dataplane, extension)
+    errors.install(app)
+    app.add_middleware(RequestMiddleware, model_name=settings.model_name, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,74 @@
+"""The model server's command line: ``python -m serving [options]``; ``fraud serve`` uses the same code.
+
+Every option overrides the matching ``FRAUD_*`` setting (:class:`serving.settings.ServingSettings`); what
+no option gives comes from the environment, then from the caller's fallbacks (``fraud serve``: the local
+champion on 127.0.0.1), then from the settings' defaults. This module imports neither KServe nor the app,
+so registering the options costs nothing; :func:`serve` imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from serving.settings import ServingSettings
+
+OPTIONS = ("model_uri", "model_name", "host", "port", "workers", "tracing_exporter", "otlp_endpoint", "log_level")
+"""The settings a command-line option can set (``--model-uri`` for ``model_uri``, ``--tracing`` for the exporter)."""
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The server's options, all defaulting to None (= not given, the environment decides)."""
+    parser.add_argument(
+        "--model-uri", help="model directory: local path, gs:// prefix or /mnt/models [FRAUD_MODEL_URI]"
+    )
+    parser.add_argument("--model-name", help="name in the endpoint paths (default: fraud-detector) [FRAUD_MODEL_NAME]")
+    parser.add_argument("--host", help="address to listen on [FRAUD_HOST]")
+    parser.add_argument("--port", type=int, help="HTTP port (default: 8080) [FRAUD_PORT]")
+    parser.add_argument(
+        "--workers", type=int, help="worker processes, each loads the model (default: 1) [FRAUD_WORKERS]"
+    )
+    parser.add_argument(
+        "--tracing",
+        dest="tracing_exporter",
+        choices=["otlp", "console", "none"],
+        help="span exporter (default: none) [FRAUD_TRACING_EXPORTER]",
+    )
+    parser.add_argument("--otlp-endpoint", help="OTLP/gRPC endpoint [FRAUD_OTLP_ENDPOINT]")
+    parser.add_argument("--log-level", help="log level (default: INFO) [FRAUD_LOG_LEVEL]")
+
+
+def settings_from_args(args: argparse.Namespace, fallbacks: Mapping[str, Any] | None = None) -> ServingSettings:
+    """Options given, over ``FRAUD_*`` variables, over ``fallbacks``, over the settings' defaults."""
+    given = {key: value for key in OPTIONS if (value := getattr(args, key, None)) is not None}
+    settings = ServingSettings(**given)
+    unset = {key: value for key, value in (fallbacks or {}).items() if key not in settings.model_fields_set}
+    return ServingSettings(**unset, **given) if unset else settings
+
+
+@contextlib.contextmanager
+def _plain_argv() -> Iterator[None]:
+    """Importing ``kserve`` parses ``sys.argv`` with KServe's own options: hide ours from it."""
+    saved = sys.argv
+    sys.argv = saved[:1] or ["serving"]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def serve(settings: ServingSettings) -> int:
+    """Run the server until SIGINT/SIGTERM; the exit code."""
+    with _plain_argv():
+        from serving.server import run
+    return run(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m serving``: parse the options, build the settings, serve."""
+    parser = argparse.ArgumentParser(prog="python -m serving", description="The fraud model server (KServe).")
+    add_options(parser)
+    return serve(settings_from_args(parser.parse_args(argv)))
