@@ -1,11 +1,13 @@
-"""Requests and expectations shared by the in-process (test_app) and real-process (test_server) tests."""
+"""Requests, expectations and clients shared by the in-process and the real-process server tests."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import requests
 
 from fraud_detection.modeldir import load_model_dir
 from fraud_detection.schema import FEATURES
@@ -166,3 +168,33 @@ BAD_INPUTS: list[tuple[str, str, Any, dict[str, str] | None, int, list[str]]] = 
     ("V2 unknown output", V2, {**tensor([1, 29]), "outputs": [{"name": "score"}]}, None, 400, ["score"]),
     ("explain bad row", EXPLAIN, {"instances": [without("V1")]}, None, 400, ["missing features ['V1']"]),
 ]
+
+
+READY = "/v2/health/ready"
+
+
+class ProcessClient:
+    """A real server at ``url`` behind the same ``post`` as FastAPI's ``TestClient``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def post(
+        self, path: str, json: Any = None, content: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        return requests.post(self.url + path, json=json, data=content, headers=headers, timeout=10)
+
+
+def wait_ready(client: Any, timeout: float = 30.0) -> None:
+    """Poll the readiness route until the model has loaded (bounded)."""
+    deadline = time.monotonic() + timeout
+    while client.get(READY).status_code != 200:
+        assert time.monotonic() < deadline, f"not ready after {timeout}s"
+        time.sleep(0.05)
+
+
+def post(client: Any, path: str, body: Any = None, data: bytes | None = None, headers: Any = JSON) -> Any:
+    """POST a JSON body (or raw bytes) through a ``TestClient`` or a :class:`ProcessClient`."""
+    if data is None:
+        return client.post(path, json=body, headers=headers)
+    return client.post(path, content=data, headers=headers)

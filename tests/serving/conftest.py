@@ -182,3 +182,18 @@ def server(
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def app_client(model_dir: Path) -> Iterator[Any]:
+    """The app in-process, its model loaded (the lifespan runs the background load)."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from serving.settings import ServingSettings
+    from tests.serving.cases import wait_ready
+
+    app = create_app(ServingSettings(model_uri=str(model_dir), max_batch_rows=50, load_retry_seconds=0))
+    with TestClient(app) as client:
+        wait_ready(client)
+        yield client
