@@ -181,16 +181,20 @@ def hand_over(paths: Sequence[Path], uid: int = COMPONENTS_UID) -> None:
 
 
 @contextlib.contextmanager
-def container_runner(writable: Sequence[Path], state_dir: Path, readable: Sequence[Path] = ()) -> Iterator[Any]:
+def container_runner(
+    pipeline_root: Path, writable: Sequence[Path], state_dir: Path, readable: Sequence[Path] = ()
+) -> Iterator[Any]:
     """A kfp.local ``DockerRunner`` against a podman API service that lives as long as the ``with`` block.
 
-    ``writable``: folders the steps write (pipeline root, MLflow store, serving root), mounted at the same paths
-    and handed to the image's user; ``readable``: files or folders mounted read-only.
+    ``pipeline_root`` (kfp.local mounts it itself) and ``writable`` (folders the steps write besides: MLflow store,
+    serving root) are handed to the image's user; ``writable`` is mounted at the same paths, ``readable`` (files or
+    folders) read-only.
     """
     from kfp import local
 
-    paths = [p.resolve() for p in writable]
-    hand_over(paths)
+    root = pipeline_root.resolve()
+    paths = [p.resolve() for p in writable if p.resolve() != root]
+    hand_over([root, *paths])
     state_dir.mkdir(parents=True, exist_ok=True)
     with PodmanService(state_dir) as service:
         previous = os.environ.get("DOCKER_HOST")
@@ -205,10 +209,10 @@ def container_runner(writable: Sequence[Path], state_dir: Path, readable: Sequen
 
 
 def writable_paths(parameters: dict[str, Any], pipeline_root: Path, home: Path) -> list[Path]:
-    """The local folders a run's steps write: the state folder, the pipeline root, the serving root and the
-    folder of a SQLite MLflow store, when they are local paths."""
+    """The local folders a run's steps write besides the pipeline root: the state folder, the serving root and
+    the folder of a SQLite MLflow store, when they are local paths."""
     paths = [home.resolve()]
-    candidates = [pipeline_root, Path(str(parameters.get("serving_root", "")))]
+    candidates = [Path(str(parameters.get("serving_root", "")))]
     uri = str(parameters.get("mlflow_tracking_uri", ""))
     if uri.startswith("sqlite:///"):
         candidates.append(Path(uri.removeprefix("sqlite:///")).parent)
@@ -254,7 +258,7 @@ def run_in_containers(parameters: dict[str, Any], pipeline_root: Path, home: Pat
 
     writable = writable_paths(parameters, pipeline_root, home)
     with (
-        container_runner(writable, home / "containers", readable=readable_paths(parameters)) as runner,
+        container_runner(pipeline_root, writable, home / "containers", readable_paths(parameters)) as runner,
         podman_image_names(fraud_pipeline),
     ):
         return run_local(parameters, pipeline_root, runner=runner)
