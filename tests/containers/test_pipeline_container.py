@@ -18,9 +18,10 @@ import pytest
 
 from tests.containers.conftest import COMPONENTS_IMAGE, IMAGE_UID, REPO, require_image
 
-pytestmark = [pytest.mark.containers, pytest.mark.slow]
-
 RUN_TIMEOUT = 1500
+"""Per run (seconds); the first test's setup holds two runs, hence its own pytest-timeout above the default."""
+
+pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(2 * RUN_TIMEOUT + 300)]
 
 
 def fraud_run(home: Path, *options: str) -> subprocess.CompletedProcess[str]:
