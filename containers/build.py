@@ -136,9 +136,14 @@ def build(names: list[str], base: str | None) -> list[dict[str, object]]:
         if not use_docker:
             env["CONTAINERS_CONF"] = str(podman.write_containers_conf(REPO / ".fraud" / "containers"))
             if base is None:
+                started = time.perf_counter()
                 base = subprocess.run(
-                    [str(REPO / "containers" / "base.sh")], check=True, capture_output=True, text=True
+                    [str(REPO / "containers" / "base.sh")], check=True, stdout=subprocess.PIPE, text=True
                 ).stdout.strip()
+                seconds = time.perf_counter() - started
+                rows.append(
+                    {"image": base, "engine": engine, "seconds": round(seconds, 1), "bytes": image_size(engine, base)}
+                )
             extra += ["--build-arg", f"PYTHON_IMAGE={base}", *podman.ulimit_args(), *pip_volumes(Path(tmp))]
         elif base is not None:
             extra += ["--build-arg", f"PYTHON_IMAGE={base}"]
@@ -166,10 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown image(s): {', '.join(sorted(unknown))}")
     rows = build(args.images or list(IMAGES), args.base)
     print()
-    print(f"{'image':<40} {'engine':<7} {'size':>9} {'build':>8}")
+    print(f"{'image':<45} {'engine':<7} {'size':>9} {'build':>8}")
     for row in rows:
         size_mb = int(row["bytes"]) / 1e6  # type: ignore[call-overload]
-        print(f"{row['image']:<40} {row['engine']:<7} {size_mb:>6.0f} MB {row['seconds']:>6} s")
+        print(f"{row['image']:<45} {row['engine']:<7} {size_mb:>6.0f} MB {row['seconds']:>6} s")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0
