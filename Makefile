@@ -10,7 +10,8 @@ UV_VERSION := 0.13.9
 FRAUD  := $(BIN)/fraud
 ARGS   ?=
 
-.PHONY: help install sysdeps run test test-fast lint checkov typecheck compile clean data bench bench-audits bench-serving lock serve predict
+.PHONY: help install sysdeps run test test-fast lint checkov typecheck compile clean data bench bench-audits bench-serving \
+        lock serve predict container-sysdeps images test-containers run-container bench-container
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +35,30 @@ sysdeps: ## Install chromium and wrk from Debian's packages when missing (needs 
 	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "sysdeps: please install:$$missing (the HTML render checks and the serving benchmark need them)"; exit 1; fi; \
 	fi
+
+# Debian packages the images need on a machine without a working Docker engine: podman (runc runtime,
+# slirp4netns for the container tests' network) builds and runs them, mmdebstrap builds their Python base.
+container-sysdeps: ## Install podman, runc, slirp4netns and mmdebstrap from Debian when missing and no Docker engine works
+	@if docker info >/dev/null 2>&1; then exit 0; fi; \
+	missing=""; \
+	for tool in podman runc slirp4netns mmdebstrap; do command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "container-sysdeps: please install:$$missing (make images needs them without Docker)"; exit 1; fi; \
+	fi
+
+images: container-sysdeps ## Build the components and serving images (Docker, else podman on a Debian-built base)
+	$(PYTHON) containers/build.py $(ARGS)
+
+test-containers: $(STAMP) images ## Run the images as the cluster does: the predictor, the whole pipeline (podman)
+	$(BIN)/pytest -m containers tests/containers $(ARGS)
+
+run-container: $(STAMP) images ## Run the whole pipeline with every step in the components image
+	$(FRAUD) run --runner container $(ARGS)
+
+bench-container: $(STAMP) sysdeps images ## Single-row req/s: the serving container beside the host process (wrk)
+	$(BIN)/python benchmarks/bench_container.py $(ARGS)
 
 run: $(STAMP) ## Run the whole pipeline locally on the built-in data set (ARGS="--help" for options)
 	$(FRAUD) run $(ARGS)

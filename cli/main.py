@@ -63,6 +63,12 @@ def _add_run(subparsers: Any) -> None:
             help=help_text,
             metavar=knob.type.__name__.upper(),
         )
+    parser.add_argument(
+        "--runner",
+        choices=["subprocess", "container"],
+        default="subprocess",
+        help="subprocess: every step in this Python; container: every step in the components image (podman)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -83,7 +89,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"fraud run: error: {error}", file=sys.stderr)
         return 2
     print(f"Running pipeline locally; artifacts under {settings.pipeline_root}", flush=True)
-    run = run_local(parameters, settings.pipeline_root)
+    if args.runner == "container":
+        from pipelines.containers import run_in_containers
+
+        run = run_in_containers(parameters, settings.pipeline_root, settings.home)
+    else:
+        run = run_local(parameters, settings.pipeline_root)
     if not run.succeeded:
         print(render_failure(run), file=sys.stderr)
         return 1

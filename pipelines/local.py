@@ -86,12 +86,14 @@ class LocalRun:
     steps: list[StepTime] = field(default_factory=list)
 
 
-def run_local(parameters: dict[str, Any], pipeline_root: Path) -> LocalRun:
-    """Execute the pipeline with ``SubprocessRunner(use_venv=False)``; never raises for a failed task."""
+def run_local(parameters: dict[str, Any], pipeline_root: Path, runner: Any = None) -> LocalRun:
+    """Execute the pipeline with ``runner`` (default ``SubprocessRunner(use_venv=False)``); never raises for a
+    failed task. ``pipelines.containers.run_in_containers`` passes a ``DockerRunner``."""
     from kfp import local
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
+    runner = runner or local.SubprocessRunner(use_venv=False)
+    local.init(runner=runner, pipeline_root=str(pipeline_root), raise_on_error=True)
     tee = _Tee(sys.stdout)
     started = time.perf_counter()
     previous, sys.stdout = sys.stdout, tee
