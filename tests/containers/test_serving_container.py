@@ -15,9 +15,9 @@ import requests
 
 from fraud_detection.modeldir import MODEL_FILE
 from tests.containers.conftest import IMAGE_UID, ServingContainer, Starter, readable_copy
+from tests.serving.cases import BAD_INPUTS, EXPLAIN, V1, V2, ProcessClient, check_v1, check_v2, named, post, rows
 from tests.serving.conftest import MODEL_VERSION, OtlpReceiver, make_model_dir
 from tests.serving.test_lifecycle import NAME, assert_not_ready
-from tests.serving.test_server import BAD_INPUTS, EXPLAIN, V1, V2, check_v1, check_v2, named, post, rows
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
 
@@ -89,7 +89,7 @@ def test_readiness_before_and_after_load(start_serving: Starter, tmp_path: Path,
     server.wait_ready()
     for path in ("/v2/health/ready", f"/v2/models/{NAME}/ready", f"/v1/models/{NAME}"):
         assert server.status(path) == 200, path
-    check_v1(post(server, V1, {"instances": named(rows(2))}), served_model, rows(2))  # type: ignore[arg-type]
+    check_v1(post(ProcessClient(server.url), V1, {"instances": named(rows(2))}), served_model, rows(2))
 
 
 def test_corrupt_model_is_not_ready_and_the_container_stays_up(
@@ -112,25 +112,25 @@ def test_corrupt_model_is_not_ready_and_the_container_stays_up(
 
 def test_v1(container: ServingContainer, served_model: Path) -> None:
     x = rows(4, seed=1)
-    check_v1(post(container, V1, {"instances": named(x)}), served_model, x)  # type: ignore[arg-type]
-    check_v1(post(container, V1, {"instances": x.tolist()}), served_model, x)  # type: ignore[arg-type]
+    check_v1(post(ProcessClient(container.url), V1, {"instances": named(x)}), served_model, x)
+    check_v1(post(ProcessClient(container.url), V1, {"instances": x.tolist()}), served_model, x)
 
 
 @pytest.mark.parametrize("path", [V1, "/predict"])
 def test_flat_object(container: ServingContainer, served_model: Path, path: str) -> None:
     x = rows(1, seed=2)
-    check_v1(post(container, path, named(x)[0]), served_model, x)  # type: ignore[arg-type]
+    check_v1(post(ProcessClient(container.url), path, named(x)[0]), served_model, x)
 
 
 def test_v2(container: ServingContainer, served_model: Path) -> None:
     x = rows(5, seed=3)
     tensor = {"name": "transactions", "shape": [5, 29], "datatype": "FP32", "data": x.tolist()}
-    check_v2(post(container, V2, {"inputs": [tensor]}), served_model, x)  # type: ignore[arg-type]
+    check_v2(post(ProcessClient(container.url), V2, {"inputs": [tensor]}), served_model, x)
 
 
 def test_explain(container: ServingContainer, served_model: Path) -> None:
     x = rows(2, seed=6)
-    response = post(container, EXPLAIN, {"instances": named(x)})  # type: ignore[arg-type]
+    response = post(ProcessClient(container.url), EXPLAIN, {"instances": named(x)})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["units"] == "log-odds"
@@ -148,9 +148,9 @@ def test_bad_input_is_refused(
 ) -> None:
     sent = {"Content-Type": "application/json"} if headers is None else headers
     if isinstance(body, bytes):
-        response = post(container, path, data=body, headers=sent)  # type: ignore[arg-type]
+        response = post(ProcessClient(container.url), path, data=body, headers=sent)
     else:
-        response = post(container, path, body, headers=sent)  # type: ignore[arg-type]
+        response = post(ProcessClient(container.url), path, body, headers=sent)
     assert response.status_code == status, response.text
     for word in words:
         assert word in response.json()["error"]
