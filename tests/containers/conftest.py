@@ -9,19 +9,20 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from fraud_detection import __version__
 from pipelines.containers import ulimit_args, write_containers_conf
 from tests.conftest import free_port
-from tests.serving.conftest import otlp_receiver  # noqa: F401  (the real OTLP receiver fixture, shared)
+from tests.serving.conftest import (
+    PolledServer,
+    otlp_receiver,  # noqa: F401  (the real OTLP receiver fixture, shared)
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SERVING_IMAGE = f"fraud-detection-serving:{__version__}"
@@ -72,7 +73,7 @@ def readable_copy(source: Path, target: Path) -> Path:
     return target
 
 
-class ServingContainer:
+class ServingContainer(PolledServer):
     """The serving image as KServe runs it: model at /mnt/models read-only, read-only root, tmpfs /tmp only,
     the image's own user, port 8080 published on 127.0.0.1 only."""
 
@@ -106,40 +107,11 @@ class ServingContainer:
         result = podman(self.env, "logs", self.name, check=False)
         return result.stdout + result.stderr
 
-    def log_records(self) -> list[dict[str, Any]]:
-        records = []
-        for line in self.logs().splitlines():
-            if line.startswith("{"):
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return records
-
     def exec(self, *command: str) -> subprocess.CompletedProcess[str]:
         return podman(self.env, "exec", self.name, *command, check=False)
 
-    def status(self, path: str) -> int:
-        return requests.get(self.url + path, timeout=5).status_code
-
-    def wait_until(self, check: Callable[[], bool], timeout: float = START_TIMEOUT, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running():
-                raise AssertionError(f"container exited:\n{self.logs()[-3000:]}")
-            try:
-                if check():
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}:\n{self.logs()[-3000:]}")
-
-    def wait_live(self) -> None:
-        self.wait_until(lambda: self.status("/v2/health/live") == 200, what="liveness")
-
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        self.wait_until(lambda: self.status("/v2/health/ready") == 200, timeout=timeout, what="readiness")
+    def exited(self) -> str:
+        return "" if self.running() else "container exited"
 
     def stop(self) -> None:
         podman(self.env, "rm", "--force", "--time", "5", self.name, check=False)

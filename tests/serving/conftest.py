@@ -103,7 +103,62 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
         receiver.stop()
 
 
-class ServerProcess:
+class PolledServer:
+    """A model server reached over HTTP at ``url``, polled until a condition holds.
+
+    Subclasses say whether the server is still up (:meth:`exited`, a message when it is not), and give its log
+    (:meth:`logs`).
+    """
+
+    url: str
+
+    def exited(self) -> str:
+        """Why the server is no longer running, or "" while it runs."""
+        raise NotImplementedError
+
+    def logs(self) -> str:
+        """Everything the server has written so far."""
+        raise NotImplementedError
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.logs().splitlines()[-lines:])
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON log lines, parsed (other lines are skipped)."""
+        records = []
+        for line in self.logs().splitlines():
+            if line.startswith("{"):
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return records
+
+    def status(self, path: str) -> int:
+        return requests.get(self.url + path, timeout=5).status_code
+
+    def wait_until(self, check: Callable[[], bool], timeout: float = START_TIMEOUT, what: str = "condition") -> None:
+        """Poll ``check`` until true; fail (with the log tail) after ``timeout`` seconds or if the server exited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if reason := self.exited():
+                raise AssertionError(f"{reason}:\n{self.log_tail()}")
+            try:
+                if check():
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}:\n{self.log_tail()}")
+
+    def wait_live(self) -> None:
+        self.wait_until(lambda: self.status("/v2/health/live") == 200, what="liveness")
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        self.wait_until(lambda: self.status("/v2/health/ready") == 200, timeout=timeout, what="readiness")
+
+
+class ServerProcess(PolledServer):
     """``python -m serving`` (the image's entry point) in a subprocess on 127.0.0.1; stdout (JSON logs) to a file."""
 
     def __init__(self, model_uri: str, log_path: Path, env: dict[str, str] | None = None) -> None:
@@ -118,41 +173,12 @@ class ServerProcess:
         self._log = log_path.open("w")
         self.process = subprocess.Popen(command, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
 
-    def wait_until(self, check: Callable[[], bool], timeout: float = START_TIMEOUT, what: str = "condition") -> None:
-        """Poll ``check`` until true; fail (with the log tail) after ``timeout`` seconds or if the process died."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if check():
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}:\n{self.log_tail()}")
+    def exited(self) -> str:
+        code = self.process.poll()
+        return "" if code is None else f"server exited with {code}"
 
-    def status(self, path: str) -> int:
-        return requests.get(self.url + path, timeout=5).status_code
-
-    def wait_live(self) -> None:
-        self.wait_until(lambda: self.status("/v2/health/live") == 200, what="liveness")
-
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        self.wait_until(lambda: self.status("/v2/health/ready") == 200, timeout=timeout, what="readiness")
-
-    def log_records(self) -> list[dict[str, Any]]:
-        records = []
-        for line in self.log_path.read_text().splitlines():
-            if line.startswith("{"):
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return records
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+    def logs(self) -> str:
+        return self.log_path.read_text()
 
     def stop(self) -> None:
         if self.process.poll() is None:
