@@ -10,6 +10,7 @@
 * One log record per request (health, readiness and metrics probes excluded) with Cloud Logging's
   ``httpRequest`` field: the predictor's prediction record for scored requests, an access record
   otherwise. 4xx answers also count in ``fraud_invalid_requests`` and log the error message.
+* Every inference request counts in ``fraud_requests{code}`` and ``fraud_request_duration_seconds``.
 """
 
 from __future__ import annotations
@@ -145,8 +146,13 @@ class RequestMiddleware:
                 await self.app(scope, receive_within_limit, send_and_watch)
         finally:
             telemetry.REQUEST_RECORD.reset(token)
+            seconds = time.perf_counter() - started
+            if _is_inference(method, path):
+                metrics = telemetry.counters()
+                metrics.requests.labels(str(state["status"])).inc()
+                metrics.request_seconds.observe(seconds)
             if not telemetry.QUIET_PATHS.match(path):
-                self._log(scope, path, state, time.perf_counter() - started, record)
+                self._log(scope, path, state, seconds, record)
 
     @staticmethod
     def _log(scope: Scope, path: str, state: dict[str, Any], seconds: float, record: dict[str, Any]) -> None:

@@ -1,10 +1,11 @@
 """Parse and validate prediction request bodies into the model's float32 feature matrix.
 
-Pure functions, no KServe or web framework imports. Three body shapes are accepted:
+Pure functions, no KServe or web framework imports. These body shapes are accepted:
 
 * V1 ``{"instances": [...]}`` where every row is either an object of the 29 named features or a list of
   29 numbers in :data:`fraud_detection.schema.FEATURES` order (V1..V28, Amount);
 * a flat object of the 29 features (the single-transaction body older fraud APIs take);
+* either of those inside a Pub/Sub push-subscription envelope (``message.data``, base64-encoded JSON);
 * V2 (Open Inference Protocol) inputs: one FP32 tensor of shape ``[N, 29]``, or one ``[N]`` / ``[N, 1]``
   tensor per feature, named after the feature.
 
@@ -124,8 +125,34 @@ def _check_amount(x: np.ndarray, where: str) -> None:
         raise PayloadError(f"{where}: row {row}: Amount must be >= 0, got {float(amount[row])}")
 
 
+def is_pubsub_push(body: Any) -> bool:
+    """True for a Pub/Sub push-subscription envelope: ``{"message": {"data": ...}, "subscription": ...}``."""
+    return isinstance(body, Mapping) and "subscription" in body and isinstance(body.get("message"), Mapping)
+
+
+def unwrap_pubsub(body: Mapping[str, Any]) -> Any:
+    """The JSON body a Pub/Sub push envelope carries (``message.data``, base64), decoded.
+
+    Raises:
+        PayloadError: the envelope has no data, or its data is not base64-encoded JSON.
+    """
+    import base64
+    import binascii
+
+    import orjson
+
+    data = body["message"].get("data")
+    if not isinstance(data, str) or not data:
+        raise PayloadError("Pub/Sub push envelope: message.data is missing (publish the transaction JSON as the data)")
+    try:
+        return orjson.loads(base64.b64decode(data, validate=True))
+    except (binascii.Error, ValueError) as error:
+        raise PayloadError(f"Pub/Sub push envelope: message.data is not base64-encoded JSON: {error}") from error
+
+
 def parse_v1(body: Any, max_rows: int) -> np.ndarray:
-    """Turn a V1 body (``instances``) or a flat feature object into an ``[N, 29]`` float32 matrix.
+    """Turn a V1 body (``instances``), a flat feature object, or a Pub/Sub push envelope carrying either, into an
+    ``[N, 29]`` float32 matrix.
 
     Args:
         body: the decoded JSON body.
@@ -134,6 +161,8 @@ def parse_v1(body: Any, max_rows: int) -> np.ndarray:
     Raises:
         PayloadError: naming the row and field at fault.
     """
+    if is_pubsub_push(body):
+        body = unwrap_pubsub(body)
     if not isinstance(body, Mapping):
         raise PayloadError(f"request body must be a JSON object, got {_describe(body)}")
     if "instances" not in body:
