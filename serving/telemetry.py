@@ -211,11 +211,33 @@ def counters() -> Counters:
     )
 
 
+def observe_many(histogram: Any, values: Any) -> None:
+    """``histogram.observe(v)`` for every ``v`` of the numpy array ``values``, in one pass per bucket.
+
+    prometheus_client observes one value at a time (a lock and a Python call each); at tens of thousands of rows a
+    second that is a sizeable share of the scoring time. The counts per bucket are computed with numpy and added to
+    the histogram's bucket and sum values; a client without those attributes gets the one-at-a-time loop.
+    """
+    import numpy as np
+
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values.tolist():
+            histogram.observe(value)
+        return
+    # A value lands in the first bucket whose upper bound is >= it (prometheus_client stores non-cumulative counts).
+    counts = np.bincount(np.searchsorted(np.asarray(bounds), values, side="left"), minlength=len(bounds))
+    for bucket, count in zip(buckets, counts.tolist(), strict=False):
+        if count:
+            bucket.inc(count)
+    total.inc(float(np.sum(values, dtype=np.float64)))
+
+
 def observe_scores(model_name: str, proba: Any) -> None:
     """Add every probability of ``proba`` to the ``fraud_score`` histogram."""
-    histogram = counters().scores.labels(model_name)
-    for value in proba.tolist():
-        histogram.observe(value)
+    observe_many(counters().scores.labels(model_name), proba)
 
 
 _LOADED: set[str] = set()

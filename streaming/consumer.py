@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from fraud_detection import storage
 from fraud_detection.modeldir import METADATA_FILE
 from serving import scoring, telemetry
@@ -320,11 +322,10 @@ class StreamScorer:
         if decoded.rejects:
             metrics.messages.labels("dead_letter").inc(len(decoded.rejects))
         metrics.batch_seconds.observe(seconds)
-        latency = metrics.latency_seconds
-        for record in records:
-            stamp_type, stamp = record.timestamp()
-            if stamp_type:
-                latency.observe(max(done - stamp / 1000.0, 0.0))
+        stamps = [stamp for stamp_type, stamp in (record.timestamp() for record in records) if stamp_type]
+        if stamps:
+            seconds_since = np.maximum(done - np.asarray(stamps, dtype=np.float64) / 1000.0, 0.0)
+            telemetry.observe_many(metrics.latency_seconds, seconds_since)
         prediction_log.info(
             "scored batch",
             extra={
