@@ -2,7 +2,8 @@
 
 * ``POST /predict`` and ``POST /explain`` (the paths older fraud APIs use) are routed to the V1 endpoints
   of the served model, so clients sending a flat feature object can switch unchanged.
-* Inference requests without a ``Content-Type`` (V2 excepted: Open Inference Protocol clients send none),
+* Inference requests without a ``Content-Type`` (V2 and binary CloudEvents excepted: Open Inference Protocol
+  clients and Knative's KafkaSource may send none),
   with a non-JSON one, or with a ``Content-Length`` over
   the limit are refused here with a 400 / 413 naming the problem, before the body is read; a body that
   grows past the limit as it is read raises :class:`serving.errors.BodyTooLarge` (413). Statuses and
@@ -83,6 +84,10 @@ class RequestMiddleware:
         content_type = headers.get(b"content-type")
         if content_type is None and scope["path"].endswith("/infer"):
             # Open Inference Protocol clients (Triton's among them) send no Content-Type: see __call__.
+            content_type = b"application/json"
+        if content_type is None and b"ce-specversion" in headers:
+            # A binary-mode CloudEvent (a Knative KafkaSource's delivery) need not say its data's type: KServe
+            # reads the data as JSON.
             content_type = b"application/json"
         if content_type is None:
             return PayloadError(
