@@ -185,3 +185,15 @@ def test_the_consistency_check_fails_on_a_broken_copy(
     path.write_text(text.replace(old, new, 1))
     problems = streaming_problems(kustomize(copy / "overlays" / "streaming"))
     assert any(expected in p for p in problems), problems
+
+
+def test_the_serving_image_carries_the_scorer_it_runs(rendered: list[dict[str, Any]]) -> None:
+    dockerfile = (MANIFESTS.parent / "serving" / "Dockerfile").read_text()
+    requirements = (MANIFESTS.parent / "serving" / "requirements.txt").read_text().split()
+    assert "COPY streaming ./streaming" in dockerfile
+    assert "streaming.main" in dockerfile and "confluent_kafka" in dockerfile  # the build's import check
+    assert "confluent-kafka" in requirements
+    container = _one(rendered, "Deployment", "fraud-stream-scorer")["spec"]["template"]["spec"]["containers"][0]
+    port = container["ports"][0]["containerPort"]
+    assert str(port) in next(line for line in dockerfile.splitlines() if line.startswith("EXPOSE")).split()
+    assert _env(container)["FRAUD_PORT"] == str(port)
