@@ -111,25 +111,27 @@ def _rows_from_mappings(instances: list[Any]) -> np.ndarray:
     """Rows of named features as a float32 matrix.
 
     The common case (exactly the 29 names, plain numbers, all finite float32) is checked for the whole batch at
-    once; any row the fast checks cannot clear goes through :func:`_row_from_mapping`, whose error names the row
+    once; when those checks fail, every row goes through :func:`_row_from_mapping`, whose error names the row
     and field, so both paths accept and refuse exactly the same rows.
     """
     rows: list[Any] = []
     for i, row in enumerate(instances):
-        if not isinstance(row, Mapping):
+        if type(row) is not dict and not isinstance(row, Mapping):
             raise PayloadError(f"instances[{i}]: expected an object like instances[0], got {_describe(row)}")
         try:
             values = _FEATURE_GETTER(row) if len(row) == N_FEATURES else None
         except KeyError:
             values = None
-        if values is None or not set(map(type, values)) <= _NUMBER_TYPES:
+        if values is None:  # names missing or extra: the per-field check says which
             values = _row_from_mapping(row, f"instances[{i}]")
         rows.append(values)
-    try:
-        x64 = np.asarray(rows, dtype=np.float64)
-        clean = bool(np.isfinite(x64).all() and (np.abs(x64) <= _FLOAT32_MAX).all())
-    except OverflowError:  # an integer too large for a float
-        clean = False
+    clean = set(map(type, itertools.chain.from_iterable(rows))) <= _NUMBER_TYPES
+    if clean:
+        try:
+            x64 = np.asarray(rows, dtype=np.float64)
+            clean = bool(np.isfinite(x64).all() and (np.abs(x64) <= _FLOAT32_MAX).all())
+        except OverflowError:  # an integer too large for a float
+            clean = False
     if not clean:
         x64 = np.asarray([_row_from_mapping(row, f"instances[{i}]") for i, row in enumerate(instances)])
     x = x64.astype(np.float32)

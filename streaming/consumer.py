@@ -118,7 +118,7 @@ def client_configs(settings: StreamSettings) -> tuple[dict[str, Any], dict[str, 
         "heartbeat.interval.ms": 1000,
         "statistics.interval.ms": 5000,
         "stats_cb": _on_stats,
-        "fetch.wait.max.ms": 50,
+        "fetch.wait.max.ms": 20,
         **settings.kafka_options,
     }
     producer = {

@@ -59,12 +59,14 @@ def _transaction(value: bytes | None, key: bytes | None) -> tuple[str, dict[str,
         obj = orjson.loads(value)
     except orjson.JSONDecodeError as error:
         raise _Reject(NOT_JSON, f"message value is not valid JSON: {error}") from error
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         kind = "a list" if isinstance(obj, list) else type(obj).__name__
         raise _Reject(NOT_A_TRANSACTION, f"message value must be a JSON object of the 29 features, got {kind}")
     raw_id = obj.pop(ID_FIELD, None)
     if raw_id is None and key:
         raw_id = key.decode("utf-8", "replace")
+    if type(raw_id) is str and 0 < len(raw_id) <= MAX_ID_LENGTH:
+        return raw_id, obj
     if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or raw_id == "":
         raise _Reject(
             NO_TRANSACTION_ID,

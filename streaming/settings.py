@@ -29,7 +29,7 @@ class StreamSettings(ServingSettings):
     """Consumer group: replicas in one group share the input partitions."""
     batch_size: int = Field(default=2000, ge=1)
     """Most messages taken, scored and committed at once."""
-    batch_wait_seconds: float = Field(default=0.05, gt=0.0)
+    batch_wait_seconds: float = Field(default=0.02, gt=0.0)
     """Longest wait for a batch to fill: the latency bound at low traffic."""
     delivery_timeout_seconds: float = Field(default=30.0, gt=0.0)
     """How long a batch's results may take to be acknowledged before the consumer gives up (and restarts)."""
