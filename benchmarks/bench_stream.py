@@ -9,7 +9,7 @@
 
     .venv/bin/python benchmarks/bench_stream.py [--rows 200000] [--rate 5000] [--seconds 10]
 
-Prints a Markdown table (the README's "Stream scoring" section).
+Prints a Markdown table; ``--write-doc`` puts it into docs/streaming.md (the README quotes it).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from tests.serving.conftest import make_model_dir  # noqa: E402
 from tests.streaming.broker import Broker  # noqa: E402
 
 PARTITIONS = 3
+DOC = REPO / "docs" / "streaming.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 FAST_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
 
 
@@ -127,6 +129,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000, help="transactions for the throughput runs")
     parser.add_argument("--rate", type=float, default=5_000, help="fixed rate of the latency run (per second)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument("--write-doc", action="store_true", help="put the table into docs/streaming.md")
     args = parser.parse_args()
 
     frame = synth.generate(synth.SyntheticConfig(n_rows=20_000, seed=7))
@@ -177,15 +180,30 @@ def main() -> None:
                 log.close()
     p50, p99 = np.percentile(latencies * 1000, [50, 99])
     floor_p50, floor_p99 = np.percentile(floor_latencies * 1000, [50, 99])
-    print(f"cpus: {os.cpu_count()}, rows: {args.rows:,}, partitions: {PARTITIONS}, one scorer process\n")
-    print("| run | transactions/s | p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|")
-    print(f"| broker floor: produce → consume, no scoring | {floor:,.0f} | | |")
-    print(f"| end to end: produce → score → result | {end_to_end:,.0f} | | |")
     fixed = f"at a fixed {args.rate:,.0f}/s for {args.seconds:.0f} s"
-    print(f"| broker floor {fixed} | {args.rate:,.0f} | {floor_p50:.1f} | {floor_p99:.1f} |")
-    print(f"| end to end {fixed} | {args.rate:,.0f} | {p50:.1f} | {p99:.1f} |")
-    print(f"\nend to end / broker floor = {end_to_end / floor:.2f}")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    table = "\n".join(
+        [
+            f"{os.cpu_count()} CPUs (load average {load} at the end), {args.rows:,} transactions, "
+            f"{PARTITIONS} partitions, one scorer process:",
+            "",
+            "| run | transactions/s | p50 ms | p99 ms |",
+            "| --- | ---: | ---: | ---: |",
+            f"| broker floor: produce → consume, no scoring | {floor:,.0f} | | |",
+            f"| end to end: produce → score → result | {end_to_end:,.0f} | | |",
+            f"| broker floor {fixed} | {args.rate:,.0f} | {floor_p50:.1f} | {floor_p99:.1f} |",
+            f"| end to end {fixed} | {args.rate:,.0f} | {p50:.1f} | {p99:.1f} |",
+            "",
+            f"End to end / broker floor = **{end_to_end / floor:.2f}**.",
+        ]
+    )
+    print(table)
+    if args.write_doc:
+        text = DOC.read_text()
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        DOC.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+        print(f"\nwritten to {DOC.relative_to(REPO)}")
 
 
 if __name__ == "__main__":
