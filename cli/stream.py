@@ -27,7 +27,8 @@ def add_stream_parser(subparsers: Any) -> None:
         help="score a Kafka topic with the champion (fraud stream produce: replay a data set into it)",
         description="Consume the transactions topic, score each message with the champion, write one result per "
         "transaction to the results topic and the messages that cannot be scored to the dead-letter topic. Options "
-        "override FRAUD_* variables; without either, the local champion and /metrics on 127.0.0.1:9100.",
+        "override FRAUD_* variables; without either, the local champion and /metrics on 127.0.0.1:9100. Without a "
+        "COMMAND it scores; `topics` and `produce` are helpers.",
         formatter_class=DefaultsFormatter,
     )
     add_options(parser)
