@@ -88,11 +88,14 @@ class Broker:
         self.stop()
 
 
-def read_topic(config: dict[str, Any], topic: str, expected: int, timeout: float = 60.0) -> list[Any]:
-    """Read ``topic`` from the beginning until ``expected`` messages or ``timeout``; returns them.
+def read_topic(
+    config: dict[str, Any], topic: str, expected: int, timeout: float = 60.0, distinct_keys: bool = False
+) -> list[Any]:
+    """Read ``topic`` from the beginning until ``expected`` messages (or keys) or ``timeout``; returns them all.
 
-    Messages are ``(key, value, headers)`` tuples. The reader assigns itself every partition (no consumer group,
-    so no wait for a group to form).
+    Messages are ``(key, value, headers)`` tuples. With ``distinct_keys`` the reading stops at ``expected``
+    different keys rather than messages (a topic with duplicates). The reader assigns itself every partition (no
+    consumer group, so no wait for a group to form).
     """
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -100,12 +103,14 @@ def read_topic(config: dict[str, Any], topic: str, expected: int, timeout: float
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     found: list[Any] = []
+    keys: set[bytes] = set()
     deadline = time.monotonic() + timeout
     try:
-        while len(found) < expected and time.monotonic() < deadline:
+        while (len(keys) if distinct_keys else len(found)) < expected and time.monotonic() < deadline:
             for message in consumer.consume(1000, 0.5):
                 if message.error() is None:
                     found.append((message.key(), message.value(), dict(message.headers() or [])))
+                    keys.add(message.key())
     finally:
         consumer.close()
     return found

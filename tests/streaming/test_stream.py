@@ -70,9 +70,10 @@ def _produce(broker: Broker, topic: str, items: list[tuple[bytes | None, bytes |
     assert producer.flush(30) == 0
 
 
-def _results(broker: Broker, topic: str, expected: int) -> dict[str, set[bytes]]:
+def _results(broker: Broker, topic: str, expected: int, timeout: float = 60.0) -> dict[str, set[bytes]]:
+    """Every result value of each transaction id, read until ``expected`` ids (or ``timeout``)."""
     by_id: dict[str, set[bytes]] = {}
-    for key, value, _ in read_topic(broker.config(), topic, expected):
+    for key, value, _ in read_topic(broker.config(), topic, expected, timeout=timeout, distinct_keys=True):
         by_id.setdefault(key.decode(), set()).add(value)
     return by_id
 
@@ -149,7 +150,20 @@ def test_every_transaction_gets_one_result_and_each_bad_message_class_a_dead_let
     assert any(r.get("severity") == "WARNING" and "dead letter" in r.get("message", "") for r in records)
 
 
-def test_kill_9_mid_stream_then_restart_every_input_has_one_consistent_result(
+def _committed(broker: Broker, group: str, topic: str) -> int:
+    """How many input messages the group has committed (the sum of its committed offsets)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    reader = Consumer(broker.config(**{"group.id": group, "enable.auto.commit": False}))
+    try:
+        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+        offsets = reader.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+    finally:
+        reader.close()
+    return sum(max(tp.offset, 0) for tp in offsets)
+
+
+def test_kill_9_mid_batch_then_restart_every_input_has_one_consistent_result(
     broker: Broker, model_dir: Path, tmp_path: Path
 ) -> None:
     n = 30_000
@@ -162,28 +176,41 @@ def test_kill_9_mid_stream_then_restart_every_input_has_one_consistent_result(
     assert replay.returncode == 0, replay.stderr
     log = tmp_path / "scorer.log"
     settings = {"FRAUD_BATCH_SIZE": "500"}
-    first = ScorerProcess(broker, str(model_dir), log, topics, **settings)
+    # Kill -9 while it consumes, until one kill lands mid-batch: results delivered for inputs not yet committed.
+    mid_batch = []
+    for _ in range(5):
+        scorer = ScorerProcess(broker, str(model_dir), log, topics, **settings)
+        try:
+            scorer.wait_until(lambda s=scorer: s.metric("fraud_stream_messages_total") >= 1500, what="a few batches")
+            scorer.kill()
+        finally:
+            scorer.stop()
+        assert scorer.process.returncode == -9
+        with_result = len(_results(broker, topics["output_topic"], n, timeout=5))
+        committed = _committed(broker, topics["group_id"], topics["input_topic"])
+        if with_result > committed:
+            mid_batch.append(with_result - committed)
+            break
+    assert mid_batch, "no kill landed between a batch's delivery and its commit"
+    last = ScorerProcess(broker, str(model_dir), log, topics, **settings)
     try:
-        first.wait_until(lambda: first.metric("fraud_stream_messages_total") >= 2000, what="the first batches")
-        first.kill()  # kill -9 while it consumes: the batch in flight is not committed
-    finally:
-        first.stop()
-    assert first.process.returncode == -9
-    second = ScorerProcess(broker, str(model_dir), log, topics, **settings)
-    try:
-        second.wait_until(
-            lambda: len(read_topic(broker.config(), topics["output_topic"], n, timeout=5)) >= n,
+        last.wait_until(
+            lambda: _committed(broker, topics["group_id"], topics["input_topic"]) >= n,
             timeout=120,
-            what="a result for every input",
+            what="every input committed",
         )
     finally:
-        second.stop()
+        last.stop()
     results = _results(broker, topics["output_topic"], n)
     assert set(results) == {f"k-{i}" for i in range(n)}, "an input has no result"
     different = {key: values for key, values in results.items() if len(values) > 1}
     assert not different, f"inputs with two different results: {list(different)[:5]}"
     delivered = len(read_topic(broker.config(), topics["output_topic"], n + 10_000, timeout=10))
-    print(f"{n:,} inputs, {delivered:,} results: {delivered - n:,} scored again after the kill, all identical")
+    print(
+        f"killed with {mid_batch[0]} results delivered but not committed; {n:,} inputs, {delivered:,} results: "
+        f"{delivered - n:,} scored again after the kill, all identical"
+    )
+    assert delivered > n  # the uncommitted batch was scored again
 
 
 def test_reloads_when_the_champion_moves(broker: Broker, tmp_path: Path) -> None:
