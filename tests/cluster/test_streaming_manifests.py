@@ -60,29 +60,29 @@ def streaming_problems(docs: list[dict[str, Any]]) -> list[str]:
         problems.append(f"the KafkaSource delivers to {sink}, not the InferenceService")
     if sink.get("uri") != f"/v1/models/{isvc_env.get('FRAUD_MODEL_NAME')}:predict":
         problems.append(f"the KafkaSource posts to {sink.get('uri')}, not the predictor's V1 route")
-    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
-    for kind in ("ServiceMonitor", "PodMonitoring"):
-        for monitor in (d for d in docs if d["kind"] == kind):
-            selector = monitor["spec"]["selector"]["matchLabels"]
-            targets = [
-                pod["metadata"]["labels"],
-                isvc["metadata"]["labels"] | {"serving.kserve.io/inferenceservice": "fraud-champion"},
-            ]
-            if not any(selector.items() <= labels.items() for labels in targets):
-                problems.append(
-                    f"{kind}/{monitor['metadata']['name']} selects {selector}: nothing runs with those labels"
-                )
-            for endpoint in monitor["spec"]["endpoints"]:
-                port = endpoint.get("port")
-                if (
-                    isinstance(port, str)
-                    and selector.items() <= pod["metadata"]["labels"].items()
-                    and kind == "PodMonitoring"
-                    and port not in ports
-                ):
-                    problems.append(
-                        f"{kind}/{monitor['metadata']['name']} scrapes port {port!r}, the scorer has {list(ports)}"
-                    )
+    # Each monitor selects pods (or the Service of pods) that run, and scrapes a port they have. KServe labels the
+    # predictor's pods and Service with serving.kserve.io/inferenceservice; its port is 8080.
+    predictor_labels = {"serving.kserve.io/inferenceservice": isvc["metadata"]["name"]}
+    service = _one(docs, "Service", "fraud-stream-scorer-metrics")
+    scorer_ports = {
+        "PodMonitoring": {p["name"] for p in container.get("ports", [])}
+        | {p["containerPort"] for p in container["ports"]},
+        "ServiceMonitor": {p["name"] for p in service["spec"]["ports"]},
+    }
+    for monitor in (d for d in docs if d["kind"] in scorer_ports):
+        kind, name = monitor["kind"], monitor["metadata"]["name"]
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        if selector.items() <= pod["metadata"]["labels"].items():
+            allowed = scorer_ports[kind]
+        elif selector.items() <= predictor_labels.items():
+            allowed = {8080}
+        else:
+            problems.append(f"{kind}/{name} selects {selector}: nothing runs with those labels")
+            continue
+        for endpoint in monitor["spec"]["endpoints"]:
+            port = endpoint.get("port", endpoint.get("targetPort"))
+            if port not in allowed:
+                problems.append(f"{kind}/{name} scrapes port {port!r}, the target has {sorted(map(str, allowed))}")
     return problems
 
 
@@ -165,6 +165,13 @@ def test_the_scaler_the_source_and_the_monitors_agree_with_what_runs(rendered: l
             "    - port: metrics\n",
             "    - port: http\n",
             "scrapes port 'http'",
+        ),
+        ("components/monitoring/podmonitoring.yaml", "    - port: 8080\n", "    - port: 9090\n", "scrapes port 9090"),
+        (
+            "components/monitoring/servicemonitor.yaml",
+            "    - targetPort: 8080\n",
+            "    - targetPort: 80\n",
+            "scrapes port 80",
         ),
         (
             "components/monitoring/servicemonitor.yaml",
