@@ -158,7 +158,6 @@ def main() -> None:
                     "FRAUD_HOST": "127.0.0.1",
                     "FRAUD_PORT": str(metrics_port),
                     "FRAUD_KAFKA_OPTIONS": json.dumps(FAST_GROUP),
-                    "FRAUD_LOG_LEVEL": "WARNING",
                 }
             )
             log = (work / "scorer.log").open("w")

@@ -249,7 +249,7 @@ class StreamScorer:
         model = self.model
         assert model is not None
         records = []
-        ends: dict[tuple[str, int], int] = {}
+        ends: dict[int, int] = {}  # partition of the input topic -> offset of its last message in the batch
         for message in batch:
             error = message.error()
             if error is not None:
@@ -259,7 +259,7 @@ class StreamScorer:
                     log.warning("consumer error: %s", error)
                 continue
             records.append(message)
-            ends[(str(message.topic()), int(message.partition() or 0))] = int(message.offset() or 0) + 1
+            ends[message.partition()] = message.offset()  # type: ignore[index,assignment]
         settings = self.settings
         metrics = stream_metrics()
         decoded = messages.decode_batch([m.value() for m in records], [m.key() for m in records])
@@ -274,23 +274,19 @@ class StreamScorer:
                 proba = scoring.predict_proba(model.booster, decoded.x)
                 decisions = proba >= threshold
                 flagged = scoring.record_scores(settings.model_name, version, proba, decisions)
-                produce = producer.produce
+                produce, result = producer.produce, messages.result_value
                 output = settings.output_topic
                 for transaction_id, position, p, d in zip(
                     decoded.ids, decoded.positions, proba.tolist(), decisions.tolist(), strict=True
                 ):
                     headers = records[position].headers()
                     traceparent = messages.header(headers, messages.TRACEPARENT) if headers else None  # type: ignore[arg-type]
-                    value = messages.result_value(transaction_id, p, d, version, threshold, traceparent)
-                    key = transaction_id.encode()
-                    self._produce(
-                        produce,
-                        producer,
-                        output,
-                        key,
-                        value,
-                        [(messages.TRACEPARENT, traceparent.encode())] if traceparent else None,
-                    )
+                    value = result(transaction_id, p, d, version, threshold, traceparent)
+                    trace_headers: Any = [(messages.TRACEPARENT, traceparent.encode())] if traceparent else None
+                    try:
+                        produce(output, value, transaction_id.encode(), headers=trace_headers)
+                    except BufferError:  # the local queue is full: wait for room
+                        self._produce(produce, producer, output, transaction_id.encode(), value, trace_headers)
             for position, kind, reason in decoded.rejects:
                 record = records[position]
                 headers = [
@@ -315,7 +311,8 @@ class StreamScorer:
                 + ": the batch is not committed and will be scored again"
             )
         if ends:
-            consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in ends.items()], asynchronous=False)
+            topic = settings.input_topic
+            consumer.commit(offsets=[TopicPartition(topic, p, o + 1) for p, o in ends.items()], asynchronous=False)
         done = time.time()
         seconds = time.perf_counter() - started
         metrics.messages.labels("scored").inc(len(decoded.ids))
