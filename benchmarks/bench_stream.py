@@ -5,6 +5,8 @@
 * **end to end**: the same N transactions produced to the scorer's input topic while a reader consumes the results
   topic: ``python -m streaming`` (one process, the image's entry point) decodes, validates, scores and writes one
   result per transaction, committing after delivery. Throughput = N / (first produce → last result read).
+* **scorer CPU**: the scorer process's CPU time (user + system) over the end-to-end run, per transaction: what
+  one core of scorer costs, whatever else runs on the machine.
 * **latency**: transactions produced at a fixed rate; each result's arrival time minus its send time (p50/p99).
 
     .venv/bin/python benchmarks/bench_stream.py [--rows 200000] [--rate 5000] [--seconds 10]
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -167,7 +170,10 @@ def main() -> None:
             try:
                 # Warm up: the group forms and the first result comes back before anything is timed.
                 _timed(broker, "in", "out", _items(100, "w", values))
+                cpu = psutil.Process(scorer.pid)
+                before = sum(cpu.cpu_times()[:2])
                 end_to_end, _ = _timed(broker, "in", "out", _items(args.rows, "e", values))
+                cpu_per_row = (sum(cpu.cpu_times()[:2]) - before) / args.rows
                 _, latencies = _timed(broker, "in", "out", _items(n_fixed, "l", values), rate=args.rate)
             finally:
                 scorer.terminate()
@@ -190,6 +196,8 @@ def main() -> None:
             "| --- | ---: | ---: | ---: |",
             f"| broker floor: produce → consume, no scoring | {floor:,.0f} | | |",
             f"| end to end: produce → score → result | {end_to_end:,.0f} | | |",
+            f"| the scorer's own CPU time per transaction: {cpu_per_row * 1e6:.1f} µs "
+            f"(= transactions per CPU-second of the scorer) | {1 / cpu_per_row:,.0f} | | |",
             f"| broker floor {fixed} | {args.rate:,.0f} | {floor_p50:.1f} | {floor_p99:.1f} |",
             f"| end to end {fixed} | {args.rate:,.0f} | {p50:.1f} | {p99:.1f} |",
             "",
