@@ -115,12 +115,17 @@ def compare_and_set(serving_root: str, expected: Observed, new: Champion) -> Obs
             generation = storage.write_if_generation(uri, _payload(new, 0), expected.token)
         except storage.PreconditionFailed:
             current = read(serving_root)
-            if current.champion == new:
-                # The library retried a write that had landed: the pointer is ours.
+            if _is_own_write(current, new):
                 return current
             raise ChampionMoved(current) from None
         return Observed(new, generation)
     return _compare_and_set_local(Path(serving_root), expected, new)
+
+
+def _is_own_write(current: Observed, new: Champion) -> bool:
+    """After a 412: the pointer already holds exactly what this write carried, so the client library retried a
+    write whose answer was lost and which had landed. Versions are unique, so no rival writes the same record."""
+    return current.champion == new
 
 
 def _compare_and_set_local(root: Path, expected: Observed, new: Champion) -> Observed:
