@@ -48,11 +48,15 @@ def file_sha256(path: Path) -> str:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How long a registry operation keeps trying through transient failures (exponential backoff)."""
+    """How long a registry operation keeps trying through transient failures (exponential backoff).
 
-    attempts: int = 6
+    The default waits 1, 2, 4, 8, 16, 20 and 20 s between eight attempts: about 70 s, enough for a tracking
+    server's pod to be rescheduled and start (the restart test's server takes 10-40 s on a busy 2-core machine).
+    """
+
+    attempts: int = 8
     first_wait_seconds: float = 1.0
-    max_wait_seconds: float = 15.0
+    max_wait_seconds: float = 20.0
 
 
 DEFAULT_RETRY = RetryPolicy()

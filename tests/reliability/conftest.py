@@ -121,8 +121,9 @@ class MlflowServer:
 
 
 @pytest.fixture()
-def mlflow_server(tmp_path) -> Iterator[MlflowServer]:
-    server = MlflowServer(tmp_path)
+def shared_server(tmp_path, tracking_uri) -> Iterator[MlflowServer]:
+    """A real `mlflow server` over the session's SQLite store (where the candidates' runs are)."""
+    server = MlflowServer(tmp_path, backend_store_uri=tracking_uri)
     server.start()
     try:
         server.wait_healthy()

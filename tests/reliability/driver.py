@@ -56,7 +56,7 @@ def main(config: dict[str, Any]) -> int:
                     time.sleep(0.05)
 
         champion.pause = pause
-    retry = registry.RetryPolicy(attempts=1) if config.get("no_retry") else registry.RetryPolicy(8, 0.5, 4.0)
+    retry = registry.RetryPolicy(attempts=1) if config.get("no_retry") else registry.DEFAULT_RETRY
     try:
         result = promote_step(
             Path(config["candidate"]),

@@ -67,18 +67,6 @@ def tag(tracking_uri: str, model: str, version: str, key: str) -> str | None:
 # --- the tracking server restarts ---------------------------------------------------------------------------
 
 
-@pytest.fixture()
-def shared_server(tmp_path, tracking_uri) -> Iterator[MlflowServer]:
-    """A real `mlflow server` over the session's SQLite store (where the candidates' runs are)."""
-    server = MlflowServer(tmp_path, backend_store_uri=tracking_uri)
-    server.start()
-    try:
-        server.wait_healthy()
-        yield server
-    finally:
-        server.stop()
-
-
 def restart_mid_step(server: MlflowServer, candidates, windows, tmp_path, model: str, no_retry: bool) -> dict[str, Any]:
     """The first champion, then a better candidate whose step pauses after registering; meanwhile the server is
     killed with SIGKILL and started again 3 s later."""
@@ -106,8 +94,10 @@ def restart_mid_step(server: MlflowServer, candidates, windows, tmp_path, model:
     server.kill()
     Path(config["go"]).touch()
     time.sleep(3)
+    started = time.monotonic()
     server.start()
     server.wait_healthy()
+    print(f"tracking server down {3 + time.monotonic() - started:.1f} s")
     stdout, stderr = step.communicate(timeout=180)
     return {"code": step.returncode, "result": outcome(stdout), "stderr": stderr, "root": root}
 
