@@ -147,7 +147,7 @@ def register(mlflow_client: Any, name: str, run_id: str, tags: dict[str, str]) -
     """Register the ``model`` logged by ``run_id`` as a version of ``name``; returns the version.
 
     Idempotent: a run already registered under ``name`` gets its existing version back, so a retried step
-    (after a crash or a lost response) never leaves a second version of the same model.
+    (after a crash, or an error once the version existed) never leaves a second version of the same model.
     """
     import mlflow
     from mlflow.exceptions import MlflowException

@@ -3,8 +3,8 @@
 Uses google-cloud-storage, which honours ``STORAGE_EMULATOR_HOST`` (tests point it at a
 ``gcp-storage-emulator`` server on 127.0.0.1). Clients are made on first use, never at import.
 
-Two kinds of ``gs://`` write carry a generation precondition (``ifGenerationMatch``), which is what lets
-google-cloud-storage retry a cut-off upload by itself (it retries uploads only when one is given):
+google-cloud-storage (3.x) retries a cut-off upload by itself. Without a precondition such a retry may overwrite
+what someone else wrote meanwhile, so two kinds of ``gs://`` write carry one (``ifGenerationMatch``):
 
 * :func:`upload_file` with ``create_only=True``: the object must not exist yet (generation 0). A version's
   model files are immutable; an upload retried after it had in fact landed finds the same bytes and passes.
@@ -79,9 +79,9 @@ def upload_file(source: Path, uri: str, create_only: bool = False) -> str:
     """Copy a local file to ``uri`` (a local path or ``gs://``). Returns ``uri``.
 
     Args:
-        create_only: on ``gs://``, write only if no object is there yet (``ifGenerationMatch=0``), so the client
-            library retries a cut-off upload; an existing object with the same bytes counts as written, one
-            with other bytes raises FileExistsError. Ignored for local paths (callers stage those and rename).
+        create_only: on ``gs://``, write only if no object is there yet (``ifGenerationMatch=0``); an existing
+            object with the same bytes counts as written (a retried upload that had landed), one with other bytes
+            raises FileExistsError. Ignored for local paths (callers stage those and rename).
     """
     if not is_gcs(uri):
         target = Path(uri)

@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fraud_detection import champion, data, modeldir, promotion, registry, storage, train
+from fraud_detection import champion, data, modeldir, promotion, registry, train
 from fraud_detection.config import GateKnobs
 from fraud_detection.registry import CHALLENGER, CHAMPION, DEFAULT_RETRY, RetryPolicy
 
@@ -127,13 +127,13 @@ def promote_step(
             f"the champion moved {len(moves)} times while this candidate was evaluated (to version(s) "
             f"{', '.join(moves)}); gave up, the champion stays as the other promotions left it"
         )
+        moves = []
     assert decision is not None
-    if moves and decision.promoted:
-        decision.reason += f" (re-evaluated after the champion moved to version {moves[-1]})"
-    elif moves:
-        decision.reason += f" (after the champion moved to version {moves[-1]} meanwhile)"
-    if serving_uri and not decision.promoted:
-        storage.delete_prefix(serving_uri)  # exported for a move that lost: nothing points at it
+    if moves:
+        decision.reason += f" (evaluated again after the champion moved to version {moves[-1]})"
+    if not decision.promoted:
+        # An export made for a move that was lost stays unreferenced and immutable: it is not deleted, because a
+        # retry of this same run may be about to move the champion to it.
         serving_uri = ""
     if champion.read(serving_root).champion is not None:
         registry.follow_pointer(mlflow_client, model_name, partial(_pointer_version, serving_root), retry)

@@ -304,16 +304,17 @@ def test_gs_pointer_write_whose_answer_is_lost_counts_as_done(
 
 
 @pytest.mark.slow
-def test_without_recognising_its_own_write_the_served_model_is_deleted(
+def test_without_recognising_its_own_write_the_new_champion_is_reported_not_promoted(
     candidates, windows, tracking_uri, gcs_bucket, monkeypatch, proxies
 ):
     monkeypatch.setattr(champion, "_is_own_write", lambda current, new: False)
     root, result = pointer_write_lost(candidates, windows, tracking_uri, gcs_bucket, monkeypatch, "lost-nofix", proxies)
-    # The harm: the step took its own landed write for a rival's, re-evaluated against itself, called itself
-    # not promoted and removed the export the pointer now names.
-    assert not result.decision.promoted and champion.read(root).champion.version == "2"
-    with pytest.raises(modeldir.ModelDirError):
-        modeldir.fetch_model_dir(champion.read(root).champion.uri)
+    # The harm: the step took its own landed write for a rival's, evaluated again against itself and reported
+    # "not promoted" while the pointer names it: the pipeline skips deploy (the cluster keeps serving version 1)
+    # and the champion's version is tagged promoted=false.
+    assert not result.decision.promoted and result.decision.identical_to_champion
+    assert champion.read(root).champion.version == "2"
+    assert tag(tracking_uri, "lost-nofix", "2", "promoted") == "false"
 
 
 # --- the disk fills during export --------------------------------------------------------------------------
