@@ -14,14 +14,18 @@ def deploy_model(
     isvc_namespace: str,
     serving_image: str,
     canary_traffic_percent: int,
+    serving_root: str,
 ) -> str:
-    """Deploy the model the promotion ``decision`` exported (its ``serving_uri`` metadata).
+    """Deploy the champion of record under ``serving_root`` (the promotion ``decision``'s export when none exists).
+
+    It deploys what the champion pointer names when it runs, not this run's own export, and again if the pointer
+    moves meanwhile, so deploys of racing promotions end on the last champion and a retry is safe.
 
     ``local``: the export is the deployment (``fraud serve`` reads the champion link); ``kserve``: create or
     update the InferenceService through the KServe SDK client with the pod's service account."""
     from components import runner
     from fraud_detection.config import DeployKnobs
-    from ops.deploy import deploy_champion
+    from ops.deploy import deploy_pointer
 
     with runner.step("deploy"):
-        return deploy_champion(str(decision.metadata.get("serving_uri", "")), DeployKnobs.pick(locals()))
+        return deploy_pointer(serving_root, str(decision.metadata.get("serving_uri", "")), DeployKnobs.pick(locals()))

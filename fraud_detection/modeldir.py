@@ -116,38 +116,87 @@ def fetch_model_dir(uri: str, cache_dir: Path | None = None) -> Path:
 
 
 def export_model_dir(directory: Path | str, uri: str) -> str:
-    """Copy a local model directory to ``uri`` (local folder or ``gs://`` prefix). Returns ``uri``."""
+    """Copy a local model directory to ``uri`` (local folder or ``gs://`` prefix) so no reader sees it half-written.
+
+    Every file of the directory is copied, ``metadata.json`` last. Locally the files are written and synced into
+    a hidden staging folder beside the target, which is then renamed into place in one step; a process killed
+    meanwhile leaves only the staging folder, which the next export removes. On ``gs://`` each object appears
+    whole or not at all, and the metadata object, which readers need first, is written after the rest.
+
+    A model directory is immutable: exporting to a target that already holds the same files is a no-op, and a
+    target holding other files is refused. Raises :class:`ModelDirError` naming the file at fault, including
+    when the disk fills (and then nothing is left at the target).
+    """
     source = Path(directory)
     for name in (MODEL_FILE, METADATA_FILE):
         if not (source / name).is_file():
             raise ModelDirError(f"{source / name}: missing, refusing to export an incomplete model directory")
     if storage.is_gcs(uri):
-        return storage.upload_dir(source, uri)
-    target = Path(uri)
-    target.mkdir(parents=True, exist_ok=True)
-    for name in (MODEL_FILE, METADATA_FILE):
-        storage.upload_file(source / name, str(target / name))
+        try:
+            return storage.upload_dir(source, uri, last=METADATA_FILE, create_only=True)
+        except FileExistsError as error:
+            raise ModelDirError(f"{error}: model directories are immutable, refusing to overwrite") from error
+    _export_local(source, Path(uri))
     return uri
 
 
-CHAMPION_LINK = "champion"
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def _export_local(source: Path, target: Path) -> None:
+    import os
+    import shutil
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_staging(target)
+    if target.exists():
+        if _files(target) == _files(source):
+            return
+        raise ModelDirError(f"{target}: already holds another model; model directories are immutable")
+    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir()
+        for path in sorted(source.rglob("*"), key=lambda p: (p.name == METADATA_FILE, p)):
+            if not path.is_file():
+                continue
+            copy = staging / path.relative_to(source)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
+            with copy.open("rb+") as handle:
+                os.fsync(handle.fileno())
+        os.rename(staging, target)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        where = error.filename or staging
+        raise ModelDirError(
+            f"exporting {source} to {target} failed: {error.strerror or error} ({where}); nothing was exported"
+        ) from error
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _remove_abandoned_staging(target: Path) -> None:
+    """Remove staging folders of ``target`` left by exports whose process is gone (killed mid-copy)."""
+    import os
+    import shutil
+
+    for staging in target.parent.glob(f".{target.name}.partial-*"):
+        pid = staging.name.rsplit("-", 1)[-1]
+        alive = pid.isdigit() and int(pid) != os.getpid() and Path(f"/proc/{pid}").exists()
+        if not alive:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def publish(directory: Path | str, serving_root: str, version: str) -> str:
     """Export a model directory as ``{serving_root}/v{version}`` and return that URI.
 
-    Locally, ``{serving_root}/champion`` is then switched to the new version in one atomic rename of a
-    symlink, so a reader (``fraud serve``) sees either the old complete model or the new complete one.
-    On ``gs://`` the versioned prefix is the deliverable: the deploy step points KServe's ``storageUri`` at it.
+    Nobody serves it yet: :mod:`fraud_detection.champion` moves the champion pointer (and, locally, the
+    ``champion`` link) to it by compare-and-set.
     """
-    import os
-
     target = f"{serving_root.rstrip('/')}/v{version}"
-    export_model_dir(directory, target)
-    if not storage.is_gcs(serving_root):
-        root = Path(serving_root)
-        staging = root / f".{CHAMPION_LINK}.{os.getpid()}"
-        staging.unlink(missing_ok=True)
-        staging.symlink_to(f"v{version}", target_is_directory=True)
-        os.replace(staging, root / CHAMPION_LINK)
-    return target
+    return export_model_dir(directory, target)

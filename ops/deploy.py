@@ -184,3 +184,26 @@ def deploy_champion(serving_uri: str, knobs: DeployKnobs, api: Any = None) -> st
         "InferenceService %s/%s now serves %s (canary %d%%)", namespace, name, serving_uri, knobs.canary_traffic_percent
     )
     return serving_uri
+
+
+def deploy_pointer(serving_root: str, fallback_uri: str, knobs: DeployKnobs, api: Any = None, rounds: int = 5) -> str:
+    """Deploy whatever the champion pointer of record names now, until it stops moving; returns what is served.
+
+    Two promotions' deploy steps may run in either order; each deploys the pointer's current model, not its own,
+    and reads the pointer again after deploying, so the last deploy to finish serves the last champion. That makes
+    the step safe to retry. ``fallback_uri`` (the decision's export) is used only when there is no pointer.
+    """
+    from fraud_detection import champion
+
+    def current() -> str:
+        record = champion.read(serving_root).champion
+        return record.uri if record else fallback_uri
+
+    target = current()
+    for _ in range(rounds):
+        deploy_champion(target, knobs, api)
+        latest = current()
+        if latest == target:
+            return target
+        target = latest
+    raise RuntimeError(f"the champion under {serving_root} kept moving while it was deployed")

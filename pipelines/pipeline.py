@@ -18,6 +18,15 @@ from fraud_detection.config import pipeline_knobs
 
 PIPELINE_NAME = "fraud-detection"
 
+RETRIED = ("train", "poison-sweep", "fairness", "drift", "evaluate-and-promote", "deploy")
+"""Tasks retried on failure: what they write outside KFP is safe to write twice (a second MLflow run; promotion's
+idempotent registration, immutable exports and compare-and-set move; deploy follows the champion pointer).
+``load`` and ``poison-level`` fail for reasons a retry does not change (bad data, a bug)."""
+RETRY = {"num_retries": 2, "backoff_duration": "30s", "backoff_factor": 2.0, "backoff_max_duration": "300s"}
+CACHED = ("poison-level",)
+"""Tasks KFP may answer from its cache: pure functions of their inputs. Every other task reads data that can change
+under the same URI (``load``) or writes to MLflow, the registry or the cluster, so it always runs."""
+
 
 class PipelineOutputs(NamedTuple):
     """What a run hands back (``fraud run`` reads these for its summary)."""
@@ -62,11 +71,16 @@ def _with_knob_signature(body: Callable[..., PipelineOutputs]) -> Callable[..., 
     return pipeline
 
 
-def _task(component: Any, knobs: dict[str, Any], **inputs: Any) -> Any:
-    """A task of ``component``: each input named like a pipeline knob gets that knob, the rest come from
-    ``inputs`` (upstream outputs, loop items)."""
+def _task(component: Any, knobs: dict[str, Any], name: str, **inputs: Any) -> Any:
+    """The task ``name`` of ``component``: each input named like a pipeline knob gets that knob, the rest come from
+    ``inputs`` (upstream outputs, loop items). Its caching and retry policy follow :data:`CACHED` and
+    :data:`RETRIED`."""
     names = component.component_spec.inputs or {}
-    return component(**{n: knobs[n] for n in names if n in knobs and n not in inputs}, **inputs)
+    task = component(**{n: knobs[n] for n in names if n in knobs and n not in inputs}, **inputs)
+    task.set_display_name(name).set_caching_options(name in CACHED)
+    if name in RETRIED:
+        task.set_retry(**RETRY)
+    return task
 
 
 @dsl.pipeline(
@@ -79,42 +93,54 @@ def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
 
     Every parameter is a knob declared in ``fraud_detection.config``; each task input named like one gets it.
     """
-    load = _task(load_data, knobs).set_display_name("load")
+    load = _task(load_data, knobs, "load")
     windows = {f"{name}_data": load.outputs[f"{name}_data"] for name in ("train", "validation", "test")}
     train = _task(
         train_model,
         knobs,
+        "train",
         **windows,
         data_version=load.outputs["data_version"],
         oracle_label_noise=load.outputs["oracle_label_noise"],
-    ).set_display_name("train")
+    )
     model = train.outputs["model"]
     with dsl.ParallelFor(items=knobs["poison_levels"]) as level:
         attacked = _task(
             poison_level,
             knobs,
+            "poison-level",
             **windows,
             model=model,
             level=level,
-        ).set_display_name("poison-level")
+        )
     poison = _task(
-        poison_collect, knobs, results=dsl.Collected(attacked.output), data_version=load.outputs["data_version"]
-    ).set_display_name("poison-sweep")
-    fairness = _task(fairness_audit, knobs, test_data=windows["test_data"], model=model).set_display_name("fairness")
+        poison_collect,
+        knobs,
+        "poison-sweep",
+        results=dsl.Collected(attacked.output),
+        data_version=load.outputs["data_version"],
+    )
+    fairness = _task(fairness_audit, knobs, "fairness", test_data=windows["test_data"], model=model)
     drift = _task(
-        drift_check, knobs, reference_data=windows["train_data"], current_data=load.outputs["current_data"], model=model
-    ).set_display_name("drift")
+        drift_check,
+        knobs,
+        "drift",
+        reference_data=windows["train_data"],
+        current_data=load.outputs["current_data"],
+        model=model,
+    )
     promote = _task(
         evaluate_and_promote,
         knobs,
+        "evaluate-and-promote",
         model=model,
         test_data=windows["test_data"],
         equalized_odds_difference=fairness.outputs["equalized_odds_difference"],
         robust_auprc=poison.outputs["robust_auprc"],
-    ).set_display_name("evaluate-and-promote")
+    )
     promote.after(drift)
     with dsl.If(promote.outputs["Output"] == True):  # noqa: E712
-        _task(deploy_model, knobs, decision=promote.outputs["decision"]).set_display_name("deploy")
+        _task(deploy_model, knobs, "deploy", decision=promote.outputs["decision"])
     return PipelineOutputs(
         data_summary=load.outputs["summary"],
         test_data=windows["test_data"],

@@ -25,10 +25,61 @@ def small_frame() -> pd.DataFrame:
     return synth.generate(synth.SyntheticConfig(n_rows=40_000, seed=7))
 
 
+def enforce_generation_preconditions() -> None:
+    """Make the emulator answer uploads carrying ``ifGenerationMatch`` as Cloud Storage does.
+
+    gcp-storage-emulator ignores the parameter. Cloud Storage rejects such an upload with 412 Precondition Failed
+    when the object's live generation differs from the one given (0: when the object exists at all). This wraps
+    the emulator's upload handler with exactly that check, in the emulator's own single request thread, so a
+    compare-and-set on ``gs://`` meets a server that enforces it.
+    """
+    from http import HTTPStatus
+
+    from gcp_storage_emulator import server as emulator
+    from gcp_storage_emulator.exceptions import NotFound
+    from gcp_storage_emulator.handlers import objects
+
+    upload = objects.insert
+    if getattr(upload, "enforces_preconditions", False):
+        return
+
+    def insert(request, response, storage, *args, **kwargs):  # type: ignore[no-untyped-def]
+        wanted = request.query.get("ifGenerationMatch")
+        if wanted and "upload_id" not in request.query:
+            body = request.data if isinstance(request.data, dict) else {}
+            name = (request.query.get("name") or [None])[0] or body.get("meta", body).get("name")
+            try:
+                live = int(storage.get_file_obj(request.params["bucket_name"], name)["generation"])
+            except NotFound:
+                live = 0
+            if live != int(wanted[0]):
+                response.status = HTTPStatus.PRECONDITION_FAILED
+                response.json(
+                    {
+                        "error": {
+                            "code": 412,
+                            "message": "At least one of the pre-conditions you specified did not hold.",
+                        }
+                    }
+                )
+                return None
+        return upload(request, response, storage, *args, **kwargs)
+
+    insert.enforces_preconditions = True  # type: ignore[attr-defined]
+    objects.insert = insert
+    for _, handlers in emulator.HANDLERS:
+        for method, handler in list(handlers.items()):
+            if handler is upload:
+                handlers[method] = insert
+
+
 @pytest.fixture(scope="session")
 def gcs_bucket() -> Iterator[str]:
-    """A bucket on a real gcp-storage-emulator server; STORAGE_EMULATOR_HOST points at it for the session."""
+    """A bucket on a real gcp-storage-emulator server (generation preconditions enforced, see
+    :func:`enforce_generation_preconditions`); STORAGE_EMULATOR_HOST points at it for the session."""
     from gcp_storage_emulator.server import create_server
+
+    enforce_generation_preconditions()
 
     port = free_port()
     server = create_server("127.0.0.1", port, in_memory=True, default_bucket="fraud-test")

@@ -1,15 +1,20 @@
-"""The evaluate-and-promote step: champion against candidate on one test window, gates, registry."""
+"""The evaluate-and-promote step: champion against candidate on one test window, gates, registry, compare-and-set."""
 
 from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from fraud_detection import data, modeldir, train
+from fraud_detection import champion, data, modeldir, promotion, registry, train
 from fraud_detection.config import GateKnobs
+from fraud_detection.registry import CHALLENGER, CHAMPION, DEFAULT_RETRY, RetryPolicy
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +28,10 @@ class PromoteStepResult:
     serving_uri: str
 
 
+MOVE_ATTEMPTS = 3
+"""How many times a promotion re-evaluates after losing the compare-and-set to another promotion."""
+
+
 def promote_step(
     candidate_dir: Path,
     test_path: Path,
@@ -32,12 +41,17 @@ def promote_step(
     tracking_uri: str,
     model_name: str,
     serving_root: str,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    move_attempts: int = MOVE_ATTEMPTS,
 ) -> PromoteStepResult:
     """Score champion and candidate on the same test window, apply the gates, register and maybe promote.
 
-    The champion alias, its registry version and its exported files are touched only when every gate passes
-    (and then the alias moves last, after the new version is exported). A candidate identical to the champion
-    is not registered again.
+    The champion is the pointer of record (:mod:`fraud_detection.champion`). It moves by compare-and-set, only if
+    it still names the champion the gates compared against; if another promotion moved it meanwhile, the
+    candidate is scored and gated again against the new champion, up to ``move_attempts`` times. The ``champion``
+    alias then follows the pointer. A failed gate, or a race lost, leaves the champion, its alias and its files as
+    they were. A candidate identical to the champion is not registered again, and a step run twice for the same
+    training run reuses its registered version (safe to retry).
 
     Args:
         candidate_dir: the train step's model directory.
@@ -47,56 +61,137 @@ def promote_step(
             the robustness gate.
         gates_config: the gate bounds.
         serving_root: local folder or ``gs://`` prefix under which promoted versions are exported.
+        retry: how registry calls retry through a restarting tracking server.
+        move_attempts: evaluations before giving up when other promotions keep moving the champion.
     """
     import tempfile
 
     from sklearn.metrics import average_precision_score
 
-    from fraud_detection import promotion, registry
-
     x_test, y_test = data.read_xy(test_path)
     candidate_booster, candidate_meta = modeldir.load_model_dir(candidate_dir)
     candidate_auprc = float(average_precision_score(y_test, train.predict_proba(candidate_booster, x_test)))
     mlflow_client = registry.client(tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="fraud-champion-") as tmp:
-        champion = registry.version_by_alias(mlflow_client, model_name, registry.CHAMPION, Path(tmp))
-        champion_auprc: float | None = None
-        identical = False
-        if champion is not None:
-            champion_booster, _ = modeldir.load_model_dir(champion.model_dir)
-            champion_auprc = float(average_precision_score(y_test, train.predict_proba(champion_booster, x_test)))
-            identical = registry.same_model(candidate_dir, champion.model_dir)
-    clean_auprc = candidate_auprc if robust_auprc is not None else None
-    gates = promotion.evaluate_gates(
-        candidate_auprc, champion_auprc, equalized_odds_difference, robust_auprc, clean_auprc, gates_config
-    )
-    decision = promotion.decide(
-        gates, candidate_auprc, champion_auprc, champion.version if champion else None, identical
-    )
+    run_id = candidate_meta.mlflow_run_id or ""
+
+    def call(what: str, operation: Callable[..., T], *args: Any) -> T:
+        return registry.retrying(what, operation, *args, policy=retry, where=tracking_uri)
+
+    version: str | None = None
     serving_uri = ""
-    if not identical:
-        run_id = candidate_meta.mlflow_run_id or ""
-        version = registry.register(
-            mlflow_client,
-            model_name,
-            run_id,
-            tags={"data_version": candidate_meta.data_version, "promoted": str(decision.promoted).lower()},
+    moves: list[str] = []
+    decision: promotion.Decision | None = None
+    for _ in range(move_attempts):
+        observed = champion.read(serving_root)
+        champion.checkpoint("read")
+        with tempfile.TemporaryDirectory(prefix="fraud-champion-") as tmp:
+            current = _champion_model(observed, mlflow_client, model_name, Path(tmp), call)
+            champion_auprc: float | None = None
+            identical = False
+            if current is not None:
+                champion_booster, _ = modeldir.load_model_dir(current.model_dir)
+                champion_auprc = float(average_precision_score(y_test, train.predict_proba(champion_booster, x_test)))
+                identical = registry.same_model(candidate_dir, current.model_dir)
+        clean_auprc = candidate_auprc if robust_auprc is not None else None
+        gates = promotion.evaluate_gates(
+            candidate_auprc, champion_auprc, equalized_odds_difference, robust_auprc, clean_auprc, gates_config
         )
+        decision = promotion.decide(
+            gates, candidate_auprc, champion_auprc, current.version if current else None, identical
+        )
+        champion.checkpoint("compared")
+        if identical:
+            break
+        if version is None:
+            tags = {"data_version": candidate_meta.data_version}
+            version = call("register", registry.register, mlflow_client, model_name, run_id, tags)
+            call("set alias challenger", registry.set_alias, mlflow_client, model_name, CHALLENGER, version)
+            champion.checkpoint("registered")
         decision.candidate_version = version
-        registry.set_alias(mlflow_client, model_name, registry.CHALLENGER, version)
-        if decision.promoted:
-            with tempfile.TemporaryDirectory(prefix="fraud-export-") as tmp:
-                export_dir = Path(tmp) / "model"
-                export_dir.mkdir()
-                shutil.copyfile(candidate_dir / modeldir.MODEL_FILE, export_dir / modeldir.MODEL_FILE)
-                meta = candidate_meta.model_copy(update={"model_version": version, "model_name": model_name})
-                (export_dir / modeldir.METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
-                serving_uri = modeldir.publish(export_dir, serving_root, version)
-            registry.set_alias(mlflow_client, model_name, registry.CHAMPION, version)
+        if not decision.promoted:
+            break
+        if not serving_uri:
+            serving_uri = _export(candidate_dir, candidate_meta, model_name, serving_root, version)
+            champion.checkpoint("exported")
+        try:
+            champion.compare_and_set(serving_root, observed, champion.Champion(version, serving_uri, run_id))
+            champion.checkpoint("moved")
+            break
+        except champion.ChampionMoved as moved:
+            moves.append(moved.current.champion.version if moved.current.champion else "none")
+            log.warning("promotion: %s; evaluating again against it", moved)
+    else:
+        assert decision is not None
+        decision.promoted = False
+        decision.reason = (
+            f"the champion moved {len(moves)} times while this candidate was evaluated (to version(s) "
+            f"{', '.join(moves)}); gave up, the champion stays as the other promotions left it"
+        )
+        moves = []
+    assert decision is not None
+    if moves:
+        decision.reason += f" (evaluated again after the champion moved to version {moves[-1]})"
+    if not decision.promoted:
+        # An export made for a move that was lost stays unreferenced and immutable: it is not deleted, because a
+        # retry of this same run may be about to move the champion to it.
+        serving_uri = ""
+    if champion.read(serving_root).champion is not None:
+        registry.follow_pointer(mlflow_client, model_name, partial(_pointer_version, serving_root), retry)
     markdown = promotion.render_markdown(decision)
-    if candidate_meta.mlflow_run_id:
-        mlflow_client.log_text(candidate_meta.mlflow_run_id, markdown, "promotion/decision.md")
-        mlflow_client.log_dict(candidate_meta.mlflow_run_id, decision.as_dict(), "promotion/decision.json")
-        mlflow_client.set_tag(candidate_meta.mlflow_run_id, "promoted", str(decision.promoted).lower())
+    if version is not None:
+        promoted = str(decision.promoted).lower()
+        call(
+            "tag the version",
+            mlflow_client.set_model_version_tag,
+            model_name,
+            version,
+            "promoted",
+            promoted,
+        )
+    if run_id:
+        call("log the decision", _log_decision, mlflow_client, run_id, markdown, decision)
     log.info("promotion: %s", decision.reason)
     return PromoteStepResult(decision=decision, markdown=markdown, serving_uri=serving_uri)
+
+
+def _pointer_version(serving_root: str) -> str | None:
+    current = champion.read(serving_root).champion
+    return current.version if current else None
+
+
+def _champion_model(
+    observed: champion.Observed, mlflow_client: Any, model_name: str, download_to: Path, call: Callable[..., Any]
+) -> registry.RegisteredModel | None:
+    """The champion's model directory: the one its pointer names (what is served), or before there is a pointer
+    (a deployment from before it existed), the version behind the ``champion`` alias."""
+    if observed.champion is not None:
+        local = modeldir.fetch_model_dir(observed.champion.uri, download_to / "served")
+        return registry.RegisteredModel(observed.champion.version, observed.champion.run_id, local)
+    return call(
+        "read the champion alias",
+        registry.version_by_alias,
+        mlflow_client,
+        model_name,
+        CHAMPION,
+        download_to / "alias",
+    )
+
+
+def _export(
+    candidate_dir: Path, candidate_meta: modeldir.ModelMetadata, model_name: str, serving_root: str, version: str
+) -> str:
+    """Export the candidate's model directory, stamped with its registry version, as ``{serving_root}/v{version}``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="fraud-export-") as tmp:
+        export_dir = Path(tmp) / "model"
+        shutil.copytree(candidate_dir, export_dir)
+        meta = candidate_meta.model_copy(update={"model_version": version, "model_name": model_name})
+        (export_dir / modeldir.METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
+        return modeldir.publish(export_dir, serving_root, version)
+
+
+def _log_decision(mlflow_client: Any, run_id: str, markdown: str, decision: promotion.Decision) -> None:
+    mlflow_client.log_text(run_id, markdown, "promotion/decision.md")
+    mlflow_client.log_dict(run_id, decision.as_dict(), "promotion/decision.json")
+    mlflow_client.set_tag(run_id, "promoted", str(decision.promoted).lower())
