@@ -13,6 +13,7 @@ from components.fairness import fairness_audit
 from components.load import load_data
 from components.poison import poison_collect, poison_level
 from components.promote import evaluate_and_promote
+from components.report import run_report
 from components.train import train_model
 from fraud_detection.config import pipeline_knobs
 
@@ -35,6 +36,8 @@ class PipelineOutputs(NamedTuple):
     drift_report: HTML
     drift_metrics: Metrics
     decision: Markdown
+    run_report: HTML
+    run_summary: Markdown
 
 
 def _with_knob_signature(body: Callable[..., PipelineOutputs]) -> Callable[..., PipelineOutputs]:
@@ -75,7 +78,7 @@ def _task(component: Any, knobs: dict[str, Any], **inputs: Any) -> Any:
 )
 @_with_knob_signature
 def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
-    """load -> train -> {poison sweep, fairness, drift} -> evaluate-and-promote -> (if promoted) deploy.
+    """load -> train -> {poison sweep, fairness, drift} -> evaluate-and-promote -> (if promoted) deploy; report.
 
     Every parameter is a knob declared in ``fraud_detection.config``; each task input named like one gets it.
     """
@@ -115,6 +118,22 @@ def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
     promote.after(drift)
     with dsl.If(promote.outputs["Output"] == True):  # noqa: E712
         _task(deploy_model, knobs, decision=promote.outputs["decision"]).set_display_name("deploy")
+    report = _task(
+        run_report,
+        knobs,
+        data_summary=load.outputs["summary"],
+        test_data=windows["test_data"],
+        model=model,
+        train_metrics=train.outputs["metrics"],
+        poison_table=poison.outputs["table"],
+        poison_report=poison.outputs["report"],
+        fairness_metrics=fairness.outputs["metrics"],
+        fairness_summary=fairness.outputs["summary"],
+        fairness_report=fairness.outputs["report"],
+        drift_metrics=drift.outputs["metrics"],
+        drift_report=drift.outputs["report"],
+        decision=promote.outputs["decision"],
+    ).set_display_name("report")
     return PipelineOutputs(
         data_summary=load.outputs["summary"],
         test_data=windows["test_data"],
@@ -129,4 +148,6 @@ def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
         drift_report=drift.outputs["report"],
         drift_metrics=drift.outputs["metrics"],
         decision=promote.outputs["decision"],
+        run_report=report.outputs["report"],
+        run_summary=report.outputs["summary"],
     )
