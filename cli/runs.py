@@ -62,17 +62,20 @@ def ui_command(args: argparse.Namespace, settings: Settings, out: TextIO | None 
     command += ["--port", str(args.port)]
     # Its own session, so the exit below stops the server and only its workers; SIGTERM (a supervisor, timeout)
     # ends this process through that same path.
-    server = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log_path = settings.home / "logs" / "mlflow-ui.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         deadline = time.monotonic() + args.timeout
         while not _answers(f"{address}/health"):
             if server.poll() is not None or time.monotonic() > deadline:
-                error = server.stderr.read().decode(errors="replace")[-2000:] if server.poll() is not None else ""
-                print(f"fraud ui: the MLflow UI did not start on {address}\n{error}", file=sys.stderr)
+                tail = log_path.read_text(errors="replace")[-2000:]
+                print(f"fraud ui: the MLflow UI did not start on {address} (log {log_path}):\n{tail}", file=sys.stderr)
                 return 1
             time.sleep(0.5)
-        print(f"MLflow UI: {address}  (store {uri}; Ctrl-C to stop)", file=out, flush=True)
+        print(f"MLflow UI: {address}  (store {uri}; its log {log_path}; Ctrl-C to stop)", file=out, flush=True)
         return server.wait()
     except KeyboardInterrupt:
         return 0
