@@ -73,7 +73,7 @@ class DatasetInput:
             "data_version": self.version,
             "dataset_rows": self.rows,
             "dataset_frauds": self.frauds,
-            "dataset_columns": dict(self.columns),
+            "dataset_columns": [[name, kind] for name, kind in self.columns.items()],  # a list keeps the order
         }
 
     @classmethod
@@ -86,7 +86,7 @@ class DatasetInput:
             version=str(metadata["data_version"]),
             rows=int(metadata["dataset_rows"]),
             frauds=int(metadata["dataset_frauds"]),
-            columns={str(k): str(v) for k, v in dict(metadata.get("dataset_columns") or {}).items()},
+            columns={str(name): str(kind) for name, kind in metadata.get("dataset_columns") or []},
         )
 
     @property
