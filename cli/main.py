@@ -75,6 +75,11 @@ def _add_run(subparsers: Any) -> None:
         action="store_true",
         help="print kfp.local's raw output and every task's log as it runs (it always goes to the run's log file)",
     )
+    parser.add_argument(
+        "--summary-to",
+        metavar="FILE",
+        help="also append the run's Markdown summary (decision and gate table) to FILE, e.g. $GITHUB_STEP_SUMMARY",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -112,9 +117,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             run = run_local(parameters, settings.pipeline_root, **watch)
     if not run.succeeded:
-        print(render_failure(run), file=sys.stderr)
+        failure = render_failure(run)
+        print(failure, file=sys.stderr)
+        if args.summary_to:
+            with open(args.summary_to, "a", encoding="utf-8") as out:
+                out.write(f"# Fraud pipeline run: FAILED\n\n```\n{failure.strip()}\n```\n")
         return 1
     report = publish(run.outputs, parameters, folder)
+    if args.summary_to and (folder / "summary.md").is_file():
+        with open(args.summary_to, "a", encoding="utf-8") as out:
+            out.write((folder / "summary.md").read_text(encoding="utf-8") + "\n")
     # Plain progress already printed each step's time; a terminal's live lines are gone, so the summary lists them.
     print(render_summary(run, parameters, report=report, steps=args.verbose or sys.stdout.isatty()))
     return 0

@@ -1,5 +1,6 @@
-"""One folder per local run (``FRAUD_HOME/runs/<time>/``): the run's log, its report page (``index.html``) and
-the full audit reports beside it under names a browser opens (kfp.local names every artifact file ``report``)."""
+"""One folder per local run (``FRAUD_HOME/runs/<time>/``): the run's log, its report page (``index.html``), its
+Markdown summary (``summary.md``) and the full audit reports beside it under names a browser opens (kfp.local
+names every artifact file ``report``)."""
 
 from __future__ import annotations
 
@@ -31,13 +32,17 @@ def new_run_folder(home: Path) -> Path:
 
 
 def publish(outputs: dict[str, Any], parameters: dict[str, Any], folder: Path) -> Path:
-    """Copy the audit reports into ``folder`` and write its ``index.html`` linking them; return the page."""
+    """Copy the audit reports and the Markdown summary into ``folder`` and write its ``index.html`` linking them;
+    return the page."""
     links = {}
     for label, name in REPORT_LABELS.items():
         source = Path(getattr(outputs.get(name), "path", "") or "")
         if source.is_file():
             shutil.copyfile(source, folder / FILE_NAMES[label])
             links[label] = FILE_NAMES[label]
+    summary = Path(getattr(outputs.get("run_summary"), "path", "") or "")
+    if summary.is_file():
+        shutil.copyfile(summary, folder / "summary.md")
     page = folder / "index.html"
     report_step(
         inputs_from_artifacts(outputs, str(parameters.get("data_uri", "")), links),

@@ -179,8 +179,14 @@ def test_local_run_on_a_users_csv(tmp_path):
     # 40k rows leave a handful of test frauds per age group: too few to compare recall (one fraud in a
     # group gives recall 0 or 1), so the fairness gate compares false-positive rates only, at its default bound.
     quick = [*("--data-uri", str(csv), "--n-rounds", "60", "--poison-levels", "0,0.05", "--poison-kinds", "targeted")]
-    result = fraud("run", *quick, home=tmp_path)
+    step_summary = tmp_path / "step_summary.md"  # what CI passes as $GITHUB_STEP_SUMMARY
+    result = fraud("run", *quick, "--summary-to", str(step_summary), home=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    markdown = step_summary.read_text()
+    assert markdown.startswith("# Fraud pipeline run: PROMOTED")
+    assert "| gate | value | bound | result | note |" in markdown
+    for gate in ("quality", "quality_floor", "fairness", "robustness"):
+        assert re.search(rf"^\| {gate} \| [0-9.]+ \| .* \| pass \|", markdown, flags=re.M), gate
     out = result.stdout
     assert len((out + result.stderr).splitlines()) <= 60, "output that is not a terminal stays short"
     assert "Promotion: PROMOTED - first champion" in out
