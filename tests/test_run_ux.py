@@ -145,6 +145,7 @@ def terminal_run(tmp_path_factory: pytest.TempPathFactory) -> TerminalRun:
     for name in ("MLFLOW_TRACKING_URI", "COLUMNS", "LINES", "CI"):
         env.pop(name, None)
     code, frames, final = run_in_terminal(["make", "--no-print-directory", "run"], env, timeout=1500)
+    (home / "terminal.txt").write_text("\n".join(final) + "\n")  # the final screen, for a person to look at
     return TerminalRun(code, home, frames, final)
 
 
