@@ -172,6 +172,7 @@ def mlflow_runs(home: Path) -> list:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # two whole pipeline runs; a busy shared machine takes several minutes for each
 def test_local_run_on_a_users_csv(tmp_path):
     csv = tmp_path / "creditcard.csv"
     gen = fraud("data", "generate", "--rows", "40000", "--seed", "3", "--output", str(csv), home=tmp_path)

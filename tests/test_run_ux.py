@@ -150,6 +150,7 @@ def terminal_run(tmp_path_factory: pytest.TempPathFactory) -> TerminalRun:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first test also waits for the module's `make run` on the full data set
 def test_make_run_on_a_terminal_is_short_and_shows_progress(terminal_run: TerminalRun) -> None:
     assert terminal_run.returncode == 0, terminal_run.text[-3000:]
     assert len(terminal_run.final) <= MAX_LINES, terminal_run.text
@@ -183,6 +184,7 @@ def _kfp_artifact_metadata(home: Path, task: str, output: str) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first test also waits for the module's `make run` on the full data set
 def test_report_page_screenshot_shows_the_key_numbers(terminal_run: TerminalRun, tmp_path: Path) -> None:
     from tests.audits.chromium import ocr, render, screenshot
 
@@ -203,6 +205,7 @@ def test_report_page_screenshot_shows_the_key_numbers(terminal_run: TerminalRun,
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first test also waits for the module's `make run` on the full data set
 def test_dataset_input_reads_back_with_the_kfp_artifacts_data_version(terminal_run: TerminalRun) -> None:
     import mlflow
 
@@ -236,6 +239,7 @@ def test_dataset_input_reads_back_with_the_kfp_artifacts_data_version(terminal_r
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first test also waits for the module's `make run` on the full data set
 def test_fraud_runs_lists_the_run_with_its_decision_and_auprc(terminal_run: TerminalRun) -> None:
     metrics = _kfp_artifact_metadata(terminal_run.home, "train-model", "metrics")
     env = {**os.environ, "FRAUD_HOME": str(terminal_run.home)}
@@ -251,6 +255,7 @@ def test_fraud_runs_lists_the_run_with_its_decision_and_auprc(terminal_run: Term
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first test also waits for the module's `make run` on the full data set
 def test_fraud_ui_answers_on_localhost_and_stops_with_its_command(terminal_run: TerminalRun) -> None:
     from tests.conftest import free_port
 
