@@ -59,31 +59,48 @@ class _Tasks:
 
 
 class PlainProgress:
-    """For output that is not a terminal: one short line per step when it ends (a fan-out once, when its last
-    item ends), so a CI log stays readable."""
+    """For output that is not a terminal: each step's time as it ends (a fan-out once, when its last item ends),
+    several steps to a line like the summary's step list, so a CI log stays short. A failure gets its own line."""
+
+    WIDTH = 76
 
     def __init__(self, stream: TextIO, fan_outs: dict[str, int]) -> None:
         self.stream = stream
         self.tasks = _Tasks(fan_outs)
+        self._column = 0
 
     def started(self, task: str) -> None:
         self.tasks.start(task)
+
+    def _end_line(self) -> None:
+        if self._column:
+            self.stream.write("\n")
+            self._column = 0
 
     def finished(self, task: str, ok: bool) -> None:
         state = self.tasks.finish(task, ok)
         if ok and not state.done:
             return
         count = f" x{state.finished}" if state.expected > 1 else ""
-        self.stream.write(
-            f"  {'done' if ok else 'FAILED':<6} {task}{count} {state.elapsed(time.perf_counter()):.1f}s\n"
-        )
+        entry = f"{task}{count} {state.elapsed(time.perf_counter()):.1f}s"
+        if not ok:
+            self._end_line()
+            self.stream.write(f"  FAILED {entry}\n")
+        elif self._column and self._column + 3 + len(entry) > self.WIDTH:
+            self.stream.write(" |\n")
+            self._column = 0
+        if ok:
+            text = f"  done: {entry}" if not self._column else f" | {entry}"
+            self.stream.write(text)
+            self._column += len(text)
         self.stream.flush()
 
     def __enter__(self) -> PlainProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        pass
+        self._end_line()
+        self.stream.flush()
 
 
 class LiveProgress:

@@ -85,7 +85,7 @@ def render_summary(run: LocalRun, parameters: dict[str, Any], report: Path | Non
     lines.append("Artifacts")
     lines.append(f"  model directory   {_path(out, 'model')}")
     if report is not None:
-        lines.append(f"  report page       {report}  (poison, fairness, drift, decision)")
+        lines.append(f"  report page       {report}  (+ reports, summary.md, run.log)")
     else:
         lines.append(f"  test window       {_path(out, 'test_data')}")
         for label, name in (
@@ -96,12 +96,11 @@ def render_summary(run: LocalRun, parameters: dict[str, Any], report: Path | Non
         ):
             if name in out:
                 lines.append(f"  {label:<17} {_path(out, name)}")
-    if run.log_path:
+    if run.log_path and report is None:
         lines.append(f"  full log          {run.log_path}")
 
     tracking_uri = str(parameters.get("mlflow_tracking_uri", ""))
-    lines.append("MLflow")
-    lines.append(f"  run {model.get('mlflow_run_id', '?')} in experiment {parameters.get('mlflow_experiment')!r}")
+    lines.append(f"MLflow run {model.get('mlflow_run_id', '?')} in experiment {parameters.get('mlflow_experiment')!r}")
     lines.append(f"  browse: {_mlflow_ui_command(tracking_uri)}")
     lines.append(rule)
     return "\n".join(lines)

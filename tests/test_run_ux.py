@@ -39,23 +39,31 @@ def test_fan_out_sizes_come_from_the_pipeline_spec() -> None:
     assert fan_out_sizes({**parameters, "poison_levels": [0, 0.05]}) == {"poison-level": 2}
 
 
-def test_plain_progress_prints_one_line_per_step_and_a_fan_out_once(tmp_path: Path) -> None:
+def test_plain_progress_prints_each_step_once_several_to_a_line(tmp_path: Path) -> None:
     out = (tmp_path / "out.txt").open("w+")
-    progress = PlainProgress(out, {"poison-level": 3})
-    progress.started("load-data")
-    progress.finished("load-data", True)
-    for _ in range(3):
-        progress.started("poison-level")
-    for _ in range(3):
-        progress.finished("poison-level", True)
-    progress.started("train-model")
-    progress.finished("train-model", False)
+    steps = ["load-data", "train-model", "fairness-audit", "drift-check", "poison-collect", "evaluate-and-promote"]
+    with PlainProgress(out, {"poison-level": 3}) as progress:
+        for name in steps[:2]:
+            progress.started(name)
+            progress.finished(name, True)
+        for _ in range(3):
+            progress.started("poison-level")
+        for _ in range(3):
+            progress.finished("poison-level", True)
+        for name in steps[2:]:
+            progress.started(name)
+            progress.finished(name, True)
+        progress.started("run-report")
+        progress.finished("run-report", False)
     out.seek(0)
-    lines = out.read().splitlines()
-    assert len(lines) == 3, lines
-    assert re.fullmatch(r"  done +load-data \d+\.\ds", lines[0])
-    assert re.fullmatch(r"  done +poison-level x3 \d+\.\ds", lines[1])
-    assert re.fullmatch(r"  FAILED train-model \d+\.\ds", lines[2])
+    text = out.read()
+    lines = text.splitlines()
+    assert 2 <= len(lines) <= 4 and all(len(line) <= PlainProgress.WIDTH + 2 for line in lines), lines
+    assert lines[0].startswith("  done: load-data ")
+    for name in steps:
+        assert len(re.findall(rf"\b{name} \d+\.\ds", text)) == 1, name
+    assert len(re.findall(r"poison-level x3 \d+\.\ds", text)) == 1, "a fan-out once, when its last item ends"
+    assert re.fullmatch(r"  FAILED run-report \d+\.\ds", lines[-1])
 
 
 def test_live_progress_draws_state_time_and_a_bar(tmp_path: Path) -> None:
@@ -167,8 +175,7 @@ def test_make_run_on_a_terminal_is_short_and_shows_progress(terminal_run: Termin
     assert re.search(r"^Steps \(wall time\)", text, flags=re.M), "a terminal's summary lists the step times"
     for noise in ("Executing task", "Streamed logs", "executor_output", "base image"):
         assert noise not in text, noise
-    log = Path(re.search(r"full log +(\S+)", text).group(1))  # type: ignore[union-attr]
-    logged = log.read_text()
+    logged = (_report_page(terminal_run).parent / "run.log").read_text()
     assert "Executing task 'train-model'" in logged and "finished with status SUCCESS" in logged
 
 
