@@ -25,17 +25,19 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP) ## Create .venv with the locked dependencies (idempotent)
 
-# Debian packages some checks need: chromium renders the HTML reports, wrk drives the serving benchmark,
-# prometheus (with promtool) unit-tests the alert rules and scrapes the live server and stream scorer.
-sysdeps: ## Install chromium, wrk and prometheus from Debian's packages when missing (needs root)
+# Debian packages some checks need: chromium renders the HTML reports, tesseract reads the numbers back from a
+# screenshot of the run's report page, wrk drives the serving benchmark, prometheus (with promtool) unit-tests
+# the alert rules and scrapes the live server and stream scorer.
+sysdeps: ## Install chromium, tesseract-ocr, wrk and prometheus from Debian's packages when missing (needs root)
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v tesseract >/dev/null || missing="$$missing tesseract-ocr"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "sysdeps: please install:$$missing (the HTML render checks, the serving benchmark and the monitoring tests need them)"; exit 1; fi; \
+	  else echo "sysdeps: please install:$$missing (the HTML render and screenshot checks, the serving benchmark and the monitoring tests need them)"; exit 1; fi; \
 	fi
 
 # Debian packages the images need on a machine without a working Docker engine: podman (runc runtime,

@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,23 @@ def _add_run(subparsers: Any) -> None:
         default="subprocess",
         help="subprocess: every step in this Python; container: every step in the components image (podman)",
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print kfp.local's raw output and every task's log as it runs (it always goes to the run's log file)",
+    )
+    parser.add_argument(
+        "--summary-to",
+        metavar="FILE",
+        help="also append the run's Markdown summary (decision and gate table) to FILE, e.g. $GITHUB_STEP_SUMMARY",
+    )
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.local import run_local
+    from pipelines.local import fan_out_sizes, run_local
+    from pipelines.progress import progress_for
+    from pipelines.runfolder import new_run_folder, publish
     from pipelines.summary import render_failure, render_summary
 
     parameters = {knob.name: getattr(args, knob.name) for knob in pipeline_knobs()}
@@ -88,17 +101,34 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigError as error:
         print(f"fraud run: error: {error}", file=sys.stderr)
         return 2
-    print(f"Running pipeline locally; artifacts under {settings.pipeline_root}", flush=True)
-    if args.runner == "container":
-        from pipelines.containers import run_in_containers
-
-        run = run_in_containers(parameters, settings.pipeline_root, settings.home)
+    folder = new_run_folder(settings.home)
+    print(f"Running pipeline locally; log and report in {folder}", flush=True)
+    watch: dict[str, Any] = {"log_path": folder / "run.log"}
+    display: Any = nullcontext()
+    if args.verbose:
+        watch["echo"] = sys.stdout
     else:
-        run = run_local(parameters, settings.pipeline_root)
+        display = watch["listener"] = progress_for(sys.stdout, fan_out_sizes(parameters))
+    with display:
+        if args.runner == "container":
+            from pipelines.containers import run_in_containers
+
+            run = run_in_containers(parameters, settings.pipeline_root, settings.home, **watch)
+        else:
+            run = run_local(parameters, settings.pipeline_root, **watch)
     if not run.succeeded:
-        print(render_failure(run), file=sys.stderr)
+        failure = render_failure(run)
+        print(failure, file=sys.stderr)
+        if args.summary_to:
+            with open(args.summary_to, "a", encoding="utf-8") as out:
+                out.write(f"# Fraud pipeline run: FAILED\n\n```\n{failure.strip()}\n```\n")
         return 1
-    print(render_summary(run, parameters))
+    report = publish(run.outputs, parameters, folder)
+    if args.summary_to and (folder / "summary.md").is_file():
+        with open(args.summary_to, "a", encoding="utf-8") as out:
+            out.write((folder / "summary.md").read_text(encoding="utf-8") + "\n")
+    # Plain progress already printed each step's time; a terminal's live lines are gone, so the summary lists them.
+    print(render_summary(run, parameters, report=report, steps=args.verbose or sys.stdout.isatty()))
     return 0
 
 
@@ -167,10 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
 def _optional_commands() -> list[Callable[[Any], Any]]:
     """Subcommands contributed by the serving and cluster modules (imported only to register their parsers)."""
     from cli.cluster import add_logs_parser, add_submit_parser
+    from cli.runs import add_runs_parser, add_ui_parser
     from cli.serve import add_predict_parser, add_serve_parser
     from cli.stream import add_stream_parser
 
-    return [add_serve_parser, add_predict_parser, add_stream_parser, add_submit_parser, add_logs_parser]
+    return [
+        add_ui_parser,
+        add_runs_parser,
+        add_serve_parser,
+        add_predict_parser,
+        add_stream_parser,
+        add_submit_parser,
+        add_logs_parser,
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,7 +37,11 @@ def add_serve_parser(subparsers: Any) -> None:
 def run_serve(args: argparse.Namespace, settings: Any = None) -> int:
     """Handler of ``serve``. ``settings`` (the ``fraud`` CLI's) supplies the local champion directory."""
     serving_dir = getattr(settings, "serving_dir", None)
-    local = {"model_uri": str(serving_dir) if serving_dir is not None else DEFAULT_MODEL_URI, "host": LOCAL_HOST}
+    local = {
+        "model_uri": str(serving_dir) if serving_dir is not None else DEFAULT_MODEL_URI,
+        "host": LOCAL_HOST,
+        "log_format": "auto",  # short lines on a terminal; Cloud Logging JSON when piped or collected
+    }
     return serve(settings_from_args(args, fallbacks=local))
 
 

@@ -44,7 +44,7 @@ def load_data(
         result = load_step(DataKnobs.pick(locals()), {name: runner.path(a) for name, a in windows.items()})
     for name, artifact in windows.items():
         artifact.metadata.update(
-            {"rows": result.rows[name], "frauds": result.frauds[name], "data_version": result.data_version}
+            {"rows": result.rows[name], "frauds": result.frauds[name], **result.dataset.as_metadata()}
         )
         summary.log_metric(f"{name}_rows", result.rows[name])
         summary.log_metric(f"{name}_frauds", result.frauds[name])

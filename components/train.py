@@ -36,6 +36,7 @@ def train_model(
 
     from components import runner
     from fraud_detection.steps.train import train_step
+    from fraud_detection.tracking import DatasetInput
     from fraud_detection.train import TrainParams
 
     with runner.step("train"):
@@ -49,12 +50,18 @@ def train_model(
             experiment=mlflow_experiment,
             data_version=data_version,
             oracle_label_noise=runner.from_kfp(oracle_label_noise),
+            dataset=DatasetInput.from_metadata(train_data.metadata),
         )
     runner.log_metrics(metrics, result.metrics)
     classification.log_roc_curve(*result.roc)
     classification.log_confusion_matrix(["legitimate", "fraud"], result.confusion)
     model.metadata.update(
-        {"mlflow_run_id": result.mlflow_run_id, "threshold": result.threshold, "framework": "xgboost"}
+        {
+            "mlflow_run_id": result.mlflow_run_id,
+            "threshold": result.threshold,
+            "framework": "xgboost",
+            "data_version": data_version,
+        }
     )
     TrainOutputs = namedtuple("TrainOutputs", ["mlflow_run_id", "threshold", "test_auprc"])
     return TrainOutputs(result.mlflow_run_id, result.threshold, result.metrics["test_auprc"])

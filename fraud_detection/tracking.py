@@ -51,6 +51,108 @@ def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
+class DatasetInput:
+    """A data set a run used, logged as an MLflow dataset input (lineage): where it came from, its content
+    version, its size and its columns. The data is never uploaded."""
+
+    source: str
+    """A path, ``gs://`` URI, or ``synthetic(rows=…, seed=…, drift=…)``."""
+    version: str
+    """The content hash (``sha256:<hex>``), the same data version the KFP artifacts and the model carry."""
+    rows: int
+    frauds: int
+    columns: Mapping[str, str]
+    """Column name -> MLflow type (``double``, ``long``, ``string``)."""
+    name: str = "transactions"
+    context: str = "training"
+
+    def as_metadata(self) -> dict[str, Any]:
+        """The description as KFP artifact metadata (the load step puts it on every window)."""
+        return {
+            "source": self.source,
+            "data_version": self.version,
+            "dataset_rows": self.rows,
+            "dataset_frauds": self.frauds,
+            "dataset_columns": [[name, kind] for name, kind in self.columns.items()],  # a list keeps the order
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> DatasetInput | None:
+        """The description back from a window's KFP metadata; None when the load step did not write it."""
+        if "dataset_rows" not in metadata or "data_version" not in metadata:
+            return None
+        return cls(
+            source=str(metadata["source"]),
+            version=str(metadata["data_version"]),
+            rows=int(metadata["dataset_rows"]),
+            frauds=int(metadata["dataset_frauds"]),
+            columns={str(name): str(kind) for name, kind in metadata.get("dataset_columns") or []},
+        )
+
+    @property
+    def digest(self) -> str:
+        """MLflow's dataset digest (at most 36 characters): the first 32 hex digits of the version."""
+        return self.version.split(":", 1)[-1][:32]
+
+
+DATA_VERSION_TAG = "fraud.data_version"
+"""The dataset input tag holding the full data version (MLflow's digest holds only its first 32 hex digits)."""
+
+
+def _log_dataset(dataset: DatasetInput) -> None:
+    import mlflow
+    from mlflow.types import ColSpec, Schema
+
+    if dataset.source.startswith("synthetic"):
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+
+        source: Any = CodeDatasetSource({"generator": "fraud_detection.synth", "config": dataset.source})
+    else:
+        import warnings
+
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": both readings are the same file
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(dataset.source)
+    schema = Schema([ColSpec(kind, name) for name, kind in dataset.columns.items()])
+    meta = _profiled_dataset_class()(
+        source=source,
+        name=dataset.name,
+        digest=dataset.digest,
+        schema=schema,
+        profile={"num_rows": dataset.rows, "num_frauds": dataset.frauds},
+    )
+    mlflow.log_input(
+        meta,
+        context=dataset.context,
+        tags={DATA_VERSION_TAG: dataset.version, "rows": str(dataset.rows), "frauds": str(dataset.frauds)},
+    )
+
+
+def _profiled_dataset_class() -> Any:
+    from mlflow.data.meta_dataset import MetaDataset
+
+    class ProfiledDataset(MetaDataset):
+        """A metadata-only dataset that also carries a profile (row and fraud counts)."""
+
+        def __init__(self, *, profile: dict[str, int], **kwargs: Any) -> None:
+            self._profile = profile
+            super().__init__(**kwargs)
+
+        @property
+        def profile(self) -> Any:
+            return self._profile
+
+        def to_dict(self) -> dict[str, str]:
+            import json
+
+            return {**super().to_dict(), "profile": json.dumps(self._profile)}
+
+    return ProfiledDataset
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """Everything one MLflow run gets: name, tags, params, metrics, files, and nested child runs."""
 
@@ -66,6 +168,8 @@ class RunRecord:
     """The folder in the run's artifacts they go to (None: the root)."""
     children: Sequence[RunRecord] = ()
     """Nested runs, logged inside this one."""
+    inputs: Sequence[DatasetInput] = ()
+    """Data sets the run used, logged as MLflow dataset inputs."""
 
 
 def _log_inside(record: RunRecord, nested: bool, during: Callable[[str], None] | None) -> str:
@@ -77,6 +181,8 @@ def _log_inside(record: RunRecord, nested: bool, during: Callable[[str], None] |
         metrics = finite_metrics(dict(record.metrics))
         if metrics:
             mlflow.log_metrics(metrics)
+        for dataset in record.inputs:
+            _log_dataset(dataset)
         if during is not None:
             during(str(run.info.run_id))
         for path in map(Path, record.artifacts):

@@ -251,8 +251,9 @@ def podman_image_names(pipeline: Any) -> Iterator[dict[str, str]]:
             executors[name]["container"]["image"] = image
 
 
-def run_in_containers(parameters: dict[str, Any], pipeline_root: Path, home: Path) -> Any:
-    """``run_local`` with every step in the components image (the image the compiled components name)."""
+def run_in_containers(parameters: dict[str, Any], pipeline_root: Path, home: Path, **watch: Any) -> Any:
+    """``run_local`` with every step in the components image (the image the compiled components name);
+    ``watch`` is passed on (log file, listener, echo)."""
     from pipelines.local import run_local
     from pipelines.pipeline import fraud_pipeline
 
@@ -261,7 +262,7 @@ def run_in_containers(parameters: dict[str, Any], pipeline_root: Path, home: Pat
         container_runner(pipeline_root, writable, home / "containers", readable_paths(parameters)) as runner,
         podman_image_names(fraud_pipeline),
     ):
-        return run_local(parameters, pipeline_root, runner=runner)
+        return run_local(parameters, pipeline_root, runner=runner, **watch)
 
 
 def add_backend_mounts(task: Any) -> Any:

@@ -1,20 +1,32 @@
-"""Run the pipeline on this machine with ``kfp.local`` (each task a subprocess of this Python)."""
+"""Run the pipeline on this machine with ``kfp.local`` (each task a subprocess of this Python).
+
+Everything kfp.local prints (its executor dumps, warnings and each task's streamed log) goes to one log file per
+run; a :class:`TaskListener` hears when each task starts and ends (``pipelines.progress`` draws that), and with
+``echo`` the raw stream is also passed through (``fraud run --verbose``).
+"""
 
 from __future__ import annotations
 
 import re
 import sys
 import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from components.runner import ERROR_MARKER
 from pipelines.pipeline import fraud_pipeline
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
-_FINISHED = re.compile(r"Task '([^']+)' finished with status")
+_FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_FRAMING = re.compile(r"^(\d\d:\d\d:\d\d\.\d+ - \w+ - (Executing task|Streamed logs|Task ')|-{20,}$)")
+
+TAIL_LINES = 15
+"""How many of a failing task's last log lines the failure summary shows."""
 
 
 @dataclass
@@ -34,44 +46,117 @@ class StepTime:
         return self.last_finish - self.first_start
 
 
-class _Tee:
-    """Passes writes through; keeps the lines a failing step marked with its reason, and task timings."""
+class TaskListener(Protocol):
+    """Told when a task starts and when it ends (``ok`` False: it failed)."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+    def started(self, task: str) -> None:
+        """A task named ``task`` started (a fanned-out step starts once per item)."""
+
+    def finished(self, task: str, ok: bool) -> None:
+        """A task named ``task`` ended."""
+
+
+class _Capture:
+    """Stands in for stdout and stderr during a run: every line goes to the log file (colours removed), task
+    starts and ends are timed and told to the listener, and a failing step's marked reason is kept."""
+
+    def __init__(self, log: TextIO, listener: TaskListener | None, echo: TextIO | None) -> None:
+        self.log = log
+        self.listener = listener
+        self.echo = echo
         self.errors: list[str] = []
         self.steps: dict[str, StepTime] = {}
+        self.failed: list[str] = []
+        self.tails: dict[str, list[str]] = {}
+        self._recent: deque[str] = deque(maxlen=2000)
         self._open: dict[str, list[float]] = {}
         self._partial = ""
 
-    def _timing(self, line: str) -> None:
+    def _line(self, line: str) -> None:
         now = time.perf_counter()
-        plain = _ANSI.sub("", line)
+        plain = _ANSI.sub("", line).rstrip()
+        self.log.write(plain + "\n")
+        if ERROR_MARKER in plain:
+            self.errors.append(plain.split(ERROR_MARKER, 1)[1].strip())
         if started := _STARTED.search(plain):
             name = started.group(1)
             self._open.setdefault(name, []).append(now)
             step = self.steps.setdefault(name, StepTime(name, first_start=now))
             step.tasks += 1
-        elif (finished := _FINISHED.search(plain)) and self._open.get(finished.group(1)):
-            name = finished.group(1)
+            self._recent.append(f"\0{name}")
+            if self.listener:
+                self.listener.started(name)
+            return
+        if (finished := _FINISHED.search(plain)) and self._open.get(finished.group(1)):
+            name, ok = finished.group(1), finished.group(2) == "SUCCESS"
             step = self.steps[name]
             step.busy_seconds += now - self._open[name].pop(0)
             step.last_finish = now
+            if not ok:
+                self.failed.append(name)
+                self.tails[name] = self._tail(name)
+            if self.listener:
+                self.listener.finished(name, ok)
+            return
+        if plain.strip() and not _FRAMING.match(plain):
+            self._recent.append(plain)
+
+    def _tail(self, name: str) -> list[str]:
+        """The last log lines since ``name`` last started (lines of tasks running beside it may be mixed in)."""
+        lines: list[str] = []
+        for line in reversed(self._recent):
+            if line == f"\0{name}":
+                break
+            if not line.startswith("\0"):
+                lines.append(line.strip())
+        return lines[:TAIL_LINES][::-1]
 
     def write(self, text: str) -> int:
+        if self.echo is not None:
+            self.echo.write(text)
         self._partial += text
         *lines, self._partial = self._partial.split("\n")
         for line in lines:
-            if ERROR_MARKER in line:
-                self.errors.append(line.split(ERROR_MARKER, 1)[1].strip())
-            self._timing(line)
-        return self.stream.write(text)
+            self._line(line)
+        return len(text)
 
     def flush(self) -> None:
-        self.stream.flush()
+        self.log.flush()
+        if self.echo is not None:
+            self.echo.flush()
+
+    def isatty(self) -> bool:
+        return False
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.stream, name)
+        return getattr(self.log, name)
+
+
+@contextmanager
+def _captured(capture: _Capture) -> Iterator[None]:
+    """Route stdout, stderr and the root logger to ``capture``; put all three (and ``print``) back afterwards.
+
+    kfp.local swaps the root logger's handlers and ``builtins.print`` per task, and a ``ParallelFor`` runs tasks
+    on threads, so its own restores race: without this, later lines can escape the log or stay indented.
+    """
+    import builtins
+    import logging
+
+    root = logging.getLogger()
+    saved = sys.stdout, sys.stderr, builtins.print, root.handlers[:], root.level
+    handler = logging.StreamHandler(capture)
+    handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
+    root.handlers = [handler]
+    sys.stdout = sys.stderr = capture
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr, builtins.print, root.handlers, level = saved
+        root.setLevel(level)
+        if capture._partial:
+            capture._line(capture._partial)
+            capture._partial = ""
+        capture.flush()
 
 
 @dataclass
@@ -84,32 +169,91 @@ class LocalRun:
     errors: list[str] = field(default_factory=list)
     exception: str = ""
     steps: list[StepTime] = field(default_factory=list)
+    log_path: Path | None = None
+    """The run's log file: kfp.local's output and every task's full log."""
+    failed_tasks: list[str] = field(default_factory=list)
+    tails: dict[str, list[str]] = field(default_factory=dict)
+    """The last log lines of each failed task, by task name."""
 
 
-def run_local(parameters: dict[str, Any], pipeline_root: Path, runner: Any = None) -> LocalRun:
+def fan_out_sizes(parameters: dict[str, Any]) -> dict[str, int]:
+    """How many times each task inside a ``dsl.ParallelFor`` runs with these parameters, by task name (read from
+    the pipeline spec: the loop's items are a pipeline parameter or a literal list)."""
+    import json
+
+    from google.protobuf.json_format import MessageToDict
+
+    spec = MessageToDict(fraud_pipeline.pipeline_spec)
+    components = spec.get("components", {})
+    sizes: dict[str, int] = {}
+
+    def walk(tasks: dict[str, Any], inputs: dict[str, str]) -> None:
+        for task in tasks.values():
+            component = components.get(task.get("componentRef", {}).get("name", ""), {})
+            inner = component.get("dag", {}).get("tasks", {})
+            if not inner:
+                continue
+            bound = {
+                name: inputs.get(value.get("componentInputParameter", ""), value.get("componentInputParameter", ""))
+                for name, value in task.get("inputs", {}).get("parameters", {}).items()
+            }
+            items = task.get("parameterIterator", {}).get("items", {})
+            count = None
+            if "raw" in items:
+                count = len(json.loads(items["raw"]))
+            elif isinstance(parameters.get(bound.get(items.get("inputParameter", ""), "")), list):
+                count = len(parameters[bound[items["inputParameter"]]])
+            if count is not None:
+                for name, child in inner.items():
+                    if "dag" not in components.get(child.get("componentRef", {}).get("name", ""), {}):
+                        sizes[name] = count
+            walk(inner, bound)
+
+    walk(spec.get("root", {}).get("dag", {}).get("tasks", {}), {})
+    return sizes
+
+
+def run_local(
+    parameters: dict[str, Any],
+    pipeline_root: Path,
+    runner: Any = None,
+    log_path: Path | None = None,
+    listener: TaskListener | None = None,
+    echo: TextIO | None = None,
+) -> LocalRun:
     """Execute the pipeline with ``runner`` (default ``SubprocessRunner(use_venv=False)``); never raises for a
-    failed task. ``pipelines.containers.run_in_containers`` passes a ``DockerRunner``."""
+    failed task. ``pipelines.containers.run_in_containers`` passes a ``DockerRunner``.
+
+    Args:
+        log_path: the run's log file (default: ``run.log`` under ``pipeline_root``).
+        listener: told when each task starts and ends.
+        echo: where the raw stream also goes (``fraud run --verbose``); None keeps it in the log file only.
+    """
     from kfp import local
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
+    log_path = log_path or pipeline_root / "run.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     runner = runner or local.SubprocessRunner(use_venv=False)
     local.init(runner=runner, pipeline_root=str(pipeline_root), raise_on_error=True)
-    tee = _Tee(sys.stdout)
     started = time.perf_counter()
-    previous, sys.stdout = sys.stdout, tee
-    try:
-        result = fraud_pipeline(**parameters)
-    except RuntimeError as error:
-        return LocalRun(
-            False,
-            time.perf_counter() - started,
-            errors=tee.errors,
-            exception=str(error),
-            steps=list(tee.steps.values()),
-        )
-    finally:
-        sys.stdout = previous
+    with log_path.open("w", encoding="utf-8") as log:
+        capture = _Capture(log, listener, echo)
+        failure = ""
+        result: Any = None
+        with _captured(capture):
+            try:
+                result = fraud_pipeline(**parameters)
+            except RuntimeError as error:
+                failure = _ANSI.sub("", str(error))
+    common = {
+        "errors": capture.errors,
+        "steps": list(capture.steps.values()),
+        "log_path": log_path,
+        "failed_tasks": capture.failed,
+        "tails": capture.tails,
+    }
+    if failure or result is None:
+        return LocalRun(False, time.perf_counter() - started, exception=failure, **common)  # type: ignore[arg-type]
     outputs = dict(result.outputs) if hasattr(result, "outputs") else dict(result)
-    return LocalRun(
-        True, time.perf_counter() - started, outputs=outputs, errors=tee.errors, steps=list(tee.steps.values())
-    )
+    return LocalRun(True, time.perf_counter() - started, outputs=outputs, **common)  # type: ignore[arg-type]

@@ -13,14 +13,16 @@ from components.fairness import fairness_audit
 from components.load import load_data
 from components.poison import poison_collect, poison_level
 from components.promote import evaluate_and_promote
+from components.report import run_report
 from components.train import train_model
 from fraud_detection.config import pipeline_knobs
 
 PIPELINE_NAME = "fraud-detection"
 
-RETRIED = ("train", "poison-sweep", "fairness", "drift", "evaluate-and-promote", "deploy")
+RETRIED = ("train", "poison-sweep", "fairness", "drift", "evaluate-and-promote", "deploy", "report")
 """Tasks retried on failure: what they write outside KFP is safe to write twice (a second MLflow run; promotion's
-idempotent registration, immutable exports and compare-and-set move; deploy follows the champion pointer).
+idempotent registration, immutable exports and compare-and-set move; deploy follows the champion pointer; the
+report only renders its inputs).
 ``load`` and ``poison-level`` fail for reasons a retry does not change (bad data, a bug)."""
 RETRY = {"num_retries": 2, "backoff_duration": "30s", "backoff_factor": 2.0, "backoff_max_duration": "300s"}
 CACHED = ("poison-level",)
@@ -44,6 +46,8 @@ class PipelineOutputs(NamedTuple):
     drift_report: HTML
     drift_metrics: Metrics
     decision: Markdown
+    run_report: HTML
+    run_summary: Markdown
 
 
 def _with_knob_signature(body: Callable[..., PipelineOutputs]) -> Callable[..., PipelineOutputs]:
@@ -89,7 +93,7 @@ def _task(component: Any, knobs: dict[str, Any], name: str, **inputs: Any) -> An
 )
 @_with_knob_signature
 def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
-    """load -> train -> {poison sweep, fairness, drift} -> evaluate-and-promote -> (if promoted) deploy.
+    """load -> train -> {poison sweep, fairness, drift} -> evaluate-and-promote -> (if promoted) deploy; report.
 
     Every parameter is a knob declared in ``fraud_detection.config``; each task input named like one gets it.
     """
@@ -141,6 +145,23 @@ def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
     promote.after(drift)
     with dsl.If(promote.outputs["Output"] == True):  # noqa: E712
         _task(deploy_model, knobs, "deploy", decision=promote.outputs["decision"])
+    report = _task(
+        run_report,
+        knobs,
+        "report",
+        data_summary=load.outputs["summary"],
+        test_data=windows["test_data"],
+        model=model,
+        train_metrics=train.outputs["metrics"],
+        poison_table=poison.outputs["table"],
+        poison_report=poison.outputs["report"],
+        fairness_metrics=fairness.outputs["metrics"],
+        fairness_summary=fairness.outputs["summary"],
+        fairness_report=fairness.outputs["report"],
+        drift_metrics=drift.outputs["metrics"],
+        drift_report=drift.outputs["report"],
+        decision=promote.outputs["decision"],
+    )
     return PipelineOutputs(
         data_summary=load.outputs["summary"],
         test_data=windows["test_data"],
@@ -155,4 +176,6 @@ def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
         drift_report=drift.outputs["report"],
         drift_metrics=drift.outputs["metrics"],
         decision=promote.outputs["decision"],
+        run_report=report.outputs["report"],
+        run_summary=report.outputs["summary"],
     )

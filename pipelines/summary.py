@@ -22,12 +22,17 @@ def _path(outputs: dict[str, Any], name: str) -> str:
 
 def _mlflow_ui_command(tracking_uri: str) -> str:
     if tracking_uri.startswith("sqlite:///"):
-        return f".venv/bin/mlflow ui --backend-store-uri {tracking_uri}"
+        return ".venv/bin/fraud ui   (the MLflow UI on this store; past runs: .venv/bin/fraud runs)"
     return f"open {tracking_uri}"
 
 
-def render_summary(run: LocalRun, parameters: dict[str, Any]) -> str:
-    """A short report of a successful run: data, model quality against its references, artifacts, MLflow."""
+def render_summary(run: LocalRun, parameters: dict[str, Any], report: Path | None = None, steps: bool = True) -> str:
+    """A short report of a successful run: data, model quality against its references, artifacts, MLflow.
+
+    Args:
+        report: the run's report page, which links every audit report (listed one by one without it).
+        steps: include the step times (``fraud run`` leaves them out when its progress lines showed them).
+    """
     out = run.outputs
     data = _meta(out, "data_summary")
     metrics = _meta(out, "train_metrics")
@@ -36,7 +41,8 @@ def render_summary(run: LocalRun, parameters: dict[str, Any]) -> str:
     windows = ("train", "validation", "test", "current")
     rule = "-" * 78
     lines = [rule, f"Pipeline {parameters.get('data_uri')!s} -> finished in {run.seconds:.1f} s", rule]
-    lines += _step_lines(run)
+    if steps:
+        lines += _step_lines(run)
 
     lines.append("Data")
     lines.append(f"  version     {test_data.get('data_version', '?')}")
@@ -78,19 +84,23 @@ def render_summary(run: LocalRun, parameters: dict[str, Any]) -> str:
 
     lines.append("Artifacts")
     lines.append(f"  model directory   {_path(out, 'model')}")
-    lines.append(f"  test window       {_path(out, 'test_data')}")
-    for label, name in (
-        ("poison report", "poison_report"),
-        ("fairness report", "fairness_report"),
-        ("drift report", "drift_report"),
-        ("decision record", "decision"),
-    ):
-        if name in out:
-            lines.append(f"  {label:<17} {_path(out, name)}")
+    if report is not None:
+        lines.append(f"  report page       {report}  (+ reports, summary.md, run.log)")
+    else:
+        lines.append(f"  test window       {_path(out, 'test_data')}")
+        for label, name in (
+            ("poison report", "poison_report"),
+            ("fairness report", "fairness_report"),
+            ("drift report", "drift_report"),
+            ("decision record", "decision"),
+        ):
+            if name in out:
+                lines.append(f"  {label:<17} {_path(out, name)}")
+    if run.log_path and report is None:
+        lines.append(f"  full log          {run.log_path}")
 
     tracking_uri = str(parameters.get("mlflow_tracking_uri", ""))
-    lines.append("MLflow")
-    lines.append(f"  run {model.get('mlflow_run_id', '?')} in experiment {parameters.get('mlflow_experiment')!r}")
+    lines.append(f"MLflow run {model.get('mlflow_run_id', '?')} in experiment {parameters.get('mlflow_experiment')!r}")
     lines.append(f"  browse: {_mlflow_ui_command(tracking_uri)}")
     lines.append(rule)
     return "\n".join(lines)
@@ -198,11 +208,18 @@ def _decision_lines(decision: dict[str, Any]) -> list[str]:
 
 
 def render_failure(run: LocalRun) -> str:
-    """Why a run failed, with the failing step's own reason when it gave one."""
+    """Why a run failed: the failing step's own reason when it gave one, its last log lines, and the log file."""
     lines = ["", f"Pipeline FAILED after {run.seconds:.1f} s."]
+    for task in run.failed_tasks:
+        tail = run.tails.get(task) or []
+        if tail:
+            lines.append(f"Last log lines of {task}:")
+            lines += [f"  | {line[:200]}" for line in tail]
     if run.errors:
         lines += [f"  {error}" for error in run.errors]
     else:
-        lines.append(f"  {run.exception or 'a task failed; see its log above'}")
+        lines.append(f"  {run.exception or 'a task failed; see its log'}")
+    if run.log_path:
+        lines.append(f"Full log: {run.log_path}")
     lines.append("Nothing was registered or exported.")
     return "\n".join(lines)

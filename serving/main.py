@@ -16,7 +16,17 @@ from typing import Any
 
 from serving.settings import ServingSettings
 
-OPTIONS = ("model_uri", "model_name", "host", "port", "workers", "tracing_exporter", "otlp_endpoint", "log_level")
+OPTIONS = (
+    "model_uri",
+    "model_name",
+    "host",
+    "port",
+    "workers",
+    "tracing_exporter",
+    "otlp_endpoint",
+    "log_level",
+    "log_format",
+)
 """The settings a command-line option can set (``--model-uri`` for ``model_uri``, ``--tracing`` for the exporter)."""
 
 
@@ -39,6 +49,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--otlp-endpoint", help="OTLP/gRPC endpoint [FRAUD_OTLP_ENDPOINT]")
     parser.add_argument("--log-level", help="log level (default: INFO) [FRAUD_LOG_LEVEL]")
+    parser.add_argument(
+        "--log-format",
+        choices=["json", "text", "auto"],
+        help="json: Cloud Logging structured lines; text: short lines for a person; auto: text on a terminal "
+        "(default: json; fraud serve: auto) [FRAUD_LOG_FORMAT]",
+    )
 
 
 def settings_from_args(args: argparse.Namespace, fallbacks: Mapping[str, Any] | None = None) -> ServingSettings:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -50,6 +51,8 @@ def run(settings: ServingSettings) -> int:
     """Serve until SIGINT/SIGTERM. Returns the process exit code."""
     import uvicorn
 
+    # "auto" is decided once, here, for this process's stdout: workers inherit the decision, not the question.
+    settings = settings.model_copy(update={"log_format": settings.resolved_log_format(sys.stdout)})
     telemetry.configure_logging(settings)
     log.info(
         "serving model %r from %s on http://%s:%d with %d worker(s) (V1 /v1/models/%s:predict, V2 /v2/models/%s/infer)",

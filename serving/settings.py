@@ -5,7 +5,7 @@ Every field can be set from the environment with the ``FRAUD_`` prefix, e.g. ``F
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TextIO
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +42,15 @@ class ServingSettings(BaseSettings):
     gcp_project: str | None = None
     """Project for the ``logging.googleapis.com/trace`` field (``projects/P/traces/ID``)."""
     log_level: str = "INFO"
+    log_format: Literal["json", "text", "auto"] = "json"
+    """json: Cloud Logging's structured JSON lines (the image's default); text: short lines for a person;
+    auto: text when stdout is a terminal, JSON otherwise (what ``fraud serve`` uses)."""
+
+    def resolved_log_format(self, stream: TextIO) -> Literal["json", "text"]:
+        """``log_format`` with ``auto`` decided for ``stream``."""
+        if self.log_format == "auto":
+            return "text" if stream.isatty() else "json"
+        return self.log_format
 
     def to_env(self) -> dict[str, str]:
         """The ``FRAUD_*`` variables that rebuild these settings in another process (a worker)."""

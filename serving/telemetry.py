@@ -66,12 +66,43 @@ class _TracebackInMessage(logging.Filter):
         return True
 
 
-def configure_logging(settings: ServingSettings) -> None:
-    """Send every log record of this process to stdout as Cloud Logging structured JSON."""
-    from google.cloud.logging_v2.handlers import StructuredLogHandler
+_TEXT_FIELDS = (
+    ("batch_size", "rows {}"),
+    ("flagged", "flagged {}"),
+    ("max_score", "max score {}"),
+    ("latency_ms", "{} ms"),
+    ("model_version", "model v{}"),
+    ("request_id", "request {}"),
+    ("error", "error: {}"),
+)
 
-    handler = StructuredLogHandler(project_id=settings.gcp_project, stream=sys.stdout)
-    handler.addFilter(_TracebackInMessage())
+
+class TextFormatter(logging.Formatter):
+    """One short line per record for a person at a terminal: time, level, message, and the few structured fields
+    that matter (rows, flagged, latency, model version, error)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = getattr(record, "json_fields", None) or {}
+        details = [template.format(fields[key]) for key, template in _TEXT_FIELDS if fields.get(key) is not None]
+        return f"{line} ({', '.join(details)})" if details else line
+
+
+def configure_logging(settings: ServingSettings) -> None:
+    """Send every log record of this process to stdout: Cloud Logging structured JSON, or short text lines when
+    ``settings.log_format`` says so (``auto``: text on a terminal)."""
+    handler: logging.Handler
+    if settings.resolved_log_format(sys.stdout) == "text":
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(TextFormatter())
+    else:
+        from google.cloud.logging_v2.handlers import StructuredLogHandler
+
+        handler = StructuredLogHandler(project_id=settings.gcp_project, stream=sys.stdout)
+        handler.addFilter(_TracebackInMessage())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -10,6 +10,7 @@ from fraud_detection import data
 from fraud_detection.config import SYNTHETIC_URI, DataKnobs
 from fraud_detection.schema import LABEL
 from fraud_detection.synth import SyntheticConfig
+from fraud_detection.tracking import DatasetInput
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,13 @@ class LoadStepResult:
     frauds: dict[str, int]
     oracle_label_noise: float | None
     """The generator's label noise for synthetic data (true probabilities exist then); None for real data."""
+    dataset: DatasetInput
+    """The whole data set as MLflow's lineage records it (the train step logs it as the run's dataset input)."""
+
+
+def _mlflow_type(dtype: object) -> str:
+    kind = getattr(dtype, "kind", "O")
+    return {"f": "double", "i": "long", "u": "long", "b": "boolean"}.get(kind, "string")
 
 
 def load_step(knobs: DataKnobs, outputs: dict[str, Path]) -> LoadStepResult:
@@ -44,6 +52,13 @@ def load_step(knobs: DataKnobs, outputs: dict[str, Path]) -> LoadStepResult:
         rows={name: len(w) for name, w in windows.items()},
         frauds={name: int(w[LABEL].sum()) for name, w in windows.items()},
         oracle_label_noise=synthetic.label_noise if knobs.data_uri == SYNTHETIC_URI else None,
+        dataset=DatasetInput(
+            source=loaded.source,
+            version=loaded.version,
+            rows=len(loaded.frame),
+            frauds=int(loaded.frame[LABEL].sum()),
+            columns={str(c): _mlflow_type(loaded.frame[c].dtype) for c in loaded.frame.columns},
+        ),
     )
     log.info("windows: %s", ", ".join(f"{k} {v:,} rows" for k, v in result.rows.items()))
     return result

@@ -39,12 +39,14 @@ def train_step(
     experiment: str,
     data_version: str,
     oracle_label_noise: float | None = None,
+    dataset: tracking.DatasetInput | None = None,
 ) -> TrainStepResult:
     """Train the candidate, score it on the test window, log it to MLflow and write its model directory.
 
     Args:
         oracle_label_noise: set (to the generator's label noise) when the data is synthetic: the test set's
             best achievable AUPRC is then computed from the true probabilities and reported beside ours.
+        dataset: the whole data set's description, logged as the run's MLflow dataset input (lineage).
 
     Returns:
         Metrics prefixed ``validation_`` and ``test_`` plus ``baseline_lr_test_auprc`` and, for synthetic data,
@@ -101,6 +103,7 @@ def train_step(
         metrics=metrics,
         artifacts=[model_dir],
         artifact_path="serving_model",
+        inputs=[dataset] if dataset is not None else [],
     )
     run_id = tracking.log_run(record, tracking_uri, experiment, during=log_model)
 

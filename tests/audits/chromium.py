@@ -1,4 +1,5 @@
-"""Open an HTML report in headless Chromium with the network cut off; report console errors and what rendered.
+"""Open an HTML report in headless Chromium with the network cut off; report console errors and what rendered;
+take a screenshot and read its text back with tesseract (OCR).
 
 Usable from tests and as a script: ``python -m tests.audits.chromium report.html [...]`` prints one line per
 file and exits non-zero when a report fails to render.
@@ -99,6 +100,45 @@ def render(path: Path | str, timeout: float = 120.0) -> Rendered:
     source = page.read_text(encoding="utf-8", errors="replace")
     external = [m.group(0) for m in _EXTERNAL.finditer(source)]
     return Rendered(path=page, dom=proc.stdout, console=console, external_refs=external)
+
+
+def screenshot(
+    path: Path | str, png: Path | str, width: int = 1280, height: int = 1600, timeout: float = 120.0
+) -> Path:
+    """Save a PNG of ``path`` as headless Chromium draws it (no network) in a ``width`` x ``height`` window."""
+    binary = chromium_binary()
+    if binary is None:
+        raise FileNotFoundError("chromium is not installed (apt-get install -y chromium)")
+    page = Path(path).resolve()
+    out = Path(png).resolve()
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        proc = subprocess.run(
+            [
+                binary,
+                *CHROMIUM_FLAGS,
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                f"--screenshot={out}",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    if proc.returncode != 0 or not out.is_file():
+        raise RuntimeError(f"chromium could not screenshot {page}: {proc.stderr[-2000:]}")
+    return out
+
+
+def ocr(png: Path | str, timeout: float = 120.0) -> str:
+    """The text tesseract (Debian's ``tesseract-ocr``) reads in an image."""
+    binary = shutil.which("tesseract")
+    if binary is None:
+        raise FileNotFoundError("tesseract is not installed (make sysdeps installs tesseract-ocr)")
+    proc = subprocess.run([binary, str(png), "stdout"], capture_output=True, text=True, timeout=timeout, check=True)
+    return proc.stdout
 
 
 def main(argv: list[str]) -> int:

@@ -44,7 +44,8 @@ def test_the_doc_shows_both_commands() -> None:
 @pytest.mark.parametrize("command", _commands())
 def test_doc_command_parses(command: str) -> None:
     # shell expansions stand for values: replace them by a placeholder word
-    command = re.sub(r'"\$\([^)]*\)"|\$\([^)]*\)|"\$\{?\w+\}?[^"\s]*"|\$\{?\w+\}?\S*', "VALUE", command)
+    # (a variable inside quotes keeps its closing quote: "gs://$BUCKET/x" becomes "gs://VALUE")
+    command = re.sub(r'"\$\([^)]*\)"|\$\([^)]*\)|"\$\{?\w+\}?[^"\s]*"|\$\{?\w+\}?[^"\s]*', "VALUE", command)
     argv = shlex.split(command.split("&")[0], comments=True)[1:]  # drop the program name
     args = _parser().parse_args(argv)
     assert args.handler in {cli_cluster.submit_command, cli_cluster.logs_command}

@@ -104,6 +104,7 @@ class FakeKfp:
     requests: list[dict[str, Any]] = field(default_factory=list)
     refuse_with: int | None = None  # answer every request with this HTTP status
     refuse_runs_with: int | None = None  # answer only POST /runs with this status
+    pipelines: list[dict[str, Any]] = field(default_factory=list)  # pipelines that already exist
 
     def posted(self, suffix: str) -> dict[str, Any]:
         hits = [r for r in self.requests if r["method"] == "POST" and r["path"].endswith(suffix)]
@@ -147,6 +148,8 @@ def kfp_api() -> Iterator[FakeKfp]:
             self._record(None)
             if fake.refuse_with:
                 self._refuse(fake.refuse_with)
+            elif self.path.startswith("/apis/v2beta1/pipelines?") and fake.pipelines:
+                self._reply({"pipelines": fake.pipelines, "total_size": len(fake.pipelines)})
             elif self.path.startswith("/apis/v2beta1/runs/"):
                 self._reply({"run_id": self.path.rsplit("/", 1)[-1], "state": "SUCCEEDED"})
             else:
@@ -154,8 +157,11 @@ def kfp_api() -> Iterator[FakeKfp]:
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
-            body = json.loads(self.rfile.read(length) or b"{}")
+            raw = self.rfile.read(length)
+            multipart = self.headers.get("Content-Type", "").startswith("multipart/")
+            body = raw.decode("utf-8", "replace") if multipart else json.loads(raw or b"{}")
             self._record(body)
+            path = self.path.split("?", 1)[0]
             if fake.refuse_with:
                 self._refuse(fake.refuse_with)
             elif fake.refuse_runs_with and self.path == "/apis/v2beta1/runs":
@@ -164,6 +170,12 @@ def kfp_api() -> Iterator[FakeKfp]:
                 self._reply({"experiment_id": "exp-1", "display_name": body["display_name"]})
             elif self.path == "/apis/v2beta1/runs":
                 self._reply({"run_id": "run-1", "display_name": body["display_name"], "state": "PENDING"})
+            elif path == "/apis/v2beta1/pipelines/upload":
+                self._reply({"pipeline_id": "pipe-new", "display_name": "fraud-detection"})
+            elif path == "/apis/v2beta1/pipelines/upload_version":
+                self._reply({"pipeline_id": "pipe-old", "pipeline_version_id": "ver-2"})
+            elif path == "/apis/v2beta1/recurringruns":
+                self._reply({"recurring_run_id": "rr-1", **body})
             else:
                 self.send_error(404)
 
@@ -323,6 +335,94 @@ def test_kfp_target_refuses_a_bare_host() -> None:
         submit.KfpTarget(host="kfp.example.com")
 
 
+# ---- KFP schedules ----------------------------------------------------------------------------------------------
+
+
+def test_kfp_cron_takes_five_or_six_fields() -> None:
+    assert submit.kfp_cron("0 3 * * *") == "0 0 3 * * *"
+    assert submit.kfp_cron("30 0 3 * * 1-5") == "30 0 3 * * 1-5"
+    with pytest.raises(SubmitError, match="cron expression of 5 fields"):
+        submit.kfp_cron("daily")
+
+
+def _schedule_target(kfp_api: FakeKfp) -> submit.KfpTarget:
+    return submit.KfpTarget(
+        host=f"http://127.0.0.1:{kfp_api.port}",
+        experiment="fraud-nightly",
+        run_name="nightly",
+        service_account="fraud-pipeline-runner",
+        token="tok",
+    )
+
+
+def _expected_body(plan: dict[str, Any], pipeline_id: str, experiment_id: str) -> dict[str, Any]:
+    body = json.loads(json.dumps(plan["request"]["body"]))
+    body["pipeline_version_reference"]["pipeline_id"] = pipeline_id
+    body["experiment_id"] = experiment_id
+    return body
+
+
+def test_kfp_schedule_creates_the_pipeline_then_a_recurring_run_on_its_latest_version(
+    kfp_api: FakeKfp, no_kfp_home: None
+) -> None:
+    pipeline = submit.read_pipeline(REAL_PIPELINE)
+    parameters = submit.resolve_parameters(pipeline, {"n_rounds": "50"})
+    target = _schedule_target(kfp_api)
+    result = submit.schedule_kfp(pipeline, target, "0 3 * * *", parameters)
+    assert result.run_id == "rr-1"
+    assert result.url == f"{target.host}/#/recurringrun/details/rr-1"
+    upload = kfp_api.posted("/pipelines/upload?name=fraud-detection")
+    assert "pipelineInfo" in upload["body"] and "fraud-detection" in upload["body"]
+    sent = kfp_api.posted("/recurringruns")["body"]
+    plan = submit.plan_kfp_schedule(pipeline, target, "0 3 * * *", parameters)
+    assert sent == _expected_body(plan, "pipe-new", "exp-1")
+    # the pipeline alone (no version id): each run takes the latest version; no catch-up; one at a time
+    assert sent["pipeline_version_reference"] == {"pipeline_id": "pipe-new"}
+    assert "pipeline_spec" not in sent
+    assert sent["no_catchup"] is True and sent["max_concurrency"] == 1
+    assert sent["trigger"] == {"cron_schedule": {"cron": "0 0 3 * * *"}}
+    assert sent["runtime_config"]["parameters"] == {"n_rounds": 50}
+    assert sent["mode"] == "ENABLE" and sent["service_account"] == "fraud-pipeline-runner"
+    assert {r["authorization"] for r in kfp_api.requests} == {"Bearer tok"}
+    assert "tok" not in json.dumps(plan).replace("token", "")
+
+
+def test_kfp_schedule_adds_a_version_to_an_existing_pipeline(kfp_api: FakeKfp, no_kfp_home: None) -> None:
+    kfp_api.pipelines = [{"pipeline_id": "pipe-old", "display_name": "fraud-detection"}]
+    pipeline = submit.read_pipeline(REAL_PIPELINE)
+    submit.schedule_kfp(pipeline, _schedule_target(kfp_api), "15 2 * * 1", {})
+    version = kfp_api.posted("/upload_version?name=" + submit.kfp_version_name(pipeline) + "&pipelineid=pipe-old")
+    assert "pipelineInfo" in version["body"]
+    assert not [r for r in kfp_api.requests if r["path"].startswith("/apis/v2beta1/pipelines/upload?")]
+    sent = kfp_api.posted("/recurringruns")["body"]
+    assert sent["pipeline_version_reference"] == {"pipeline_id": "pipe-old"}
+    assert sent["trigger"]["cron_schedule"]["cron"] == "0 15 2 * * 1"
+
+
+def test_cli_kfp_schedule_dry_run_prints_the_request_and_sends_nothing(
+    kfp_api: FakeKfp, no_kfp_home: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _args(
+        [
+            *["submit", "kfp", str(REAL_PIPELINE), "--host", f"http://127.0.0.1:{kfp_api.port}"],
+            *["--schedule", "0 3 * * *", "--run-name", "nightly", "--param", "seed=9", "--dry-run"],
+        ]
+    )
+    out = io.StringIO()
+    assert args.handler(args, None, out=out) == 0
+    plan = json.loads(out.getvalue())
+    body = plan["request"]["body"]
+    assert plan["request"]["path"] == "/apis/v2beta1/recurringruns"
+    assert body["display_name"] == "nightly" and body["runtime_config"]["parameters"] == {"seed": 9}
+    assert body["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * *" and body["no_catchup"] is True
+    assert plan["upload"]["version"] == submit.kfp_version_name(submit.read_pipeline(REAL_PIPELINE))
+    assert kfp_api.requests == []
+    bad = _args(["submit", "kfp", str(REAL_PIPELINE), "--host", f"http://127.0.0.1:{kfp_api.port}"])
+    bad.schedule, bad.wait = "0 3 * * *", True
+    assert bad.handler(bad, None, out=io.StringIO()) == 2
+    assert "--wait has no meaning with --schedule" in capsys.readouterr().err
+
+
 # ---- Vertex AI: the real PipelineJob, built offline -------------------------------------------------------------
 
 
@@ -387,3 +487,55 @@ def test_cli_vertex_dry_run_prints_the_request(tiny_pipeline: Path) -> None:
     assert request["pipeline_job"]["labels"]["team"] == "fraud"
     assert "pipelineSpec" not in request["pipeline_job"]  # summarised; the sha256 identifies it
     assert plan["pipeline"]["sha256"] == submit.read_pipeline(tiny_pipeline).sha256
+
+
+@pytest.mark.slow  # importing google.cloud.aiplatform takes ~20 s on a small machine
+def test_vertex_schedule_sends_exactly_the_planned_request() -> None:
+    pipeline = submit.read_pipeline(REAL_PIPELINE)
+    parameters = submit.resolve_parameters(pipeline, {"n_rounds": "80"})
+    target = _vertex_target()
+    job = submit.build_vertex_job(pipeline, target, parameters, credentials=AnonymousCredentials())
+    schedule = submit.build_vertex_schedule(job, target, credentials=AnonymousCredentials())
+    plan = submit.plan_vertex_schedule(pipeline, target, schedule, "TZ=Europe/Amsterdam 0 3 * * *", parameters)
+    request = plan["request"]
+    assert request["parent"] == "projects/my-project/locations/europe-west4"
+    resource = request["schedule"]
+    assert resource["cron"] == "TZ=Europe/Amsterdam 0 3 * * *"
+    assert resource["maxConcurrentRunCount"] == "1" and not resource.get("allowQueueing", False)
+    job_request = resource["createPipelineJobRequest"]
+    assert job_request["parent"] == "projects/my-project/locations/europe-west4"
+    assert job_request["pipelineJob"]["serviceAccount"] == target.service_account
+    assert job_request["pipelineJob"]["runtimeConfig"]["parameterValues"] == {"n_rounds": 80}
+
+    sent: list[dict[str, Any]] = []
+
+    class Recorder:
+        """Stands in for the Vertex AI API client (Google's API cannot be reached here): keeps the request."""
+
+        def create_schedule(self, parent: str, schedule: Any, timeout: Any = None) -> Any:
+            from google.protobuf.json_format import MessageToDict
+
+            sent.append({"parent": parent, "schedule": MessageToDict(type(schedule).pb(schedule))})
+            created = type(schedule)(schedule)
+            created.name = f"{parent}/schedules/1"
+            return created
+
+    schedule.api_client = Recorder()
+    result = submit.schedule_vertex(schedule, target, "TZ=Europe/Amsterdam 0 3 * * *")
+    assert result.run_id == "projects/my-project/locations/europe-west4/schedules/1"
+    (request_sent,) = sent
+    full = submit.vertex_schedule_request(
+        submit.build_vertex_schedule(job, target, credentials=AnonymousCredentials()),
+        target,
+        "TZ=Europe/Amsterdam 0 3 * * *",
+    )
+    assert request_sent == full
+    assert request_sent["schedule"]["createPipelineJobRequest"]["pipelineJob"]["pipelineSpec"]["root"] == json.loads(
+        json.dumps(pipeline.spec["root"])
+    )
+
+
+def test_vertex_cron_refuses_a_bad_expression() -> None:
+    assert submit.vertex_cron("TZ=UTC 0 3 * * *") == "TZ=UTC 0 3 * * *"
+    with pytest.raises(SubmitError, match="5 fields"):
+        submit.vertex_cron("0 0 3 * * *")

@@ -54,6 +54,28 @@ def test_ci_runs_the_make_targets_and_checks_the_compiled_pipeline() -> None:
     assert "hashFiles('requirements.lock'" in cache["with"]["key"]
 
 
+def test_ci_reports_a_reduced_pipeline_run_on_every_pull_request() -> None:
+    import shlex
+
+    from cli.main import build_parser
+    from fraud_detection.config import defaults
+
+    ci = yaml.safe_load((WORKFLOWS / "ci.yml").read_text())
+    assert "pull_request" in ci[True]  # YAML reads the key `on` as True
+    steps = ci["jobs"]["pipeline-report"]["steps"]
+    (run_step,) = [s for s in steps if "fraud run" in s.get("run", "")]
+    argv = shlex.split(run_step["run"].replace("\\\n", " "))
+    assert argv[0] == ".venv/bin/fraud"
+    args = build_parser().parse_args(argv[1:])  # every option is a real one
+    assert args.summary_to == "$GITHUB_STEP_SUMMARY"  # the summary with its gate table goes to the job summary
+    assert args.synthetic_rows < defaults()["synthetic_rows"], "a reduced data set"
+    assert run_step["env"]["FRAUD_HOME"] == ".fraud"
+    (upload,) = step_using(ci, "pipeline-report", "actions/upload-artifact")
+    assert upload["with"]["path"] == ".fraud/runs/" and upload.get("if") == "always()"
+    assert steps.index(run_step) < steps.index(upload)
+    assert "make install" in run_lines(ci, "pipeline-report")
+
+
 def test_cd_uses_workload_identity_and_commit_tags() -> None:
     cd = yaml.safe_load((WORKFLOWS / "cd.yml").read_text())
     assert cd["jobs"]["pipeline"]["needs"] == "images"

@@ -72,8 +72,15 @@ def test_same_auprc_and_the_same_promotion(runs: dict[str, object]) -> None:
     assert verdict(host) == verdict(container) == "PROMOTED"
 
 
+def run_log(stdout: str) -> str:
+    """The run's log file (kfp.local's output and every task's log), named on ``fraud run``'s first line."""
+    match = re.search(r"log and report in (\S+)", stdout)
+    assert match, stdout[-3000:]
+    return (Path(match.group(1)) / "run.log").read_text()
+
+
 def test_every_task_ran_in_the_components_image(runs: dict[str, object]) -> None:
-    output = str(runs["container"])
+    output = run_log(str(runs["container"]))
     tasks = re.findall(r"Executing task '([^']+)'", re.sub(r"\x1b\[[0-9;]*m", "", output))
     assert len(tasks) >= 7, output[-3000:]
     images = re.findall(r"Found image '([^']+)'", output)

@@ -176,3 +176,8 @@ def test_serve_then_predict_commands(tmp_path: Path, model_dir: Path) -> None:
         serve.terminate()
         serve.wait(timeout=20)
         log.close()
+    # stdout was a file, not a terminal: Cloud Logging JSON, one object per line
+    lines = [line for line in (tmp_path / "serve.log").read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    assert any(r.get("message", "").startswith("prediction ") for r in records)
+    assert all("severity" in r for r in records)

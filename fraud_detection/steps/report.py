@@ -1,0 +1,141 @@
+"""The report step: gather what the run's steps wrote into one page (HTML) and one summary (Markdown)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fraud_detection.reports import run as run_report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """The run's outputs, as the report step reads them: metadata dicts and file paths or URIs."""
+
+    data_source: str
+    data_version: str
+    windows: dict[str, Any]
+    metrics: dict[str, Any]
+    model: dict[str, Any]
+    decision: dict[str, Any]
+    fairness: dict[str, Any]
+    drift: dict[str, Any]
+    poison_table: Path | None
+    fairness_summary: Path | None
+    reports: dict[str, tuple[Path | None, str]]
+    """Label -> (local path to read its plots from, URI to link to)."""
+
+
+REPORT_LABELS = {
+    "poison report": "poison_report",
+    "fairness report": "fairness_report",
+    "drift report": "drift_report",
+    "decision record": "decision",
+}
+"""The full reports the run page links to: label -> the pipeline output holding it."""
+
+
+def _meta(artifacts: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return dict(getattr(artifacts.get(name), "metadata", None) or {})
+
+
+def _local(artifacts: Mapping[str, Any], name: str) -> Path | None:
+    path = getattr(artifacts.get(name), "path", "") or ""
+    return Path(path) if path else None
+
+
+def inputs_from_artifacts(
+    artifacts: Mapping[str, Any], data_uri: str, links: Mapping[str, str] | None = None
+) -> ReportInputs:
+    """The report's inputs from the run's artifacts, by pipeline output name (anything with ``metadata``,
+    ``path`` and ``uri``: KFP input artifacts in the component, ``kfp.local``'s outputs in ``fraud run``).
+
+    Args:
+        links: where the page links each full report (by label); default: the artifact's own URI.
+    """
+    test = _meta(artifacts, "test_data")
+    reports = {}
+    for label, name in REPORT_LABELS.items():
+        if name in artifacts:
+            uri = (links or {}).get(label) or str(getattr(artifacts[name], "uri", "") or "")
+            reports[label] = (_local(artifacts, name), uri)
+    return ReportInputs(
+        data_source=str(test.get("source", data_uri)),
+        data_version=str(test.get("data_version", "")),
+        windows=_meta(artifacts, "data_summary"),
+        metrics=_meta(artifacts, "train_metrics"),
+        model=_meta(artifacts, "model"),
+        decision=_meta(artifacts, "decision"),
+        fairness=_meta(artifacts, "fairness_metrics"),
+        drift=_meta(artifacts, "drift_metrics"),
+        poison_table=_local(artifacts, "poison_table"),
+        fairness_summary=_local(artifacts, "fairness_summary"),
+        reports=reports,
+    )
+
+
+def mlflow_context(tracking_uri: str, experiment: str, model_name: str) -> dict[str, str]:
+    """The MLflow UI's address for this store (a server's own address; ``fraud ui``'s for a SQLite file) and the
+    experiment's id, for the report's links."""
+    context = {"tracking_uri": tracking_uri, "experiment": experiment, "model_name": model_name}
+    if tracking_uri.startswith(("http://", "https://")):
+        context["ui"] = tracking_uri
+    elif tracking_uri.startswith("sqlite:///"):
+        context["ui"] = run_report.UI_ADDRESS
+    try:
+        import mlflow
+
+        found = mlflow.MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(experiment)
+        if found is not None:
+            context["experiment_id"] = str(found.experiment_id)
+    except Exception as error:  # the page is still useful without the links
+        log.warning("MLflow experiment %r not found at %s: %s", experiment, tracking_uri, error)
+    return context
+
+
+def gather(inputs: ReportInputs, mlflow: dict[str, str]) -> run_report.RunFacts:
+    """The run's facts from the steps' outputs."""
+    poison = (
+        json.loads(inputs.poison_table.read_text()) if inputs.poison_table and inputs.poison_table.is_file() else []
+    )
+    groups: dict[str, Any] = {}
+    if inputs.fairness_summary and inputs.fairness_summary.is_file():
+        summary = json.loads(inputs.fairness_summary.read_text())
+        groups = dict((summary.get("fairness") or {}).get("by_group") or {})
+    plots: list[str] = []
+    for label in ("poison report", "fairness report"):
+        path = inputs.reports.get(label, (None, ""))[0]
+        if path is not None and path.is_file():
+            plots += run_report.plots_in(path.read_text(encoding="utf-8", errors="replace"))
+    return run_report.RunFacts(
+        data_source=inputs.data_source,
+        data_version=inputs.data_version,
+        windows=inputs.windows,
+        metrics=inputs.metrics,
+        model=inputs.model,
+        poison_rows=poison,
+        fairness=inputs.fairness,
+        fairness_groups=groups,
+        drift=inputs.drift,
+        decision=inputs.decision,
+        reports={label: uri for label, (_, uri) in inputs.reports.items()},
+        plots=plots,
+        mlflow=mlflow,
+    )
+
+
+def report_step(
+    inputs: ReportInputs, html_path: Path, tracking_uri: str, experiment: str, model_name: str
+) -> run_report.RunFacts:
+    """Write the run's index page to ``html_path``; return the facts (the component renders the Markdown)."""
+    facts = gather(inputs, mlflow_context(tracking_uri, experiment, model_name))
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(run_report.render_html(facts), encoding="utf-8")
+    log.debug("run report: %s", html_path)
+    return facts
