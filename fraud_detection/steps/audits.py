@@ -26,11 +26,15 @@ log = logging.getLogger(__name__)
 
 
 def _candidate_params(model_dir: Path) -> tuple[train.TrainParams, int | None]:
-    """The candidate's hyper-parameters and best round, from its model directory's metadata."""
+    """The run's XGBoost knobs and the XGBoost family's best round, from the candidate's metadata.
+
+    The poison sweep retrains XGBoost at every level whatever family won the bake-off (retraining the network
+    or the blend a dozen times would not fit the run's time budget); its report says so.
+    """
     meta = modeldir.read_metadata(model_dir)
     known = set(train.TrainParams.__dataclass_fields__)
     params = train.TrainParams(**{k: v for k, v in meta.params.items() if k in known})  # type: ignore[arg-type]
-    best = meta.metrics.get("best_iteration")
+    best = meta.metrics.get("xgboost_best_iteration", meta.metrics.get("best_iteration"))
     return params, int(best) if best is not None else None
 
 
@@ -68,6 +72,19 @@ def robust_auprc(table: Sequence[DegradationRow], level: float) -> float | None:
     return min(at_level) if at_level else None
 
 
+def robust_fraction(table: Sequence[DegradationRow], level: float) -> float | None:
+    """The share of the clean AUPRC that the worst attack at ``level`` leaves (None when not measured).
+
+    Both numbers come from the sweep itself (the same family retrained on clean and on poisoned labels), so
+    the share describes how much the labels can be trusted to carry the model, not how separable the data is.
+    """
+    attacked = robust_auprc(table, level)
+    clean = [r.auprc for r in table if r.level_pct == 0]
+    if attacked is None or not clean or clean[0] <= 0:
+        return None
+    return attacked / clean[0]
+
+
 @dataclass(frozen=True)
 class PoisonStepResult:
     """What the poison-collect step computed, wrote and logged."""
@@ -80,6 +97,8 @@ class PoisonStepResult:
     """The degradation table as markdown."""
     robust_auprc: float | None
     """The worst attacked AUPRC at the robustness level; None when the sweep did not include it."""
+    robust_fraction: float | None
+    """That AUPRC as a share of the sweep's clean AUPRC (what the robustness gate judges)."""
     mlflow_run_id: str
     """The parent run's id."""
 
@@ -138,6 +157,7 @@ def poison_collect_step(
         metrics=sweep.metrics,
         markdown=render.markdown(sweep),
         robust_auprc=robust_auprc(sweep.table, robustness_level),
+        robust_fraction=robust_fraction(sweep.table, robustness_level),
         mlflow_run_id=run_id,
     )
 

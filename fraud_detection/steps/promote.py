@@ -27,7 +27,7 @@ def promote_step(
     candidate_dir: Path,
     test_path: Path,
     equalized_odds_difference: float | None,
-    robust_auprc: float | None,
+    robust_fraction: float | None,
     gates_config: GateKnobs,
     tracking_uri: str,
     model_name: str,
@@ -43,8 +43,9 @@ def promote_step(
         candidate_dir: the train step's model directory.
         test_path: the test window (Parquet) both models are scored on.
         equalized_odds_difference: from the fairness step; None when the data has no sensitive attribute.
-        robust_auprc: AUPRC of the worst attack at ``gates_config.robustness_level``; None (not measured) fails
-            the robustness gate.
+        robust_fraction: the share of its clean AUPRC the poison sweep keeps under the worst attack at
+            ``gates_config.robustness_level``; None (not measured) fails the robustness gate. It is recorded on
+            the candidate's MLflow run as ``robust_fraction``, the reference a later candidate is judged against.
         gates_config: the gate bounds.
         serving_root: local folder or ``gs://`` prefix under which promoted versions are exported.
     """
@@ -55,21 +56,30 @@ def promote_step(
     from fraud_detection import promotion, registry
 
     x_test, y_test = data.read_xy(test_path)
-    candidate_booster, candidate_meta = modeldir.load_model_dir(candidate_dir)
-    candidate_auprc = float(average_precision_score(y_test, train.predict_proba(candidate_booster, x_test)))
+    candidate_model, candidate_meta = modeldir.load_model_dir(candidate_dir)
+    candidate_auprc = float(average_precision_score(y_test, train.predict_proba(candidate_model, x_test)))
     mlflow_client = registry.client(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="fraud-champion-") as tmp:
         champion = registry.version_by_alias(mlflow_client, model_name, registry.CHAMPION, Path(tmp))
         champion_auprc: float | None = None
+        champion_robust: float | None = None
         identical = False
         if champion is not None:
-            champion_booster, _ = modeldir.load_model_dir(champion.model_dir)
-            champion_auprc = float(average_precision_score(y_test, train.predict_proba(champion_booster, x_test)))
+            champion_model, _ = modeldir.load_model_dir(champion.model_dir)
+            champion_auprc = float(average_precision_score(y_test, train.predict_proba(champion_model, x_test)))
+            champion_robust = mlflow_client.get_run(champion.run_id).data.metrics.get("robust_fraction")
             identical = registry.same_model(candidate_dir, champion.model_dir)
-    clean_auprc = candidate_auprc if robust_auprc is not None else None
-    gates = promotion.evaluate_gates(
-        candidate_auprc, champion_auprc, equalized_odds_difference, robust_auprc, clean_auprc, gates_config
+    inputs = promotion.GateInputs(
+        candidate_auprc=candidate_auprc,
+        champion_auprc=champion_auprc,
+        baseline_auprc=candidate_meta.metrics.get("baseline_lr_test_auprc"),
+        fraud_rate=float(y_test.mean()),
+        equalized_odds_difference=equalized_odds_difference,
+        robust_fraction=robust_fraction,
+        champion_robust_fraction=champion_robust,
+        family=candidate_meta.family,
     )
+    gates = promotion.evaluate_gates(inputs, gates_config)
     decision = promotion.decide(
         gates, candidate_auprc, champion_auprc, champion.version if champion else None, identical
     )
@@ -88,7 +98,8 @@ def promote_step(
             with tempfile.TemporaryDirectory(prefix="fraud-export-") as tmp:
                 export_dir = Path(tmp) / "model"
                 export_dir.mkdir()
-                shutil.copyfile(candidate_dir / modeldir.MODEL_FILE, export_dir / modeldir.MODEL_FILE)
+                for name in candidate_meta.files:
+                    shutil.copyfile(candidate_dir / name, export_dir / name)
                 meta = candidate_meta.model_copy(update={"model_version": version, "model_name": model_name})
                 (export_dir / modeldir.METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
                 serving_uri = modeldir.publish(export_dir, serving_root, version)
@@ -98,5 +109,7 @@ def promote_step(
         mlflow_client.log_text(candidate_meta.mlflow_run_id, markdown, "promotion/decision.md")
         mlflow_client.log_dict(candidate_meta.mlflow_run_id, decision.as_dict(), "promotion/decision.json")
         mlflow_client.set_tag(candidate_meta.mlflow_run_id, "promoted", str(decision.promoted).lower())
+        if robust_fraction is not None:
+            mlflow_client.log_metric(candidate_meta.mlflow_run_id, "robust_fraction", robust_fraction)
     log.info("promotion: %s", decision.reason)
     return PromoteStepResult(decision=decision, markdown=markdown, serving_uri=serving_uri)
