@@ -143,5 +143,5 @@ def test_an_npz_holding_objects_is_refused_not_unpickled(fits: dict[str, fit.Fam
     modeldir.save_model_dir(fits["mlp"].model, modeldir.ModelMetadata(model_version="1", threshold=0.5), tmp_path)
     with (tmp_path / "mlp.npz").open("wb") as handle:
         np.savez(handle, mean=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(modeldir.ModelDirError, match="mlp.npz: not a readable .npz file"):
+    with pytest.raises(modeldir.ModelDirError, match=r"mlp\.npz: not a readable \.npz file"):
         modeldir.load_model_dir(tmp_path)

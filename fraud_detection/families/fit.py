@@ -118,7 +118,8 @@ def fit_mlp(
         if score > best_score:
             best_score, best_epoch = score, epoch
             best = ([w.copy() for w in network.coefs_], [b.copy() for b in network.intercepts_])
-        log.info("mlp epoch %d: validation AUPRC %.4f (best %.4f at %d)", epoch, score, best_score, best_epoch)
+        if epoch % 5 == 0:
+            log.info("mlp epoch %d: validation AUPRC %.4f (best %.4f at %d)", epoch, score, best_score, best_epoch)
         if epoch - best_epoch >= params.mlp_patience:
             break
     assert best is not None
