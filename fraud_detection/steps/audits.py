@@ -121,7 +121,7 @@ def poison_record(sweep: PoisonSweep, files: PoisonFiles, data_version: str) -> 
         )
     return tracking.RunRecord(
         name="poison-sweep",
-        tags={"audit": "poison", "data_version": data_version},
+        tags={"audit": "poison", "data_version": data_version, "family": "xgboost"},
         metrics=sweep.metrics,
         artifacts=files.paths(),
         artifact_path="poison",
@@ -251,11 +251,12 @@ class FairnessStepResult:
         return self.result.note
 
 
-def fairness_record(result: FairnessResult, files: FairnessFiles) -> tracking.RunRecord:
-    """The MLflow run ``fairness``: metrics, the audited column, the note as a tag, the report files."""
+def fairness_record(result: FairnessResult, files: FairnessFiles, family: str = "xgboost") -> tracking.RunRecord:
+    """The MLflow run ``fairness``: metrics, the audited column, the note and the audited family as tags, the
+    report files."""
     return tracking.RunRecord(
         name="fairness",
-        tags={"audit": "fairness", "fairness_note": result.note[:5000]},
+        tags={"audit": "fairness", "fairness_note": result.note[:5000], "family": family},
         params={"sensitive_column": result.sensitive_column or "(none)"},
         metrics=result.metrics(),
         artifacts=files.paths(),
@@ -271,7 +272,8 @@ def fairness_step(
     tracking_uri: str,
     experiment: str,
 ) -> FairnessStepResult:
-    """Fairlearn group metrics and SHAP explanations of the candidate on the test window, logged to MLflow."""
+    """Fairlearn group metrics and explanations of the candidate (the bake-off's winner, any family) on the test
+    window, logged to MLflow."""
     from fraud_detection.audits import fairness
     from fraud_detection.reports.fairness import render_fairness
 
@@ -279,8 +281,12 @@ def fairness_step(
     test = data.read_window(test_path)
     result = fairness.run_fairness(test, booster, meta.threshold, sensitive_column)
     log.info(
-        "fairness: %s; SHAP top feature %s; %.1fs", result.note, next(iter(result.shap.importance)), result.seconds
+        "fairness of the %s candidate: %s; top feature %s; %.1fs",
+        meta.family,
+        result.note,
+        next(iter(result.shap.importance)),
+        result.seconds,
     )
     files = render_fairness(result, out_dir)
-    run_id = tracking.log_run(fairness_record(result, files), tracking_uri, experiment)
+    run_id = tracking.log_run(fairness_record(result, files, meta.family), tracking_uri, experiment)
     return FairnessStepResult(result=result, files=files, metrics=result.metrics(), mlflow_run_id=run_id)
