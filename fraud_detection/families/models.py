@@ -194,7 +194,7 @@ class MLPModel:
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             arrays[f"weight_{i}"], arrays[f"bias_{i}"] = w, b
         with (Path(directory) / MLP_FILE).open("wb") as handle:
-            np.savez(handle, allow_pickle=False, **arrays)  # type: ignore[arg-type]  (mypy maps **arrays on allow_pickle)
+            np.savez(handle, allow_pickle=False, **arrays)
 
     def set_threads(self, threads: int) -> None:
         """NumPy's matrix products take their threads from the BLAS settings; nothing to set per model."""
