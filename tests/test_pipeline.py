@@ -190,7 +190,7 @@ def test_local_run_on_a_users_csv(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "Promotion: PROMOTED - first champion" in out
-    assert re.search(r"\| deploy-model \d", out), "the conditional deploy step did not run"
+    assert re.search(r"\bdeploy-model\s+\d", out), "the conditional deploy step did not run"
     for gate in ("quality", "quality_floor", "fairness", "robustness"):
         assert re.search(rf"^  pass  {gate} ", out, flags=re.M), gate
     assert re.search(r"^  targeted +5% ", out, flags=re.M)
