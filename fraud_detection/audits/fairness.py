@@ -168,6 +168,19 @@ def group_fairness(
     )
 
 
+EXPLAINERS = {
+    "xgboost": "exact TreeSHAP values from XGBoost",
+    "mlp": "DeepLIFT contributions of the MLP against the training mean",
+    "blend": "the blend's weighted sum of XGBoost's TreeSHAP values and the MLP's DeepLIFT contributions",
+}
+"""How each model family's contributions are computed, in the words the report uses."""
+
+
+def explainer_of(model: Any) -> str:
+    """The report's words for how ``model``'s contributions are computed (a bare booster: TreeSHAP)."""
+    return EXPLAINERS.get(getattr(model, "family", "xgboost"), EXPLAINERS["xgboost"])
+
+
 def shap_values(booster: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature contributions (contributions of shape (n, 29), bias of shape (n,)), log-odds units.
 
@@ -300,6 +313,8 @@ class FairnessResult:
     test_rows: int
     explain_params: ExplainParams
     seconds: float
+    explainer: str = "exact TreeSHAP values from XGBoost"
+    """How the contributions were computed (the model's family decides; see :func:`explainer_of`)."""
 
     @property
     def fairness_available(self) -> bool:
@@ -347,6 +362,7 @@ class FairnessResult:
                     "threshold": self.threshold,
                     "test_rows": self.test_rows,
                     "explain_params": asdict(self.explain_params),
+                    "explainer": self.explainer,
                     "metrics": self.metrics(),
                     "seconds": self.seconds,
                 }
@@ -417,6 +433,7 @@ def run_fairness(
         test_rows=len(test),
         explain_params=params,
         seconds=round(time.perf_counter() - started, 3),
+        explainer=explainer_of(booster),
     )
 
 
