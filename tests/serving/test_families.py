@@ -123,3 +123,18 @@ def test_bad_input_gets_a_clear_4xx(
     assert response.status_code == status, response.text
     for word in words:
         assert word in response.json()["error"]
+
+
+def test_serve_holds_numpy_blas_to_the_predict_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import serving.server
+    from serving.main import BLAS_THREAD_VARIABLES, serve
+    from serving.settings import ServingSettings
+
+    for name in BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "4")  # an operator's own choice is kept
+    monkeypatch.setattr(serving.server, "run", lambda settings: 0)
+    assert serve(ServingSettings(predict_threads=2)) == 0
+    import os
+
+    assert [os.environ[name] for name in BLAS_THREAD_VARIABLES] == ["2", "2", "4"]
