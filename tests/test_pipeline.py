@@ -179,6 +179,7 @@ def mlflow_runs(home: Path) -> list:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # two whole runs, each training two families: minutes on a shared 2-core machine
 def test_local_run_on_a_users_csv(tmp_path):
     csv = tmp_path / "creditcard.csv"
     gen = fraud("data", "generate", "--rows", "40000", "--seed", "3", "--output", str(csv), home=tmp_path)
