@@ -16,6 +16,7 @@ from fraud_detection.train import TrainParams
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 284,807 rows, both families: minutes on a shared 2-core machine
 def test_on_rotated_data_the_network_or_the_blend_wins_and_beats_xgboost_by_5_percent(tmp_path: Path) -> None:
     config = synth.SyntheticConfig(setting="rotated")
     paths = {}
