@@ -10,7 +10,7 @@ UV_VERSION := 0.13.9
 FRAUD  := $(BIN)/fraud
 ARGS   ?=
 
-.PHONY: help install sysdeps run test test-fast lint checkov typecheck compile clean data bench bench-audits bench-serving \
+.PHONY: help install sysdeps run test test-fast lint checkov typecheck compile clean data bench bench-audits bench-serving bench-stream stream \
         lock serve predict container-sysdeps images test-containers run-container bench-container
 
 help: ## Show this help
@@ -25,15 +25,17 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP) ## Create .venv with the locked dependencies (idempotent)
 
-# Debian packages some checks need: chromium renders the HTML reports, wrk drives the serving benchmark.
-sysdeps: ## Install chromium and wrk from Debian's packages when missing (needs root)
+# Debian packages some checks need: chromium renders the HTML reports, wrk drives the serving benchmark,
+# prometheus (with promtool) unit-tests the alert rules and scrapes the live server and stream scorer.
+sysdeps: ## Install chromium, wrk and prometheus from Debian's packages when missing (needs root)
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "sysdeps: please install:$$missing (the HTML render checks and the serving benchmark need them)"; exit 1; fi; \
+	  else echo "sysdeps: please install:$$missing (the HTML render checks, the serving benchmark and the monitoring tests need them)"; exit 1; fi; \
 	fi
 
 # Debian packages the images need on a machine without a working Docker engine: podman (runc runtime,
@@ -101,6 +103,12 @@ bench-audits: $(STAMP) ## Time each audit step on the default data
 
 bench-serving: $(STAMP) sysdeps ## wrk against the model server, beside the HTTP and model floors
 	$(BIN)/python benchmarks/bench_serving.py $(ARGS)
+
+bench-stream: $(STAMP) ## Transactions/s scored through a real broker (Tansu), beside the broker's own floor
+	$(BIN)/python benchmarks/bench_stream.py $(ARGS)
+
+stream: $(STAMP) ## Score the transactions topic with the local champion (a broker on 127.0.0.1:9092)
+	$(FRAUD) stream $(ARGS)
 
 serve: $(STAMP) ## Serve the local champion on 127.0.0.1:8080 (run `make run` first)
 	$(FRAUD) serve $(ARGS)

@@ -168,8 +168,9 @@ def _optional_commands() -> list[Callable[[Any], Any]]:
     """Subcommands contributed by the serving and cluster modules (imported only to register their parsers)."""
     from cli.cluster import add_logs_parser, add_submit_parser
     from cli.serve import add_predict_parser, add_serve_parser
+    from cli.stream import add_stream_parser
 
-    return [add_serve_parser, add_predict_parser, add_submit_parser, add_logs_parser]
+    return [add_serve_parser, add_predict_parser, add_stream_parser, add_submit_parser, add_logs_parser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

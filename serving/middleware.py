@@ -2,7 +2,8 @@
 
 * ``POST /predict`` and ``POST /explain`` (the paths older fraud APIs use) are routed to the V1 endpoints
   of the served model, so clients sending a flat feature object can switch unchanged.
-* Inference requests without a ``Content-Type`` (V2 excepted: Open Inference Protocol clients send none),
+* Inference requests without a ``Content-Type`` (V2 and binary CloudEvents excepted: Open Inference Protocol
+  clients and Knative's KafkaSource may send none),
   with a non-JSON one, or with a ``Content-Length`` over
   the limit are refused here with a 400 / 413 naming the problem, before the body is read; a body that
   grows past the limit as it is read raises :class:`serving.errors.BodyTooLarge` (413). Statuses and
@@ -10,6 +11,7 @@
 * One log record per request (health, readiness and metrics probes excluded) with Cloud Logging's
   ``httpRequest`` field: the predictor's prediction record for scored requests, an access record
   otherwise. 4xx answers also count in ``fraud_invalid_requests`` and log the error message.
+* Every inference request counts in ``fraud_requests{code}`` and ``fraud_request_duration_seconds``.
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ class RequestMiddleware:
         if content_type is None and scope["path"].endswith("/infer"):
             # Open Inference Protocol clients (Triton's among them) send no Content-Type: see __call__.
             content_type = b"application/json"
+        if content_type is None and b"ce-specversion" in headers:
+            # A binary-mode CloudEvent (a Knative KafkaSource's delivery) need not say its data's type: KServe
+            # reads the data as JSON.
+            content_type = b"application/json"
         if content_type is None:
             return PayloadError(
                 "missing Content-Type header: send the body as JSON with Content-Type: application/json"
@@ -145,8 +151,13 @@ class RequestMiddleware:
                 await self.app(scope, receive_within_limit, send_and_watch)
         finally:
             telemetry.REQUEST_RECORD.reset(token)
+            seconds = time.perf_counter() - started
+            if _is_inference(method, path):
+                metrics = telemetry.counters()
+                metrics.requests.labels(str(state["status"])).inc()
+                metrics.request_seconds.observe(seconds)
             if not telemetry.QUIET_PATHS.match(path):
-                self._log(scope, path, state, time.perf_counter() - started, record)
+                self._log(scope, path, state, seconds, record)
 
     @staticmethod
     def _log(scope: Scope, path: str, state: dict[str, Any], seconds: float, record: dict[str, Any]) -> None:

@@ -1,10 +1,11 @@
 """Parse and validate prediction request bodies into the model's float32 feature matrix.
 
-Pure functions, no KServe or web framework imports. Three body shapes are accepted:
+Pure functions, no KServe or web framework imports. These body shapes are accepted:
 
 * V1 ``{"instances": [...]}`` where every row is either an object of the 29 named features or a list of
   29 numbers in :data:`fraud_detection.schema.FEATURES` order (V1..V28, Amount);
 * a flat object of the 29 features (the single-transaction body older fraud APIs take);
+* either of those inside a Pub/Sub push-subscription envelope (``message.data``, base64-encoded JSON);
 * V2 (Open Inference Protocol) inputs: one FP32 tensor of shape ``[N, 29]``, or one ``[N]`` / ``[N, 1]``
   tensor per feature, named after the feature.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,8 @@ _FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
 _FEATURE_SET = frozenset(FEATURES)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _V2_DATATYPES = ("FP32", "FP64")
+_NUMBER_TYPES = frozenset({float, int})
+_FEATURE_GETTER = operator.itemgetter(*FEATURES)
 
 
 class PayloadError(ValueError):
@@ -103,6 +107,38 @@ def _row_from_mapping(row: Mapping[str, Any], where: str) -> list[float]:
     return [_number(row[name], f"{where}.{name}") for name in FEATURES]
 
 
+def _rows_from_mappings(instances: list[Any]) -> np.ndarray:
+    """Rows of named features as a float32 matrix.
+
+    The common case (exactly the 29 names, plain numbers, all finite float32) is checked for the whole batch at
+    once; when those checks fail, every row goes through :func:`_row_from_mapping`, whose error names the row
+    and field, so both paths accept and refuse exactly the same rows.
+    """
+    rows: list[Any] = []
+    for i, row in enumerate(instances):
+        if type(row) is not dict and not isinstance(row, Mapping):
+            raise PayloadError(f"instances[{i}]: expected an object like instances[0], got {_describe(row)}")
+        try:
+            values = _FEATURE_GETTER(row) if len(row) == N_FEATURES else None
+        except KeyError:
+            values = None
+        if values is None:  # names missing or extra: the per-field check says which
+            values = _row_from_mapping(row, f"instances[{i}]")
+        rows.append(values)
+    clean = set(map(type, itertools.chain.from_iterable(rows))) <= _NUMBER_TYPES
+    if clean:
+        try:
+            x64 = np.asarray(rows, dtype=np.float64)
+            clean = bool(np.isfinite(x64).all() and (np.abs(x64) <= _FLOAT32_MAX).all())
+        except OverflowError:  # an integer too large for a float
+            clean = False
+    if not clean:
+        x64 = np.asarray([_row_from_mapping(row, f"instances[{i}]") for i, row in enumerate(instances)])
+    x = x64.astype(np.float32)
+    _check_amount(x, "instances")
+    return x
+
+
 def _row_from_list(row: Sequence[Any], where: str) -> list[float]:
     if len(row) != N_FEATURES:
         raise PayloadError(f"{where} has {len(row)} values, expected {N_FEATURES} (V1..V28, Amount in that order)")
@@ -124,8 +160,34 @@ def _check_amount(x: np.ndarray, where: str) -> None:
         raise PayloadError(f"{where}: row {row}: Amount must be >= 0, got {float(amount[row])}")
 
 
+def is_pubsub_push(body: Any) -> bool:
+    """True for a Pub/Sub push-subscription envelope: ``{"message": {"data": ...}, "subscription": ...}``."""
+    return isinstance(body, Mapping) and "subscription" in body and isinstance(body.get("message"), Mapping)
+
+
+def unwrap_pubsub(body: Mapping[str, Any]) -> Any:
+    """The JSON body a Pub/Sub push envelope carries (``message.data``, base64), decoded.
+
+    Raises:
+        PayloadError: the envelope has no data, or its data is not base64-encoded JSON.
+    """
+    import base64
+    import binascii
+
+    import orjson
+
+    data = body["message"].get("data")
+    if not isinstance(data, str) or not data:
+        raise PayloadError("Pub/Sub push envelope: message.data is missing (publish the transaction JSON as the data)")
+    try:
+        return orjson.loads(base64.b64decode(data, validate=True))
+    except (binascii.Error, ValueError) as error:
+        raise PayloadError(f"Pub/Sub push envelope: message.data is not base64-encoded JSON: {error}") from error
+
+
 def parse_v1(body: Any, max_rows: int) -> np.ndarray:
-    """Turn a V1 body (``instances``) or a flat feature object into an ``[N, 29]`` float32 matrix.
+    """Turn a V1 body (``instances``), a flat feature object, or a Pub/Sub push envelope carrying either, into an
+    ``[N, 29]`` float32 matrix.
 
     Args:
         body: the decoded JSON body.
@@ -134,6 +196,8 @@ def parse_v1(body: Any, max_rows: int) -> np.ndarray:
     Raises:
         PayloadError: naming the row and field at fault.
     """
+    if is_pubsub_push(body):
+        body = unwrap_pubsub(body)
     if not isinstance(body, Mapping):
         raise PayloadError(f"request body must be a JSON object, got {_describe(body)}")
     if "instances" not in body:
@@ -156,11 +220,8 @@ def parse_v1(body: Any, max_rows: int) -> np.ndarray:
     first = instances[0]
     rows: list[list[float]] = []
     if isinstance(first, Mapping):
-        for i, row in enumerate(instances):
-            if not isinstance(row, Mapping):
-                raise PayloadError(f"instances[{i}]: expected an object like instances[0], got {_describe(row)}")
-            rows.append(_row_from_mapping(row, f"instances[{i}]"))
-    elif isinstance(first, list):
+        return _rows_from_mappings(instances)
+    if isinstance(first, list):
         for i, row in enumerate(instances):
             if not isinstance(row, list):
                 raise PayloadError(f"instances[{i}]: expected a list like instances[0], got {_describe(row)}")

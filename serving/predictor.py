@@ -22,9 +22,9 @@ import numpy as np
 from kserve import InferOutput, InferRequest, InferResponse
 from opentelemetry import trace
 
-from fraud_detection.modeldir import ModelMetadata, fetch_model_dir, load_model_dir
+from fraud_detection.modeldir import ModelMetadata
 from fraud_detection.schema import FEATURES
-from serving import telemetry
+from serving import scoring, telemetry
 from serving.payload import PayloadError, TensorInput, parse_v1, parse_v2
 from serving.settings import ServingSettings
 
@@ -92,7 +92,7 @@ class _Coalescer:
             return
         x = batch[0][0] if len(batch) == 1 else np.concatenate([item for item, _ in batch])
         try:
-            proba = np.asarray(self._model.predict_proba(x), dtype=np.float32)
+            proba = scoring.predict_proba(self._model, x)
         except Exception as error:  # every waiting request gets the failure (a 500: a model fault, not input)
             for _, future in batch:
                 if not future.done():
@@ -131,14 +131,14 @@ class FraudModel(kserve.Model):
         with self._load_lock:
             started = time.perf_counter()
             try:
-                model, metadata = load_model_dir(fetch_model_dir(uri))
-                model.set_threads(self.settings.predict_threads)
+                loaded = scoring.load_model(uri, self.settings.predict_threads, self.name)
             except Exception as error:  # any storage or format problem leaves the server up and not ready
                 self.ready = False
                 self.load_error = f"{type(error).__name__}: {error}"
                 log.error("model not loaded from %s: %s", uri, self.load_error)
                 return False
-            self.model, self.metadata, self.load_error = model, metadata, None
+            self.model, self.metadata, self.load_error = loaded.model, loaded.metadata, None
+            metadata = loaded.metadata
             self.ready = True
         log.info(
             "model %s version %s (%s) loaded from %s in %.2fs (threshold %.4f, data version %s)",
@@ -210,11 +210,7 @@ class FraudModel(kserve.Model):
         ):
             proba = await self._coalescer.score(self.model, x)
             decisions = proba >= metadata.threshold
-            flagged = int(decisions.sum())
-            metrics = telemetry.counters()
-            metrics.predictions.labels(self.name, version).inc(len(proba))
-            if flagged:
-                metrics.flagged.labels(self.name, version).inc(flagged)
+            flagged = scoring.record_scores(self.name, version, proba, decisions)
             record: dict[str, Any] = {
                 "event": "prediction",
                 "request_id": request_id,

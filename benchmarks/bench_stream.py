@@ -1,0 +1,217 @@
+"""Stream scoring speed through a real broker (Tansu on 127.0.0.1), beside the broker's own floor, in one run.
+
+* **floor**: the broker alone: N pre-encoded transactions produced while a reader consumes them from another topic
+  (produce → consume, no scoring).
+* **end to end**: the same N transactions produced to the scorer's input topic while a reader consumes the results
+  topic: ``python -m streaming`` (one process, the image's entry point) decodes, validates, scores and writes one
+  result per transaction, committing after delivery. Throughput = N / (first produce → last result read).
+* **scorer CPU**: the scorer process's CPU time (user + system) over the end-to-end run, per transaction: what
+  one core of scorer costs, whatever else runs on the machine.
+* **latency**: transactions produced at a fixed rate; each result's arrival time minus its send time (p50/p99).
+
+    .venv/bin/python benchmarks/bench_stream.py [--rows 200000] [--rate 5000] [--seconds 10]
+
+Prints a Markdown table; ``--write-doc`` puts it into docs/streaming.md (the README quotes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fraud_detection import synth  # noqa: E402
+from fraud_detection.schema import FEATURES  # noqa: E402
+from streaming.produce import encode_transaction  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+from tests.serving.conftest import make_model_dir  # noqa: E402
+from tests.streaming.broker import Broker  # noqa: E402
+
+PARTITIONS = 3
+DOC = REPO / "docs" / "streaming.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+FAST_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
+
+
+class Reader(threading.Thread):
+    """Consumes every partition of ``topic`` (no group) and notes each key's arrival time."""
+
+    def __init__(self, config: dict[str, Any], topic: str, prefix: bytes, expected: int, timeout: float) -> None:
+        super().__init__(daemon=True)
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        self.consumer = Consumer(
+            {**config, "group.id": "bench-reader", "enable.auto.commit": False, "fetch.wait.max.ms": 10}
+        )
+        partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        self.prefix, self.expected, self.timeout = prefix, expected, timeout
+        self.arrivals: dict[bytes, float] = {}
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        try:
+            while len(self.arrivals) < self.expected and time.monotonic() < deadline:
+                batch = self.consumer.consume(5000, 0.005)
+                now = time.perf_counter()
+                for message in batch:
+                    key = message.key()
+                    if message.error() is None and key.startswith(self.prefix):
+                        self.arrivals.setdefault(key, now)
+        finally:
+            self.consumer.close()
+
+
+def _produce(config: dict[str, Any], topic: str, items: list[tuple[bytes, bytes]], rate: float = 0.0) -> list[float]:
+    """Produce every item (at ``rate``/s when > 0); returns each one's send time."""
+    from confluent_kafka import Producer
+
+    producer = Producer({**config, "linger.ms": 5, "queue.buffering.max.messages": 2_000_000})
+    sent: list[float] = []
+    started = time.perf_counter()
+    for i, (key, value) in enumerate(items):
+        if rate > 0:
+            pause = started + i / rate - time.perf_counter()
+            if pause > 0:
+                producer.poll(0)
+                time.sleep(pause)
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        sent.append(time.perf_counter())
+        if i % 2000 == 0:
+            producer.poll(0)
+    assert producer.flush(60) == 0, "the broker did not take every message"
+    return sent
+
+
+def _items(rows: int, prefix: str, values: list[bytes]) -> list[tuple[bytes, bytes]]:
+    return [(f"{prefix}-{i}".encode(), values[i % len(values)]) for i in range(rows)]
+
+
+def _timed(broker: Broker, source: str, sink: str, items: list[tuple[bytes, bytes]], rate: float = 0.0) -> Any:
+    prefix = items[0][0].split(b"-")[0] + b"-"
+    reader = Reader(broker.config(), sink, prefix, len(items), timeout=300)
+    reader.start()
+    sent = _produce(broker.config(), source, items, rate)
+    reader.join()
+    missing = len(items) - len(reader.arrivals)
+    if missing:
+        raise RuntimeError(f"{missing} of {len(items)} messages never arrived on {sink}")
+    last = max(reader.arrivals.values())
+    latencies = np.array([reader.arrivals[key] - t for (key, _), t in zip(items, sent, strict=True)])
+    return len(items) / (last - sent[0]), latencies
+
+
+def _floor(broker: Broker, items: list[tuple[bytes, bytes]], fixed: list[tuple[bytes, bytes]], rate: float) -> Any:
+    """Broker alone, produce → consume of the same messages on one topic: as fast as it goes, then at ``rate``."""
+    broker.create_topics("floor", partitions=PARTITIONS)
+    throughput, _ = _timed(broker, "floor", "floor", items)
+    _, latencies = _timed(broker, "floor", "floor", fixed, rate=rate)
+    return float(throughput), latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000, help="transactions for the throughput runs")
+    parser.add_argument("--rate", type=float, default=5_000, help="fixed rate of the latency run (per second)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument("--write-doc", action="store_true", help="put the table into docs/streaming.md")
+    args = parser.parse_args()
+
+    frame = synth.generate(synth.SyntheticConfig(n_rows=20_000, seed=7))
+    values = [
+        encode_transaction(dict(zip(FEATURES, map(float, row), strict=True)))
+        for row in frame[list(FEATURES)].to_numpy()
+    ]
+    with tempfile.TemporaryDirectory(prefix="bench-stream-") as scratch:
+        work = Path(scratch)
+        model = make_model_dir(work / "model")
+        with Broker(work / "tansu.log") as broker:
+            n_fixed = int(args.rate * args.seconds)
+            floor, floor_latencies = _floor(
+                broker, _items(args.rows, "f", values), _items(n_fixed, "g", values), args.rate
+            )
+            broker.create_topics("in", "out", "dlq", partitions=PARTITIONS)
+            metrics_port = free_port()
+            env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
+            env.update(
+                {
+                    "FRAUD_MODEL_URI": str(model),
+                    "FRAUD_BOOTSTRAP_SERVERS": broker.bootstrap,
+                    "FRAUD_INPUT_TOPIC": "in",
+                    "FRAUD_OUTPUT_TOPIC": "out",
+                    "FRAUD_DEAD_LETTER_TOPIC": "dlq",
+                    "FRAUD_HOST": "127.0.0.1",
+                    "FRAUD_PORT": str(metrics_port),
+                    "FRAUD_KAFKA_OPTIONS": json.dumps(FAST_GROUP),
+                }
+            )
+            log = (work / "scorer.log").open("w")
+            scorer = subprocess.Popen(
+                [sys.executable, "-m", "streaming"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+            try:
+                # Warm up: the group forms and the first result comes back before anything is timed.
+                _timed(broker, "in", "out", _items(100, "w", values))
+                cpu = psutil.Process(scorer.pid)
+                before = sum(cpu.cpu_times()[:2])
+                end_to_end, _ = _timed(broker, "in", "out", _items(args.rows, "e", values))
+                cpu_per_row = (sum(cpu.cpu_times()[:2]) - before) / args.rows
+                _, latencies = _timed(broker, "in", "out", _items(n_fixed, "l", values), rate=args.rate)
+            finally:
+                scorer.terminate()
+                try:
+                    scorer.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    scorer.kill()
+                    scorer.wait(timeout=10)
+                log.close()
+    p50, p99 = np.percentile(latencies * 1000, [50, 99])
+    floor_p50, floor_p99 = np.percentile(floor_latencies * 1000, [50, 99])
+    fixed = f"at a fixed {args.rate:,.0f}/s for {args.seconds:.0f} s"
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    table = "\n".join(
+        [
+            f"{os.cpu_count()} CPUs (load average {load} at the end), {args.rows:,} transactions, "
+            f"{PARTITIONS} partitions, one scorer process:",
+            "",
+            "| run | transactions/s | p50 ms | p99 ms |",
+            "| --- | ---: | ---: | ---: |",
+            f"| broker floor: produce → consume, no scoring | {floor:,.0f} | | |",
+            f"| end to end: produce → score → result | {end_to_end:,.0f} | | |",
+            f"| the scorer's own CPU time per transaction: {cpu_per_row * 1e6:.1f} µs "
+            f"(= transactions per CPU-second of the scorer) | {1 / cpu_per_row:,.0f} | | |",
+            f"| broker floor {fixed} | {args.rate:,.0f} | {floor_p50:.1f} | {floor_p99:.1f} |",
+            f"| end to end {fixed} | {args.rate:,.0f} | {p50:.1f} | {p99:.1f} |",
+            "",
+            f"End to end / broker floor = **{end_to_end / floor:.2f}**.",
+        ]
+    )
+    print(table)
+    if args.write_doc:
+        text = DOC.read_text()
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        DOC.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+        print(f"\nwritten to {DOC.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

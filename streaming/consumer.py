@@ -1,0 +1,352 @@
+"""The scoring loop: take a batch from Kafka, score it, deliver every result, then commit.
+
+Delivery is at-least-once. Offsets are committed only once every result and dead letter of the batch has been
+acknowledged by the broker; a consumer killed before that leaves the batch uncommitted, and whichever consumer
+gets its partitions next scores it again. Results are idempotent (:mod:`streaming.messages`), so a transaction
+scored twice has two identical results, never two different ones.
+
+Scoring is the server's: the model directory is loaded by :func:`serving.scoring.load_model`, rows are validated
+by :func:`serving.payload.parse_v1` and scored by :func:`serving.scoring.predict_proba`, and the same Prometheus
+metrics are counted (:func:`serving.scoring.record_scores`). Between batches the model directory is checked for a
+new champion (``reload_check_seconds``) and reloaded when it moved; a failed reload keeps the model in service.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fraud_detection import storage
+from fraud_detection.modeldir import METADATA_FILE
+from serving import scoring, telemetry
+from streaming import messages
+from streaming.settings import StreamSettings
+
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer, Message, Producer
+    from prometheus_client import Counter, Gauge, Histogram
+
+log = logging.getLogger(__name__)
+prediction_log = logging.getLogger(telemetry.PREDICTION_LOGGER)
+
+_MAX_RETRY_SECONDS = 300.0
+
+
+class DeliveryError(RuntimeError):
+    """The broker did not acknowledge every result of a batch: the batch stays uncommitted."""
+
+
+@dataclass(frozen=True)
+class StreamMetrics:
+    """The consumer's own metrics, beside the scoring metrics it shares with the server."""
+
+    messages: Counter
+    dead_letters: Counter
+    batch_seconds: Histogram
+    latency_seconds: Histogram
+    lag: Gauge
+
+
+@functools.cache
+def stream_metrics() -> StreamMetrics:
+    """The process's stream metrics, registered on first use."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    return StreamMetrics(
+        messages=Counter("fraud_stream_messages", "Messages consumed, by outcome (scored, dead_letter)", ["outcome"]),
+        dead_letters=Counter("fraud_stream_dead_letters", "Messages sent to the dead-letter topic", ["reason"]),
+        batch_seconds=Histogram(
+            "fraud_stream_batch_seconds", "Time to score and deliver one batch", buckets=telemetry.LATENCY_BUCKETS
+        ),
+        latency_seconds=Histogram(
+            "fraud_stream_latency_seconds",
+            "End-to-end latency: message timestamp to its result acknowledged by the broker",
+            buckets=telemetry.LATENCY_BUCKETS,
+        ),
+        lag=Gauge("fraud_stream_consumer_lag", "Messages not yet consumed, per partition", ["topic", "partition"]),
+    )
+
+
+def _on_stats(payload: str) -> None:
+    """librdkafka's statistics (every few seconds): the consumer lag of each assigned partition."""
+    lag = stream_metrics().lag
+    try:
+        stats = json.loads(payload)
+    except json.JSONDecodeError:
+        return
+    for topic, info in stats.get("topics", {}).items():
+        for partition, numbers in info.get("partitions", {}).items():
+            value = numbers.get("consumer_lag", -1)
+            if partition != "-1" and value >= 0:
+                lag.labels(topic, partition).set(value)
+
+
+def model_fingerprint(uri: str) -> str:
+    """A hash of the model directory's metadata (version, threshold, creation time): it changes when the champion moves.
+
+    A local ``champion`` link is followed, so switching the link to a new version changes it.
+    """
+    target = f"{uri.rstrip('/')}/{METADATA_FILE}"
+    if storage.is_gcs(uri):
+        with tempfile.TemporaryDirectory(prefix="fraud-meta-") as directory:
+            data = storage.download_file(target, Path(directory) / METADATA_FILE).read_bytes()
+    else:
+        data = Path(target).read_bytes()
+    return hashlib.sha256(data).hexdigest()
+
+
+def client_configs(settings: StreamSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The librdkafka settings of the consumer and of the producer (``kafka_options`` override them)."""
+    common: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers}
+    consumer = {
+        **common,
+        "group.id": settings.group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        # A consumer that dies (kill -9, a node lost) holds its partitions until its session times out.
+        "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 1000,
+        "statistics.interval.ms": 5000,
+        "stats_cb": _on_stats,
+        "fetch.wait.max.ms": 20,
+        **settings.kafka_options,
+    }
+    producer = {
+        **common,
+        "acks": "all",
+        "linger.ms": 5,
+        "batch.num.messages": 10000,
+        "queue.buffering.max.messages": 1_000_000,
+        "delivery.report.only.error": True,
+        **settings.kafka_options,
+    }
+    return consumer, producer
+
+
+class StreamScorer:
+    """Consumes ``input_topic`` as ``group_id``; scores, writes results and dead letters, commits (module doc)."""
+
+    def __init__(self, settings: StreamSettings) -> None:
+        self.settings = settings
+        self.model: scoring.LoadedModel | None = None
+        self._fingerprint = ""
+        self._checked = 0.0
+        self._failed_deliveries: list[str] = []
+        self._tracer: Any = None
+
+    # -- model -----------------------------------------------------------------------------------------
+
+    def load(self) -> bool:
+        """Load the model directory; True on success. Logs one clear line on failure; never raises."""
+        uri = self.settings.model_uri
+        started = time.perf_counter()
+        try:
+            fingerprint = model_fingerprint(uri)
+            model = scoring.load_model(uri, self.settings.predict_threads, self.settings.model_name)
+        except Exception as error:  # storage or format: keep what serves (if anything) and retry later
+            log.error("model not loaded from %s: %s: %s", uri, type(error).__name__, error)
+            return False
+        previous = self.model
+        self.model, self._fingerprint = model, fingerprint
+        log.info(
+            "model %s version %s loaded from %s in %.2fs (threshold %.4f)%s",
+            model.metadata.model_name,
+            model.metadata.model_version,
+            uri,
+            time.perf_counter() - started,
+            model.metadata.threshold,
+            f", replacing version {previous.metadata.model_version}" if previous else "",
+        )
+        return True
+
+    def load_until_ready(self, stop: threading.Event) -> bool:
+        """Retry :meth:`load` with a doubling wait until it works; False if ``stop`` was set or retries are off."""
+        wait = self.settings.load_retry_seconds
+        while not stop.is_set():
+            if self.load():
+                return True
+            if wait <= 0:
+                return False
+            log.info("retrying model load in %.1fs", wait)
+            if stop.wait(wait):
+                break
+            wait = min(wait * 2, _MAX_RETRY_SECONDS)
+        return False
+
+    def maybe_reload(self) -> None:
+        """Reload when the model metadata changed (the champion moved); checked every ``reload_check_seconds``."""
+        every = self.settings.reload_check_seconds
+        now = time.monotonic()
+        if every <= 0 or now - self._checked < every:
+            return
+        self._checked = now
+        try:
+            fingerprint = model_fingerprint(self.settings.model_uri)
+        except Exception as error:  # a champion being switched, or storage down: look again next time
+            log.warning("cannot check the model at %s: %s", self.settings.model_uri, error)
+            return
+        if fingerprint != self._fingerprint:
+            log.info("the model at %s changed: reloading", self.settings.model_uri)
+            self.load()
+
+    # -- the loop --------------------------------------------------------------------------------------
+
+    def _on_delivery(self, error: Any, message: Any) -> None:
+        if error is not None:
+            self._failed_deliveries.append(f"{message.topic()}: {error}")
+
+    def run(self, stop: threading.Event) -> int:
+        """Load the model, then consume until ``stop`` is set. Returns the exit code (1: the model never loaded)."""
+        from confluent_kafka import Consumer, Producer
+        from opentelemetry import trace
+
+        if not self.load_until_ready(stop):
+            return 0 if stop.is_set() else 1
+        self._tracer = trace.get_tracer("streaming.consumer")
+        consumer_config, producer_config = client_configs(self.settings)
+        producer = Producer({**producer_config, "on_delivery": self._on_delivery})
+        consumer = Consumer(consumer_config)
+        consumer.subscribe([self.settings.input_topic])
+        log.info(
+            "consuming %s as group %s from %s: results to %s, dead letters to %s",
+            self.settings.input_topic,
+            self.settings.group_id,
+            self.settings.bootstrap_servers,
+            self.settings.output_topic,
+            self.settings.dead_letter_topic,
+        )
+        try:
+            while not stop.is_set():
+                batch = consumer.consume(self.settings.batch_size, self.settings.batch_wait_seconds)
+                if batch:
+                    self.process(batch, consumer, producer)
+                self.maybe_reload()
+        finally:
+            consumer.close()
+            producer.flush(self.settings.delivery_timeout_seconds)
+            log.info("stream scorer stopped")
+        return 0
+
+    def process(self, batch: list[Message], consumer: Consumer, producer: Producer) -> None:
+        """Score one batch, deliver its results and dead letters, then commit its offsets.
+
+        Raises:
+            DeliveryError: a result was not acknowledged; nothing of the batch is committed.
+        """
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+        started = time.perf_counter()
+        model = self.model
+        assert model is not None
+        records = []
+        ends: dict[int, int] = {}  # partition of the input topic -> offset of its last message in the batch
+        for message in batch:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", error)
+                continue
+            records.append(message)
+            ends[message.partition()] = message.offset()  # type: ignore[index,assignment]
+        settings = self.settings
+        metrics = stream_metrics()
+        decoded = messages.decode_batch([m.value() for m in records], [m.key() for m in records])
+        metadata = model.metadata
+        version, threshold = metadata.model_version, float(metadata.threshold)
+        flagged = 0
+        with self._tracer.start_as_current_span(
+            "score-batch",
+            attributes={"model.name": settings.model_name, "model.version": version, "batch.size": len(records)},
+        ):
+            if decoded.ids:
+                proba = scoring.predict_proba(model.model, decoded.x)
+                decisions = proba >= threshold
+                flagged = scoring.record_scores(settings.model_name, version, proba, decisions)
+                produce, result = producer.produce, messages.result_value
+                output = settings.output_topic
+                for transaction_id, position, p, d in zip(
+                    decoded.ids, decoded.positions, proba.tolist(), decisions.tolist(), strict=True
+                ):
+                    headers = records[position].headers()
+                    traceparent = messages.header(headers, messages.TRACEPARENT) if headers else None  # type: ignore[arg-type]
+                    value = result(transaction_id, p, d, version, threshold, traceparent)
+                    trace_headers: Any = [(messages.TRACEPARENT, traceparent.encode())] if traceparent else None
+                    try:
+                        produce(output, value, transaction_id.encode(), headers=trace_headers)
+                    except BufferError:  # the local queue is full: wait for room
+                        self._produce(produce, producer, output, transaction_id.encode(), value, trace_headers)
+            for position, kind, reason in decoded.rejects:
+                record = records[position]
+                headers = [
+                    *(record.headers() or []),
+                    (messages.REASON_HEADER, reason.encode()),
+                    (messages.CLASS_HEADER, kind.encode()),
+                    (messages.SOURCE_HEADER, f"{record.topic()}/{record.partition()}/{record.offset()}".encode()),
+                ]
+                self._produce(
+                    producer.produce, producer, settings.dead_letter_topic, record.key(), record.value(), headers
+                )
+                metrics.dead_letters.labels(kind).inc()
+                log.warning(
+                    "dead letter %s/%d/%d (%s): %s", record.topic(), record.partition(), record.offset(), kind, reason
+                )
+            remaining = producer.flush(settings.delivery_timeout_seconds)
+        if remaining or self._failed_deliveries:
+            failures, self._failed_deliveries = self._failed_deliveries, []
+            raise DeliveryError(
+                f"{remaining} result(s) still queued after {settings.delivery_timeout_seconds}s"
+                + (f", {len(failures)} failed (first: {failures[0]})" if failures else "")
+                + ": the batch is not committed and will be scored again"
+            )
+        if ends:
+            topic = settings.input_topic
+            consumer.commit(offsets=[TopicPartition(topic, p, o + 1) for p, o in ends.items()], asynchronous=False)
+        done = time.time()
+        seconds = time.perf_counter() - started
+        metrics.messages.labels("scored").inc(len(decoded.ids))
+        if decoded.rejects:
+            metrics.messages.labels("dead_letter").inc(len(decoded.rejects))
+        metrics.batch_seconds.observe(seconds)
+        stamps = [stamp for stamp_type, stamp in (record.timestamp() for record in records) if stamp_type]
+        if stamps:
+            seconds_since = np.maximum(done - np.asarray(stamps, dtype=np.float64) / 1000.0, 0.0)
+            telemetry.observe_many(metrics.latency_seconds, seconds_since)
+        prediction_log.info(
+            "scored batch",
+            extra={
+                "json_fields": {
+                    "event": "stream_batch",
+                    "model_name": settings.model_name,
+                    "model_version": version,
+                    "batch_size": len(records),
+                    "scored": len(decoded.ids),
+                    "dead_letters": len(decoded.rejects),
+                    "flagged": flagged,
+                    "latency_ms": round(seconds * 1000, 3),
+                }
+            },
+        )
+
+    @staticmethod
+    def _produce(
+        produce: Any, producer: Producer, topic: str, key: bytes | None, value: bytes | None, headers: Any
+    ) -> None:
+        """``producer.produce``, waiting for room when the local queue is full."""
+        while True:
+            try:
+                produce(topic, value, key, headers=headers)
+                return
+            except BufferError:
+                producer.poll(0.05)

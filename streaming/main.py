@@ -1,0 +1,103 @@
+"""The stream scorer's command line: ``python -m streaming [options]``; ``fraud stream`` uses the same code.
+
+Every option overrides the matching ``FRAUD_*`` setting (:class:`streaming.settings.StreamSettings`), as with
+the model server (:mod:`serving.main`). The process serves Prometheus ``/metrics`` on ``host:port``, writes the
+server's structured logs, and stops cleanly on SIGINT/SIGTERM (the current batch is finished and committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from streaming.settings import StreamSettings
+
+OPTIONS = (
+    "model_uri",
+    "model_name",
+    "host",
+    "port",
+    "bootstrap_servers",
+    "input_topic",
+    "output_topic",
+    "dead_letter_topic",
+    "group_id",
+    "batch_size",
+    "tracing_exporter",
+    "otlp_endpoint",
+    "log_level",
+)
+"""The settings a command-line option can set."""
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The scorer's options, all defaulting to None (= not given, the environment decides)."""
+    parser.add_argument(
+        "--model-uri", help="model directory: local path, gs:// prefix or /mnt/models [FRAUD_MODEL_URI]"
+    )
+    parser.add_argument("--model-name", help="model name in metrics and logs (default: fraud-detector)")
+    parser.add_argument("--host", help="address of the /metrics endpoint [FRAUD_HOST]")
+    parser.add_argument("--port", type=int, help="port of the /metrics endpoint (default: 9100) [FRAUD_PORT]")
+    parser.add_argument(
+        "--bootstrap-servers", help="Kafka brokers host:port[,...] (default: 127.0.0.1:9092) [FRAUD_BOOTSTRAP_SERVERS]"
+    )
+    parser.add_argument("--input-topic", help="transactions topic (default: transactions) [FRAUD_INPUT_TOPIC]")
+    parser.add_argument("--output-topic", help="results topic (default: fraud-scores) [FRAUD_OUTPUT_TOPIC]")
+    parser.add_argument(
+        "--dead-letter-topic",
+        help="topic of unscorable messages (default: transactions-dead-letter) [FRAUD_DEAD_LETTER_TOPIC]",
+    )
+    parser.add_argument("--group-id", help="consumer group (default: fraud-scorer) [FRAUD_GROUP_ID]")
+    parser.add_argument("--batch-size", type=int, help="most messages per batch (default: 2000) [FRAUD_BATCH_SIZE]")
+    parser.add_argument(
+        "--tracing",
+        dest="tracing_exporter",
+        choices=["otlp", "console", "none"],
+        help="span exporter (default: none) [FRAUD_TRACING_EXPORTER]",
+    )
+    parser.add_argument("--otlp-endpoint", help="OTLP/gRPC endpoint [FRAUD_OTLP_ENDPOINT]")
+    parser.add_argument("--log-level", help="log level (default: INFO) [FRAUD_LOG_LEVEL]")
+
+
+def settings_from_args(args: argparse.Namespace, fallbacks: Mapping[str, Any] | None = None) -> StreamSettings:
+    """Options given, over ``FRAUD_*`` variables, over ``fallbacks``, over the settings' defaults."""
+    given = {key: value for key in OPTIONS if (value := getattr(args, key, None)) is not None}
+    settings = StreamSettings(**given)
+    unset = {key: value for key, value in (fallbacks or {}).items() if key not in settings.model_fields_set}
+    return StreamSettings(**unset, **given) if unset else settings
+
+
+def run(settings: StreamSettings) -> int:
+    """Consume and score until SIGINT/SIGTERM; the exit code."""
+    from prometheus_client import start_http_server
+
+    from serving import telemetry
+    from streaming.consumer import StreamScorer
+
+    telemetry.configure_logging(settings)
+    provider = telemetry.configure_tracing(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server, thread = start_http_server(settings.port, addr=settings.host)
+    try:
+        return StreamScorer(settings).run(stop)
+    finally:
+        server.shutdown()
+        thread.join(5)
+        if provider is not None:
+            provider.shutdown()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m streaming``: parse the options, build the settings, consume."""
+    parser = argparse.ArgumentParser(prog="python -m streaming", description="The fraud stream scorer (Kafka).")
+    add_options(parser)
+    return run(settings_from_args(parser.parse_args(argv)))

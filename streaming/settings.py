@@ -1,0 +1,39 @@
+"""The stream scorer's settings: the model server's (:class:`serving.settings.ServingSettings`) plus the Kafka ones.
+
+One object per process, built by the entry point (:mod:`streaming.main`), never at import. Every field can be
+set from the environment with the ``FRAUD_`` prefix, e.g. ``FRAUD_BOOTSTRAP_SERVERS=kafka:9092``. ``host`` and
+``port`` are where the consumer serves ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from serving.settings import ServingSettings
+
+
+class StreamSettings(ServingSettings):
+    """Where the transactions come from, where the scores and the rejects go, and how much to take at once."""
+
+    port: int = Field(default=9100, ge=1, le=65535)
+    """Port of the Prometheus ``/metrics`` endpoint."""
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Kafka brokers, ``host:port[,host:port...]``."""
+    input_topic: str = "transactions"
+    """Topic of the transactions: one JSON object of the 29 features per message, keyed by transaction id."""
+    output_topic: str = "fraud-scores"
+    """Topic of the results, one per transaction, keyed by transaction id."""
+    dead_letter_topic: str = "transactions-dead-letter"
+    """Topic of the messages that cannot be scored: the original bytes, the reason in headers."""
+    group_id: str = "fraud-scorer"
+    """Consumer group: replicas in one group share the input partitions."""
+    batch_size: int = Field(default=2000, ge=1)
+    """Most messages taken, scored and committed at once."""
+    batch_wait_seconds: float = Field(default=0.02, gt=0.0)
+    """Longest wait for a batch to fill: the latency bound at low traffic."""
+    delivery_timeout_seconds: float = Field(default=30.0, gt=0.0)
+    """How long a batch's results may take to be acknowledged before the consumer gives up (and restarts)."""
+    reload_check_seconds: float = Field(default=10.0, ge=0.0)
+    """How often the model directory is checked for a new champion; 0 = never."""
+    kafka_options: dict[str, str] = Field(default_factory=dict)
+    """Extra librdkafka settings for both clients (JSON), e.g. ``{"security.protocol": "SASL_SSL"}``."""
