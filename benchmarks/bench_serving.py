@@ -7,9 +7,13 @@ What runs, all on this machine (wrk shares the cores with the server):
   at 32 and 100 connections with 1 and 2 worker processes, V2 batches of 1,000 rows in rows/s;
 * the HTTP floor: bare uvicorn (httptools, uvloop) answering a constant JSON body, with as many workers;
 * the model floor: in-process XGBoost ``inplace_predict`` (one row, and 1,000-row batches);
-* a soak run at 100 connections: non-2xx count and the server's RSS sampled every 2 s.
+* a soak run at 100 connections: non-2xx count and the server's RSS sampled every 2 s;
+* every model family side by side (``--families``): XGBoost, the MLP and their blend trained on the same data,
+  each one's in-process floor and the model server's V1 single-row req/s and p50/p99 (1 worker, 32
+  connections), one family after the other in one run.
 
-Usage: ``python benchmarks/bench_serving.py [--duration 15] [--soak 60] [--workers 1,2] [--no-write]``.
+Usage: ``python benchmarks/bench_serving.py [--duration 15] [--soak 60] [--workers 1,2] [--no-write]``, or
+``python benchmarks/bench_serving.py --families [--duration 15] [--no-write]`` for the family table only.
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``).
 """
 
@@ -31,7 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+# The in-process floors run with NumPy's BLAS held to one thread, as the model server holds it
+# (serving.main.serve): set before NumPy loads.
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -40,6 +49,7 @@ from fraud_detection.schema import FEATURES  # noqa: E402
 
 DOC = REPO / "docs" / "serving.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+FAMILY_START, FAMILY_END = "<!-- bench-families:start -->", "<!-- bench-families:end -->"
 BATCH_ROWS = 1_000
 
 BARE_APP = """
@@ -120,6 +130,27 @@ def make_model(directory: Path) -> Path:
     return directory
 
 
+def make_family_models(work: Path) -> dict[str, Path]:
+    """XGBoost, the MLP and their blend, trained with the pipeline's defaults on the same synthetic data."""
+    from fraud_detection import synth
+    from fraud_detection.families.fit import fit_blend, fit_family
+    from fraud_detection.modeldir import ModelMetadata, save_model_dir
+    from fraud_detection.train import TrainParams, features_and_label
+
+    frame = synth.generate(synth.SyntheticConfig(n_rows=100_000, seed=5))
+    cut = int(len(frame) * 0.75)
+    x_train, y_train = features_and_label(frame.iloc[:cut])
+    x_valid, y_valid = features_and_label(frame.iloc[cut:])
+    fits = {f: fit_family(f, x_train, y_train, x_valid, y_valid, TrainParams()) for f in ("xgboost", "mlp")}
+    fits["blend"] = fit_blend(list(fits.values()), x_valid, y_valid)
+    return {
+        family: save_model_dir(
+            fitted.model, ModelMetadata(model_version="bench", threshold=fitted.threshold), work / family
+        )
+        for family, fitted in fits.items()
+    }
+
+
 def sample(n: int, seed: int = 0) -> np.ndarray:
     from fraud_detection import synth
     from fraud_detection.train import features_and_label
@@ -169,18 +200,19 @@ def wrk(url: str, script: Path, connections: int, seconds: int, threads: int = 2
 
 
 def model_floor(model_dir: Path, rows: np.ndarray, seconds: float = 3.0) -> tuple[float, float]:
-    """In-process ``inplace_predict``: single rows per second, and rows per second in 1,000-row batches."""
+    """In-process ``predict_proba`` of the loaded model (what the server calls): single rows per second, and rows
+    per second in 1,000-row batches."""
     from fraud_detection.modeldir import load_model_dir
 
-    booster, _ = load_model_dir(model_dir)
-    booster.set_param({"nthread": 1})
+    model, _ = load_model_dir(model_dir)
+    model.set_threads(1)
     one, batch = rows[:1], rows[:BATCH_ROWS]
 
     def rate(x: np.ndarray) -> float:
-        booster.inplace_predict(x, validate_features=False)
+        model.predict_proba(x)
         n, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
-            booster.inplace_predict(x, validate_features=False)
+            model.predict_proba(x)
             n += 1
         return n * len(x) / (time.perf_counter() - started)
 
@@ -247,10 +279,13 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated worker counts to measure; the soak runs the largest (default 1,2: one per core)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only, do not update docs/serving.md")
+    parser.add_argument("--families", action="store_true", help="only the table of model families, side by side")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install -y wrk", file=sys.stderr)
         return 2
+    if args.families:
+        return family_table(args.duration, not args.no_write)
 
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     model_dir = make_model(work / "model")
@@ -414,17 +449,84 @@ def main(argv: list[str] | None = None) -> int:
         ]
     text = "\n".join(out)
     print(text)
-    if not args.no_write and DOC.exists():
-        doc = DOC.read_text()
-        if START in doc and END in doc:
-            head, _, rest = doc.partition(START)
-            _, _, tail = rest.partition(END)
-            stamp = time.strftime("%Y-%m-%d", time.gmtime())
-            DOC.write_text(
-                f"{head}{START}\n_Measured {stamp} by `benchmarks/bench_serving.py`._\n\n{text}\n{END}{tail}"
-            )
-            print(f"updated {DOC.relative_to(REPO)}", file=sys.stderr)
+    if not args.no_write:
+        write_section(text, START, END, "benchmarks/bench_serving.py")
     receiver.server.stop(grace=None)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def write_section(text: str, start: str, end: str, command: str) -> None:
+    """Replace the text between ``start`` and ``end`` in docs/serving.md with ``text`` and a dated stamp."""
+    if not DOC.exists():
+        return
+    doc = DOC.read_text()
+    if start in doc and end in doc:
+        head, _, rest = doc.partition(start)
+        _, _, tail = rest.partition(end)
+        stamp = time.strftime("%Y-%m-%d", time.gmtime())
+        DOC.write_text(f"{head}{start}\n_Measured {stamp} by `{command}`._\n\n{text}\n{end}{tail}")
+        print(f"updated {DOC.relative_to(REPO)}", file=sys.stderr)
+
+
+def family_table(duration: int, write: bool) -> int:
+    """Each model family's floor and served V1 single-row latency, one after the other in one run."""
+    work = Path(tempfile.mkdtemp(prefix="bench-families-"))
+    dirs = make_family_models(work)
+    rows = sample(BATCH_ROWS)
+    single = json.dumps({"instances": [dict(zip(FEATURES, map(float, rows[0]), strict=True))]})
+    v1_lua = lua_script(work / "v1.lua", single)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
+    env |= {"FRAUD_TRACING_EXPORTER": "none", "FRAUD_LOG_LEVEL": "WARNING", "FRAUD_LOAD_RETRY_SECONDS": "1"}
+    lines = []
+    for family, directory in dirs.items():
+        one, batch = model_floor(directory, rows)
+        server = Server(
+            [sys.executable, "-m", "serving", "--host", "127.0.0.1", "--model-uri", str(directory)],
+            {**env, "FRAUD_WORKERS": "1"},
+            work / f"{family}.log",
+            "/v2/health/ready",
+        )
+        try:
+            wrk(server.url + "/v1/models/fraud-detector:predict", v1_lua, 32, 3)
+            served = wrk(server.url + "/v1/models/fraud-detector:predict", v1_lua, 32, duration)
+        finally:
+            server.stop()
+        lines.append(
+            [
+                family,
+                f"{one:,.0f}",
+                f"{batch:,.0f}",
+                f"{served.requests_per_s:,.0f}",
+                f"{served.p50_ms:.1f}",
+                f"{served.p99_ms:.1f}",
+                str(served.non_2xx + served.socket_errors),
+            ]
+        )
+        print(" | ".join(lines[-1]), file=sys.stderr)
+    text = "\n".join(
+        [
+            f"Machine: {os.cpu_count()} cores shared by wrk (2 threads) and the server, load average "
+            f"{os.getloadavg()[0]:.1f} at the end; model server with 1 worker, tracing OFF and no request logs; "
+            f"wrk {duration} s at 32 connections per family, one family after the other.",
+            "",
+            table(
+                lines,
+                [
+                    "family",
+                    "in-process rows/s, one row per call",
+                    f"in-process rows/s, {BATCH_ROWS:,}-row batches",
+                    "server V1 req/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "errors + non-2xx",
+                ],
+            ),
+        ]
+    )
+    print(text)
+    if write:
+        write_section(text, FAMILY_START, FAMILY_END, "benchmarks/bench_serving.py --families")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -48,9 +48,12 @@ def poison_collect(
     report: Output[HTML],
     metrics: Output[Metrics],
     table: Output[Dataset],
-) -> NamedTuple("PoisonOutputs", [("robust_auprc", float), ("markdown", str)]):  # type: ignore[valid-type]
+) -> NamedTuple(  # type: ignore[valid-type]
+    "PoisonOutputs", [("robust_auprc", float), ("robust_fraction", float), ("markdown", str)]
+):
     """One degradation report (table, plot, HTML) for the KFP UI and MLflow; ``robust_auprc`` is the worst attacked
-    AUPRC at ``robustness_level``."""
+    AUPRC at ``robustness_level`` and ``robust_fraction`` that AUPRC over the sweep's clean one. The sweep
+    retrains the XGBoost family, whatever won the bake-off."""
     import json
     from collections import namedtuple
 
@@ -66,5 +69,5 @@ def poison_collect(
         runner.deliver(sweep.files.table_json, table)
     runner.log_metrics(metrics, sweep.metrics)
     report.metadata["mlflow_run_id"] = sweep.mlflow_run_id
-    PoisonOutputs = namedtuple("PoisonOutputs", ["robust_auprc", "markdown"])
-    return PoisonOutputs(runner.to_kfp(sweep.robust_auprc), sweep.markdown)
+    PoisonOutputs = namedtuple("PoisonOutputs", ["robust_auprc", "robust_fraction", "markdown"])
+    return PoisonOutputs(runner.to_kfp(sweep.robust_auprc), runner.to_kfp(sweep.robust_fraction), sweep.markdown)

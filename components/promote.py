@@ -11,11 +11,13 @@ def evaluate_and_promote(
     model: Input[Model],
     test_data: Input[Dataset],
     equalized_odds_difference: float,
-    robust_auprc: float,
+    robust_fraction: float,
     auprc_tolerance: float,
-    min_auprc: float,
+    min_auprc_over_baseline: float,
+    min_auprc_over_fraud_rate: float,
     max_equalized_odds_difference: float,
     robustness_level: float,
+    robust_fraction_tolerance: float,
     min_robust_fraction: float,
     registered_model_name: str,
     serving_root: str,
@@ -28,7 +30,7 @@ def evaluate_and_promote(
     Returns whether it was promoted: the single output, because kfp.local (2.17) resolves a condition only on a
     task's single ``Output``. The export URI and registry version travel in ``decision.metadata``.
 
-    ``equalized_odds_difference`` and ``robust_auprc`` are -1 when not measurable (no sensitive attribute, or
+    ``equalized_odds_difference`` and ``robust_fraction`` are -1 when not measurable (no sensitive attribute, or
     fewer than two groups to compare); the fairness gate then says so and passes.
     """
     from components import runner
@@ -40,7 +42,7 @@ def evaluate_and_promote(
             runner.path(model),
             runner.path(test_data),
             runner.from_kfp(equalized_odds_difference),
-            runner.from_kfp(robust_auprc),
+            runner.from_kfp(robust_fraction),
             GateKnobs.pick(locals()),
             mlflow_tracking_uri,
             registered_model_name,

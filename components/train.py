@@ -1,20 +1,19 @@
-"""Component ``train``: XGBoost with early stopping on validation AUPRC, logged to MLflow."""
+"""Components of the bake-off: ``train-family`` (one task per model family, fanned out) and ``select-model``."""
 
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components import COMPONENTS_IMAGE
 
 
 @dsl.component(base_image=COMPONENTS_IMAGE, install_kfp_package=False)
-def train_model(
+def train_family(
+    family: str,
     train_data: Input[Dataset],
     validation_data: Input[Dataset],
-    test_data: Input[Dataset],
     data_version: str,
-    oracle_label_noise: float,
     max_depth: int,
     learning_rate: float,
     n_rounds: int,
@@ -25,22 +24,67 @@ def train_model(
     scale_pos_weight: float,
     threshold_beta: float,
     seed: int,
+    mlp_hidden_units: list,
+    mlp_max_epochs: int,
+    mlp_patience: int,
+    model: Output[Model],
+    metrics: Output[Metrics],
+) -> float:
+    """Train one model family (early stopping and threshold on validation); write its model directory.
+
+    Returns its validation AUPRC.
+    """
+    from components import runner
+    from fraud_detection.steps.train import train_family_step
+    from fraud_detection.train import TrainParams
+
+    with runner.step(f"train {family}"):
+        values = TrainParams.pick({**locals(), "mlp_hidden_units": [int(u) for u in mlp_hidden_units]})
+        result = train_family_step(
+            family,
+            runner.path(train_data),
+            runner.path(validation_data),
+            values,
+            runner.path(model),
+            data_version,
+        )
+    runner.log_metrics(metrics, result)
+    model.metadata.update({"family": family, "validation_auprc": result["validation_auprc"]})
+    return float(result["validation_auprc"])
+
+
+@dsl.component(base_image=COMPONENTS_IMAGE, install_kfp_package=False)
+def select_model(
+    family_models: Input[list[Model]],
+    train_data: Input[Dataset],
+    validation_data: Input[Dataset],
+    test_data: Input[Dataset],
+    data_version: str,
+    oracle_label_noise: float,
+    synthetic_setting: str,
+    threshold_beta: float,
+    seed: int,
     mlflow_tracking_uri: str,
     mlflow_experiment: str,
     model: Output[Model],
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
-) -> NamedTuple("TrainOutputs", [("mlflow_run_id", str), ("threshold", float), ("test_auprc", float)]):  # type: ignore[valid-type]
-    """Train the candidate; write its model directory (the serving contract) and its metrics."""
+    bakeoff: Output[Markdown],
+) -> NamedTuple(  # type: ignore[valid-type]
+    "SelectOutputs", [("mlflow_run_id", str), ("threshold", float), ("test_auprc", float), ("winner", str)]
+):
+    """Blend the families, pick the winner on validation AUPRC, report every candidate on the test window
+    (Markdown table, metrics ``<family>_test_auprc``), log MLflow run ``train`` with one child per candidate."""
     from collections import namedtuple
 
     from components import runner
-    from fraud_detection.steps.train import train_step
+    from fraud_detection.steps.train import select_step
     from fraud_detection.tracking import DatasetInput
     from fraud_detection.train import TrainParams
 
-    with runner.step("train"):
-        result = train_step(
+    with runner.step("select"):
+        result = select_step(
+            family_dirs=[runner.path(m) for m in family_models],
             train_path=runner.path(train_data),
             validation_path=runner.path(validation_data),
             test_path=runner.path(test_data),
@@ -50,18 +94,21 @@ def train_model(
             experiment=mlflow_experiment,
             data_version=data_version,
             oracle_label_noise=runner.from_kfp(oracle_label_noise),
+            synthetic_setting=synthetic_setting,
             dataset=DatasetInput.from_metadata(train_data.metadata),
         )
     runner.log_metrics(metrics, result.metrics)
     classification.log_roc_curve(*result.roc)
     classification.log_confusion_matrix(["legitimate", "fraud"], result.confusion)
+    runner.path(bakeoff).write_text(result.markdown)
+    bakeoff.metadata["candidates"] = result.bakeoff
     model.metadata.update(
         {
             "mlflow_run_id": result.mlflow_run_id,
             "threshold": result.threshold,
-            "framework": "xgboost",
+            "framework": result.winner,
             "data_version": data_version,
         }
     )
-    TrainOutputs = namedtuple("TrainOutputs", ["mlflow_run_id", "threshold", "test_auprc"])
-    return TrainOutputs(result.mlflow_run_id, result.threshold, result.metrics["test_auprc"])
+    SelectOutputs = namedtuple("SelectOutputs", ["mlflow_run_id", "threshold", "test_auprc", "winner"])
+    return SelectOutputs(result.mlflow_run_id, result.threshold, result.metrics["test_auprc"], result.winner)

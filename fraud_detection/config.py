@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Self, get_type_hints
 
+from fraud_detection.families import FAMILIES
 from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN, PUBLIC_DATASET_ROWS
 
 SYNTHETIC_URI = "synthetic"
@@ -29,6 +30,9 @@ SYNTHETIC_URI = "synthetic"
 
 POISON_KINDS: tuple[str, ...] = ("random", "targeted")
 """The label-flip attacks the poison sweep knows."""
+
+SYNTHETIC_SETTINGS: tuple[str, ...] = ("axis", "rotated")
+"""Where the built-in generator puts fraud: boxes along feature axes, or oblique corners (``synth`` module doc)."""
 
 DEPLOY_TARGETS: tuple[str, ...] = ("kserve", "local")
 """Where the deploy step puts a new champion."""
@@ -151,6 +155,11 @@ class DataKnobs(KnobGroup):
     )
     synthetic_rows: int = knob(PUBLIC_DATASET_ROWS, 'rows generated when data_uri is "synthetic".', minimum=1)
     synthetic_seed: int = knob(42, "generator seed.")
+    synthetic_setting: str = knob(
+        "axis",
+        'fraud regions of synthetic data: "axis" (boxes along features) or "rotated" (oblique corners).',
+        choices=SYNTHETIC_SETTINGS,
+    )
     synthetic_drift: float = knob(
         0.0, "covariate drift strength in the latest window of synthetic data (0 = none).", minimum=0
     )
@@ -172,9 +181,14 @@ class DataKnobs(KnobGroup):
 
 @dataclass(frozen=True)
 class TrainKnobs(KnobGroup):
-    """XGBoost's hyper-parameters and the decision threshold rule."""
+    """The model families of the bake-off, their hyper-parameters and the decision threshold rule."""
 
     title: ClassVar[str] = "train"
+    families: list[str] = knob(
+        list(FAMILIES),
+        "model families trained side by side (one task each); with two or more, their blend is a candidate too.",
+        choices=FAMILIES,
+    )
     max_depth: int = knob(6, "XGBoost tree depth.", minimum=1)
     learning_rate: float = knob(0.1, "XGBoost eta.", minimum=0, exclusive_minimum=True)
     n_rounds: int = knob(300, "maximum boosting rounds.", minimum=1)
@@ -187,6 +201,9 @@ class TrainKnobs(KnobGroup):
         1.0, "the decision threshold maximises F-beta on validation.", minimum=0, exclusive_minimum=True
     )
     seed: int = knob(42, "training seed (also seeds the poison sweep).")
+    mlp_hidden_units: list[int] = knob([64, 32], "MLP hidden layer widths.", minimum=1)
+    mlp_max_epochs: int = knob(30, "MLP: most epochs over the training window.", minimum=1)
+    mlp_patience: int = knob(4, "MLP: stop after this many epochs without validation AUPRC gain.", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -214,13 +231,29 @@ class GateKnobs(KnobGroup):
 
     title: ClassVar[str] = "gates"
     auprc_tolerance: float = knob(0.005, "promote only if candidate AUPRC >= champion AUPRC - this.", minimum=0)
-    min_auprc: float = knob(0.5, "promote only if candidate AUPRC >= this.", minimum=0, maximum=1)
+    min_auprc_over_baseline: float = knob(
+        1.25,
+        "quality floor: candidate AUPRC >= this x the logistic-regression baseline's (same test window).",
+        minimum=0,
+    )
+    min_auprc_over_fraud_rate: float = knob(
+        10.0, "quality floor: candidate AUPRC >= this x the test fraud rate (a random score's AUPRC).", minimum=0
+    )
     max_equalized_odds_difference: float = knob(0.25, "fairness gate bound.", minimum=0, maximum=1)
     robustness_level: float = knob(
         0.05, "poisoning level at which the robustness gate is measured (one of poison_levels).", minimum=0
     )
+    robust_fraction_tolerance: float = knob(
+        0.05,
+        "robustness gate: share of clean AUPRC kept at that level >= the champion's share - this.",
+        minimum=0,
+        maximum=1,
+    )
     min_robust_fraction: float = knob(
-        0.8, "robustness gate: AUPRC at that level >= this fraction of clean AUPRC.", minimum=0, maximum=1
+        0.5,
+        "robustness gate without a champion: share of clean AUPRC kept at that level >= this.",
+        minimum=0,
+        maximum=1,
     )
 
 

@@ -1,12 +1,19 @@
 """The serving model directory: the one contract between promotion and the KServe predictor.
 
-A model directory holds two files:
+A model directory holds the model's files, each family's in its own format
+(:mod:`fraud_detection.families.models`), and one metadata file:
 
 ``model.ubj``
-    the XGBoost booster in XGBoost's own (UBJSON) format; its output is the calibrated fraud probability.
+    an XGBoost booster in XGBoost's own (UBJSON) format; its output is the calibrated fraud probability.
+``mlp.npz``
+    a multi-layer perceptron as plain NumPy arrays (read without pickle; forward pass in NumPy).
 ``metadata.json``
-    :class:`ModelMetadata`: feature order, decision threshold, model version, MLflow run id, data version
-    and the metrics it was promoted on.
+    :class:`ModelMetadata`: the family (``xgboost``, ``mlp`` or ``blend``; a blend lists its parts' weights
+    and intercept and keeps both parts' files), the model files, feature order, decision threshold, model
+    version, MLflow run id, data version and the metrics it was promoted on.
+
+Format version 2 added the family, the files and the blend. Version 1 directories (an XGBoost
+``model.ubj`` and metadata without a family) are still read, as the XGBoost family.
 
 It is written by promotion (and by training, for the candidate) and read from a local path, a ``gs://``
 prefix, or a KServe storage-initializer mount (``/mnt/models``).
@@ -18,19 +25,25 @@ import json
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from fraud_detection import storage
+from fraud_detection.families import BLEND, CANDIDATES, XGBOOST
+from fraud_detection.families import models as family_models
 from fraud_detection.schema import FEATURES
 
 if TYPE_CHECKING:
     import xgboost as xgb
 
-MODEL_FILE = "model.ubj"
+    from fraud_detection.families.models import FamilyModel
+
+MODEL_FILE = family_models.XGBOOST_FILE
+"""The XGBoost family's file (the only model file of a version 1 directory)."""
 METADATA_FILE = "metadata.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class ModelDirError(RuntimeError):
@@ -51,6 +64,34 @@ class ModelMetadata(BaseModel):
     params: dict[str, float | int | str] = Field(default_factory=dict)
     xgboost_version: str = ""
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    family: str = Field(default=XGBOOST, description="xgboost, mlp or blend (version 1 directories: xgboost)")
+    files: list[str] = Field(default_factory=lambda: [MODEL_FILE], description="the model files, beside this one")
+    blend_weights: dict[str, float] = Field(
+        default_factory=dict, description="blend only: weight of each part's log-odds, by family"
+    )
+    blend_intercept: float = 0.0
+
+    @field_validator("format_version")
+    @classmethod
+    def _readable_version(cls, value: int) -> int:
+        if value not in READABLE_VERSIONS:
+            raise ValueError(f"format_version {value} is not one this code reads {READABLE_VERSIONS}")
+        return value
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        if value not in CANDIDATES:
+            raise ValueError(f"family must be one of {', '.join(CANDIDATES)}, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _blend_has_parts(self) -> ModelMetadata:
+        if self.family == BLEND and not self.blend_weights:
+            raise ValueError("a blend's metadata must list its parts' weights (blend_weights)")
+        if self.family != BLEND and self.blend_weights:
+            raise ValueError(f"blend_weights belong to a blend, not to family {self.family!r}")
+        return self
 
     @field_validator("feature_names")
     @classmethod
@@ -60,14 +101,27 @@ class ModelMetadata(BaseModel):
         return value
 
 
-def save_model_dir(booster: xgb.Booster, metadata: ModelMetadata, directory: Path | str) -> Path:
-    """Write ``model.ubj`` and ``metadata.json`` into ``directory`` (created if needed)."""
+def save_model_dir(model: FamilyModel | xgb.Booster, metadata: ModelMetadata, directory: Path | str) -> Path:
+    """Write the model's files and ``metadata.json`` into ``directory`` (created if needed).
+
+    ``model`` is a family model (:mod:`fraud_detection.families.models`) or a bare XGBoost booster; the
+    metadata's family, files and blend stack are taken from it.
+    """
     import xgboost as xgb
 
+    family: Any = family_models.XGBoostModel(model) if isinstance(model, xgb.Booster) else model
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
-    booster.save_model(str(path / MODEL_FILE))
-    meta = metadata.model_copy(update={"xgboost_version": metadata.xgboost_version or xgb.__version__})
+    family.save(path)
+    update: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "family": family.family,
+        "files": family.files(),
+        "xgboost_version": metadata.xgboost_version or xgb.__version__,
+        "blend_weights": dict(getattr(family, "weights", {})) if family.family == BLEND else {},
+        "blend_intercept": float(getattr(family, "intercept", 0.0)),
+    }
+    meta = ModelMetadata.model_validate({**metadata.model_dump(), **update})
     (path / METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
     return path
 
@@ -83,25 +137,25 @@ def read_metadata(directory: Path | str) -> ModelMetadata:
         raise ModelDirError(f"{path}: invalid metadata: {error}") from error
 
 
-def load_model_dir(directory: Path | str) -> tuple[xgb.Booster, ModelMetadata]:
-    """Load a local model directory. Raises :class:`ModelDirError` naming the file at fault."""
-    import xgboost as xgb
+def load_model_dir(directory: Path | str) -> tuple[FamilyModel, ModelMetadata]:
+    """Load a local model directory of any family (version 1 or 2).
 
+    Returns the model (probability, log-odds and explanations: :class:`~fraud_detection.families.models.
+    FamilyModel`) and its metadata. Raises :class:`ModelDirError` naming the file at fault.
+    """
     metadata = read_metadata(directory)
-    model_path = Path(directory) / MODEL_FILE
-    if not model_path.is_file():
-        raise ModelDirError(f"{model_path}: model file is missing")
-    booster = xgb.Booster()
     try:
-        booster.load_model(str(model_path))
-    except xgb.core.XGBoostError as error:
-        raise ModelDirError(f"{model_path}: not a readable XGBoost model: {str(error).splitlines()[0]}") from error
-    if booster.num_features() != len(metadata.feature_names):
-        raise ModelDirError(
-            f"{model_path}: booster expects {booster.num_features()} features, "
-            f"metadata lists {len(metadata.feature_names)}"
+        model = family_models.load(
+            Path(directory), metadata.family, metadata.blend_weights or None, metadata.blend_intercept
         )
-    return booster, metadata
+    except family_models.ModelFileError as error:
+        raise ModelDirError(str(error)) from error
+    return model, metadata
+
+
+def model_files(directory: Path | str) -> list[str]:
+    """The files of a model directory: its metadata's model files, then ``metadata.json``."""
+    return [*read_metadata(directory).files, METADATA_FILE]
 
 
 def fetch_model_dir(uri: str, cache_dir: Path | None = None) -> Path:
@@ -128,7 +182,8 @@ def export_model_dir(directory: Path | str, uri: str) -> str:
     when the disk fills (and then nothing is left at the target).
     """
     source = Path(directory)
-    for name in (MODEL_FILE, METADATA_FILE):
+    names = model_files(source)
+    for name in names:
         if not (source / name).is_file():
             raise ModelDirError(f"{source / name}: missing, refusing to export an incomplete model directory")
     if storage.is_gcs(uri):

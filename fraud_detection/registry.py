@@ -1,7 +1,8 @@
 """MLflow model registry operations: find the champion, register a candidate, move aliases.
 
-The registered model's versions point at each training run's ``model`` (MLflow's XGBoost flavour); each run
-also carries ``serving_model/``, the serving model directory, which is what the predictor loads.
+The registered model's versions point at each training run's ``model`` (MLflow's XGBoost flavour) when
+XGBoost won the bake-off, else at the run's ``serving_model/`` folder (the run's ``model_uri`` tag says
+which); each run also carries ``serving_model/``, the serving model directory, which is what the predictor loads.
 
 Every call that can meet a restarting tracking server goes through :func:`retrying`, and each is safe to
 repeat: :func:`register` finds the version a run already registered before it creates one, aliases and tags
@@ -157,12 +158,17 @@ def register(mlflow_client: Any, name: str, run_id: str, tags: dict[str, str]) -
         return existing
     try:
         mlflow_client.create_registered_model(
-            name, description="Card-fraud XGBoost model; alias 'champion' is what KServe serves."
+            name, description="Card-fraud model (bake-off winner); alias 'champion' is what KServe serves."
         )
     except MlflowException as error:
         if "RESOURCE_ALREADY_EXISTS" not in str(error.error_code):
             raise
-    model_uri = mlflow_client.get_run(run_id).data.tags.get("model_uri") or f"runs:/{run_id}/model"
+    run = mlflow_client.get_run(run_id)
+    model_uri = run.data.tags.get("model_uri") or f"runs:/{run_id}/model"
+    if model_uri == f"runs:/{run_id}/{SERVING_ARTIFACT}":
+        # not an MLflow model flavour (the MLP or the blend won): the version's source is the run's serving folder
+        source = f"{run.info.artifact_uri.rstrip('/')}/{SERVING_ARTIFACT}"
+        return str(mlflow_client.create_model_version(name, source, run_id=run_id, tags=tags).version)
     version = mlflow.register_model(model_uri, name, tags=tags)
     return str(version.version)
 
@@ -215,5 +221,12 @@ def follow_pointer(
 
 
 def same_model(a: Path, b: Path) -> bool:
-    """True when two model directories hold byte-identical boosters."""
-    return file_sha256(a / modeldir.MODEL_FILE) == file_sha256(b / modeldir.MODEL_FILE)
+    """True when two model directories hold the same family with byte-identical model files."""
+    meta_a, meta_b = modeldir.read_metadata(a), modeldir.read_metadata(b)
+    if (meta_a.family, sorted(meta_a.files), meta_a.blend_weights) != (
+        meta_b.family,
+        sorted(meta_b.files),
+        meta_b.blend_weights,
+    ):
+        return False
+    return all(file_sha256(a / name) == file_sha256(b / name) for name in meta_a.files)

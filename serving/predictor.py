@@ -1,5 +1,9 @@
 """The KServe custom predictor: loads the serving model directory and scores V1, V2 and flat bodies.
 
+Any model family the bake-off can promote is served (XGBoost, the MLP, their blend): the model directory
+contract (:mod:`fraud_detection.modeldir`) loads it, and this module only calls its ``predict_proba`` and
+``explain``.
+
 Importing this module imports ``kserve``, whose model server module parses ``sys.argv`` when imported;
 the entry point (:func:`serving.main.serve`) hides its own options from it first.
 """
@@ -27,6 +31,13 @@ from serving.settings import ServingSettings
 log = logging.getLogger(__name__)
 prediction_log = logging.getLogger(telemetry.PREDICTION_LOGGER)
 
+EXPLAIN_METHODS = {
+    "xgboost": "tree-shap",
+    "mlp": "deeplift-rescale (reference: training mean)",
+    "blend": "weighted sum of the parts' tree-shap and deeplift-rescale",
+}
+"""How ``explain`` computes contributions for each family (named in every explain answer)."""
+
 MAX_LOGGED_DECISIONS = 100
 """The prediction record lists each row's decision for batches up to this size (counts always)."""
 _MAX_RETRY_SECONDS = 300.0
@@ -44,26 +55,27 @@ def _tensor(infer_input: Any) -> TensorInput:
 
 
 class _Coalescer:
-    """Score rows of requests that are in flight together with one booster call.
+    """Score rows of requests that are in flight together with one model call.
 
-    A single-row ``inplace_predict`` costs about as much as a 100-row one (the per-call overhead
-    dominates), so under concurrent load the rows of every request that reaches :meth:`score` in the
-    same event-loop turn are stacked and scored at once. Nothing waits: the batch is flushed by the
-    next loop iteration, so a lone request is scored immediately.
+    A single-row call costs about as much as a 100-row one (the per-call overhead dominates, for XGBoost's
+    ``inplace_predict`` and for the network's matrix products alike), so under concurrent load the rows of
+    every request that reaches :meth:`score` in the same event-loop turn are stacked and scored at once.
+    Nothing waits: the batch is flushed by the next loop iteration, so a lone request is scored immediately.
     """
 
     def __init__(self, max_rows: int) -> None:
         self.max_rows = max_rows
         self._pending: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
-        self._booster: Any = None
+        self._model: Any = None
         self._scheduled = False
 
-    async def score(self, booster: Any, x: np.ndarray) -> np.ndarray:
+    async def score(self, model: Any, x: np.ndarray) -> np.ndarray:
+        """The fraud probability of each row of ``x`` (float32), from ``model.predict_proba``."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
-        if self._pending and (self._booster is not booster or self._rows() + len(x) > self.max_rows):
+        if self._pending and (self._model is not model or self._rows() + len(x) > self.max_rows):
             self._flush()
-        self._booster = booster
+        self._model = model
         self._pending.append((x, future))
         if not self._scheduled:
             self._scheduled = True
@@ -80,7 +92,7 @@ class _Coalescer:
             return
         x = batch[0][0] if len(batch) == 1 else np.concatenate([item for item, _ in batch])
         try:
-            proba = scoring.predict_proba(self._booster, x)
+            proba = scoring.predict_proba(self._model, x)
         except Exception as error:  # every waiting request gets the failure (a 500: a model fault, not input)
             for _, future in batch:
                 if not future.done():
@@ -103,7 +115,8 @@ class FraudModel(kserve.Model):
     def __init__(self, settings: ServingSettings) -> None:
         super().__init__(settings.model_name, return_response_headers=True)
         self.settings = settings
-        self.booster: Any = None
+        self.model: Any = None
+        """The loaded model (:class:`fraud_detection.families.models.FamilyModel`), None until loaded."""
         self.metadata: ModelMetadata | None = None
         self.load_error: str | None = None
         self._load_lock = threading.Lock()
@@ -124,13 +137,14 @@ class FraudModel(kserve.Model):
                 self.load_error = f"{type(error).__name__}: {error}"
                 log.error("model not loaded from %s: %s", uri, self.load_error)
                 return False
-            self.booster, self.metadata, self.load_error = loaded.booster, loaded.metadata, None
+            self.model, self.metadata, self.load_error = loaded.model, loaded.metadata, None
             metadata = loaded.metadata
             self.ready = True
         log.info(
-            "model %s version %s loaded from %s in %.2fs (threshold %.4f, data version %s)",
+            "model %s version %s (%s) loaded from %s in %.2fs (threshold %.4f, data version %s)",
             metadata.model_name,
             metadata.model_version,
+            metadata.family,
             uri,
             time.perf_counter() - started,
             metadata.threshold,
@@ -183,7 +197,7 @@ class FraudModel(kserve.Model):
         """Score every row. V1/flat bodies get ``{"predictions": [...]}``; V2 gets two output tensors."""
         started = time.perf_counter()
         metadata = self.metadata
-        if metadata is None or self.booster is None:
+        if metadata is None or self.model is None:
             raise kserve.errors.ModelNotReady(self.name, self.load_error or "")
         request_id = self._request_id(payload, headers)
         if response_headers is not None:
@@ -194,7 +208,7 @@ class FraudModel(kserve.Model):
             "predict",
             attributes={"model.name": self.name, "model.version": version, "batch.size": int(x.shape[0])},
         ):
-            proba = await self._coalescer.score(self.booster, x)
+            proba = await self._coalescer.score(self.model, x)
             decisions = proba >= metadata.threshold
             flagged = scoring.record_scores(self.name, version, proba, decisions)
             record: dict[str, Any] = {
@@ -238,34 +252,34 @@ class FraudModel(kserve.Model):
         }
 
     def explain(self, payload: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
-        """Per-row feature contributions (XGBoost's exact tree SHAP values, in log-odds).
+        """Per-row feature contributions in log-odds, by the model's family: exact TreeSHAP for XGBoost,
+        DeepLIFT against the training mean for the MLP, their weighted sum for the blend
+        (:mod:`fraud_detection.families.models`).
 
-        For each row, ``base_value + sum(contributions)`` is the model's log-odds of fraud.
+        For each row, ``base_value + sum(contributions)`` is the model's log-odds of fraud, exactly.
         """
-        import xgboost as xgb
-
         metadata = self.metadata
-        if metadata is None or self.booster is None:
+        if metadata is None or self.model is None:
             raise kserve.errors.ModelNotReady(self.name, self.load_error or "")
         x = self._features(payload)
         with self._tracer.start_as_current_span(
             "explain",
             attributes={"model.name": self.name, "model.version": metadata.model_version, "batch.size": len(x)},
         ):
-            matrix = xgb.DMatrix(x, feature_names=list(FEATURES))
-            contributions = np.asarray(self.booster.predict(matrix, pred_contribs=True), dtype=np.float64)
-            proba = np.asarray(self.booster.inplace_predict(x, validate_features=False), dtype=np.float64)
+            contributions, base = self.model.explain(x)
+            proba = np.asarray(self.model.predict_proba(x), dtype=np.float64)
         return {
             "explanations": [
                 {
                     "fraud_probability": float(p),
                     "is_fraud": bool(p >= metadata.threshold),
-                    "base_value": float(row[-1]),
-                    "contributions": dict(zip(FEATURES, row[:-1].tolist(), strict=True)),
+                    "base_value": float(b),
+                    "contributions": dict(zip(FEATURES, row.tolist(), strict=True)),
                 }
-                for p, row in zip(proba, contributions, strict=True)
+                for p, b, row in zip(proba, base, contributions, strict=True)
             ],
             "units": "log-odds",
+            "method": EXPLAIN_METHODS[metadata.family],
             "model_name": self.name,
             "model_version": metadata.model_version,
         }

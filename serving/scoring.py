@@ -18,14 +18,15 @@ from serving import telemetry
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A booster with its metadata (threshold, version), as loaded from one model directory."""
+    """A model of any family (:class:`fraud_detection.families.models.FamilyModel`) with its metadata (family,
+    threshold, version), as loaded from one model directory."""
 
-    booster: Any
+    model: Any
     metadata: ModelMetadata
 
 
 def load_model(uri: str, threads: int, model_name: str) -> LoadedModel:
-    """Fetch and load the model directory at ``uri``, scoring with ``threads`` XGBoost threads.
+    """Fetch and load the model directory at ``uri`` (any family), scoring with ``threads`` threads.
 
     Sets the ``fraud_model_ready`` and ``fraud_model_info`` gauges of ``model_name``.
 
@@ -33,18 +34,18 @@ def load_model(uri: str, threads: int, model_name: str) -> LoadedModel:
         Exception: whatever the storage or the model directory raised (``ModelDirError`` names the file).
     """
     try:
-        booster, metadata = load_model_dir(fetch_model_dir(uri))
-        booster.set_param({"nthread": threads})
+        model, metadata = load_model_dir(fetch_model_dir(uri))
+        model.set_threads(threads)
     except Exception:
         telemetry.model_loaded(model_name, None)
         raise
     telemetry.model_loaded(model_name, metadata.model_version)
-    return LoadedModel(booster=booster, metadata=metadata)
+    return LoadedModel(model=model, metadata=metadata)
 
 
-def predict_proba(booster: Any, x: np.ndarray) -> np.ndarray:
+def predict_proba(model: Any, x: np.ndarray) -> np.ndarray:
     """Fraud probabilities of the rows of ``x`` (``[N, 29]`` float32, :data:`fraud_detection.schema.FEATURES` order)."""
-    return np.asarray(booster.inplace_predict(x, validate_features=False), dtype=np.float32)
+    return np.asarray(model.predict_proba(x), dtype=np.float32)
 
 
 def record_scores(model_name: str, version: str, proba: np.ndarray, decisions: np.ndarray) -> int:

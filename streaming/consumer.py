@@ -271,7 +271,7 @@ class StreamScorer:
             attributes={"model.name": settings.model_name, "model.version": version, "batch.size": len(records)},
         ):
             if decoded.ids:
-                proba = scoring.predict_proba(model.booster, decoded.x)
+                proba = scoring.predict_proba(model.model, decoded.x)
                 decisions = proba >= threshold
                 flagged = scoring.record_scores(settings.model_name, version, proba, decisions)
                 produce, result = producer.produce, messages.result_value

@@ -24,10 +24,16 @@ from components.load import load_data
 from components.poison import poison_collect, poison_level
 from components.promote import evaluate_and_promote
 from components.runner import ERROR_MARKER
-from components.train import train_model
+from components.train import select_model, train_family
 from fraud_detection import config, modeldir
 
-SMALL = {"synthetic_rows": 40_000, "synthetic_seed": 7, "n_rounds": 40, "early_stopping_rounds": 10}
+SMALL = {
+    "synthetic_rows": 40_000,
+    "synthetic_seed": 7,
+    "n_rounds": 40,
+    "early_stopping_rounds": 10,
+    "mlp_max_epochs": 4,
+}
 
 
 def call(component: Any, workdir: Path, knobs: dict[str, Any], **given: Any) -> tuple[Any, dict[str, Any]]:
@@ -51,7 +57,7 @@ def call(component: Any, workdir: Path, knobs: dict[str, Any], **given: Any) -> 
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """load -> train -> poison levels -> poison sweep -> fairness -> drift -> promote -> deploy, as plain calls."""
+    """load -> train families -> select -> poison -> fairness -> drift -> promote -> deploy, as plain calls."""
     work = tmp_path_factory.mktemp("components")
     knobs = {
         **SMALL,
@@ -65,7 +71,27 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out["load"] = call(load_data, work, knobs)
     (version, noise), load = out["load"]
     windows = {f"{name}_data": load[f"{name}_data"] for name in ("train", "validation", "test")}
-    out["train"] = call(train_model, work, knobs, **windows, data_version=version, oracle_label_noise=noise)
+    out["families"] = {
+        family: call(
+            train_family,
+            work / family,
+            knobs,
+            family=family,
+            train_data=windows["train_data"],
+            validation_data=windows["validation_data"],
+            data_version=version,
+        )
+        for family in config.TrainKnobs().families
+    }
+    out["train"] = call(
+        select_model,
+        work,
+        knobs,
+        **windows,
+        family_models=[outputs["model"] for _, outputs in out["families"].values()],
+        data_version=version,
+        oracle_label_noise=noise,
+    )
     model = out["train"][1]["model"]
     levels = [
         call(
@@ -90,7 +116,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         model=model,
         test_data=windows["test_data"],
         equalized_odds_difference=out["fairness"][0].equalized_odds_difference,
-        robust_auprc=out["poison"][0].robust_auprc,
+        robust_fraction=out["poison"][0].robust_fraction,
     )
     out["deploy"] = call(deploy_model, work, knobs, decision=out["promote"][1]["decision"])
     return out
@@ -105,20 +131,33 @@ def test_load_writes_four_windows_and_versions_them(chain: dict[str, Any]) -> No
     assert all(Path(outputs[f"{n}_data"].path).is_file() for n in rows)
 
 
-def test_train_writes_the_model_directory_and_kfp_metrics(chain: dict[str, Any]) -> None:
-    (run_id, threshold, auprc), outputs = chain["train"]
-    booster, metadata = modeldir.load_model_dir(Path(outputs["model"].path))
-    assert (
-        booster.num_features() == 29 and metadata.mlflow_run_id == run_id == outputs["model"].metadata["mlflow_run_id"]
-    )
+def test_each_family_writes_its_model_directory_in_its_own_format(chain: dict[str, Any]) -> None:
+    for family, (validation_auprc, outputs) in chain["families"].items():
+        metadata = modeldir.read_metadata(Path(outputs["model"].path))
+        assert metadata.family == family and metadata.format_version == modeldir.FORMAT_VERSION
+        assert metadata.files == [{"xgboost": "model.ubj", "mlp": "mlp.npz"}[family]]
+        assert outputs["metrics"].metadata["validation_auprc"] == validation_auprc > 0.1
+
+
+def test_select_writes_the_winner_and_reports_every_candidate(chain: dict[str, Any]) -> None:
+    (run_id, threshold, auprc, winner), outputs = chain["train"]
+    _, metadata = modeldir.load_model_dir(Path(outputs["model"].path))
+    assert metadata.family == winner and metadata.mlflow_run_id == run_id == outputs["model"].metadata["mlflow_run_id"]
     assert metadata.threshold == threshold and metadata.params["max_depth"] == config.TrainKnobs().max_depth
-    assert outputs["metrics"].metadata["test_auprc"] == auprc > 0.5
+    metrics = outputs["metrics"].metadata
+    assert metrics["test_auprc"] == auprc > 0.5
+    candidates = outputs["bakeoff"].metadata["candidates"]
+    assert [c["family"] for c in candidates] == ["xgboost", "mlp", "blend"]
+    best = max(candidates, key=lambda c: c["validation_auprc"])
+    assert best["winner"] and best["family"] == winner
+    assert all(metrics[f"{c['family']}_test_auprc"] == c["test_auprc"] for c in candidates)
+    assert "| blend |" in Path(outputs["bakeoff"].path).read_text()
     assert outputs["classification"].metadata["confusionMatrix"]["rows"]
 
 
 def test_the_audits_report_and_gate_values(chain: dict[str, Any]) -> None:
     poison, poison_outputs = chain["poison"]
-    assert 0 < poison.robust_auprc <= 1
+    assert 0 < poison.robust_auprc <= 1 and poison.robust_fraction > 0
     assert Path(poison_outputs["report"].path).read_text().lstrip().startswith("<!")
     assert {row["level_pct"] for row in json.loads(Path(poison_outputs["table"].path).read_text())} == {0, 5}
     fairness, fairness_outputs = chain["fairness"]
@@ -171,20 +210,22 @@ def test_train_marks_a_window_without_fraud(
     frame["Class"] = 0
     no_fraud = tmp_path / "validation.parquet"
     frame.to_parquet(no_fraud)
-    reason = failure_mark(
-        capsys,
-        lambda: call(
-            train_model,
-            tmp_path,
-            {**chain["knobs"], "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
-            train_data=load["train_data"],
-            validation_data=dsl.Dataset(name="validation_data", uri=str(no_fraud)),
-            test_data=load["test_data"],
-            data_version="sha256:test",
-            oracle_label_noise=-1.0,
-        ),
-    )
-    assert reason == "train: validation window has no fraud rows: early stopping and the threshold need some"
+    for family in config.TrainKnobs().families:
+        reason = failure_mark(
+            capsys,
+            lambda family=family: call(
+                train_family,
+                tmp_path / family,
+                chain["knobs"],
+                family=family,
+                train_data=load["train_data"],
+                validation_data=dsl.Dataset(name="validation_data", uri=str(no_fraud)),
+                data_version="sha256:test",
+            ),
+        )
+        assert reason == (
+            f"train {family}: validation window has no fraud rows: early stopping and the threshold need some"
+        )
 
 
 def test_deploy_marks_a_decision_without_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -205,7 +246,7 @@ def test_an_unexpected_error_is_marked_with_its_type(tmp_path: Path, capsys: pyt
             model=model,
             test_data=test_data,
             equalized_odds_difference=-1.0,
-            robust_auprc=-1.0,
+            robust_fraction=-1.0,
         ),
     )
     assert reason.startswith("evaluate-and-promote: ")

@@ -146,15 +146,15 @@ def test_the_checks_fail_when_the_pipeline_and_the_knobs_disagree() -> None:
     assert signature_problems(drifted) == ["max_depth: default 7 != 6"]
 
     retyped = copy.deepcopy(spec)
-    train = retyped["components"]["comp-train-model"]["inputDefinitions"]["parameters"]
-    train["max_depth"]["parameterType"] = "NUMBER_DOUBLE"
+    promote = retyped["components"]["comp-evaluate-and-promote"]["inputDefinitions"]["parameters"]
+    promote["auprc_tolerance"]["parameterType"] = "NUMBER_INTEGER"
     assert wiring_problems(retyped) == [
-        "train-model.max_depth: component type NUMBER_DOUBLE != knob type NUMBER_INTEGER"
+        "evaluate-and-promote.auprc_tolerance: component type NUMBER_INTEGER != knob type NUMBER_DOUBLE"
     ]
 
     unwired = copy.deepcopy(spec)
-    del unwired["root"]["dag"]["tasks"]["train-model"]["inputs"]["parameters"]["max_depth"]
-    assert wiring_problems(unwired) == ["knob max_depth reaches no task"]
+    del unwired["root"]["dag"]["tasks"]["evaluate-and-promote"]["inputs"]["parameters"]["auprc_tolerance"]
+    assert wiring_problems(unwired) == ["knob auprc_tolerance reaches no task"]
 
 
 def test_the_cli_check_fails_when_an_option_drifts_from_its_knob() -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -57,16 +58,22 @@ def test_compiled_yaml_holds_the_full_dag_with_a_conditional_deploy():
     root = spec["root"]["dag"]["tasks"]
     assert {
         "load-data",
-        "train-model",
+        "select-model",
         "poison-collect",
         "fairness-audit",
         "drift-check",
         "evaluate-and-promote",
     } <= set(root)
-    loop = next(t for name, t in root.items() if name.startswith("for-loop"))
-    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("poison_levels")
-    loop_dag = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
-    assert set(loop_dag) == {"poison-level"}
+    loops = {
+        task["parameterIterator"]["items"]["inputParameter"].removeprefix("pipelinechannel--"): set(
+            spec["components"][task["componentRef"]["name"]]["dag"]["tasks"]
+        )
+        for name, task in root.items()
+        if name.startswith("for-loop")
+    }
+    assert loops == {"families": {"train-family"}, "poison_levels": {"poison-level"}}
+    select_inputs = root["select-model"]["inputs"]["artifacts"]["family_models"]
+    assert select_inputs["taskOutputArtifact"]["producerTask"].startswith("for-loop")
     condition = next(t for name, t in root.items() if name.startswith("condition"))
     assert "evaluate-and-promote-Output" in condition["triggerPolicy"]["condition"]
     assert condition["dependentTasks"] == ["evaluate-and-promote"]
@@ -74,7 +81,7 @@ def test_compiled_yaml_holds_the_full_dag_with_a_conditional_deploy():
     assert set(inner) == {"deploy-model"}
     promote_inputs = root["evaluate-and-promote"]["inputs"]["parameters"]
     assert promote_inputs["equalized_odds_difference"]["taskOutputParameter"]["producerTask"] == "fairness-audit"
-    assert promote_inputs["robust_auprc"]["taskOutputParameter"]["producerTask"] == "poison-collect"
+    assert promote_inputs["robust_fraction"]["taskOutputParameter"]["producerTask"] == "poison-collect"
 
 
 def test_run_help_lists_every_parameter_with_its_default(tmp_path):
@@ -172,7 +179,7 @@ def mlflow_runs(home: Path) -> list:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # two whole pipeline runs; a busy shared machine takes several minutes for each
+@pytest.mark.timeout(1500)  # two whole runs, each training two families: minutes on a shared 2-core machine
 def test_local_run_on_a_users_csv(tmp_path):
     csv = tmp_path / "creditcard.csv"
     gen = fraud("data", "generate", "--rows", "40000", "--seed", "3", "--output", str(csv), home=tmp_path)
@@ -204,10 +211,16 @@ def test_local_run_on_a_users_csv(tmp_path):
     assert "logistic regression baseline AUPRC" in out
     model_line = next(line for line in out.splitlines() if "model directory" in line)
     model_dir = Path(model_line.split()[-1])
-    booster, metadata = modeldir.load_model_dir(model_dir)
-    assert booster.num_features() == 29 and 0 < metadata.threshold < 1
-    train_runs = [r for r in mlflow_runs(tmp_path) if r.data.tags.get("step") == "train"]
+    model, metadata = modeldir.load_model_dir(model_dir)
+    assert model.predict_proba(np.zeros((2, 29), dtype=np.float32)).shape == (2,) and 0 < metadata.threshold < 1
+    assert re.search(r"^  xgboost\*? [\d.]+/[\d.]+ \| mlp\*? [\d.]+/[\d.]+ \| blend\*? ", out, flags=re.M)
+    assert f"Model: {metadata.family} (test window)" in out
+    runs = mlflow_runs(tmp_path)
+    train_runs = [r for r in runs if r.data.tags.get("step") == "train"]
     assert [r.info.run_id for r in train_runs] == [metadata.mlflow_run_id]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == metadata.mlflow_run_id]
+    assert sorted(r.data.tags["family"] for r in children) == ["blend", "mlp", "xgboost"]
+    assert [r.data.tags["family"] for r in children if r.data.tags["winner"] == "true"] == [metadata.family]
     assert train_runs[0].data.params["data_version"] == metadata.data_version
     _, served = modeldir.load_model_dir(tmp_path / "serving" / "champion")
     assert served.model_version == "1" and served.mlflow_run_id == metadata.mlflow_run_id
@@ -217,6 +230,25 @@ def test_local_run_on_a_users_csv(tmp_path):
     assert "Promotion: NOT PROMOTED - candidate is byte-identical to champion version 1" in again.stdout
     assert "deploy-model" not in again.stdout
     assert modeldir.read_metadata(tmp_path / "serving" / "champion").model_version == "1"
+
+
+@pytest.mark.slow
+def test_a_users_csv_with_shuffled_labels_is_not_promoted(tmp_path):
+    import pandas as pd
+
+    csv = tmp_path / "creditcard.csv"
+    gen = fraud("data", "generate", "--rows", "40000", "--seed", "3", "--output", str(csv), home=tmp_path)
+    assert gen.returncode == 0, gen.stderr
+    frame = pd.read_csv(csv)
+    frame["Class"] = np.random.default_rng(0).permutation(frame["Class"].to_numpy())
+    frame.to_csv(csv, index=False)
+    quick = [*("--data-uri", str(csv), "--n-rounds", "60", "--poison-levels", "0,0.05", "--poison-kinds", "targeted")]
+    result = fraud("run", *quick, home=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "Promotion: NOT PROMOTED - blocked by gate(s): quality_floor" in out
+    assert re.search(r"^  FAIL  quality_floor .*shuffled or misaligned labels", out, flags=re.M)
+    assert not (tmp_path / "serving" / "champion").exists()
 
 
 @pytest.mark.slow
@@ -234,5 +266,7 @@ def test_bad_data_stops_at_load_and_logs_nothing(tmp_path):
     assert re.search(r"^Last log lines of load-data:\n  \| ", result.stderr, flags=re.M), result.stderr
     assert re.search(r"^Full log: \S+run\.log$", result.stderr, flags=re.M)
     runs_on_disk = list((tmp_path / "pipeline_root").iterdir())
-    assert runs_on_disk and not any((run / "train-model").exists() for run in runs_on_disk)
+    assert runs_on_disk and not any(
+        (run / task).exists() for run in runs_on_disk for task in ("train-family", "select-model")
+    )
     assert mlflow_runs(tmp_path) == []

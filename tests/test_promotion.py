@@ -57,17 +57,23 @@ def env(request, tmp_path, registry_uri):
 
 @pytest.fixture(scope="module")
 def candidates(windows, registry_uri, tmp_path_factory) -> dict[str, Path]:
-    """Candidates trained once: the default model, the same again, one on poisoned labels, one other seed."""
+    """Candidates trained once: XGBoost, the same again, XGBoost on poisoned labels, and an MLP (another family,
+    whose files are not XGBoost's)."""
     folder = tmp_path_factory.mktemp("candidates")
-    specs = {"c1": ("train", 42), "c2": ("train", 42), "bad": ("poisoned_train", 42), "other": ("train", 7)}
+    specs = {
+        "c1": ("train", 42, "xgboost"),
+        "c2": ("train", 42, "xgboost"),
+        "bad": ("poisoned_train", 42, "xgboost"),
+        "other": ("train", 7, "mlp"),
+    }
     out = {}
-    for name, (train_key, seed) in specs.items():
+    for name, (train_key, seed, family) in specs.items():
         out[name] = folder / name
         train_step(
             windows[train_key],
             windows["validation"],
             windows["test"],
-            train.TrainParams(n_rounds=80, seed=seed),
+            train.TrainParams(n_rounds=80, seed=seed, families=[family], mlp_max_epochs=6),
             out[name],
             registry_uri,
             "promotion-test",
@@ -77,7 +83,7 @@ def candidates(windows, registry_uri, tmp_path_factory) -> dict[str, Path]:
 
 
 ROBUST = 1.0
-"""An attacked AUPRC no clean AUPRC exceeds: the robustness gate passes, so the other gates decide."""
+"""A poison sweep that lost nothing: the robustness gate passes, so the other gates decide."""
 
 
 def promote(windows, env, model_dir, config=None, eod=0.05, robust=ROBUST):
@@ -110,6 +116,8 @@ def test_first_run_promotes_and_exports(windows, env, candidates):
     _, meta = modeldir.load_model_dir(Path(env["serving_root"]) / "champion")
     assert meta.model_version == "1" and meta.model_name == env["model"]
     assert "| quality | " in first.markdown and "no champion yet" in first.markdown
+    floor = next(g for g in first.decision.gates if g.name == "quality_floor")
+    assert floor.passed and "the logistic baseline" in floor.note
 
 
 @pytest.mark.slow
@@ -148,20 +156,28 @@ def test_poisoned_candidate_is_challenger_and_changes_nothing(windows, env, cand
 @pytest.mark.slow
 def test_fairness_alone_blocks_promotion(windows, env, candidates):
     promote(windows, env, candidates["c1"])
-    lenient_quality = replace(GateKnobs(), auprc_tolerance=1.0, min_auprc=0.0)
+    lenient_quality = replace(GateKnobs(), auprc_tolerance=1.0, min_auprc_over_baseline=0.0)
     other = candidates["other"]
+    assert modeldir.read_metadata(other).family == "mlp"
     result = promote(windows, env, other, config=lenient_quality, eod=0.40)
     assert [g.name for g in result.decision.gates if not g.passed] == ["fairness"]
     assert not result.decision.promoted and champion_version(env) == "1"
     # The same candidate with a fair audit is promoted: fairness really was the only blocker.
     fair = promote(windows, env, other, config=lenient_quality, eod=0.05)
     assert fair.decision.promoted and champion_version(env) == fair.decision.candidate_version
+    _, meta = modeldir.load_model_dir(Path(env["serving_root"]) / "champion")
+    assert meta.family == "mlp" and sorted(p.name for p in (Path(env["serving_root"]) / "champion").iterdir()) == [
+        "metadata.json",
+        "mlp.npz",
+    ]
 
 
 def test_gates_report_what_they_could_not_measure_and_a_missing_robustness_value_blocks():
-    gates = promotion.evaluate_gates(0.8, None, None, None, None, GateKnobs())
+    gates = promotion.evaluate_gates(
+        promotion.GateInputs(candidate_auprc=0.8, baseline_auprc=0.1, fraud_rate=0.002), GateKnobs()
+    )
     notes = {g.name: (g.passed, g.note) for g in gates}
-    assert notes["quality"] == (True, "no champion yet")
+    assert notes["quality"] == (True, "no champion yet: nothing to beat")
     assert notes["fairness"] == (
         True,
         "not measurable: no sensitive attribute in the data, or fewer than two groups to compare",
@@ -169,9 +185,54 @@ def test_gates_report_what_they_could_not_measure_and_a_missing_robustness_value
     assert notes["robustness"] == (False, "not measured: the poison sweep has no result at 5%")
 
 
-def test_robustness_gate_blocks_a_fragile_model():
-    config = GateKnobs(min_robust_fraction=0.8)
-    gates = promotion.evaluate_gates(0.8, 0.79, 0.05, 0.5, 0.8, config)
-    decision = promotion.decide(gates, 0.8, 0.79, "3", identical_to_champion=False)
+def test_the_quality_floor_is_relative_to_the_baseline_and_the_fraud_rate():
+    # The hard data set of issue 12: 0.49 against a 0.07 baseline passes, where an absolute 0.5 blocked it.
+    hard = promotion.GateInputs(candidate_auprc=0.49, baseline_auprc=0.07, fraud_rate=0.0017, robust_fraction=0.76)
+    floor = next(g for g in promotion.evaluate_gates(hard, GateKnobs()) if g.name == "quality_floor")
+    assert floor.passed and floor.bound == pytest.approx(1.25 * 0.07) and "7.0x the logistic baseline" in floor.note
+    # Barely above the linear baseline: blocked, and the note says what to look at.
+    linear = replace(hard, candidate_auprc=0.08)
+    floor = next(g for g in promotion.evaluate_gates(linear, GateKnobs()) if g.name == "quality_floor")
+    assert not floor.passed and "does not clearly beat a linear model" in floor.note
+    # Shuffled labels: every score is as good as random; the fraud-rate bound binds and names the likely cause.
+    shuffled = promotion.GateInputs(candidate_auprc=0.0021, baseline_auprc=0.0018, fraud_rate=0.0017)
+    floor = next(g for g in promotion.evaluate_gates(shuffled, GateKnobs()) if g.name == "quality_floor")
+    assert not floor.passed and floor.bound == pytest.approx(0.017) and "shuffled or misaligned labels" in floor.note
+
+
+def test_robustness_is_judged_against_the_champion_or_the_stated_reference():
+    config = GateKnobs()
+    noisy = promotion.GateInputs(candidate_auprc=0.5, baseline_auprc=0.07, fraud_rate=0.0017, robust_fraction=0.76)
+    gate = next(g for g in promotion.evaluate_gates(noisy, config) if g.name == "robustness")
+    assert gate.passed and gate.bound == config.min_robust_fraction and "stated reference is 50%" in gate.note
+    against = replace(noisy, champion_robust_fraction=0.95)
+    gate = next(g for g in promotion.evaluate_gates(against, config) if g.name == "robustness")
+    assert not gate.passed and gate.bound == pytest.approx(0.90) and "the champion kept 95%" in gate.note
+    decision = promotion.decide(promotion.evaluate_gates(against, config), 0.5, 0.49, "3", identical_to_champion=False)
     assert not decision.promoted and "robustness" in decision.reason
-    assert next(g for g in gates if g.name == "robustness").value == pytest.approx(0.625)
+
+
+def test_a_data_set_with_shuffled_labels_never_promotes(windows, env, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    shuffled = {}
+    for name in ("train", "validation", "test"):
+        frame = pd.read_parquet(windows[name])
+        frame[LABEL] = np.random.default_rng(3).permutation(frame[LABEL].to_numpy())
+        shuffled[name] = tmp_path / f"{name}.parquet"
+        data.write_parquet(frame, shuffled[name])
+    train_step(
+        shuffled["train"],
+        shuffled["validation"],
+        shuffled["test"],
+        train.TrainParams(n_rounds=80, families=["xgboost", "mlp"], mlp_max_epochs=4),
+        tmp_path / "model",
+        env["tracking_uri"],
+        "promotion-test",
+        "sha256:shuffled",
+    )
+    result = promote({**windows, "test": shuffled["test"]}, env, tmp_path / "model")
+    assert not result.decision.promoted
+    assert [g.name for g in result.decision.gates if not g.passed] == ["quality_floor"]
+    assert not (Path(env["serving_root"]) / "champion").exists()

@@ -8,8 +8,10 @@ attribute is a parameter and is never a model feature: it is read from the test 
 When the data has no such column (the public credit-card data set has none), the audit says so in its
 result and report and computes no fairness numbers; it never invents an attribute.
 
-Explanations. SHAP values of the booster come from XGBoost's own exact TreeSHAP (``pred_contribs``), in
-log-odds units, so they add up to the model's margin for each row. Global importance is the mean absolute
+Explanations follow the bake-off's winner. For XGBoost they are exact TreeSHAP values (``pred_contribs``);
+for the MLP, DeepLIFT contributions against the training mean; for the blend, the weighted sum of its parts'
+(see :mod:`fraud_detection.families.models`). All are in log-odds units and add up to the model's log-odds
+for each row; reports call them SHAP values, which they are exactly for trees. Global importance is the mean absolute
 SHAP value per feature on a sample of test rows (all test frauds plus a seeded sample of legitimate rows);
 a beeswarm plot shows direction (colour = the feature's value). Local explanations list the largest
 contributions for the top-k test transactions by score.
@@ -166,10 +168,31 @@ def group_fairness(
     )
 
 
+EXPLAINERS = {
+    "xgboost": "exact TreeSHAP values from XGBoost",
+    "mlp": "DeepLIFT contributions of the MLP against the training mean",
+    "blend": "the blend's weighted sum of XGBoost's TreeSHAP values and the MLP's DeepLIFT contributions",
+}
+"""How each model family's contributions are computed, in the words the report uses."""
+
+
+def explainer_of(model: Any) -> str:
+    """The report's words for how ``model``'s contributions are computed (a bare booster: TreeSHAP)."""
+    return EXPLAINERS.get(getattr(model, "family", "xgboost"), EXPLAINERS["xgboost"])
+
+
 def shap_values(booster: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact TreeSHAP values from XGBoost: (contributions of shape (n, 29), bias of shape (n,)), log-odds units."""
+    """Per-feature contributions (contributions of shape (n, 29), bias of shape (n,)), log-odds units.
+
+    A bare XGBoost booster gives exact TreeSHAP; a model of any family
+    (:class:`fraud_detection.families.models.FamilyModel`) gives its own explanation (TreeSHAP for XGBoost,
+    DeepLIFT for the MLP, their weighted sum for the blend), each summing exactly to the row's log-odds.
+    """
     import xgboost as xgb
 
+    if not isinstance(booster, xgb.Booster):
+        contributions, base = booster.explain(x)
+        return np.asarray(contributions, dtype=np.float64), np.asarray(base, dtype=np.float64)
     contribs = booster.predict(xgb.DMatrix(x, feature_names=list(FEATURES)), pred_contribs=True)
     contribs = np.asarray(contribs, dtype=np.float64)
     return contribs[:, :-1], contribs[:, -1]
@@ -290,6 +313,8 @@ class FairnessResult:
     test_rows: int
     explain_params: ExplainParams
     seconds: float
+    explainer: str = "exact TreeSHAP values from XGBoost"
+    """How the contributions were computed (the model's family decides; see :func:`explainer_of`)."""
 
     @property
     def fairness_available(self) -> bool:
@@ -337,6 +362,7 @@ class FairnessResult:
                     "threshold": self.threshold,
                     "test_rows": self.test_rows,
                     "explain_params": asdict(self.explain_params),
+                    "explainer": self.explainer,
                     "metrics": self.metrics(),
                     "seconds": self.seconds,
                 }
@@ -407,6 +433,7 @@ def run_fairness(
         test_rows=len(test),
         explain_params=params,
         seconds=round(time.perf_counter() - started, 3),
+        explainer=explainer_of(booster),
     )
 
 

@@ -140,8 +140,9 @@ def report_html(result: FairnessResult, importance: bytes, local: bytes) -> str:
         reports.section(
             "Global explanation (SHAP)",
             reports.paragraph(
-                f"Exact TreeSHAP values from XGBoost on {explained.sample_rows} test rows (every fraud plus "
-                "sampled legitimate rows), in log-odds units."
+                f"{result.explainer[0].upper()}{result.explainer[1:]} on {explained.sample_rows} test rows "
+                "(every fraud plus sampled legitimate rows), in log-odds units that add up to the model's "
+                "log-odds."
             ),
             reports.img_tag(importance, "SHAP global importance and beeswarm"),
             reports.table_html(importance_rows),

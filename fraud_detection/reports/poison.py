@@ -110,7 +110,9 @@ def report_html(sweep: PoisonSweep, png: bytes) -> str:
                     "Only training labels are attacked; validation (early stopping, threshold) and test labels "
                     "are trusted. 'random' flips the same share of each class; 'targeted' flips that share of "
                     "fraud labels to legitimate, choosing the frauds nearest one anchor fraud (hiding one "
-                    "pattern). Each level retrains with the champion's hyper-parameters."
+                    "pattern). Each level retrains the XGBoost family with the run's hyper-parameters, whichever "
+                    "family won the bake-off (retraining the network or the blend at every level would not fit "
+                    "the run's time budget): the sweep measures how much these labels can be trusted."
                 ),
                 reports.paragraph(_defence_text(sweep)),
             ),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fraud_detection.families import CANDIDATES, XGBOOST
 from fraud_detection.reports import format_value, html_page, markdown_table, paragraph, section, table_html
 
 WINDOWS = ("train", "validation", "test", "current")
@@ -123,16 +124,21 @@ def _model_rows(metrics: dict[str, Any], model: dict[str, Any]) -> list[dict[str
 
 
 def _candidate_rows(facts: RunFacts) -> list[dict[str, Any]]:
+    """One row per bake-off candidate (the train step's ``<family>_validation_auprc`` and ``<family>_test_auprc``);
+    the winner, chosen on validation AUPRC, carries its threshold, trees and MLflow run."""
     m = facts.metrics
+    winner = facts.model.get("framework", XGBOOST)
+    families = [f for f in CANDIDATES if f"{f}_validation_auprc" in m] or [winner]
     return [
         {
-            "candidate": facts.model.get("framework", "xgboost"),
-            "validation AUPRC": m.get("validation_auprc"),
-            "test AUPRC": m.get("test_auprc"),
-            "trees": int(m["best_iteration"]) + 1 if "best_iteration" in m else None,
-            "threshold": facts.model.get("threshold"),
-            "MLflow run": facts.model.get("mlflow_run_id", ""),
+            "candidate": family + (" (winner)" if family == winner else ""),
+            "validation AUPRC": m.get(f"{family}_validation_auprc", m.get("validation_auprc")),
+            "test AUPRC": m.get(f"{family}_test_auprc", m.get("test_auprc")),
+            "trees": int(m["best_iteration"]) + 1 if family == winner == XGBOOST and "best_iteration" in m else None,
+            "threshold": facts.model.get("threshold") if family == winner else None,
+            "MLflow run": facts.model.get("mlflow_run_id", "") if family == winner else "",
         }
+        for family in families
     ]
 
 

@@ -26,11 +26,15 @@ log = logging.getLogger(__name__)
 
 
 def _candidate_params(model_dir: Path) -> tuple[train.TrainParams, int | None]:
-    """The candidate's hyper-parameters and best round, from its model directory's metadata."""
+    """The run's XGBoost knobs and the XGBoost family's best round, from the candidate's metadata.
+
+    The poison sweep retrains XGBoost at every level whatever family won the bake-off (retraining the network
+    or the blend a dozen times would not fit the run's time budget); its report says so.
+    """
     meta = modeldir.read_metadata(model_dir)
     known = set(train.TrainParams.__dataclass_fields__)
     params = train.TrainParams(**{k: v for k, v in meta.params.items() if k in known})  # type: ignore[arg-type]
-    best = meta.metrics.get("best_iteration")
+    best = meta.metrics.get("xgboost_best_iteration", meta.metrics.get("best_iteration"))
     return params, int(best) if best is not None else None
 
 
@@ -68,6 +72,19 @@ def robust_auprc(table: Sequence[DegradationRow], level: float) -> float | None:
     return min(at_level) if at_level else None
 
 
+def robust_fraction(table: Sequence[DegradationRow], level: float) -> float | None:
+    """The share of the clean AUPRC that the worst attack at ``level`` leaves (None when not measured).
+
+    Both numbers come from the sweep itself (the same family retrained on clean and on poisoned labels), so
+    the share describes how much the labels can be trusted to carry the model, not how separable the data is.
+    """
+    attacked = robust_auprc(table, level)
+    clean = [r.auprc for r in table if r.level_pct == 0]
+    if attacked is None or not clean or clean[0] <= 0:
+        return None
+    return attacked / clean[0]
+
+
 @dataclass(frozen=True)
 class PoisonStepResult:
     """What the poison-collect step computed, wrote and logged."""
@@ -80,6 +97,8 @@ class PoisonStepResult:
     """The degradation table as markdown."""
     robust_auprc: float | None
     """The worst attacked AUPRC at the robustness level; None when the sweep did not include it."""
+    robust_fraction: float | None
+    """That AUPRC as a share of the sweep's clean AUPRC (what the robustness gate judges)."""
     mlflow_run_id: str
     """The parent run's id."""
 
@@ -102,7 +121,7 @@ def poison_record(sweep: PoisonSweep, files: PoisonFiles, data_version: str) -> 
         )
     return tracking.RunRecord(
         name="poison-sweep",
-        tags={"audit": "poison", "data_version": data_version},
+        tags={"audit": "poison", "data_version": data_version, "family": "xgboost"},
         metrics=sweep.metrics,
         artifacts=files.paths(),
         artifact_path="poison",
@@ -138,6 +157,7 @@ def poison_collect_step(
         metrics=sweep.metrics,
         markdown=render.markdown(sweep),
         robust_auprc=robust_auprc(sweep.table, robustness_level),
+        robust_fraction=robust_fraction(sweep.table, robustness_level),
         mlflow_run_id=run_id,
     )
 
@@ -231,11 +251,12 @@ class FairnessStepResult:
         return self.result.note
 
 
-def fairness_record(result: FairnessResult, files: FairnessFiles) -> tracking.RunRecord:
-    """The MLflow run ``fairness``: metrics, the audited column, the note as a tag, the report files."""
+def fairness_record(result: FairnessResult, files: FairnessFiles, family: str = "xgboost") -> tracking.RunRecord:
+    """The MLflow run ``fairness``: metrics, the audited column, the note and the audited family as tags, the
+    report files."""
     return tracking.RunRecord(
         name="fairness",
-        tags={"audit": "fairness", "fairness_note": result.note[:5000]},
+        tags={"audit": "fairness", "fairness_note": result.note[:5000], "family": family},
         params={"sensitive_column": result.sensitive_column or "(none)"},
         metrics=result.metrics(),
         artifacts=files.paths(),
@@ -251,7 +272,8 @@ def fairness_step(
     tracking_uri: str,
     experiment: str,
 ) -> FairnessStepResult:
-    """Fairlearn group metrics and SHAP explanations of the candidate on the test window, logged to MLflow."""
+    """Fairlearn group metrics and explanations of the candidate (the bake-off's winner, any family) on the test
+    window, logged to MLflow."""
     from fraud_detection.audits import fairness
     from fraud_detection.reports.fairness import render_fairness
 
@@ -259,8 +281,12 @@ def fairness_step(
     test = data.read_window(test_path)
     result = fairness.run_fairness(test, booster, meta.threshold, sensitive_column)
     log.info(
-        "fairness: %s; SHAP top feature %s; %.1fs", result.note, next(iter(result.shap.importance)), result.seconds
+        "fairness of the %s candidate: %s; top feature %s; %.1fs",
+        meta.family,
+        result.note,
+        next(iter(result.shap.importance)),
+        result.seconds,
     )
     files = render_fairness(result, out_dir)
-    run_id = tracking.log_run(fairness_record(result, files), tracking_uri, experiment)
+    run_id = tracking.log_run(fairness_record(result, files, meta.family), tracking_uri, experiment)
     return FairnessStepResult(result=result, files=files, metrics=result.metrics(), mlflow_run_id=run_id)

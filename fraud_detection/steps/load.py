@@ -41,7 +41,12 @@ def load_step(knobs: DataKnobs, outputs: dict[str, Path]) -> LoadStepResult:
         knobs: where the data comes from and the split fractions.
         outputs: a path for each of ``train``, ``validation``, ``test``, ``current``.
     """
-    synthetic = SyntheticConfig(n_rows=knobs.synthetic_rows, seed=knobs.synthetic_seed, drift=knobs.synthetic_drift)
+    synthetic = SyntheticConfig(
+        n_rows=knobs.synthetic_rows,
+        seed=knobs.synthetic_seed,
+        drift=knobs.synthetic_drift,
+        setting=knobs.synthetic_setting,
+    )
     loaded = data.load_dataset(knobs.data_uri, knobs.sensitive_column, synthetic)
     windows = data.time_split(loaded.frame, knobs.fractions)
     for name, window in windows.items():

@@ -36,7 +36,7 @@ def promote_step(
     candidate_dir: Path,
     test_path: Path,
     equalized_odds_difference: float | None,
-    robust_auprc: float | None,
+    robust_fraction: float | None,
     gates_config: GateKnobs,
     tracking_uri: str,
     model_name: str,
@@ -57,8 +57,9 @@ def promote_step(
         candidate_dir: the train step's model directory.
         test_path: the test window (Parquet) both models are scored on.
         equalized_odds_difference: from the fairness step; None when the data has no sensitive attribute.
-        robust_auprc: AUPRC of the worst attack at ``gates_config.robustness_level``; None (not measured) fails
-            the robustness gate.
+        robust_fraction: the share of its clean AUPRC the poison sweep keeps under the worst attack at
+            ``gates_config.robustness_level``; None (not measured) fails the robustness gate. It is recorded on
+            the candidate's MLflow run as ``robust_fraction``, the reference a later candidate is judged against.
         gates_config: the gate bounds.
         serving_root: local folder or ``gs://`` prefix under which promoted versions are exported.
         retry: how registry calls retry through a restarting tracking server.
@@ -69,8 +70,8 @@ def promote_step(
     from sklearn.metrics import average_precision_score
 
     x_test, y_test = data.read_xy(test_path)
-    candidate_booster, candidate_meta = modeldir.load_model_dir(candidate_dir)
-    candidate_auprc = float(average_precision_score(y_test, train.predict_proba(candidate_booster, x_test)))
+    candidate_model, candidate_meta = modeldir.load_model_dir(candidate_dir)
+    candidate_auprc = float(average_precision_score(y_test, train.predict_proba(candidate_model, x_test)))
     mlflow_client = registry.client(tracking_uri)
     run_id = candidate_meta.mlflow_run_id or ""
 
@@ -87,15 +88,25 @@ def promote_step(
         with tempfile.TemporaryDirectory(prefix="fraud-champion-") as tmp:
             current = _champion_model(observed, mlflow_client, model_name, Path(tmp), call)
             champion_auprc: float | None = None
+            champion_robust: float | None = None
             identical = False
             if current is not None:
-                champion_booster, _ = modeldir.load_model_dir(current.model_dir)
-                champion_auprc = float(average_precision_score(y_test, train.predict_proba(champion_booster, x_test)))
+                champion_model, _ = modeldir.load_model_dir(current.model_dir)
+                champion_auprc = float(average_precision_score(y_test, train.predict_proba(champion_model, x_test)))
+                if current.run_id:
+                    champion_robust = call("read its robustness", _robust_fraction, mlflow_client, current.run_id)
                 identical = registry.same_model(candidate_dir, current.model_dir)
-        clean_auprc = candidate_auprc if robust_auprc is not None else None
-        gates = promotion.evaluate_gates(
-            candidate_auprc, champion_auprc, equalized_odds_difference, robust_auprc, clean_auprc, gates_config
+        inputs = promotion.GateInputs(
+            candidate_auprc=candidate_auprc,
+            champion_auprc=champion_auprc,
+            baseline_auprc=candidate_meta.metrics.get("baseline_lr_test_auprc"),
+            fraud_rate=float(y_test.mean()),
+            equalized_odds_difference=equalized_odds_difference,
+            robust_fraction=robust_fraction,
+            champion_robust_fraction=champion_robust,
+            family=candidate_meta.family,
         )
+        gates = promotion.evaluate_gates(inputs, gates_config)
         decision = promotion.decide(
             gates, candidate_auprc, champion_auprc, current.version if current else None, identical
         )
@@ -149,7 +160,7 @@ def promote_step(
             promoted,
         )
     if run_id:
-        call("log the decision", _log_decision, mlflow_client, run_id, markdown, decision)
+        call("log the decision", _log_decision, mlflow_client, run_id, markdown, decision, robust_fraction)
     log.info("promotion: %s", decision.reason)
     return PromoteStepResult(decision=decision, markdown=markdown, serving_uri=serving_uri)
 
@@ -185,13 +196,26 @@ def _export(
 
     with tempfile.TemporaryDirectory(prefix="fraud-export-") as tmp:
         export_dir = Path(tmp) / "model"
-        shutil.copytree(candidate_dir, export_dir)
+        export_dir.mkdir()
+        for name in candidate_meta.files:
+            shutil.copyfile(candidate_dir / name, export_dir / name)
         meta = candidate_meta.model_copy(update={"model_version": version, "model_name": model_name})
         (export_dir / modeldir.METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
         return modeldir.publish(export_dir, serving_root, version)
 
 
-def _log_decision(mlflow_client: Any, run_id: str, markdown: str, decision: promotion.Decision) -> None:
+def _log_decision(
+    mlflow_client: Any, run_id: str, markdown: str, decision: promotion.Decision, robust_fraction: float | None
+) -> None:
+    """Record the decision on the candidate's run, and its robustness: the reference a later candidate meets."""
     mlflow_client.log_text(run_id, markdown, "promotion/decision.md")
     mlflow_client.log_dict(run_id, decision.as_dict(), "promotion/decision.json")
     mlflow_client.set_tag(run_id, "promoted", str(decision.promoted).lower())
+    if robust_fraction is not None:
+        mlflow_client.log_metric(run_id, "robust_fraction", robust_fraction)
+
+
+def _robust_fraction(mlflow_client: Any, run_id: str) -> float | None:
+    """The ``robust_fraction`` a promotion recorded on ``run_id`` (None before robustness was recorded)."""
+    value = mlflow_client.get_run(run_id).data.metrics.get("robust_fraction")
+    return None if value is None else float(value)

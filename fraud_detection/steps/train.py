@@ -1,13 +1,26 @@
-"""The train step: fit the candidate, score it, log it to MLflow and write its model directory."""
+"""The bake-off steps: train one family (one task per family), then select the winner and log every candidate.
+
+``train_family_step`` fits one family on the training window (early stopping and threshold on validation)
+and writes its model directory. ``select_step`` loads every family's directory, fits their blend on the
+validation window, picks the candidate with the best validation AUPRC (nothing else decides), scores every
+candidate on the test window for the report, and logs one MLflow run ``train`` with a child run per
+candidate; the winner's model directory is what promotion and serving receive.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from fraud_detection import data, modeldir, tracking, train
+from fraud_detection.families import BLEND, XGBOOST
+from fraud_detection.families.fit import FamilyFit, fit_blend, fit_family
 from fraud_detection.synth import true_probability
 
 log = logging.getLogger(__name__)
@@ -18,15 +31,262 @@ BASELINE_MAX_ROWS = 250_000
 such as AUPRC are unaffected by the sampling; it keeps the baseline to seconds at any data size)."""
 
 
-@dataclass
-class TrainStepResult:
-    """What the train step measured and where it left the candidate."""
+def _params_for_metadata(params: train.TrainParams) -> dict[str, float | int | str]:
+    return {k: v for k, v in params.as_dict().items() if isinstance(v, int | float | str)}
 
+
+def train_family_step(
+    family: str,
+    train_path: Path,
+    validation_path: Path,
+    params: train.TrainParams,
+    model_dir: Path,
+    data_version: str,
+) -> dict[str, float]:
+    """Train one family and write its model directory (model version ``candidate``, no MLflow run yet).
+
+    Returns its validation metrics (``validation_auprc``, ...), training seconds and family details.
+    """
+    x_train, y_train = data.read_xy(train_path)
+    x_valid, y_valid = data.read_xy(validation_path)
+    fitted = fit_family(family, x_train, y_train, x_valid, y_valid, params)
+    valid = train.evaluate(y_valid, fitted.validation_scores, fitted.threshold)
+    metrics = {f"validation_{k}": v for k, v in valid.items() if k in ("auprc", "roc_auc", "f1")}
+    metrics |= {"train_seconds": fitted.seconds, **fitted.details}
+    metadata = modeldir.ModelMetadata(
+        model_version="candidate",
+        threshold=fitted.threshold,
+        data_version=data_version,
+        metrics=tracking.finite_metrics(metrics),
+        params=_params_for_metadata(params),
+    )
+    modeldir.save_model_dir(fitted.model, metadata, model_dir)
+    log.info("%s: validation AUPRC %.4f in %.1fs", family, metrics["validation_auprc"], fitted.seconds)
+    return metrics
+
+
+@dataclass
+class Candidate:
+    """One bake-off candidate scored on validation (which decides) and test (which is reported)."""
+
+    family: str
+    fitted: FamilyFit
+    validation: dict[str, float]
+    test: dict[str, float]
+    test_scores: np.ndarray
+    details: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SelectStepResult:
+    """The winner, every candidate's numbers and where the winner's model directory is."""
+
+    winner: str
     metrics: dict[str, float]
+    """The winner's ``validation_``/``test_`` metrics, the baseline and oracle, and ``<family>_test_auprc`` etc."""
+    bakeoff: list[dict[str, Any]]
+    """One row per candidate: family, validation and test AUPRC, train seconds, whether it won."""
+    markdown: str
     threshold: float
     mlflow_run_id: str
     roc: tuple[list[float], list[float], list[float]]
     confusion: list[list[int]]
+
+
+def _load_fit(directory: Path, x_valid: np.ndarray) -> FamilyFit:
+    model, meta = modeldir.load_model_dir(directory)
+    return FamilyFit(
+        family=meta.family,
+        model=model,
+        threshold=meta.threshold,
+        validation_scores=model.predict_proba(x_valid),
+        seconds=float(meta.metrics.get("train_seconds", 0.0)),
+        details={k: v for k, v in meta.metrics.items() if not k.startswith("validation_") and k != "train_seconds"},
+    )
+
+
+def bakeoff_markdown(rows: Sequence[dict[str, Any]], metrics: dict[str, float]) -> str:
+    """The bake-off as a Markdown table (KFP UI, MLflow): every candidate on validation and test."""
+    lines = [
+        "# Model bake-off",
+        "",
+        "The winner has the best **validation** AUPRC; the test window is only reported.",
+        "",
+        "| family | validation AUPRC | test AUPRC | test ROC AUC | train s | |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['family']} | {row['validation_auprc']:.4f} | {row['test_auprc']:.4f} | "
+            f"{row['test_roc_auc']:.4f} | {row['train_seconds']:.1f} | {'**winner**' if row['winner'] else ''} |"
+        )
+    lines.append("")
+    lines.append(f"Logistic-regression baseline, test AUPRC: {metrics['baseline_lr_test_auprc']:.4f}.")
+    if "oracle_test_auprc" in metrics:
+        lines.append(f"Best achievable (true probabilities), test AUPRC: {metrics['oracle_test_auprc']:.4f}.")
+    return "\n".join(lines) + "\n"
+
+
+def select_step(
+    family_dirs: Sequence[Path],
+    train_path: Path,
+    validation_path: Path,
+    test_path: Path,
+    params: train.TrainParams,
+    model_dir: Path,
+    tracking_uri: str,
+    experiment: str,
+    data_version: str,
+    oracle_label_noise: float | None = None,
+    synthetic_setting: str = "axis",
+    dataset: tracking.DatasetInput | None = None,
+) -> SelectStepResult:
+    """Blend the families, pick the winner on validation AUPRC, report all on test, log to MLflow.
+
+    Args:
+        family_dirs: each family task's model directory.
+        model_dir: where the winner's model directory is written.
+        oracle_label_noise: set (to the generator's label noise) when the data is synthetic: the test set's
+            best achievable AUPRC is then computed from the true probabilities and reported beside ours.
+        synthetic_setting: the generator's setting, for those true probabilities.
+        dataset: the whole data set's description, logged as the run's MLflow dataset input (lineage).
+
+    Returns:
+        The winner's metrics (``validation_``/``test_`` prefixed, ``baseline_lr_test_auprc``,
+        ``test_fraud_rate``, for synthetic data ``oracle_test_auprc`` and ``auprc_vs_oracle``), each
+        candidate's ``<family>_validation_auprc`` and ``<family>_test_auprc``, and the bake-off table.
+    """
+    from sklearn.metrics import average_precision_score
+
+    started = time.perf_counter()
+    x_valid, y_valid = data.read_xy(validation_path)
+    x_test, y_test = data.read_xy(test_path)
+    fits = [_load_fit(Path(d), x_valid) for d in family_dirs]
+    families = [f.family for f in fits]
+    if len(set(families)) != len(families):
+        raise ValueError(f"each family must be trained once, got {families}")
+    if len(fits) >= 2:
+        fits.append(fit_blend(fits, x_valid, y_valid, params.threshold_beta))
+    candidates = []
+    for fitted in fits:
+        test_scores = fitted.model.predict_proba(x_test)
+        candidates.append(
+            Candidate(
+                family=fitted.family,
+                fitted=fitted,
+                validation=train.evaluate(y_valid, fitted.validation_scores, fitted.threshold),
+                test=train.evaluate(y_test, test_scores, fitted.threshold),
+                test_scores=test_scores,
+                details=fitted.details,
+            )
+        )
+    winner = max(candidates, key=lambda c: c.validation["auprc"])
+
+    metrics: dict[str, float] = {f"test_{k}": v for k, v in winner.test.items()}
+    metrics.update({f"validation_{k}": v for k, v in winner.validation.items() if k in ("auprc", "roc_auc", "f1")})
+    metrics.update(winner.details)
+    metrics["train_seconds"] = winner.fitted.seconds
+    for c in candidates:
+        metrics[f"{c.family}_validation_auprc"] = c.validation["auprc"]
+        metrics[f"{c.family}_test_auprc"] = c.test["auprc"]
+        metrics.update({f"{c.family}_{k}": v for k, v in c.details.items()})
+    x_train, y_train = data.read_xy(train_path)
+    rows = train.keep_frauds_sample(y_train, BASELINE_MAX_ROWS, params.seed)
+    baseline = train.logistic_baseline(x_train[rows], y_train[rows], x_test, params.seed)
+    del x_train, y_train
+    metrics["baseline_lr_test_auprc"] = float(average_precision_score(y_test, baseline))
+    metrics["test_fraud_rate"] = float(y_test.mean())
+    if oracle_label_noise is not None:
+        oracle = true_probability(x_test, oracle_label_noise, synthetic_setting)
+        metrics["oracle_test_auprc"] = float(average_precision_score(y_test, oracle))
+        metrics["auprc_vs_oracle"] = metrics["test_auprc"] / metrics["oracle_test_auprc"]
+
+    table = [
+        {
+            "family": c.family,
+            "validation_auprc": c.validation["auprc"],
+            "test_auprc": c.test["auprc"],
+            "test_roc_auc": c.test["roc_auc"],
+            "train_seconds": c.fitted.seconds,
+            "winner": c is winner,
+        }
+        for c in candidates
+    ]
+    markdown = bakeoff_markdown(table, metrics)
+
+    def log_model(run_id: str) -> None:
+        """Inside the run: write the winner's model directory (logged as ``serving_model``) and, for XGBoost,
+        the MLflow XGBoost model the registry version points at."""
+        metadata = modeldir.ModelMetadata(
+            model_version="candidate",
+            threshold=winner.fitted.threshold,
+            mlflow_run_id=run_id,
+            data_version=data_version,
+            metrics=tracking.finite_metrics(metrics),
+            params=_params_for_metadata(params),
+        )
+        modeldir.save_model_dir(winner.fitted.model, metadata, model_dir)
+        import mlflow
+
+        if winner.family == XGBOOST:
+            import mlflow.xgboost
+
+            logged = mlflow.xgboost.log_model(
+                winner.fitted.model.booster,  # type: ignore[attr-defined]
+                name="model",
+                pip_requirements=tracking.PIP_REQUIREMENTS,
+                model_format="ubj",
+            )
+            mlflow.set_tag("model_uri", logged.model_uri)
+        else:
+            mlflow.set_tag("model_uri", f"runs:/{run_id}/serving_model")
+        mlflow.log_text(markdown, "bakeoff.md")
+
+    children = [
+        tracking.RunRecord(
+            name=f"candidate-{c.family}",
+            tags={"step": "candidate", "family": c.family, "winner": str(c is winner).lower()},
+            params={"family": c.family},
+            metrics={
+                **{f"validation_{k}": v for k, v in c.validation.items()},
+                **{f"test_{k}": v for k, v in c.test.items()},
+                "train_seconds": c.fitted.seconds,
+                **c.details,
+            },
+        )
+        for c in candidates
+    ]
+    record = tracking.RunRecord(
+        name="train",
+        tags={"step": "train", "data_version": data_version, "family": winner.family},
+        params={**params.as_dict(), "data_version": data_version, "winner": winner.family},
+        metrics=metrics,
+        artifacts=[model_dir],
+        artifact_path="serving_model",
+        children=children,
+        inputs=[dataset] if dataset is not None else [],
+    )
+    run_id = tracking.log_run(record, tracking_uri, experiment, during=log_model)
+    tn, fp, fn, tp = (int(winner.test[k]) for k in ("tn", "fp", "fn", "tp"))
+    log.info(
+        "bake-off: %s; winner %s (test AUPRC %.4f, logistic baseline %.4f%s); step took %.1fs",
+        ", ".join(f"{c.family} {c.validation['auprc']:.4f}" for c in candidates),
+        winner.family,
+        metrics["test_auprc"],
+        metrics["baseline_lr_test_auprc"],
+        f", best achievable {metrics['oracle_test_auprc']:.4f}" if "oracle_test_auprc" in metrics else "",
+        time.perf_counter() - started,
+    )
+    return SelectStepResult(
+        winner=winner.family,
+        metrics=metrics,
+        bakeoff=table,
+        markdown=markdown,
+        threshold=winner.fitted.threshold,
+        mlflow_run_id=run_id,
+        roc=train.roc_points(y_test, winner.test_scores),
+        confusion=[[tn, fp], [fn, tp]],
+    )
 
 
 def train_step(
@@ -39,86 +299,32 @@ def train_step(
     experiment: str,
     data_version: str,
     oracle_label_noise: float | None = None,
+    synthetic_setting: str = "axis",
     dataset: tracking.DatasetInput | None = None,
-) -> TrainStepResult:
-    """Train the candidate, score it on the test window, log it to MLflow and write its model directory.
+) -> SelectStepResult:
+    """Every family of ``params.families`` in this process, then :func:`select_step` (tests, notebooks)."""
+    import tempfile
 
-    Args:
-        oracle_label_noise: set (to the generator's label noise) when the data is synthetic: the test set's
-            best achievable AUPRC is then computed from the true probabilities and reported beside ours.
-        dataset: the whole data set's description, logged as the run's MLflow dataset input (lineage).
-
-    Returns:
-        Metrics prefixed ``validation_`` and ``test_`` plus ``baseline_lr_test_auprc`` and, for synthetic data,
-        ``oracle_test_auprc`` and ``auprc_vs_oracle``.
-    """
-    from sklearn.metrics import average_precision_score
-
-    started = time.perf_counter()
-    x_train, y_train = data.read_xy(train_path)
-    x_valid, y_valid = data.read_xy(validation_path)
-    x_test, y_test = data.read_xy(test_path)
-    result = train.train_booster(x_train, y_train, x_valid, y_valid, params)
-    test_scores = train.predict_proba(result.booster, x_test)
-    test = train.evaluate(y_test, test_scores, result.threshold)
-    valid = train.evaluate(y_valid, result.validation_scores, result.threshold)
-
-    metrics: dict[str, float] = {f"test_{k}": v for k, v in test.items()}
-    metrics.update({f"validation_{k}": v for k, v in valid.items() if k in ("auprc", "roc_auc", "f1")})
-    metrics["best_iteration"] = float(result.best_iteration)
-    metrics["scale_pos_weight"] = result.scale_pos_weight
-    metrics["train_seconds"] = result.seconds
-
-    rows = train.keep_frauds_sample(y_train, BASELINE_MAX_ROWS, params.seed)
-    baseline = train.logistic_baseline(x_train[rows], y_train[rows], x_test, params.seed)
-    metrics["baseline_lr_test_auprc"] = float(average_precision_score(y_test, baseline))
-    if oracle_label_noise is not None:
-        oracle = true_probability(x_test, oracle_label_noise)
-        metrics["oracle_test_auprc"] = float(average_precision_score(y_test, oracle))
-        metrics["auprc_vs_oracle"] = metrics["test_auprc"] / metrics["oracle_test_auprc"]
-    del x_train, y_train
-
-    def log_model(run_id: str) -> None:
-        """Inside the run: log the booster as an MLflow model, then write the model directory it serves."""
-        import mlflow.xgboost
-
-        logged = mlflow.xgboost.log_model(
-            result.booster, name="model", pip_requirements=tracking.PIP_REQUIREMENTS, model_format="ubj"
+    with tempfile.TemporaryDirectory(prefix="fraud-families-") as folder:
+        dirs = []
+        for family in params.families:
+            target = Path(folder) / family
+            train_family_step(family, train_path, validation_path, params, target, data_version)
+            dirs.append(target)
+        return select_step(
+            dirs,
+            train_path,
+            validation_path,
+            test_path,
+            params,
+            model_dir,
+            tracking_uri,
+            experiment,
+            data_version,
+            oracle_label_noise,
+            synthetic_setting,
+            dataset,
         )
-        mlflow.set_tag("model_uri", logged.model_uri)
-        metadata = modeldir.ModelMetadata(
-            model_version="candidate",
-            threshold=result.threshold,
-            mlflow_run_id=run_id,
-            data_version=data_version,
-            metrics=tracking.finite_metrics(metrics),
-            params={k: v for k, v in params.as_dict().items() if isinstance(v, int | float | str)},
-        )
-        modeldir.save_model_dir(result.booster, metadata, model_dir)
 
-    record = tracking.RunRecord(
-        name="train",
-        tags={"step": "train", "data_version": data_version},
-        params={**params.as_dict(), "data_version": data_version},
-        metrics=metrics,
-        artifacts=[model_dir],
-        artifact_path="serving_model",
-        inputs=[dataset] if dataset is not None else [],
-    )
-    run_id = tracking.log_run(record, tracking_uri, experiment, during=log_model)
 
-    tn, fp, fn, tp = (int(test[k]) for k in ("tn", "fp", "fn", "tp"))
-    log.info(
-        "test AUPRC %.4f (logistic baseline %.4f%s); step took %.1fs",
-        metrics["test_auprc"],
-        metrics["baseline_lr_test_auprc"],
-        f", best achievable {metrics['oracle_test_auprc']:.4f}" if "oracle_test_auprc" in metrics else "",
-        time.perf_counter() - started,
-    )
-    return TrainStepResult(
-        metrics=metrics,
-        threshold=result.threshold,
-        mlflow_run_id=run_id,
-        roc=train.roc_points(y_test, test_scores),
-        confusion=[[tn, fp], [fn, tp]],
-    )
+__all__ = ["BLEND", "SelectStepResult", "select_step", "train_family_step", "train_step"]

@@ -45,7 +45,9 @@ def candidates(windows, tracking_uri, tmp_path_factory) -> dict[str, Path]:
     out = {}
     for name, (rounds, seed) in CANDIDATE_SPECS.items():
         out[name] = folder / name
-        params = train.TrainParams(n_rounds=rounds, seed=seed, early_stopping_rounds=rounds, learning_rate=0.05)
+        params = train.TrainParams(
+            families=["xgboost"], n_rounds=rounds, seed=seed, early_stopping_rounds=rounds, learning_rate=0.05
+        )
         train_step(
             windows["train"], windows["validation"], windows["test"], params, out[name], tracking_uri, "rel", "sha256:r"
         )

@@ -36,5 +36,5 @@ def test_every_step_has_the_retry_and_caching_it_declares():
         else:
             assert policy is None, name
     # The steps that move the champion or write outside KFP are never answered from a cache.
-    for name in ("load", "train", "evaluate-and-promote", "deploy"):
+    for name in ("load", "select", "evaluate-and-promote", "deploy"):
         assert tasks[name]["cachingOptions"].get("enableCache", False) is False

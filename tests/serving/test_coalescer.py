@@ -13,22 +13,22 @@ from fraud_detection.modeldir import load_model_dir
 from serving.predictor import _Coalescer
 
 
-class CountingBooster:
-    """A real booster that counts its ``inplace_predict`` calls."""
+class CountingModel:
+    """A real loaded model that counts its ``predict_proba`` calls."""
 
-    def __init__(self, booster: Any) -> None:
-        self.booster = booster
+    def __init__(self, model: Any) -> None:
+        self.model = model
         self.calls = 0
 
-    def inplace_predict(self, x: np.ndarray, validate_features: bool = False) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
         self.calls += 1
-        return np.asarray(self.booster.inplace_predict(x, validate_features=validate_features))
+        return np.asarray(self.model.predict_proba(x))
 
 
 @pytest.mark.slow
 def test_requests_in_the_same_loop_turn_share_one_call(model_dir: Path) -> None:
-    booster, _ = load_model_dir(model_dir)
-    counting = CountingBooster(booster)
+    model, _ = load_model_dir(model_dir)
+    counting = CountingModel(model)
     rng = np.random.default_rng(0)
     parts = [rng.normal(size=(n, 29)).astype(np.float32) for n in (1, 3, 1, 5, 2)]
 
@@ -39,13 +39,13 @@ def test_requests_in_the_same_loop_turn_share_one_call(model_dir: Path) -> None:
     results = asyncio.run(run())
     assert counting.calls == 1
     for part, result in zip(parts, results, strict=True):
-        np.testing.assert_allclose(result, booster.inplace_predict(part, validate_features=False), rtol=1e-6)
+        np.testing.assert_allclose(result, model.predict_proba(part), rtol=1e-6)
 
 
 @pytest.mark.slow
 def test_batches_are_capped_at_max_rows(model_dir: Path) -> None:
-    booster, _ = load_model_dir(model_dir)
-    counting = CountingBooster(booster)
+    model, _ = load_model_dir(model_dir)
+    counting = CountingModel(model)
     parts = [np.zeros((4, 29), dtype=np.float32) for _ in range(5)]
 
     async def run() -> None:
@@ -56,10 +56,10 @@ def test_batches_are_capped_at_max_rows(model_dir: Path) -> None:
     assert counting.calls == 3  # 4+4, 4+4, 4
 
 
-def test_a_failing_booster_fails_every_waiting_caller() -> None:
+def test_a_failing_model_fails_every_waiting_caller() -> None:
     class Broken:
-        def inplace_predict(self, x: np.ndarray, validate_features: bool = False) -> np.ndarray:
-            raise RuntimeError("booster exploded")
+        def predict_proba(self, x: np.ndarray) -> np.ndarray:
+            raise RuntimeError("model exploded")
 
     async def run() -> list[Any]:
         coalescer = _Coalescer(max_rows=10)

@@ -118,7 +118,7 @@ def test_every_transaction_gets_one_result_and_each_bad_message_class_a_dead_let
     assert set(results) == {f"tx-{i}" for i in range(n)} | {"traced-1"}
     assert all(len(values) == 1 for values in results.values())
     loaded = scoring.load_model(str(model_dir), 1, "reference")
-    expected = scoring.predict_proba(loaded.booster, np.asarray([[r[f] for f in FEATURES] for r in rows], np.float32))
+    expected = scoring.predict_proba(loaded.model, np.asarray([[r[f] for f in FEATURES] for r in rows], np.float32))
     for i in (0, 1, 17, n - 1):
         result = orjson.loads(next(iter(results[f"tx-{i}"])))
         assert result["transaction_id"] == f"tx-{i}"
