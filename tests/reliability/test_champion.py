@@ -57,7 +57,8 @@ def model_dir(tmp_path: Path, name: str, payload: bytes) -> Path:
     folder = tmp_path / name
     folder.mkdir()
     (folder / modeldir.MODEL_FILE).write_bytes(payload)
-    (folder / modeldir.METADATA_FILE).write_text("{}")
+    metadata = modeldir.ModelMetadata(model_version="candidate", threshold=0.5)
+    (folder / modeldir.METADATA_FILE).write_text(metadata.model_dump_json())
     return folder
 
 
