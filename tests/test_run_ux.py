@@ -147,10 +147,11 @@ def run_in_terminal(command: list[str], env: dict[str, str], timeout: float) -> 
 
 @pytest.fixture(scope="module")
 def terminal_run(tmp_path_factory: pytest.TempPathFactory) -> TerminalRun:
-    """``make run`` with its defaults (the full built-in data set), on a terminal."""
+    """``make run`` with its defaults (the full built-in data set), on a terminal (not inheriting an outer make's
+    variables, such as ``make test ARGS=...``)."""
     home = tmp_path_factory.mktemp("make-run")
     env = {**os.environ, "FRAUD_HOME": str(home), "TERM": "xterm-256color"}
-    for name in ("MLFLOW_TRACKING_URI", "COLUMNS", "LINES", "CI"):
+    for name in ("MLFLOW_TRACKING_URI", "COLUMNS", "LINES", "CI", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
         env.pop(name, None)
     code, frames, final = run_in_terminal(["make", "--no-print-directory", "run"], env, timeout=1500)
     (home / "terminal.txt").write_text("\n".join(final) + "\n")  # the final screen, for a person to look at

@@ -216,11 +216,18 @@ def test_kill_9_mid_batch_then_restart_every_input_has_one_consistent_result(
 
 
 def test_reloads_when_the_champion_moves(broker: Broker, tmp_path: Path) -> None:
+    from fraud_detection import champion
     from fraud_detection.modeldir import METADATA_FILE, publish, read_metadata
 
     root = tmp_path / "serving"
+
+    def promote(directory: Path, version: str) -> None:
+        """As promotion does: export the version, then move the champion pointer (and its link) to it."""
+        uri = publish(directory, str(root), version)
+        champion.compare_and_set(str(root), champion.read(str(root)), champion.Champion(version, uri))
+
     first = make_model_dir(tmp_path / "candidate-7")
-    publish(first, str(root), "7")
+    promote(first, "7")
     topics = topics_for("reload")
     broker.create_topics(topics["input_topic"], topics["output_topic"], topics["dead_letter_topic"])
     rows = _rows(200)
@@ -232,11 +239,11 @@ def test_reloads_when_the_champion_moves(broker: Broker, tmp_path: Path) -> None
             broker, topics["input_topic"], [(f"a-{i}".encode(), orjson.dumps(r), None) for i, r in enumerate(rows)]
         )
         scorer.wait_scored(len(rows))
-        # Promotion publishes version 8 and switches the champion link.
+        # Promotion publishes version 8 and moves the champion pointer and link.
         second = make_model_dir(tmp_path / "candidate-8", seed=5)
         metadata = read_metadata(second).model_copy(update={"model_version": "8"})
         (second / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
-        publish(second, str(root), "8")
+        promote(second, "8")
         scorer.wait_until(lambda: scorer.metric("fraud_model_info", model_version="8") == 1, what="the reload")
         assert scorer.metric("fraud_model_info", model_version="7") == 0
         _produce(
