@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,7 +41,8 @@ class LoadedData:
     source: str
 
 
-def _file_kind(uri: str) -> str:
+def file_kind(uri: str) -> str:
+    """``csv`` or ``parquet``, by the file name's suffix; DataValidationError for anything else."""
     name = uri.lower()
     if name.endswith(_CSV_SUFFIXES):
         return "csv"
@@ -57,7 +60,7 @@ def read_table(uri: str) -> pd.DataFrame:
         FileNotFoundError: nothing at ``uri``.
         DataValidationError: the file is empty, unreadable, or of an unsupported type.
     """
-    kind = _file_kind(uri)
+    kind = file_kind(uri)
     if storage.is_gcs(uri):
         with tempfile.TemporaryDirectory(prefix="fraud-data-") as tmp:
             local = storage.download_file(uri, Path(tmp) / Path(uri).name)
@@ -71,10 +74,19 @@ def read_table(uri: str) -> pd.DataFrame:
 def _read_local(path: Path, kind: str, uri: str) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise DataValidationError(f"{uri}: the file is empty")
+    return parse_table(path, kind, uri)
+
+
+def parse_table(source: Any, kind: str, uri: str) -> pd.DataFrame:
+    """Parse a non-empty CSV or Parquet file (a path or an open binary file); ``uri`` names it in errors.
+
+    Raises:
+        DataValidationError: the file cannot be read as ``kind``.
+    """
     try:
         if kind == "csv":
-            return pd.read_csv(path, engine="pyarrow")
-        return pd.read_parquet(path)
+            return pd.read_csv(source, engine="pyarrow")
+        return pd.read_parquet(source)
     except (pa.ArrowInvalid, ValueError, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if "Empty CSV file" in first:
@@ -86,23 +98,40 @@ def _first_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0]) + 1
 
 
-def validate(frame: pd.DataFrame, sensitive_column: str = "") -> pd.DataFrame:
-    """Check a frame against the data contract and return it in canonical column order and dtypes.
+_LABEL_RANK = 100
+_SINGLE_CLASS_RANK = 101
+_AMOUNT_RANK = 102
+_SENSITIVE_RANK = 103
 
-    Checks, each with an error that names the column and the first offending row: no rows; missing or
-    unexpected columns; non-numeric values; NaN or infinite values; labels other than 0/1; a single class;
-    negative amounts; missing values of the sensitive attribute (when that column is present).
 
-    Args:
-        frame: the raw data.
-        sensitive_column: the fairness attribute's column; allowed besides the schema, never required.
+@dataclass(frozen=True)
+class Finding:
+    """One broken rule in one scanned piece of data; :func:`raise_for` turns the first into the error."""
 
-    Returns:
-        Columns ``Time, V1..V28, Amount`` as float64, ``Class`` as int64, then the sensitive column
-        (as strings) if present.
-    """
-    if len(frame.columns) == 0 or len(frame) == 0:
-        raise DataValidationError("the data set has no rows" if len(frame.columns) else "the data set has no columns")
+    rank: int
+    """Order in which the rules are checked (the error names the lowest-ranked finding)."""
+    kind: str
+    column: str
+    count: int
+    first_row: int
+    """1-based, within the piece scanned (shifted by :func:`merge_scans`)."""
+    example: Any = None
+    values: tuple[float, ...] = ()
+    """For labels other than 0/1: the smallest such values (up to five)."""
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What :func:`scan` found in one piece of data: its size, its fraud count and the rules it breaks."""
+
+    rows: int
+    positives: int
+    findings: tuple[Finding, ...] = ()
+
+
+def _check_columns(frame: pd.DataFrame, sensitive_column: str) -> None:
+    if len(frame.columns) == 0:
+        raise DataValidationError("the data set has no columns")
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataValidationError(f"missing columns: {', '.join(missing)} (required: Time, V1..V28, Amount, Class)")
@@ -114,58 +143,141 @@ def validate(frame: pd.DataFrame, sensitive_column: str = "") -> pd.DataFrame:
             f"unexpected columns: {', '.join(extra)} (the schema is Time, V1..V28, Amount, Class{hint})"
         )
 
+
+def scan(frame: pd.DataFrame, sensitive_column: str = "") -> tuple[Scan, pd.DataFrame | None]:
+    """Check one piece of data (a whole data set, or one partition of it) against the data contract.
+
+    Column problems (none, missing, unexpected) raise at once; row problems are collected as findings, so
+    the pieces of a partitioned data set can be scanned apart and their findings merged
+    (:func:`merge_scans`) into exactly the error one scan of the whole would give.
+
+    Returns:
+        The scan, and the piece in canonical form (as :func:`validate` returns it) when it has no findings.
+    """
+    if len(frame) == 0 and len(frame.columns):
+        return Scan(rows=0, positives=0), None
+    _check_columns(frame, sensitive_column)
+    findings: list[Finding] = []
     out: dict[str, np.ndarray] = {}
-    for column in (TIME, *FEATURES, LABEL):
+    for index, column in enumerate((TIME, *FEATURES, LABEL)):
         series = frame[column]
         if not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
             numbers = pd.to_numeric(series, errors="coerce")
             bad = numbers.isna().to_numpy() & series.notna().to_numpy()
             if bad.any():
                 row = _first_row(bad)
-                raise DataValidationError(f"column {column!r} must be numeric: row {row} has {series.iloc[row - 1]!r}")
+                findings.append(Finding(2 * index, "numeric", column, int(bad.sum()), row, series.iloc[row - 1]))
+                continue
             series = numbers
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         finite = np.isfinite(values)
         if not finite.all():
-            count = int((~finite).sum())
-            raise DataValidationError(
-                f"column {column!r} has {count} missing or infinite value{'s' if count > 1 else ''} "
-                f"(first at row {_first_row(~finite)})"
-            )
+            findings.append(Finding(2 * index + 1, "finite", column, int((~finite).sum()), _first_row(~finite)))
         out[column] = values
 
-    label = out[LABEL]
-    not_binary = (label != 0) & (label != 1)
-    if not_binary.any():
-        found = sorted({float(v) for v in np.unique(label[not_binary])[:5]})
-        raise DataValidationError(
-            f"column {LABEL!r} must be 0 or 1: found {', '.join(f'{v:g}' for v in found)} "
-            f"(first at row {_first_row(not_binary)})"
-        )
-    positives = int(label.sum())
-    if positives in (0, label.size):
-        only = "0 (legitimate)" if positives == 0 else "1 (fraud)"
-        raise DataValidationError(f"column {LABEL!r} has a single class, {only}: need both fraud and legitimate rows")
-    negative = out["Amount"] < 0
-    if negative.any():
-        row = _first_row(negative)
-        raise DataValidationError(
-            f"column 'Amount' has {int(negative.sum())} negative value(s) "
-            f"(first at row {row}: {out['Amount'][row - 1]:g})"
-        )
-
-    result = pd.DataFrame({c: out[c] for c in (TIME, *FEATURES)}, copy=False)
-    result[LABEL] = label.astype(np.int64)
-    if sensitive_column and sensitive_column in frame.columns:
-        groups = frame[sensitive_column]
-        if groups.isna().any():
-            mask = groups.isna().to_numpy()
-            raise DataValidationError(
-                f"sensitive column {sensitive_column!r} has {int(mask.sum())} missing value(s) "
-                f"(first at row {_first_row(mask)})"
+    label = out.get(LABEL)
+    positives = 0
+    if label is not None:
+        not_binary = (label != 0) & (label != 1) & np.isfinite(label)
+        if not_binary.any():
+            found = tuple(float(v) for v in np.unique(label[not_binary])[:5])
+            findings.append(
+                Finding(_LABEL_RANK, "label", LABEL, int(not_binary.sum()), _first_row(not_binary), values=found)
             )
-        result[sensitive_column] = groups.astype(str).to_numpy()
-    return result
+        positives = int((label == 1).sum())
+    amount = out.get("Amount")
+    if amount is not None:
+        negative = amount < 0
+        if negative.any():
+            row = _first_row(negative)
+            findings.append(Finding(_AMOUNT_RANK, "amount", "Amount", int(negative.sum()), row, amount[row - 1]))
+    if sensitive_column and sensitive_column in frame.columns:
+        missing = frame[sensitive_column].isna().to_numpy()
+        if missing.any():
+            findings.append(
+                Finding(_SENSITIVE_RANK, "sensitive", sensitive_column, int(missing.sum()), _first_row(missing))
+            )
+    result = Scan(rows=len(frame), positives=positives, findings=tuple(findings))
+    if findings:
+        return result, None
+    canonical = pd.DataFrame({c: out[c] for c in (TIME, *FEATURES)}, copy=False)
+    canonical[LABEL] = out[LABEL].astype(np.int64)
+    if sensitive_column and sensitive_column in frame.columns:
+        canonical[sensitive_column] = frame[sensitive_column].astype(str).to_numpy()
+    return result, canonical
+
+
+def merge_scans(scans: Sequence[Scan]) -> Scan:
+    """The scan of the pieces' concatenation, in order: rows renumbered, counts summed, first rows kept."""
+    offset = 0
+    merged: dict[int, Finding] = {}
+    for piece in scans:
+        for finding in piece.findings:
+            earlier = merged.get(finding.rank)
+            if earlier is None:
+                merged[finding.rank] = replace(finding, first_row=finding.first_row + offset)
+            else:
+                values = tuple(sorted(set(earlier.values) | set(finding.values))[:5])
+                merged[finding.rank] = replace(earlier, count=earlier.count + finding.count, values=values)
+        offset += piece.rows
+    ordered = tuple(merged[rank] for rank in sorted(merged))
+    return Scan(rows=offset, positives=sum(piece.positives for piece in scans), findings=ordered)
+
+
+def _message(finding: Finding) -> str:
+    column, count, row = finding.column, finding.count, finding.first_row
+    if finding.kind == "numeric":
+        return f"column {column!r} must be numeric: row {row} has {finding.example!r}"
+    if finding.kind == "finite":
+        return f"column {column!r} has {count} missing or infinite value{'s' if count > 1 else ''} (first at row {row})"
+    if finding.kind == "label":
+        return (
+            f"column {column!r} must be 0 or 1: found {', '.join(f'{v:g}' for v in finding.values)} "
+            f"(first at row {row})"
+        )
+    if finding.kind == "amount":
+        return f"column 'Amount' has {count} negative value(s) (first at row {row}: {finding.example:g})"
+    return f"sensitive column {column!r} has {count} missing value(s) (first at row {row})"
+
+
+def raise_for(result: Scan) -> None:
+    """Raise the error for a (merged) scan's first broken rule, in the order :func:`validate` checks them.
+
+    Raises:
+        DataValidationError: no rows, a finding, or a single class.
+    """
+    if result.rows == 0:
+        raise DataValidationError("the data set has no rows")
+    single = result.positives in (0, result.rows)
+    for finding in result.findings:
+        if finding.rank > _SINGLE_CLASS_RANK and single:
+            break
+        raise DataValidationError(_message(finding))
+    if single:
+        only = "0 (legitimate)" if result.positives == 0 else "1 (fraud)"
+        raise DataValidationError(f"column {LABEL!r} has a single class, {only}: need both fraud and legitimate rows")
+
+
+def validate(frame: pd.DataFrame, sensitive_column: str = "") -> pd.DataFrame:
+    """Check a frame against the data contract and return it in canonical column order and dtypes.
+
+    Checks, each with an error that names the column and the first offending row: no rows; missing or
+    unexpected columns; non-numeric values; NaN or infinite values; labels other than 0/1; a single class;
+    negative amounts; missing values of the sensitive attribute (when that column is present). The Dask
+    engine runs the same :func:`scan` over each partition and merges the findings, so its errors are these.
+
+    Args:
+        frame: the raw data.
+        sensitive_column: the fairness attribute's column; allowed besides the schema, never required.
+
+    Returns:
+        Columns ``Time, V1..V28, Amount`` as float64, ``Class`` as int64, then the sensitive column
+        (as strings) if present.
+    """
+    result, canonical = scan(frame, sensitive_column)
+    raise_for(result)
+    assert canonical is not None  # raise_for raised for every finding
+    return canonical
 
 
 def data_version(frame: pd.DataFrame) -> str:
@@ -190,22 +302,35 @@ def time_split(frame: pd.DataFrame, fractions: SplitFractions | None = None) -> 
     fractions = fractions or DataKnobs().fractions
     if not frame[TIME].is_monotonic_increasing:
         frame = frame.sort_values(TIME, kind="stable", ignore_index=True)
-    n = len(frame)
-    cuts = np.cumsum([0.0, fractions.train, fractions.validation, fractions.test])
-    bounds = [round(float(c) * n) for c in cuts] + [n]
+    bounds = split_bounds(len(frame), fractions)
     windows = {name: frame.iloc[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLITS)}
-    for name in SPLITS[:3]:
-        window = windows[name]
-        positives = int(window[LABEL].sum()) if len(window) else 0
-        if len(window) == 0 or positives in (0, len(window)):
-            what = "no rows" if len(window) == 0 else ("no fraud rows" if positives == 0 else "only fraud rows")
+    check_windows(bounds, [int(w[LABEL].sum()) for w in windows.values()])
+    return windows
+
+
+def split_bounds(rows: int, fractions: SplitFractions) -> list[int]:
+    """The first row (0-based, in time order) of each window, then ``rows``: five numbers."""
+    cuts = np.cumsum([0.0, fractions.train, fractions.validation, fractions.test])
+    return [round(float(c) * rows) for c in cuts] + [rows]
+
+
+def check_windows(bounds: Sequence[int], positives: Sequence[int]) -> None:
+    """Raise unless the train, validation and test windows each hold both classes and the current one has rows.
+
+    Args:
+        bounds: as :func:`split_bounds` returns them.
+        positives: fraud rows in each window, in :data:`SPLITS` order.
+    """
+    for i, name in enumerate(SPLITS[:3]):
+        size = bounds[i + 1] - bounds[i]
+        if size == 0 or positives[i] in (0, size):
+            what = "no rows" if size == 0 else ("no fraud rows" if positives[i] == 0 else "only fraud rows")
             raise DataValidationError(
-                f"the {name} window (rows {bounds[SPLITS.index(name)] + 1:,}-{bounds[SPLITS.index(name) + 1]:,} "
+                f"the {name} window (rows {bounds[i] + 1:,}-{bounds[i + 1]:,} "
                 f"by time) has {what}; use more data or change the split fractions"
             )
-    if len(windows["current"]) == 0:
+    if bounds[4] == bounds[3]:
         raise DataValidationError("the current window has no rows; use more data or smaller split fractions")
-    return windows
 
 
 def load_dataset(
