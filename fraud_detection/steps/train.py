@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from fraud_detection import data, modeldir, tracking, train
 from fraud_detection.synth import true_probability
 
@@ -50,13 +52,53 @@ def train_step(
         Metrics prefixed ``validation_`` and ``test_`` plus ``baseline_lr_test_auprc`` and, for synthetic data,
         ``oracle_test_auprc`` and ``auprc_vs_oracle``.
     """
-    from sklearn.metrics import average_precision_score
-
     started = time.perf_counter()
     x_train, y_train = data.read_xy(train_path)
     x_valid, y_valid = data.read_xy(validation_path)
-    x_test, y_test = data.read_xy(test_path)
     result = train.train_booster(x_train, y_train, x_valid, y_valid, params)
+    rows = train.keep_frauds_sample(y_train, BASELINE_MAX_ROWS, params.seed)
+    baseline = (x_train[rows], y_train[rows])
+    del x_train, y_train, x_valid
+    x_test, y_test = data.read_xy(test_path)
+    return finish_candidate(
+        result,
+        y_valid,
+        baseline,
+        (x_test, y_test),
+        params,
+        model_dir,
+        tracking_uri,
+        experiment,
+        data_version,
+        oracle_label_noise,
+        started,
+    )
+
+
+def finish_candidate(
+    result: train.TrainResult,
+    y_valid: np.ndarray,
+    baseline_sample: tuple[np.ndarray, np.ndarray],
+    test_window: tuple[np.ndarray, np.ndarray],
+    params: train.TrainParams,
+    model_dir: Path,
+    tracking_uri: str,
+    experiment: str,
+    data_version: str,
+    oracle_label_noise: float | None,
+    started: float,
+) -> TrainStepResult:
+    """Score a trained candidate on the test window, log it to MLflow and write its model directory (both
+    engines end here).
+
+    Args:
+        baseline_sample: training rows for the logistic baseline (every fraud plus a sample of the rest).
+        test_window: the test window's features and labels.
+        started: ``time.perf_counter()`` when the step began.
+    """
+    from sklearn.metrics import average_precision_score
+
+    x_test, y_test = test_window
     test_scores = train.predict_proba(result.booster, x_test)
     test = train.evaluate(y_test, test_scores, result.threshold)
     valid = train.evaluate(y_valid, result.validation_scores, result.threshold)
@@ -67,14 +109,12 @@ def train_step(
     metrics["scale_pos_weight"] = result.scale_pos_weight
     metrics["train_seconds"] = result.seconds
 
-    rows = train.keep_frauds_sample(y_train, BASELINE_MAX_ROWS, params.seed)
-    baseline = train.logistic_baseline(x_train[rows], y_train[rows], x_test, params.seed)
+    baseline = train.logistic_baseline(*baseline_sample, x_test, params.seed)
     metrics["baseline_lr_test_auprc"] = float(average_precision_score(y_test, baseline))
     if oracle_label_noise is not None:
         oracle = true_probability(x_test, oracle_label_noise)
         metrics["oracle_test_auprc"] = float(average_precision_score(y_test, oracle))
         metrics["auprc_vs_oracle"] = metrics["test_auprc"] / metrics["oracle_test_auprc"]
-    del x_train, y_train
 
     def log_model(run_id: str) -> None:
         """Inside the run: log the booster as an MLflow model, then write the model directory it serves."""

@@ -1,0 +1,114 @@
+"""The load and train steps on the Dask engine: the same results as the local steps, made on a cluster."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fraud_detection import synth, train
+from fraud_detection.config import SYNTHETIC_URI, DataKnobs
+from fraud_detection.engines import dask_load, dask_train
+from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN, FEATURES, LABEL
+from fraud_detection.steps.load import LoadStepResult
+from fraud_detection.steps.train import BASELINE_MAX_ROWS, TrainStepResult, finish_candidate
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_PART_ROWS = 1_000_000
+"""Rows per file when the Dask engine generates the synthetic data set (part by part, on the workers)."""
+
+
+def _write_part(config: synth.SyntheticConfig, part: int, parts: int, folder: str) -> None:
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = synth.generate_part(config, part, parts)
+    with fsspec.open(f"{folder.rstrip('/')}/part-{part:05d}.parquet", "wb", auto_mkdir=True) as f:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), f)
+
+
+def generate_synthetic(client: Client, config: synth.SyntheticConfig, folder: str) -> None:
+    """Write the synthetic data set as Parquet parts of about :data:`SYNTHETIC_PART_ROWS` rows, made by the
+    workers (see :func:`fraud_detection.synth.generate_part`)."""
+    parts = max(1, -(-config.n_rows // SYNTHETIC_PART_ROWS))
+    client.gather(client.map(_write_part, [config] * parts, range(parts), [parts] * parts, folder=folder, pure=False))
+
+
+def dask_load_step(client: Client, knobs: DataKnobs, outputs: Mapping[str, str], scratch: str) -> LoadStepResult:
+    """The load step on the cluster: windows written as directories of Parquet parts.
+
+    Args:
+        outputs: a directory (local or ``gs://``, reachable by every worker) for each window.
+        scratch: a folder the workers can write, for the synthetic data set's parts.
+    """
+    synthetic = synth.SyntheticConfig(
+        n_rows=knobs.synthetic_rows,
+        seed=knobs.synthetic_seed,
+        drift=knobs.synthetic_drift,
+        sensitive_column=knobs.sensitive_column or DEFAULT_SENSITIVE_COLUMN,
+    )
+    uri = knobs.data_uri
+    if uri == SYNTHETIC_URI:
+        uri = f"{scratch.rstrip('/')}/synthetic"
+        generate_synthetic(client, synthetic, uri)
+    loaded = dask_load.load_and_split(client, uri, knobs.sensitive_column, knobs.fractions, outputs)
+    source = (
+        f"synthetic(rows={synthetic.n_rows}, seed={synthetic.seed}, drift={synthetic.drift}, parts)"
+        if knobs.data_uri == SYNTHETIC_URI
+        else loaded.source
+    )
+    return LoadStepResult(
+        data_version=loaded.version,
+        source=source,
+        rows=loaded.rows,
+        frauds=loaded.frauds,
+        oracle_label_noise=synthetic.label_noise if knobs.data_uri == SYNTHETIC_URI else None,
+    )
+
+
+def dask_train_step(
+    client: Client,
+    train_path: Path,
+    validation_path: Path,
+    test_path: Path,
+    params: train.TrainParams,
+    model_dir: Path,
+    tracking_uri: str,
+    experiment: str,
+    data_version: str,
+    oracle_label_noise: float | None = None,
+    negative_sample_rate: float = 1.0,
+) -> TrainStepResult:
+    """The train step on the cluster (:func:`fraud_detection.engines.dask_train.train_dask`), then the local
+    step's scoring, MLflow logging and model directory (:func:`fraud_detection.steps.train.finish_candidate`).
+
+    The test window's features come back to this process for scoring and the baseline, as the promote step
+    reads them too; the training and validation windows never do.
+    """
+    started = time.perf_counter()
+    result, y_valid = dask_train.train_dask(client, train_path, validation_path, params, negative_sample_rate)
+    baseline = dask_train.baseline_sample(client, train_path, BASELINE_MAX_ROWS, params.seed)
+    test = client.compute(dask_train.read_window(test_path), sync=True)
+    x_test = test[list(FEATURES)].to_numpy(dtype="float32")
+    y_test = test[LABEL].to_numpy(dtype="int32")
+    del test
+    return finish_candidate(
+        result,
+        y_valid,
+        baseline,
+        (x_test, y_test),
+        params,
+        model_dir,
+        tracking_uri,
+        experiment,
+        data_version,
+        oracle_label_noise,
+        started,
+    )
