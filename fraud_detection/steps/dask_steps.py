@@ -75,9 +75,9 @@ def dask_load_step(client: Client, knobs: DataKnobs, outputs: Mapping[str, str],
 
 def dask_train_step(
     client: Client,
-    train_path: Path,
-    validation_path: Path,
-    test_path: Path,
+    train_path: str | Path,
+    validation_path: str | Path,
+    test_path: str | Path,
     params: train.TrainParams,
     model_dir: Path,
     tracking_uri: str,

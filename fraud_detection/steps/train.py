@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fraud_detection import data, modeldir, tracking, train
+from fraud_detection import data, modeldir, sampling, tracking, train
 from fraud_detection.synth import true_probability
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,15 @@ def train_step(
     experiment: str,
     data_version: str,
     oracle_label_noise: float | None = None,
+    negative_sample_rate: float = 1.0,
 ) -> TrainStepResult:
     """Train the candidate, score it on the test window, log it to MLflow and write its model directory.
 
     Args:
         oracle_label_noise: set (to the generator's label noise) when the data is synthetic: the test set's
             best achievable AUPRC is then computed from the true probabilities and reported beside ours.
+        negative_sample_rate: below 1, train on every fraud and this share of legitimate rows, weighted
+            by its inverse (:mod:`fraud_detection.sampling`).
 
     Returns:
         Metrics prefixed ``validation_`` and ``test_`` plus ``baseline_lr_test_auprc`` and, for synthetic data,
@@ -55,7 +58,11 @@ def train_step(
     started = time.perf_counter()
     x_train, y_train = data.read_xy(train_path)
     x_valid, y_valid = data.read_xy(validation_path)
-    result = train.train_booster(x_train, y_train, x_valid, y_valid, params)
+    weights = None
+    if negative_sample_rate < 1.0:
+        kept, weights = sampling.downsample(y_train, negative_sample_rate, params.seed)
+        x_train, y_train = x_train[kept], y_train[kept]
+    result = train.train_booster(x_train, y_train, x_valid, y_valid, params, sample_weight=weights)
     rows = train.keep_frauds_sample(y_train, BASELINE_MAX_ROWS, params.seed)
     baseline = (x_train[rows], y_train[rows])
     del x_train, y_train, x_valid
