@@ -47,7 +47,7 @@ def _harden(pod: dict[str, Any], memory: str, cpu: str) -> None:
     pod["volumes"] = [{"name": "scratch", "emptyDir": {}}]
     for container in pod["containers"]:
         container["imagePullPolicy"] = "Always"
-        container["resources"] = {"requests": {"memory": memory, "cpu": cpu}, "limits": {"memory": memory}}
+        container["resources"] = {"requests": {"memory": memory, "cpu": cpu}, "limits": {"memory": memory, "cpu": cpu}}
         container["env"] = [{"name": "DASK_TEMPORARY_DIRECTORY", "value": _SCRATCH}]
         container["volumeMounts"] = [{"name": "scratch", "mountPath": _SCRATCH}]
         container["securityContext"] = {
