@@ -366,19 +366,57 @@ def write_parquet(frame: pd.DataFrame, path: Path | str) -> None:
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), str(path))
 
 
-def read_window(path: Path | str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a window written by :func:`write_parquet`."""
-    return pd.read_parquet(path, columns=columns)
+AUDIT_MAX_ROWS = 1_000_000
+"""Rows an audit reads from a window at most: above it, every fraud row and a seeded uniform share of the
+legitimate rows (see :func:`bounded_rows`)."""
 
 
-def read_xy(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
-    """Read only features (float32, :data:`FEATURES` order) and labels of a window, column by column.
+def bounded_rows(path: Path | str, max_rows: int | None, seed: int = 0) -> np.ndarray | None:
+    """Sorted rows of a window to read: None (all) when it has no more than ``max_rows``; else every fraud row
+    and each legitimate row with the same probability, about ``max_rows`` in all (only the label is read)."""
+    from fraud_detection import sampling
+
+    if max_rows is None:
+        return None
+    y = pq.read_table(str(path), columns=[LABEL]).column(LABEL).to_numpy()
+    if y.size <= max_rows:
+        return None
+    share = sampling.early_stopping_share(y.size, int(y.sum()), max_rows)
+    if share >= 1.0:
+        return None
+    keep = sampling.keep_negatives_mask(y, share, np.random.default_rng(seed))
+    log.info("%s: reading a bounded sample of %d of %d rows (every fraud row)", path, int(keep.sum()), y.size)
+    return np.flatnonzero(keep)
+
+
+def read_window(
+    path: Path | str, columns: list[str] | None = None, max_rows: int | None = None, seed: int = 0
+) -> pd.DataFrame:
+    """Read a window written by :func:`write_parquet` (or the Dask engine's directory of parts); with
+    ``max_rows``, a bounded sample of it (:func:`bounded_rows`)."""
+    rows = bounded_rows(path, max_rows, seed)
+    if rows is None:
+        return pd.read_parquet(path, columns=columns)
+    return pq.read_table(str(path), columns=columns).take(pa.array(rows)).to_pandas()
+
+
+def read_xy(path: Path | str, max_rows: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Read only features (float32, :data:`FEATURES` order) and labels of a window, column by column; with
+    ``max_rows``, of a bounded sample of it (:func:`bounded_rows`).
 
     Never materialises a float64 frame, which keeps peak memory near the size of the float32 matrix.
     """
-    table = pq.read_table(str(path), columns=[*FEATURES, LABEL])
-    x = np.empty((table.num_rows, len(FEATURES)), dtype=np.float32)
+    rows = bounded_rows(path, max_rows, seed)
+    if rows is None:
+        table = pq.read_table(str(path), columns=[*FEATURES, LABEL])
+        x = np.empty((table.num_rows, len(FEATURES)), dtype=np.float32)
+        for i, name in enumerate(FEATURES):
+            x[:, i] = table.column(name).to_numpy()
+        y = table.column(LABEL).to_numpy().astype(np.int32)
+        return x, y
+    take = pa.array(rows)
+    x = np.empty((rows.size, len(FEATURES)), dtype=np.float32)
     for i, name in enumerate(FEATURES):
-        x[:, i] = table.column(name).to_numpy()
-    y = table.column(LABEL).to_numpy().astype(np.int32)
+        x[:, i] = pq.read_table(str(path), columns=[name]).column(name).take(take).to_numpy()
+    y = pq.read_table(str(path), columns=[LABEL]).column(LABEL).take(take).to_numpy().astype(np.int32)
     return x, y
