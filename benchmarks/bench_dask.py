@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=300, help="boosting rounds for every side")
     parser.add_argument("--repeats", type=int, default=3, help="runs of the local engine and of the floor")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-memory", default="5GiB", help="each worker's Dask memory limit")
+    parser.add_argument("--worker-memory", default="4GiB", help="each worker's Dask memory limit")
     parser.add_argument("--negative-sample-rate", type=float, default=0.1, help="for the downsampled local run")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)

@@ -86,12 +86,21 @@ def parse_table(source: Any, kind: str, uri: str) -> pd.DataFrame:
     try:
         if kind == "csv":
             return pd.read_csv(source, engine="pyarrow")
-        return pd.read_parquet(source)
+        return _read_parquet_by_column(source)
     except (pa.ArrowInvalid, ValueError, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if "Empty CSV file" in first:
             raise DataValidationError(f"{uri}: the file is empty") from error
         raise DataValidationError(f"{uri}: cannot be read as {kind}: {first}") from error
+
+
+def _read_parquet_by_column(source: Any) -> pd.DataFrame:
+    """A Parquet file read one column at a time into a frame of separate columns: peak memory is the data plus
+    one column (``pd.read_parquet`` holds the whole Arrow table and the frame built from it at once)."""
+    parquet = pq.ParquetFile(source)
+    names = [n for n in parquet.schema_arrow.names if not n.startswith("__index_level_")]
+    columns = {name: parquet.read(columns=[name]).column(0).to_pandas() for name in names}
+    return pd.DataFrame(columns, copy=False)
 
 
 def _first_row(mask: np.ndarray) -> int:
@@ -169,7 +178,10 @@ def scan(frame: pd.DataFrame, sensitive_column: str = "") -> tuple[Scan, pd.Data
                 findings.append(Finding(2 * index, "numeric", column, int(bad.sum()), row, series.iloc[row - 1]))
                 continue
             series = numbers
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        if series.dtype == np.float64:
+            values = series.to_numpy(copy=False)  # no copy: the canonical frame shares the raw column
+        else:
+            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         finite = np.isfinite(values)
         if not finite.all():
             findings.append(Finding(2 * index + 1, "finite", column, int((~finite).sum()), _first_row(~finite)))
