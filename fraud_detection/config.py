@@ -216,7 +216,7 @@ class ScaleKnobs(KnobGroup):
     title: ClassVar[str] = "scale"
     engine: str = knob(
         "local",
-        "local (one process holds the data) or dask (load and train on a Dask cluster; see docs/dask.md).",
+        "local (one process holds the data) or dask (the load and XGBoost's training on a Dask cluster; docs/dask.md).",
         choices=ENGINES,
     )
     dask_scheduler_address: str = knob(

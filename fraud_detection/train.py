@@ -149,6 +149,23 @@ def early_stopping_sample(
     return rows, weights
 
 
+def booster_params(params: TrainParams, weight: float) -> dict[str, Any]:
+    """XGBoost's parameters for the run's knobs and the fraud rows' weight (both engines train with them)."""
+    return {
+        "objective": "binary:logistic",
+        "tree_method": "hist",
+        "eval_metric": "aucpr",
+        "max_depth": params.max_depth,
+        "eta": params.learning_rate,
+        "subsample": params.subsample,
+        "colsample_bytree": params.colsample_bytree,
+        "min_child_weight": params.min_child_weight,
+        "scale_pos_weight": weight,
+        "seed": params.seed,
+        "nthread": params.nthread,
+    }
+
+
 def train_booster(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -182,19 +199,7 @@ def train_booster(
         x_valid[rows], label=y_valid[rows], weight=weights, ref=dtrain, feature_names=list(FEATURES)
     )
     booster = xgb.train(
-        {
-            "objective": "binary:logistic",
-            "tree_method": "hist",
-            "eval_metric": "aucpr",
-            "max_depth": params.max_depth,
-            "eta": params.learning_rate,
-            "subsample": params.subsample,
-            "colsample_bytree": params.colsample_bytree,
-            "min_child_weight": params.min_child_weight,
-            "scale_pos_weight": weight,
-            "seed": params.seed,
-            "nthread": params.nthread,
-        },
+        booster_params(params, weight),
         dtrain,
         num_boost_round=params.n_rounds,
         evals=[(dvalid, "validation")],

@@ -67,22 +67,6 @@ def _weighted_sample(frame: dd.DataFrame, rate: float, seed: int) -> dd.DataFram
     return frame.map_partitions(_keep_rows, rate, seed, meta=meta)
 
 
-def _params(params: train.TrainParams, weight: float) -> dict[str, Any]:
-    return {
-        "objective": "binary:logistic",
-        "tree_method": "hist",
-        "eval_metric": "aucpr",
-        "max_depth": params.max_depth,
-        "eta": params.learning_rate,
-        "subsample": params.subsample,
-        "colsample_bytree": params.colsample_bytree,
-        "min_child_weight": params.min_child_weight,
-        "scale_pos_weight": weight,
-        "seed": params.seed,
-        "nthread": params.nthread,
-    }
-
-
 def scores_and_labels(client: Client, booster: xgb.Booster, frame: dd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The booster's probabilities and the labels of a (persisted) window, brought back as two vectors."""
     scores = dxgb.inplace_predict(client, booster, frame[list(FEATURES)])
@@ -146,7 +130,7 @@ def train_dask(
     )
     output = dxgb.train(
         client,
-        _params(params, weight),
+        train.booster_params(params, weight),
         dtrain,
         num_boost_round=params.n_rounds,
         evals=[(dvalid, "validation")],
