@@ -11,7 +11,8 @@ FRAUD  := $(BIN)/fraud
 ARGS   ?=
 
 .PHONY: help install sysdeps run test test-fast lint checkov typecheck compile clean data bench bench-audits bench-serving bench-stream stream \
-        lock serve predict container-sysdeps images test-containers run-container bench-container
+        lock serve predict container-sysdeps images test-containers run-container bench-container \
+        bench-dask
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -99,6 +100,9 @@ data: $(STAMP) ## Write the synthetic data set to .fraud/data/creditcard_synthet
 
 bench: $(STAMP) ## Load+train speed and memory against bare XGBoost (takes ~10 minutes)
 	$(BIN)/python benchmarks/bench_train.py $(ARGS)
+
+bench-dask: $(STAMP) ## Load+train on the Dask engine beside the local engine and the floor, 6.36M and 30M rows
+	$(BIN)/python benchmarks/bench_dask.py $(ARGS)
 
 bench-audits: $(STAMP) ## Time each audit step on the default data
 	$(BIN)/python benchmarks/bench_audits.py $(ARGS)

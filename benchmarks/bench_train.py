@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 LARGEST_PUBLIC = 6_362_620
 
@@ -46,8 +47,10 @@ elif args["phase"] == "train":
     from fraud_detection.steps.train import train_step
     started = time.perf_counter()
     result = train_step(work / "train.parquet", work / "validation.parquet", work / "test.parquet",
-                              train.TrainParams(n_rounds=args["rounds"], early_stopping_rounds=args["rounds"]),
-                              work / "model", f"sqlite:///{work}/mlflow.db", "bench", "bench")
+                              train.TrainParams(n_rounds=args["rounds"], early_stopping_rounds=args["rounds"],
+                                                **({"families": args["families"]} if "families" in args else {})),
+                              work / "model", f"sqlite:///{work}/mlflow.db", "bench", "bench",
+                              negative_sample_rate=args.get("negative_sample_rate", 1.0))
     elapsed = time.perf_counter() - started
     extra = {"test_auprc": result.metrics["test_auprc"], "rounds": int(result.metrics["best_iteration"]) + 1}
 else:
@@ -69,8 +72,8 @@ print("RESULT " + json.dumps({"seconds": elapsed, "peak_mb": peak_mb, **extra}))
 """
 
 
-def _child(phase: str, work: Path, rounds: int) -> dict[str, float]:
-    payload = json.dumps({"phase": phase, "work": str(work), "rounds": rounds})
+def _child(phase: str, work: Path, rounds: int, **extra: Any) -> dict[str, float]:
+    payload = json.dumps({"phase": phase, "work": str(work), "rounds": rounds, **extra})
     proc = subprocess.run([sys.executable, "-c", _CHILD, payload], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{phase} failed:\n{proc.stderr[-3000:]}")

@@ -144,17 +144,39 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from fraud_detection import data, synth
 
     config = synth.SyntheticConfig(n_rows=args.rows, seed=args.seed, drift=args.drift)
-    frame = synth.generate(config)
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix == ".parquet":
-        data.write_parquet(frame, output)
-    elif output.name.endswith((".csv", ".csv.gz")):
-        frame.to_csv(output, index=False)
-    else:
+    csv = output.name.endswith((".csv", ".csv.gz"))
+    if args.parts > 1:
+        return _generate_parts(config, output, args.parts)
+    if output.suffix != ".parquet" and not csv:
         print(f"error: {output}: use a .csv, .csv.gz or .parquet file name", file=sys.stderr)
         return 2
+    frame = synth.generate(config)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if csv:
+        frame.to_csv(output, index=False)
+    else:
+        data.write_parquet(frame, output)
     print(f"wrote {len(frame):,} rows ({int(frame['Class'].sum()):,} frauds, {frame['Class'].mean():.3%}) to {output}")
+    return 0
+
+
+def _generate_parts(config: Any, output: Path, parts: int) -> int:
+    """Write ``parts`` Parquet files into the folder ``output``, one slice of time each, one at a time."""
+    from fraud_detection import data, synth
+
+    if output.suffix:
+        print(f"error: {output}: with --parts, --output is a folder (no file suffix)", file=sys.stderr)
+        return 2
+    output.mkdir(parents=True, exist_ok=True)
+    rows = frauds = 0
+    for part in range(parts):
+        frame = synth.generate_part(config, part, parts)
+        data.write_parquet(frame, output / f"part-{part:05d}.parquet")
+        rows += len(frame)
+        frauds += int(frame["Class"].sum())
+        print(f"  part {part + 1}/{parts}: {len(frame):,} rows", file=sys.stderr, flush=True)
+    print(f"wrote {rows:,} rows ({frauds:,} frauds, {frauds / rows:.3%}) to {output}/ in {parts} Parquet files")
     return 0
 
 
@@ -180,12 +202,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the seeded synthetic data set as CSV or Parquet",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    generate.add_argument("--output", required=True, help="file to write (.csv, .csv.gz or .parquet)")
+    generate.add_argument(
+        "--output", required=True, help="file to write (.csv, .csv.gz or .parquet); with --parts, a folder"
+    )
     knobs = DataKnobs()
     generate.add_argument("--rows", type=int, default=knobs.synthetic_rows, help="number of rows")
     generate.add_argument("--seed", type=int, default=knobs.synthetic_seed, help="generator seed")
     generate.add_argument(
         "--drift", type=float, default=knobs.synthetic_drift, help="drift strength in the latest 10 %% of time"
+    )
+    generate.add_argument(
+        "--parts",
+        type=int,
+        default=1,
+        help="write this many Parquet files (slices of time, made one at a time: big data never sits in memory)",
     )
     generate.set_defaults(handler=_generate)
 

@@ -14,10 +14,14 @@ def load_data(
     sensitive_column: str,
     synthetic_rows: int,
     synthetic_seed: int,
+    synthetic_setting: str,
     synthetic_drift: float,
     train_fraction: float,
     validation_fraction: float,
     test_fraction: float,
+    engine: str,
+    dask_scheduler_address: str,
+    dask_workers: int,
     poison_levels: list,
     robustness_level: float,
     train_data: Output[Dataset],
@@ -29,6 +33,7 @@ def load_data(
     """Check the parameters (the rules that span several, such as the robustness level being one of the poison
     levels), validate the data (a clear error names the column and row) and write train/validation/test/current.
 
+    With ``engine=dask`` the windows are directories of Parquet parts written by the cluster's workers.
     ``oracle_label_noise`` is the generator's label noise for synthetic data and -1 for real data (no
     true probabilities exist then).
     """
@@ -41,7 +46,17 @@ def load_data(
     windows = {"train": train_data, "validation": validation_data, "test": test_data, "current": current_data}
     with runner.step("load"):
         check_parameters(runner.knob_values(locals()))
-        result = load_step(DataKnobs.pick(locals()), {name: runner.path(a) for name, a in windows.items()})
+        if engine == "dask":
+            from components.dask_cluster import dask_client, in_kubernetes, window_location
+            from fraud_detection.steps.dask_steps import dask_load_step
+
+            remote = bool(dask_scheduler_address) or in_kubernetes()
+            places = {name: window_location(a, runner.path(a), remote) for name, a in windows.items()}
+            with dask_client(dask_scheduler_address, dask_workers, "load") as client:
+                scratch = places["current"].rstrip("/") + "-scratch"
+                result = dask_load_step(client, DataKnobs.pick(locals()), places, scratch)
+        else:
+            result = load_step(DataKnobs.pick(locals()), {name: runner.path(a) for name, a in windows.items()})
     for name, artifact in windows.items():
         artifact.metadata.update(
             {"rows": result.rows[name], "frauds": result.frauds[name], **result.dataset.as_metadata()}

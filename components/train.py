@@ -27,27 +27,48 @@ def train_family(
     mlp_hidden_units: list,
     mlp_max_epochs: int,
     mlp_patience: int,
+    engine: str,
+    dask_scheduler_address: str,
+    dask_workers: int,
+    negative_sample_rate: float,
     model: Output[Model],
     metrics: Output[Metrics],
 ) -> float:
     """Train one model family (early stopping and threshold on validation); write its model directory.
 
-    Returns its validation AUPRC.
+    With ``engine=dask`` XGBoost trains on a Dask cluster (``xgboost.dask``) and the MLP on a bounded,
+    weighted sample of the training window in this process (docs/dask.md). Returns its validation AUPRC.
     """
     from components import runner
-    from fraud_detection.steps.train import train_family_step
+    from fraud_detection.families import XGBOOST
+    from fraud_detection.steps.train import DASK_MAX_TRAIN_ROWS, train_family_step
     from fraud_detection.train import TrainParams
 
     with runner.step(f"train {family}"):
         values = TrainParams.pick({**locals(), "mlp_hidden_units": [int(u) for u in mlp_hidden_units]})
-        result = train_family_step(
-            family,
-            runner.path(train_data),
-            runner.path(validation_data),
-            values,
-            runner.path(model),
-            data_version,
-        )
+        if engine == "dask" and family == XGBOOST:
+            from components.dask_cluster import dask_client, in_kubernetes, window_location
+            from fraud_detection.steps.dask_steps import dask_xgboost_step
+
+            remote = bool(dask_scheduler_address) or in_kubernetes()
+            train_at, validation_at = (
+                window_location(a, runner.path(a), remote) for a in (train_data, validation_data)
+            )
+            with dask_client(dask_scheduler_address, dask_workers, "train") as client:
+                result = dask_xgboost_step(
+                    client, train_at, validation_at, values, runner.path(model), data_version, negative_sample_rate
+                )
+        else:
+            result = train_family_step(
+                family,
+                runner.path(train_data),
+                runner.path(validation_data),
+                values,
+                runner.path(model),
+                data_version,
+                negative_sample_rate,
+                max_train_rows=DASK_MAX_TRAIN_ROWS if engine == "dask" else None,
+            )
     runner.log_metrics(metrics, result)
     model.metadata.update({"family": family, "validation_auprc": result["validation_auprc"]})
     return float(result["validation_auprc"])

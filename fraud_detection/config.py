@@ -37,6 +37,9 @@ SYNTHETIC_SETTINGS: tuple[str, ...] = ("axis", "rotated")
 DEPLOY_TARGETS: tuple[str, ...] = ("kserve", "local")
 """Where the deploy step puts a new champion."""
 
+ENGINES: tuple[str, ...] = ("local", "dask")
+"""``local``: load and train hold the data in one process. ``dask``: they run on a Dask cluster."""
+
 
 class ConfigError(ValueError):
     """One or more parameters are invalid; the message names each parameter at fault."""
@@ -207,6 +210,29 @@ class TrainKnobs(KnobGroup):
 
 
 @dataclass(frozen=True)
+class ScaleKnobs(KnobGroup):
+    """Where load and train run, and how much of the legitimate training data they use."""
+
+    title: ClassVar[str] = "scale"
+    engine: str = knob(
+        "local",
+        "local (one process holds the data) or dask (the load and XGBoost's training on a Dask cluster; docs/dask.md).",
+        choices=ENGINES,
+    )
+    dask_scheduler_address: str = knob(
+        "", 'engine=dask: a running scheduler (tcp://host:8786); "" = create one (operator on GKE, else local).'
+    )
+    dask_workers: int = knob(2, "engine=dask: workers of a created cluster.", minimum=1)
+    negative_sample_rate: float = knob(
+        1.0,
+        "share of legitimate training rows kept, weighted by its inverse (1 = all; every fraud is kept).",
+        minimum=0,
+        maximum=1,
+        exclusive_minimum=True,
+    )
+
+
+@dataclass(frozen=True)
 class AuditKnobs(KnobGroup):
     """The poison sweep and the drift check."""
 
@@ -297,6 +323,7 @@ class TrackingKnobs(KnobGroup):
 
 PIPELINE_GROUPS: tuple[type[KnobGroup], ...] = (
     DataKnobs,
+    ScaleKnobs,
     TrainKnobs,
     AuditKnobs,
     GateKnobs,

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,7 +41,8 @@ class LoadedData:
     source: str
 
 
-def _file_kind(uri: str) -> str:
+def file_kind(uri: str) -> str:
+    """``csv`` or ``parquet``, by the file name's suffix; DataValidationError for anything else."""
     name = uri.lower()
     if name.endswith(_CSV_SUFFIXES):
         return "csv"
@@ -57,7 +60,7 @@ def read_table(uri: str) -> pd.DataFrame:
         FileNotFoundError: nothing at ``uri``.
         DataValidationError: the file is empty, unreadable, or of an unsupported type.
     """
-    kind = _file_kind(uri)
+    kind = file_kind(uri)
     if storage.is_gcs(uri):
         with tempfile.TemporaryDirectory(prefix="fraud-data-") as tmp:
             local = storage.download_file(uri, Path(tmp) / Path(uri).name)
@@ -71,10 +74,19 @@ def read_table(uri: str) -> pd.DataFrame:
 def _read_local(path: Path, kind: str, uri: str) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise DataValidationError(f"{uri}: the file is empty")
+    return parse_table(path, kind, uri)
+
+
+def parse_table(source: Any, kind: str, uri: str) -> pd.DataFrame:
+    """Parse a non-empty CSV or Parquet file (a path or an open binary file); ``uri`` names it in errors.
+
+    Raises:
+        DataValidationError: the file cannot be read as ``kind``.
+    """
     try:
         if kind == "csv":
-            return pd.read_csv(path, engine="pyarrow")
-        return pd.read_parquet(path)
+            return pd.read_csv(source, engine="pyarrow")
+        return _read_parquet_by_column(source)
     except (pa.ArrowInvalid, ValueError, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if "Empty CSV file" in first:
@@ -82,27 +94,53 @@ def _read_local(path: Path, kind: str, uri: str) -> pd.DataFrame:
         raise DataValidationError(f"{uri}: cannot be read as {kind}: {first}") from error
 
 
+def _read_parquet_by_column(source: Any) -> pd.DataFrame:
+    """A Parquet file read one column at a time into a frame of separate columns: peak memory is the data plus
+    one column (``pd.read_parquet`` holds the whole Arrow table and the frame built from it at once)."""
+    parquet = pq.ParquetFile(source)
+    names = [n for n in parquet.schema_arrow.names if not n.startswith("__index_level_")]
+    columns = {name: parquet.read(columns=[name]).column(0).to_pandas() for name in names}
+    return pd.DataFrame(columns, copy=False)
+
+
 def _first_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0]) + 1
 
 
-def validate(frame: pd.DataFrame, sensitive_column: str = "") -> pd.DataFrame:
-    """Check a frame against the data contract and return it in canonical column order and dtypes.
+_LABEL_RANK = 100
+_SINGLE_CLASS_RANK = 101
+_AMOUNT_RANK = 102
+_SENSITIVE_RANK = 103
 
-    Checks, each with an error that names the column and the first offending row: no rows; missing or
-    unexpected columns; non-numeric values; NaN or infinite values; labels other than 0/1; a single class;
-    negative amounts; missing values of the sensitive attribute (when that column is present).
 
-    Args:
-        frame: the raw data.
-        sensitive_column: the fairness attribute's column; allowed besides the schema, never required.
+@dataclass(frozen=True)
+class Finding:
+    """One broken rule in one scanned piece of data; :func:`raise_for` turns the first into the error."""
 
-    Returns:
-        Columns ``Time, V1..V28, Amount`` as float64, ``Class`` as int64, then the sensitive column
-        (as strings) if present.
-    """
-    if len(frame.columns) == 0 or len(frame) == 0:
-        raise DataValidationError("the data set has no rows" if len(frame.columns) else "the data set has no columns")
+    rank: int
+    """Order in which the rules are checked (the error names the lowest-ranked finding)."""
+    kind: str
+    column: str
+    count: int
+    first_row: int
+    """1-based, within the piece scanned (shifted by :func:`merge_scans`)."""
+    example: Any = None
+    values: tuple[float, ...] = ()
+    """For labels other than 0/1: the smallest such values (up to five)."""
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What :func:`scan` found in one piece of data: its size, its fraud count and the rules it breaks."""
+
+    rows: int
+    positives: int
+    findings: tuple[Finding, ...] = ()
+
+
+def _check_columns(frame: pd.DataFrame, sensitive_column: str) -> None:
+    if len(frame.columns) == 0:
+        raise DataValidationError("the data set has no columns")
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataValidationError(f"missing columns: {', '.join(missing)} (required: Time, V1..V28, Amount, Class)")
@@ -114,58 +152,144 @@ def validate(frame: pd.DataFrame, sensitive_column: str = "") -> pd.DataFrame:
             f"unexpected columns: {', '.join(extra)} (the schema is Time, V1..V28, Amount, Class{hint})"
         )
 
+
+def scan(frame: pd.DataFrame, sensitive_column: str = "") -> tuple[Scan, pd.DataFrame | None]:
+    """Check one piece of data (a whole data set, or one partition of it) against the data contract.
+
+    Column problems (none, missing, unexpected) raise at once; row problems are collected as findings, so
+    the pieces of a partitioned data set can be scanned apart and their findings merged
+    (:func:`merge_scans`) into exactly the error one scan of the whole would give.
+
+    Returns:
+        The scan, and the piece in canonical form (as :func:`validate` returns it) when it has no findings.
+    """
+    if len(frame) == 0 and len(frame.columns):
+        return Scan(rows=0, positives=0), None
+    _check_columns(frame, sensitive_column)
+    findings: list[Finding] = []
     out: dict[str, np.ndarray] = {}
-    for column in (TIME, *FEATURES, LABEL):
+    for index, column in enumerate((TIME, *FEATURES, LABEL)):
         series = frame[column]
         if not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
             numbers = pd.to_numeric(series, errors="coerce")
             bad = numbers.isna().to_numpy() & series.notna().to_numpy()
             if bad.any():
                 row = _first_row(bad)
-                raise DataValidationError(f"column {column!r} must be numeric: row {row} has {series.iloc[row - 1]!r}")
+                findings.append(Finding(2 * index, "numeric", column, int(bad.sum()), row, series.iloc[row - 1]))
+                continue
             series = numbers
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        if series.dtype == np.float64:
+            values = series.to_numpy(copy=False)  # no copy: the canonical frame shares the raw column
+        else:
+            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         finite = np.isfinite(values)
         if not finite.all():
-            count = int((~finite).sum())
-            raise DataValidationError(
-                f"column {column!r} has {count} missing or infinite value{'s' if count > 1 else ''} "
-                f"(first at row {_first_row(~finite)})"
-            )
+            findings.append(Finding(2 * index + 1, "finite", column, int((~finite).sum()), _first_row(~finite)))
         out[column] = values
 
-    label = out[LABEL]
-    not_binary = (label != 0) & (label != 1)
-    if not_binary.any():
-        found = sorted({float(v) for v in np.unique(label[not_binary])[:5]})
-        raise DataValidationError(
-            f"column {LABEL!r} must be 0 or 1: found {', '.join(f'{v:g}' for v in found)} "
-            f"(first at row {_first_row(not_binary)})"
-        )
-    positives = int(label.sum())
-    if positives in (0, label.size):
-        only = "0 (legitimate)" if positives == 0 else "1 (fraud)"
-        raise DataValidationError(f"column {LABEL!r} has a single class, {only}: need both fraud and legitimate rows")
-    negative = out["Amount"] < 0
-    if negative.any():
-        row = _first_row(negative)
-        raise DataValidationError(
-            f"column 'Amount' has {int(negative.sum())} negative value(s) "
-            f"(first at row {row}: {out['Amount'][row - 1]:g})"
-        )
-
-    result = pd.DataFrame({c: out[c] for c in (TIME, *FEATURES)}, copy=False)
-    result[LABEL] = label.astype(np.int64)
-    if sensitive_column and sensitive_column in frame.columns:
-        groups = frame[sensitive_column]
-        if groups.isna().any():
-            mask = groups.isna().to_numpy()
-            raise DataValidationError(
-                f"sensitive column {sensitive_column!r} has {int(mask.sum())} missing value(s) "
-                f"(first at row {_first_row(mask)})"
+    label = out.get(LABEL)
+    positives = 0
+    if label is not None:
+        not_binary = (label != 0) & (label != 1) & np.isfinite(label)
+        if not_binary.any():
+            found = tuple(float(v) for v in np.unique(label[not_binary])[:5])
+            findings.append(
+                Finding(_LABEL_RANK, "label", LABEL, int(not_binary.sum()), _first_row(not_binary), values=found)
             )
-        result[sensitive_column] = groups.astype(str).to_numpy()
-    return result
+        positives = int((label == 1).sum())
+    amount = out.get("Amount")
+    if amount is not None:
+        negative = amount < 0
+        if negative.any():
+            row = _first_row(negative)
+            findings.append(Finding(_AMOUNT_RANK, "amount", "Amount", int(negative.sum()), row, amount[row - 1]))
+    if sensitive_column and sensitive_column in frame.columns:
+        missing = frame[sensitive_column].isna().to_numpy()
+        if missing.any():
+            findings.append(
+                Finding(_SENSITIVE_RANK, "sensitive", sensitive_column, int(missing.sum()), _first_row(missing))
+            )
+    result = Scan(rows=len(frame), positives=positives, findings=tuple(findings))
+    if findings:
+        return result, None
+    canonical = pd.DataFrame({c: out[c] for c in (TIME, *FEATURES)}, copy=False)
+    canonical[LABEL] = out[LABEL].astype(np.int64)
+    if sensitive_column and sensitive_column in frame.columns:
+        canonical[sensitive_column] = frame[sensitive_column].astype(str).to_numpy()
+    return result, canonical
+
+
+def merge_scans(scans: Sequence[Scan]) -> Scan:
+    """The scan of the pieces' concatenation, in order: rows renumbered, counts summed, first rows kept."""
+    offset = 0
+    merged: dict[int, Finding] = {}
+    for piece in scans:
+        for finding in piece.findings:
+            earlier = merged.get(finding.rank)
+            if earlier is None:
+                merged[finding.rank] = replace(finding, first_row=finding.first_row + offset)
+            else:
+                values = tuple(sorted(set(earlier.values) | set(finding.values))[:5])
+                merged[finding.rank] = replace(earlier, count=earlier.count + finding.count, values=values)
+        offset += piece.rows
+    ordered = tuple(merged[rank] for rank in sorted(merged))
+    return Scan(rows=offset, positives=sum(piece.positives for piece in scans), findings=ordered)
+
+
+def _message(finding: Finding) -> str:
+    column, count, row = finding.column, finding.count, finding.first_row
+    if finding.kind == "numeric":
+        return f"column {column!r} must be numeric: row {row} has {finding.example!r}"
+    if finding.kind == "finite":
+        return f"column {column!r} has {count} missing or infinite value{'s' if count > 1 else ''} (first at row {row})"
+    if finding.kind == "label":
+        return (
+            f"column {column!r} must be 0 or 1: found {', '.join(f'{v:g}' for v in finding.values)} "
+            f"(first at row {row})"
+        )
+    if finding.kind == "amount":
+        return f"column 'Amount' has {count} negative value(s) (first at row {row}: {finding.example:g})"
+    return f"sensitive column {column!r} has {count} missing value(s) (first at row {row})"
+
+
+def raise_for(result: Scan) -> None:
+    """Raise the error for a (merged) scan's first broken rule, in the order :func:`validate` checks them.
+
+    Raises:
+        DataValidationError: no rows, a finding, or a single class.
+    """
+    if result.rows == 0:
+        raise DataValidationError("the data set has no rows")
+    single = result.positives in (0, result.rows)
+    for finding in result.findings:
+        if finding.rank > _SINGLE_CLASS_RANK and single:
+            break
+        raise DataValidationError(_message(finding))
+    if single:
+        only = "0 (legitimate)" if result.positives == 0 else "1 (fraud)"
+        raise DataValidationError(f"column {LABEL!r} has a single class, {only}: need both fraud and legitimate rows")
+
+
+def validate(frame: pd.DataFrame, sensitive_column: str = "") -> pd.DataFrame:
+    """Check a frame against the data contract and return it in canonical column order and dtypes.
+
+    Checks, each with an error that names the column and the first offending row: no rows; missing or
+    unexpected columns; non-numeric values; NaN or infinite values; labels other than 0/1; a single class;
+    negative amounts; missing values of the sensitive attribute (when that column is present). The Dask
+    engine runs the same :func:`scan` over each partition and merges the findings, so its errors are these.
+
+    Args:
+        frame: the raw data.
+        sensitive_column: the fairness attribute's column; allowed besides the schema, never required.
+
+    Returns:
+        Columns ``Time, V1..V28, Amount`` as float64, ``Class`` as int64, then the sensitive column
+        (as strings) if present.
+    """
+    result, canonical = scan(frame, sensitive_column)
+    raise_for(result)
+    assert canonical is not None  # raise_for raised for every finding
+    return canonical
 
 
 def data_version(frame: pd.DataFrame) -> str:
@@ -190,22 +314,35 @@ def time_split(frame: pd.DataFrame, fractions: SplitFractions | None = None) -> 
     fractions = fractions or DataKnobs().fractions
     if not frame[TIME].is_monotonic_increasing:
         frame = frame.sort_values(TIME, kind="stable", ignore_index=True)
-    n = len(frame)
-    cuts = np.cumsum([0.0, fractions.train, fractions.validation, fractions.test])
-    bounds = [round(float(c) * n) for c in cuts] + [n]
+    bounds = split_bounds(len(frame), fractions)
     windows = {name: frame.iloc[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLITS)}
-    for name in SPLITS[:3]:
-        window = windows[name]
-        positives = int(window[LABEL].sum()) if len(window) else 0
-        if len(window) == 0 or positives in (0, len(window)):
-            what = "no rows" if len(window) == 0 else ("no fraud rows" if positives == 0 else "only fraud rows")
+    check_windows(bounds, [int(w[LABEL].sum()) for w in windows.values()])
+    return windows
+
+
+def split_bounds(rows: int, fractions: SplitFractions) -> list[int]:
+    """The first row (0-based, in time order) of each window, then ``rows``: five numbers."""
+    cuts = np.cumsum([0.0, fractions.train, fractions.validation, fractions.test])
+    return [round(float(c) * rows) for c in cuts] + [rows]
+
+
+def check_windows(bounds: Sequence[int], positives: Sequence[int]) -> None:
+    """Raise unless the train, validation and test windows each hold both classes and the current one has rows.
+
+    Args:
+        bounds: as :func:`split_bounds` returns them.
+        positives: fraud rows in each window, in :data:`SPLITS` order.
+    """
+    for i, name in enumerate(SPLITS[:3]):
+        size = bounds[i + 1] - bounds[i]
+        if size == 0 or positives[i] in (0, size):
+            what = "no rows" if size == 0 else ("no fraud rows" if positives[i] == 0 else "only fraud rows")
             raise DataValidationError(
-                f"the {name} window (rows {bounds[SPLITS.index(name)] + 1:,}-{bounds[SPLITS.index(name) + 1]:,} "
+                f"the {name} window (rows {bounds[i] + 1:,}-{bounds[i + 1]:,} "
                 f"by time) has {what}; use more data or change the split fractions"
             )
-    if len(windows["current"]) == 0:
+    if bounds[4] == bounds[3]:
         raise DataValidationError("the current window has no rows; use more data or smaller split fractions")
-    return windows
 
 
 def load_dataset(
@@ -241,19 +378,78 @@ def write_parquet(frame: pd.DataFrame, path: Path | str) -> None:
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), str(path))
 
 
-def read_window(path: Path | str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a window written by :func:`write_parquet`."""
-    return pd.read_parquet(path, columns=columns)
+AUDIT_MAX_ROWS = 1_000_000
+"""Rows an audit reads from a window at most: above it, every fraud row and a seeded uniform share of the
+legitimate rows (see :func:`bounded_rows`)."""
 
 
-def read_xy(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
-    """Read only features (float32, :data:`FEATURES` order) and labels of a window, column by column.
+def _bounded(path: Path | str, max_rows: int | None, seed: int) -> tuple[np.ndarray | None, float]:
+    """:func:`bounded_rows` and the share of legitimate rows it keeps (1 when it keeps all)."""
+    from fraud_detection import sampling
+
+    if max_rows is None:
+        return None, 1.0
+    y = pq.read_table(str(path), columns=[LABEL]).column(LABEL).to_numpy()
+    if y.size <= max_rows:
+        return None, 1.0
+    share = sampling.early_stopping_share(y.size, int(y.sum()), max_rows)
+    if share >= 1.0:
+        return None, 1.0
+    keep = sampling.keep_negatives_mask(y, share, np.random.default_rng(seed))
+    log.info("%s: reading a bounded sample of %d of %d rows (every fraud row)", path, int(keep.sum()), y.size)
+    return np.flatnonzero(keep), share
+
+
+def bounded_rows(path: Path | str, max_rows: int | None, seed: int = 0) -> np.ndarray | None:
+    """Sorted rows of a window to read: None (all) when it has no more than ``max_rows``; else every fraud row
+    and each legitimate row with the same probability, about ``max_rows`` in all (only the label is read)."""
+    return _bounded(path, max_rows, seed)[0]
+
+
+def read_window(
+    path: Path | str, columns: list[str] | None = None, max_rows: int | None = None, seed: int = 0
+) -> pd.DataFrame:
+    """Read a window written by :func:`write_parquet` (or the Dask engine's directory of parts); with
+    ``max_rows``, a bounded sample of it (:func:`bounded_rows`)."""
+    rows = bounded_rows(path, max_rows, seed)
+    if rows is None:
+        return pd.read_parquet(path, columns=columns)
+    return pq.read_table(str(path), columns=columns).take(pa.array(rows)).to_pandas()
+
+
+def read_xy(path: Path | str, max_rows: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Read only features (float32, :data:`FEATURES` order) and labels of a window, column by column; with
+    ``max_rows``, of a bounded sample of it (:func:`bounded_rows`).
 
     Never materialises a float64 frame, which keeps peak memory near the size of the float32 matrix.
     """
-    table = pq.read_table(str(path), columns=[*FEATURES, LABEL])
-    x = np.empty((table.num_rows, len(FEATURES)), dtype=np.float32)
+    return _read_xy_rows(path, bounded_rows(path, max_rows, seed))
+
+
+def _read_xy_rows(path: Path | str, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    if rows is None:
+        table = pq.read_table(str(path), columns=[*FEATURES, LABEL])
+        x = np.empty((table.num_rows, len(FEATURES)), dtype=np.float32)
+        for i, name in enumerate(FEATURES):
+            x[:, i] = table.column(name).to_numpy()
+        y = table.column(LABEL).to_numpy().astype(np.int32)
+        return x, y
+    take = pa.array(rows)
+    x = np.empty((rows.size, len(FEATURES)), dtype=np.float32)
     for i, name in enumerate(FEATURES):
-        x[:, i] = table.column(name).to_numpy()
-    y = table.column(LABEL).to_numpy().astype(np.int32)
+        x[:, i] = pq.read_table(str(path), columns=[name]).column(name).take(take).to_numpy()
+    y = pq.read_table(str(path), columns=[LABEL]).column(LABEL).take(take).to_numpy().astype(np.int32)
     return x, y
+
+
+def read_xy_weighted(
+    path: Path | str, max_rows: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`read_xy` of a bounded sample, with the row weights that make up for it: legitimate rows kept at
+    share ``s`` weigh ``1/s``, frauds 1 (None when the whole window is read), so a model trained on the sample
+    with these weights sees the full window's class balance and stays calibrated."""
+    rows, share = _bounded(path, max_rows, seed)
+    x, y = _read_xy_rows(path, rows)
+    if rows is None:
+        return x, y, None
+    return x, y, np.where(y == 1, 1.0, 1.0 / share).astype(np.float32)

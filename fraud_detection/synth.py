@@ -291,8 +291,54 @@ def generate(config: SyntheticConfig | None = None) -> pd.DataFrame:
     """
     config = config or SyntheticConfig()
     rng = np.random.default_rng(config.seed)
-    n = config.n_rows
-    time = _sample_times(rng, n, config.days)
+    return _rows_at(rng, _sample_times(rng, config.n_rows, config.days), config)
+
+
+def _cumulative_intensity(seconds: np.ndarray) -> np.ndarray:
+    """The integral of :func:`_daily_intensity` from 0 to each time (in seconds)."""
+    hours = seconds / 3600.0
+    return seconds + 0.75 * _SECONDS_PER_DAY / (2.0 * np.pi) * (
+        np.sin(2.0 * np.pi * (hours - 15.0) / 24.0) - np.sin(2.0 * np.pi * -15.0 / 24.0)
+    )
+
+
+def part_rows(config: SyntheticConfig, parts: int) -> list[int]:
+    """Rows in each of ``parts`` equal slices of the time span, following the daily cycle, summing to n_rows."""
+    edges = np.linspace(0.0, config.days * _SECONDS_PER_DAY, parts + 1)
+    share = np.diff(_cumulative_intensity(edges))
+    exact = config.n_rows * share / share.sum()
+    rows = np.floor(exact).astype(np.int64)
+    rows[np.argsort(exact - rows)[::-1][: config.n_rows - int(rows.sum())]] += 1
+    return [int(r) for r in rows]
+
+
+def generate_part(config: SyntheticConfig, part: int, parts: int) -> pd.DataFrame:
+    """Slice ``part`` (0-based) of ``parts`` equal slices of the time span, made on its own.
+
+    The parts, concatenated in order, form one data set of ``config.n_rows`` rows sorted by ``Time``, with
+    the same daily cycle, patterns, drift and labels as :func:`generate` (not the same rows: each part draws
+    from its own seeded stream), so a large data set is written part by part without being held in memory.
+    """
+    if not 0 <= part < parts:
+        raise ValueError(f"part must be within [0, {parts}), got {part}")
+    rows = part_rows(config, parts)[part]
+    span = config.days * _SECONDS_PER_DAY
+    low, high = span * part / parts, span * (part + 1) / parts
+    rng = np.random.default_rng([config.seed, part])
+    kept: list[np.ndarray] = []
+    have = 0
+    while have < rows:
+        t = rng.uniform(low, high, size=2 * (rows - have) + 16)
+        accept = rng.random(t.size) * 1.75 < _daily_intensity((t / 3600.0) % 24.0)
+        kept.append(t[accept])
+        have += int(accept.sum())
+    time = np.floor(np.sort(np.concatenate(kept)[:rows]))
+    return _rows_at(rng, time, config)
+
+
+def _rows_at(rng: np.random.Generator, time: np.ndarray, config: SyntheticConfig) -> pd.DataFrame:
+    """Rows at the given (sorted) times: groups, features, patterns, drift and labels."""
+    n = time.size
     hour = (time / 3600.0) % 24.0
     group = rng.choice(len(GROUPS), size=n, p=np.array(GROUP_SHARES))
     z = rng.standard_normal((n, 28), dtype=np.float32)
@@ -320,4 +366,14 @@ def generate(config: SyntheticConfig | None = None) -> pd.DataFrame:
     return frame
 
 
-__all__ = ["GROUPS", "PATTERNS", "SCALES", "SETTINGS", "SyntheticConfig", "generate", "true_probability"]
+__all__ = [
+    "GROUPS",
+    "PATTERNS",
+    "SCALES",
+    "SETTINGS",
+    "SyntheticConfig",
+    "generate",
+    "generate_part",
+    "part_rows",
+    "true_probability",
+]

@@ -69,10 +69,11 @@ def features_and_label(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def auto_weight(y: np.ndarray) -> float:
-    """The default weight of fraud rows: sqrt(negatives / positives); both classes must be present."""
+def auto_weight(y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+    """The default weight of fraud rows: sqrt(negatives / positives), legitimate rows counted by
+    ``sample_weight`` when given; both classes must be present."""
     positives = int(y.sum())
-    negatives = int(y.size - positives)
+    negatives = int(y.size - positives) if sample_weight is None else float(sample_weight[y == 0].sum())
     if positives == 0 or negatives == 0:
         raise ValueError(f"training labels need both classes, got {positives} positive and {negatives} negative")
     return math.sqrt(negatives / positives)
@@ -148,6 +149,23 @@ def early_stopping_sample(
     return rows, weights
 
 
+def booster_params(params: TrainParams, weight: float) -> dict[str, Any]:
+    """XGBoost's parameters for the run's knobs and the fraud rows' weight (both engines train with them)."""
+    return {
+        "objective": "binary:logistic",
+        "tree_method": "hist",
+        "eval_metric": "aucpr",
+        "max_depth": params.max_depth,
+        "eta": params.learning_rate,
+        "subsample": params.subsample,
+        "colsample_bytree": params.colsample_bytree,
+        "min_child_weight": params.min_child_weight,
+        "scale_pos_weight": weight,
+        "seed": params.seed,
+        "nthread": params.nthread,
+    }
+
+
 def train_booster(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -155,6 +173,7 @@ def train_booster(
     y_valid: np.ndarray,
     params: TrainParams | None = None,
     log_every: int = 50,
+    sample_weight: np.ndarray | None = None,
 ) -> TrainResult:
     """Train with early stopping on validation AUPRC and pick the decision threshold.
 
@@ -163,6 +182,8 @@ def train_booster(
         x_valid, y_valid: the validation window, used for early stopping and the threshold.
         params: model knobs (defaults: :class:`TrainParams`).
         log_every: log progress every this many rounds (0 = quiet).
+        sample_weight: per training row (negative downsampling's, see :mod:`fraud_detection.sampling`);
+            the automatic ``scale_pos_weight`` then counts legitimate rows by weight.
 
     Returns:
         The calibrated booster cut at its best round, with its threshold.
@@ -170,27 +191,15 @@ def train_booster(
     params = params or TrainParams()
     if int(y_valid.sum()) == 0:
         raise ValueError("validation window has no fraud rows: early stopping and the threshold need some")
-    weight = params.scale_pos_weight or auto_weight(y_train)
+    weight = params.scale_pos_weight or auto_weight(y_train, sample_weight)
     started = time.perf_counter()
-    dtrain = xgb.QuantileDMatrix(x_train, label=y_train, feature_names=list(FEATURES))
+    dtrain = xgb.QuantileDMatrix(x_train, label=y_train, weight=sample_weight, feature_names=list(FEATURES))
     rows, weights = early_stopping_sample(y_valid, params.seed)
     dvalid = xgb.QuantileDMatrix(
         x_valid[rows], label=y_valid[rows], weight=weights, ref=dtrain, feature_names=list(FEATURES)
     )
     booster = xgb.train(
-        {
-            "objective": "binary:logistic",
-            "tree_method": "hist",
-            "eval_metric": "aucpr",
-            "max_depth": params.max_depth,
-            "eta": params.learning_rate,
-            "subsample": params.subsample,
-            "colsample_bytree": params.colsample_bytree,
-            "min_child_weight": params.min_child_weight,
-            "scale_pos_weight": weight,
-            "seed": params.seed,
-            "nthread": params.nthread,
-        },
+        booster_params(params, weight),
         dtrain,
         num_boost_round=params.n_rounds,
         evals=[(dvalid, "validation")],

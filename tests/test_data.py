@@ -151,3 +151,28 @@ def test_read_xy_returns_float32_in_feature_order(frame, tmp_path):
     assert x.dtype == np.float32 and x.shape == (len(frame), len(FEATURES))
     assert np.allclose(x[:, FEATURES.index("Amount")], frame["Amount"].to_numpy(), rtol=1e-6)
     assert y.tolist() == frame[LABEL].tolist()
+
+
+def test_a_bounded_read_keeps_every_fraud_and_a_uniform_share_of_the_rest(frame, tmp_path):
+    valid = data.validate(frame, "age_group")
+    path = tmp_path / "window.parquet"
+    data.write_parquet(valid, path)
+    x, y = data.read_xy(path, max_rows=4000, seed=3)
+    assert int(y.sum()) == int(valid[LABEL].sum())
+    assert 3000 < len(y) < 5000
+    sample = data.read_window(path, max_rows=4000, seed=3)
+    assert np.array_equal(sample[list(FEATURES)].to_numpy(np.float32), x)  # the same rows either way
+    full_x, _ = data.read_xy(path, max_rows=len(valid))
+    assert full_x.shape[0] == len(valid)
+
+
+def test_a_weighted_bounded_read_stands_for_the_whole_window(frame, tmp_path):
+    valid = data.validate(frame, "age_group")
+    path = tmp_path / "window.parquet"
+    data.write_parquet(valid, path)
+    x, y, w = data.read_xy_weighted(path, max_rows=4000, seed=3)
+    assert np.array_equal(x, data.read_xy(path, max_rows=4000, seed=3)[0])  # the bounded read's rows
+    assert w is not None and set(w[y == 1]) == {1.0} and len(set(w[y == 0])) == 1 and w[y == 0][0] > 1
+    legitimate = int((valid[LABEL] == 0).sum())
+    assert w[y == 0].sum() == pytest.approx(legitimate, rel=0.1)  # weighted back to the window's count
+    assert data.read_xy_weighted(path, max_rows=len(valid))[2] is None

@@ -145,3 +145,22 @@ def test_an_npz_holding_objects_is_refused_not_unpickled(fits: dict[str, fit.Fam
         np.savez(handle, mean=np.array([{"a": 1}], dtype=object))
     with pytest.raises(modeldir.ModelDirError, match=r"mlp\.npz: not a readable \.npz file"):
         modeldir.load_model_dir(tmp_path)
+
+
+def test_the_mlp_on_downsampled_weighted_rows_stays_calibrated(windows: dict[str, Any]) -> None:
+    """Every fraud and 20 % of legitimate rows: weighted back, the mean probability stays near the test window's
+    fraud rate; unweighted, the same rows inflate it several times. (Fewer rows make fewer optimiser steps per
+    epoch, hence 20 epochs.)"""
+    from fraud_detection import sampling
+
+    (xt, yt), (xv, yv), (x_test, y_test) = windows["train"], windows["valid"], windows["test"]
+    params = train.TrainParams(mlp_max_epochs=20, mlp_patience=20, mlp_hidden_units=[16, 8])
+    rows, weights = sampling.downsample(yt, 0.2, seed=1)
+    weighted = fit.fit_family("mlp", xt[rows], yt[rows], xv, yv, params, sample_weight=weights)
+    unweighted = fit.fit_family("mlp", xt[rows], yt[rows], xv, yv, params)
+    ratio = weighted.model.predict_proba(x_test).mean() / y_test.mean()
+    inflated = unweighted.model.predict_proba(x_test).mean() / y_test.mean()
+    assert 1 / 2.5 < ratio < 2.5, ratio
+    assert inflated > 2 * ratio, (inflated, ratio)
+    full_weight = train.auto_weight(yt)
+    assert weighted.details["scale_pos_weight"] == pytest.approx(full_weight, rel=0.05)

@@ -161,6 +161,26 @@ def test_data_generate_writes_a_valid_file(tmp_path):
     assert len(data.load_dataset(str(out), "age_group").frame) == 3000
 
 
+def test_data_generate_writes_time_ordered_parts(tmp_path):
+    out = tmp_path / "parts"
+    result = fraud("data", "generate", "--rows", "6000", "--parts", "3", "--output", str(out), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "wrote 6,000 rows" in result.stdout and "in 3 Parquet files" in result.stdout
+    import pandas as pd
+
+    from fraud_detection import data
+
+    parts = [pd.read_parquet(p) for p in sorted(out.glob("part-*.parquet"))]
+    assert len(parts) == 3 and all(len(p) > 1000 for p in parts)
+    whole = pd.concat(parts, ignore_index=True)
+    assert whole["Time"].is_monotonic_increasing  # slices of time, in file order
+    assert len(data.validate(whole, "age_group")) == 6000
+    assert (
+        fraud("data", "generate", "--parts", "2", "--output", str(tmp_path / "x.parquet"), home=tmp_path).returncode
+        == 2
+    )
+
+
 def test_data_generate_rejects_unknown_format(tmp_path):
     result = fraud("data", "generate", "--rows", "100", "--output", str(tmp_path / "x.json"), home=tmp_path)
     assert result.returncode == 2

@@ -35,8 +35,14 @@ COLUMNS, ROWS = 120, 400
 
 def test_fan_out_sizes_come_from_the_pipeline_spec() -> None:
     parameters = defaults()
-    assert fan_out_sizes(parameters) == {"poison-level": len(parameters["poison_levels"])}
-    assert fan_out_sizes({**parameters, "poison_levels": [0, 0.05]}) == {"poison-level": 2}
+    assert fan_out_sizes(parameters) == {
+        "poison-level": len(parameters["poison_levels"]),
+        "train-family": len(parameters["families"]),
+    }
+    assert fan_out_sizes({**parameters, "poison_levels": [0, 0.05], "families": ["xgboost"]}) == {
+        "poison-level": 2,
+        "train-family": 1,
+    }
 
 
 def test_plain_progress_prints_each_step_once_several_to_a_line(tmp_path: Path) -> None:

@@ -109,3 +109,28 @@ def test_early_stopping_sample_keeps_every_fraud_and_is_unbiased():
     assert estimate == pytest.approx(full, rel=0.05)
     small_rows, small_weights = train.early_stopping_sample(y[:10_000], seed=3, max_rows=50_000)
     assert small_rows.size == 10_000 and (small_weights == 1).all()
+
+
+def test_family_step_bounds_and_downsamples_the_training_window(tmp_path, caplog):
+    """``max_train_rows`` (the Dask engine's MLP) reads a weighted bounded sample; ``negative_sample_rate``
+    keeps every fraud and weights legitimate rows back, so the fraud weight is the whole window's."""
+    import logging
+
+    from fraud_detection import modeldir
+    from fraud_detection.steps.train import train_family_step
+
+    windows = data.time_split(data.validate(synth.generate(synth.SyntheticConfig(n_rows=20_000, seed=4)), "age_group"))
+    for name in ("train", "validation"):
+        data.write_parquet(windows[name], tmp_path / f"{name}.parquet")
+    y_train = windows["train"]["Class"].to_numpy()
+    params = train.TrainParams(n_rounds=30, early_stopping_rounds=10, mlp_max_epochs=3, mlp_hidden_units=[8])
+    paths = (tmp_path / "train.parquet", tmp_path / "validation.parquet")
+    with caplog.at_level(logging.INFO, logger="fraud_detection.data"):
+        mlp = train_family_step("mlp", *paths, params, tmp_path / "mlp", "v", max_train_rows=5000)
+    assert f"of {len(y_train)} rows (every fraud row)" in caplog.text
+    model, meta = modeldir.load_model_dir(tmp_path / "mlp")
+    assert meta.family == "mlp" and model.family == "mlp"
+    assert mlp["scale_pos_weight"] == pytest.approx(train.auto_weight(y_train), rel=0.1)
+    booster = train_family_step("xgboost", *paths, params, tmp_path / "xgb", "v", negative_sample_rate=0.3)
+    assert booster["scale_pos_weight"] == pytest.approx(train.auto_weight(y_train), rel=0.05)
+    assert booster["validation_auprc"] > 5 * windows["validation"]["Class"].mean()

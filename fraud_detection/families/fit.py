@@ -52,20 +52,35 @@ def fit_family(
     x_valid: np.ndarray,
     y_valid: np.ndarray,
     params: train.TrainParams,
+    sample_weight: np.ndarray | None = None,
 ) -> FamilyFit:
-    """Train one family (``xgboost`` or ``mlp``) with the run's knobs."""
+    """Train one family (``xgboost`` or ``mlp``) with the run's knobs.
+
+    ``sample_weight`` (per training row) makes up for sampled legitimate rows (weight ``1/share``, see
+    :mod:`fraud_detection.sampling`); the fraud weight and its correction then count legitimate rows by weight.
+    """
     if family == XGBOOST:
-        return fit_xgboost(x_train, y_train, x_valid, y_valid, params)
+        return fit_xgboost(x_train, y_train, x_valid, y_valid, params, sample_weight)
     if family == MLP:
-        return fit_mlp(x_train, y_train, x_valid, y_valid, params)
+        return fit_mlp(x_train, y_train, x_valid, y_valid, params, sample_weight)
     raise ValueError(f"unknown model family {family!r}: expected one of {XGBOOST}, {MLP}")
 
 
 def fit_xgboost(
-    x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, params: train.TrainParams
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_valid: np.ndarray,
+    y_valid: np.ndarray,
+    params: train.TrainParams,
+    sample_weight: np.ndarray | None = None,
 ) -> FamilyFit:
     """XGBoost with early stopping on validation AUPRC (see :func:`fraud_detection.train.train_booster`)."""
-    result = train.train_booster(x_train, y_train, x_valid, y_valid, params)
+    return xgboost_fit(train.train_booster(x_train, y_train, x_valid, y_valid, params, sample_weight=sample_weight))
+
+
+def xgboost_fit(result: train.TrainResult) -> FamilyFit:
+    """A trained booster (from :func:`fraud_detection.train.train_booster` or the Dask engine's
+    ``xgboost.dask`` training) as the bake-off's XGBoost candidate."""
     return FamilyFit(
         family=XGBOOST,
         model=XGBoostModel(result.booster),
@@ -77,7 +92,12 @@ def fit_xgboost(
 
 
 def fit_mlp(
-    x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, params: train.TrainParams
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_valid: np.ndarray,
+    y_valid: np.ndarray,
+    params: train.TrainParams,
+    sample_weight: np.ndarray | None = None,
 ) -> FamilyFit:
     """scikit-learn's MLP, one epoch at a time, keeping the epoch with the best validation AUPRC."""
     import warnings
@@ -89,14 +109,20 @@ def fit_mlp(
     if int(y_valid.sum()) == 0:
         raise ValueError("validation window has no fraud rows: early stopping and the threshold need some")
     started = time.perf_counter()
-    weight = params.scale_pos_weight or train.auto_weight(y_train)
-    mean = x_train.mean(axis=0, dtype=np.float64)
-    scale = x_train.std(axis=0, dtype=np.float64)
+    weight = params.scale_pos_weight or train.auto_weight(y_train, sample_weight)
+    if sample_weight is None:
+        mean = x_train.mean(axis=0, dtype=np.float64)
+        scale = x_train.std(axis=0, dtype=np.float64)
+    else:  # the standardisation of the whole window the weighted sample stands for
+        mean = np.average(x_train.astype(np.float64), axis=0, weights=sample_weight)
+        scale = np.sqrt(np.average((x_train - mean) ** 2, axis=0, weights=sample_weight))
     scale[scale == 0] = 1.0
     z_train = ((x_train - mean) / scale).astype(np.float32)
     z_valid = ((x_valid - mean) / scale).astype(np.float32)
     rows, row_weights = train.early_stopping_sample(y_valid, params.seed)
-    sample_weight = np.where(y_train == 1, weight, 1.0)
+    row_weight = np.where(y_train == 1, weight, 1.0)
+    if sample_weight is not None:
+        row_weight = row_weight * sample_weight
     network = MLPClassifier(
         hidden_layer_sizes=tuple(params.mlp_hidden_units),
         alpha=params.mlp_alpha,
@@ -109,7 +135,7 @@ def fit_mlp(
     for epoch in range(1, params.mlp_max_epochs + 1):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            network.partial_fit(z_train, y_train, classes=np.array([0, 1]), sample_weight=sample_weight)
+            network.partial_fit(z_train, y_train, classes=np.array([0, 1]), sample_weight=row_weight)
         score = float(
             average_precision_score(
                 y_valid[rows], network.predict_proba(z_valid[rows])[:, 1], sample_weight=row_weights

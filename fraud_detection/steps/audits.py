@@ -54,9 +54,10 @@ def poison_level_step(
     # One thread per level task: levels run side by side (pods on a cluster, two at a time under kfp.local),
     # and XGBoost threads competing for the same cores cost far more than they give.
     params = replace(poison.sweep_params(champion_params, best), nthread=1)
-    x_train, y_train = data.read_xy(train_path)
-    x_valid, y_valid = data.read_xy(validation_path)
-    x_test, y_test = data.read_xy(test_path)
+    bound = data.AUDIT_MAX_ROWS
+    x_train, y_train = data.read_xy(train_path, bound, seed)
+    x_valid, y_valid = data.read_xy(validation_path, bound, seed)
+    x_test, y_test = data.read_xy(test_path, bound, seed)
     kinds_here = [poison.NONE] if level == 0 else list(kinds)
     results = []
     for kind in kinds_here:
@@ -209,11 +210,11 @@ def drift_step(
     from fraud_detection.audits import drift
     from fraud_detection.reports.drift import render_drift
 
-    reference = data.read_window(reference_path)
+    reference = data.read_window(reference_path, max_rows=data.AUDIT_MAX_ROWS)
     if drift_data_uri:
         current = data.load_dataset(drift_data_uri, sensitive_column).frame
     else:
-        current = data.read_window(current_path)
+        current = data.read_window(current_path, max_rows=data.AUDIT_MAX_ROWS)
     booster, _ = modeldir.load_model_dir(model_dir)
     result = drift.run_drift(reference, current, booster=booster)
     log.info(
@@ -278,7 +279,7 @@ def fairness_step(
     from fraud_detection.reports.fairness import render_fairness
 
     booster, meta = modeldir.load_model_dir(model_dir)
-    test = data.read_window(test_path)
+    test = data.read_window(test_path, max_rows=data.AUDIT_MAX_ROWS)
     result = fairness.run_fairness(test, booster, meta.threshold, sensitive_column)
     log.info(
         "fairness of the %s candidate: %s; top feature %s; %.1fs",

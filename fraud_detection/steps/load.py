@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from fraud_detection import data
 from fraud_detection.config import SYNTHETIC_URI, DataKnobs
 from fraud_detection.schema import LABEL
@@ -32,6 +34,12 @@ class LoadStepResult:
 def _mlflow_type(dtype: object) -> str:
     kind = getattr(dtype, "kind", "O")
     return {"f": "double", "i": "long", "u": "long", "b": "boolean"}.get(kind, "string")
+
+
+def dataset_columns(dtypes: pd.Series) -> dict[str, str]:
+    """Column name -> MLflow type (``double``, ``long``, ``boolean``, ``string``), in order, for the lineage
+    (``dtypes``: a pandas or Dask frame's ``dtypes``)."""
+    return {str(name): _mlflow_type(dtype) for name, dtype in dtypes.items()}
 
 
 def load_step(knobs: DataKnobs, outputs: dict[str, Path]) -> LoadStepResult:
@@ -62,7 +70,7 @@ def load_step(knobs: DataKnobs, outputs: dict[str, Path]) -> LoadStepResult:
             version=loaded.version,
             rows=len(loaded.frame),
             frauds=int(loaded.frame[LABEL].sum()),
-            columns={str(c): _mlflow_type(loaded.frame[c].dtype) for c in loaded.frame.columns},
+            columns=dataset_columns(loaded.frame.dtypes),
         ),
     )
     log.info("windows: %s", ", ".join(f"{k} {v:,} rows" for k, v in result.rows.items()))

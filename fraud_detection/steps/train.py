@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from fraud_detection import data, modeldir, tracking, train
+from fraud_detection import data, modeldir, sampling, tracking, train
 from fraud_detection.families import BLEND, XGBOOST
 from fraud_detection.families.fit import FamilyFit, fit_blend, fit_family
 from fraud_detection.synth import true_probability
@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 BASELINE_MAX_ROWS = 250_000
 """The logistic baseline trains on every fraud row plus legitimate rows up to this total (rank metrics
 such as AUPRC are unaffected by the sampling; it keeps the baseline to seconds at any data size)."""
+
+DASK_MAX_TRAIN_ROWS = data.AUDIT_MAX_ROWS
+"""``engine=dask``: training rows the families that train in one process (the MLP) read at most: every fraud
+and a seeded uniform share of the rest, weighted by its inverse (the audits' bound)."""
 
 
 def _params_for_metadata(params: train.TrainParams) -> dict[str, float | int | str]:
@@ -42,14 +46,35 @@ def train_family_step(
     params: train.TrainParams,
     model_dir: Path,
     data_version: str,
+    negative_sample_rate: float = 1.0,
+    max_train_rows: int | None = None,
 ) -> dict[str, float]:
     """Train one family and write its model directory (model version ``candidate``, no MLflow run yet).
 
+    Args:
+        negative_sample_rate: below 1, train on every fraud and this share of legitimate rows, each weighted
+            by its inverse (:mod:`fraud_detection.sampling`), so the probabilities stay calibrated.
+        max_train_rows: read at most about this many training rows: every fraud and a seeded uniform share of
+            the rest, weighted by its inverse (:func:`fraud_detection.data.read_xy_weighted`); None = all.
+
     Returns its validation metrics (``validation_auprc``, ...), training seconds and family details.
     """
-    x_train, y_train = data.read_xy(train_path)
+    x_train, y_train, weights = data.read_xy_weighted(train_path, max_train_rows, params.seed)
+    if negative_sample_rate < 1.0:
+        kept, kept_weights = sampling.downsample(y_train, negative_sample_rate, params.seed)
+        x_train, y_train = x_train[kept], y_train[kept]
+        weights = kept_weights if weights is None else weights[kept] * kept_weights
     x_valid, y_valid = data.read_xy(validation_path)
-    fitted = fit_family(family, x_train, y_train, x_valid, y_valid, params)
+    fitted = fit_family(family, x_train, y_train, x_valid, y_valid, params, sample_weight=weights)
+    del x_train, y_train
+    return write_family(fitted, y_valid, params, model_dir, data_version)
+
+
+def write_family(
+    fitted: FamilyFit, y_valid: np.ndarray, params: train.TrainParams, model_dir: Path, data_version: str
+) -> dict[str, float]:
+    """Write a trained family's model directory (either engine ends here); return its validation metrics,
+    training seconds and family details."""
     valid = train.evaluate(y_valid, fitted.validation_scores, fitted.threshold)
     metrics = {f"validation_{k}": v for k, v in valid.items() if k in ("auprc", "roc_auc", "f1")}
     metrics |= {"train_seconds": fitted.seconds, **fitted.details}
@@ -61,7 +86,7 @@ def train_family_step(
         params=_params_for_metadata(params),
     )
     modeldir.save_model_dir(fitted.model, metadata, model_dir)
-    log.info("%s: validation AUPRC %.4f in %.1fs", family, metrics["validation_auprc"], fitted.seconds)
+    log.info("%s: validation AUPRC %.4f in %.1fs", fitted.family, metrics["validation_auprc"], fitted.seconds)
     return metrics
 
 
@@ -190,10 +215,9 @@ def select_step(
         metrics[f"{c.family}_validation_auprc"] = c.validation["auprc"]
         metrics[f"{c.family}_test_auprc"] = c.test["auprc"]
         metrics.update({f"{c.family}_{k}": v for k, v in c.details.items()})
-    x_train, y_train = data.read_xy(train_path)
-    rows = train.keep_frauds_sample(y_train, BASELINE_MAX_ROWS, params.seed)
-    baseline = train.logistic_baseline(x_train[rows], y_train[rows], x_test, params.seed)
-    del x_train, y_train
+    x_sample, y_sample = data.read_xy(train_path, BASELINE_MAX_ROWS, params.seed)
+    baseline = train.logistic_baseline(x_sample, y_sample, x_test, params.seed)
+    del x_sample, y_sample
     metrics["baseline_lr_test_auprc"] = float(average_precision_score(y_test, baseline))
     metrics["test_fraud_rate"] = float(y_test.mean())
     if oracle_label_noise is not None:
@@ -301,6 +325,7 @@ def train_step(
     oracle_label_noise: float | None = None,
     synthetic_setting: str = "axis",
     dataset: tracking.DatasetInput | None = None,
+    negative_sample_rate: float = 1.0,
 ) -> SelectStepResult:
     """Every family of ``params.families`` in this process, then :func:`select_step` (tests, notebooks)."""
     import tempfile
@@ -309,7 +334,7 @@ def train_step(
         dirs = []
         for family in params.families:
             target = Path(folder) / family
-            train_family_step(family, train_path, validation_path, params, target, data_version)
+            train_family_step(family, train_path, validation_path, params, target, data_version, negative_sample_rate)
             dirs.append(target)
         return select_step(
             dirs,
@@ -327,4 +352,4 @@ def train_step(
         )
 
 
-__all__ = ["BLEND", "SelectStepResult", "select_step", "train_family_step", "train_step"]
+__all__ = ["BLEND", "SelectStepResult", "select_step", "train_family_step", "train_step", "write_family"]
