@@ -47,10 +47,8 @@ def render_summary(run: LocalRun, parameters: dict[str, Any], report: Path | Non
     lines.append("Data")
     lines.append(f"  version     {test_data.get('data_version', '?')}")
     lines.append(
-        "  windows     "
-        + " | ".join(
-            f"{w} {int(data.get(f'{w}_rows', 0)):,} ({int(data.get(f'{w}_frauds', 0))} fraud)" for w in windows
-        )
+        "  windows     rows/frauds: "
+        + " | ".join(f"{w} {int(data.get(f'{w}_rows', 0)):,}/{int(data.get(f'{w}_frauds', 0))}" for w in windows)
     )
 
     lines += _bakeoff_lines(_meta(out, "bakeoff"))
@@ -147,7 +145,14 @@ def _poison_lines(out: dict[str, Any]) -> list[str]:
         "Poison sweep (labels flipped in training; scored on the clean test window)",
         f"  {'attack':<9} {'level':>6} {'AUPRC':>7} {'defended':>9} {'recovered':>9} {'recall':>7} {'defended':>9}",
     ]
+    clean_rows = set()
     for row in rows:
+        if row["level_pct"] == 0:
+            # every attack's 0% level is the same clean training run: show it once
+            clean = (row["auprc"], row.get("auprc_defended"), row["recall"], row.get("recall_defended"))
+            if clean in clean_rows:
+                continue
+            clean_rows.add(clean)
         recovered = row.get("recovered")
         lines.append(
             f"  {row['kind']:<9} {row['level_pct']:>5g}% {_num(row['auprc']):>7} {_num(row.get('auprc_defended')):>9} "

@@ -170,8 +170,8 @@ def test_make_run_on_a_terminal_is_short_and_shows_progress(terminal_run: Termin
     assert terminal_run.returncode == 0, terminal_run.text[-3000:]
     assert len(terminal_run.final) <= MAX_LINES, terminal_run.text
     # progress while it ran: a live line per task with its state and time, the fan-out as a bar
-    running = [f for f in terminal_run.frames if re.search(r"train-model +running +\d+\.\ds", f)]
-    assert running, "no frame showed train-model running"
+    running = [f for f in terminal_run.frames if re.search(r"select-model +running +\d+\.\ds", f)]
+    assert running, "no frame showed select-model running"
     levels = len(defaults()["poison_levels"])
     assert any(re.search(rf"poison-level +\w+ +\d+\.\ds +\S+ *\d/{levels}", f) for f in terminal_run.frames)
     assert any(re.search(r"✓ load-data +done", f) for f in terminal_run.frames)
@@ -183,7 +183,7 @@ def test_make_run_on_a_terminal_is_short_and_shows_progress(terminal_run: Termin
     for noise in ("Executing task", "Streamed logs", "executor_output", "base image"):
         assert noise not in text, noise
     logged = (_report_page(terminal_run).parent / "run.log").read_text()
-    assert "Executing task 'train-model'" in logged and "finished with status SUCCESS" in logged
+    assert "Executing task 'select-model'" in logged and "finished with status SUCCESS" in logged
 
 
 def _report_page(run: TerminalRun) -> Path:
@@ -209,7 +209,7 @@ def test_report_page_screenshot_shows_the_key_numbers(terminal_run: TerminalRun,
     assert rendered.data_images >= 2, "the poison and fairness plots are on the page"
     for name in ("poison.html", "fairness.html", "drift.html", "decision.md"):
         assert f'href="{name}"' in rendered.dom and (page.parent / name).is_file(), name
-    metrics = _kfp_artifact_metadata(terminal_run.home, "train-model", "metrics")
+    metrics = _kfp_artifact_metadata(terminal_run.home, "select-model", "metrics")
     text = ocr(screenshot(page, tmp_path / "report.png"))
     for number in (metrics["test_auprc"], metrics["oracle_test_auprc"], metrics["baseline_lr_test_auprc"]):
         assert f"{number:.4f}" in text, (number, text[:1500])
@@ -255,7 +255,7 @@ def test_dataset_input_reads_back_with_the_kfp_artifacts_data_version(terminal_r
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # the first test also waits for the module's `make run` on the full data set
 def test_fraud_runs_lists_the_run_with_its_decision_and_auprc(terminal_run: TerminalRun) -> None:
-    metrics = _kfp_artifact_metadata(terminal_run.home, "train-model", "metrics")
+    metrics = _kfp_artifact_metadata(terminal_run.home, "select-model", "metrics")
     env = {**os.environ, "FRAUD_HOME": str(terminal_run.home)}
     env.pop("MLFLOW_TRACKING_URI", None)
     result = subprocess.run(
