@@ -251,6 +251,36 @@ def podman_image_names(pipeline: Any) -> Iterator[dict[str, str]]:
             executors[name]["container"]["image"] = image
 
 
+@contextlib.contextmanager
+def tolerate_removed_containers() -> Iterator[None]:
+    """While the ``with`` block runs, treat a task container that podman removed before kfp.local looked at it as
+    kfp.local treats Docker's answer for that case.
+
+    kfp.local runs each task with ``auto_remove`` and, when Docker says the container is gone (404) while it
+    streams the logs or waits, takes the task as finished and reads its outputs. Podman's API answers that race
+    with a 500 ("no such container") instead, which would fail a task that finished in a fraction of a second
+    (the local deploy). A task that really failed still fails: its outputs are missing.
+    """
+    import docker
+    from kfp.local import docker_task_handler
+
+    original = docker_task_handler.run_docker_container
+
+    def run_docker_container(*args: Any, **kwargs: Any) -> int:
+        try:
+            return int(original(*args, **kwargs))
+        except docker.errors.APIError as error:
+            if "no such container" not in str(error):
+                raise
+            return 0
+
+    docker_task_handler.run_docker_container = run_docker_container
+    try:
+        yield
+    finally:
+        docker_task_handler.run_docker_container = original
+
+
 def run_in_containers(parameters: dict[str, Any], pipeline_root: Path, home: Path, **watch: Any) -> Any:
     """``run_local`` with every step in the components image (the image the compiled components name);
     ``watch`` is passed on (log file, listener, echo)."""
@@ -261,6 +291,7 @@ def run_in_containers(parameters: dict[str, Any], pipeline_root: Path, home: Pat
     with (
         container_runner(pipeline_root, writable, home / "containers", readable_paths(parameters)) as runner,
         podman_image_names(fraud_pipeline),
+        tolerate_removed_containers(),
     ):
         return run_local(parameters, pipeline_root, runner=runner, **watch)
 

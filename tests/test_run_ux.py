@@ -177,7 +177,8 @@ def test_make_run_on_a_terminal_is_short_and_shows_progress(terminal_run: Termin
     assert any(re.search(r"✓ load-data +done", f) for f in terminal_run.frames)
     # the summary, and none of kfp.local's own output (that went to the log file)
     text = terminal_run.text
-    for heading in ("Model (test window)", "Poison sweep", "Fairness", "Drift", "Promotion: PROMOTED", "MLflow"):
+    assert re.search(r"^Model: \w+ \(test window\)", text, flags=re.M), "the winner's test metrics"
+    for heading in ("Bake-off", "Poison sweep", "Fairness", "Drift", "Promotion: PROMOTED", "MLflow"):
         assert heading in text, heading
     assert re.search(r"^Steps \(wall time\)", text, flags=re.M), "a terminal's summary lists the step times"
     for noise in ("Executing task", "Streamed logs", "executor_output", "base image"):
