@@ -27,7 +27,7 @@ BAD_MESSAGES: list[tuple[str, bytes | None, bytes | None, str, str]] = [
     # (name, key, value, class, words the reason must contain)
     ("not-json", b"bad-1", b'{"V1": 0.1, ', messages.NOT_JSON, "not valid JSON"),
     ("empty", b"bad-2", b"", messages.NOT_JSON, "empty"),
-    ("a-list", b"bad-3", b"[1, 2, 3]", messages.NOT_A_TRANSACTION, "JSON object"),
+    ("a-list", b"bad-3", b"[1, 2, 3]", messages.NOT_A_TRANSACTION, "JSON object of the 29 features, got a list"),
     ("missing-feature", b"bad-4", None, messages.NOT_A_TRANSACTION, "missing features ['V3']"),
     ("text-value", b"bad-5", None, messages.NOT_A_TRANSACTION, "V7: expected a number"),
     ("negative-amount", b"bad-6", None, messages.NOT_A_TRANSACTION, "Amount must be >= 0"),
