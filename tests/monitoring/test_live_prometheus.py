@@ -17,7 +17,7 @@ import requests
 import yaml
 
 from fraud_detection.schema import FEATURES
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 from tests.monitoring.rules import DASHBOARD, alerts, as_bool, rule_groups
 from tests.serving.conftest import ServerProcess
 from tests.streaming.broker import Broker
@@ -76,13 +76,7 @@ class Prometheus:
             time.sleep(1)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self.log.close()
 
 
