@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -71,6 +72,9 @@ class _Capture:
         self._recent: deque[str] = deque(maxlen=2000)
         self._open: dict[str, list[float]] = {}
         self._partial = ""
+        self._lock = threading.Lock()
+        """A ``ParallelFor`` runs tasks on threads that all print here: one writer at a time keeps every line whole
+        (unlocked, the shared partial line drops text and the log file's encoder interleaves bytes)."""
 
     def _line(self, line: str) -> None:
         now = time.perf_counter()
@@ -112,18 +116,20 @@ class _Capture:
         return lines[:TAIL_LINES][::-1]
 
     def write(self, text: str) -> int:
-        if self.echo is not None:
-            self.echo.write(text)
-        self._partial += text
-        *lines, self._partial = self._partial.split("\n")
-        for line in lines:
-            self._line(line)
+        with self._lock:
+            if self.echo is not None:
+                self.echo.write(text)
+            self._partial += text
+            *lines, self._partial = self._partial.split("\n")
+            for line in lines:
+                self._line(line)
         return len(text)
 
     def flush(self) -> None:
-        self.log.flush()
-        if self.echo is not None:
-            self.echo.flush()
+        with self._lock:
+            self.log.flush()
+            if self.echo is not None:
+                self.echo.flush()
 
     def isatty(self) -> bool:
         return False

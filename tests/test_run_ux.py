@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from fraud_detection.config import defaults
-from pipelines.local import fan_out_sizes
+from pipelines.local import _Capture, fan_out_sizes
 from pipelines.progress import LiveProgress, PlainProgress
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,43 @@ def test_fan_out_sizes_come_from_the_pipeline_spec() -> None:
         "poison-level": 2,
         "train-family": 1,
     }
+
+
+def test_tasks_printing_on_threads_keep_every_line_whole(tmp_path: Path) -> None:
+    """A ParallelFor's tasks print from threads at once: the log stays valid UTF-8, no line is lost, and each
+    task's start and finish is heard."""
+    threads, lines_each = 8, 400
+
+    heard: dict[str, list[str]] = {"started": [], "finished": []}
+
+    class Listener:
+        def started(self, task: str) -> None:
+            heard["started"].append(task)
+
+        def finished(self, task: str, ok: bool) -> None:
+            heard["finished"].append(task)
+
+    log_path = tmp_path / "run.log"
+    with log_path.open("w", encoding="utf-8") as log:
+        capture = _Capture(log, Listener(), echo=None)
+
+        def task(n: int) -> None:
+            capture.write(f"12:00:00.000 - INFO - Executing task 'train-{n}'\n")
+            for i in range(lines_each):
+                # a whole line per write, as a logging handler writes, with characters of two to four bytes
+                capture.write(f"task {n} line {i} Δ→✓🙂\n")
+            capture.write(f"12:00:01.000 - INFO - Task 'train-{n}' finished with status SUCCESS\n")
+
+        workers = [threading.Thread(target=task, args=(n,)) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    text = log_path.read_text(encoding="utf-8")
+    for n in range(threads):
+        assert sum(f"task {n} line " in line and line.endswith("Δ→✓🙂") for line in text.splitlines()) == lines_each
+    assert sorted(heard["started"]) == sorted(heard["finished"]) == sorted(f"train-{n}" for n in range(threads))
+    assert all(step.tasks == 1 and step.wall_seconds >= 0 for step in capture.steps.values())
 
 
 def test_plain_progress_prints_each_step_once_several_to_a_line(tmp_path: Path) -> None:
