@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -373,9 +373,16 @@ def load_dataset(
     return LoadedData(frame=frame, version=version, source=source)
 
 
-def write_parquet(frame: pd.DataFrame, path: Path | str) -> None:
-    """Write a window as Parquet (no index)."""
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), str(path))
+def write_parquet(frame: pd.DataFrame, path: Path | str | BinaryIO) -> None:
+    """Write a window as Parquet (no index) to a path or an open binary file.
+
+    Dictionary encoding only for the columns that are not floating point (labels, groups): a float column has
+    almost no repeated values, so its dictionary is built only to be dropped page by page, which made writing
+    twice as slow and reading slower, for no smaller file.
+    """
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    repeated = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+    pq.write_table(table, path if not isinstance(path, Path) else str(path), use_dictionary=repeated)
 
 
 AUDIT_MAX_ROWS = 1_000_000

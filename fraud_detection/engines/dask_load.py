@@ -30,8 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from fraud_detection import data
 from fraud_detection.config import SplitFractions
@@ -179,7 +177,7 @@ def _write_file(url: str, below: np.ndarray, index: int, sensitive_column: str, 
         part = frame.iloc[edges[i] : edges[i + 1]]
         if len(part):
             with fsspec.open(f"{outputs[name].rstrip('/')}/part-{index:05d}.parquet", "wb", auto_mkdir=True) as f:
-                pq.write_table(pa.Table.from_pandas(part, preserve_index=False), f)
+                data.write_parquet(part, f)
 
 
 def load_and_split(

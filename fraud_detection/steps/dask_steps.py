@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fraud_detection import synth, train
+from fraud_detection import data, synth, train
 from fraud_detection.config import SYNTHETIC_URI, DataKnobs
 from fraud_detection.engines import dask_load, dask_train
 from fraud_detection.families.fit import xgboost_fit
@@ -27,12 +27,10 @@ SYNTHETIC_PART_ROWS = 1_000_000
 
 def _write_part(config: synth.SyntheticConfig, part: int, parts: int, folder: str) -> None:
     import fsspec
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     frame = synth.generate_part(config, part, parts)
     with fsspec.open(f"{folder.rstrip('/')}/part-{part:05d}.parquet", "wb", auto_mkdir=True) as f:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), f)
+        data.write_parquet(frame, f)
 
 
 def generate_synthetic(client: Client, config: synth.SyntheticConfig, folder: str) -> None:
