@@ -373,6 +373,11 @@ def load_dataset(
     return LoadedData(frame=frame, version=version, source=source)
 
 
+ROW_GROUP_ROWS = 262_144
+"""Rows per Parquet row group of a window: the Dask engine's unit of reading and of balancing rows across workers
+(:func:`fraud_detection.engines.dask_train.read_window`), small enough to even them out, large enough to read fast."""
+
+
 def write_parquet(frame: pd.DataFrame, path: Path | str | BinaryIO) -> None:
     """Write a window as Parquet (no index) to a path or an open binary file.
 
@@ -382,7 +387,9 @@ def write_parquet(frame: pd.DataFrame, path: Path | str | BinaryIO) -> None:
     """
     table = pa.Table.from_pandas(frame, preserve_index=False)
     repeated = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
-    pq.write_table(table, path if not isinstance(path, Path) else str(path), use_dictionary=repeated)
+    pq.write_table(
+        table, path if not isinstance(path, Path) else str(path), use_dictionary=repeated, row_group_size=ROW_GROUP_ROWS
+    )
 
 
 AUDIT_MAX_ROWS = 1_000_000

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -254,6 +255,42 @@ def _set_emulator(host: str) -> None:
     os.environ["STORAGE_EMULATOR_HOST"] = host
 
 
+def test_a_window_is_held_evenly_by_the_workers(
+    client: object, small_frame: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts as uneven as a real training window's (0.3M, 2.5M and 1.0M rows, scaled down), row groups of 64 rows:
+    each worker holds the same rows to within one row group, and the frame is the window in file order."""
+    from fraud_detection.engines import dask_train
+
+    monkeypatch.setattr(data, "ROW_GROUP_ROWS", 64)
+    frame = data.validate(small_frame, "age_group").head(319 + 2517 + 982).reset_index(drop=True)
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for i, (start, stop) in enumerate([(0, 319), (319, 2836), (2836, 3818)]):
+        data.write_parquet(frame.iloc[start:stop], folder / f"part-{i:05d}.parquet")
+    window = dask_train.read_window(client, folder)  # type: ignore[arg-type]
+
+    def rows_held(dask_worker: Any) -> int:
+        """Rows of the pieces this worker read and holds (the keys of ``_read_piece`` tasks)."""
+        return sum(len(value) for key, value in dask_worker.data.items() if str(key).startswith("_read_piece-"))
+
+    held: dict[str, int] = client.run(rows_held)  # type: ignore[attr-defined]
+    assert len(held) == 2 and sum(held.values()) == len(frame), held
+    assert max(held.values()) - min(held.values()) <= 64, held
+    read = window.compute().reset_index(drop=True)
+    assert read[LABEL].tolist() == frame[LABEL].tolist()
+    assert np.allclose(read["Amount"], frame["Amount"].astype(np.float32))
+
+
+def test_balance_gives_each_worker_the_same_rows() -> None:
+    from fraud_detection.engines.dask_train import Piece, balance
+
+    pieces = [Piece("p", i, rows) for i, rows in enumerate([10, 80, 30, 30, 20, 10])]
+    chosen = balance(pieces, ["a", "b"])
+    assert sum(p.rows for p, w in zip(pieces, chosen, strict=True) if w == "a") == 90
+    assert chosen == balance(pieces, ["a", "b"]), "the same pieces go to the same workers"
+
+
 def test_reads_and_writes_gcs_through_gcsfs(client: object, small_frame: pd.DataFrame, gcs_bucket: str) -> None:
     """Partitioned input on ``gs://`` (a real gcp-storage-emulator), windows written back to ``gs://``."""
     import os
@@ -274,3 +311,7 @@ def test_reads_and_writes_gcs_through_gcsfs(client: object, small_frame: pd.Data
     written = pd.concat(pd.read_parquet(fs.open(p, "rb")) for p in sorted(fs.find(outputs["test"])))
     local = data.time_split(data.validate(frame, "age_group"))["test"]
     assert len(written) == len(local) and int(written[LABEL].sum()) == int(local[LABEL].sum())
+    from fraud_detection.engines import dask_train
+
+    held = dask_train.read_window(client, outputs["test"]).compute()  # type: ignore[arg-type]
+    assert len(held) == len(local) and int(held[LABEL].sum()) == int(local[LABEL].sum())

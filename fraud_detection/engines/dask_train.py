@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,13 +41,78 @@ log = logging.getLogger(__name__)
 _WEIGHT = "__weight"
 
 
-def read_window(path: str | Path) -> dd.DataFrame:
-    """A window written by either engine (one Parquet file or a directory of parts): float32 features in
-    :data:`FEATURES` order and the label."""
-    import dask.dataframe as dd
+@dataclass(frozen=True)
+class Piece:
+    """One row group of one Parquet file of a window: the unit the workers read and hold."""
 
-    frame = dd.read_parquet(str(path), columns=[*FEATURES, LABEL])
-    return frame.astype({name: np.float32 for name in FEATURES})
+    url: str
+    row_group: int
+    rows: int
+
+
+def window_pieces(path: str | Path) -> list[Piece]:
+    """Every row group of a window written by either engine (one Parquet file, or a directory of parts, local
+    or ``gs://``), in file order; only the files' footers are read."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    fs, root = fsspec.core.url_to_fs(str(path))
+    files = sorted(fs.glob(f"{root.rstrip('/')}/*.parquet")) if fs.isdir(root) else [root]
+    pieces = []
+    for name in files:
+        with fs.open(name, "rb") as f:
+            metadata = pq.ParquetFile(f).metadata
+        url = fs.unstrip_protocol(name)
+        pieces += [Piece(url, i, metadata.row_group(i).num_rows) for i in range(metadata.num_row_groups)]
+    return pieces
+
+
+def balance(pieces: list[Piece], workers: list[str]) -> list[str]:
+    """A worker for each piece, so that every worker holds about the same number of rows (largest piece first,
+    each to the worker holding the fewest rows so far)."""
+    held = dict.fromkeys(workers, 0)
+    chosen: dict[int, str] = {}
+    for i in sorted(range(len(pieces)), key=lambda i: (-pieces[i].rows, i)):
+        worker = min(workers, key=lambda w: (held[w], workers.index(w)))
+        chosen[i] = worker
+        held[worker] += pieces[i].rows
+    return [chosen[i] for i in range(len(pieces))]
+
+
+def _read_piece(piece: Piece) -> pd.DataFrame:
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with fsspec.open(piece.url, "rb") as f:
+        table = pq.ParquetFile(f).read_row_group(piece.row_group, columns=[*FEATURES, LABEL])
+    schema = pa.schema([pa.field(name, pa.float32()) for name in FEATURES] + [pa.field(LABEL, pa.int64())])
+    return table.cast(schema).to_pandas()
+
+
+def read_window(client: Client, path: str | Path) -> dd.DataFrame:
+    """A window as float32 features in :data:`FEATURES` order and the label, read by the workers and held in
+    their memory, each worker about the same number of rows.
+
+    ``xgboost.dask`` trains each worker on the partitions it holds, and one thread per worker waits for the
+    slowest. Left to ``dask.dataframe.read_parquet``, a 6.36M-row training window became three partitions of
+    0.3M, 2.5M and 1.0M rows, and one worker held two thirds of the rows; here each row group is a partition,
+    placed on the worker with the fewest rows so far.
+    """
+    import dask.dataframe as dd
+    from distributed import wait
+
+    pieces = window_pieces(path)
+    if not pieces:
+        raise ValueError(f"{path}: no Parquet files in the window")
+    workers = sorted(client.scheduler_info()["workers"])
+    placed = [
+        client.submit(_read_piece, piece, workers=[worker], pure=False)
+        for piece, worker in zip(pieces, balance(pieces, workers), strict=True)
+    ]
+    wait(placed)
+    meta = pd.DataFrame({name: pd.Series(dtype=np.float32) for name in FEATURES} | {LABEL: pd.Series(dtype=np.int64)})
+    return dd.from_delayed(placed, meta=meta, verify_meta=False)
 
 
 def _keep_rows(
@@ -95,7 +161,7 @@ def train_dask(
     """
     params = params or train.TrainParams()
     started = time.perf_counter()
-    train_frame = read_window(train_path)
+    train_frame = read_window(client, train_path)
     if negative_sample_rate < 1.0:
         train_frame = _weighted_sample(train_frame, negative_sample_rate, params.seed)
     train_frame = train_frame.persist()
@@ -105,7 +171,7 @@ def train_dask(
     negatives = (int(rows) - int(positives)) / negative_sample_rate
     weight = params.scale_pos_weight or math.sqrt(negatives / int(positives))
 
-    valid_frame = read_window(validation_path).persist()
+    valid_frame = read_window(client, validation_path).persist()
     valid_rows, valid_positives = client.compute([valid_frame.shape[0], valid_frame[LABEL].sum()], sync=True)
     if int(valid_positives) == 0:
         raise ValueError("validation window has no fraud rows: early stopping and the threshold need some")
