@@ -15,7 +15,7 @@ import pytest
 from fraud_detection import data, synth, train
 from fraud_detection.config import DataKnobs
 from fraud_detection.engines import dask_cluster, dask_load
-from fraud_detection.schema import LABEL, TIME, DataValidationError
+from fraud_detection.schema import FEATURES, LABEL, TIME, DataValidationError
 from fraud_detection.steps import dask_steps
 from fraud_detection.steps import train as train_steps
 
@@ -255,6 +255,11 @@ def _set_emulator(host: str) -> None:
     os.environ["STORAGE_EMULATOR_HOST"] = host
 
 
+def _rows_held(prefix: str, dask_worker: Any = None) -> int:
+    """Rows of the pieces a worker holds, of the tasks whose keys start with ``prefix``."""
+    return sum(len(value) for key, value in dask_worker.data.items() if str(key).startswith(prefix))
+
+
 def test_a_window_is_held_evenly_by_the_workers(
     client: object, small_frame: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -269,17 +274,14 @@ def test_a_window_is_held_evenly_by_the_workers(
     for i, (start, stop) in enumerate([(0, 319), (319, 2836), (2836, 3818)]):
         data.write_parquet(frame.iloc[start:stop], folder / f"part-{i:05d}.parquet")
     window = dask_train.read_window(client, folder)  # type: ignore[arg-type]
-
-    def rows_held(dask_worker: Any) -> int:
-        """Rows of the pieces this worker read and holds (the keys of ``_read_piece`` tasks)."""
-        return sum(len(value) for key, value in dask_worker.data.items() if str(key).startswith("_read_piece-"))
-
-    held: dict[str, int] = client.run(rows_held)  # type: ignore[attr-defined]
+    held: dict[str, int] = client.run(_rows_held, "_read_labels-")  # type: ignore[attr-defined]
     assert len(held) == 2 and sum(held.values()) == len(frame), held
     assert max(held.values()) - min(held.values()) <= 64, held
-    read = window.compute().reset_index(drop=True)
-    assert read[LABEL].tolist() == frame[LABEL].tolist()
-    assert np.allclose(read["Amount"], frame["Amount"].astype(np.float32))
+    features, labels = window.x().compute(), window.y().compute()
+    assert labels.tolist() == frame[LABEL].tolist()
+    assert features.columns.tolist() == list(FEATURES) and (features.dtypes == np.float32).all()
+    assert np.allclose(features["Amount"], frame["Amount"].astype(np.float32))
+    assert client.run(_rows_held, "_read_features-") == held, "each piece's features sit with its labels"  # type: ignore[attr-defined]
 
 
 def test_balance_gives_each_worker_the_same_rows() -> None:
@@ -313,5 +315,5 @@ def test_reads_and_writes_gcs_through_gcsfs(client: object, small_frame: pd.Data
     assert len(written) == len(local) and int(written[LABEL].sum()) == int(local[LABEL].sum())
     from fraud_detection.engines import dask_train
 
-    held = dask_train.read_window(client, outputs["test"]).compute()  # type: ignore[arg-type]
-    assert len(held) == len(local) and int(held[LABEL].sum()) == int(local[LABEL].sum())
+    held = dask_train.read_window(client, outputs["test"])  # type: ignore[arg-type]
+    assert held.counts(client) == (len(local), int(local[LABEL].sum()))  # type: ignore[arg-type]

@@ -11,8 +11,10 @@
   step's process; the feature matrices never do (the select step reads validation and test as on the local
   engine).
 
-Persist the frame before taking ``X`` and ``y`` from it: split lazily, the two collections were built from
-separately computed partitions that did not line up.
+The workers read each piece's features and labels once, into their memory, as separate futures placed on the
+same worker (:class:`Window`). Taken lazily from one frame, ``X`` and ``y`` were once computed from separately
+scheduled partitions that did not line up; taken from a persisted frame, the features were copied on every
+worker when XGBoost built its matrix, which at 30M rows pushed the workers past 4 GiB.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,11 +36,9 @@ from fraud_detection.schema import FEATURES, LABEL
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
-    from distributed import Client
+    from distributed import Client, Future
 
 log = logging.getLogger(__name__)
-
-_WEIGHT = "__weight"
 
 
 @dataclass(frozen=True)
@@ -79,64 +79,127 @@ def balance(pieces: list[Piece], workers: list[str]) -> list[str]:
     return [chosen[i] for i in range(len(pieces))]
 
 
-def _read_piece(piece: Piece) -> pd.DataFrame:
+def _read_features(piece: Piece) -> pd.DataFrame:
     import fsspec
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     with fsspec.open(piece.url, "rb") as f:
-        table = pq.ParquetFile(f).read_row_group(piece.row_group, columns=[*FEATURES, LABEL])
-    schema = pa.schema([pa.field(name, pa.float32()) for name in FEATURES] + [pa.field(LABEL, pa.int64())])
-    return table.cast(schema).to_pandas()
+        table = pq.ParquetFile(f).read_row_group(piece.row_group, columns=list(FEATURES))
+    return table.cast(pa.schema([pa.field(name, pa.float32()) for name in FEATURES])).to_pandas()
 
 
-def read_window(client: Client, path: str | Path) -> dd.DataFrame:
-    """A window as float32 features in :data:`FEATURES` order and the label, read by the workers and held in
-    their memory, each worker about the same number of rows.
+def _read_labels(piece: Piece) -> pd.Series:
+    import fsspec
+    import pyarrow.parquet as pq
+
+    with fsspec.open(piece.url, "rb") as f:
+        table = pq.ParquetFile(f).read_row_group(piece.row_group, columns=[LABEL])
+    return pd.Series(table.column(LABEL).to_numpy().astype(np.int32), name=LABEL)
+
+
+_FEATURES_META = pd.DataFrame({name: pd.Series(dtype=np.float32) for name in FEATURES})
+_LABELS_META = pd.Series(dtype=np.int32, name=LABEL)
+_WEIGHTS_META = pd.Series(dtype=np.float32, name="weight")
+
+
+@dataclass
+class Window:
+    """A window held by the workers, piece by piece: each piece's features (float32, :data:`FEATURES` order),
+    labels and, for a weighted sample, weights, all on the same worker.
+
+    Features and labels are separate from the start: taking the features out of one frame with the label would
+    copy them, on every worker, at the moment XGBoost builds its matrix.
+    """
+
+    features: list[Future]
+    labels: list[Future]
+    weights: list[Future] | None = None
+
+    def x(self) -> dd.DataFrame:
+        """The features as one Dask frame (partition ``i`` is piece ``i``)."""
+        import dask.dataframe as dd
+
+        return dd.from_delayed(self.features, meta=_FEATURES_META, verify_meta=False)
+
+    def y(self) -> dd.Series:
+        """The labels, partitioned as :meth:`x`."""
+        import dask.dataframe as dd
+
+        return dd.from_delayed(self.labels, meta=_LABELS_META, verify_meta=False)
+
+    def w(self) -> dd.Series | None:
+        """The weights, partitioned as :meth:`x` (None: every row weighs 1)."""
+        import dask.dataframe as dd
+
+        return None if self.weights is None else dd.from_delayed(self.weights, meta=_WEIGHTS_META, verify_meta=False)
+
+    def counts(self, client: Client) -> tuple[int, int]:
+        """Rows and fraud rows."""
+        sizes = client.gather([client.submit(_count, labels, pure=False) for labels in self.labels])
+        return sum(rows for rows, _ in sizes), sum(frauds for _, frauds in sizes)
+
+
+def _count(labels: pd.Series) -> tuple[int, int]:
+    return len(labels), int(labels.sum())
+
+
+def read_window(client: Client, path: str | Path) -> Window:
+    """A window read by the workers into their memory, each worker about the same number of rows.
 
     ``xgboost.dask`` trains each worker on the partitions it holds, and one thread per worker waits for the
     slowest. Left to ``dask.dataframe.read_parquet``, a 6.36M-row training window became three partitions of
-    0.3M, 2.5M and 1.0M rows, and one worker held two thirds of the rows; here each row group is a partition,
-    placed on the worker with the fewest rows so far.
+    0.3M, 2.5M and 1.0M rows, and one worker held two thirds of the rows; here each row group is a piece,
+    placed on the worker with the fewest rows so far (another worker takes it if that one is gone).
     """
-    import dask.dataframe as dd
     from distributed import wait
 
     pieces = window_pieces(path)
     if not pieces:
         raise ValueError(f"{path}: no Parquet files in the window")
     workers = sorted(client.scheduler_info()["workers"])
-    placed = [
-        client.submit(_read_piece, piece, workers=[worker], pure=False)
-        for piece, worker in zip(pieces, balance(pieces, workers), strict=True)
-    ]
-    wait(placed)
-    meta = pd.DataFrame({name: pd.Series(dtype=np.float32) for name in FEATURES} | {LABEL: pd.Series(dtype=np.int64)})
-    return dd.from_delayed(placed, meta=meta, verify_meta=False)
+    features, labels = [], []
+    for piece, worker in zip(pieces, balance(pieces, workers), strict=True):
+        where = {"workers": [worker], "allow_other_workers": True, "pure": False}
+        features.append(client.submit(_read_features, piece, **where))
+        labels.append(client.submit(_read_labels, piece, **where))
+    wait(features + labels)
+    return Window(features, labels)
 
 
-def _keep_rows(
-    part: pd.DataFrame, rate: float, seed: int, partition_info: dict[str, Any] | None = None
-) -> pd.DataFrame:
-    """Every fraud row and each legitimate row with probability ``rate`` (seeded by partition), weighted
-    ``1 / rate`` (frauds 1)."""
-    number = (partition_info or {}).get("number", 0)
-    y = part[LABEL].to_numpy()
-    keep = sampling.keep_negatives_mask(y, rate, np.random.default_rng([seed, number]))
-    out = part.loc[keep].copy()
-    out[_WEIGHT] = np.where(out[LABEL].to_numpy() == 1, 1.0, 1.0 / rate).astype(np.float32)
-    return out
+def _keep_mask(labels: pd.Series, rate: float, seed: int, number: int) -> np.ndarray:
+    return sampling.keep_negatives_mask(labels.to_numpy(), rate, np.random.default_rng([seed, number]))
 
 
-def _weighted_sample(frame: dd.DataFrame, rate: float, seed: int) -> dd.DataFrame:
-    meta = frame._meta.assign(**{_WEIGHT: np.float32(1.0)})
-    return frame.map_partitions(_keep_rows, rate, seed, meta=meta)
+def _take(part: pd.DataFrame | pd.Series, keep: np.ndarray) -> pd.DataFrame | pd.Series:
+    return part.loc[keep].reset_index(drop=True)
 
 
-def scores_and_labels(client: Client, booster: xgb.Booster, frame: dd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """The booster's probabilities and the labels of a (persisted) window, brought back as two vectors."""
-    scores = dxgb.inplace_predict(client, booster, frame[list(FEATURES)])
-    computed_scores, labels = client.compute([scores, frame[LABEL]], sync=True)
+def _sample_weights(labels: pd.Series, keep: np.ndarray, rate: float, weights: pd.Series | None) -> pd.Series:
+    kept = labels.to_numpy()[keep]
+    own = np.where(kept == 1, 1.0, 1.0 / rate).astype(np.float32)
+    if weights is not None:
+        own = own * weights.to_numpy()[keep]
+    return pd.Series(own, name="weight")
+
+
+def weighted_sample(client: Client, window: Window, rate: float, seed: int) -> Window:
+    """Every fraud row and each legitimate row with probability ``rate`` (seeded by piece), weighted ``1 / rate``
+    (frauds 1), on the workers that hold the pieces."""
+    features, labels, weights = [], [], []
+    for number, (x, y) in enumerate(zip(window.features, window.labels, strict=True)):
+        keep = client.submit(_keep_mask, y, rate, seed, number, pure=False)
+        features.append(client.submit(_take, x, keep, pure=False))
+        labels.append(client.submit(_take, y, keep, pure=False))
+        previous = window.weights[number] if window.weights is not None else None
+        weights.append(client.submit(_sample_weights, y, keep, rate, previous, pure=False))
+    return Window(features, labels, weights)
+
+
+def scores_and_labels(client: Client, booster: xgb.Booster, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """The booster's probabilities and the labels of a window, brought back as two vectors."""
+    scores = dxgb.inplace_predict(client, booster, window.x())
+    computed_scores, labels = client.compute([scores, window.y()], sync=True)
     return np.asarray(computed_scores, dtype=np.float64), np.asarray(labels, dtype=np.int32)
 
 
@@ -161,38 +224,27 @@ def train_dask(
     """
     params = params or train.TrainParams()
     started = time.perf_counter()
-    train_frame = read_window(client, train_path)
+    training = read_window(client, train_path)
     if negative_sample_rate < 1.0:
-        train_frame = _weighted_sample(train_frame, negative_sample_rate, params.seed)
-    train_frame = train_frame.persist()
-    rows, positives = client.compute([train_frame.shape[0], train_frame[LABEL].sum()], sync=True)
-    if int(positives) == 0 or int(positives) == int(rows):
+        training = weighted_sample(client, training, negative_sample_rate, params.seed)
+    rows, positives = training.counts(client)
+    if positives == 0 or positives == rows:
         raise ValueError(f"training labels need both classes, got {positives} positive of {rows} rows")
-    negatives = (int(rows) - int(positives)) / negative_sample_rate
-    weight = params.scale_pos_weight or math.sqrt(negatives / int(positives))
+    negatives = (rows - positives) / negative_sample_rate
+    weight = params.scale_pos_weight or math.sqrt(negatives / positives)
 
-    valid_frame = read_window(client, validation_path).persist()
-    valid_rows, valid_positives = client.compute([valid_frame.shape[0], valid_frame[LABEL].sum()], sync=True)
-    if int(valid_positives) == 0:
+    validation = read_window(client, validation_path)
+    valid_rows, valid_positives = validation.counts(client)
+    if valid_positives == 0:
         raise ValueError("validation window has no fraud rows: early stopping and the threshold need some")
-    share = sampling.early_stopping_share(int(valid_rows), int(valid_positives), train.EARLY_STOPPING_MAX_ROWS)
-    stopping = _weighted_sample(valid_frame, share, params.seed + 1).persist() if share < 1.0 else None
+    share = sampling.early_stopping_share(valid_rows, valid_positives, train.EARLY_STOPPING_MAX_ROWS)
+    stopping = weighted_sample(client, validation, share, params.seed + 1) if share < 1.0 else validation
 
     dtrain = dxgb.DaskQuantileDMatrix(
-        client,
-        train_frame[list(FEATURES)],
-        train_frame[LABEL],
-        weight=train_frame[_WEIGHT] if _WEIGHT in train_frame.columns else None,
-        feature_names=list(FEATURES),
+        client, training.x(), training.y(), weight=training.w(), feature_names=list(FEATURES)
     )
-    source = stopping if stopping is not None else valid_frame
     dvalid = dxgb.DaskQuantileDMatrix(
-        client,
-        source[list(FEATURES)],
-        source[LABEL],
-        weight=source[_WEIGHT] if stopping is not None else None,
-        ref=dtrain,
-        feature_names=list(FEATURES),
+        client, stopping.x(), stopping.y(), weight=stopping.w(), ref=dtrain, feature_names=list(FEATURES)
     )
     output = dxgb.train(
         client,
@@ -205,9 +257,9 @@ def train_dask(
     )
     booster: xgb.Booster = output["booster"]
     best = int(booster.best_iteration)
-    del dtrain, dvalid, train_frame
+    del dtrain, dvalid, training, stopping
     calibrated = train._shift_base_score(booster[: best + 1], -math.log(weight))
-    valid_scores, y_valid = scores_and_labels(client, calibrated, valid_frame)
+    valid_scores, y_valid = scores_and_labels(client, calibrated, validation)
     threshold = train.choose_threshold(y_valid, valid_scores, params.threshold_beta)
     seconds = time.perf_counter() - started
     log.info(
@@ -215,7 +267,7 @@ def train_dask(
         booster.num_boosted_rounds(),
         best + 1,
         seconds,
-        int(rows),
+        rows,
         threshold,
     )
     result = train.TrainResult(
