@@ -15,7 +15,7 @@ XGBoost alone (``families=["xgboost"]``) on both engines, so the engines compare
 * ``local r=…`` = the local engine with negative downsampling (``--negative-sample-rate``), once: its AUPRC
   beside the full model's.
 
-Rounds are fixed (early stopping disabled) so every side does the same boosting work. Run (about 40 minutes):
+Rounds are fixed (early stopping disabled) so every side does the same boosting work. Run (about 20 minutes):
 
     .venv/bin/python benchmarks/bench_dask.py                                   # 6,362,620 and 30M rows
     .venv/bin/python benchmarks/bench_dask.py --sizes 200000 --local-up-to 200000 --rounds 20 --repeats 1
