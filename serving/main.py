@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from serving.settings import ServingSettings
+from serving.settings import ServingSettings, add_telemetry_options, build_settings
 
 OPTIONS = (
     "model_uri",
@@ -41,14 +41,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, help="worker processes, each loads the model (default: 1) [FRAUD_WORKERS]"
     )
-    parser.add_argument(
-        "--tracing",
-        dest="tracing_exporter",
-        choices=["otlp", "console", "none"],
-        help="span exporter (default: none) [FRAUD_TRACING_EXPORTER]",
-    )
-    parser.add_argument("--otlp-endpoint", help="OTLP/gRPC endpoint [FRAUD_OTLP_ENDPOINT]")
-    parser.add_argument("--log-level", help="log level (default: INFO) [FRAUD_LOG_LEVEL]")
+    add_telemetry_options(parser)
     parser.add_argument(
         "--log-format",
         choices=["json", "text", "auto"],
@@ -59,10 +52,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace, fallbacks: Mapping[str, Any] | None = None) -> ServingSettings:
     """Options given, over ``FRAUD_*`` variables, over ``fallbacks``, over the settings' defaults."""
-    given = {key: value for key in OPTIONS if (value := getattr(args, key, None)) is not None}
-    settings = ServingSettings(**given)
-    unset = {key: value for key, value in (fallbacks or {}).items() if key not in settings.model_fields_set}
-    return ServingSettings(**unset, **given) if unset else settings
+    return build_settings(ServingSettings, OPTIONS, args, fallbacks)
 
 
 @contextlib.contextmanager

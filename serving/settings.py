@@ -5,7 +5,9 @@ Every field can be set from the environment with the ``FRAUD_`` prefix, e.g. ``F
 
 from __future__ import annotations
 
-from typing import Literal, TextIO
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TextIO, TypeVar
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,3 +61,29 @@ class ServingSettings(BaseSettings):
             if value is not None:
                 env[f"FRAUD_{key.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
         return env
+
+
+def add_telemetry_options(parser: argparse.ArgumentParser) -> None:
+    """The tracing and log-level options, which the server and the stream scorer share."""
+    parser.add_argument(
+        "--tracing",
+        dest="tracing_exporter",
+        choices=["otlp", "console", "none"],
+        help="span exporter (default: none) [FRAUD_TRACING_EXPORTER]",
+    )
+    parser.add_argument("--otlp-endpoint", help="OTLP/gRPC endpoint [FRAUD_OTLP_ENDPOINT]")
+    parser.add_argument("--log-level", help="log level (default: INFO) [FRAUD_LOG_LEVEL]")
+
+
+Built = TypeVar("Built", bound=ServingSettings)
+
+
+def build_settings(
+    kind: type[Built], options: Sequence[str], args: argparse.Namespace, fallbacks: Mapping[str, Any] | None = None
+) -> Built:
+    """Settings of ``kind`` from the ``options`` given in ``args``, over ``FRAUD_*`` variables, over
+    ``fallbacks``, over the settings' defaults."""
+    given = {key: value for key in options if (value := getattr(args, key, None)) is not None}
+    settings = kind(**given)
+    unset = {key: value for key, value in (fallbacks or {}).items() if key not in settings.model_fields_set}
+    return kind(**unset, **given) if unset else settings

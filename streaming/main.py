@@ -13,6 +13,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from serving.settings import add_telemetry_options, build_settings
 from streaming.settings import StreamSettings
 
 OPTIONS = (
@@ -52,22 +53,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--group-id", help="consumer group (default: fraud-scorer) [FRAUD_GROUP_ID]")
     parser.add_argument("--batch-size", type=int, help="most messages per batch (default: 2000) [FRAUD_BATCH_SIZE]")
-    parser.add_argument(
-        "--tracing",
-        dest="tracing_exporter",
-        choices=["otlp", "console", "none"],
-        help="span exporter (default: none) [FRAUD_TRACING_EXPORTER]",
-    )
-    parser.add_argument("--otlp-endpoint", help="OTLP/gRPC endpoint [FRAUD_OTLP_ENDPOINT]")
-    parser.add_argument("--log-level", help="log level (default: INFO) [FRAUD_LOG_LEVEL]")
+    add_telemetry_options(parser)
 
 
 def settings_from_args(args: argparse.Namespace, fallbacks: Mapping[str, Any] | None = None) -> StreamSettings:
     """Options given, over ``FRAUD_*`` variables, over ``fallbacks``, over the settings' defaults."""
-    given = {key: value for key in OPTIONS if (value := getattr(args, key, None)) is not None}
-    settings = StreamSettings(**given)
-    unset = {key: value for key, value in (fallbacks or {}).items() if key not in settings.model_fields_set}
-    return StreamSettings(**unset, **given) if unset else settings
+    return build_settings(StreamSettings, OPTIONS, args, fallbacks)
 
 
 def run(settings: StreamSettings) -> int:
