@@ -20,12 +20,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def stop_process(process: subprocess.Popen) -> None:
-    """SIGTERM a server process and wait for it; SIGKILL it if it has not stopped within 20 s."""
+def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM a server process and wait for it; SIGKILL it if it has not stopped within ``timeout`` seconds."""
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)

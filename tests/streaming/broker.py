@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 
 START_TIMEOUT = 30.0
 
@@ -72,13 +72,7 @@ class Broker:
         assert sorted(created) == sorted(names), f"topics not created: {set(names) - set(created)}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process, timeout=5)
         self._log.close()
 
     def __enter__(self) -> Broker:
