@@ -188,3 +188,23 @@ def test_a_weighted_bounded_read_stands_for_the_whole_window(frame, tmp_path):
     legitimate = int((valid[LABEL] == 0).sum())
     assert w[y == 0].sum() == pytest.approx(legitimate, rel=0.1)  # weighted back to the window's count
     assert data.read_xy_weighted(path, max_rows=len(valid))[2] is None
+
+
+def test_read_xy_crosses_batches_files_and_sampled_rows_exactly(frame, tmp_path, monkeypatch):
+    """``read_xy`` copies batch by batch: with batches of 7 rows, a window split over two files, and sorted
+    sampled rows that straddle batch and file edges, it must return exactly the rows pandas reads."""
+
+    monkeypatch.setattr(data, "XY_BATCH_ROWS", 7)
+    canonical = data.validate(frame, "age_group")
+    folder = tmp_path / "window"
+    folder.mkdir()
+    half = len(canonical) // 2 + 3
+    data.write_parquet(canonical.iloc[:half], folder / "part-0.parquet")
+    data.write_parquet(canonical.iloc[half:], folder / "part-1.parquet")
+    expected_x = canonical[list(FEATURES)].to_numpy(dtype=np.float32)
+    expected_y = canonical["Class"].to_numpy(dtype=np.int32)
+    x, y = data.read_xy(folder)
+    assert np.array_equal(x, expected_x) and np.array_equal(y, expected_y)
+    rows = np.array([0, 6, 7, 13, half - 1, half, half + 1, len(canonical) - 1])
+    x_rows, y_rows = data._read_xy_rows(folder, rows)
+    assert np.array_equal(x_rows, expected_x[rows]) and np.array_equal(y_rows, expected_y[rows])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,22 +56,27 @@ def load_step(knobs: DataKnobs, outputs: dict[str, Path]) -> LoadStepResult:
         drift=knobs.synthetic_drift,
         setting=knobs.synthetic_setting,
     )
-    loaded = data.load_dataset(knobs.data_uri, knobs.sensitive_column, synthetic)
-    windows = data.time_split(loaded.frame, knobs.fractions)
-    for name, window in windows.items():
-        data.write_parquet(window, outputs[name])
+    frame, source = data.read_dataset(knobs.data_uri, knobs.sensitive_column, synthetic)
+    windows = data.time_split(frame, knobs.fractions)
+    with ThreadPoolExecutor(data.IO_THREADS) as pool:  # hashing and Parquet writing release the GIL
+        hashing = pool.submit(data.data_version, frame)
+        writes = [pool.submit(data.write_parquet, window, outputs[name]) for name, window in windows.items()]
+        for write in writes:
+            write.result()
+        version = hashing.result()
+    log.info("loaded %s: %d rows, %d frauds, version %s", source, len(frame), int(frame[LABEL].sum()), version[:19])
     result = LoadStepResult(
-        data_version=loaded.version,
-        source=loaded.source,
+        data_version=version,
+        source=source,
         rows={name: len(w) for name, w in windows.items()},
         frauds={name: int(w[LABEL].sum()) for name, w in windows.items()},
         oracle_label_noise=synthetic.label_noise if knobs.data_uri == SYNTHETIC_URI else None,
         dataset=DatasetInput(
-            source=loaded.source,
-            version=loaded.version,
-            rows=len(loaded.frame),
-            frauds=int(loaded.frame[LABEL].sum()),
-            columns=dataset_columns(loaded.frame.dtypes),
+            source=source,
+            version=version,
+            rows=len(frame),
+            frauds=int(frame[LABEL].sum()),
+            columns=dataset_columns(frame.dtypes),
         ),
     )
     log.info("windows: %s", ", ".join(f"{k} {v:,} rows" for k, v in result.rows.items()))
