@@ -134,3 +134,70 @@ def test_family_step_bounds_and_downsamples_the_training_window(tmp_path, caplog
     booster = train_family_step("xgboost", *paths, params, tmp_path / "xgb", "v", negative_sample_rate=0.3)
     assert booster["scale_pos_weight"] == pytest.approx(train.auto_weight(y_train), rel=0.05)
     assert booster["validation_auprc"] > 5 * windows["validation"]["Class"].mean()
+
+
+def test_one_sort_gives_scikit_learns_metrics_and_threshold():
+    """:class:`train.RankCurve` derives every rank metric from one sort; each must equal scikit-learn's own
+    function (which sorts again), ties and the F-beta tie rule included, on random and on tied scores."""
+    from sklearn.metrics import precision_recall_curve, roc_auc_score
+
+    def sklearn_threshold(y: np.ndarray, scores: np.ndarray, beta: float) -> float:
+        precision, recall, thresholds = precision_recall_curve(y, scores)
+        precision, recall = precision[:-1], recall[:-1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fbeta = np.nan_to_num((1 + beta**2) * precision * recall / (beta**2 * precision + recall))
+        return float(thresholds[np.flatnonzero(fbeta == fbeta.max())[-1]])  # ties: the higher threshold
+
+    def sklearn_recall_at(y: np.ndarray, scores: np.ndarray, floor: float) -> float:
+        precision, recall, _ = precision_recall_curve(y, scores)
+        return float(recall[precision >= floor].max()) if (precision >= floor).any() else 0.0
+
+    rng = np.random.default_rng(5)
+    checked = 0
+    for case in range(120):
+        n = int(rng.integers(3, 4000))
+        y = (rng.random(n) < (0.5 if case % 2 else 0.02)).astype(np.int32)
+        if not 0 < y.sum() < n:
+            continue
+        scores = np.round(rng.random(n) + y * rng.random(), int(rng.integers(1, 5)))  # 1-4 decimals: many ties
+        curve = train.rank_curve(y, scores)
+        assert curve.auprc() == pytest.approx(average_precision_score(y, scores), abs=1e-12)
+        assert curve.roc_auc() == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
+        for beta in (0.5, 1.0, 2.0):
+            assert train.choose_threshold(y, scores, beta) == sklearn_threshold(y, scores, beta)
+        assert train.recall_at_precision(y, scores, 0.9) == sklearn_recall_at(y, scores, 0.9)
+        metrics = train.evaluate(y, scores, 0.5)
+        assert metrics["auprc"] == curve.auprc() and metrics["roc_auc"] == curve.roc_auc()
+        checked += 1
+    assert checked > 100
+
+
+def test_select_reuses_the_validation_scores_each_family_saved(tmp_path):
+    """The family step saves its validation scores beside its model; select reads them instead of scoring the
+    window again, but only for the data version they were made on."""
+    from fraud_detection import modeldir
+    from fraud_detection.steps.train import VALIDATION_SCORES_FILE, select_step, train_family_step
+
+    windows = data.time_split(data.validate(synth.generate(synth.SyntheticConfig(n_rows=20_000, seed=4)), "age_group"))
+    paths = {name: tmp_path / f"{name}.parquet" for name in ("train", "validation", "test")}
+    for name, path in paths.items():
+        data.write_parquet(windows[name], path)
+    params = train.TrainParams(n_rounds=30, early_stopping_rounds=10)
+    family_dir = tmp_path / "xgboost"
+    train_family_step("xgboost", paths["train"], paths["validation"], params, family_dir, "sha256:v1")
+    saved = np.load(family_dir / VALIDATION_SCORES_FILE)
+    model, _ = modeldir.load_model_dir(family_dir)
+    x_valid, y_valid = data.read_xy(paths["validation"])
+    assert np.allclose(saved, model.predict_proba(x_valid), rtol=0, atol=1e-7)
+
+    np.save(family_dir / VALIDATION_SCORES_FILE, 1.0 - saved)  # select must use these, not its own scoring
+
+    def selected_validation_auprc(data_version: str) -> float:
+        result = select_step(
+            [family_dir], *paths.values(), params, tmp_path / data_version[-2:],
+            f"sqlite:///{tmp_path / 'mlflow.db'}", "reuse", data_version,
+        )  # fmt: skip
+        return result.metrics["validation_auprc"]
+
+    assert selected_validation_auprc("sha256:v1") == pytest.approx(average_precision_score(y_valid, 1.0 - saved))
+    assert selected_validation_auprc("sha256:v2") == pytest.approx(average_precision_score(y_valid, saved))

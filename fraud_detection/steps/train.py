@@ -35,6 +35,11 @@ DASK_MAX_TRAIN_ROWS = data.AUDIT_MAX_ROWS
 and a seeded uniform share of the rest, weighted by its inverse (the audits' bound)."""
 
 
+VALIDATION_SCORES_FILE = "validation_scores.npy"
+"""In a family's candidate model directory: its probabilities on the validation window, which chose its early
+stopping round and threshold. The select step reads them instead of scoring the window a second time."""
+
+
 def _params_for_metadata(params: train.TrainParams) -> dict[str, float | int | str]:
     return {k: v for k, v in params.as_dict().items() if isinstance(v, int | float | str)}
 
@@ -86,6 +91,7 @@ def write_family(
         params=_params_for_metadata(params),
     )
     modeldir.save_model_dir(fitted.model, metadata, model_dir)
+    np.save(Path(model_dir) / VALIDATION_SCORES_FILE, np.asarray(fitted.validation_scores, dtype=np.float64))
     log.info("%s: validation AUPRC %.4f in %.1fs", fitted.family, metrics["validation_auprc"], fitted.seconds)
     return metrics
 
@@ -118,13 +124,19 @@ class SelectStepResult:
     confusion: list[list[int]]
 
 
-def _load_fit(directory: Path, x_valid: np.ndarray) -> FamilyFit:
+def _load_fit(directory: Path, x_valid: np.ndarray, data_version: str) -> FamilyFit:
+    """A family's candidate directory as a fit, with the validation scores it saved when they are for this data
+    version's window (its model scores the window again otherwise)."""
     model, meta = modeldir.load_model_dir(directory)
+    saved = directory / VALIDATION_SCORES_FILE
+    scores = np.load(saved, allow_pickle=False) if saved.is_file() and meta.data_version == data_version else None
+    if scores is None or scores.shape != (len(x_valid),):
+        scores = model.predict_proba(x_valid)
     return FamilyFit(
         family=meta.family,
         model=model,
         threshold=meta.threshold,
-        validation_scores=model.predict_proba(x_valid),
+        validation_scores=scores,
         seconds=float(meta.metrics.get("train_seconds", 0.0)),
         details={k: v for k, v in meta.metrics.items() if not k.startswith("validation_") and k != "train_seconds"},
     )
@@ -186,7 +198,7 @@ def select_step(
     started = time.perf_counter()
     x_valid, y_valid = data.read_xy(validation_path)
     x_test, y_test = data.read_xy(test_path)
-    fits = [_load_fit(Path(d), x_valid) for d in family_dirs]
+    fits = [_load_fit(Path(d), x_valid, data_version) for d in family_dirs]
     families = [f.family for f in fits]
     if len(set(families)) != len(families):
         raise ValueError(f"each family must be trained once, got {families}")
