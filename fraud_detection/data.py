@@ -107,14 +107,16 @@ def _read_parquet_by_column(source: Any) -> pd.DataFrame:
     once). A path is read by :data:`IO_THREADS` threads, each with its own reader; an open file by one."""
     parquet = pq.ParquetFile(source)
     names = [n for n in parquet.schema_arrow.names if not n.startswith("__index_level_")]
-    if not isinstance(source, str | Path):
-        return pd.DataFrame({n: parquet.read(columns=[n], use_threads=False).column(0).to_pandas() for n in names})
+    if isinstance(source, str | Path):
 
-    def read(name: str) -> pd.Series:
-        return pq.ParquetFile(source).read(columns=[name], use_threads=False).column(0).to_pandas()
+        def read(name: str) -> pd.Series:
+            return pq.ParquetFile(source).read(columns=[name], use_threads=False).column(0).to_pandas()
 
-    with ThreadPoolExecutor(IO_THREADS) as pool:
-        return pd.DataFrame(dict(zip(names, pool.map(read, names), strict=True)), copy=False)
+        with ThreadPoolExecutor(IO_THREADS) as pool:
+            columns = list(pool.map(read, names))
+    else:
+        columns = [parquet.read(columns=[n], use_threads=False).column(0).to_pandas() for n in names]
+    return pd.DataFrame(dict(zip(names, columns, strict=True)), copy=False)
 
 
 def _first_row(mask: np.ndarray) -> int:
