@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -150,74 +153,118 @@ def test_every_transaction_gets_one_result_and_each_bad_message_class_a_dead_let
     assert any(r.get("severity") == "WARNING" and "dead letter" in r.get("message", "") for r in records)
 
 
-def _committed(broker: Broker, group: str, topic: str) -> int:
-    """How many input messages the group has committed (the sum of its committed offsets)."""
-    from confluent_kafka import Consumer, TopicPartition
+class _Ledger:
+    """The broker's side of the scorer's work: results on the output topic, inputs committed by the group.
 
-    reader = Consumer(broker.config(**{"group.id": group, "enable.auto.commit": False}))
-    try:
-        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
-        offsets = reader.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
-    finally:
-        reader.close()
-    return sum(max(tp.offset, 0) for tp in offsets)
+    Results are counted by reading them: Tansu's high watermarks lag behind what a reader receives, so they
+    cannot be compared with committed offsets. Neither client joins the scorer's group.
+    """
+
+    def __init__(self, broker: Broker, topics: dict[str, str]) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        self.topics = topics
+        self.groups = Consumer(broker.config(**{"group.id": topics["group_id"], "enable.auto.commit": False}))
+        self.output = Consumer(
+            broker.config(**{"group.id": "ledger", "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+        )
+        topic = topics["output_topic"]
+        partitions = self.output.list_topics(topic, timeout=10).topics[topic].partitions
+        self.output.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        self.read = 0
+
+    def committed(self) -> int:
+        """Input messages committed by the scorer's group (the sum of its committed offsets)."""
+        from confluent_kafka import TopicPartition
+
+        topic = self.topics["input_topic"]
+        partitions = self.groups.list_topics(topic, timeout=10).topics[topic].partitions
+        offsets = self.groups.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        return sum(max(tp.offset, 0) for tp in offsets)
+
+    def results(self, quiet: float = 0.1) -> int:
+        """Messages read from the output topic so far: reads until nothing new arrives for ``quiet`` seconds."""
+        for _ in range(1000):  # bounded: at most 10 million messages
+            batch = self.output.consume(10_000, quiet)
+            if not batch:
+                break
+            self.read += sum(message.error() is None for message in batch)
+        return self.read
+
+    def close(self) -> None:
+        self.groups.close()
+        self.output.close()
 
 
 def test_kill_9_mid_batch_then_restart_every_input_has_one_consistent_result(
     broker: Broker, model_dir: Path, tmp_path: Path
 ) -> None:
-    chunk = 6_000
-    """Inputs added before each attempt: an attempt consumes a few thousand before its kill, so a fixed input
-    could run dry before a kill landed mid-batch, and the next scorer would wait for batches that never come."""
+    """kill -9 lands where results of a batch are on the broker and its inputs are not committed.
+
+    The scorer is frozen (SIGSTOP) at moments spread over its work, and the broker is read while it cannot move:
+    more results than committed inputs means a batch is between delivery and commit, and the frozen scorer is
+    killed there. Otherwise it runs on (SIGCONT) to the next look. A commit already on the wire when the scorer
+    froze can still land after the look, so the state is read again once the process is dead, and another scorer
+    takes over if the kill turned out to be between batches.
+    """
+    chunk = 20_000
     topics = topics_for("kill")
     broker.create_topics(topics["input_topic"], topics["output_topic"], topics["dead_letter_topic"])
     log = tmp_path / "scorer.log"
     settings = {"FRAUD_BATCH_SIZE": "500"}
     produced: set[str] = set()
-    # Kill -9 while it consumes, until one kill lands mid-batch: results delivered for inputs not yet committed.
-    mid_batch = []
-    for attempt in range(10):  # a kill lands in that window about a third of the time
-        replay = _fraud(
-            "stream", "--bootstrap-servers", broker.bootstrap, "--input-topic", topics["input_topic"],
-            "produce", "--rows", str(chunk), "--seed", str(SEED), "--prefix", f"k{attempt}",
-        )  # fmt: skip
-        assert replay.returncode == 0, replay.stderr
-        produced |= {f"k{attempt}-{i}" for i in range(chunk)}
-        n = len(produced)
-        scorer = ScorerProcess(broker, str(model_dir), log, topics, **settings)
-        try:
-            scorer.wait_until(
-                lambda s=scorer: s.metric("fraud_stream_messages_total") >= 1500, timeout=120, what="a few batches"
-            )
-            scorer.kill()
-        finally:
-            scorer.stop()
-        assert scorer.process.returncode == -9
-        with_result = len(_results(broker, topics["output_topic"], n, timeout=5))
-        committed = _committed(broker, topics["group_id"], topics["input_topic"])
-        if with_result > committed:
-            mid_batch.append(with_result - committed)
-            break
-    assert mid_batch, "no kill landed between a batch's delivery and its commit"
-    last = ScorerProcess(broker, str(model_dir), log, topics, **settings)
+    ledger = _Ledger(broker, topics)
+    mid_batch, looks = 0, 0
     try:
-        last.wait_until(
-            lambda: _committed(broker, topics["group_id"], topics["input_topic"]) >= n,
-            timeout=300,
-            what="every input committed",
-        )
+        for attempt in range(5):
+            replay = _fraud(
+                "stream", "--bootstrap-servers", broker.bootstrap, "--input-topic", topics["input_topic"],
+                "produce", "--rows", str(chunk), "--seed", str(SEED), "--prefix", f"k{attempt}",
+            )  # fmt: skip
+            assert replay.returncode == 0, replay.stderr
+            produced |= {f"k{attempt}-{i}" for i in range(chunk)}
+            n = len(produced)
+            scorer = ScorerProcess(broker, str(model_dir), log, topics, **settings)
+            try:
+                scorer.wait_scored(1000, timeout=120)
+                pid = scorer.process.pid
+                for look in range(400):
+                    os.kill(pid, signal.SIGSTOP)
+                    looks += 1
+                    if ledger.results() > ledger.committed():
+                        scorer.kill()  # SIGKILL ends a stopped process
+                        break
+                    os.kill(pid, signal.SIGCONT)
+                    if ledger.committed() >= n:
+                        break  # ran dry: more inputs for the next scorer
+                    time.sleep(0.002 * (look % 11))  # spread the looks over the batch's phases
+            finally:
+                if scorer.process.poll() is None:
+                    os.kill(scorer.process.pid, signal.SIGCONT)
+                scorer.stop()  # a scorer not killed finishes and commits its batch
+            if scorer.process.returncode == -9:
+                time.sleep(0.5)  # requests the scorer sent before it froze reach the broker
+                mid_batch = ledger.results() - ledger.committed()
+                if mid_batch > 0:
+                    break
+        assert mid_batch > 0, f"no kill landed between a batch's delivery and its commit in {looks} looks"
+        last = ScorerProcess(broker, str(model_dir), log, topics, **settings)
+        try:
+            last.wait_until(lambda: ledger.committed() >= n, timeout=300, what="every input committed")
+        finally:
+            last.stop()
     finally:
-        last.stop()
+        ledger.close()
     results = _results(broker, topics["output_topic"], n)
     assert set(results) == produced, "an input has no result"
     different = {key: values for key, values in results.items() if len(values) > 1}
     assert not different, f"inputs with two different results: {list(different)[:5]}"
     delivered = len(read_topic(broker.config(), topics["output_topic"], n + 10_000, timeout=10))
     print(
-        f"killed with {mid_batch[0]} results delivered but not committed; {n:,} inputs, {delivered:,} results: "
-        f"{delivered - n:,} scored again after the kill, all identical"
+        f"killed after {looks} looks with {mid_batch} results delivered but not committed; {n:,} inputs, "
+        f"{delivered:,} results: {delivered - n:,} scored again after the kill, all identical"
     )
-    assert delivered > n  # the uncommitted batch was scored again
+    assert delivered - n >= mid_batch  # the uncommitted batch was scored again
 
 
 def test_reloads_when_the_champion_moves(broker: Broker, tmp_path: Path) -> None:
