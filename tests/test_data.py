@@ -153,13 +153,15 @@ def test_read_xy_returns_float32_in_feature_order(frame, tmp_path):
     assert y.tolist() == frame[LABEL].tolist()
 
 
-def test_a_window_is_dictionary_encoded_only_where_values_repeat(frame, tmp_path):
+def test_a_window_is_lz4_compressed_and_dictionary_encoded_only_where_values_repeat(frame, tmp_path):
     import pyarrow.parquet as pq
 
     path = tmp_path / "w.parquet"
     data.write_parquet(data.validate(frame, "age_group"), path)
     group = pq.ParquetFile(path).metadata.row_group(0)
-    encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)}
+    columns = [group.column(i) for i in range(group.num_columns)]
+    assert {c.compression for c in columns} == {"LZ4"}, "every column compressed with data.PARQUET_CODEC"
+    encodings = {c.path_in_schema: c.encodings for c in columns}
     dictionary = {name for name, used in encodings.items() if any("DICTIONARY" in e for e in used)}
     assert dictionary == {LABEL, "age_group"}, encodings
     pd.testing.assert_frame_equal(pd.read_parquet(path), data.validate(frame, "age_group").reset_index(drop=True))
