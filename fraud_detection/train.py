@@ -92,6 +92,16 @@ def _shift_base_score(booster: xgb.Booster, log_odds_shift: float) -> xgb.Booste
     return out
 
 
+def calibrated_best(booster: xgb.Booster, weight: float) -> tuple[xgb.Booster, int]:
+    """The booster cut at early stopping's best round, with its margin moved by ``-log(weight)``, and that round.
+
+    Weighting the fraud rows by ``weight`` shifts the trained log-odds by ``log(weight)``; moving it back makes
+    the probabilities calibrated again. Both engines finish their training with this.
+    """
+    best = int(booster.best_iteration)
+    return _shift_base_score(booster[: best + 1], -math.log(weight)), best
+
+
 class _Progress(xgb.callback.TrainingCallback):
     """Logs validation AUPRC every ``every`` rounds, so long trainings show they are alive."""
 
@@ -209,9 +219,8 @@ def train_booster(
         verbose_eval=False,
         callbacks=[_Progress(log_every, params.n_rounds)],
     )
-    best = int(booster.best_iteration)
     del dtrain, dvalid
-    calibrated = _shift_base_score(booster[: best + 1], -math.log(weight))
+    calibrated, best = calibrated_best(booster, weight)
     valid_scores = predict_proba(calibrated, x_valid)
     threshold = choose_threshold(y_valid, valid_scores, params.threshold_beta)
     seconds = time.perf_counter() - started

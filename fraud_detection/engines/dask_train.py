@@ -256,9 +256,8 @@ def train_dask(
         verbose_eval=False,
     )
     booster: xgb.Booster = output["booster"]
-    best = int(booster.best_iteration)
     del dtrain, dvalid, training, stopping
-    calibrated = train._shift_base_score(booster[: best + 1], -math.log(weight))
+    calibrated, best = train.calibrated_best(booster, weight)
     valid_scores, y_valid = scores_and_labels(client, calibrated, validation)
     threshold = train.choose_threshold(y_valid, valid_scores, params.threshold_beta)
     seconds = time.perf_counter() - started
