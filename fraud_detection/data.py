@@ -406,8 +406,13 @@ def load_dataset(
     """:func:`read_dataset` and the data's version (:func:`data_version`); arguments as there."""
     frame, source = read_dataset(data_uri, sensitive_column, synthetic)
     version = data_version(frame)
-    log.info("loaded %s: %d rows, %d frauds, version %s", source, len(frame), int(frame[LABEL].sum()), version[:19])
+    log_loaded(source, frame, version)
     return LoadedData(frame=frame, version=version, source=source)
+
+
+def log_loaded(source: str, frame: pd.DataFrame, version: str) -> None:
+    """Log the one line that says a data set was read and versioned: its source, rows, frauds and version."""
+    log.info("loaded %s: %d rows, %d frauds, version %s", source, len(frame), int(frame[LABEL].sum()), version[:19])
 
 
 ROW_GROUP_ROWS = 262_144

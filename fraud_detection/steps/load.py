@@ -64,7 +64,7 @@ def load_step(knobs: DataKnobs, outputs: dict[str, Path]) -> LoadStepResult:
         for write in writes:
             write.result()
         version = hashing.result()
-    log.info("loaded %s: %d rows, %d frauds, version %s", source, len(frame), int(frame[LABEL].sum()), version[:19])
+    data.log_loaded(source, frame, version)
     result = LoadStepResult(
         data_version=version,
         source=source,
