@@ -231,11 +231,12 @@ def test_kill_9_mid_batch_then_restart_every_input_has_one_consistent_result(
                 for look in range(400):
                     os.kill(pid, signal.SIGSTOP)
                     looks += 1
-                    if ledger.results() > ledger.committed():
+                    on_broker, committed = ledger.results(), ledger.committed()
+                    if on_broker > committed:
                         scorer.kill()  # SIGKILL ends a stopped process
                         break
                     os.kill(pid, signal.SIGCONT)
-                    if ledger.committed() >= n:
+                    if committed >= n:
                         break  # ran dry: more inputs for the next scorer
                     time.sleep(0.002 * (look % 11))  # spread the looks over the batch's phases
             finally:
