@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
+import xgboost as xgb
 from sklearn.metrics import average_precision_score
 
 from fraud_detection import data, synth, train
+from fraud_detection.schema import FEATURES
 
 
 def test_choose_threshold_maximises_f1():
@@ -96,19 +98,49 @@ def test_default_data_reaches_95_percent_of_best_achievable_and_beats_logistic_r
     assert ours >= 1.5 * linear, (ours, linear)
 
 
-def test_early_stopping_sample_keeps_every_fraud_and_is_unbiased():
+def test_weighted_sample_keeps_every_fraud_and_is_unbiased():
     rng = np.random.default_rng(1)
     y = (rng.random(500_000) < 0.002).astype(np.int32)
     scores = rng.random(y.size) + y * rng.random(y.size)
-    rows, weights = train.early_stopping_sample(y, seed=3, max_rows=50_000)
+    rows, weights = train.weighted_sample(y, seed=3, max_rows=50_000)
     assert rows.size == 50_000 and np.array_equal(np.sort(rows), rows)
     assert y[rows].sum() == y.sum()  # every fraud row is kept
     assert weights[y[rows] == 0].sum() == pytest.approx((y == 0).sum())  # negatives stand for the whole window
     full = average_precision_score(y, scores)
     estimate = average_precision_score(y[rows], scores[rows], sample_weight=weights)
     assert estimate == pytest.approx(full, rel=0.05)
-    small_rows, small_weights = train.early_stopping_sample(y[:10_000], seed=3, max_rows=50_000)
+    small_rows, small_weights = train.weighted_sample(y[:10_000], seed=3, max_rows=50_000)
     assert small_rows.size == 10_000 and (small_weights == 1).all()
+
+
+def _bin_shares(x: np.ndarray, matrix: xgb.QuantileDMatrix) -> list[np.ndarray]:
+    """For each feature, the share of ``x``'s rows that falls into each of the matrix's histogram bins."""
+    indptr, values = matrix.get_quantile_cut()
+    shares = []
+    for j in range(x.shape[1]):
+        edges = values[indptr[j] : indptr[j + 1]]
+        counts = np.bincount(np.searchsorted(edges, x[:, j], side="right"), minlength=edges.size + 1)
+        shares.append(counts / x.shape[0])
+    return shares
+
+
+def test_training_matrix_sketches_a_sample_of_a_large_window_and_all_of_a_small_one():
+    """Above the bound the bin edges come from a weighted sample, yet they split the whole window as evenly as
+    XGBoost's sketch of every row does; at or below it the matrix is the plain one."""
+    rng = np.random.default_rng(5)
+    x = np.column_stack([rng.normal(size=300_000), rng.exponential(size=300_000), rng.integers(0, 40, 300_000)])
+    x = np.hstack([x, rng.normal(size=(300_000, len(FEATURES) - 3))]).astype(np.float32)
+    y = (rng.random(300_000) < 0.002).astype(np.int32)
+    full = xgb.QuantileDMatrix(x, label=y, feature_names=list(FEATURES))
+    sampled = train.training_matrix(x, y, None, seed=0, sketch_max_rows=30_000)
+    assert sampled.num_row() == x.shape[0]
+    assert not np.array_equal(sampled.get_quantile_cut()[1], full.get_quantile_cut()[1])  # edges came from a sample
+    for ours, theirs in zip(_bin_shares(x, sampled), _bin_shares(x, full), strict=True):
+        assert ours.max() <= 1.5 * theirs.max(), (ours.max(), theirs.max())  # no bin much fuller than XGBoost's
+        assert ours.size >= 0.9 * theirs.size
+    small = train.training_matrix(x, y, None, seed=0, sketch_max_rows=x.shape[0])
+    for a, b in zip(small.get_quantile_cut(), full.get_quantile_cut(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_family_step_bounds_and_downsamples_the_training_window(tmp_path, caplog):

@@ -119,7 +119,7 @@ def fit_mlp(
     scale[scale == 0] = 1.0
     z_train = ((x_train - mean) / scale).astype(np.float32)
     z_valid = ((x_valid - mean) / scale).astype(np.float32)
-    rows, row_weights = train.early_stopping_sample(y_valid, params.seed)
+    rows, row_weights = train.weighted_sample(y_valid, params.seed, train.EARLY_STOPPING_MAX_ROWS)
     row_weight = np.where(y_train == 1, weight, 1.0)
     if sample_weight is not None:
         row_weight = row_weight * sample_weight
