@@ -164,23 +164,23 @@ def weighted_sample(y: np.ndarray, seed: int, max_rows: int) -> tuple[np.ndarray
 
 
 SKETCH_MAX_ROWS = 400_000
-"""Training rows XGBoost's quantile sketch reads at most to place the histogram's bin edges; larger windows are
-sampled (:func:`weighted_sample`), and then every row is binned with those edges. The standard error of a
+"""Training rows XGBoost's quantile sketch reads to place the histogram's bin edges when the window has more than
+twice as many: then the edges come from a weighted sample of this many (:func:`weighted_sample`) and every row
+is binned with them. Below twice, sketching a sample costs more than it saves. The standard error of a
 quantile's rank estimated from n uniformly drawn rows is at most 0.5/sqrt(n): about a fifth of a bin (1/256)
-at 400,000 rows.
-On the 3.8M-row training window of benchmarks/bench_dask.py this builds the matrix in 6.0 s instead of 11.1 s;
-test AUPRC moved by less than the training seed moves it (docs/dask.md)."""
+at 400,000 rows. On the 3.8M-row training window of benchmarks/bench_dask.py this builds the matrix in 6.0 s
+instead of 11.1 s; AUPRC moved by less than the training seed moves it (benchmarks/bench_sketch.py)."""
 
 
 def training_matrix(
     x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None, seed: int, sketch_max_rows: int = SKETCH_MAX_ROWS
 ) -> xgb.QuantileDMatrix:
-    """XGBoost's histogram matrix of the training rows, its bin edges sketched from at most ``sketch_max_rows``
-    of them (every fraud row, legitimate rows weighted by the inverse of the share kept, times
-    ``sample_weight``); with fewer rows, sketched from all of them as ``xgb.QuantileDMatrix`` does."""
+    """XGBoost's histogram matrix of the training rows. Above twice ``sketch_max_rows`` rows, its bin edges are
+    sketched from that many of them (every fraud row, legitimate rows weighted by the inverse of the share kept,
+    times ``sample_weight``); otherwise from all of them, as ``xgb.QuantileDMatrix`` does."""
     names = list(FEATURES)
     reference = None
-    if y.size > sketch_max_rows:
+    if y.size > 2 * sketch_max_rows:
         rows, weights = weighted_sample(y, seed, sketch_max_rows)
         if sample_weight is not None:
             weights = weights * sample_weight[rows]
@@ -213,6 +213,7 @@ def train_booster(
     params: TrainParams | None = None,
     log_every: int = 50,
     sample_weight: np.ndarray | None = None,
+    sketch_max_rows: int = SKETCH_MAX_ROWS,
 ) -> TrainResult:
     """Train with early stopping on validation AUPRC and pick the decision threshold.
 
@@ -223,6 +224,8 @@ def train_booster(
         log_every: log progress every this many rounds (0 = quiet).
         sample_weight: per training row (negative downsampling's, see :mod:`fraud_detection.sampling`);
             the automatic ``scale_pos_weight`` then counts legitimate rows by weight.
+        sketch_max_rows: above twice this many training rows, the histogram's bin edges are sketched from a
+            sample of this many (:func:`training_matrix`).
 
     Returns:
         The calibrated booster cut at its best round, with its threshold.
@@ -232,7 +235,7 @@ def train_booster(
         raise ValueError("validation window has no fraud rows: early stopping and the threshold need some")
     weight = params.scale_pos_weight or auto_weight(y_train, sample_weight)
     started = time.perf_counter()
-    dtrain = training_matrix(x_train, y_train, sample_weight, params.seed)
+    dtrain = training_matrix(x_train, y_train, sample_weight, params.seed, sketch_max_rows)
     rows, weights = weighted_sample(y_valid, params.seed, EARLY_STOPPING_MAX_ROWS)
     dvalid = xgb.QuantileDMatrix(
         x_valid[rows], label=y_valid[rows], weight=weights, ref=dtrain, feature_names=list(FEATURES)
