@@ -4,8 +4,10 @@ returns data."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +82,26 @@ class Prometheus:
         self.log.close()
 
 
+def _healthy_trickle(
+    server_url: str, broker_config: dict[str, Any], topic: str, rows: list[dict[str, Any]], stop: threading.Event
+) -> None:
+    """One good request and one good message a second until ``stop``: however long the tests take, the
+    five-minute rates never go flat, so no-traffic alerts see the traffic that a healthy service has."""
+    from confluent_kafka import Producer
+
+    producer = Producer(broker_config)
+    url = f"{server_url}/v1/models/fraud-detector:predict"
+    sent = 0
+    while not stop.wait(1.0):
+        row = rows[sent % len(rows)]
+        producer.produce(topic, orjson.dumps(row), f"trickle-{sent}".encode())
+        producer.poll(0)
+        with contextlib.suppress(requests.RequestException):  # the server stopping at teardown
+            requests.post(url, json={"instances": [row]}, timeout=10)
+        sent += 1
+    producer.flush(10)
+
+
 @pytest.fixture(scope="module")
 def live(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     """A server and a scorer that have seen good and bad traffic, and a Prometheus scraping both."""
@@ -95,6 +117,8 @@ def live(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         server = ServerProcess(str(model_dir), work / "server.log")
         scorer = ScorerProcess(broker, str(model_dir), work / "scorer.log", topics)
         prometheus = None
+        trickle = None
+        stop = threading.Event()
         try:
             server.wait_ready()
             scorer.wait_until(lambda: scorer.metric("fraud_model_ready") == 1, what="the scorer's model")
@@ -103,6 +127,8 @@ def live(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 {"fraud-champion": f"127.0.0.1:{server.port}", "fraud-stream-scorer": f"127.0.0.1:{scorer.port}"},
                 rule_groups(),
             )
+            for job in ("fraud-champion", "fraud-stream-scorer"):  # scraped before, during and after the traffic
+                prometheus.wait_for(f'up{{job="{job}"}} == 1')
             producer = Producer(broker.config())
             for round_ in range(5):
                 for i, row in enumerate(rows):
@@ -116,13 +142,19 @@ def live(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 assert requests.post(url, json=bad, timeout=10).status_code == 400
                 time.sleep(1.5)
             scorer.wait_scored(5 * (len(rows) + 1))
+            trickle = threading.Thread(
+                target=_healthy_trickle, args=(server.url, broker.config(), topics["input_topic"], rows, stop)
+            )
+            trickle.start()
             for job in ("fraud-champion", "fraud-stream-scorer"):
-                prometheus.wait_for(f'up{{job="{job}"}} == 1')
-                prometheus.wait_for(f'fraud_predictions_total{{job="{job}"}}')
+                prometheus.wait_for(f'fraud:predictions:rate5m{{job="{job}"}} > 0')
             prometheus.wait_for("fraud_stream_consumer_lag")  # librdkafka's statistics, every 5 s
             prometheus.wait_for("fraud:flagged:ratio_rate1d")  # the rules have run
             yield prometheus
         finally:
+            stop.set()
+            if trickle is not None:
+                trickle.join(timeout=30)
             if prometheus is not None:
                 prometheus.stop()
             scorer.stop()
