@@ -24,19 +24,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from bench_train import LARGEST_PUBLIC, _prepare
 
 
-def _measure(work: Path, seed: int, every_row: bool) -> dict[str, Any]:
-    """Train once on the windows in ``work`` with one sketch; return its figures."""
-    from fraud_detection import data, train
+def _measure(windows: dict[str, tuple[np.ndarray, np.ndarray]], seed: int, every_row: bool) -> dict[str, Any]:
+    """Train once on the windows (features and labels by split) with one sketch; return its figures."""
+    from fraud_detection import train
 
-    x_train, y_train = data.read_xy(work / "train.parquet")
-    x_valid, y_valid = data.read_xy(work / "validation.parquet")
-    x_test, y_test = data.read_xy(work / "test.parquet")
+    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = (windows[n] for n in ("train", "validation", "test"))
     sketch_rows = y_train.size if every_row else train.SKETCH_MAX_ROWS
-    if not every_row and y_train.size <= 2 * sketch_rows:
-        raise SystemExit(f"{y_train.size:,} training rows: too few for a sampled sketch; use more --rows")
     started = time.perf_counter()
     matrix = train.training_matrix(x_train, y_train, None, seed, sketch_rows)
     build_s = time.perf_counter() - started
@@ -46,7 +43,7 @@ def _measure(work: Path, seed: int, every_row: bool) -> dict[str, Any]:
     test = train.evaluate(y_test, train.predict_proba(trained.booster, x_test), trained.threshold)
     return {
         "seed": seed,
-        "sketch_rows": min(sketch_rows, int(y_train.size)),
+        "sketch_rows": train.sketched_rows(y_train.size, sketch_rows),
         "build_s": build_s,
         "best_round": trained.best_iteration + 1,
         "validation_auprc": train.evaluate(y_valid, trained.validation_scores, trained.threshold)["auprc"],
@@ -62,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
 
-    from fraud_detection import data
+    from fraud_detection import data, train
     from fraud_detection.config import DataKnobs
     from fraud_detection.steps.load import load_step
 
@@ -72,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  generating {args.rows:,} rows and splitting them ...", flush=True, file=sys.stderr)
         _prepare(args.rows, work)
         load_step(DataKnobs(data_uri=str(work / "input.parquet")), {n: work / f"{n}.parquet" for n in data.SPLITS})
+        windows = {n: data.read_xy(work / f"{n}.parquet") for n in ("train", "validation", "test")}
+        n_train = windows["train"][1].size
+        if train.sketched_rows(n_train) == n_train:
+            raise SystemExit(f"{n_train:,} training rows: too few for a sampled sketch; use more --rows")
         header = (
             f"{'seed':>5} | {'sketched rows':>13} | {'matrix s':>8} | {'best round':>10} | "
             f"{'valid AUPRC':>11} | {'test AUPRC':>10}"
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print("-" * len(header))
         for seed in args.seeds:
             for every_row in (True, False):
-                row = _measure(work, seed, every_row)
+                row = _measure(windows, seed, every_row)
                 results.append(row)
                 print(
                     f"{seed:>5} | {row['sketch_rows']:>13,} | {row['build_s']:>8.1f} | {row['best_round']:>10} | "

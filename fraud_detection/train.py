@@ -172,6 +172,12 @@ at 400,000 rows. On the 3.8M-row training window of benchmarks/bench_dask.py thi
 instead of 11.1 s; AUPRC moved by less than the training seed moves it (benchmarks/bench_sketch.py)."""
 
 
+def sketched_rows(n_rows: int, sketch_max_rows: int = SKETCH_MAX_ROWS) -> int:
+    """How many of ``n_rows`` training rows the quantile sketch reads: ``sketch_max_rows`` above twice that
+    many, otherwise every row."""
+    return sketch_max_rows if n_rows > 2 * sketch_max_rows else n_rows
+
+
 def training_matrix(
     x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None, seed: int, sketch_max_rows: int = SKETCH_MAX_ROWS
 ) -> xgb.QuantileDMatrix:
@@ -180,8 +186,9 @@ def training_matrix(
     times ``sample_weight``); otherwise from all of them, as ``xgb.QuantileDMatrix`` does."""
     names = list(FEATURES)
     reference = None
-    if y.size > 2 * sketch_max_rows:
-        rows, weights = weighted_sample(y, seed, sketch_max_rows)
+    sketched = sketched_rows(y.size, sketch_max_rows)
+    if sketched < y.size:
+        rows, weights = weighted_sample(y, seed, sketched)
         if sample_weight is not None:
             weights = weights * sample_weight[rows]
         reference = xgb.QuantileDMatrix(x[rows], weight=weights, feature_names=names)
