@@ -2,9 +2,9 @@
 
 No process ever holds the data set. Each input file is one partition, read by a worker:
 
-1. **Scan.** Every worker runs :func:`fraud_detection.data.scan` (the local engine's validation) on its
+1. **Scan.** Every worker runs :func:`fraud_detection.contract.scan` (the local engine's validation) on its
    files and keeps, per file, the sorted ``Time`` keys and a running fraud count (12 bytes a row). The
-   client merges the scans with :func:`fraud_detection.data.merge_scans`, so a broken rule raises the very
+   client merges the scans with :func:`fraud_detection.contract.merge_scans`, so a broken rule raises the very
    error the local engine gives on the concatenated files, rows numbered across files.
 2. **Version.** Each worker hashes its canonical partition (:func:`fraud_detection.data.data_version`);
    the version is the SHA-256 of those hashes in file order, ``sha256-parts:…``. It is stable for the same
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from fraud_detection import data
+from fraud_detection import contract, data
 from fraud_detection.config import SplitFractions
 from fraud_detection.schema import LABEL, TIME, DataValidationError
 
@@ -91,7 +91,7 @@ def _time_keys(times: np.ndarray) -> np.ndarray:
 class _FileScan:
     """A worker's result for one file: the scan and hash go to the client, the keys stay on the worker."""
 
-    scan: data.Scan
+    scan: contract.Scan
     digest: str
     keys: np.ndarray
     """The file's ``Time`` keys, sorted (stable)."""
@@ -99,8 +99,8 @@ class _FileScan:
     """``frauds_below[k]``: fraud rows among the file's first ``k`` rows in ``Time`` order."""
 
 
-def _canonical(url: str, sensitive_column: str) -> tuple[data.Scan, pd.DataFrame | None]:
-    return data.scan(read_file(url), sensitive_column)
+def _canonical(url: str, sensitive_column: str) -> tuple[contract.Scan, pd.DataFrame | None]:
+    return contract.scan(read_file(url), sensitive_column)
 
 
 def _scan_file(url: str, sensitive_column: str) -> _FileScan:
@@ -114,7 +114,7 @@ def _scan_file(url: str, sensitive_column: str) -> _FileScan:
     return _FileScan(scan, data.data_version(frame), keys[order], frauds)
 
 
-def _summary(result: _FileScan) -> tuple[data.Scan, str, int, int]:
+def _summary(result: _FileScan) -> tuple[contract.Scan, str, int, int]:
     keys = result.keys
     low, high = (int(keys[0]), int(keys[-1])) if keys.size else (0, -1)
     return result.scan, result.digest, low, high
@@ -205,8 +205,8 @@ def load_and_split(
     scans = client.map(_scan_file, files, sensitive_column=sensitive_column, pure=False)
     try:
         summaries = client.gather(client.map(_summary, scans))
-        merged = data.merge_scans([s[0] for s in summaries])
-        data.raise_for(merged)
+        merged = contract.merge_scans([s[0] for s in summaries])
+        contract.raise_for(merged)
         digest = hashlib.sha256("\n".join(s[1] for s in summaries).encode()).hexdigest()
         version = f"sha256-parts:{digest}"
         bounds = data.split_bounds(merged.rows, fractions)
