@@ -29,7 +29,7 @@ import numpy as np
 from fraud_detection import storage
 from fraud_detection.modeldir import METADATA_FILE
 from serving import scoring, telemetry
-from streaming import messages
+from streaming import kafka, messages
 from streaming.settings import StreamSettings
 
 if TYPE_CHECKING:
@@ -104,8 +104,9 @@ def model_fingerprint(uri: str) -> str:
 
 
 def client_configs(settings: StreamSettings) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The librdkafka settings of the consumer and of the producer (``kafka_options`` override them)."""
-    common: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers}
+    """The librdkafka settings of the consumer and of the producer (``kafka_options`` override them); librdkafka's
+    log lines go through Python logging (:mod:`streaming.kafka`)."""
+    common: dict[str, Any] = kafka.logged({"bootstrap.servers": settings.bootstrap_servers})
     consumer = {
         **common,
         "group.id": settings.group_id,
