@@ -24,16 +24,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 # The in-process floors run with NumPy's BLAS held to one thread, as the model server holds it
 # (serving.main.serve): set before NumPy loads.
@@ -46,6 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fraud_detection.schema import FEATURES  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+from tests.serving.otlp import OtlpReceiver  # noqa: E402
 
 DOC = REPO / "docs" / "serving.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -67,12 +66,6 @@ async def app(scope, receive, send):
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_http(url: str, timeout: float = 120.0) -> None:
     import urllib.request
 
@@ -86,31 +79,6 @@ def wait_http(url: str, timeout: float = 120.0) -> None:
             pass
         time.sleep(0.3)
     raise RuntimeError(f"{url} not ready after {timeout}s")
-
-
-class SpanCounter:
-    """A real OTLP/gRPC trace receiver that counts the spans it is sent."""
-
-    def __init__(self) -> None:
-        import grpc
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-
-        counter = self
-        self.count = 0
-        self._lock = threading.Lock()
-
-        class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
-            def Export(self, request: Any, context: Any) -> Any:
-                n = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
-                with counter._lock:
-                    counter.count += n
-                return trace_service_pb2.ExportTraceServiceResponse()
-
-        self.port = free_port()
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), self.server)
-        self.server.add_insecure_port(f"127.0.0.1:{self.port}")
-        self.server.start()
 
 
 def make_model(directory: Path) -> Path:
@@ -290,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     model_dir = make_model(work / "model")
     rows = sample(BATCH_ROWS)
-    receiver = SpanCounter()
+    receiver = OtlpReceiver(keep=False)
     single = json.dumps({"instances": [dict(zip(FEATURES, map(float, rows[0]), strict=True))]})
     batch = json.dumps(
         {"inputs": [{"name": "transactions", "shape": [BATCH_ROWS, 29], "datatype": "FP32", "data": rows.tolist()}]}
@@ -342,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     server_env = {
         **env,
         "FRAUD_TRACING_EXPORTER": "otlp",
-        "FRAUD_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
+        "FRAUD_OTLP_ENDPOINT": receiver.endpoint,
         "FRAUD_GCP_PROJECT": "bench",
         "FRAUD_LOAD_RETRY_SECONDS": "1",
     }
@@ -451,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not args.no_write:
         write_section(text, START, END, "benchmarks/bench_serving.py")
-    receiver.server.stop(grace=None)
+    receiver.stop()
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

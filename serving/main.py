@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from serving.settings import ServingSettings, add_telemetry_options, build_settings
+from serving.settings import ServingSettings, add_setting_options, build_settings
 
 OPTIONS = (
     "model_uri",
@@ -31,23 +31,8 @@ OPTIONS = (
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
-    """The server's options, all defaulting to None (= not given, the environment decides)."""
-    parser.add_argument(
-        "--model-uri", help="model directory: local path, gs:// prefix or /mnt/models [FRAUD_MODEL_URI]"
-    )
-    parser.add_argument("--model-name", help="name in the endpoint paths (default: fraud-detector) [FRAUD_MODEL_NAME]")
-    parser.add_argument("--host", help="address to listen on [FRAUD_HOST]")
-    parser.add_argument("--port", type=int, help="HTTP port (default: 8080) [FRAUD_PORT]")
-    parser.add_argument(
-        "--workers", type=int, help="worker processes, each loads the model (default: 1) [FRAUD_WORKERS]"
-    )
-    add_telemetry_options(parser)
-    parser.add_argument(
-        "--log-format",
-        choices=["json", "text", "auto"],
-        help="json: Cloud Logging structured lines; text: short lines for a person; auto: text on a terminal "
-        "(default: json; fraud serve: auto) [FRAUD_LOG_FORMAT]",
-    )
+    """The server's options (:data:`OPTIONS`), all defaulting to None (= not given, the environment decides)."""
+    add_setting_options(parser, ServingSettings, OPTIONS)
 
 
 def settings_from_args(args: argparse.Namespace, fallbacks: Mapping[str, Any] | None = None) -> ServingSettings:

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import kserve
@@ -40,7 +41,6 @@ EXPLAIN_METHODS = {
 
 MAX_LOGGED_DECISIONS = 100
 """The prediction record lists each row's decision for batches up to this size (counts always)."""
-_MAX_RETRY_SECONDS = 300.0
 
 
 def _tensor(infer_input: Any) -> TensorInput:
@@ -52,6 +52,39 @@ def _tensor(infer_input: Any) -> TensorInput:
         except Exception as error:  # KServe raises ValueError/InvalidInput for mismatched binary data
             raise PayloadError(f"input {infer_input.name!r}: unreadable binary tensor: {error}") from error
     return TensorInput(name=infer_input.name, shape=infer_input.shape, datatype=infer_input.datatype, data=data)
+
+
+def _request_id(payload: Any, headers: dict[str, str] | None) -> str:
+    """The caller's ``x-request-id``, else the V2 request's id, else a new one."""
+    if headers and headers.get("x-request-id"):
+        return headers["x-request-id"]
+    if isinstance(payload, InferRequest) and payload.id:
+        return str(payload.id)
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A parsed request (what :meth:`FraudModel.preprocess` gives): the feature matrix and who asked."""
+
+    x: np.ndarray
+    """``[N, 29]`` float32 in :data:`fraud_detection.schema.FEATURES` order."""
+    request_id: str
+    started: float
+    """``time.perf_counter()`` when parsing began (the prediction record's latency counts from it)."""
+    v2: InferRequest | None = None
+    """The V2 request, whose answer is two tensors; None for V1, flat and CloudEvents bodies."""
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What :meth:`FraudModel.predict` gives: each row's fraud probability and decision, and the model behind them."""
+
+    rows: Rows
+    proba: np.ndarray
+    decisions: np.ndarray
+    version: str
+    threshold: float
 
 
 class _Coalescer:
@@ -157,89 +190,98 @@ class FraudModel(kserve.Model):
 
         Returns True once loaded, False if ``stop`` was set or retries are off (``load_retry_seconds=0``).
         """
-        wait = self.settings.load_retry_seconds
-        while not stop.is_set():
-            if self.load():
-                return True
-            if wait <= 0:
-                log.error("model %s stays not ready: retries are off (FRAUD_LOAD_RETRY_SECONDS=0)", self.name)
-                return False
-            log.info("retrying model load in %.1fs", wait)
-            if stop.wait(wait):
-                break
-            wait = min(wait * 2, _MAX_RETRY_SECONDS)
-        return False
+        return scoring.retry_load(self.load, self.settings.load_retry_seconds, stop, self.name)
 
-    # -- inference -------------------------------------------------------------------------------------
+    # -- inference: KServe calls preprocess, then predict (or explain), then postprocess -------------------
 
-    def _features(self, payload: Any) -> np.ndarray:
+    def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Rows:
+        """Parse and validate a V1, flat, CloudEvents (decoded by KServe) or V2 body into a feature matrix.
+
+        Raises:
+            ModelNotReady: no model is loaded yet (a 503).
+            PayloadError: the body is not scorable; the message names the field or row at fault (a 400).
+        """
+        started = time.perf_counter()
+        if self.metadata is None or self.model is None:
+            raise kserve.errors.ModelNotReady(self.name, self.load_error or "")
+        request_id = _request_id(payload, headers)
         max_rows = self.settings.max_batch_rows
         if isinstance(payload, InferRequest):
-            return parse_v2([_tensor(i) for i in payload.inputs], max_rows)
+            x = parse_v2([_tensor(i) for i in payload.inputs], max_rows)
+            return Rows(x, request_id, started, v2=payload)
         if isinstance(payload, bytes | str):
             raise PayloadError("request body must be JSON sent with Content-Type: application/json")
-        return parse_v1(payload, max_rows)
+        return Rows(parse_v1(payload, max_rows), request_id, started)
 
-    @staticmethod
-    def _request_id(payload: Any, headers: dict[str, str] | None) -> str:
-        if headers and headers.get("x-request-id"):
-            return headers["x-request-id"]
-        if isinstance(payload, InferRequest) and payload.id:
-            return str(payload.id)
-        return uuid.uuid4().hex
+    def validate(self, payload: Any) -> Any:
+        """Nothing more to check: :meth:`preprocess` validated the body (KServe's check expects a raw body)."""
+        return payload
 
     async def predict(
-        self,
-        payload: dict[str, Any] | InferRequest,
-        headers: dict[str, str] | None = None,
-        response_headers: dict[str, str] | None = None,
-    ) -> dict[str, Any] | InferResponse:
-        """Score every row. V1/flat bodies get ``{"predictions": [...]}``; V2 gets two output tensors."""
-        started = time.perf_counter()
-        metadata = self.metadata
-        if metadata is None or self.model is None:
+        self, rows: Rows, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+    ) -> Scores:
+        """Score every row at the model's threshold, count it and write the prediction record."""
+        model, metadata = self.model, self.metadata
+        if metadata is None or model is None:  # unloaded models are refused by preprocess; this is for mypy
             raise kserve.errors.ModelNotReady(self.name, self.load_error or "")
-        request_id = self._request_id(payload, headers)
-        if response_headers is not None:
-            response_headers["x-request-id"] = request_id
-        x = self._features(payload)
         version = metadata.model_version
         with self._tracer.start_as_current_span(
             "predict",
-            attributes={"model.name": self.name, "model.version": version, "batch.size": int(x.shape[0])},
+            attributes={"model.name": self.name, "model.version": version, "batch.size": int(rows.x.shape[0])},
         ):
-            proba = await self._coalescer.score(self.model, x)
-            decisions = proba >= metadata.threshold
-            flagged = scoring.record_scores(self.name, version, proba, decisions)
-            record: dict[str, Any] = {
-                "event": "prediction",
-                "request_id": request_id,
-                "model_name": self.name,
-                "model_version": version,
-                "batch_size": len(proba),
-                "max_score": round(float(proba.max()), 6),
-                "flagged": flagged,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-            }
-            if len(proba) <= MAX_LOGGED_DECISIONS:
-                record["decisions"] = decisions.astype(int).tolist()
-            holder = telemetry.REQUEST_RECORD.get()
-            if holder is not None:  # the request middleware logs it with the request's httpRequest
-                holder.update(record)
-            else:
-                prediction_log.info("prediction", extra={"json_fields": record})
-        if isinstance(payload, InferRequest):
+            proba = await self._coalescer.score(model, rows.x)
+            scores = Scores(rows, proba, proba >= metadata.threshold, version, float(metadata.threshold))
+            self._record(scores)
+        return scores
+
+    def _record(self, scores: Scores) -> None:
+        """Count the scores and log the prediction record (through the request middleware when it is there)."""
+        proba, decisions = scores.proba, scores.decisions
+        flagged = scoring.record_scores(self.name, scores.version, proba, decisions)
+        record: dict[str, Any] = {
+            "event": "prediction",
+            "request_id": scores.rows.request_id,
+            "model_name": self.name,
+            "model_version": scores.version,
+            "batch_size": len(proba),
+            "max_score": round(float(proba.max()), 6),
+            "flagged": flagged,
+            "latency_ms": round((time.perf_counter() - scores.rows.started) * 1000, 3),
+        }
+        if len(proba) <= MAX_LOGGED_DECISIONS:
+            record["decisions"] = decisions.astype(int).tolist()
+        holder = telemetry.REQUEST_RECORD.get()
+        if holder is not None:  # the request middleware logs it with the request's httpRequest
+            holder.update(record)
+        else:
+            prediction_log.info("prediction", extra={"json_fields": record})
+
+    def postprocess(
+        self,
+        result: Scores | dict[str, Any],
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse:
+        """The answer: two output tensors for V2, ``{"predictions": [...]}`` for V1 and flat bodies; an explain
+        answer passes through. Sets the ``x-request-id`` response header."""
+        if not isinstance(result, Scores):
+            return result
+        rows = result.rows
+        if response_headers is not None:
+            response_headers["x-request-id"] = rows.request_id
+        proba, decisions, version = result.proba, result.decisions, result.version
+        if rows.v2 is not None:
             return InferResponse(
-                response_id=request_id,
+                response_id=rows.request_id,
                 model_name=self.name,
                 model_version=version,
                 infer_outputs=[
                     InferOutput("fraud_probability", [len(proba)], "FP32", data=proba),
                     InferOutput("is_fraud", [len(proba)], "BOOL", data=decisions),
                 ],
-                parameters={"threshold": float(metadata.threshold)},
-                use_binary_outputs=payload.use_binary_outputs,
-                requested_outputs=payload.request_outputs,
+                parameters={"threshold": result.threshold},
+                use_binary_outputs=rows.v2.use_binary_outputs,
+                requested_outputs=rows.v2.request_outputs,
             )
         return {
             "predictions": [
@@ -248,10 +290,10 @@ class FraudModel(kserve.Model):
             ],
             "model_name": self.name,
             "model_version": version,
-            "threshold": float(metadata.threshold),
+            "threshold": result.threshold,
         }
 
-    def explain(self, payload: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+    def explain(self, rows: Rows, headers: dict[str, str] | None = None) -> dict[str, Any]:
         """Per-row feature contributions in log-odds, by the model's family: exact TreeSHAP for XGBoost,
         DeepLIFT against the training mean for the MLP, their weighted sum for the blend
         (:mod:`fraud_detection.families.models`).
@@ -261,7 +303,7 @@ class FraudModel(kserve.Model):
         metadata = self.metadata
         if metadata is None or self.model is None:
             raise kserve.errors.ModelNotReady(self.name, self.load_error or "")
-        x = self._features(payload)
+        x = rows.x
         with self._tracer.start_as_current_span(
             "explain",
             attributes={"model.name": self.name, "model.version": metadata.model_version, "batch.size": len(x)},

@@ -7,13 +7,22 @@ Request bodies become feature matrices in :mod:`serving.payload`.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import tenacity
 
 from fraud_detection.modeldir import ModelMetadata, fetch_model_dir, load_model_dir
 from serving import telemetry
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_SECONDS = 300.0
+"""The longest wait between two attempts to load a model directory."""
 
 
 @dataclass(frozen=True)
@@ -57,3 +66,30 @@ def record_scores(model_name: str, version: str, proba: np.ndarray, decisions: n
         metrics.flagged.labels(model_name, version).inc(flagged)
     telemetry.observe_scores(model_name, proba)
     return flagged
+
+
+def retry_load(load: Callable[[], bool], first_wait: float, stop: threading.Event, what: str) -> bool:
+    """Call ``load`` until it returns True, waiting ``first_wait`` seconds, then twice as long each time (capped at
+    :data:`MAX_RETRY_SECONDS`).
+
+    Returns True once loaded; False when ``stop`` is set (no attempt is made after it) or, with ``first_wait``
+    0, after one failed attempt (``what`` names the model in the log line that says retries are off).
+    """
+    if first_wait <= 0:
+        if load():
+            return True
+        log.error("model %s stays not ready: retries are off (FRAUD_LOAD_RETRY_SECONDS=0)", what)
+        return False
+
+    def pause(seconds: float) -> None:  # wakes up as soon as stop is set
+        stop.wait(seconds)
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_result(lambda loaded: not loaded),
+        stop=lambda state: stop.is_set(),
+        wait=tenacity.wait_exponential(multiplier=first_wait, max=MAX_RETRY_SECONDS),
+        sleep=pause,
+        before_sleep=lambda state: log.info("retrying model load in %.1fs", state.upcoming_sleep),
+        retry_error_callback=lambda state: False,
+    )
+    return bool(retrying(lambda: not stop.is_set() and load()))

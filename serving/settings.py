@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TextIO, TypeVar
+from typing import Any, Literal, TextIO, TypeVar, get_args, get_origin
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,14 +16,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ServingSettings(BaseSettings):
     """What the predictor serves, where it listens, and where its traces and logs go."""
 
-    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore", use_attribute_docstrings=True)
 
     model_uri: str = "/mnt/models"
     """Model directory: a local path, a ``gs://`` prefix, or KServe's storage-initializer mount."""
     model_name: str = "fraud-detector"
     """The name in the endpoint paths (``/v1/models/<name>:predict``)."""
     host: str = "0.0.0.0"
+    """Address to listen on."""
     port: int = Field(default=8080, ge=1, le=65535)
+    """HTTP port."""
     workers: int = Field(default=1, ge=1)
     """uvicorn worker processes; each loads the model. One per pod is the KServe norm (scale with replicas)."""
     max_batch_rows: int = Field(default=10_000, ge=1)
@@ -35,6 +37,7 @@ class ServingSettings(BaseSettings):
     load_retry_seconds: float = Field(default=10.0, ge=0.0)
     """Wait between attempts to load a missing or broken model (doubling up to 5 minutes); 0 = try once."""
     tracing_exporter: Literal["otlp", "console", "none"] = "none"
+    """Where spans go: an OTLP/gRPC endpoint, the console, or nowhere."""
     otlp_endpoint: str = "http://127.0.0.1:4317"
     """OTLP/gRPC endpoint: a collector, or Cloud Trace's ``https://telemetry.googleapis.com:443``."""
     otlp_google_auth: bool | None = None
@@ -44,6 +47,7 @@ class ServingSettings(BaseSettings):
     gcp_project: str | None = None
     """Project for the ``logging.googleapis.com/trace`` field (``projects/P/traces/ID``)."""
     log_level: str = "INFO"
+    """Python log level name."""
     log_format: Literal["json", "text", "auto"] = "json"
     """json: Cloud Logging's structured JSON lines (the image's default); text: short lines for a person;
     auto: text when stdout is a terminal, JSON otherwise (what ``fraud serve`` uses)."""
@@ -63,16 +67,32 @@ class ServingSettings(BaseSettings):
         return env
 
 
-def add_telemetry_options(parser: argparse.ArgumentParser) -> None:
-    """The tracing and log-level options, which the server and the stream scorer share."""
-    parser.add_argument(
-        "--tracing",
-        dest="tracing_exporter",
-        choices=["otlp", "console", "none"],
-        help="span exporter (default: none) [FRAUD_TRACING_EXPORTER]",
-    )
-    parser.add_argument("--otlp-endpoint", help="OTLP/gRPC endpoint [FRAUD_OTLP_ENDPOINT]")
-    parser.add_argument("--log-level", help="log level (default: INFO) [FRAUD_LOG_LEVEL]")
+FLAGS = {"tracing_exporter": "--tracing"}
+"""Options not spelled after their setting (``--model-uri`` sets ``model_uri``)."""
+
+
+def add_setting_options(
+    parser: argparse.ArgumentParser, kind: type[BaseSettings], names: Sequence[str], default: Any = None
+) -> None:
+    """One option per setting of ``kind`` named in ``names``: its type, choices, default and help come from the
+    setting's declaration, so the option table cannot drift from the settings.
+
+    Every option defaults to ``default``: None (= not given, the environment decides), or ``argparse.SUPPRESS``
+    for a subcommand repeating its parent's options (so an option given before the subcommand is kept).
+    """
+    for name in names:
+        field = kind.model_fields[name]
+        description = " ".join((field.description or "").replace("``", "").split())
+        options: dict[str, Any] = {
+            "dest": name,
+            "default": default,
+            "help": f"{description} (default: {field.default}) [FRAUD_{name.upper()}]",
+        }
+        if get_origin(field.annotation) is Literal:
+            options["choices"] = list(get_args(field.annotation))
+        elif field.annotation in (int, float):
+            options["type"] = field.annotation
+        parser.add_argument(FLAGS.get(name, "--" + name.replace("_", "-")), **options)
 
 
 Built = TypeVar("Built", bound=ServingSettings)

@@ -29,7 +29,7 @@ import numpy as np
 from fraud_detection import storage
 from fraud_detection.modeldir import METADATA_FILE
 from serving import scoring, telemetry
-from streaming import messages
+from streaming import kafka, messages
 from streaming.settings import StreamSettings
 
 if TYPE_CHECKING:
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 prediction_log = logging.getLogger(telemetry.PREDICTION_LOGGER)
-
-_MAX_RETRY_SECONDS = 300.0
 
 
 class DeliveryError(RuntimeError):
@@ -106,8 +104,9 @@ def model_fingerprint(uri: str) -> str:
 
 
 def client_configs(settings: StreamSettings) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The librdkafka settings of the consumer and of the producer (``kafka_options`` override them)."""
-    common: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers}
+    """The librdkafka settings of the consumer and of the producer (``kafka_options`` override them); librdkafka's
+    log lines go through Python logging (:mod:`streaming.kafka`)."""
+    common: dict[str, Any] = kafka.logged({"bootstrap.servers": settings.bootstrap_servers})
     consumer = {
         **common,
         "group.id": settings.group_id,
@@ -131,6 +130,29 @@ def client_configs(settings: StreamSettings) -> tuple[dict[str, Any], dict[str, 
         **settings.kafka_options,
     }
     return consumer, producer
+
+
+def readable(batch: list[Message]) -> tuple[list[Message], dict[int, int]]:
+    """The batch's messages without the consumer's error events, and each partition's last offset in it.
+
+    Raises:
+        KafkaException: a fatal consumer error (others are logged and skipped).
+    """
+    from confluent_kafka import KafkaError, KafkaException
+
+    records = []
+    ends: dict[int, int] = {}
+    for message in batch:
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise KafkaException(error)
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", error)
+            continue
+        records.append(message)
+        ends[message.partition()] = message.offset()  # type: ignore[index,assignment]
+    return records, ends
 
 
 class StreamScorer:
@@ -171,17 +193,7 @@ class StreamScorer:
 
     def load_until_ready(self, stop: threading.Event) -> bool:
         """Retry :meth:`load` with a doubling wait until it works; False if ``stop`` was set or retries are off."""
-        wait = self.settings.load_retry_seconds
-        while not stop.is_set():
-            if self.load():
-                return True
-            if wait <= 0:
-                return False
-            log.info("retrying model load in %.1fs", wait)
-            if stop.wait(wait):
-                break
-            wait = min(wait * 2, _MAX_RETRY_SECONDS)
-        return False
+        return scoring.retry_load(self.load, self.settings.load_retry_seconds, stop, self.settings.model_name)
 
     def maybe_reload(self) -> None:
         """Reload when the model metadata changed (the champion moved); checked every ``reload_check_seconds``."""
@@ -243,78 +255,92 @@ class StreamScorer:
         Raises:
             DeliveryError: a result was not acknowledged; nothing of the batch is committed.
         """
-        from confluent_kafka import KafkaError, KafkaException, TopicPartition
-
         started = time.perf_counter()
         model = self.model
         assert model is not None
-        records = []
-        ends: dict[int, int] = {}  # partition of the input topic -> offset of its last message in the batch
-        for message in batch:
-            error = message.error()
-            if error is not None:
-                if error.fatal():
-                    raise KafkaException(error)
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer error: %s", error)
-                continue
-            records.append(message)
-            ends[message.partition()] = message.offset()  # type: ignore[index,assignment]
-        settings = self.settings
-        metrics = stream_metrics()
+        records, ends = readable(batch)
         decoded = messages.decode_batch([m.value() for m in records], [m.key() for m in records])
-        metadata = model.metadata
-        version, threshold = metadata.model_version, float(metadata.threshold)
         flagged = 0
         with self._tracer.start_as_current_span(
             "score-batch",
-            attributes={"model.name": settings.model_name, "model.version": version, "batch.size": len(records)},
+            attributes={
+                "model.name": self.settings.model_name,
+                "model.version": model.metadata.model_version,
+                "batch.size": len(records),
+            },
         ):
             if decoded.ids:
-                proba = scoring.predict_proba(model.model, decoded.x)
-                decisions = proba >= threshold
-                flagged = scoring.record_scores(settings.model_name, version, proba, decisions)
-                produce, result = producer.produce, messages.result_value
-                output = settings.output_topic
-                for transaction_id, position, p, d in zip(
-                    decoded.ids, decoded.positions, proba.tolist(), decisions.tolist(), strict=True
-                ):
-                    headers = records[position].headers()
-                    traceparent = messages.header(headers, messages.TRACEPARENT) if headers else None  # type: ignore[arg-type]
-                    value = result(transaction_id, p, d, version, threshold, traceparent)
-                    trace_headers: Any = [(messages.TRACEPARENT, traceparent.encode())] if traceparent else None
-                    try:
-                        produce(output, value, transaction_id.encode(), headers=trace_headers)
-                    except BufferError:  # the local queue is full: wait for room
-                        self._produce(produce, producer, output, transaction_id.encode(), value, trace_headers)
+                flagged = self._send_results(model, records, decoded, producer)
             for position, kind, reason in decoded.rejects:
-                record = records[position]
-                headers = [
-                    *(record.headers() or []),
-                    (messages.REASON_HEADER, reason.encode()),
-                    (messages.CLASS_HEADER, kind.encode()),
-                    (messages.SOURCE_HEADER, f"{record.topic()}/{record.partition()}/{record.offset()}".encode()),
-                ]
-                self._produce(
-                    producer.produce, producer, settings.dead_letter_topic, record.key(), record.value(), headers
-                )
-                metrics.dead_letters.labels(kind).inc()
-                log.warning(
-                    "dead letter %s/%d/%d (%s): %s", record.topic(), record.partition(), record.offset(), kind, reason
-                )
-            remaining = producer.flush(settings.delivery_timeout_seconds)
+                self._send_dead_letter(records[position], kind, reason, producer)
+            self._wait_delivered(producer)
+        self._commit(consumer, ends)
+        self._observe(records, decoded, model.metadata.model_version, flagged, time.perf_counter() - started)
+
+    def _send_results(
+        self, model: scoring.LoadedModel, records: list[Message], decoded: messages.Batch, producer: Producer
+    ) -> int:
+        """Score the decoded rows and queue one result per transaction (its trace context kept); the number flagged."""
+        settings = self.settings
+        version, threshold = model.metadata.model_version, float(model.metadata.threshold)
+        proba = scoring.predict_proba(model.model, decoded.x)
+        decisions = proba >= threshold
+        flagged = scoring.record_scores(settings.model_name, version, proba, decisions)
+        produce, result = producer.produce, messages.result_value
+        output = settings.output_topic
+        for transaction_id, position, p, d in zip(
+            decoded.ids, decoded.positions, proba.tolist(), decisions.tolist(), strict=True
+        ):
+            headers = records[position].headers()
+            traceparent = messages.header(headers, messages.TRACEPARENT) if headers else None  # type: ignore[arg-type]
+            value = result(transaction_id, p, d, version, threshold, traceparent)
+            trace_headers: Any = [(messages.TRACEPARENT, traceparent.encode())] if traceparent else None
+            try:
+                produce(output, value, transaction_id.encode(), headers=trace_headers)
+            except BufferError:  # the local queue is full: wait for room
+                self._produce(produce, producer, output, transaction_id.encode(), value, trace_headers)
+        return flagged
+
+    def _send_dead_letter(self, record: Message, kind: str, reason: str, producer: Producer) -> None:
+        """Queue the original message to the dead-letter topic, with why and where it came from in its headers."""
+        headers = [
+            *(record.headers() or []),
+            (messages.REASON_HEADER, reason.encode()),
+            (messages.CLASS_HEADER, kind.encode()),
+            (messages.SOURCE_HEADER, f"{record.topic()}/{record.partition()}/{record.offset()}".encode()),
+        ]
+        self._produce(
+            producer.produce, producer, self.settings.dead_letter_topic, record.key(), record.value(), headers
+        )
+        stream_metrics().dead_letters.labels(kind).inc()
+        log.warning("dead letter %s/%d/%d (%s): %s", record.topic(), record.partition(), record.offset(), kind, reason)
+
+    def _wait_delivered(self, producer: Producer) -> None:
+        """Wait for the broker to acknowledge everything queued; raise :class:`DeliveryError` if it did not."""
+        timeout = self.settings.delivery_timeout_seconds
+        remaining = producer.flush(timeout)
         if remaining or self._failed_deliveries:
             failures, self._failed_deliveries = self._failed_deliveries, []
             raise DeliveryError(
-                f"{remaining} result(s) still queued after {settings.delivery_timeout_seconds}s"
+                f"{remaining} result(s) still queued after {timeout}s"
                 + (f", {len(failures)} failed (first: {failures[0]})" if failures else "")
                 + ": the batch is not committed and will be scored again"
             )
+
+    def _commit(self, consumer: Consumer, ends: dict[int, int]) -> None:
+        """Commit past the last message of each partition in the batch (synchronously)."""
+        from confluent_kafka import TopicPartition
+
         if ends:
-            topic = settings.input_topic
+            topic = self.settings.input_topic
             consumer.commit(offsets=[TopicPartition(topic, p, o + 1) for p, o in ends.items()], asynchronous=False)
+
+    def _observe(
+        self, records: list[Message], decoded: messages.Batch, version: str, flagged: int, seconds: float
+    ) -> None:
+        """Count the batch, its end-to-end latencies (from each message's timestamp), and log its record."""
         done = time.time()
-        seconds = time.perf_counter() - started
+        metrics = stream_metrics()
         metrics.messages.labels("scored").inc(len(decoded.ids))
         if decoded.rejects:
             metrics.messages.labels("dead_letter").inc(len(decoded.rejects))
@@ -328,7 +354,7 @@ class StreamScorer:
             extra={
                 "json_fields": {
                     "event": "stream_batch",
-                    "model_name": settings.model_name,
+                    "model_name": self.settings.model_name,
                     "model_version": version,
                     "batch_size": len(records),
                     "scored": len(decoded.ids),

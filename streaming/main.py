@@ -13,7 +13,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from serving.settings import add_telemetry_options, build_settings
+from serving.settings import add_setting_options, build_settings
 from streaming.settings import StreamSettings
 
 OPTIONS = (
@@ -34,26 +34,14 @@ OPTIONS = (
 """The settings a command-line option can set."""
 
 
-def add_options(parser: argparse.ArgumentParser) -> None:
-    """The scorer's options, all defaulting to None (= not given, the environment decides)."""
-    parser.add_argument(
-        "--model-uri", help="model directory: local path, gs:// prefix or /mnt/models [FRAUD_MODEL_URI]"
-    )
-    parser.add_argument("--model-name", help="model name in metrics and logs (default: fraud-detector)")
-    parser.add_argument("--host", help="address of the /metrics endpoint [FRAUD_HOST]")
-    parser.add_argument("--port", type=int, help="port of the /metrics endpoint (default: 9100) [FRAUD_PORT]")
-    parser.add_argument(
-        "--bootstrap-servers", help="Kafka brokers host:port[,...] (default: 127.0.0.1:9092) [FRAUD_BOOTSTRAP_SERVERS]"
-    )
-    parser.add_argument("--input-topic", help="transactions topic (default: transactions) [FRAUD_INPUT_TOPIC]")
-    parser.add_argument("--output-topic", help="results topic (default: fraud-scores) [FRAUD_OUTPUT_TOPIC]")
-    parser.add_argument(
-        "--dead-letter-topic",
-        help="topic of unscorable messages (default: transactions-dead-letter) [FRAUD_DEAD_LETTER_TOPIC]",
-    )
-    parser.add_argument("--group-id", help="consumer group (default: fraud-scorer) [FRAUD_GROUP_ID]")
-    parser.add_argument("--batch-size", type=int, help="most messages per batch (default: 2000) [FRAUD_BATCH_SIZE]")
-    add_telemetry_options(parser)
+BROKER_OPTIONS = ("bootstrap_servers", "input_topic", "output_topic", "dead_letter_topic")
+"""The settings ``fraud stream topics`` and ``produce`` also take after their own name."""
+
+
+def add_options(parser: argparse.ArgumentParser, names: Sequence[str] = OPTIONS, default: Any = None) -> None:
+    """The scorer's options (``names`` of :data:`OPTIONS`), defaulting to ``default`` (None: the environment
+    decides)."""
+    add_setting_options(parser, StreamSettings, names, default)
 
 
 def settings_from_args(args: argparse.Namespace, fallbacks: Mapping[str, Any] | None = None) -> StreamSettings:

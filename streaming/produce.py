@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from fraud_detection.schema import FEATURES
+from streaming import kafka
 
 
 def encode_transaction(row: Mapping[str, float]) -> bytes:
@@ -41,7 +42,9 @@ def produce(
             failures.append(str(error))
 
     producer = Producer(
-        {"linger.ms": 5, "queue.buffering.max.messages": 1_000_000, "delivery.report.only.error": True, **config}
+        kafka.logged(
+            {"linger.ms": 5, "queue.buffering.max.messages": 1_000_000, "delivery.report.only.error": True, **config}
+        )
     )
     sent = 0
     started = time.perf_counter()
@@ -75,7 +78,7 @@ def create_topics(config: Mapping[str, Any], names: Iterable[str], partitions: i
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient(dict(config))
+    admin = AdminClient(kafka.logged(config))
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names], request_timeout=timeout
     )

@@ -15,6 +15,8 @@ from serving.settings import ServingSettings
 class StreamSettings(ServingSettings):
     """Where the transactions come from, where the scores and the rejects go, and how much to take at once."""
 
+    host: str = "0.0.0.0"
+    """Address of the Prometheus ``/metrics`` endpoint."""
     port: int = Field(default=9100, ge=1, le=65535)
     """Port of the Prometheus ``/metrics`` endpoint."""
     bootstrap_servers: str = "127.0.0.1:9092"

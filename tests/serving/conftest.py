@@ -6,10 +6,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import free_port, stop_process
+from tests.serving.otlp import OtlpReceiver
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_VERSION = "7"
@@ -49,49 +48,6 @@ def make_model_dir(directory: Path, n_rows: int = 20_000, seed: int = 3) -> Path
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real model directory (trained in a couple of seconds)."""
     return make_model_dir(tmp_path_factory.mktemp("model"))
-
-
-class OtlpReceiver:
-    """A real OTLP/gRPC trace receiver on 127.0.0.1 that keeps every span it is sent."""
-
-    def __init__(self) -> None:
-        import grpc
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-
-        receiver = self
-        self.spans: list[Any] = []
-        self._lock = threading.Lock()
-
-        class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
-            def Export(self, request: Any, context: Any) -> Any:
-                with receiver._lock:
-                    for resource_spans in request.resource_spans:
-                        for scope_spans in resource_spans.scope_spans:
-                            receiver.spans.extend(scope_spans.spans)
-                return trace_service_pb2.ExportTraceServiceResponse()
-
-        self.port = free_port()
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), self.server)
-        self.server.add_insecure_port(f"127.0.0.1:{self.port}")
-        self.server.start()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def spans_of_trace(self, trace_id_hex: str, timeout: float = 15.0, at_least: int = 1) -> list[Any]:
-        """Wait (bounded) until ``at_least`` spans of the trace arrived; return them."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                found = [s for s in self.spans if s.trace_id.hex() == trace_id_hex]
-            if len(found) >= at_least or time.monotonic() > deadline:
-                return found
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.server.stop(grace=None)
 
 
 @pytest.fixture(scope="session")
@@ -158,31 +114,37 @@ class PolledServer:
         self.wait_until(lambda: self.status("/v2/health/ready") == 200, timeout=timeout, what="readiness")
 
 
-class ServerProcess(PolledServer):
-    """``python -m serving`` (the image's entry point) in a subprocess on 127.0.0.1; stdout (JSON logs) to a file."""
+class ProcessServer(PolledServer):
+    """A :class:`PolledServer` run as ``python -m <module>`` on 127.0.0.1, its output (JSON logs) in ``log_path``."""
 
-    def __init__(self, model_uri: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, module: str, options: list[str], log_path: Path, env: dict[str, str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self.module = module
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
-        full_env.update({"PYTHONUNBUFFERED": "1", "FRAUD_LOAD_RETRY_SECONDS": "1"})
-        full_env.update(env or {})
-        command = [sys.executable, "-m", "serving", "--host", "127.0.0.1", "--port", str(self.port)]
-        command += ["--model-uri", model_uri]
-        self._log = log_path.open("w")
+        full_env.update({"PYTHONUNBUFFERED": "1", "FRAUD_LOAD_RETRY_SECONDS": "1", **env})
+        command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(self.port), *options]
+        self._log = log_path.open("a")
         self.process = subprocess.Popen(command, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
 
     def exited(self) -> str:
         code = self.process.poll()
-        return "" if code is None else f"server exited with {code}"
+        return "" if code is None else f"{self.module} exited with {code}"
 
     def logs(self) -> str:
         return self.log_path.read_text()
 
-    def stop(self) -> None:
-        stop_process(self.process)
+    def stop(self, timeout: float = 20) -> None:
+        stop_process(self.process, timeout=timeout)
         self._log.close()
+
+
+class ServerProcess(ProcessServer):
+    """``python -m serving`` (the image's entry point)."""
+
+    def __init__(self, model_uri: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+        super().__init__("serving", ["--model-uri", model_uri], log_path, env or {})
 
 
 @pytest.fixture(scope="session")

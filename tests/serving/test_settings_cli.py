@@ -63,7 +63,8 @@ def test_fallbacks_come_after_the_environment(monkeypatch: pytest.MonkeyPatch) -
 
 
 def fraud_serve_settings(monkeypatch: pytest.MonkeyPatch, argv: list[str], tmp_path: Path) -> ServingSettings:
-    """The settings ``fraud serve ARGV`` would run the server with (the server itself is not started)."""
+    """The settings ``fraud serve ARGV`` would run the server with (the server itself is not started, and the
+    model directory is not looked for)."""
     served: list[ServingSettings] = []
 
     def serve(settings: ServingSettings) -> int:
@@ -71,6 +72,7 @@ def fraud_serve_settings(monkeypatch: pytest.MonkeyPatch, argv: list[str], tmp_p
         return 0
 
     monkeypatch.setattr("cli.serve.serve", serve)
+    monkeypatch.setattr("cli.serve.champion_problem", lambda uri: None)
     monkeypatch.setenv("FRAUD_HOME", str(tmp_path))
     args = build_parser().parse_args(["serve", *argv])
     assert args.handler is run_serve
@@ -181,3 +183,16 @@ def test_serve_then_predict_commands(tmp_path: Path, model_dir: Path) -> None:
     records = [json.loads(line) for line in lines]
     assert any(r.get("message", "").startswith("prediction ") for r in records)
     assert all("severity" in r for r in records)
+
+
+def test_serve_without_a_champion_says_to_run_the_pipeline_first(tmp_path: Path) -> None:
+    """A fresh FRAUD_HOME has no champion: ``fraud serve`` says what to run and exits, rather than retrying."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
+    env.update({"FRAUD_HOME": str(tmp_path / "home"), "FRAUD_PORT": str(free_port())})
+    started = time.monotonic()
+    done = subprocess.run([*FRAUD, "serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
+    assert time.monotonic() - started < 15
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "fraud run" in lines[0] and "make run" in lines[0], done.stderr
+    assert str(tmp_path / "home" / "serving" / "champion") in lines[0]

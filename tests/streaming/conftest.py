@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import free_port, stop_process
-from tests.serving.conftest import REPO, PolledServer, model_dir
+from tests.serving.conftest import ProcessServer, model_dir
 from tests.streaming.broker import Broker
 
 __all__ = ["model_dir"]  # the serving tests' real model directory fixture, shared
@@ -31,34 +28,18 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         yield running
 
 
-class ScorerProcess(PolledServer):
-    """``python -m streaming`` (the image's consumer entry point) on 127.0.0.1; stdout (JSON logs) to a file."""
+class ScorerProcess(ProcessServer):
+    """``python -m streaming`` (the image's consumer entry point) reading from ``broker``."""
 
     def __init__(self, broker: Broker, model_uri: str, log_path: Path, topics: dict[str, str], **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
-        full_env.update(
-            {
-                "PYTHONUNBUFFERED": "1",
-                "FRAUD_LOAD_RETRY_SECONDS": "1",
-                "FRAUD_KAFKA_OPTIONS": json.dumps(FAST_GROUP),
-                **{f"FRAUD_{k.upper()}": v for k, v in topics.items()},
-                **env,
-            }
+        env = {
+            "FRAUD_KAFKA_OPTIONS": json.dumps(FAST_GROUP),
+            **{f"FRAUD_{k.upper()}": v for k, v in topics.items()},
+            **env,
+        }
+        super().__init__(
+            "streaming", ["--model-uri", model_uri, "--bootstrap-servers", broker.bootstrap], log_path, env
         )
-        command = [sys.executable, "-m", "streaming", "--host", "127.0.0.1", "--port", str(self.port)]
-        command += ["--model-uri", model_uri, "--bootstrap-servers", broker.bootstrap]
-        self._log = log_path.open("a")
-        self.process = subprocess.Popen(command, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def exited(self) -> str:
-        code = self.process.poll()
-        return "" if code is None else f"scorer exited with {code}"
-
-    def logs(self) -> str:
-        return self.log_path.read_text()
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the samples of ``name`` whose labels include ``labels`` (0 when there is none)."""
@@ -84,9 +65,8 @@ class ScorerProcess(PolledServer):
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def stop(self) -> None:
-        stop_process(self.process, timeout=30)
-        self._log.close()
+    def stop(self, timeout: float = 30) -> None:
+        super().stop(timeout)
 
 
 def topics_for(name: str) -> dict[str, Any]:
