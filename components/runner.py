@@ -116,8 +116,11 @@ def task_folder(argv: Sequence[str] | None = None) -> Path | None:
 def _failure(error: Exception) -> StepFailure:
     deliberate = isinstance(error, DELIBERATE_ERRORS)
     where = ""
-    if not deliberate and error.__traceback__ is not None:
-        frame = traceback.extract_tb(error.__traceback__)[-1]
+    frames = traceback.extract_tb(error.__traceback__)
+    if not deliberate and frames:
+        # the innermost frame in the project's own code, else the innermost one
+        own = [f for f in frames if set(Path(f.filename).parts) & set(OWN_LOGGERS) and f.filename != __file__]
+        frame = (own or frames)[-1]
         where = f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
     return StepFailure(
         reason=str(error).strip() or type(error).__name__,

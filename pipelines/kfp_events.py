@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_STARTED = re.compile(r"^[\d:.]+ - INFO - Executing task '([^']+)'$")
-_FINISHED = re.compile(r"^[\d:.]+ - (?:INFO|ERROR) - Task '([^']+)' finished with status (SUCCESS|FAILURE)$")
+_TIME = r"^\d\d:\d\d:\d\d\.\d+ - "
+"""kfp.local's time stamp (``21:51:34.754``), at the start of the line (a step's own output is streamed indented)."""
+_STARTED = re.compile(_TIME + r"INFO - Executing task '([^']+)'$")
+_FINISHED = re.compile(_TIME + r"(?:INFO|ERROR) - Task '([^']+)' finished with status (SUCCESS|FAILURE)$")
 
 
 @dataclass(frozen=True)

@@ -113,8 +113,10 @@ class _Capture:
 def _captured(capture: _Capture) -> Iterator[None]:
     """Route stdout, stderr and the root logger to ``capture``; put all three (and ``print``) back afterwards.
 
-    kfp.local swaps the root logger's handlers and ``builtins.print`` per task, and a ``ParallelFor`` runs tasks
-    on threads, so its own restores race: without this, later lines can escape the log or stay indented.
+    kfp.local swaps the root logger's handlers, its level and ``builtins.print`` per task, and a ``ParallelFor``
+    runs tasks on threads, so its own restores race: without this, later lines can escape the log, stay indented,
+    or (a level restored to WARNING while a task still runs) be dropped. Lines logged meanwhile reach this handler,
+    in kfp.local's own format.
     """
     import builtins
     import logging
@@ -122,8 +124,9 @@ def _captured(capture: _Capture) -> Iterator[None]:
     root = logging.getLogger()
     saved = sys.stdout, sys.stderr, builtins.print, root.handlers[:], root.level
     handler = logging.StreamHandler(capture)
-    handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d - %(levelname)s - %(message)s", "%H:%M:%S"))
     root.handlers = [handler]
+    root.setLevel(logging.INFO)
     sys.stdout = sys.stderr = capture
     try:
         yield

@@ -22,9 +22,9 @@ from components.deploy import deploy_model
 from components.drift import drift_check
 from components.fairness import fairness_audit
 from components.load import load_data
+from components.outcome import StepOutcome, read_outcomes
 from components.poison import poison_collect, poison_level
 from components.promote import evaluate_and_promote
-from components.outcome import StepOutcome, read_outcomes
 from components.train import select_model, train_family
 from fraud_detection import config, modeldir
 
