@@ -4,8 +4,9 @@ A component body is a short shim: it opens :func:`step`, calls one library step 
 hands the step's results to KFP. What every step needs alike lives here:
 
 * logging set up the same way in every step process;
-* a failure, whatever its type, printed on one marked line that names the step (``fraud run`` reads it for
-  its failure summary) before the process exits non-zero;
+* the step's outcome written as data (:mod:`components.outcome`) next to its task's output artifacts: its time,
+  and when it fails, its reason, whether it was raised on purpose, and its own last log lines (``fraud run``
+  builds its failure summary from these records) before the process exits non-zero;
 * the conversion between "not measured" (None in the library) and KFP's float parameters (-1);
 * artifact paths as :class:`~pathlib.Path`, files the step wrote handed over to KFP's artifacts, and metrics
   logged only when finite.
@@ -16,22 +17,24 @@ stay importable in the components image with nothing but the project installed.
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import shutil
 import sys
 import tempfile
+import time
 import traceback
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
+from components.outcome import StepFailure, StepOutcome, write_outcome
 from fraud_detection.config import ConfigError, pipeline_knobs
 from fraud_detection.schema import DataValidationError
 from fraud_detection.tracking import finite_metrics
-
-ERROR_MARKER = "fraud-step-error:"
-"""Prefix of the one line a failing step prints with its reason; ``fraud run`` shows it in the summary."""
 
 NOT_MEASURED = -1.0
 """How a float output says "not measured" to KFP (parameters cannot be None); every such value is >= 0."""
@@ -44,28 +47,121 @@ def setup_logging(level: str = "INFO") -> None:
     )
 
 
-EXPLAINED_ERRORS: tuple[type[BaseException], ...] = (DataValidationError, ConfigError, FileNotFoundError)
-"""Errors whose message alone explains the failure (bad data, bad parameters, a missing file): no traceback."""
+DELIBERATE_ERRORS: tuple[type[BaseException], ...] = (DataValidationError, ConfigError, FileNotFoundError)
+"""Errors the project raises on purpose (bad data, bad parameters, a missing file): the message alone explains
+the failure, so no traceback. Anything else is unexpected."""
+
+TAIL_LINES = 15
+"""How many of its own last log lines a step's record keeps."""
+
+OWN_LOGGERS = ("fraud_detection", "components", "ops", "pipelines", "serving", "streaming")
+"""The project's packages: their log records are the step's own from INFO; other libraries' count from WARNING."""
+
+
+class _TailHandler(logging.Handler):
+    """Keeps the step's own last log lines (the project's records, and other libraries' warnings and errors)."""
+
+    def __init__(self, lines: deque[str]) -> None:
+        super().__init__(logging.INFO)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.split(".")[0] in OWN_LOGGERS or record.levelno >= logging.WARNING:
+            self.lines.extend(f"{record.levelname} {record.name}: {record.getMessage()}".splitlines())
+
+
+class _TeeLines:
+    """Stands in for stdout in a step process: writes through, and keeps the step's printed lines."""
+
+    def __init__(self, stream: Any, lines: deque[str]) -> None:
+        self.stream = stream
+        self.lines = lines
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        *done, self._partial = (self._partial + text).split("\n")
+        self.lines.extend(line.rstrip() for line in done if line.strip())
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def task_folder(argv: Sequence[str] | None = None) -> Path | None:
+    """Where this task keeps its output artifacts under the pipeline root, read from the executor input KFP passes
+    every Python component (``--executor_input``, in ``argv``, default ``sys.argv``): the folder of its output
+    artifacts (a ``gs://`` URI as the step sees it, on the bucket's mount), else that of its executor output file.
+    None outside KFP (a component body called as a plain function)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--executor_input")
+    known, _ = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        outputs = json.loads(known.executor_input or "{}").get("outputs", {})
+    except ValueError:
+        return None
+    for name in sorted(outputs.get("artifacts", {})):
+        for artifact in outputs["artifacts"][name].get("artifacts", []):
+            if artifact.get("uri"):
+                from kfp import dsl
+
+                return Path(dsl.Artifact(uri=artifact["uri"]).path).parent
+    output_file = outputs.get("outputFile")
+    return Path(output_file).parent if output_file else None
+
+
+def _failure(error: Exception) -> StepFailure:
+    deliberate = isinstance(error, DELIBERATE_ERRORS)
+    where = ""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not deliberate and frames:
+        # the innermost frame in the project's own code, else the innermost one
+        own = [f for f in frames if set(Path(f.filename).parts) & set(OWN_LOGGERS) and f.filename != __file__]
+        frame = (own or frames)[-1]
+        where = f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+    return StepFailure(
+        reason=str(error).strip() or type(error).__name__,
+        deliberate=deliberate,
+        error_type=type(error).__name__,
+        where=where,
+    )
 
 
 @contextmanager
 def step(name: str) -> Iterator[None]:
-    """Run a step body: logging set up, and any exception turned into one marked line and exit status 1.
+    """Run a step body: logging set up, its outcome written as a record (:func:`task_folder`), and any exception
+    turned into a failure record and exit status 1.
 
     Args:
         name: the step as the failure summary names it (``load``, ``poison-level 0.05``, ...).
     """
     setup_logging()
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    handler = _TailHandler(tail)
+    logging.getLogger().addHandler(handler)
+    started = time.perf_counter()
     try:
-        yield
+        with redirect_stdout(_TeeLines(sys.stdout, tail)):
+            yield
     except Exception as error:
-        message = str(error).strip() or type(error).__name__
-        if not isinstance(error, EXPLAINED_ERRORS):
+        failure = _failure(error)
+        if not failure.deliberate:
             traceback.print_exc(file=sys.stderr)
-        if not isinstance(error, ValueError | FileNotFoundError):
-            message = f"{type(error).__name__}: {message}"
-        print(f"{ERROR_MARKER} {name}: {message}", file=sys.stderr, flush=True)
+        print(f"step {name} failed: {failure.reason}", file=sys.stderr, flush=True)
+        _record(StepOutcome(step=name, seconds=time.perf_counter() - started, failure=failure, log_tail=list(tail)))
         raise SystemExit(1) from error
+    finally:
+        logging.getLogger().removeHandler(handler)
+    _record(StepOutcome(step=name, seconds=time.perf_counter() - started, log_tail=list(tail)))
+
+
+def _record(outcome: StepOutcome) -> None:
+    folder = task_folder()
+    if folder is not None:
+        write_outcome(outcome, folder)
 
 
 def to_kfp(value: float | None) -> float:

@@ -2,32 +2,24 @@
 
 Everything kfp.local prints (its executor dumps, warnings and each task's streamed log) goes to one log file per
 run; a :class:`TaskListener` hears when each task starts and ends (``pipelines.progress`` draws that), and with
-``echo`` the raw stream is also passed through (``fraud run --verbose``).
+``echo`` the raw stream is also passed through (``fraud run --verbose``). How each step ended, and why it failed,
+is read from the steps' own records (:mod:`components.outcome`) in the run's folder, never from the log.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from components.runner import ERROR_MARKER
+from components.outcome import StepOutcome, read_outcomes
+from pipelines.kfp_events import plain, task_event
 from pipelines.pipeline import fraud_pipeline
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_STARTED = re.compile(r"Executing task '([^']+)'")
-_FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
-_FRAMING = re.compile(r"^(\d\d:\d\d:\d\d\.\d+ - \w+ - (Executing task|Streamed logs|Task ')|-{20,}$)")
-
-TAIL_LINES = 15
-"""How many of a failing task's last log lines the failure summary shows."""
 
 
 @dataclass
@@ -58,18 +50,15 @@ class TaskListener(Protocol):
 
 
 class _Capture:
-    """Stands in for stdout and stderr during a run: every line goes to the log file (colours removed), task
-    starts and ends are timed and told to the listener, and a failing step's marked reason is kept."""
+    """Stands in for stdout and stderr during a run: every line goes to the log file (colours removed), and task
+    starts and ends (:mod:`pipelines.kfp_events`) are timed and told to the listener."""
 
     def __init__(self, log: TextIO, listener: TaskListener | None, echo: TextIO | None) -> None:
         self.log = log
         self.listener = listener
         self.echo = echo
-        self.errors: list[str] = []
         self.steps: dict[str, StepTime] = {}
         self.failed: list[str] = []
-        self.tails: dict[str, list[str]] = {}
-        self._recent: deque[str] = deque(maxlen=2000)
         self._open: dict[str, list[float]] = {}
         self._partial = ""
         self._lock = threading.Lock()
@@ -78,42 +67,24 @@ class _Capture:
 
     def _line(self, line: str) -> None:
         now = time.perf_counter()
-        plain = _ANSI.sub("", line).rstrip()
-        self.log.write(plain + "\n")
-        if ERROR_MARKER in plain:
-            self.errors.append(plain.split(ERROR_MARKER, 1)[1].strip())
-        if started := _STARTED.search(plain):
-            name = started.group(1)
+        self.log.write(plain(line) + "\n")
+        event = task_event(line)
+        if event is None:
+            return
+        name = event.task
+        if event.state == "started":
             self._open.setdefault(name, []).append(now)
-            step = self.steps.setdefault(name, StepTime(name, first_start=now))
-            step.tasks += 1
-            self._recent.append(f"\0{name}")
+            self.steps.setdefault(name, StepTime(name, first_start=now)).tasks += 1
             if self.listener:
                 self.listener.started(name)
-            return
-        if (finished := _FINISHED.search(plain)) and self._open.get(finished.group(1)):
-            name, ok = finished.group(1), finished.group(2) == "SUCCESS"
+        elif self._open.get(name):
             step = self.steps[name]
             step.busy_seconds += now - self._open[name].pop(0)
             step.last_finish = now
-            if not ok:
+            if event.state == "failed":
                 self.failed.append(name)
-                self.tails[name] = self._tail(name)
             if self.listener:
-                self.listener.finished(name, ok)
-            return
-        if plain.strip() and not _FRAMING.match(plain):
-            self._recent.append(plain)
-
-    def _tail(self, name: str) -> list[str]:
-        """The last log lines since ``name`` last started (lines of tasks running beside it may be mixed in)."""
-        lines: list[str] = []
-        for line in reversed(self._recent):
-            if line == f"\0{name}":
-                break
-            if not line.startswith("\0"):
-                lines.append(line.strip())
-        return lines[:TAIL_LINES][::-1]
+                self.listener.finished(name, event.state == "succeeded")
 
     def write(self, text: str) -> int:
         with self._lock:
@@ -142,8 +113,10 @@ class _Capture:
 def _captured(capture: _Capture) -> Iterator[None]:
     """Route stdout, stderr and the root logger to ``capture``; put all three (and ``print``) back afterwards.
 
-    kfp.local swaps the root logger's handlers and ``builtins.print`` per task, and a ``ParallelFor`` runs tasks
-    on threads, so its own restores race: without this, later lines can escape the log or stay indented.
+    kfp.local swaps the root logger's handlers, its level and ``builtins.print`` per task, and a ``ParallelFor``
+    runs tasks on threads, so its own restores race: without this, later lines can escape the log, stay indented,
+    or (a level restored to WARNING while a task still runs) be dropped. Lines logged meanwhile reach this handler,
+    in kfp.local's own format.
     """
     import builtins
     import logging
@@ -151,8 +124,9 @@ def _captured(capture: _Capture) -> Iterator[None]:
     root = logging.getLogger()
     saved = sys.stdout, sys.stderr, builtins.print, root.handlers[:], root.level
     handler = logging.StreamHandler(capture)
-    handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d - %(levelname)s - %(message)s", "%H:%M:%S"))
     root.handlers = [handler]
+    root.setLevel(logging.INFO)
     sys.stdout = sys.stderr = capture
     try:
         yield
@@ -167,19 +141,25 @@ def _captured(capture: _Capture) -> Iterator[None]:
 
 @dataclass
 class LocalRun:
-    """The outcome of a local run: outputs on success, the failing steps' reasons otherwise."""
+    """The outcome of a local run: outputs on success; the steps' records either way."""
 
     succeeded: bool
     seconds: float
     outputs: dict[str, Any] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
     exception: str = ""
+    """kfp.local's own message when the run failed (names the failed task only)."""
     steps: list[StepTime] = field(default_factory=list)
     log_path: Path | None = None
     """The run's log file: kfp.local's output and every task's full log."""
     failed_tasks: list[str] = field(default_factory=list)
-    tails: dict[str, list[str]] = field(default_factory=dict)
-    """The last log lines of each failed task, by task name."""
+    """kfp.local's names of the tasks that failed (``load-data``)."""
+    outcomes: list[StepOutcome] = field(default_factory=list)
+    """Every step's record (:mod:`components.outcome`), failures first."""
+
+    @property
+    def failures(self) -> list[StepOutcome]:
+        """The records of the steps that failed."""
+        return [outcome for outcome in self.outcomes if not outcome.ok]
 
 
 def fan_out_sizes(parameters: dict[str, Any]) -> dict[str, int]:
@@ -242,6 +222,7 @@ def run_local(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     runner = runner or local.SubprocessRunner(use_venv=False)
     local.init(runner=runner, pipeline_root=str(pipeline_root), raise_on_error=True)
+    earlier = set(pipeline_root.iterdir())
     started = time.perf_counter()
     with log_path.open("w", encoding="utf-8") as log:
         capture = _Capture(log, listener, echo)
@@ -251,15 +232,17 @@ def run_local(
             try:
                 result = fraud_pipeline(**parameters)
             except RuntimeError as error:
-                failure = _ANSI.sub("", str(error))
-    common = {
-        "errors": capture.errors,
+                failure = plain(str(error))
+    seconds = time.perf_counter() - started
+    # kfp.local makes one folder per run under the pipeline root; this run's is the one that was not there before.
+    outcomes = [o for run in sorted(set(pipeline_root.iterdir()) - earlier) if run.is_dir() for o in read_outcomes(run)]
+    common: dict[str, Any] = {
         "steps": list(capture.steps.values()),
         "log_path": log_path,
         "failed_tasks": capture.failed,
-        "tails": capture.tails,
+        "outcomes": sorted(outcomes, key=lambda o: o.ok),
     }
     if failure or result is None:
-        return LocalRun(False, time.perf_counter() - started, exception=failure, **common)  # type: ignore[arg-type]
+        return LocalRun(False, seconds, exception=failure, **common)
     outputs = dict(result.outputs) if hasattr(result, "outputs") else dict(result)
-    return LocalRun(True, time.perf_counter() - started, outputs=outputs, **common)  # type: ignore[arg-type]
+    return LocalRun(True, seconds, outputs=outputs, **common)

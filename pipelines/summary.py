@@ -229,18 +229,27 @@ def _decision_lines(decision: dict[str, Any]) -> list[str]:
 
 
 def render_failure(run: LocalRun) -> str:
-    """Why a run failed: the failing step's own reason when it gave one, its last log lines, and the log file."""
+    """Why a run failed, from the steps' own records (:mod:`components.outcome`): each failed step with its reason
+    once, then the step's own last log lines. An error raised on purpose (bad data, bad parameters) explains
+    itself; an unexpected one also names its type and where it was raised, and points to the full log."""
     lines = ["", f"Pipeline FAILED after {run.seconds:.1f} s."]
-    for task in run.failed_tasks:
-        tail = run.tails.get(task) or []
-        if tail:
-            lines.append(f"Last log lines of {task}:")
-            lines += [f"  | {line[:200]}" for line in tail]
-    if run.errors:
-        lines += [f"  {error}" for error in run.errors]
-    else:
-        lines.append(f"  {run.exception or 'a task failed; see its log'}")
-    if run.log_path:
+    for outcome in run.failures:
+        failure = outcome.failure
+        if failure is None:
+            continue
+        if failure.deliberate:
+            lines.append(f"  {outcome.step}: {failure.reason}")
+        else:
+            where = f" at {failure.where}" if failure.where else ""
+            lines.append(f"  {outcome.step}: unexpected {failure.error_type}{where}: {failure.reason}")
+        if outcome.log_tail:
+            lines.append(f"Last log lines of {outcome.step}:")
+            lines += [f"  | {line[:200]}" for line in outcome.log_tail]
+    if not run.failures:
+        # No record: the task died before its step began (or was killed); kfp.local's own message names it.
+        tasks = ", ".join(run.failed_tasks) or "a task"
+        lines.append(f"  {tasks} failed without a record of its own: {run.exception or 'see the log'}")
+    if run.log_path and not all(o.failure and o.failure.deliberate for o in run.failures):
         lines.append(f"Full log: {run.log_path}")
     lines.append("Nothing was registered or exported.")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from components.deploy import deploy_model
 from components.drift import drift_check
 from components.fairness import fairness_audit
 from components.load import load_data
+from components.outcome import StepOutcome, read_outcomes
 from components.poison import poison_collect, poison_level
 from components.promote import evaluate_and_promote
-from components.runner import ERROR_MARKER
 from components.train import select_model, train_family
 from fraud_detection import config, modeldir
 
@@ -179,30 +180,39 @@ def test_promote_and_deploy_serve_the_first_champion(chain: dict[str, Any]) -> N
     assert modeldir.read_metadata(chain["work"] / "serving" / "champion").model_version == "1"
 
 
-def failure_mark(capsys: pytest.CaptureFixture[str], body: Any) -> str:
-    with pytest.raises(SystemExit) as exited:
-        body()
+def failure_mark(folder: Path, body: Any) -> str:
+    """Run ``body`` the way KFP's executor runs a component (its executor input on the command line) and return
+    the failed step's record as ``step: reason``."""
+    outcome = failed_outcome(folder, body)
+    assert outcome.failure is not None
+    return f"{outcome.step}: {outcome.failure.reason}"
+
+
+def failed_outcome(folder: Path, body: Any) -> StepOutcome:
+    task = folder / "task"
+    executor_input = json.dumps({"outputs": {"outputFile": str(task / "executor_output.json")}})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["executor_main", "--executor_input", executor_input])
+        with pytest.raises(SystemExit) as exited:
+            body()
     assert exited.value.code == 1
-    marked = [line for line in capsys.readouterr().err.splitlines() if line.startswith(ERROR_MARKER)]
-    assert len(marked) == 1
-    return marked[0].removeprefix(ERROR_MARKER).strip()
+    (outcome,) = read_outcomes(task)
+    return outcome
 
 
-def test_load_marks_bad_parameters_before_reading_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    reason = failure_mark(capsys, lambda: call(load_data, tmp_path, {**SMALL, "poison_levels": [0.0, 0.1]}))
+def test_load_marks_bad_parameters_before_reading_anything(tmp_path: Path) -> None:
+    reason = failure_mark(tmp_path, lambda: call(load_data, tmp_path, {**SMALL, "poison_levels": [0.0, 0.1]}))
     assert reason.startswith("load: invalid pipeline parameters:")
     assert not any((tmp_path / "load-data").iterdir())
 
 
-def test_load_marks_bad_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_load_marks_bad_data(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("Time,V1\n1,2\n")
-    reason = failure_mark(capsys, lambda: call(load_data, tmp_path, {"data_uri": str(tmp_path / "bad.csv")}))
+    reason = failure_mark(tmp_path, lambda: call(load_data, tmp_path, {"data_uri": str(tmp_path / "bad.csv")}))
     assert reason.startswith("load: missing columns: V2")
 
 
-def test_train_marks_a_window_without_fraud(
-    chain: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_train_marks_a_window_without_fraud(chain: dict[str, Any], tmp_path: Path) -> None:
     import pandas as pd
 
     _, load = chain["load"]
@@ -212,7 +222,7 @@ def test_train_marks_a_window_without_fraud(
     frame.to_parquet(no_fraud)
     for family in config.TrainKnobs().families:
         reason = failure_mark(
-            capsys,
+            tmp_path / family,
             lambda family=family: call(
                 train_family,
                 tmp_path / family,
@@ -228,17 +238,17 @@ def test_train_marks_a_window_without_fraud(
         )
 
 
-def test_deploy_marks_a_decision_without_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_deploy_marks_a_decision_without_export(tmp_path: Path) -> None:
     decision = dsl.Markdown(name="decision", uri=str(tmp_path / "decision"))
-    reason = failure_mark(capsys, lambda: call(deploy_model, tmp_path, {"deploy_target": "local"}, decision=decision))
+    reason = failure_mark(tmp_path, lambda: call(deploy_model, tmp_path, {"deploy_target": "local"}, decision=decision))
     assert reason == "deploy: the promotion decision carries no serving_uri: nothing to deploy"
 
 
-def test_an_unexpected_error_is_marked_with_its_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unexpected_error_is_marked_with_its_type(tmp_path: Path) -> None:
     model = dsl.Model(name="model", uri=str(tmp_path / "no-model"))
     test_data = dsl.Dataset(name="test_data", uri=str(tmp_path / "no-test.parquet"))
-    reason = failure_mark(
-        capsys,
+    outcome = failed_outcome(
+        tmp_path,
         lambda: call(
             evaluate_and_promote,
             tmp_path,
@@ -249,4 +259,5 @@ def test_an_unexpected_error_is_marked_with_its_type(tmp_path: Path, capsys: pyt
             robust_fraction=-1.0,
         ),
     )
-    assert reason.startswith("evaluate-and-promote: ")
+    assert outcome.step == "evaluate-and-promote" and outcome.failure is not None
+    assert outcome.failure.error_type and outcome.failure.reason
