@@ -15,8 +15,9 @@ import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from fraud_detection.audits.jsonable import json_safe
 
@@ -37,6 +38,28 @@ img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
 .ok { color: #1a7f37; font-weight: 600; }
 .bad { color: #cf222e; font-weight: 600; }
 """
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What a report renderer writes: one path per field, all in one folder, the HTML report first."""
+
+    NAMES: ClassVar[tuple[str, ...]] = ()
+    """The file names, in field order (each renderer's subclass declares its own)."""
+
+    report_html: Path
+    """The self-contained HTML report."""
+
+    @classmethod
+    def in_folder(cls, out_dir: Path | str) -> Self:
+        """The files of :attr:`NAMES` in ``out_dir``, which is created if needed."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        return cls(*(out / name for name in cls.NAMES))
+
+    def paths(self) -> list[Path]:
+        """Every file written, report first."""
+        return [getattr(self, f.name) for f in fields(self)]
 
 
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
@@ -136,6 +159,7 @@ def write_json(data: Any, path: Path | str) -> Path:
 
 
 __all__ = [
+    "ReportFiles",
     "figure_png",
     "format_value",
     "html_page",

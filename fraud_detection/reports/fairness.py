@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -13,21 +14,21 @@ from fraud_detection.schema import FEATURES
 
 
 @dataclass(frozen=True)
-class FairnessFiles:
-    """What :func:`render_fairness` wrote."""
+class FairnessFiles(reports.ReportFiles):
+    """What :func:`render_fairness` wrote (``fairness_report.html``: the self-contained report)."""
 
-    report_html: Path
-    """``fairness_report.html``: the self-contained report."""
+    NAMES: ClassVar[tuple[str, ...]] = (
+        "fairness_report.html",
+        "fairness_summary.json",
+        "shap_importance.png",
+        "shap_local.png",
+    )
     summary_json: Path
     """``fairness_summary.json``: the result as JSON, with these paths."""
     shap_importance_png: Path
     """``shap_importance.png``: global importance bars and beeswarm."""
     shap_local_png: Path
     """``shap_local.png``: contributions of the top-scored transactions."""
-
-    def paths(self) -> list[Path]:
-        """Every file written, report first."""
-        return [self.report_html, self.summary_json, self.shap_importance_png, self.shap_local_png]
 
 
 def importance_png(explained: Explanation) -> bytes:
@@ -162,14 +163,7 @@ def report_html(result: FairnessResult, importance: bytes, local: bytes) -> str:
 
 def render_fairness(result: FairnessResult, out_dir: Path | str) -> FairnessFiles:
     """Write the audit's report files into ``out_dir`` (created if needed) and return their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = FairnessFiles(
-        report_html=out / "fairness_report.html",
-        summary_json=out / "fairness_summary.json",
-        shap_importance_png=out / "shap_importance.png",
-        shap_local_png=out / "shap_local.png",
-    )
+    files = FairnessFiles.in_folder(out_dir)
     importance = importance_png(result.shap)
     local = local_png(result.shap.local)
     files.shap_importance_png.write_bytes(importance)
