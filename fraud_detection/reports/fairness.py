@@ -9,7 +9,8 @@ from typing import ClassVar
 import numpy as np
 
 from fraud_detection import reports
-from fraud_detection.audits.fairness import GROUP_METRICS, Explanation, FairnessResult, LocalExplanation
+from fraud_detection.audits.explain import Explanation, LocalExplanation
+from fraud_detection.audits.fairness import GROUP_METRICS, FairnessResult
 from fraud_detection.schema import FEATURES
 
 
@@ -83,16 +84,17 @@ def _fairness_section(result: FairnessResult) -> str:
         return reports.section("Fairness", reports.paragraph(f"Not audited: {result.note}.", "note"))
     rows = [{"group": g, **v} for g, v in fairness.by_group.items()]
     rows.append({"group": "overall", **fairness.overall})
+    comparison = fairness.recall_comparison
     below = (
         [
             reports.paragraph(
-                f"Left out of the recall gap (fewer than {fairness.min_group_frauds} test frauds, "
-                f"so their recall is mostly chance): {', '.join(fairness.groups_below_support)}. "
-                "Their false-positive rates still count.",
+                f"{comparison[0].upper()}{comparison[1:]}. With n test frauds one fraud caught or missed moves a "
+                f"group's recall by 1/n, so below {fairness.min_group_frauds} a recall gap is mostly chance; "
+                "false-positive rates, measured on legitimate rows, still count.",
                 "note",
             )
         ]
-        if fairness.groups_below_support
+        if comparison
         else []
     )
     return reports.section(
@@ -113,13 +115,13 @@ def _fairness_section(result: FairnessResult) -> str:
                 }
             ]
         ),
+        *below,
         reports.paragraph(
             "Demographic parity difference: largest gap in selection rate between groups. Equalised odds "
             "difference: the larger of the largest recall gap and the largest FPR gap. Fraud rates "
             "differ by group, so selection rates are expected to differ; recall and FPR gaps are the "
             "ones to act on."
         ),
-        *below,
     )
 
 

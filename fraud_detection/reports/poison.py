@@ -71,7 +71,7 @@ def sweep_model(winner: str = "") -> str:
     name = FAMILY_NAMES.get(SWEEP_FAMILY, SWEEP_FAMILY)
     if not winner or winner == SWEEP_FAMILY:
         return name
-    return f"{name} (the {FAMILY_NAMES.get(winner, winner)} won the bake-off; the sweep always retrains {name})"
+    return f"{name} (not the winning {FAMILY_NAMES.get(winner, winner)})"
 
 
 def noise_text(noise: float | None) -> str:

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fraud_detection.audits.fairness import MIN_GROUP_FRAUDS, recall_comparison
 from fraud_detection.families import CANDIDATES, XGBOOST
 from fraud_detection.reports import format_value, html_page, markdown_table, paragraph, section, table_html
+from fraud_detection.reports.poison import noise_text, recovered_text, sweep_model
 
 WINDOWS = ("train", "validation", "test", "current")
 
@@ -156,10 +158,22 @@ def _poison_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "level": f"{r['level_pct']:g}%",
             "AUPRC": r.get("auprc"),
             "defended": r.get("auprc_defended"),
-            "recovered": "-" if r.get("recovered") is None else f"{r['recovered']:.0%}",
+            "recovered": recovered_text(r),
             "recall": r.get("recall"),
         }
         for r in rows
+    ]
+
+
+def _poison_text(facts: RunFacts) -> list[str]:
+    """What the sweep retrains, and when a recovery share is shown."""
+    if not facts.poison_rows:
+        return ["not measured"]
+    model = sweep_model(facts.model.get("framework", ""))
+    return [
+        f"{model[0].upper()}{model[1:]} retrained at each level with training labels flipped, scored on the "
+        "clean test window.",
+        noise_text(facts.poison_rows[0].get("auprc_noise")),
     ]
 
 
@@ -181,14 +195,16 @@ def _drift_text(drift: dict[str, Any]) -> str:
     )
 
 
-def _fairness_text(fairness: dict[str, Any]) -> str:
+def _fairness_text(fairness: dict[str, Any], groups: dict[str, dict[str, Any]]) -> str:
     if not fairness:
         return "not measured"
     if not fairness.get("fairness_available"):
         return "not audited: the data has no sensitive attribute column"
+    comparison = recall_comparison(groups, int(fairness.get("min_group_frauds", MIN_GROUP_FRAUDS)))
     return (
         f"equalised-odds difference {fairness['equalized_odds_difference']:.3f}; "
         f"demographic-parity difference {fairness['demographic_parity_difference']:.5f}"
+        + (f". {comparison[0].upper()}{comparison[1:]}." if comparison else "")
     )
 
 
@@ -257,10 +273,15 @@ def render_html(facts: RunFacts) -> str:
             paragraph(f"Source {facts.data_source}; version {facts.data_version}"),
             table_html(_window_rows(facts.windows), ["window", "rows", "frauds"]),
         ),
-        section("Poison sweep", table_html(_poison_rows(facts.poison_rows)), *facts.plots[:1]),
+        section(
+            "Poison sweep",
+            *map(paragraph, _poison_text(facts)),
+            table_html(_poison_rows(facts.poison_rows)),
+            *facts.plots[:1],
+        ),
         section(
             "Fairness and explanations",
-            paragraph(_fairness_text(facts.fairness)),
+            paragraph(_fairness_text(facts.fairness, facts.fairness_groups)),
             table_html(_group_rows(facts.fairness_groups)) if facts.fairness_groups else "",
             *facts.plots[1:],
         ),
@@ -301,11 +322,12 @@ def render_markdown(facts: RunFacts) -> str:
         "",
         "## Poison sweep",
         "",
+        *(line for text in _poison_text(facts) for line in (text, "")),
         markdown_table(_poison_rows(facts.poison_rows)),
         "",
         "## Fairness",
         "",
-        _fairness_text(facts.fairness),
+        _fairness_text(facts.fairness, facts.fairness_groups),
         "",
     ]
     if facts.fairness_groups:

@@ -184,7 +184,7 @@ def test_degradation_table_computes_loss_and_recovery() -> None:
     worst = rows[2]
     assert worst.auprc_lost == pytest.approx(0.30)
     assert worst.recovered == pytest.approx((0.84 - 0.60) / 0.30)
-    assert rows[1].recovered is None, "without a measured standard error, a loss below 0.005 AUPRC gives no recovery ratio"
+    assert rows[1].recovered is None, "unmeasured noise: a loss below 0.005 AUPRC gives no recovery ratio"
     assert rows[4].auprc_defended is None and rows[4].recovered is None
     metrics = poison_results.summary_metrics(rows)
     assert metrics["clean_auprc"] == pytest.approx(0.90)
