@@ -62,6 +62,17 @@ class ReportFiles:
         return [getattr(self, f.name) for f in fields(self)]
 
 
+@dataclass(frozen=True)
+class Link:
+    """A table cell that links somewhere: ``<a>`` in HTML, ``[text](url)`` in markdown."""
+
+    text: str
+    url: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
     """Render a matplotlib figure to PNG bytes and close it (figures are never left open)."""
     import matplotlib.pyplot as plt
@@ -109,6 +120,8 @@ def table_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None 
     cols = list(columns or rows[0].keys())
 
     def cell(tag: str, value: Any) -> str:
+        if isinstance(value, Link):
+            return f'<{tag} class="text"><a href="{html.escape(value.url)}">{html.escape(value.text)}</a></{tag}>'
         css = ' class="text"' if isinstance(value, str) else ""
         return f"<{tag}{css}>{html.escape(format_value(value, digits))}</{tag}>"
 
@@ -123,7 +136,11 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
         return "(no rows)"
     cols = list(columns or rows[0].keys())
     lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-    lines += ["| " + " | ".join(format_value(row.get(c), digits) for c in cols) + " |" for row in rows]
+
+    def cell(value: Any) -> str:
+        return f"[{value.text}]({value.url})" if isinstance(value, Link) else format_value(value, digits)
+
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in cols) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -159,6 +176,7 @@ def write_json(data: Any, path: Path | str) -> Path:
 
 
 __all__ = [
+    "Link",
     "ReportFiles",
     "figure_png",
     "format_value",
