@@ -137,12 +137,17 @@ def _num(value: Any, digits: int = 3) -> str:
 
 
 def _poison_lines(out: dict[str, Any]) -> list[str]:
+    """The degradation table, naming the model the sweep retrains, with the recovery shown only beyond noise."""
+    from fraud_detection.audits.poison_results import NOISE_SES
+    from fraud_detection.reports.poison import WITHIN_NOISE, recovered_text, sweep_model
+
     path = _path(out, "poison_table")
     if not path:
         return []
     rows = json.loads(Path(path).read_text())
+    model = sweep_model(_meta(out, "model").get("framework", ""))
     lines = [
-        "Poison sweep (labels flipped in training; scored on the clean test window)",
+        f"Poison sweep (training labels flipped, clean test window): retrains {model}",
         f"  {'attack':<9} {'level':>6} {'AUPRC':>7} {'defended':>9} {'recovered':>9} {'recall':>7} {'defended':>9}",
     ]
     clean_rows = set()
@@ -153,12 +158,17 @@ def _poison_lines(out: dict[str, Any]) -> list[str]:
             if clean in clean_rows:
                 continue
             clean_rows.add(clean)
-        recovered = row.get("recovered")
         lines.append(
             f"  {row['kind']:<9} {row['level_pct']:>5g}% {_num(row['auprc']):>7} {_num(row.get('auprc_defended')):>9} "
-            f"{'-' if recovered is None else f'{recovered:.0%}':>9} {_num(row['recall']):>7} "
-            f"{_num(row.get('recall_defended')):>9}"
+            f"{recovered_text(row) or '-':>9} {_num(row['recall']):>7} {_num(row.get('recall_defended')):>9}"
         )
+    noise = rows[0].get("auprc_noise") if rows else None
+    if noise is not None and any(row.get("auprc_defended") is not None for row in rows):
+        note = (
+            f"recovered: share of the lost AUPRC won back; {WITHIN_NOISE} = a loss within noise (below {noise:.3f}, "
+            f"{NOISE_SES:g} bootstrap standard errors of the clean AUPRC)"
+        )
+        lines += textwrap.wrap(note, 78, initial_indent="  ", subsequent_indent="  ")
     return lines
 
 
@@ -172,6 +182,9 @@ def _fairness_groups(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _fairness_lines(metrics: dict[str, Any], groups: dict[str, dict[str, Any]]) -> list[str]:
+    """The fairness figures, saying in words when the recall comparison was skipped or partial."""
+    from fraud_detection.audits.fairness import MIN_GROUP_FRAUDS, recall_comparison
+
     if not metrics:
         return []
     if not metrics.get("fairness_available"):
@@ -181,15 +194,13 @@ def _fairness_lines(metrics: dict[str, Any], groups: dict[str, dict[str, Any]]) 
         f"  equalised-odds difference {metrics['equalized_odds_difference']:.3f} | "
         f"demographic-parity difference {metrics['demographic_parity_difference']:.5f}",
     ]
+    comparison = recall_comparison(groups, int(metrics.get("min_group_frauds", MIN_GROUP_FRAUDS)))
+    if comparison:
+        lines += textwrap.wrap(comparison, 78, initial_indent="  ", subsequent_indent="  ")
     for group, values in sorted(groups.items()):
         lines.append(
             f"  {group:<10} recall {_num(values.get('recall'))}  FPR {_num(values.get('fpr'), 5)}  "
-            f"AUPRC {_num(values.get('auprc'))}"
-        )
-    if metrics.get("groups_below_support"):
-        lines.append(
-            f"  {int(metrics['groups_below_support'])} group(s) with too few test frauds for a fair recall comparison: "
-            "their recall is shown but left out of the recall gap"
+            f"AUPRC {_num(values.get('auprc'))}  ({int(values.get('frauds') or 0)} test frauds)"
         )
     return lines
 

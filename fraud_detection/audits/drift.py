@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
+from pydantic.dataclasses import dataclass as checked_dataclass
 
 from fraud_detection.audits.jsonable import json_safe
 from fraud_detection.schema import FEATURES, LABEL, TIME, DataValidationError
@@ -43,30 +45,19 @@ METHOD = "wasserstein"
 METHOD_DESCRIPTION = "Wasserstein distance normed by the reference standard deviation (Evidently 'wasserstein')"
 
 
-@dataclass(frozen=True)
+@checked_dataclass(frozen=True)
 class DriftParams:
     """Thresholds and sampling of the drift audit (the pipeline runs it with these defaults)."""
 
-    share_threshold: float = 0.1
+    share_threshold: float = Field(default=0.1, gt=0, le=1)
     """The data set has drifted when at least this share of the 29 features has drifted (0.1 = 3 features)."""
-    column_threshold: float = 0.1
+    column_threshold: float = Field(default=0.1, gt=0)
     """A column has drifted when its normed Wasserstein distance is at least this."""
-    score_threshold: float = 0.1
+    score_threshold: float = Field(default=0.1, gt=0)
     """The score has drifted when its normed Wasserstein distance (log-odds scale) is at least this."""
-    reference_rows: int = 30_000
+    reference_rows: int = Field(default=30_000, ge=100)
     """Subsample the reference window to at most this many rows (seeded)."""
     seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.share_threshold <= 1.0:
-            raise ValueError(f"share_threshold must be within (0, 1], got {self.share_threshold}")
-        if self.column_threshold <= 0 or self.score_threshold <= 0:
-            raise ValueError(
-                f"drift thresholds must be positive, got column_threshold={self.column_threshold}, "
-                f"score_threshold={self.score_threshold}"
-            )
-        if self.reference_rows < 100:
-            raise ValueError(f"reference_rows must be at least 100, got {self.reference_rows}")
 
 
 @dataclass(frozen=True)

@@ -1,33 +1,30 @@
-"""Fairness by a sensitive attribute (Fairlearn) and explanations of the model's scores (SHAP values).
+"""Fairness by a sensitive attribute (Fairlearn), beside the explanations of the model's scores.
 
-Fairness. On the test window, Fairlearn's ``MetricFrame`` computes per group of the sensitive attribute:
-row and fraud counts, recall (share of frauds caught), false-positive rate (share of legitimate customers
-flagged), precision, selection rate (share flagged) and AUPRC; plus the demographic-parity difference
-(largest gap in selection rate) and the equalised-odds difference (largest gap in recall or FPR). The
-attribute is a parameter and is never a model feature: it is read from the test frame only to group rows.
-When the data has no such column (the public credit-card data set has none), the audit says so in its
-result and report and computes no fairness numbers; it never invents an attribute.
+On the test window, Fairlearn's ``MetricFrame`` computes per group of the sensitive attribute: row and fraud
+counts, recall (share of frauds caught), false-positive rate (share of legitimate customers flagged),
+precision, selection rate (share flagged) and AUPRC; plus the demographic-parity difference (largest gap in
+selection rate) and the equalised-odds difference (largest gap in recall or FPR). A group with too few test
+frauds is left out of the recall comparison (:data:`MIN_GROUP_FRAUDS`), and the result says in words which
+groups were compared (:func:`recall_comparison`), so that a difference measured on FPR alone never reads as a
+clean bill. The attribute is a parameter and is never a model feature: it is read from the test frame only to
+group rows. When the data has no such column (the public credit-card data set has none), the audit says so in
+its result and report and computes no fairness numbers; it never invents an attribute.
 
-Explanations follow the bake-off's winner. For XGBoost they are exact TreeSHAP values (``pred_contribs``);
-for the MLP, DeepLIFT contributions against the training mean; for the blend, the weighted sum of its parts'
-(see :mod:`fraud_detection.families.models`). All are in log-odds units and add up to the model's log-odds
-for each row; reports call them SHAP values, which they are exactly for trees. Global importance is the mean absolute
-SHAP value per feature on a sample of test rows (all test frauds plus a seeded sample of legitimate rows);
-a beeswarm plot shows direction (colour = the feature's value). Local explanations list the largest
-contributions for the top-k test transactions by score.
-
-:func:`run_fairness` returns a :class:`FairnessResult`; :mod:`fraud_detection.reports.fairness` renders it.
+:func:`run_fairness` returns a :class:`FairnessResult` with the explanations of
+:mod:`fraud_detection.audits.explain`; :mod:`fraud_detection.reports.fairness` renders it.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fraud_detection.audits.explain import ExplainParams, Explanation, explain, explainer_of
 from fraud_detection.audits.jsonable import json_safe
 from fraud_detection.schema import FEATURES, LABEL, DataValidationError
 
@@ -37,26 +34,6 @@ MIN_GROUP_FRAUDS = 10
 """Groups with fewer test frauds are reported but left out of the recall comparison: with n frauds one fraud
 caught or missed moves a group's recall by 1/n, so below about ten a recall gap is mostly chance (a group
 with one test fraud has recall 0 or 1). Their false-positive rates, measured on legitimate rows, still count."""
-
-
-@dataclass(frozen=True)
-class ExplainParams:
-    """Knobs of the SHAP part."""
-
-    sample_rows: int = 2000
-    """Rows for global importance: every test fraud plus legitimate rows up to this total (seeded)."""
-    top_k: int = 5
-    """Local explanations for the k highest-scored test transactions."""
-    top_features: int = 6
-    """Contributions listed per local explanation."""
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.sample_rows < 10 or self.top_k < 1 or self.top_features < 1:
-            raise ValueError(
-                f"need sample_rows >= 10, top_k >= 1, top_features >= 1; got {self.sample_rows}, {self.top_k}, "
-                f"{self.top_features}"
-            )
 
 
 @dataclass(frozen=True)
@@ -79,9 +56,37 @@ class GroupFairness:
     groups_below_support: list[str]
     """Groups left out of the recall gap (fewer than ``min_group_frauds`` frauds)."""
 
+    @property
+    def recall_comparison(self) -> str:
+        """Which groups' recall the equalised-odds difference compares, in words ("" when every group's)."""
+        return recall_comparison(self.by_group, self.min_group_frauds)
+
     def to_dict(self) -> dict[str, Any]:
-        """A plain-JSON dict (NaN as None)."""
-        return dict(json_safe(asdict(self)))
+        """A plain-JSON dict (NaN as None), with :attr:`recall_comparison`."""
+        return dict(json_safe({**asdict(self), "recall_comparison": self.recall_comparison}))
+
+
+def recall_comparison(by_group: Mapping[str, Mapping[str, Any]], min_group_frauds: int = MIN_GROUP_FRAUDS) -> str:
+    """Which groups the recall gap compared, in words; "" when it compared every group.
+
+    Groups with fewer than ``min_group_frauds`` test frauds are left out. With fewer than two groups left,
+    recall is not compared at all and the equalised-odds difference is the FPR gap alone: the sentence says
+    so, since a small difference would otherwise read as equal treatment of frauds too.
+
+    Args:
+        by_group: group -> its metrics, at least ``frauds`` (as :attr:`GroupFairness.by_group`, or its JSON).
+    """
+    below = sorted(g for g, v in by_group.items() if float(v.get("frauds") or 0) < min_group_frauds)
+    if not below:
+        return ""
+    compared = sorted(set(by_group) - set(below))
+    too_few = f"fewer than {min_group_frauds} test frauds"
+    if len(compared) >= 2:
+        return f"recall compared for {', '.join(compared)} only: {', '.join(below)} had {too_few}"
+    fpr_only = "so the equalised-odds difference is the false-positive-rate gap alone"
+    if compared:
+        return f"recall not compared: every group but {compared[0]} had {too_few}, {fpr_only}"
+    return f"recall not compared: every group had {too_few}, {fpr_only}"
 
 
 def _auprc(y_true: Any, y_pred: Any, scores: Any) -> float:
@@ -168,135 +173,6 @@ def group_fairness(
     )
 
 
-EXPLAINERS = {
-    "xgboost": "exact TreeSHAP values from XGBoost",
-    "mlp": "DeepLIFT contributions of the MLP against the training mean",
-    "blend": "the blend's weighted sum of XGBoost's TreeSHAP values and the MLP's DeepLIFT contributions",
-}
-"""How each model family's contributions are computed, in the words the report uses."""
-
-
-def explainer_of(model: Any) -> str:
-    """The report's words for how ``model``'s contributions are computed (a bare booster: TreeSHAP)."""
-    return EXPLAINERS.get(getattr(model, "family", "xgboost"), EXPLAINERS["xgboost"])
-
-
-def shap_values(booster: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature contributions (contributions of shape (n, 29), bias of shape (n,)), log-odds units.
-
-    A bare XGBoost booster gives exact TreeSHAP; a model of any family
-    (:class:`fraud_detection.families.models.FamilyModel`) gives its own explanation (TreeSHAP for XGBoost,
-    DeepLIFT for the MLP, their weighted sum for the blend), each summing exactly to the row's log-odds.
-    """
-    import xgboost as xgb
-
-    if not isinstance(booster, xgb.Booster):
-        contributions, base = booster.explain(x)
-        return np.asarray(contributions, dtype=np.float64), np.asarray(base, dtype=np.float64)
-    contribs = booster.predict(xgb.DMatrix(x, feature_names=list(FEATURES)), pred_contribs=True)
-    contribs = np.asarray(contribs, dtype=np.float64)
-    return contribs[:, :-1], contribs[:, -1]
-
-
-@dataclass(frozen=True)
-class Contribution:
-    """One feature's SHAP contribution to one row's score."""
-
-    feature: str
-    value: float
-    """The feature's value in that row."""
-    shap: float
-    """Its SHAP value (log-odds)."""
-
-
-@dataclass(frozen=True)
-class LocalExplanation:
-    """Why the model scored one test transaction as it did: its largest SHAP contributions."""
-
-    row: int
-    """Position in the test window."""
-    score: float
-    label: int
-    base: float
-    """The SHAP base value (log-odds) the contributions add to."""
-    contributions: list[Contribution]
-    """Largest first, by absolute SHAP value."""
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """Global SHAP importance on a sample of test rows and local explanations of the top-scored rows."""
-
-    importance: dict[str, float]
-    """Feature -> mean |SHAP| on the sample, largest first (every feature)."""
-    local: list[LocalExplanation]
-    """The top-k scored test transactions, highest score first."""
-    sample_rows: int
-    """Rows the global importance was measured on."""
-    sample_shap: np.ndarray = field(repr=False)
-    """SHAP values of the sample, shape (sample_rows, 29), for the beeswarm plot."""
-    sample_values: np.ndarray = field(repr=False)
-    """Feature values of the sample, same shape."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """``importance``, ``local`` and ``sample_rows`` as plain JSON (the per-row arrays are left out)."""
-        return dict(
-            json_safe(
-                {
-                    "importance": self.importance,
-                    "local": [asdict(i) for i in self.local],
-                    "sample_rows": self.sample_rows,
-                }
-            )
-        )
-
-
-def _explain_sample(y: np.ndarray, rows: int, seed: int) -> np.ndarray:
-    fraud = np.flatnonzero(y == 1)
-    legit = np.flatnonzero(y == 0)
-    take = max(rows - fraud.size, 0)
-    rng = np.random.default_rng(seed)
-    chosen = np.concatenate([fraud[:rows], rng.choice(legit, size=min(take, legit.size), replace=False)])
-    return np.sort(chosen)
-
-
-def explain(
-    booster: Any, x_test: np.ndarray, y_test: np.ndarray, scores: np.ndarray, params: ExplainParams | None = None
-) -> Explanation:
-    """Global SHAP importance on a sample (every fraud plus seeded legitimate rows) and local explanations of
-    the top-k scored test transactions."""
-    params = params or ExplainParams()
-    features = list(FEATURES)
-    sample = _explain_sample(np.asarray(y_test), params.sample_rows, params.seed)
-    shap, _ = shap_values(booster, x_test[sample])
-    importance = np.abs(shap).mean(axis=0)
-    top = np.argsort(-np.asarray(scores), kind="stable")[: params.top_k]
-    local_shap, local_base = shap_values(booster, x_test[top])
-    local = []
-    for j, row in enumerate(top):
-        order = np.argsort(-np.abs(local_shap[j]))[: params.top_features]
-        local.append(
-            LocalExplanation(
-                row=int(row),
-                score=float(scores[row]),
-                label=int(y_test[row]),
-                base=float(local_base[j]),
-                contributions=[
-                    Contribution(feature=features[i], value=float(x_test[row, i]), shap=float(local_shap[j, i]))
-                    for i in order
-                ],
-            )
-        )
-    ranked = sorted(zip(features, importance.tolist(), strict=True), key=lambda kv: -kv[1])
-    return Explanation(
-        importance=dict(ranked),
-        local=local,
-        sample_rows=int(sample.size),
-        sample_shap=shap,
-        sample_values=np.asarray(x_test[sample]),
-    )
-
-
 @dataclass(frozen=True)
 class FairnessResult:
     """The fairness + explanation audit of one model on the test window."""
@@ -341,6 +217,7 @@ class FairnessResult:
             metrics["recall_gap"] = float(f.recall_gap)
             metrics["fpr_gap"] = float(f.fpr_gap)
             metrics["groups_below_support"] = float(len(f.groups_below_support))
+            metrics["min_group_frauds"] = float(f.min_group_frauds)
             for group, values in f.by_group.items():
                 tag = "".join(ch if ch.isalnum() else "_" for ch in group)
                 for m in ("recall", "fpr", "selection_rate", "auprc"):
@@ -418,11 +295,8 @@ def run_fairness(
     scores = predict_proba(booster, x)
     note = _sensitive_problem(test, sensitive_column)
     fairness = None if note else group_fairness(y, scores, threshold, test[sensitive_column])
-    if fairness is not None and fairness.groups_below_support:
-        note = (
-            f"fairness audited by {sensitive_column!r}; recall of {', '.join(fairness.groups_below_support)} "
-            f"not compared (fewer than {fairness.min_group_frauds} test frauds)"
-        )
+    if fairness is not None and fairness.recall_comparison:
+        note = f"fairness audited by {sensitive_column!r}; {fairness.recall_comparison}"
     explained = explain(booster, x, y, scores, params)
     return FairnessResult(
         sensitive_column=sensitive_column,
@@ -440,14 +314,9 @@ def run_fairness(
 __all__ = [
     "GROUP_METRICS",
     "MIN_GROUP_FRAUDS",
-    "Contribution",
-    "ExplainParams",
-    "Explanation",
     "FairnessResult",
     "GroupFairness",
-    "LocalExplanation",
-    "explain",
     "group_fairness",
+    "recall_comparison",
     "run_fairness",
-    "shap_values",
 ]

@@ -15,8 +15,9 @@ import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from fraud_detection.audits.jsonable import json_safe
 
@@ -37,6 +38,39 @@ img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
 .ok { color: #1a7f37; font-weight: 600; }
 .bad { color: #cf222e; font-weight: 600; }
 """
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What a report renderer writes: one path per field, all in one folder, the HTML report first."""
+
+    NAMES: ClassVar[tuple[str, ...]] = ()
+    """The file names, in field order (each renderer's subclass declares its own)."""
+
+    report_html: Path
+    """The self-contained HTML report."""
+
+    @classmethod
+    def in_folder(cls, out_dir: Path | str) -> Self:
+        """The files of :attr:`NAMES` in ``out_dir``, which is created if needed."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        return cls(*(out / name for name in cls.NAMES))
+
+    def paths(self) -> list[Path]:
+        """Every file written, report first."""
+        return [getattr(self, f.name) for f in fields(self)]
+
+
+@dataclass(frozen=True)
+class Link:
+    """A table cell that links somewhere: ``<a>`` in HTML, ``[text](url)`` in markdown."""
+
+    text: str
+    url: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
@@ -86,6 +120,8 @@ def table_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None 
     cols = list(columns or rows[0].keys())
 
     def cell(tag: str, value: Any) -> str:
+        if isinstance(value, Link):
+            return f'<{tag} class="text"><a href="{html.escape(value.url)}">{html.escape(value.text)}</a></{tag}>'
         css = ' class="text"' if isinstance(value, str) else ""
         return f"<{tag}{css}>{html.escape(format_value(value, digits))}</{tag}>"
 
@@ -100,7 +136,11 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
         return "(no rows)"
     cols = list(columns or rows[0].keys())
     lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-    lines += ["| " + " | ".join(format_value(row.get(c), digits) for c in cols) + " |" for row in rows]
+
+    def cell(value: Any) -> str:
+        return f"[{value.text}]({value.url})" if isinstance(value, Link) else format_value(value, digits)
+
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in cols) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -136,6 +176,8 @@ def write_json(data: Any, path: Path | str) -> Path:
 
 
 __all__ = [
+    "Link",
+    "ReportFiles",
     "figure_png",
     "format_value",
     "html_page",

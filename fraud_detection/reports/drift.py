@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from fraud_detection import reports
 from fraud_detection.audits.drift import DriftResult
 
 
 @dataclass(frozen=True)
-class DriftFiles:
-    """What :func:`render_drift` wrote."""
+class DriftFiles(reports.ReportFiles):
+    """What :func:`render_drift` wrote: ``drift_report.html`` (Evidently's report) and ``drift_summary.json`` (the
+    result as JSON, with these paths)."""
 
-    report_html: Path
-    """``drift_report.html``: Evidently's report."""
+    NAMES: ClassVar[tuple[str, ...]] = ("drift_report.html", "drift_summary.json")
     summary_json: Path
-    """``drift_summary.json``: the result as JSON, with these paths."""
-
-    def paths(self) -> list[Path]:
-        """Every file written, report first."""
-        return [self.report_html, self.summary_json]
 
 
 def render_drift(result: DriftResult, out_dir: Path | str) -> DriftFiles:
@@ -31,9 +27,7 @@ def render_drift(result: DriftResult, out_dir: Path | str) -> DriftFiles:
     """
     if result.snapshot is None:
         raise ValueError("the drift result has no Evidently snapshot to render")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = DriftFiles(report_html=out / "drift_report.html", summary_json=out / "drift_summary.json")
+    files = DriftFiles.in_folder(out_dir)
     result.snapshot.save_html(str(files.report_html))
     paths = {"html": str(files.report_html), "json": str(files.summary_json)}
     reports.write_json({**result.to_dict(), "paths": paths}, files.summary_json)

@@ -4,30 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from fraud_detection import reports
-from fraud_detection.audits.fairness import GROUP_METRICS, Explanation, FairnessResult, LocalExplanation
+from fraud_detection.audits.explain import Explanation, LocalExplanation
+from fraud_detection.audits.fairness import GROUP_METRICS, FairnessResult
 from fraud_detection.schema import FEATURES
 
 
 @dataclass(frozen=True)
-class FairnessFiles:
-    """What :func:`render_fairness` wrote."""
+class FairnessFiles(reports.ReportFiles):
+    """What :func:`render_fairness` wrote (``fairness_report.html``: the self-contained report)."""
 
-    report_html: Path
-    """``fairness_report.html``: the self-contained report."""
+    NAMES: ClassVar[tuple[str, ...]] = (
+        "fairness_report.html",
+        "fairness_summary.json",
+        "shap_importance.png",
+        "shap_local.png",
+    )
     summary_json: Path
     """``fairness_summary.json``: the result as JSON, with these paths."""
     shap_importance_png: Path
     """``shap_importance.png``: global importance bars and beeswarm."""
     shap_local_png: Path
     """``shap_local.png``: contributions of the top-scored transactions."""
-
-    def paths(self) -> list[Path]:
-        """Every file written, report first."""
-        return [self.report_html, self.summary_json, self.shap_importance_png, self.shap_local_png]
 
 
 def importance_png(explained: Explanation) -> bytes:
@@ -82,16 +84,17 @@ def _fairness_section(result: FairnessResult) -> str:
         return reports.section("Fairness", reports.paragraph(f"Not audited: {result.note}.", "note"))
     rows = [{"group": g, **v} for g, v in fairness.by_group.items()]
     rows.append({"group": "overall", **fairness.overall})
+    comparison = fairness.recall_comparison
     below = (
         [
             reports.paragraph(
-                f"Left out of the recall gap (fewer than {fairness.min_group_frauds} test frauds, "
-                f"so their recall is mostly chance): {', '.join(fairness.groups_below_support)}. "
-                "Their false-positive rates still count.",
+                f"{comparison[0].upper()}{comparison[1:]}. With n test frauds one fraud caught or missed moves a "
+                f"group's recall by 1/n, so below {fairness.min_group_frauds} a recall gap is mostly chance; "
+                "false-positive rates, measured on legitimate rows, still count.",
                 "note",
             )
         ]
-        if fairness.groups_below_support
+        if comparison
         else []
     )
     return reports.section(
@@ -112,13 +115,13 @@ def _fairness_section(result: FairnessResult) -> str:
                 }
             ]
         ),
+        *below,
         reports.paragraph(
             "Demographic parity difference: largest gap in selection rate between groups. Equalised odds "
             "difference: the larger of the largest recall gap and the largest FPR gap. Fraud rates "
             "differ by group, so selection rates are expected to differ; recall and FPR gaps are the "
             "ones to act on."
         ),
-        *below,
     )
 
 
@@ -162,14 +165,7 @@ def report_html(result: FairnessResult, importance: bytes, local: bytes) -> str:
 
 def render_fairness(result: FairnessResult, out_dir: Path | str) -> FairnessFiles:
     """Write the audit's report files into ``out_dir`` (created if needed) and return their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = FairnessFiles(
-        report_html=out / "fairness_report.html",
-        summary_json=out / "fairness_summary.json",
-        shap_importance_png=out / "shap_importance.png",
-        shap_local_png=out / "shap_local.png",
-    )
+    files = FairnessFiles.in_folder(out_dir)
     importance = importance_png(result.shap)
     local = local_png(result.shap.local)
     files.shap_importance_png.write_bytes(importance)

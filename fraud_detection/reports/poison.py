@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 from fraud_detection import reports
-from fraud_detection.audits.poison import NONE, DegradationRow, PoisonSweep
+from fraud_detection.audits.poison_results import (
+    BOOTSTRAP_RESAMPLES,
+    NOISE_SES,
+    NONE,
+    SWEEP_FAMILY,
+    DegradationRow,
+    PoisonSweep,
+)
+
+FAMILY_NAMES = {"xgboost": "XGBoost", "mlp": "MLP", "blend": "blend"}
+"""How the reports name a model family."""
+
+WITHIN_NOISE = "–"
+"""The recovery cell where the attack's loss is within the noise (no share of it is meaningful)."""
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "kind",
@@ -26,11 +40,15 @@ TABLE_COLUMNS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class PoisonFiles:
-    """What :func:`render_poison` wrote."""
+class PoisonFiles(reports.ReportFiles):
+    """What :func:`render_poison` wrote (``poison_report.html``: the self-contained report)."""
 
-    report_html: Path
-    """``poison_report.html``: the self-contained report."""
+    NAMES: ClassVar[tuple[str, ...]] = (
+        "poison_report.html",
+        "degradation.png",
+        "poison_table.json",
+        "poison_results.json",
+    )
     degradation_png: Path
     """``degradation.png``: AUPRC and recall versus poison level."""
     table_json: Path
@@ -38,9 +56,32 @@ class PoisonFiles:
     results_json: Path
     """``poison_results.json``: every level's raw result."""
 
-    def paths(self) -> list[Path]:
-        """Every file written, report first."""
-        return [self.report_html, self.degradation_png, self.table_json, self.results_json]
+
+def recovered_text(row: Mapping[str, Any]) -> str:
+    """A table row's recovery as a percentage; :data:`WITHIN_NOISE` where the loss is within the noise, an empty
+    cell where the defence did not run."""
+    if row.get("auprc_defended") is None:
+        return ""
+    recovered = row.get("recovered")
+    return WITHIN_NOISE if recovered is None else f"{recovered:.0%}"
+
+
+def sweep_model(winner: str = "") -> str:
+    """The model the sweep retrains, in the reports' words, with the bake-off's winner when it differs."""
+    name = FAMILY_NAMES.get(SWEEP_FAMILY, SWEEP_FAMILY)
+    if not winner or winner == SWEEP_FAMILY:
+        return name
+    return f"{name} (not the winning {FAMILY_NAMES.get(winner, winner)})"
+
+
+def noise_text(noise: float | None) -> str:
+    """One sentence on when a recovery share is shown."""
+    threshold = "" if noise is None else f" ({noise:.3f} AUPRC here)"
+    return (
+        "recovered = (defended − attacked) / (clean − attacked) AUPRC, shown only where the attack's loss exceeds "
+        f"{NOISE_SES:g} standard errors of the clean AUPRC{threshold}, measured over {BOOTSTRAP_RESAMPLES} "
+        f"bootstrap resamples of the test window; {WITHIN_NOISE} = a loss within that noise."
+    )
 
 
 def degradation_png(rows: Sequence[DegradationRow]) -> bytes:
@@ -71,9 +112,13 @@ def degradation_png(rows: Sequence[DegradationRow]) -> bytes:
     return reports.figure_png(fig)
 
 
+def _table_rows(sweep: PoisonSweep) -> list[dict[str, Any]]:
+    return [{**r.to_dict(), "recovered": recovered_text(r.to_dict())} for r in sweep.table]
+
+
 def markdown(sweep: PoisonSweep) -> str:
     """The degradation table as GitHub-flavoured markdown (for run summaries and docs)."""
-    return reports.markdown_table([r.to_dict() for r in sweep.table], TABLE_COLUMNS)
+    return reports.markdown_table(_table_rows(sweep), TABLE_COLUMNS)
 
 
 def _defence_text(sweep: PoisonSweep) -> str:
@@ -93,24 +138,29 @@ def _defence_text(sweep: PoisonSweep) -> str:
     )
 
 
+def _se_text(se: float | None) -> str:
+    return "" if se is None else f" (standard error {se:.3f} over bootstrap resamples of the test window)"
+
+
 def report_html(sweep: PoisonSweep, png: bytes) -> str:
     """The self-contained HTML report of the sweep, with ``png`` (from :func:`degradation_png`) embedded."""
     base = sweep.baseline
-    rows = [r.to_dict() for r in sweep.table]
+    model = sweep_model()
     return reports.html_page(
         "Poisoning sweep: label-flip attacks",
         [
             reports.paragraph(
-                f"Clean baseline: AUPRC {base.attacked.auprc:.4f}, recall {base.attacked.recall:.4f} "
-                f"on the clean test set; {base.n_train} training rows with {base.n_fraud_train} frauds."
+                f"Clean baseline ({model}): AUPRC {base.attacked.auprc:.4f}{_se_text(base.auprc_se)}, recall "
+                f"{base.attacked.recall:.4f} on the clean test set; {base.n_train} training rows with "
+                f"{base.n_fraud_train} frauds."
             ),
             reports.section(
                 "Method",
                 reports.paragraph(
-                    "Only training labels are attacked; validation (early stopping, threshold) and test labels "
+                    f"Only training labels are attacked; validation (early stopping, threshold) and test labels "
                     "are trusted. 'random' flips the same share of each class; 'targeted' flips that share of "
                     "fraud labels to legitimate, choosing the frauds nearest one anchor fraud (hiding one "
-                    "pattern). Each level retrains the XGBoost family with the run's hyper-parameters, whichever "
+                    f"pattern). Each level retrains the {model} family with the run's hyper-parameters, whichever "
                     "family won the bake-off (retraining the network or the blend at every level would not fit "
                     "the run's time budget): the sweep measures how much these labels can be trusted."
                 ),
@@ -119,27 +169,18 @@ def report_html(sweep: PoisonSweep, png: bytes) -> str:
             reports.section("Degradation", reports.img_tag(png, "AUPRC and recall versus poison level")),
             reports.section(
                 "Table",
-                reports.table_html(rows, TABLE_COLUMNS),
-                reports.paragraph(
-                    "recovered = (defended − attacked) / (clean − attacked) AUPRC, shown where the attack "
-                    "cost at least 0.005 AUPRC."
-                ),
+                reports.table_html(_table_rows(sweep), TABLE_COLUMNS),
+                reports.paragraph(noise_text(sweep.noise)),
             ),
         ],
-        subtitle="AUPRC and recall on the clean test set at each poison level, with and without the defence",
+        subtitle=f"{model} retrained at each poison level: AUPRC and recall on the clean test set, with and "
+        "without the defence",
     )
 
 
 def render_poison(sweep: PoisonSweep, out_dir: Path | str) -> PoisonFiles:
     """Write the sweep's report files into ``out_dir`` (created if needed) and return their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = PoisonFiles(
-        report_html=out / "poison_report.html",
-        degradation_png=out / "degradation.png",
-        table_json=out / "poison_table.json",
-        results_json=out / "poison_results.json",
-    )
+    files = PoisonFiles.in_folder(out_dir)
     png = degradation_png(sweep.table)
     files.degradation_png.write_bytes(png)
     reports.write_json([r.to_dict() for r in sweep.results], files.results_json)
@@ -148,4 +189,16 @@ def render_poison(sweep: PoisonSweep, out_dir: Path | str) -> PoisonFiles:
     return files
 
 
-__all__ = ["TABLE_COLUMNS", "PoisonFiles", "degradation_png", "markdown", "render_poison", "report_html"]
+__all__ = [
+    "FAMILY_NAMES",
+    "TABLE_COLUMNS",
+    "WITHIN_NOISE",
+    "PoisonFiles",
+    "degradation_png",
+    "markdown",
+    "noise_text",
+    "recovered_text",
+    "render_poison",
+    "report_html",
+    "sweep_model",
+]

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fraud_detection.audits.fairness import MIN_GROUP_FRAUDS, recall_comparison
 from fraud_detection.families import CANDIDATES, XGBOOST
-from fraud_detection.reports import format_value, html_page, markdown_table, paragraph, section, table_html
+from fraud_detection.reports import Link, format_value, html_page, markdown_table, paragraph, section, table_html
+from fraud_detection.reports.poison import noise_text, recovered_text, sweep_model
 
 WINDOWS = ("train", "validation", "test", "current")
 
@@ -47,6 +49,8 @@ class RunFacts:
     """``<img>`` tags taken from the audit reports."""
     mlflow: dict[str, str] = field(default_factory=dict)
     """``ui`` (base address), ``experiment_id``, ``experiment``, ``model_name``, ``tracking_uri``."""
+    candidate_runs: dict[str, str] = field(default_factory=dict)
+    """Each bake-off candidate's MLflow run id (the training run's children), by family."""
 
 
 def browser_link(uri: str) -> str:
@@ -123,23 +127,38 @@ def _model_rows(metrics: dict[str, Any], model: dict[str, Any]) -> list[dict[str
     return rows
 
 
+def _run_url(facts: RunFacts, run_id: str) -> str:
+    ui = facts.mlflow.get("ui", "").rstrip("/")
+    experiment_id = facts.mlflow.get("experiment_id")
+    return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}" if ui and experiment_id and run_id else ""
+
+
 def _candidate_rows(facts: RunFacts) -> list[dict[str, Any]]:
-    """One row per bake-off candidate (the train step's ``<family>_validation_auprc`` and ``<family>_test_auprc``);
-    the winner, chosen on validation AUPRC, carries its threshold, trees and MLflow run."""
+    """One row per bake-off candidate, from the select step's ``<family>_validation_auprc``, ``_test_auprc``,
+    ``_threshold`` and ``_best_iteration`` (XGBoost's trees) metrics, with its MLflow run (a link when the UI's
+    address is known). A column no candidate has a value for is left out."""
     m = facts.metrics
     winner = facts.model.get("framework", XGBOOST)
     families = [f for f in CANDIDATES if f"{f}_validation_auprc" in m] or [winner]
-    return [
-        {
-            "candidate": family + (" (winner)" if family == winner else ""),
-            "validation AUPRC": m.get(f"{family}_validation_auprc", m.get("validation_auprc")),
-            "test AUPRC": m.get(f"{family}_test_auprc", m.get("test_auprc")),
-            "trees": int(m["best_iteration"]) + 1 if family == winner == XGBOOST and "best_iteration" in m else None,
-            "threshold": facts.model.get("threshold") if family == winner else None,
-            "MLflow run": facts.model.get("mlflow_run_id", "") if family == winner else "",
-        }
-        for family in families
-    ]
+    rows = []
+    for family in families:
+        best = m.get(f"{family}_best_iteration", m.get("best_iteration") if family == winner == XGBOOST else None)
+        threshold = m.get(f"{family}_threshold", facts.model.get("threshold") if family == winner else None)
+        # the winner's model is in the training run itself, when the candidates' runs cannot be looked up
+        run_id = facts.candidate_runs.get(family) or (facts.model.get("mlflow_run_id", "") if family == winner else "")
+        url = _run_url(facts, run_id)
+        rows.append(
+            {
+                "candidate": family + (" (winner)" if family == winner else ""),
+                "validation AUPRC": m.get(f"{family}_validation_auprc", m.get("validation_auprc")),
+                "test AUPRC": m.get(f"{family}_test_auprc", m.get("test_auprc")),
+                "trees": None if best is None else int(best) + 1,
+                "threshold": threshold,
+                "MLflow run": Link(run_id, url) if url else run_id or None,
+            }
+        )
+    filled = [c for c in rows[0] if any(row[c] is not None for row in rows)]
+    return [{c: row[c] for c in filled} for row in rows]
 
 
 def _window_rows(windows: dict[str, Any]) -> list[dict[str, Any]]:
@@ -156,10 +175,22 @@ def _poison_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "level": f"{r['level_pct']:g}%",
             "AUPRC": r.get("auprc"),
             "defended": r.get("auprc_defended"),
-            "recovered": "-" if r.get("recovered") is None else f"{r['recovered']:.0%}",
+            "recovered": recovered_text(r),
             "recall": r.get("recall"),
         }
         for r in rows
+    ]
+
+
+def _poison_text(facts: RunFacts) -> list[str]:
+    """What the sweep retrains, and when a recovery share is shown."""
+    if not facts.poison_rows:
+        return ["not measured"]
+    model = sweep_model(facts.model.get("framework", ""))
+    return [
+        f"{model[0].upper()}{model[1:]} retrained at each level with training labels flipped, scored on the "
+        "clean test window.",
+        noise_text(facts.poison_rows[0].get("auprc_noise")),
     ]
 
 
@@ -181,14 +212,16 @@ def _drift_text(drift: dict[str, Any]) -> str:
     )
 
 
-def _fairness_text(fairness: dict[str, Any]) -> str:
+def _fairness_text(fairness: dict[str, Any], groups: dict[str, dict[str, Any]]) -> str:
     if not fairness:
         return "not measured"
     if not fairness.get("fairness_available"):
         return "not audited: the data has no sensitive attribute column"
+    comparison = recall_comparison(groups, int(fairness.get("min_group_frauds", MIN_GROUP_FRAUDS)))
     return (
         f"equalised-odds difference {fairness['equalized_odds_difference']:.3f}; "
         f"demographic-parity difference {fairness['demographic_parity_difference']:.5f}"
+        + (f". {comparison[0].upper()}{comparison[1:]}." if comparison else "")
     )
 
 
@@ -257,10 +290,15 @@ def render_html(facts: RunFacts) -> str:
             paragraph(f"Source {facts.data_source}; version {facts.data_version}"),
             table_html(_window_rows(facts.windows), ["window", "rows", "frauds"]),
         ),
-        section("Poison sweep", table_html(_poison_rows(facts.poison_rows)), *facts.plots[:1]),
+        section(
+            "Poison sweep",
+            *map(paragraph, _poison_text(facts)),
+            table_html(_poison_rows(facts.poison_rows)),
+            *facts.plots[:1],
+        ),
         section(
             "Fairness and explanations",
-            paragraph(_fairness_text(facts.fairness)),
+            paragraph(_fairness_text(facts.fairness, facts.fairness_groups)),
             table_html(_group_rows(facts.fairness_groups)) if facts.fairness_groups else "",
             *facts.plots[1:],
         ),
@@ -301,11 +339,12 @@ def render_markdown(facts: RunFacts) -> str:
         "",
         "## Poison sweep",
         "",
+        *(line for text in _poison_text(facts) for line in (text, "")),
         markdown_table(_poison_rows(facts.poison_rows)),
         "",
         "## Fairness",
         "",
-        _fairness_text(facts.fairness),
+        _fairness_text(facts.fairness, facts.fairness_groups),
         "",
     ]
     if facts.fairness_groups:

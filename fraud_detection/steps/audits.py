@@ -12,24 +12,63 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fraud_detection import data, modeldir, tracking, train
 from fraud_detection.audits.drift import DriftResult
 from fraud_detection.audits.fairness import FairnessResult
-from fraud_detection.audits.poison import DegradationRow, LevelResult, PoisonSweep
+from fraud_detection.audits.poison_results import SWEEP_FAMILY, DegradationRow, LevelResult, PoisonSweep
 from fraud_detection.reports.drift import DriftFiles
 from fraud_detection.reports.fairness import FairnessFiles
 from fraud_detection.reports.poison import PoisonFiles
 
 log = logging.getLogger(__name__)
 
+Result = TypeVar("Result")
+Files = TypeVar("Files")
+
+
+@dataclass(frozen=True)
+class AuditStepResult(Generic[Result, Files]):
+    """What an audit step computed, wrote and logged."""
+
+    result: Result
+    """The audit's typed result."""
+    files: Files
+    """The report files it rendered."""
+    metrics: dict[str, float]
+    """Flat numbers for KFP ``Metrics`` (the same as the MLflow run's)."""
+    mlflow_run_id: str
+    """The MLflow run's id (the parent run's, for the poison sweep)."""
+
+
+def audit_record(
+    audit: str,
+    files: Any,
+    metrics: Mapping[str, Any],
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    children: Sequence[tracking.RunRecord] = (),
+    name: str = "",
+) -> tracking.RunRecord:
+    """The MLflow run of one audit (named ``name`` or after the audit), tagged with the audit, its report files
+    under a folder of the audit's name."""
+    return tracking.RunRecord(
+        name=name or audit,
+        tags={"audit": audit, **(tags or {})},
+        params=params or {},
+        metrics=metrics,
+        artifacts=files.paths(),
+        artifact_path=audit,
+        children=children,
+    )
+
 
 def _candidate_params(model_dir: Path) -> tuple[train.TrainParams, int | None]:
     """The run's XGBoost knobs and the XGBoost family's best round, from the candidate's metadata.
 
-    The poison sweep retrains XGBoost at every level whatever family won the bake-off (retraining the network
-    or the blend a dozen times would not fit the run's time budget); its report says so.
+    The poison sweep retrains XGBoost (:data:`~fraud_detection.audits.poison_results.SWEEP_FAMILY`) at every
+    level whatever family won the bake-off; its report and the run summary say so.
     """
     meta = modeldir.read_metadata(model_dir)
     known = set(train.TrainParams.__dataclass_fields__)
@@ -87,21 +126,20 @@ def robust_fraction(table: Sequence[DegradationRow], level: float) -> float | No
 
 
 @dataclass(frozen=True)
-class PoisonStepResult:
+class PoisonStepResult(AuditStepResult[PoisonSweep, PoisonFiles]):
     """What the poison-collect step computed, wrote and logged."""
 
-    sweep: PoisonSweep
-    files: PoisonFiles
-    metrics: dict[str, float]
-    """Flat numbers for KFP ``Metrics`` (the same as the MLflow parent run's)."""
     markdown: str
     """The degradation table as markdown."""
     robust_auprc: float | None
     """The worst attacked AUPRC at the robustness level; None when the sweep did not include it."""
     robust_fraction: float | None
     """That AUPRC as a share of the sweep's clean AUPRC (what the robustness gate judges)."""
-    mlflow_run_id: str
-    """The parent run's id."""
+
+    @property
+    def sweep(self) -> PoisonSweep:
+        """Every level's result and the degradation table."""
+        return self.result
 
 
 def poison_record(sweep: PoisonSweep, files: PoisonFiles, data_version: str) -> tracking.RunRecord:
@@ -120,14 +158,8 @@ def poison_record(sweep: PoisonSweep, files: PoisonFiles, data_version: str) -> 
                 metrics=values,
             )
         )
-    return tracking.RunRecord(
-        name="poison-sweep",
-        tags={"audit": "poison", "data_version": data_version, "family": "xgboost"},
-        metrics=sweep.metrics,
-        artifacts=files.paths(),
-        artifact_path="poison",
-        children=children,
-    )
+    tags = {"data_version": data_version, "family": SWEEP_FAMILY}
+    return audit_record("poison", files, sweep.metrics, tags=tags, children=children, name="poison-sweep")
 
 
 def poison_collect_step(
@@ -153,7 +185,7 @@ def poison_collect_step(
     files = render.render_poison(sweep, out_dir)
     run_id = tracking.log_run(poison_record(sweep, files, data_version), tracking_uri, experiment)
     return PoisonStepResult(
-        sweep=sweep,
+        result=sweep,
         files=files,
         metrics=sweep.metrics,
         markdown=render.markdown(sweep),
@@ -163,15 +195,8 @@ def poison_collect_step(
     )
 
 
-@dataclass(frozen=True)
-class DriftStepResult:
-    """What the drift step computed, wrote and logged."""
-
-    result: DriftResult
-    files: DriftFiles
-    metrics: dict[str, float]
-    """Flat numbers for KFP ``Metrics`` (:meth:`DriftResult.metrics`)."""
-    mlflow_run_id: str
+class DriftStepResult(AuditStepResult[DriftResult, DriftFiles]):
+    """What the drift step computed, wrote and logged (``metrics``: :meth:`DriftResult.metrics`)."""
 
     @property
     def drift_share(self) -> float:
@@ -186,14 +211,7 @@ class DriftStepResult:
 
 def drift_record(result: DriftResult, files: DriftFiles) -> tracking.RunRecord:
     """The MLflow run ``drift``: headline numbers, one ``drift_<feature>`` per feature, thresholds, files."""
-    return tracking.RunRecord(
-        name="drift",
-        tags={"audit": "drift"},
-        params=asdict(result.params),
-        metrics={**result.metrics(), **result.column_metrics()},
-        artifacts=files.paths(),
-        artifact_path="drift",
-    )
+    return audit_record("drift", files, {**result.metrics(), **result.column_metrics()}, asdict(result.params))
 
 
 def drift_step(
@@ -231,15 +249,8 @@ def drift_step(
     return DriftStepResult(result=result, files=files, metrics=result.metrics(), mlflow_run_id=run_id)
 
 
-@dataclass(frozen=True)
-class FairnessStepResult:
-    """What the fairness step computed, wrote and logged."""
-
-    result: FairnessResult
-    files: FairnessFiles
-    metrics: dict[str, float]
-    """Flat numbers for KFP ``Metrics`` (:meth:`FairnessResult.metrics`)."""
-    mlflow_run_id: str
+class FairnessStepResult(AuditStepResult[FairnessResult, FairnessFiles]):
+    """What the fairness step computed, wrote and logged (``metrics``: :meth:`FairnessResult.metrics`)."""
 
     @property
     def equalized_odds_difference(self) -> float | None:
@@ -255,13 +266,12 @@ class FairnessStepResult:
 def fairness_record(result: FairnessResult, files: FairnessFiles, family: str = "xgboost") -> tracking.RunRecord:
     """The MLflow run ``fairness``: metrics, the audited column, the note and the audited family as tags, the
     report files."""
-    return tracking.RunRecord(
-        name="fairness",
-        tags={"audit": "fairness", "fairness_note": result.note[:5000], "family": family},
-        params={"sensitive_column": result.sensitive_column or "(none)"},
-        metrics=result.metrics(),
-        artifacts=files.paths(),
-        artifact_path="fairness",
+    return audit_record(
+        "fairness",
+        files,
+        result.metrics(),
+        {"sensitive_column": result.sensitive_column or "(none)"},
+        {"fairness_note": result.note[:5000], "family": family},
     )
 
 

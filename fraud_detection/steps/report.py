@@ -99,8 +99,26 @@ def mlflow_context(tracking_uri: str, experiment: str, model_name: str) -> dict[
     return context
 
 
-def gather(inputs: ReportInputs, mlflow: dict[str, str]) -> run_report.RunFacts:
-    """The run's facts from the steps' outputs."""
+def candidate_runs(tracking_uri: str, train_run_id: str) -> dict[str, str]:
+    """Each bake-off candidate's MLflow run id (the training run's children, by their ``family`` tag)."""
+    if not train_run_id:
+        return {}
+    try:
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+        experiment_id = client.get_run(train_run_id).info.experiment_id
+        children = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{train_run_id}'")
+    except Exception as error:  # the page is still useful without the links
+        log.warning("candidate runs of %s not found at %s: %s", train_run_id, tracking_uri, error)
+        return {}
+    return {run.data.tags["family"]: run.info.run_id for run in children if "family" in run.data.tags}
+
+
+def gather(
+    inputs: ReportInputs, mlflow: dict[str, str], candidates: dict[str, str] | None = None
+) -> run_report.RunFacts:
+    """The run's facts from the steps' outputs (``candidates``: each candidate's MLflow run id by family)."""
     poison = (
         json.loads(inputs.poison_table.read_text()) if inputs.poison_table and inputs.poison_table.is_file() else []
     )
@@ -127,6 +145,7 @@ def gather(inputs: ReportInputs, mlflow: dict[str, str]) -> run_report.RunFacts:
         reports={label: uri for label, (_, uri) in inputs.reports.items()},
         plots=plots,
         mlflow=mlflow,
+        candidate_runs=candidates or {},
     )
 
 
@@ -134,7 +153,8 @@ def report_step(
     inputs: ReportInputs, html_path: Path, tracking_uri: str, experiment: str, model_name: str
 ) -> run_report.RunFacts:
     """Write the run's index page to ``html_path``; return the facts (the component renders the Markdown)."""
-    facts = gather(inputs, mlflow_context(tracking_uri, experiment, model_name))
+    runs = candidate_runs(tracking_uri, str(inputs.model.get("mlflow_run_id", "")))
+    facts = gather(inputs, mlflow_context(tracking_uri, experiment, model_name), runs)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(run_report.render_html(facts), encoding="utf-8")
     log.debug("run report: %s", html_path)

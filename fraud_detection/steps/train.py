@@ -226,6 +226,7 @@ def select_step(
     for c in candidates:
         metrics[f"{c.family}_validation_auprc"] = c.validation["auprc"]
         metrics[f"{c.family}_test_auprc"] = c.test["auprc"]
+        metrics[f"{c.family}_threshold"] = c.fitted.threshold
         metrics.update({f"{c.family}_{k}": v for k, v in c.details.items()})
     x_sample, y_sample = data.read_xy(train_path, BASELINE_MAX_ROWS, params.seed)
     baseline = train.logistic_baseline(x_sample, y_sample, x_test, params.seed)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fraud_detection import data, synth
-from fraud_detection.audits import poison
+from fraud_detection.audits import poison, poison_results
 from fraud_detection.train import TrainParams, TrainResult, features_and_label, train_booster
 
 FAST_PARAMS = TrainParams(n_rounds=30, early_stopping_rounds=10, nthread=1)
@@ -35,7 +35,9 @@ def make_windows(n_rows: int, seed: int, drift: float = 0.0) -> Windows:
     return Windows(frames=frames, x=x, y=y)
 
 
-def run_poison_level(windows: Windows, kind: str, level: float, seed: int, defend: bool = True) -> poison.LevelResult:
+def run_poison_level(
+    windows: Windows, kind: str, level: float, seed: int, defend: bool = True
+) -> poison_results.LevelResult:
     """``poison.run_level`` on the windows' train/validation/test arrays with :data:`FAST_PARAMS`."""
     w = windows
     return poison.run_level(

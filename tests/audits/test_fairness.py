@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from fraud_detection.audits import fairness
+from fraud_detection.audits import explain, fairness
 from fraud_detection.reports.fairness import render_fairness
 from fraud_detection.schema import DataValidationError
 from fraud_detection.train import TrainResult, predict_proba
@@ -89,7 +89,7 @@ def test_length_mismatch_is_named() -> None:
 
 def test_shap_values_add_up_to_the_models_log_odds(windows: Windows, trained: TrainResult) -> None:
     x = windows.x["test"][:500]
-    contribs, bias = fairness.shap_values(trained.booster, x)
+    contribs, bias = explain.shap_values(trained.booster, x)
     p = predict_proba(trained.booster, x)
     assert contribs.shape == (500, 29)
     np.testing.assert_allclose(contribs.sum(axis=1) + bias, np.log(p / (1 - p)), atol=1e-3)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.metrics import average_precision_score
 
-from fraud_detection.audits import poison
-from fraud_detection.reports.poison import markdown, render_poison
+from fraud_detection.audits import defence, poison, poison_results
+from fraud_detection.reports.poison import markdown, recovered_text, render_poison
 from fraud_detection.train import evaluate, predict_proba, train_booster
 from tests.audits.conftest import FAST_PARAMS, Windows, run_poison_level
 
@@ -74,8 +77,8 @@ def test_sanitiser_drops_flipped_legit_labels_and_spares_genuine_fraud(windows: 
     x, y = windows.x["train"], windows.y["train"]
     flips = poison.flip_indices(x, y, "random", 0.10, seed=5)
     poisoned = poison.poison_labels(x, y, "random", 0.10, seed=5)
-    booster, threshold = poison.train_sanitiser(windows.x["validation"], windows.y["validation"], FAST_PARAMS)
-    result = poison.sanitise(x, poisoned, booster, threshold)
+    booster, threshold = defence.train_sanitiser(windows.x["validation"], windows.y["validation"], FAST_PARAMS)
+    result = defence.sanitise(x, poisoned, booster, threshold)
     flipped_legit = flips[y[flips] == 0]
     genuine = np.flatnonzero((y == 1) & (poisoned == 1))
     assert (~result.keep[flipped_legit]).mean() > 0.6, "most legitimate rows labelled fraud should be dropped"
@@ -87,7 +90,7 @@ def test_sanitiser_drops_flipped_legit_labels_and_spares_genuine_fraud(windows: 
 def test_sanitiser_needs_fraud_in_the_trusted_window(windows: Windows) -> None:
     y = np.zeros_like(windows.y["validation"])
     with pytest.raises(ValueError, match="no fraud label"):
-        poison.train_sanitiser(windows.x["validation"], y, FAST_PARAMS)
+        defence.train_sanitiser(windows.x["validation"], y, FAST_PARAMS)
 
 
 def test_atypicality_is_large_only_for_unusual_rows() -> None:
@@ -95,18 +98,20 @@ def test_atypicality_is_large_only_for_unusual_rows() -> None:
     x = rng.normal(size=(2000, 29))
     x[:, -1] = np.exp(rng.normal(3, 1, 2000))
     x[0, 5] = 12.0
-    score = poison.atypicality(x)
+    score = defence.atypicality(x)
     assert score[0] > 10 and np.median(score[1:]) < 4
 
 
-def _run(windows: Windows, kind: str, level: float, defend: bool = True) -> poison.LevelResult:
+def _run(windows: Windows, kind: str, level: float, defend: bool = True) -> poison_results.LevelResult:
     return run_poison_level(windows, kind, level, seed=2, defend=defend)
 
 
 def test_run_level_baseline_is_the_plain_model_and_serialises(windows: Windows) -> None:
     result = _run(windows, "none", 0.0)
     as_json = json.dumps(result.to_dict(), allow_nan=False)
-    assert poison.LevelResult.from_dict(json.loads(as_json)) == result, "a level survives its task's JSON output"
+    assert poison_results.LevelResult.from_dict(json.loads(as_json)) == result, (
+        "a level survives its task's JSON output"
+    )
     w = windows
     direct = train_booster(w.x["train"], w.y["train"], w.x["validation"], w.y["validation"], FAST_PARAMS, 0)
     expected = evaluate(w.y["test"], predict_proba(direct.booster, w.x["test"]), direct.threshold)
@@ -141,9 +146,9 @@ def _scores(auprc: float, **extra: float) -> dict:
     }
 
 
-def _fake(kind: str, level: float, auprc: float, defended: float | None) -> poison.LevelResult:
+def _fake(kind: str, level: float, auprc: float, defended: float | None) -> poison_results.LevelResult:
     knobs = {"relabelled": 1, "sanitiser_threshold": 0.2, "dropped": 2, "flips_undone": 1, "clean_rows_touched": 2}
-    return poison.LevelResult.from_dict(
+    return poison_results.LevelResult.from_dict(
         {
             "kind": kind,
             "level": level,
@@ -156,9 +161,9 @@ def _fake(kind: str, level: float, auprc: float, defended: float | None) -> pois
 
 def test_a_result_missing_its_scores_is_named() -> None:
     with pytest.raises(ValueError, match=r"missing \['attacked'\]"):
-        poison.LevelResult.from_dict({"kind": "random", "level": 0.1})
+        poison_results.LevelResult.from_dict({"kind": "random", "level": 0.1})
     with pytest.raises(ValueError, match="roc_auc"):
-        poison.LevelResult.from_dict({"kind": "random", "level": 0.1, "attacked": {"auprc": 0.5}})
+        poison_results.LevelResult.from_dict({"kind": "random", "level": 0.1, "attacked": {"auprc": 0.5}})
 
 
 def test_degradation_table_computes_loss_and_recovery() -> None:
@@ -168,7 +173,7 @@ def test_degradation_table_computes_loss_and_recovery() -> None:
         _fake("random", 0.01, 0.898, 0.90),
         _fake("targeted", 0.10, 0.70, None),
     ]
-    rows = poison.degradation_table(results)
+    rows = poison_results.degradation_table(results)
     assert [(r.kind, r.level_pct) for r in rows] == [
         ("random", 0.0),
         ("random", 1.0),
@@ -179,15 +184,15 @@ def test_degradation_table_computes_loss_and_recovery() -> None:
     worst = rows[2]
     assert worst.auprc_lost == pytest.approx(0.30)
     assert worst.recovered == pytest.approx((0.84 - 0.60) / 0.30)
-    assert rows[1].recovered is None, "a loss below 0.005 AUPRC gives no recovery ratio"
+    assert rows[1].recovered is None, "unmeasured noise: a loss below 0.005 AUPRC gives no recovery ratio"
     assert rows[4].auprc_defended is None and rows[4].recovered is None
-    metrics = poison.summary_metrics(rows)
+    metrics = poison_results.summary_metrics(rows)
     assert metrics["clean_auprc"] == pytest.approx(0.90)
     assert metrics["random_20pct_auprc"] == pytest.approx(0.60)
     assert metrics["random_20pct_recovered"] == pytest.approx(0.8)
     assert "targeted_10pct_auprc_defended" not in metrics and "targeted_10pct_recovered" not in metrics
     with pytest.raises(ValueError, match="no clean baseline"):
-        poison.degradation_table([_fake("random", 0.2, 0.6, None)])
+        poison_results.degradation_table([_fake("random", 0.2, 0.6, None)])
 
 
 def test_render_writes_a_self_contained_report_and_returns_its_paths(tmp_path) -> None:
@@ -200,7 +205,7 @@ def test_render_writes_a_self_contained_report_and_returns_its_paths(tmp_path) -
     assert "http://" not in html and "https://" not in html
     assert files.degradation_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(files.table_json.read_text()) == [r.to_dict() for r in sweep.table]
-    assert [poison.LevelResult.from_dict(r) for r in json.loads(files.results_json.read_text())] == results
+    assert [poison_results.LevelResult.from_dict(r) for r in json.loads(files.results_json.read_text())] == results
     assert "| random | 10 |" in markdown(sweep)
     assert sweep.metrics["random_10pct_recovered"] == pytest.approx(0.5)
     assert all(math.isfinite(v) for v in sweep.metrics.values())
@@ -211,3 +216,54 @@ def test_a_sweep_without_baseline_is_refused() -> None:
         poison.summarise([])
     with pytest.raises(ValueError, match="no clean baseline"):
         poison.summarise([_fake("targeted", 0.1, 0.85, None)])
+
+
+def test_the_auprc_standard_error_is_the_spread_of_stratified_bootstrap_resamples() -> None:
+    rng = np.random.default_rng(3)
+    y = (rng.random(5000) < 0.02).astype(int)
+    scores = np.round(np.clip(0.3 * rng.random(5000) + y * rng.random(5000), 0, 1), 2)  # ties, as real scores have
+    se = poison_results.auprc_standard_error(y, scores, resamples=50, seed=4)
+    # the same resamples, scored by scikit-learn with the resample counts as weights
+    draw = np.random.default_rng([4, 7])
+    order = np.argsort(-scores, kind="stable")
+    fraud, legit = np.flatnonzero(y[order] == 1), np.flatnonzero(y[order] == 0)
+    values = []
+    for _ in range(50):
+        counts = np.bincount(fraud[draw.integers(fraud.size, size=fraud.size)], minlength=y.size)
+        counts += np.bincount(legit[draw.integers(legit.size, size=legit.size)], minlength=y.size)
+        values.append(average_precision_score(y[order], scores[order], sample_weight=counts))
+    assert se == pytest.approx(np.std(values, ddof=1), rel=1e-9)
+    assert 0.0 < se < 0.2
+
+
+def _with_noise(result: poison_results.LevelResult, se: float) -> poison_results.LevelResult:
+    return dataclasses.replace(result, auprc_se=se)
+
+
+def test_a_loss_within_the_noise_gets_no_recovery_share(tmp_path: Path) -> None:
+    """The default data's 5 % random row: a 0.024 loss, 'recovered -146 %', while the clean AUPRC's standard error
+    is about 0.02."""
+    results = [
+        _with_noise(_fake("none", 0.0, 0.884, 0.877), 0.02),
+        _fake("random", 0.05, 0.860, 0.827),
+        _fake("random", 0.20, 0.661, 0.825),
+    ]
+    rows = poison_results.degradation_table(results)
+    within, beyond = rows[1], rows[2]
+    assert within.auprc_lost == pytest.approx(0.024) and within.recovered is None
+    assert within.auprc_noise == pytest.approx(0.04)
+    assert beyond.recovered == pytest.approx((0.825 - 0.661) / (0.884 - 0.661))
+    assert recovered_text(within.to_dict()) == "–" and recovered_text(beyond.to_dict()) == "74%"
+    sweep = poison.summarise(results)
+    assert sweep.metrics["auprc_noise"] == pytest.approx(0.04)
+    html = render_poison(sweep, tmp_path).report_html.read_text()
+    assert "2 standard errors of the clean AUPRC (0.040 AUPRC here)" in html
+    assert "-146" not in html and "−146" not in html
+
+
+def test_the_clean_baseline_measures_the_noise_and_attacked_levels_do_not(windows: Windows) -> None:
+    clean = _run(windows, "none", 0.0, defend=False)
+    attacked = _run(windows, "random", 0.05, defend=False)
+    assert clean.auprc_se is not None and 0.0 < clean.auprc_se < 0.2
+    assert attacked.auprc_se is None
+    assert poison_results.LevelResult.from_dict(clean.to_dict()).auprc_se == clean.auprc_se
