@@ -220,16 +220,24 @@ def _comment_of(block: Block, command: str) -> str:
     return next((line for line in lines if line.startswith(command)), command)
 
 
-def run_blocks(path: Path, home: Path, marks: tuple[str, ...] = ("quick", "server")) -> int:
-    """Run the commands of ``path``'s blocks carrying one of ``marks``, in document order; return how many ran."""
+def run_blocks(
+    path: Path, home: Path, marks: tuple[str, ...] = ("quick", "server"), passed: set[str] | None = None
+) -> int:
+    """Run the commands of ``path``'s blocks carrying one of ``marks``, in document order; return how many ran.
+
+    A block whose every command is in ``passed`` (run already in this FRAUD_HOME, say by another document) is
+    not run again; the commands of each block that passes are added to it.
+    """
+    passed = set() if passed is None else passed
     ran = 0
     for block in shell_blocks(path):
-        if block.mark not in marks:
+        if block.mark not in marks or set(block.commands) <= passed:
             continue
         if block.mark == "server":
             run_server_block(block, home)
         else:
             for command in block.commands:
                 run_command(command, home, block.where)
+        passed.update(block.commands)
         ran += len(block.commands)
     return ran
