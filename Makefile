@@ -24,7 +24,19 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -C editable_mode=compat -e .
 	touch $@
 
-install: $(STAMP) ## Create .venv with the locked dependencies (idempotent)
+# checkov pins dependencies the project's lock cannot share (cachetools<6), so it gets its own venv inside .venv,
+# installed from its own lock: `make lint` then runs offline after `make install`.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV    := $(VENV)/checkov
+CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed
+CHECKOV         := $(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV_STAMP): requirements-checkov.lock | $(STAMP)
+	$(PYTHON) -m venv --without-pip $(CHECKOV_VENV)
+	$(BIN)/uv pip install --python $(CHECKOV_VENV)/bin/python --quiet --compile-bytecode -r requirements-checkov.lock
+	touch $@
+
+install: $(STAMP) $(CHECKOV_STAMP) ## Create .venv with the locked dependencies, checkov in .venv/checkov (idempotent)
 
 # Debian packages some checks need: chromium renders the HTML reports, tesseract reads the numbers back from a
 # screenshot of the run's report page, wrk drives the serving benchmark, prometheus (with promtool) unit-tests
@@ -74,20 +86,18 @@ test: $(STAMP) sysdeps ## Run the test suite
 test-fast: $(STAMP) ## Run the tests that need no pipeline run or server process
 	$(BIN)/pytest -m "not slow" $(ARGS)
 
-lint: $(STAMP) ## ruff, format check, the import contracts between layers, checkov on every rendered overlay
+lint: $(STAMP) $(CHECKOV_STAMP) ## ruff, format check, the import contracts between layers, checkov on every rendered overlay
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(MAKE) --no-print-directory checkov
 
-CHECKOV_VERSION := 3.3.30
-checkov: $(STAMP) ## checkov (Kubernetes checks) on each overlay as kustomize renders it: 0 failed checks
+checkov: $(STAMP) $(CHECKOV_STAMP) ## checkov (Kubernetes checks) on each overlay as kustomize renders it: 0 failed checks
 	@rendered=$$(mktemp -d); trap 'rm -rf "$$rendered"' EXIT; \
 	for overlay in manifests/overlays/*/; do \
 	  $(BIN)/kubectl kustomize "$$overlay" > "$$rendered/$$(basename "$$overlay").yaml" || exit 1; \
 	done; \
-	$(BIN)/uv tool run --quiet checkov==$(CHECKOV_VERSION) --quiet --compact --skip-download \
-	  --framework kubernetes --directory "$$rendered"
+	$(CHECKOV) --quiet --compact --skip-download --framework kubernetes --directory "$$rendered"
 
 typecheck: $(STAMP) ## mypy over the packages
 	$(BIN)/mypy
@@ -122,8 +132,10 @@ serve: $(STAMP) ## Serve the local champion on 127.0.0.1:8080 (run `make run` fi
 predict: $(STAMP) ## Send sample transactions to the running server
 	$(FRAUD) predict $(ARGS)
 
-lock: ## Re-resolve requirements.lock from pyproject.toml
+lock: ## Re-resolve requirements.lock from pyproject.toml, and requirements-checkov.lock from CHECKOV_VERSION
 	$(BIN)/uv pip compile pyproject.toml --extra dev -p 3.11 --no-header --annotation-style line -o requirements.lock
+	echo "checkov==$(CHECKOV_VERSION)" | $(BIN)/uv pip compile - -p 3.11 --no-header --annotation-style line \
+	  -o requirements-checkov.lock
 
 clean: ## Remove the venv, local state (.fraud) and caches
 	rm -rf $(VENV) .fraud .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -180,9 +181,22 @@ def _generate_parts(config: Any, output: Path, parts: int) -> int:
     return 0
 
 
+DISTRIBUTION = "fraud-detection-kfp"
+"""The project's distribution name (pyproject.toml's ``[project] name``); ``fraud --version`` reports its version."""
+
+
+def _version() -> str:
+    """The installed version of this project, or a note saying it is not installed (run from a bare checkout)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "(not installed: run make install)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``fraud`` argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(prog="fraud", description="Train, audit and serve a card-fraud model.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(subparsers)
 

@@ -18,7 +18,7 @@ DOC = REPO / "docs" / "gke.md"
 
 def _commands() -> list[str]:
     text = DOC.read_text()
-    blocks = re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
+    blocks = re.findall(r"```bash[^\n]*\n(.*?)```", text, re.DOTALL)  # the word after bash is its mark
     joined = "\n".join(blocks).replace("\\\n", " ")
     found = []
     for line in joined.splitlines():
