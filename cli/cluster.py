@@ -38,7 +38,7 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="pipeline parameter (repeatable), parsed as `fraud run` parses its option: a list as comma-separated "
-        "values or a JSON list, true/false as 1/0, true/false, yes/no or on/off",
+        "values or a JSON list; a boolean as 1/0, true/false, yes/no or on/off",
     )
     common.add_argument("--params-file", metavar="JSON", help="JSON object of parameters (--param wins)")
     common.add_argument("--run-name", default="fraud-detection", help="run display name")
