@@ -37,7 +37,8 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="pipeline parameter (repeatable); converted to the type the pipeline declares",
+        help="pipeline parameter (repeatable), parsed as `fraud run` parses its option: a list as comma-separated "
+        "values or a JSON list; a boolean as 1/0, true/false, yes/no or on/off",
     )
     common.add_argument("--params-file", metavar="JSON", help="JSON object of parameters (--param wins)")
     common.add_argument("--run-name", default="fraud-detection", help="run display name")
@@ -135,9 +136,11 @@ def submit_command(args: argparse.Namespace, settings: Any = None, out: TextIO |
         file_values = submit.read_param_file(args.params_file) if args.params_file else None
         parameters = submit.resolve_parameters(pipeline, submit.parse_param_pairs(args.param), file_values)
         if set(pipeline.parameters) == set(config.defaults()):
-            # This project's pipeline (its defaults are the knobs'): refuse parameters that disagree before
-            # anything is sent.
-            config.check_parameters(parameters)
+            # This project's pipeline: the knobs parse and check the values as `fraud run` does (its lists'
+            # items are numbers, a value out of bounds or two knobs that disagree are refused) before anything
+            # is sent.
+            checked = config.check_parameters(parameters)
+            parameters = {name: checked[name] for name in parameters}
         if args.schedule and args.wait:
             raise submit.SubmitError("--wait has no meaning with --schedule (a schedule starts runs later)")
         if args.submit_target == "kfp":

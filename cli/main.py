@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cli.common import DefaultsFormatter, parse_bool, parse_list, typed_list
+from cli.common import DefaultsFormatter, knob_option
 from fraud_detection.config import SYNTHETIC_URI, ConfigError, DataKnobs, check_parameters, pipeline_knobs
 from fraud_detection.settings import Settings
 
@@ -42,25 +42,25 @@ def _add_run(subparsers: Any) -> None:
         "run",
         help="run the whole pipeline locally (kfp.local) and print a summary",
         description="Run the pipeline on this machine with kfp.local. Every pipeline parameter is an option; "
-        "the MLflow tracking URI defaults to a SQLite file under FRAUD_HOME (.fraud).",
+        "the MLflow tracking URI defaults to a SQLite file under FRAUD_HOME (.fraud). A list parameter takes "
+        "comma-separated values (--poison-levels 0,0.05) or a JSON list (--poison-levels '[0, 0.05]').",
         formatter_class=DefaultsFormatter,
     )
     groups: dict[str, Any] = {}
     for knob in pipeline_knobs():
         if knob.group not in groups:
             groups[knob.group] = parser.add_argument_group(f"{knob.group} parameters")
-        kind: Any = {bool: parse_bool, list: parse_list}.get(knob.type, knob.type)
-        if knob.type is list and knob.default:
-            kind = typed_list(type(knob.default[0]))
         default = knob.default
         help_text = knob.doc
+        if knob.type is list:
+            help_text += " Comma-separated, or a JSON list."
         if knob.name in LOCAL_DEFAULTS:
             default = None
             help_text += f" Compiled default: {knob.default}; fraud run uses {LOCAL_DEFAULTS[knob.name]}."
         groups[knob.group].add_argument(
             f"--{knob.name.replace('_', '-')}",
             dest=knob.name,
-            type=kind,
+            type=knob_option(knob),
             default=default,
             help=help_text,
             metavar=knob.type.__name__.upper(),
@@ -84,12 +84,13 @@ def _add_run(subparsers: Any) -> None:
     parser.set_defaults(handler=_run)
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.local import fan_out_sizes, run_local
-    from pipelines.progress import progress_for
-    from pipelines.runfolder import new_run_folder, publish
-    from pipelines.summary import render_failure, render_summary
+def run_parameters(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Every pipeline parameter of a ``fraud run`` (its options, with the local defaults filled in), checked and
+    parsed by :func:`~fraud_detection.config.check_parameters` as ``fraud submit`` checks its own.
 
+    Raises:
+        ConfigError: naming every parameter at fault.
+    """
     parameters = {knob.name: getattr(args, knob.name) for knob in pipeline_knobs()}
     for name in LOCAL_DEFAULTS:
         if parameters[name] is None:
@@ -97,8 +98,17 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     data_uri = parameters["data_uri"]
     if data_uri != SYNTHETIC_URI and not data_uri.startswith("gs://"):
         parameters["data_uri"] = str(Path(data_uri).expanduser().resolve())
+    return check_parameters(parameters)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.local import fan_out_sizes, run_local
+    from pipelines.progress import progress_for
+    from pipelines.runfolder import new_run_folder, publish
+    from pipelines.summary import render_failure, render_summary
+
     try:
-        check_parameters(parameters)
+        parameters = run_parameters(args, settings)
     except ConfigError as error:
         print(f"fraud run: error: {error}", file=sys.stderr)
         return 2

@@ -28,4 +28,12 @@ def deploy_model(
     from ops.deploy import deploy_pointer
 
     with runner.step("deploy"):
-        return deploy_pointer(serving_root, str(decision.metadata.get("serving_uri", "")), DeployKnobs.pick(locals()))
+        knobs = DeployKnobs(
+            serving_root=serving_root,
+            deploy_target=deploy_target,  # type: ignore[arg-type]  # text from KFP; the model checks the choice
+            isvc_name=isvc_name,
+            isvc_namespace=isvc_namespace,
+            serving_image=serving_image,
+            canary_traffic_percent=canary_traffic_percent,
+        )
+        return deploy_pointer(knobs.serving_root, str(decision.metadata.get("serving_uri", "")), knobs)

@@ -38,12 +38,21 @@ def evaluate_and_promote(
     from fraud_detection.steps.promote import promote_step
 
     with runner.step("evaluate-and-promote"):
+        gates = GateKnobs(
+            auprc_tolerance=auprc_tolerance,
+            min_auprc_over_baseline=min_auprc_over_baseline,
+            min_auprc_over_fraud_rate=min_auprc_over_fraud_rate,
+            max_equalized_odds_difference=max_equalized_odds_difference,
+            robustness_level=robustness_level,
+            robust_fraction_tolerance=robust_fraction_tolerance,
+            min_robust_fraction=min_robust_fraction,
+        )
         result = promote_step(
             runner.path(model),
             runner.path(test_data),
             runner.from_kfp(equalized_odds_difference),
             runner.from_kfp(robust_fraction),
-            GateKnobs.pick(locals()),
+            gates,
             mlflow_tracking_uri,
             registered_model_name,
             serving_root,

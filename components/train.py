@@ -40,34 +40,61 @@ def train_family(
     weighted sample of the training window in this process (docs/dask.md). Returns its validation AUPRC.
     """
     from components import runner
+    from fraud_detection.config import ScaleKnobs
     from fraud_detection.families import XGBOOST
     from fraud_detection.steps.train import DASK_MAX_TRAIN_ROWS, train_family_step
     from fraud_detection.train import TrainParams
 
     with runner.step(f"train {family}"):
-        values = TrainParams.pick({**locals(), "mlp_hidden_units": [int(u) for u in mlp_hidden_units]})
-        if engine == "dask" and family == XGBOOST:
+        params = TrainParams(
+            max_depth=max_depth,
+            learning_rate=learning_rate,
+            n_rounds=n_rounds,
+            early_stopping_rounds=early_stopping_rounds,
+            subsample=subsample,
+            colsample_bytree=colsample_bytree,
+            min_child_weight=min_child_weight,
+            scale_pos_weight=scale_pos_weight,
+            threshold_beta=threshold_beta,
+            seed=seed,
+            mlp_hidden_units=mlp_hidden_units,
+            mlp_max_epochs=mlp_max_epochs,
+            mlp_patience=mlp_patience,
+        )
+        scale = ScaleKnobs(
+            engine=engine,  # type: ignore[arg-type]  # text from KFP; the model checks the choice
+            dask_scheduler_address=dask_scheduler_address,
+            dask_workers=dask_workers,
+            negative_sample_rate=negative_sample_rate,
+        )
+        if scale.engine == "dask" and family == XGBOOST:
             from components.dask_cluster import dask_client, in_kubernetes, window_location
             from fraud_detection.steps.dask_steps import dask_xgboost_step
 
-            remote = bool(dask_scheduler_address) or in_kubernetes()
+            remote = bool(scale.dask_scheduler_address) or in_kubernetes()
             train_at, validation_at = (
                 window_location(a, runner.path(a), remote) for a in (train_data, validation_data)
             )
-            with dask_client(dask_scheduler_address, dask_workers, "train") as client:
+            with dask_client(scale.dask_scheduler_address, scale.dask_workers, "train") as client:
                 result = dask_xgboost_step(
-                    client, train_at, validation_at, values, runner.path(model), data_version, negative_sample_rate
+                    client,
+                    train_at,
+                    validation_at,
+                    params,
+                    runner.path(model),
+                    data_version,
+                    scale.negative_sample_rate,
                 )
         else:
             result = train_family_step(
                 family,
                 runner.path(train_data),
                 runner.path(validation_data),
-                values,
+                params,
                 runner.path(model),
                 data_version,
-                negative_sample_rate,
-                max_train_rows=DASK_MAX_TRAIN_ROWS if engine == "dask" else None,
+                scale.negative_sample_rate,
+                max_train_rows=DASK_MAX_TRAIN_ROWS if scale.engine == "dask" else None,
             )
     runner.log_metrics(metrics, result)
     model.metadata.update({"family": family, "validation_auprc": result["validation_auprc"]})
@@ -109,7 +136,7 @@ def select_model(
             train_path=runner.path(train_data),
             validation_path=runner.path(validation_data),
             test_path=runner.path(test_data),
-            params=TrainParams.pick(locals()),
+            params=TrainParams(threshold_beta=threshold_beta, seed=seed),
             model_dir=runner.path(model),
             tracking_uri=mlflow_tracking_uri,
             experiment=mlflow_experiment,

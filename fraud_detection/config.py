@@ -1,128 +1,135 @@
-"""Every pipeline knob, declared once: its name, type, default and a one-line doc.
+"""Every pipeline knob, declared once: its name, kind, default, bounds or choices, and a one-line doc.
 
-The knobs come in groups, each a frozen dataclass that the library step using it takes as its config. From
-these declarations the project derives the rest:
+The knobs come in groups, each a frozen pydantic model that the library step using it takes as its config:
+``Field`` bounds, ``Literal`` choices, the description as its doc, validators for rules over several knobs, and
+the value kinds of :mod:`fraud_detection.parsers`. The pipeline signature (``pipelines/pipeline.py``) and the
+``fraud run`` options are derived from them; ``fraud run``, ``fraud submit`` and the load step check a run's
+parameters with :func:`check_parameters`. Adding a knob: its declaration here, the parameter of the component that
+reads it, and its argument at that task in ``pipelines/pipeline.py``.
 
-* the pipeline's signature and its parameter descriptions (``pipelines/pipeline.py``);
-* the ``fraud run`` options (``cli/main.py``);
-* which pipeline parameter each component input receives (by name; a test checks every component's knob
-  inputs against the declarations, type for type).
-
-Adding a knob is one declaration here plus the parameter in the component that reads it. Rules that span
-several knobs are checked once, by :func:`check_parameters`, before anything runs.
-
-This module is light on purpose (standard library only): the CLI, the pipeline and the serving image may
-import it without pulling in the data or training stack.
+Light on purpose (pydantic and the standard library): the CLI, the pipeline and the serving image import it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, ClassVar, Self, get_type_hints
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, cast, get_args
 
-from fraud_detection.families import FAMILIES
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+from fraud_detection.parsers import ListOf, Number, Text, Whole, choices_of, kind_of, problem
 from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN, PUBLIC_DATASET_ROWS
 
 SYNTHETIC_URI = "synthetic"
 """The ``data_uri`` that selects the built-in seeded generator instead of a file."""
 
-POISON_KINDS: tuple[str, ...] = ("random", "targeted")
+FamilyName = Literal["xgboost", "mlp"]
+"""A family the bake-off trains: the names of ``fraud_detection.families.FAMILIES`` (a test holds them equal)."""
+
+PoisonKind = Literal["random", "targeted"]
+POISON_KINDS: tuple[str, ...] = get_args(PoisonKind)
 """The label-flip attacks the poison sweep knows."""
 
-SYNTHETIC_SETTINGS: tuple[str, ...] = ("axis", "rotated")
+SyntheticSetting = Literal["axis", "rotated"]
+SYNTHETIC_SETTINGS: tuple[str, ...] = get_args(SyntheticSetting)
 """Where the built-in generator puts fraud: boxes along feature axes, or oblique corners (``synth`` module doc)."""
 
-DEPLOY_TARGETS: tuple[str, ...] = ("kserve", "local")
+DeployTarget = Literal["kserve", "local"]
+DEPLOY_TARGETS: tuple[str, ...] = get_args(DeployTarget)
 """Where the deploy step puts a new champion."""
 
-ENGINES: tuple[str, ...] = ("local", "dask")
+Engine = Literal["local", "dask"]
+ENGINES: tuple[str, ...] = get_args(Engine)
 """``local``: load and train hold the data in one process. ``dask``: they run on a Dask cluster."""
 
 
 class ConfigError(ValueError):
-    """One or more parameters are invalid; the message names each parameter at fault."""
+    """One or more parameters are invalid; the message names each parameter at fault, one per line."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("invalid pipeline parameters:\n  " + "\n  ".join(problems))
+        self.problems = list(problems)
+
+
+def _problems(error: ValidationError) -> list[str]:
+    """Each of ``error``'s problems as one line naming the parameters at fault.
+
+    A group built inside another model (pydantic calls the group's ``__init__``) raises :class:`ConfigError`,
+    which pydantic hands back wrapped as a value error: its problems are taken as they are.
+    """
+    choices = {k.name: k.choices for k in pipeline_knobs() if k.choices}
+    found: list[str] = []
+    for detail in error.errors():
+        cause = detail.get("ctx", {}).get("error")
+        found += cause.problems if isinstance(cause, ConfigError) else [problem(detail, choices)]
+    return found
 
 
 @dataclass(frozen=True)
 class Knob:
-    """One knob as the pipeline, the CLI and the checks see it."""
+    """One knob as the pipeline, the CLI and the checks see it (derived from its group's field)."""
 
     name: str
     type: type
+    """str, int, float, bool or list: the pipeline signature's annotation and KFP's parameter type."""
     default: Any
     doc: str
     group: str
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: bool = False
-    choices: tuple[str, ...] = ()
-    """For a string knob, the allowed values; for a list of strings, the allowed items."""
+    choices: tuple[str, ...]
+    """For a choice knob, the allowed values; for a list of choices, the allowed items."""
+    annotation: Any
+    """The field's full type, bounds included; :meth:`parse` validates against it."""
+
+    def parse(self, value: Any) -> Any:
+        """``value`` (text from a command line, or a typed value) as this knob's kind, within its bounds and
+        choices; rules over several knobs are :func:`check_parameters`'s.
+
+        Raises:
+            ConfigError: naming the knob, the rule and the value.
+        """
+        try:
+            return TypeAdapter(self.annotation).validate_python(value)
+        except ValidationError as error:
+            choices = {self.name: self.choices}
+            raise ConfigError(
+                *(problem({**e, "loc": (self.name, *e["loc"])}, choices) for e in error.errors())
+            ) from None
 
 
-def knob(
-    default: Any,
-    doc: str,
-    *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    exclusive_minimum: bool = False,
-    choices: Sequence[str] = (),
-) -> Any:
-    """Declare a knob as a dataclass field: its default, its one-line doc and the values it allows.
+class KnobGroup(BaseModel):
+    """Base of every knob group: frozen, no unknown names, and its fields listed as :class:`Knob`\\ s.
 
-    ``minimum``/``maximum`` bound a number (or every item of a list of numbers); ``choices`` lists the allowed
-    strings (or items of a list of strings).
+    Building a group with a value out of bounds raises :class:`ConfigError` naming the knob.
     """
-    metadata = {
-        "doc": doc,
-        "minimum": minimum,
-        "maximum": maximum,
-        "exclusive_minimum": exclusive_minimum,
-        "choices": tuple(choices),
-    }
-    if isinstance(default, list):
-        frozen = tuple(default)
-        return field(default_factory=lambda: list(frozen), metadata=metadata)
-    return field(default=default, metadata=metadata)
 
-
-class KnobGroup:
-    """Base of every knob group: lists its knobs and builds itself from a mapping of named values."""
-
+    model_config = ConfigDict(frozen=True, extra="forbid")
     title: ClassVar[str] = ""
+
+    if not TYPE_CHECKING:  # type checkers keep the signature pydantic generates from the fields
+
+        def __init__(self, **values: Any) -> None:
+            try:
+                super().__init__(**values)
+            except ValidationError as error:
+                raise ConfigError(*_problems(error)) from None
 
     @classmethod
     def knobs(cls) -> list[Knob]:
-        """The group's knobs, in declaration order (fields without a knob doc are internal, not knobs)."""
-        hints = get_type_hints(cls)
-        out = []
-        for f in fields(cls):  # type: ignore[arg-type]
-            if "doc" not in f.metadata:
-                continue
-            default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[operator]
-            kind = hints[f.name]
-            out.append(
-                Knob(
-                    name=f.name,
-                    type=getattr(kind, "__origin__", kind),
-                    default=default,
-                    doc=f.metadata["doc"],
-                    group=cls.title or cls.__name__,
-                    minimum=f.metadata["minimum"],
-                    maximum=f.metadata["maximum"],
-                    exclusive_minimum=f.metadata["exclusive_minimum"],
-                    choices=f.metadata["choices"],
-                )
+        """The group's knobs, in declaration order."""
+        return [
+            Knob(
+                name=name,
+                type=kind_of(field.annotation),
+                default=field.get_default(call_default_factory=True),
+                doc=field.description or "",
+                group=cls.title or cls.__name__,
+                choices=choices_of(field.annotation),
+                annotation=Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation,
             )
-        return out
-
-    @classmethod
-    def pick(cls, values: Mapping[str, Any]) -> Self:
-        """The group built from those of ``values`` that name its fields (a component passes ``locals()``)."""
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        return cls(**{k: v for k, v in values.items() if k in names})
+            for name, field in cls.model_fields.items()
+        ]
 
 
 @dataclass(frozen=True)
@@ -147,34 +154,40 @@ class SplitFractions:
         return 1.0 - self.train - self.validation - self.test
 
 
-@dataclass(frozen=True)
 class DataKnobs(KnobGroup):
     """Where the data comes from and how it is split by time."""
 
     title: ClassVar[str] = "data"
-    data_uri: str = knob(SYNTHETIC_URI, 'CSV/Parquet path or gs:// URI in the credit-card schema, or "synthetic".')
-    sensitive_column: str = knob(
-        DEFAULT_SENSITIVE_COLUMN, 'column audited for fairness; never a model feature ("" for none).'
+    data_uri: Text = Field(
+        default=SYNTHETIC_URI, description='CSV/Parquet path or gs:// URI in the credit-card schema, or "synthetic".'
     )
-    synthetic_rows: int = knob(PUBLIC_DATASET_ROWS, 'rows generated when data_uri is "synthetic".', minimum=1)
-    synthetic_seed: int = knob(42, "generator seed.")
-    synthetic_setting: str = knob(
-        "axis",
-        'fraud regions of synthetic data: "axis" (boxes along features) or "rotated" (oblique corners).',
-        choices=SYNTHETIC_SETTINGS,
+    sensitive_column: Text = Field(
+        default=DEFAULT_SENSITIVE_COLUMN,
+        description='column audited for fairness; never a model feature ("" for none).',
     )
-    synthetic_drift: float = knob(
-        0.0, "covariate drift strength in the latest window of synthetic data (0 = none).", minimum=0
+    synthetic_rows: Whole = Field(
+        default=PUBLIC_DATASET_ROWS, ge=1, description='rows generated when data_uri is "synthetic".'
     )
-    train_fraction: float = knob(
-        0.60, "share of rows (by time) in the training window.", minimum=0, exclusive_minimum=True
+    synthetic_seed: Whole = Field(default=42, description="generator seed.")
+    synthetic_setting: SyntheticSetting = Field(
+        default="axis",
+        description='fraud regions of synthetic data: "axis" (boxes along features) or "rotated" (oblique corners).',
     )
-    validation_fraction: float = knob(
-        0.15, "share in the validation window (early stopping, threshold).", minimum=0, exclusive_minimum=True
+    synthetic_drift: Number = Field(
+        default=0.0, ge=0, description="covariate drift strength in the latest window of synthetic data (0 = none)."
     )
-    test_fraction: float = knob(
-        0.15, 'share in the test window; the rest is the "current" window.', minimum=0, exclusive_minimum=True
+    train_fraction: Number = Field(default=0.60, gt=0, description="share of rows (by time) in the training window.")
+    validation_fraction: Number = Field(
+        default=0.15, gt=0, description="share in the validation window (early stopping, threshold)."
     )
+    test_fraction: Number = Field(
+        default=0.15, gt=0, description='share in the test window; the rest is the "current" window.'
+    )
+
+    @model_validator(mode="after")
+    def _fractions_leave_room_for_the_current_window(self) -> Self:
+        self.fractions  # noqa: B018  (SplitFractions checks the shares)
+        return self
 
     @property
     def fractions(self) -> SplitFractions:
@@ -182,160 +195,220 @@ class DataKnobs(KnobGroup):
         return SplitFractions(self.train_fraction, self.validation_fraction, self.test_fraction)
 
 
-@dataclass(frozen=True)
 class TrainKnobs(KnobGroup):
     """The model families of the bake-off, their hyper-parameters and the decision threshold rule."""
 
     title: ClassVar[str] = "train"
-    families: list[str] = knob(
-        list(FAMILIES),
-        "model families trained side by side (one task each); with two or more, their blend is a candidate too.",
-        choices=FAMILIES,
+    families: ListOf[FamilyName] = Field(
+        default=["xgboost", "mlp"],
+        description="model families trained side by side (one task each); with two or more, their blend is a "
+        "candidate too.",
     )
-    max_depth: int = knob(6, "XGBoost tree depth.", minimum=1)
-    learning_rate: float = knob(0.1, "XGBoost eta.", minimum=0, exclusive_minimum=True)
-    n_rounds: int = knob(300, "maximum boosting rounds.", minimum=1)
-    early_stopping_rounds: int = knob(50, "stop after this many rounds without validation AUPRC gain.", minimum=1)
-    subsample: float = knob(0.8, "row subsampling per tree.", minimum=0, maximum=1, exclusive_minimum=True)
-    colsample_bytree: float = knob(0.8, "column subsampling per tree.", minimum=0, maximum=1, exclusive_minimum=True)
-    min_child_weight: float = knob(1.0, "minimum hessian weight in a leaf.", minimum=0)
-    scale_pos_weight: float = knob(0.0, "weight of fraud rows; 0 = sqrt(negatives/positives).", minimum=0)
-    threshold_beta: float = knob(
-        1.0, "the decision threshold maximises F-beta on validation.", minimum=0, exclusive_minimum=True
+    max_depth: Whole = Field(default=6, ge=1, description="XGBoost tree depth.")
+    learning_rate: Number = Field(default=0.1, gt=0, description="XGBoost eta.")
+    n_rounds: Whole = Field(default=300, ge=1, description="maximum boosting rounds.")
+    early_stopping_rounds: Whole = Field(
+        default=50, ge=1, description="stop after this many rounds without validation AUPRC gain."
     )
-    seed: int = knob(42, "training seed (also seeds the poison sweep).")
-    mlp_hidden_units: list[int] = knob([64, 32], "MLP hidden layer widths.", minimum=1)
-    mlp_max_epochs: int = knob(30, "MLP: most epochs over the training window.", minimum=1)
-    mlp_patience: int = knob(4, "MLP: stop after this many epochs without validation AUPRC gain.", minimum=1)
+    subsample: Number = Field(default=0.8, gt=0, le=1, description="row subsampling per tree.")
+    colsample_bytree: Number = Field(default=0.8, gt=0, le=1, description="column subsampling per tree.")
+    min_child_weight: Number = Field(default=1.0, ge=0, description="minimum hessian weight in a leaf.")
+    scale_pos_weight: Number = Field(
+        default=0.0, ge=0, description="weight of fraud rows; 0 = sqrt(negatives/positives)."
+    )
+    threshold_beta: Number = Field(
+        default=1.0, gt=0, description="the decision threshold maximises F-beta on validation."
+    )
+    seed: Whole = Field(default=42, description="training seed (also seeds the poison sweep).")
+    mlp_hidden_units: ListOf[Annotated[Whole, Field(ge=1)]] = Field(
+        default=[64, 32], description="MLP hidden layer widths."
+    )
+    mlp_max_epochs: Whole = Field(default=30, ge=1, description="MLP: most epochs over the training window.")
+    mlp_patience: Whole = Field(
+        default=4, ge=1, description="MLP: stop after this many epochs without validation AUPRC gain."
+    )
 
 
-@dataclass(frozen=True)
 class ScaleKnobs(KnobGroup):
     """Where load and train run, and how much of the legitimate training data they use."""
 
     title: ClassVar[str] = "scale"
-    engine: str = knob(
-        "local",
-        "local (one process holds the data) or dask (the load and XGBoost's training on a Dask cluster; docs/dask.md).",
-        choices=ENGINES,
+    engine: Engine = Field(
+        default="local",
+        description="local (one process holds the data) or dask (the load and XGBoost's training on a Dask "
+        "cluster; docs/dask.md).",
     )
-    dask_scheduler_address: str = knob(
-        "", 'engine=dask: a running scheduler (tcp://host:8786); "" = create one (operator on GKE, else local).'
+    dask_scheduler_address: Text = Field(
+        default="",
+        description='engine=dask: a running scheduler (tcp://host:8786); "" = create one (operator on GKE, else '
+        "local).",
     )
-    dask_workers: int = knob(2, "engine=dask: workers of a created cluster.", minimum=1)
-    negative_sample_rate: float = knob(
-        1.0,
-        "share of legitimate training rows kept, weighted by its inverse (1 = all; every fraud is kept).",
-        minimum=0,
-        maximum=1,
-        exclusive_minimum=True,
+    dask_workers: Whole = Field(default=2, ge=1, description="engine=dask: workers of a created cluster.")
+    negative_sample_rate: Number = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="share of legitimate training rows kept, weighted by its inverse (1 = all; every fraud is kept).",
     )
 
 
-@dataclass(frozen=True)
 class AuditKnobs(KnobGroup):
     """The poison sweep and the drift check."""
 
     title: ClassVar[str] = "audits"
-    poison_levels: list[float] = knob(
-        [0.0, 0.01, 0.02, 0.05, 0.10, 0.20],
-        "shares of training labels flipped in the poison sweep (one task per level; must include 0).",
-        minimum=0,
-        maximum=0.5,
+    poison_levels: ListOf[Annotated[Number, Field(ge=0, le=0.5)]] = Field(
+        default=[0.0, 0.01, 0.02, 0.05, 0.10, 0.20],
+        description="shares of training labels flipped in the poison sweep (one task per level; must include 0).",
     )
-    poison_kinds: list[str] = knob(
-        list(POISON_KINDS),
-        "label-flip attacks: random (stratified by class) and targeted (fraud hidden as legitimate).",
-        choices=POISON_KINDS,
+    poison_kinds: ListOf[PoisonKind] = Field(
+        default=["random", "targeted"],
+        description="label-flip attacks: random (stratified by class) and targeted (fraud hidden as legitimate).",
     )
-    drift_data_uri: str = knob("", 'data set to check for drift against the training window ("" = the current window).')
+    drift_data_uri: Text = Field(
+        default="", description='data set to check for drift against the training window ("" = the current window).'
+    )
+
+    @field_validator("poison_levels")
+    @classmethod
+    def _levels_are_distinct_and_include_the_clean_baseline(cls, levels: list[float]) -> list[float]:
+        found = []
+        if len(set(levels)) != len(levels):
+            found.append(f"has repeated levels: {_levels_text(levels)}")
+        if 0.0 not in levels:
+            found.append(
+                f"must include 0 (the clean baseline every attack is compared with), got {_levels_text(levels)}"
+            )
+        if found:
+            raise ValueError("; poison_levels ".join(found))
+        return levels
 
 
-@dataclass(frozen=True)
 class GateKnobs(KnobGroup):
     """The promotion gates' bounds."""
 
     title: ClassVar[str] = "gates"
-    auprc_tolerance: float = knob(0.005, "promote only if candidate AUPRC >= champion AUPRC - this.", minimum=0)
-    min_auprc_over_baseline: float = knob(
-        1.25,
-        "quality floor: candidate AUPRC >= this x the logistic-regression baseline's (same test window).",
-        minimum=0,
+    auprc_tolerance: Number = Field(
+        default=0.005, ge=0, description="promote only if candidate AUPRC >= champion AUPRC - this."
     )
-    min_auprc_over_fraud_rate: float = knob(
-        10.0, "quality floor: candidate AUPRC >= this x the test fraud rate (a random score's AUPRC).", minimum=0
+    min_auprc_over_baseline: Number = Field(
+        default=1.25,
+        ge=0,
+        description="quality floor: candidate AUPRC >= this x the logistic-regression baseline's (same test window).",
     )
-    max_equalized_odds_difference: float = knob(0.25, "fairness gate bound.", minimum=0, maximum=1)
-    robustness_level: float = knob(
-        0.05, "poisoning level at which the robustness gate is measured (one of poison_levels).", minimum=0
+    min_auprc_over_fraud_rate: Number = Field(
+        default=10.0,
+        ge=0,
+        description="quality floor: candidate AUPRC >= this x the test fraud rate (a random score's AUPRC).",
     )
-    robust_fraction_tolerance: float = knob(
-        0.05,
-        "robustness gate: share of clean AUPRC kept at that level >= the champion's share - this.",
-        minimum=0,
-        maximum=1,
+    max_equalized_odds_difference: Number = Field(default=0.25, ge=0, le=1, description="fairness gate bound.")
+    robustness_level: Number = Field(
+        default=0.05,
+        ge=0,
+        description="poisoning level at which the robustness gate is measured (one of poison_levels).",
     )
-    min_robust_fraction: float = knob(
-        0.5,
-        "robustness gate without a champion: share of clean AUPRC kept at that level >= this.",
-        minimum=0,
-        maximum=1,
+    robust_fraction_tolerance: Number = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="robustness gate: share of clean AUPRC kept at that level >= the champion's share - this.",
+    )
+    min_robust_fraction: Number = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="robustness gate without a champion: share of clean AUPRC kept at that level >= this.",
     )
 
 
-@dataclass(frozen=True)
 class DeployKnobs(KnobGroup):
     """Where a promoted champion is registered, exported and served."""
 
     title: ClassVar[str] = "registry and deploy"
-    registered_model_name: str = knob(
-        "fraud-detector", "MLflow registered model holding the champion and challenger aliases."
+    registered_model_name: Text = Field(
+        default="fraud-detector", description="MLflow registered model holding the champion and challenger aliases."
     )
-    serving_root: str = knob(
-        "gs://fraud-detection-models/serving",
-        "local folder or gs:// prefix where promoted versions are exported as v<N>.",
+    serving_root: Text = Field(
+        default="gs://fraud-detection-models/serving",
+        description="local folder or gs:// prefix where promoted versions are exported as v<N>.",
     )
-    deploy_target: str = knob(
-        "kserve",
-        "kserve (create/update the InferenceService) or local (the export is the deployment).",
-        choices=DEPLOY_TARGETS,
+    deploy_target: DeployTarget = Field(
+        default="kserve",
+        description="kserve (create/update the InferenceService) or local (the export is the deployment).",
     )
-    isvc_name: str = knob("fraud-champion", "InferenceService name.")
-    isvc_namespace: str = knob("fraud", "InferenceService namespace.")
-    serving_image: str = knob(
-        "fraud-detection-serving:0.1.0", "serving image, used only when the InferenceService does not exist yet."
+    isvc_name: Text = Field(default="fraud-champion", description="InferenceService name.")
+    isvc_namespace: Text = Field(default="fraud", description="InferenceService namespace.")
+    serving_image: Text = Field(
+        default="fraud-detection-serving:0.1.0",
+        description="serving image, used only when the InferenceService does not exist yet.",
     )
-    canary_traffic_percent: int = knob(
-        0, "share of traffic for a new champion first (Knative mode; 0 = all at once).", minimum=0, maximum=100
+    canary_traffic_percent: Whole = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="share of traffic for a new champion first (Knative mode; 0 = all at once).",
     )
 
 
-@dataclass(frozen=True)
 class TrackingKnobs(KnobGroup):
     """The MLflow server every step logs to."""
 
     title: ClassVar[str] = "tracking"
-    mlflow_tracking_uri: str = knob(
-        "http://mlflow.mlflow.svc.cluster.local:5000", "MLflow tracking server (fraud run passes a local SQLite file)."
+    mlflow_tracking_uri: Text = Field(
+        default="http://mlflow.mlflow.svc.cluster.local:5000",
+        description="MLflow tracking server (fraud run passes a local SQLite file).",
     )
-    mlflow_experiment: str = knob("fraud-detection", "MLflow experiment name.")
+    mlflow_experiment: Text = Field(default="fraud-detection", description="MLflow experiment name.")
 
 
-PIPELINE_GROUPS: tuple[type[KnobGroup], ...] = (
-    DataKnobs,
-    ScaleKnobs,
-    TrainKnobs,
-    AuditKnobs,
-    GateKnobs,
-    DeployKnobs,
-    TrackingKnobs,
-)
-"""Every group of pipeline knobs, in the order the pipeline signature lists them."""
+class PipelineKnobs(BaseModel):
+    """Every pipeline knob, group by group (in the order the pipeline signature lists them), and the rules that
+    span groups."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    data: DataKnobs = DataKnobs()
+    scale: ScaleKnobs = ScaleKnobs()
+    train: TrainKnobs = TrainKnobs()
+    audits: AuditKnobs = AuditKnobs()
+    gates: GateKnobs = GateKnobs()
+    deploy: DeployKnobs = DeployKnobs()
+    tracking: TrackingKnobs = TrackingKnobs()
+
+    @model_validator(mode="after")
+    def _robustness_level_is_a_poison_level(self) -> Self:
+        levels, robustness = self.audits.poison_levels, self.gates.robustness_level
+        if robustness <= 0 or not any(math.isclose(robustness, level, abs_tol=1e-12) for level in levels):
+            raise ValueError(
+                f"robustness_level {robustness:g} must be one of the non-zero poison_levels "
+                f"{_levels_text(level for level in levels if level > 0)}: the robustness gate is measured there"
+            )
+        return self
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> PipelineKnobs:
+        """The knobs of a run from its parameters by name (missing ones take their defaults).
+
+        Raises:
+            ConfigError: naming every parameter at fault, one problem per line.
+        """
+        found, knobs = _validate(values)
+        if knobs is None:
+            raise ConfigError(*found)
+        return knobs
+
+    def values(self) -> dict[str, Any]:
+        """Every knob's value, by name."""
+        return {name: value for group in PIPELINE_GROUPS for name, value in getattr(self, group).model_dump().items()}
+
+
+PIPELINE_GROUPS: dict[str, type[KnobGroup]] = {
+    name: cast(type[KnobGroup], field.annotation) for name, field in PipelineKnobs.model_fields.items()
+}
+"""Every group of pipeline knobs by its name in :class:`PipelineKnobs`, in the order of the pipeline signature."""
 
 
 def pipeline_knobs() -> list[Knob]:
     """Every pipeline knob, in signature order."""
-    return [k for group in PIPELINE_GROUPS for k in group.knobs()]
+    return [k for group in PIPELINE_GROUPS.values() for k in group.knobs()]
 
 
 def defaults() -> dict[str, Any]:
@@ -343,88 +416,35 @@ def defaults() -> dict[str, Any]:
     return {k.name: k.default for k in pipeline_knobs()}
 
 
-def _type_problem(knob: Knob, value: Any) -> str:
-    """Why ``value`` does not fit ``knob`` (type, bounds, choices), or ""."""
-    if knob.type is list:
-        if not isinstance(value, list) or not value:
-            return f"{knob.name} must be a non-empty list, got {value!r}"
-        problems = [_item_problem(knob, item) for item in value]
-        return next((p for p in problems if p), "")
-    return _item_problem(knob, value)
-
-
-def _item_problem(knob: Knob, value: Any) -> str:
-    element = (type(knob.default[0]) if knob.default else str) if knob.type is list else knob.type
-    where = f"{knob.name} item" if knob.type is list else knob.name
-    if element is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            return f"{where} must be a number, got {value!r}"
-    elif element is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return f"{where} must be a whole number, got {value!r}"
-    elif element is str:
-        if not isinstance(value, str):
-            return f"{where} must be text, got {value!r}"
-        if knob.choices and value not in knob.choices:
-            return f"{where} must be one of {', '.join(knob.choices)}, got {value!r}"
-        return ""
-    elif not isinstance(value, element):
-        return f"{where} must be {element.__name__}, got {value!r}"
-    if knob.minimum is not None:
-        if knob.exclusive_minimum and value <= knob.minimum:
-            return f"{where} must be > {knob.minimum:g}, got {value!r}"
-        if value < knob.minimum:
-            return f"{where} must be >= {knob.minimum:g}, got {value!r}"
-    if knob.maximum is not None and value > knob.maximum:
-        return f"{where} must be <= {knob.maximum:g}, got {value!r}"
-    return ""
-
-
 def _levels_text(levels: Iterable[float]) -> str:
     return "[" + ", ".join(f"{level:g}" for level in levels) + "]"
 
 
+def _validate(values: Mapping[str, Any]) -> tuple[list[str], PipelineKnobs | None]:
+    """The problems with ``values`` (missing knobs take their defaults), and the knobs when there are none."""
+    known = {k.name for k in pipeline_knobs()}
+    found = [f"unknown parameter {name!r}" for name in sorted(set(values) - known)]
+    groups: dict[str, KnobGroup] = {}
+    for name, group in PIPELINE_GROUPS.items():
+        try:
+            groups[name] = group.model_validate({k: v for k, v in values.items() if k in group.model_fields})
+        except ValidationError as error:
+            found += _problems(error)
+    if found:
+        return found, None
+    try:
+        return [], PipelineKnobs.model_validate(groups)
+    except ValidationError as error:
+        return _problems(error), None
+
+
 def parameter_problems(values: Mapping[str, Any]) -> list[str]:
     """Every problem with a set of pipeline parameters (missing ones take their defaults), each naming the
-    parameters at fault: unknown names, types, bounds, choices, and the rules that span knobs."""
-    knobs = {k.name: k for k in pipeline_knobs()}
-    unknown = sorted(set(values) - set(knobs))
-    problems = [f"unknown parameter {name!r}" for name in unknown]
-    merged = {**defaults(), **{k: v for k, v in values.items() if k in knobs}}
-    for name, knob_ in knobs.items():
-        problem = _type_problem(knob_, merged[name])
-        if problem:
-            problems.append(problem)
-    if problems:
-        return problems
-    try:
-        DataKnobs.pick(merged).fractions  # noqa: B018  (checks the fractions)
-    except ConfigError as error:
-        problems.append(str(error))
-    levels = [float(level) for level in merged["poison_levels"]]
-    if len(set(levels)) != len(levels):
-        problems.append(f"poison_levels has repeated levels: {_levels_text(levels)}")
-    if 0.0 not in levels:
-        problems.append(
-            f"poison_levels must include 0 (the clean baseline every attack is compared with), "
-            f"got {_levels_text(levels)}"
-        )
-    robustness = float(merged["robustness_level"])
-    if robustness <= 0 or not any(math.isclose(robustness, level, abs_tol=1e-12) for level in levels):
-        problems.append(
-            f"robustness_level {robustness:g} must be one of the non-zero poison_levels "
-            f"{_levels_text(level for level in levels if level > 0)}: the robustness gate is measured there"
-        )
-    return problems
+    parameters at fault: unknown names, kinds, bounds, choices, and the rules that span knobs."""
+    return _validate(values)[0]
 
 
 def check_parameters(values: Mapping[str, Any]) -> dict[str, Any]:
-    """All pipeline parameters (defaults filled in) if ``values`` are valid.
-
-    Raises:
-        ConfigError: naming every parameter at fault, one problem per line.
-    """
-    problems = parameter_problems(values)
-    if problems:
-        raise ConfigError("invalid pipeline parameters:\n  " + "\n  ".join(problems))
-    return {**defaults(), **values}
+    """All pipeline parameters, parsed (``"0,0.05"`` becomes ``[0.0, 0.05]``) and with the defaults filled in,
+    if ``values`` are valid (see :meth:`PipelineKnobs.of`)."""
+    return PipelineKnobs.of(values).values()

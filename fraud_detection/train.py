@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,6 @@ from fraud_detection.schema import FEATURES, LABEL
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
 class TrainParams(TrainKnobs):
     """The train knobs (:class:`fraud_detection.config.TrainKnobs`) plus how many threads XGBoost may use."""
 
@@ -46,7 +45,7 @@ class TrainParams(TrainKnobs):
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for logging (MLflow params, metadata)."""
-        return asdict(self)
+        return self.model_dump()
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Pure library: nothing here reads the environment or the command line. ``fraud submit`` (cli/cluster.py) builds
 the targets from its flags. Every path has a plan (``--dry-run``): the exact parameters, names and request that
 would be sent, with secrets redacted. Parameter values are checked and converted against the compiled
-pipeline's declared input types before anything is sent, so a typo fails here with the valid names listed.
+pipeline's declared input types before anything is sent (by the library's parsers, :mod:`fraud_detection.parsers`,
+which ``fraud run`` uses too), so a typo fails here with the valid names listed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from fraud_detection import parsers
 
 
 class SubmitError(ValueError):
@@ -91,46 +95,25 @@ def read_param_file(path: Path | str) -> dict[str, Any]:
     return data
 
 
-def _convert(name: str, kind: str, value: Any) -> Any:
-    """Convert one value (a CLI string or a JSON value) to the declared KFP parameter type."""
-    from_text = isinstance(value, str)
+KINDS: dict[str, Any] = {
+    "STRING": parsers.Text,
+    "NUMBER_INTEGER": parsers.Whole,
+    "NUMBER_DOUBLE": parsers.Number,
+    "BOOLEAN": parsers.Flag,
+    "LIST": parsers.ListOf[Any],
+    "STRUCT": parsers.JsonObject,
+}
+"""Each KFP parameter type's parser: the library's, which ``fraud run`` and the knob declarations use too."""
+
+
+def parse_parameter(name: str, kind: str, value: Any) -> Any:
+    """One value (command-line text or a JSON value) as the declared KFP parameter type."""
+    if kind not in KINDS:
+        raise SubmitError(f"parameter {name!r} has a type this tool does not know: {kind}")
     try:
-        if kind == "STRING":
-            if not isinstance(value, str):
-                raise TypeError
-            return value
-        if kind == "NUMBER_INTEGER":
-            if from_text:
-                return int(value)
-            if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-                raise TypeError
-            return int(value)
-        if kind == "NUMBER_DOUBLE":
-            if from_text:
-                return float(value)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError
-            return float(value)
-        if kind == "BOOLEAN":
-            if from_text:
-                lowered = value.strip().lower()
-                if lowered in {"true", "1", "yes"}:
-                    return True
-                if lowered in {"false", "0", "no"}:
-                    return False
-                raise ValueError
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if kind in {"LIST", "STRUCT"}:
-            parsed = json.loads(value) if from_text else value
-            expected = list if kind == "LIST" else dict
-            if not isinstance(parsed, expected):
-                raise TypeError
-            return parsed
-    except (TypeError, ValueError) as exc:
+        return TypeAdapter(KINDS[kind]).validate_python(value)
+    except ValidationError as exc:
         raise SubmitError(f"parameter {name!r} expects {kind.lower()}, got {value!r}") from exc
-    raise SubmitError(f"parameter {name!r} has a type this tool does not know: {kind}")
 
 
 def resolve_parameters(
@@ -145,7 +128,7 @@ def resolve_parameters(
         raise SubmitError(
             f"unknown pipeline parameter(s) {', '.join(unknown)}; {pipeline.name} takes: {', '.join(sorted(declared))}"
         )
-    values = {name: _convert(name, declared[name]["parameterType"], value) for name, value in merged.items()}
+    values = {name: parse_parameter(name, declared[name]["parameterType"], value) for name, value in merged.items()}
     missing = sorted(
         name
         for name, spec in declared.items()

@@ -1,4 +1,10 @@
-"""The pipeline DAG. Its parameters are the knobs of ``fraud_detection.config`` (``fraud run --help`` lists them)."""
+"""The pipeline DAG. Its parameters are the knobs of ``fraud_detection.config`` (``fraud run --help`` lists them).
+
+Each task call names what it gets: its upstream outputs and its knobs, a knob group at a time
+(``**knobs.group(GateKnobs)``) or one knob by name (``seed=knobs.seed``); caching and retries are set at the call.
+KFP refuses, when the pipeline is compiled, a call that misses one of the component's inputs or passes one it
+does not have, so the groups named at a task are exactly the knob inputs of its component.
+"""
 
 import inspect
 from collections.abc import Callable
@@ -15,19 +21,28 @@ from components.poison import poison_collect, poison_level
 from components.promote import evaluate_and_promote
 from components.report import run_report
 from components.train import select_model, train_family
-from fraud_detection.config import pipeline_knobs
+from fraud_detection.config import (
+    DataKnobs,
+    DeployKnobs,
+    GateKnobs,
+    KnobGroup,
+    ScaleKnobs,
+    TrainKnobs,
+    pipeline_knobs,
+)
 
 PIPELINE_NAME = "fraud-detection"
 
 RETRIED = ("train-family", "select", "poison-sweep", "fairness", "drift", "evaluate-and-promote", "deploy", "report")
-"""Tasks retried on failure: what they write outside KFP is safe to write twice (a second MLflow run; promotion's
-idempotent registration, immutable exports and compare-and-set move; deploy follows the champion pointer; the
-report only renders its inputs).
-``load`` and ``poison-level`` fail for reasons a retry does not change (bad data, a bug)."""
+"""Tasks retried on failure (``.set_retry(**RETRY)`` at their call; a test holds the compiled YAML to this list):
+what they write outside KFP is safe to write twice (a second MLflow run; promotion's idempotent registration,
+immutable exports and compare-and-set move; deploy follows the champion pointer; the report only renders its
+inputs). ``load`` and ``poison-level`` fail for reasons a retry does not change (bad data, a bug)."""
 RETRY = {"num_retries": 2, "backoff_duration": "30s", "backoff_factor": 2.0, "backoff_max_duration": "300s"}
 CACHED = ("poison-level",)
-"""Tasks KFP may answer from its cache: pure functions of their inputs. Every other task reads data that can change
-under the same URI (``load``) or writes to MLflow, the registry or the cluster, so it always runs."""
+"""Tasks KFP may answer from its cache (``.set_caching_options(True)`` at their call): pure functions of their
+inputs. Every other task reads data that can change under the same URI (``load``) or writes to MLflow, the registry
+or the cluster, so it always runs."""
 
 
 class PipelineOutputs(NamedTuple):
@@ -51,17 +66,35 @@ class PipelineOutputs(NamedTuple):
     run_summary: Markdown
 
 
-def _with_knob_signature(body: Callable[..., PipelineOutputs]) -> Callable[..., PipelineOutputs]:
+class Knobs:
+    """The pipeline's parameters, one KFP placeholder per knob: ``knobs.seed`` is one knob, ``knobs.group(G)`` the
+    knobs of group ``G`` by name, to pass to a task as ``**knobs.group(G)``."""
+
+    def __init__(self, placeholders: dict[str, Any]) -> None:
+        self._placeholders = placeholders
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._placeholders[name]
+        except KeyError:
+            raise AttributeError(f"no pipeline knob named {name!r}") from None
+
+    def group(self, group: type[KnobGroup], *, without: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Every knob of ``group`` but those ``without`` names, by name."""
+        return {name: self._placeholders[name] for name in group.model_fields if name not in without}
+
+
+def _with_knob_signature(body: Callable[[Knobs], PipelineOutputs]) -> Callable[..., PipelineOutputs]:
     """Give ``body`` the pipeline's signature and parameter docs, generated from the knob declarations.
 
     KFP reads a pipeline's parameters from its signature (and their descriptions from its docstring's Args),
     then calls it with one placeholder per parameter, in order. The wrapper hands ``body`` those placeholders
-    as one mapping from knob name to placeholder.
+    as :class:`Knobs`.
     """
     knobs = pipeline_knobs()
 
     def pipeline(*values: Any) -> PipelineOutputs:
-        return body(dict(zip((k.name for k in knobs), values, strict=True)))
+        return body(Knobs(dict(zip((k.name for k in knobs), values, strict=True))))
 
     pipeline.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
@@ -76,93 +109,100 @@ def _with_knob_signature(body: Callable[..., PipelineOutputs]) -> Callable[..., 
     return pipeline
 
 
-def _task(component: Any, knobs: dict[str, Any], name: str, **inputs: Any) -> Any:
-    """The task ``name`` of ``component``: each input named like a pipeline knob gets that knob, the rest come from
-    ``inputs`` (upstream outputs, loop items). Its caching and retry policy follow :data:`CACHED` and
-    :data:`RETRIED`."""
-    names = component.component_spec.inputs or {}
-    task = component(**{n: knobs[n] for n in names if n in knobs and n not in inputs}, **inputs)
-    task.set_display_name(name).set_caching_options(name in CACHED)
-    if name in RETRIED:
-        task.set_retry(**RETRY)
-    return task
-
-
 @dsl.pipeline(
     name=PIPELINE_NAME,
     description="Train model families side by side (XGBoost, MLP, their blend), pick the best on validation, audit "
     "and promote it; the champion is served by KServe.",
 )
 @_with_knob_signature
-def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
+def fraud_pipeline(knobs: Knobs) -> PipelineOutputs:
     """load -> {train family, ...} -> select -> {poison sweep, fairness, drift} -> evaluate-and-promote -> deploy;
     report.
 
-    Every parameter is a knob declared in ``fraud_detection.config``; each task input named like one gets it.
+    Every parameter is a knob declared in ``fraud_detection.config``.
     """
-    load = _task(load_data, knobs, "load")
+    load = load_data(
+        **knobs.group(DataKnobs),
+        engine=knobs.engine,
+        dask_scheduler_address=knobs.dask_scheduler_address,
+        dask_workers=knobs.dask_workers,
+        # load checks the rules over several knobs before any work; this one spans two groups
+        poison_levels=knobs.poison_levels,
+        robustness_level=knobs.robustness_level,
+    )
+    load.set_display_name("load").set_caching_options(False)
     windows = {f"{name}_data": load.outputs[f"{name}_data"] for name in ("train", "validation", "test")}
-    with dsl.ParallelFor(items=knobs["families"]) as family:
-        trained = _task(
-            train_family,
-            knobs,
-            "train-family",
+    with dsl.ParallelFor(items=knobs.families) as family:
+        trained = train_family(
             family=family,
             train_data=windows["train_data"],
             validation_data=windows["validation_data"],
             data_version=load.outputs["data_version"],
+            **knobs.group(TrainKnobs, without=("families",)),  # the loop hands each task its family
+            **knobs.group(ScaleKnobs),
         )
-    train = _task(
-        select_model,
-        knobs,
-        "select",
+        trained.set_display_name("train-family").set_caching_options(False).set_retry(**RETRY)
+    train = select_model(
         **windows,
         family_models=dsl.Collected(trained.outputs["model"]),
         data_version=load.outputs["data_version"],
         oracle_label_noise=load.outputs["oracle_label_noise"],
+        synthetic_setting=knobs.synthetic_setting,
+        threshold_beta=knobs.threshold_beta,
+        seed=knobs.seed,
+        mlflow_tracking_uri=knobs.mlflow_tracking_uri,
+        mlflow_experiment=knobs.mlflow_experiment,
     )
+    train.set_display_name("select").set_caching_options(False).set_retry(**RETRY)
     model = train.outputs["model"]
-    with dsl.ParallelFor(items=knobs["poison_levels"]) as level:
-        attacked = _task(
-            poison_level,
-            knobs,
-            "poison-level",
-            **windows,
-            model=model,
-            level=level,
-        )
-    poison = _task(
-        poison_collect,
-        knobs,
-        "poison-sweep",
+    with dsl.ParallelFor(items=knobs.poison_levels) as level:
+        attacked = poison_level(**windows, model=model, level=level, poison_kinds=knobs.poison_kinds, seed=knobs.seed)
+        attacked.set_display_name("poison-level").set_caching_options(True)
+    poison = poison_collect(
         results=dsl.Collected(attacked.output),
         data_version=load.outputs["data_version"],
+        robustness_level=knobs.robustness_level,
+        mlflow_tracking_uri=knobs.mlflow_tracking_uri,
+        mlflow_experiment=knobs.mlflow_experiment,
     )
-    fairness = _task(fairness_audit, knobs, "fairness", test_data=windows["test_data"], model=model)
-    drift = _task(
-        drift_check,
-        knobs,
-        "drift",
+    poison.set_display_name("poison-sweep").set_caching_options(False).set_retry(**RETRY)
+    fairness = fairness_audit(
+        test_data=windows["test_data"],
+        model=model,
+        sensitive_column=knobs.sensitive_column,
+        mlflow_tracking_uri=knobs.mlflow_tracking_uri,
+        mlflow_experiment=knobs.mlflow_experiment,
+    )
+    fairness.set_display_name("fairness").set_caching_options(False).set_retry(**RETRY)
+    drift = drift_check(
         reference_data=windows["train_data"],
         current_data=load.outputs["current_data"],
         model=model,
+        drift_data_uri=knobs.drift_data_uri,
+        sensitive_column=knobs.sensitive_column,
+        mlflow_tracking_uri=knobs.mlflow_tracking_uri,
+        mlflow_experiment=knobs.mlflow_experiment,
     )
-    promote = _task(
-        evaluate_and_promote,
-        knobs,
-        "evaluate-and-promote",
+    drift.set_display_name("drift").set_caching_options(False).set_retry(**RETRY)
+    promote = evaluate_and_promote(
         model=model,
         test_data=windows["test_data"],
         equalized_odds_difference=fairness.outputs["equalized_odds_difference"],
         robust_fraction=poison.outputs["robust_fraction"],
+        **knobs.group(GateKnobs),
+        registered_model_name=knobs.registered_model_name,
+        serving_root=knobs.serving_root,
+        mlflow_tracking_uri=knobs.mlflow_tracking_uri,
     )
+    promote.set_display_name("evaluate-and-promote").set_caching_options(False).set_retry(**RETRY)
     promote.after(drift)
     with dsl.If(promote.outputs["Output"] == True):  # noqa: E712
-        _task(deploy_model, knobs, "deploy", decision=promote.outputs["decision"])
-    report = _task(
-        run_report,
-        knobs,
-        "report",
+        deploy = deploy_model(
+            decision=promote.outputs["decision"],
+            **knobs.group(DeployKnobs, without=("registered_model_name",)),  # the champion is found by its pointer
+        )
+        deploy.set_display_name("deploy").set_caching_options(False).set_retry(**RETRY)
+    report = run_report(
         data_summary=load.outputs["summary"],
         test_data=windows["test_data"],
         model=model,
@@ -175,7 +215,12 @@ def fraud_pipeline(knobs: dict[str, Any]) -> PipelineOutputs:
         drift_metrics=drift.outputs["metrics"],
         drift_report=drift.outputs["report"],
         decision=promote.outputs["decision"],
+        data_uri=knobs.data_uri,
+        registered_model_name=knobs.registered_model_name,
+        mlflow_tracking_uri=knobs.mlflow_tracking_uri,
+        mlflow_experiment=knobs.mlflow_experiment,
     )
+    report.set_display_name("report").set_caching_options(False).set_retry(**RETRY)
     return PipelineOutputs(
         data_summary=load.outputs["summary"],
         test_data=windows["test_data"],

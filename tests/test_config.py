@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 import copy
 import inspect
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 
 import pytest
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from cli.main import LOCAL_DEFAULTS, build_parser
-from fraud_detection import config
+from fraud_detection import config, parsers
 from fraud_detection.config import ConfigError, check_parameters, parameter_problems, pipeline_knobs
+from fraud_detection.families import FAMILIES
 from pipelines.compile import COMPILED_PATH
 from pipelines.pipeline import fraud_pipeline
 
@@ -199,7 +202,55 @@ def test_good_parameters_come_back_with_the_defaults_filled_in() -> None:
     assert set(values) == {k.name for k in pipeline_knobs()}
 
 
-def test_a_group_picks_its_knobs_from_a_components_locals() -> None:
-    values = {"max_depth": 3, "n_rounds": 10, "data_uri": "x.csv", "model": object()}
-    picked = config.TrainKnobs.pick(values)
-    assert (picked.max_depth, picked.n_rounds, picked.learning_rate) == (3, 10, config.TrainKnobs().learning_rate)
+def test_a_group_built_by_a_component_refuses_a_bad_value_naming_the_knob() -> None:
+    with pytest.raises(ConfigError, match=r"auprc_tolerance must be >= 0, got -0\.1"):
+        config.GateKnobs(auprc_tolerance=-0.1)
+    with pytest.raises(ConfigError, match="leave room for the current window"):
+        config.DataKnobs(train_fraction=0.8)
+    # KFP hands list items over JSON as floats: a whole number stays whole
+    assert config.TrainKnobs(mlp_hidden_units=[64.0, 32.0]).mlp_hidden_units == [64, 32]  # type: ignore[list-item]
+
+
+def test_one_parser_per_kind_reads_command_line_text() -> None:
+    knobs = {k.name: k for k in pipeline_knobs()}
+    assert knobs["poison_levels"].parse("0, 0.05") == knobs["poison_levels"].parse("[0, 0.05]") == [0.0, 0.05]
+    assert knobs["families"].parse("mlp") == ["mlp"]
+    assert knobs["max_depth"].parse("4") == 4
+    with pytest.raises(ConfigError, match="poison_kinds item must be one of random, targeted, got 'flip'"):
+        knobs["poison_kinds"].parse("random,flip")
+
+
+@pytest.mark.parametrize("text", ["1", "true", "Yes", "ON", " on "])
+def test_a_flag_takes_the_usual_words_for_true(text: str) -> None:
+    assert TypeAdapter(parsers.Flag).validate_python(text) is True
+
+
+@pytest.mark.parametrize("text", ["0", "false", "No", "off"])
+def test_a_flag_takes_the_usual_words_for_false(text: str) -> None:
+    assert TypeAdapter(parsers.Flag).validate_python(text) is False
+
+
+@pytest.mark.parametrize("text", ["maybe", "t", "2", ""])
+def test_a_flag_refuses_anything_else(text: str) -> None:
+    with pytest.raises(ValidationError, match="must be true or false"):
+        TypeAdapter(parsers.Flag).validate_python(text)
+
+
+def test_the_family_choices_are_the_families_the_bake_off_trains() -> None:
+    assert get_args(config.FamilyName) == FAMILIES
+
+
+def test_a_task_given_knob_groups_that_differ_from_its_knob_inputs_fails_to_compile(tmp_path: Path) -> None:
+    from kfp import compiler, dsl
+
+    from components.deploy import deploy_model
+    from pipelines.pipeline import Knobs
+
+    knobs = Knobs({k.name: k.default for k in pipeline_knobs()})
+
+    def too_many():  # no annotations: KFP would read them as pipeline inputs
+        decision = dsl.importer(artifact_uri="gs://b/decision.md", artifact_class=dsl.Markdown).output
+        deploy_model(decision=decision, **knobs.group(config.DeployKnobs))  # deploy takes no registered_model_name
+
+    with pytest.raises(TypeError, match='unexpected keyword argument "registered_model_name"'):
+        compiler.Compiler().compile(dsl.pipeline(name="one-knob-too-many")(too_many), str(tmp_path / "p.yaml"))

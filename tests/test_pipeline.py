@@ -92,6 +92,8 @@ def test_run_help_lists_every_parameter_with_its_default(tmp_path):
         assert f"--{parameter.name.replace('_', '-')}" in text
         if parameter.name in LOCAL_DEFAULTS:
             assert f"Compiled default: {parameter.default}; fraud run uses" in text, parameter.name
+        elif parameter.type is list:  # as the option takes it: comma-separated
+            assert f"(default: {','.join(map(str, parameter.default))})" in text, parameter.name
         else:
             assert f"(default: {parameter.default})" in text, parameter.name
 
@@ -99,10 +101,10 @@ def test_run_help_lists_every_parameter_with_its_default(tmp_path):
 @pytest.mark.parametrize(
     "option, value, message",
     [
-        ("--poison-levels", "0,abc", "expected float items, got 'abc'"),
-        ("--poison-kinds", "random,2", "expected str items, got 2.0"),
-        ("--poison-levels", "[0.1", "not a JSON list"),
-        ("--synthetic-rows", "many", "invalid int value: 'many'"),
+        ("--poison-levels", "0,abc", "poison_levels item must be a number, got 'abc'"),
+        ("--poison-kinds", "random,2", "poison_kinds item must be one of random, targeted, got '2'"),
+        ("--poison-levels", "[0.1", "poison_levels must be a JSON list"),
+        ("--synthetic-rows", "many", "synthetic_rows must be a whole number, got 'many'"),
     ],
 )
 def test_run_rejects_bad_options_before_running(tmp_path, option, value, message):

@@ -156,7 +156,7 @@ def test_poisoned_candidate_is_challenger_and_changes_nothing(windows, env, cand
 @pytest.mark.slow
 def test_fairness_alone_blocks_promotion(windows, env, candidates):
     promote(windows, env, candidates["c1"])
-    lenient_quality = replace(GateKnobs(), auprc_tolerance=1.0, min_auprc_over_baseline=0.0)
+    lenient_quality = GateKnobs(auprc_tolerance=1.0, min_auprc_over_baseline=0.0)
     other = candidates["other"]
     assert modeldir.read_metadata(other).family == "mlp"
     result = promote(windows, env, other, config=lenient_quality, eod=0.40)

@@ -29,7 +29,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -64,7 +64,7 @@ def sweep_params(champion: TrainParams, best_iteration: int | None = None) -> Tr
         return champion
     if best_iteration < 0:
         raise ValueError(f"best_iteration must be >= 0, got {best_iteration}")
-    return replace(champion, n_rounds=min(champion.n_rounds, best_iteration + 1))
+    return champion.model_copy(update={"n_rounds": min(champion.n_rounds, best_iteration + 1)})
 
 
 def _check_kind(kind: str) -> str:

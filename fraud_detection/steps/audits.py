@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -71,8 +71,8 @@ def _candidate_params(model_dir: Path) -> tuple[train.TrainParams, int | None]:
     level whatever family won the bake-off; its report and the run summary say so.
     """
     meta = modeldir.read_metadata(model_dir)
-    known = set(train.TrainParams.__dataclass_fields__)
-    params = train.TrainParams(**{k: v for k, v in meta.params.items() if k in known})  # type: ignore[arg-type]
+    known = set(train.TrainParams.model_fields)
+    params = train.TrainParams.model_validate({k: v for k, v in meta.params.items() if k in known})
     best = meta.metrics.get("xgboost_best_iteration", meta.metrics.get("best_iteration"))
     return params, int(best) if best is not None else None
 
@@ -92,7 +92,7 @@ def poison_level_step(
     champion_params, best = _candidate_params(model_dir)
     # One thread per level task: levels run side by side (pods on a cluster, two at a time under kfp.local),
     # and XGBoost threads competing for the same cores cost far more than they give.
-    params = replace(poison.sweep_params(champion_params, best), nthread=1)
+    params = poison.sweep_params(champion_params, best).model_copy(update={"nthread": 1})
     bound = data.AUDIT_MAX_ROWS
     x_train, y_train = data.read_xy(train_path, bound, seed)
     x_valid, y_valid = data.read_xy(validation_path, bound, seed)

@@ -46,6 +46,20 @@ def test_cli_strings_are_converted_to_the_declared_types(tiny_pipeline: Path) ->
     assert values == {"count": 7, "flag": True, "name": "a=b", "options": {"k": 1}, "ratio": 0.25, "tags": ["x", "y"]}
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("on", True), ("off", False), ("yes", True), ("no", False), ("1", True), ("0", False), ("FALSE", False)],
+)
+def test_a_boolean_takes_the_words_fraud_run_takes(tiny_pipeline: Path, text: str, value: bool) -> None:
+    pipeline = submit.read_pipeline(tiny_pipeline)
+    assert submit.resolve_parameters(pipeline, {"name": "x", "flag": text})["flag"] is value
+
+
+def test_a_list_takes_comma_separated_values_too(tiny_pipeline: Path) -> None:
+    pipeline = submit.read_pipeline(tiny_pipeline)
+    assert submit.resolve_parameters(pipeline, {"name": "x", "tags": "x, y"})["tags"] == ["x", "y"]
+
+
 def test_param_file_values_are_typed_and_flags_win(tiny_pipeline: Path, tmp_path: Path) -> None:
     file = tmp_path / "params.json"
     file.write_text(json.dumps({"name": "from-file", "count": 3, "ratio": 1}))

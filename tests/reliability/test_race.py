@@ -9,7 +9,7 @@ import random
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from fraud_detection.config import GateKnobs
 from fraud_detection.steps.promote import promote_step
 
 ROUNDS = 20
-STRICT = replace(GateKnobs(), auprc_tolerance=0.0, min_auprc_over_baseline=0.0, min_auprc_over_fraud_rate=0.0)
+STRICT = GateKnobs(auprc_tolerance=0.0, min_auprc_over_baseline=0.0, min_auprc_over_fraud_rate=0.0)
 """Zero tolerance: a candidate replaces the champion only if it is at least as good, so 'best' is well defined."""
 RACERS = ("racer-1", "racer-2")
 
