@@ -240,7 +240,8 @@ def test_train_marks_a_window_without_fraud(chain: dict[str, Any], tmp_path: Pat
 
 def test_deploy_marks_a_decision_without_export(tmp_path: Path) -> None:
     decision = dsl.Markdown(name="decision", uri=str(tmp_path / "decision"))
-    reason = failure_mark(tmp_path, lambda: call(deploy_model, tmp_path, {"deploy_target": "local"}, decision=decision))
+    knobs = {"deploy_target": "local", "serving_root": str(tmp_path / "serving")}  # not the default gs:// root
+    reason = failure_mark(tmp_path, lambda: call(deploy_model, tmp_path, knobs, decision=decision))
     assert reason == "deploy: the promotion decision carries no serving_uri: nothing to deploy"
 
 
