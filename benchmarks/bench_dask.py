@@ -54,11 +54,11 @@ def main():
     args = json.loads(sys.argv[1])
     work = Path(args["work"])
     rounds = args["rounds"]
-    from fraud_detection import data, train
+    from fraud_detection import boosting, data
     from fraud_detection.config import DataKnobs
     from fraud_detection.engines import dask_cluster
     from fraud_detection.steps import dask_steps
-    from fraud_detection.steps.train import select_step
+    from fraud_detection.steps.bakeoff import select_step
 
     out = {name: str(work / "dask" / name) for name in data.SPLITS}
     with dask_cluster.local_client(args["workers"], args["memory"]) as client:
@@ -66,7 +66,7 @@ def main():
         loaded = dask_steps.dask_load_step(client, DataKnobs(data_uri=str(work / "parts")), out, str(work / "scratch"))
         load_s = time.perf_counter() - started
         started = time.perf_counter()
-        params = train.TrainParams(n_rounds=rounds, early_stopping_rounds=rounds, families=["xgboost"])
+        params = boosting.TrainParams(n_rounds=rounds, early_stopping_rounds=rounds, families=["xgboost"])
         dask_steps.dask_xgboost_step(
             client, out["train"], out["validation"], params, work / "dask-xgboost", loaded.data_version
         )

@@ -44,11 +44,11 @@ if args["phase"] == "load":
     elapsed = time.perf_counter() - started
     extra = {}
 elif args["phase"] == "train":
-    from fraud_detection import train
-    from fraud_detection.steps.train import train_step
+    from fraud_detection import boosting
+    from fraud_detection.steps.bakeoff import train_step
     started = time.perf_counter()
     result = train_step(work / "train.parquet", work / "validation.parquet", work / "test.parquet",
-                              train.TrainParams(n_rounds=args["rounds"], early_stopping_rounds=args["rounds"],
+                              boosting.TrainParams(n_rounds=args["rounds"], early_stopping_rounds=args["rounds"],
                                                 **({"families": args["families"]} if "families" in args else {})),
                               work / "model", f"sqlite:///{work}/mlflow.db", "bench", "bench",
                               negative_sample_rate=args.get("negative_sample_rate", 1.0))
@@ -56,9 +56,9 @@ elif args["phase"] == "train":
     extra = {"test_auprc": result.metrics["test_auprc"], "rounds": int(result.metrics["best_iteration"]) + 1}
 else:
     import numpy as np, xgboost as xgb
-    from fraud_detection import data, train
+    from fraud_detection import boosting, data
     x, y = data.read_xy(work / "train.parquet")
-    params = train.TrainParams()
+    params = boosting.TrainParams()
     weight = (float((y == 0).sum()) / float(y.sum())) ** 0.5
     started = time.perf_counter()
     dtrain = xgb.QuantileDMatrix(x, label=y)

@@ -37,7 +37,7 @@ from fraud_detection.schema import FEATURES
 if TYPE_CHECKING:
     import xgboost as xgb
 
-    from fraud_detection.families.models import FamilyModel
+    from fraud_detection.families.base import FamilyModel
 
 MODEL_FILE = family_models.XGBOOST_FILE
 """The XGBoost family's file (the only model file of a version 1 directory)."""

@@ -50,7 +50,8 @@ from typing import Any
 import numpy as np
 
 from fraud_detection.audits.jsonable import json_safe, nan_if_none
-from fraud_detection.train import TrainParams, evaluate, predict_proba, train_booster
+from fraud_detection.boosting import TrainParams, predict_proba, train_booster
+from fraud_detection.metrics import evaluate
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fraud_detection import data, modeldir, tracking, train
+from fraud_detection import boosting, data, modeldir, tracking
 from fraud_detection.audits.drift import DriftResult
 from fraud_detection.audits.fairness import FairnessResult
 from fraud_detection.audits.poison import DegradationRow, LevelResult, PoisonSweep
@@ -25,15 +25,15 @@ from fraud_detection.reports.poison import PoisonFiles
 log = logging.getLogger(__name__)
 
 
-def _candidate_params(model_dir: Path) -> tuple[train.TrainParams, int | None]:
+def _candidate_params(model_dir: Path) -> tuple[boosting.TrainParams, int | None]:
     """The run's XGBoost knobs and the XGBoost family's best round, from the candidate's metadata.
 
     The poison sweep retrains XGBoost at every level whatever family won the bake-off (retraining the network
     or the blend a dozen times would not fit the run's time budget); its report says so.
     """
     meta = modeldir.read_metadata(model_dir)
-    known = set(train.TrainParams.__dataclass_fields__)
-    params = train.TrainParams(**{k: v for k, v in meta.params.items() if k in known})  # type: ignore[arg-type]
+    known = set(boosting.TrainParams.__dataclass_fields__)
+    params = boosting.TrainParams(**{k: v for k, v in meta.params.items() if k in known})  # type: ignore[arg-type]
     best = meta.metrics.get("xgboost_best_iteration", meta.metrics.get("best_iteration"))
     return params, int(best) if best is not None else None
 

@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fraud_detection import champion, data, modeldir, promotion, registry, train
+from fraud_detection import boosting, champion, data, modeldir, promotion, registry
 from fraud_detection.config import GateKnobs
 from fraud_detection.registry import CHALLENGER, CHAMPION, DEFAULT_RETRY, RetryPolicy
 
@@ -71,7 +71,7 @@ def promote_step(
 
     x_test, y_test = data.read_xy(test_path)
     candidate_model, candidate_meta = modeldir.load_model_dir(candidate_dir)
-    candidate_auprc = float(average_precision_score(y_test, train.predict_proba(candidate_model, x_test)))
+    candidate_auprc = float(average_precision_score(y_test, boosting.predict_proba(candidate_model, x_test)))
     mlflow_client = registry.client(tracking_uri)
     run_id = candidate_meta.mlflow_run_id or ""
 
@@ -92,7 +92,7 @@ def promote_step(
             identical = False
             if current is not None:
                 champion_model, _ = modeldir.load_model_dir(current.model_dir)
-                champion_auprc = float(average_precision_score(y_test, train.predict_proba(champion_model, x_test)))
+                champion_auprc = float(average_precision_score(y_test, boosting.predict_proba(champion_model, x_test)))
                 if current.run_id:
                     champion_robust = call("read its robustness", _robust_fraction, mlflow_client, current.run_id)
                 identical = registry.same_model(candidate_dir, current.model_dir)

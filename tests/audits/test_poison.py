@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from fraud_detection.audits import poison
+from fraud_detection.boosting import predict_proba, train_booster
+from fraud_detection.metrics import evaluate
 from fraud_detection.reports.poison import markdown, render_poison
-from fraud_detection.train import evaluate, predict_proba, train_booster
 from tests.audits.conftest import FAST_PARAMS, Windows, run_poison_level
 
 
