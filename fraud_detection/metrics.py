@@ -14,6 +14,8 @@ through a string spelled again elsewhere (MLflow, KFP metadata and the model dir
 * :class:`Detail`: a family's training numbers (rounds, epochs, fraud weight); :func:`blend_weight` names a
   blend part's weight.
 * :class:`Run`: the select step's numbers about the run rather than one candidate (baseline, oracle, fraud rate).
+
+Reading a key costs only this module and numpy (scikit-learn is imported where a curve is computed).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-from sklearn.metrics import confusion_matrix_at_thresholds, roc_curve
 
 VALIDATION = "validation"
 """The window that trains early stopping, picks thresholds and decides the bake-off."""
@@ -140,6 +141,8 @@ class RankCurve:
 
 def rank_curve(y: np.ndarray, scores: np.ndarray) -> RankCurve:
     """The :class:`RankCurve` of scores against 0/1 labels (one sort, scikit-learn's)."""
+    from sklearn.metrics import confusion_matrix_at_thresholds
+
     _, fps, _, tps, thresholds = confusion_matrix_at_thresholds(y, scores)
     return RankCurve(np.asarray(tps, dtype=np.float64), np.asarray(fps, dtype=np.float64), np.asarray(thresholds))
 
@@ -200,6 +203,8 @@ def roc_points(
     y: np.ndarray, scores: np.ndarray, max_points: int = 100
 ) -> tuple[list[float], list[float], list[float]]:
     """ROC curve (fpr, tpr, thresholds) reduced to its corners, at most ``max_points``, for KFP's UI."""
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, thresholds = roc_curve(y, scores)
     corner = np.ones(fpr.size, dtype=bool)
     corner[1:-1] = (tpr[1:-1] != tpr[:-2]) | (tpr[1:-1] != tpr[2:])

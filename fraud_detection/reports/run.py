@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fraud_detection.families import CANDIDATES, XGBOOST
+from fraud_detection.metrics import TEST, VALIDATION, Detail, Metric, Run, of, on
 from fraud_detection.reports import format_value, html_page, markdown_table, paragraph, section, table_html
 
 WINDOWS = ("train", "validation", "test", "current")
@@ -106,19 +107,20 @@ def _gate_rows(decision: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _model_rows(metrics: dict[str, Any], model: dict[str, Any]) -> list[dict[str, Any]]:
     names = [
-        ("AUPRC (primary)", "test_auprc"),
-        ("best possible AUPRC (true probabilities)", "oracle_test_auprc"),
-        ("share of the best possible", "auprc_vs_oracle"),
-        ("logistic regression baseline AUPRC", "baseline_lr_test_auprc"),
-        ("ROC AUC", "test_roc_auc"),
-        ("precision at the threshold", "test_precision"),
-        ("recall at the threshold", "test_recall"),
-        ("F1 at the threshold", "test_f1"),
-        ("recall at precision 0.90", "test_recall_at_precision_90"),
+        ("AUPRC (primary)", on(TEST, Metric.AUPRC)),
+        ("best possible AUPRC (true probabilities)", Run.ORACLE_TEST_AUPRC),
+        ("share of the best possible", Run.AUPRC_VS_ORACLE),
+        ("logistic regression baseline AUPRC", Run.BASELINE_LR_TEST_AUPRC),
+        ("ROC AUC", on(TEST, Metric.ROC_AUC)),
+        ("precision at the threshold", on(TEST, Metric.PRECISION)),
+        ("recall at the threshold", on(TEST, Metric.RECALL)),
+        ("F1 at the threshold", on(TEST, Metric.F1)),
+        ("recall at precision 0.90", on(TEST, Metric.RECALL_AT_PRECISION_90)),
     ]
     rows: list[dict[str, Any]] = [{"metric": label, "value": metrics[key]} for label, key in names if key in metrics]
     rows.append({"metric": "decision threshold", "value": model.get("threshold")})
-    confusion = " ".join(f"{k.upper()} {int(metrics.get(f'test_{k}', 0)):,}" for k in ("tp", "fp", "fn", "tn"))
+    counts = (Metric.TP, Metric.FP, Metric.FN, Metric.TN)
+    confusion = " ".join(f"{k.upper()} {int(metrics.get(on(TEST, k), 0)):,}" for k in counts)
     rows.append({"metric": "confusion (test window)", "value": confusion})
     return rows
 
@@ -128,13 +130,14 @@ def _candidate_rows(facts: RunFacts) -> list[dict[str, Any]]:
     the winner, chosen on validation AUPRC, carries its threshold, trees and MLflow run."""
     m = facts.metrics
     winner = facts.model.get("framework", XGBOOST)
-    families = [f for f in CANDIDATES if f"{f}_validation_auprc" in m] or [winner]
+    validation, test, best = on(VALIDATION, Metric.AUPRC), on(TEST, Metric.AUPRC), Detail.BEST_ITERATION
+    families = [f for f in CANDIDATES if of(f, validation) in m] or [winner]
     return [
         {
             "candidate": family + (" (winner)" if family == winner else ""),
-            "validation AUPRC": m.get(f"{family}_validation_auprc", m.get("validation_auprc")),
-            "test AUPRC": m.get(f"{family}_test_auprc", m.get("test_auprc")),
-            "trees": int(m["best_iteration"]) + 1 if family == winner == XGBOOST and "best_iteration" in m else None,
+            "validation AUPRC": m.get(of(family, validation), m.get(validation)),
+            "test AUPRC": m.get(of(family, test), m.get(test)),
+            "trees": int(m[best]) + 1 if family == winner == XGBOOST and best in m else None,
             "threshold": facts.model.get("threshold") if family == winner else None,
             "MLflow run": facts.model.get("mlflow_run_id", "") if family == winner else "",
         }
@@ -193,15 +196,15 @@ def _fairness_text(fairness: dict[str, Any]) -> str:
 
 
 def _headline(facts: RunFacts) -> dict[str, str]:
-    auprc = facts.metrics.get("test_auprc")
+    auprc = facts.metrics.get(on(TEST, Metric.AUPRC))
     items = {
         "Decision": _verdict(facts.decision),
         "Test AUPRC": "n/a" if auprc is None else f"{auprc:.4f}",
     }
-    if "oracle_test_auprc" in facts.metrics:
-        items["Best possible"] = f"{facts.metrics['oracle_test_auprc']:.4f}"
-    if "baseline_lr_test_auprc" in facts.metrics:
-        items["Baseline"] = f"{facts.metrics['baseline_lr_test_auprc']:.4f}"
+    if Run.ORACLE_TEST_AUPRC in facts.metrics:
+        items["Best possible"] = f"{facts.metrics[Run.ORACLE_TEST_AUPRC]:.4f}"
+    if Run.BASELINE_LR_TEST_AUPRC in facts.metrics:
+        items["Baseline"] = f"{facts.metrics[Run.BASELINE_LR_TEST_AUPRC]:.4f}"
     if facts.decision.get("candidate_version"):
         items["Model version"] = str(facts.decision["candidate_version"])
     return items
