@@ -16,7 +16,6 @@ Run (about 6 minutes at the default size; fewer than about 1.35M rows leave too 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_train import LARGEST_PUBLIC, _prepare
+from bench_train import LARGEST_PUBLIC, _prepare, print_head, save_json
 
 
 def _measure(windows: dict[str, tuple[np.ndarray, np.ndarray]], seed: int, every_row: bool) -> dict[str, Any]:
@@ -79,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{'seed':>5} | {'sketched rows':>13} | {'matrix s':>8} | {'best round':>10} | "
             f"{'valid AUPRC':>11} | {'test AUPRC':>10}"
         )
-        print(f"early-stopped XGBoost on {args.rows:,} rows: bin edges from every training row vs a sample")
-        print(header)
-        print("-" * len(header))
+        print_head(
+            f"early-stopped XGBoost on {args.rows:,} rows: bin edges from every training row vs a sample", header
+        )
         for seed in args.seeds:
             for every_row in (True, False):
                 row = _measure(windows, seed, every_row)
@@ -98,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  sample - every row, {key}: mean {statistics.mean(differences):+.4f} over {len(differences)} seeds")
     spread = max(r["test_auprc"] for r in full) - min(r["test_auprc"] for r in full)
     print(f"  test AUPRC spread across seeds with every row sketched: {spread:.4f}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    return 0
+    return save_json(args.json, results)
 
 
 if __name__ == "__main__":
