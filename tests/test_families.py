@@ -165,3 +165,12 @@ def test_the_mlp_on_downsampled_weighted_rows_stays_calibrated(windows: dict[str
     assert inflated > 2 * ratio, (inflated, ratio)
     full_weight = boosting.auto_weight(yt)
     assert weighted.details["scale_pos_weight"] == pytest.approx(full_weight, rel=0.05)
+
+
+def test_every_family_the_train_step_can_fit_has_a_fitter_and_a_model_file() -> None:
+    from fraud_detection.families import FAMILIES
+    from fraud_detection.families.models import FILES
+
+    assert set(fit.FITTERS) == set(FAMILIES) == set(FILES)
+    with pytest.raises(ValueError, match="unknown model family 'forest'"):
+        fit.fit_family("forest", np.zeros((2, 29)), np.zeros(2), np.zeros((2, 29)), np.zeros(2), boosting.TrainParams())

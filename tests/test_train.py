@@ -234,3 +234,21 @@ def test_select_reuses_the_validation_scores_each_family_saved(tmp_path):
 
     assert selected_validation_auprc("sha256:v1") == pytest.approx(average_precision_score(y_valid, 1.0 - saved))
     assert selected_validation_auprc("sha256:v2") == pytest.approx(average_precision_score(y_valid, saved))
+
+
+def test_metric_keys_keep_the_names_mlflow_kfp_and_model_directories_already_hold():
+    """Keys are built in fraud_detection.metrics only; these strings are what earlier runs logged, so they stay."""
+    y = np.array([0, 0, 1, 1, 0, 1])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    assert list(metrics.evaluate(y, scores, 0.5)) == [
+        *("auprc", "roc_auc", "precision", "recall", "f1", "recall_at_precision_90", "threshold"),
+        *("tp", "fp", "fn", "tn"),
+    ]
+    assert metrics.on(metrics.TEST, metrics.Metric.AUPRC) == "test_auprc"
+    assert metrics.of("mlp", metrics.on(metrics.VALIDATION, metrics.Metric.AUPRC)) == "mlp_validation_auprc"
+    assert metrics.of("xgboost", metrics.Detail.BEST_ITERATION) == "xgboost_best_iteration"
+    assert metrics.blend_weight("xgboost") == "weight_xgboost"
+    assert [str(k) for k in metrics.Run] == [
+        *("baseline_lr_test_auprc", "test_fraud_rate", "oracle_test_auprc", "auprc_vs_oracle", "robust_fraction")
+    ]
+    assert all(type(k) is str for k in metrics.on_window(metrics.VALIDATION, metrics.evaluate(y, scores, 0.5)))
