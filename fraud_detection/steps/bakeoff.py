@@ -70,7 +70,7 @@ def train_family_step(
     negative_sample_rate: float = 1.0,
     max_train_rows: int | None = None,
 ) -> dict[str, float]:
-    """Train one family and write its model directory (model version ``candidate``, no MLflow run yet).
+    """Fit one family and write its model directory (model version ``candidate``, no MLflow run yet).
 
     Args:
         negative_sample_rate: below 1, train on every fraud and this share of legitimate rows, each weighted
@@ -94,7 +94,7 @@ def train_family_step(
 def write_family(
     fitted: FamilyFit, y_valid: np.ndarray, params: TrainParams, model_dir: Path, data_version: str
 ) -> dict[str, float]:
-    """Write a trained family's model directory (either engine ends here); return its validation metrics,
+    """Write a fitted family's model directory (either engine ends here); return its validation metrics,
     training seconds and family details."""
     valid = evaluate(y_valid, fitted.validation_scores, fitted.threshold)
     metrics = on_window(VALIDATION, valid, RANK_SUMMARY)
