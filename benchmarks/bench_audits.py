@@ -31,7 +31,7 @@ from pathlib import Path
 args = json.loads(sys.argv[1])
 work, out = Path(args["work"]), Path(args["out"])
 import numpy as np, pandas as pd, xgboost as xgb
-from fraud_detection.train import TrainParams, features_and_label
+from fraud_detection.boosting import TrainParams, features_and_label
 meta = json.loads((work / "model.json").read_text())
 booster = xgb.Booster(); booster.load_model(str(work / "model.ubj"))
 started = time.perf_counter()
@@ -71,8 +71,9 @@ print("RESULT " + json.dumps({"work_seconds": time.perf_counter() - started, **e
 
 def _prepare(work: Path, nthread: int) -> dict[str, float]:
     from fraud_detection import data
+    from fraud_detection.boosting import TrainParams, features_and_label, predict_proba, train_booster
+    from fraud_detection.metrics import evaluate
     from fraud_detection.synth import SyntheticConfig, generate
-    from fraud_detection.train import TrainParams, evaluate, features_and_label, predict_proba, train_booster
 
     for strength in (0.0, 1.0):
         windows = data.time_split(generate(SyntheticConfig(drift=strength)))

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_train import LARGEST_PUBLIC, _child
+from bench_train import LARGEST_PUBLIC, _child, print_head, save_json
 
 PART_ROWS = 1_000_000
 
@@ -54,11 +54,11 @@ def main():
     args = json.loads(sys.argv[1])
     work = Path(args["work"])
     rounds = args["rounds"]
-    from fraud_detection import data, train
+    from fraud_detection import boosting, data
     from fraud_detection.config import DataKnobs
     from fraud_detection.engines import dask_cluster
     from fraud_detection.steps import dask_steps
-    from fraud_detection.steps.train import select_step
+    from fraud_detection.steps.bakeoff import select_step
 
     out = {name: str(work / "dask" / name) for name in data.SPLITS}
     with dask_cluster.local_client(args["workers"], args["memory"]) as client:
@@ -66,7 +66,7 @@ def main():
         loaded = dask_steps.dask_load_step(client, DataKnobs(data_uri=str(work / "parts")), out, str(work / "scratch"))
         load_s = time.perf_counter() - started
         started = time.perf_counter()
-        params = train.TrainParams(n_rounds=rounds, early_stopping_rounds=rounds, families=["xgboost"])
+        params = boosting.TrainParams(n_rounds=rounds, early_stopping_rounds=rounds, families=["xgboost"])
         dask_steps.dask_xgboost_step(
             client, out["train"], out["validation"], params, work / "dask-xgboost", loaded.data_version
         )
@@ -168,13 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
 
-    print(f"load+train, {args.rounds} rounds, depth 6, hist; Dask: LocalCluster of {args.workers} 1-thread workers")
     header = (
         f"{'rows':>11} | {'engine':<14} | {'load s':>7} {'train s':>8} {'total s':>8} | {'s/M rows':>8} | "
         f"{'peak RSS MB (every process)':<52} | {'AUPRC':>6}"
     )
-    print(header)
-    print("-" * len(header))
+    print_head(
+        f"load+train, {args.rounds} rounds, depth 6, hist; Dask: LocalCluster of {args.workers} 1-thread workers",
+        header,
+    )
     results: list[dict[str, Any]] = []
     for rows in args.sizes:
         local_too = rows <= args.local_up_to
@@ -241,9 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             ratio = r["dask_s_per_million"] / reference["local_s_per_million"]
             print(f"  dask at {r['rows']:,} rows: {ratio:.2f}x the local engine's s/M rows at {reference['rows']:,}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    return 0
+    return save_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -84,8 +84,8 @@ def wait_http(url: str, timeout: float = 120.0) -> None:
 def make_model(directory: Path) -> Path:
     """A real booster on synthetic data (depth 6, up to 300 rounds: the training defaults)."""
     from fraud_detection import synth
+    from fraud_detection.boosting import TrainParams, features_and_label, train_booster
     from fraud_detection.modeldir import ModelMetadata, save_model_dir
-    from fraud_detection.train import TrainParams, features_and_label, train_booster
 
     frame = synth.generate(synth.SyntheticConfig(n_rows=100_000, seed=5))
     cut = int(len(frame) * 0.75)
@@ -101,9 +101,9 @@ def make_model(directory: Path) -> Path:
 def make_family_models(work: Path) -> dict[str, Path]:
     """XGBoost, the MLP and their blend, trained with the pipeline's defaults on the same synthetic data."""
     from fraud_detection import synth
+    from fraud_detection.boosting import TrainParams, features_and_label
     from fraud_detection.families.fit import fit_blend, fit_family
     from fraud_detection.modeldir import ModelMetadata, save_model_dir
-    from fraud_detection.train import TrainParams, features_and_label
 
     frame = synth.generate(synth.SyntheticConfig(n_rows=100_000, seed=5))
     cut = int(len(frame) * 0.75)
@@ -121,7 +121,7 @@ def make_family_models(work: Path) -> dict[str, Path]:
 
 def sample(n: int, seed: int = 0) -> np.ndarray:
     from fraud_detection import synth
-    from fraud_detection.train import features_and_label
+    from fraud_detection.boosting import features_and_label
 
     frame = synth.generate(synth.SyntheticConfig(n_rows=max(n, 2_000), seed=seed))
     return features_and_label(frame)[0][:n]

@@ -44,11 +44,11 @@ if args["phase"] == "load":
     elapsed = time.perf_counter() - started
     extra = {}
 elif args["phase"] == "train":
-    from fraud_detection import train
-    from fraud_detection.steps.train import train_step
+    from fraud_detection import boosting
+    from fraud_detection.steps.bakeoff import train_step
     started = time.perf_counter()
     result = train_step(work / "train.parquet", work / "validation.parquet", work / "test.parquet",
-                              train.TrainParams(n_rounds=args["rounds"], early_stopping_rounds=args["rounds"],
+                              boosting.TrainParams(n_rounds=args["rounds"], early_stopping_rounds=args["rounds"],
                                                 **({"families": args["families"]} if "families" in args else {})),
                               work / "model", f"sqlite:///{work}/mlflow.db", "bench", "bench",
                               negative_sample_rate=args.get("negative_sample_rate", 1.0))
@@ -56,9 +56,9 @@ elif args["phase"] == "train":
     extra = {"test_auprc": result.metrics["test_auprc"], "rounds": int(result.metrics["best_iteration"]) + 1}
 else:
     import numpy as np, xgboost as xgb
-    from fraud_detection import data, train
+    from fraud_detection import boosting, data
     x, y = data.read_xy(work / "train.parquet")
-    params = train.TrainParams()
+    params = boosting.TrainParams()
     weight = (float((y == 0).sum()) / float(y.sum())) ** 0.5
     started = time.perf_counter()
     dtrain = xgb.QuantileDMatrix(x, label=y)
@@ -94,6 +94,20 @@ def _prepare(rows: int, work: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(rows), str(work)], check=True)
 
 
+def print_head(title: str, header: str) -> None:
+    """Print a benchmark table's title, its column header and a rule under it."""
+    print(title)
+    print(header)
+    print("-" * len(header))
+
+
+def save_json(path: Path | None, rows: Any) -> int:
+    """Write the benchmark's rows as JSON to ``path`` (when given); the exit status (0)."""
+    if path:
+        path.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{'rows':>10} | {'load s':>7} {'train s':>8} {'ours s':>7} {'floor s':>8} {'time x':>7} | "
         f"{'ours MB':>8} {'floor MB':>9} {'mem x':>6} | {'s/M rows':>8} | {'AUPRC':>6}"
     )
-    print(f"load+train vs bare xgboost.train, {args.rounds} rounds, depth 6, hist; each phase in its own process")
-    print(header)
-    print("-" * len(header))
+    print_head(
+        f"load+train vs bare xgboost.train, {args.rounds} rounds, depth 6, hist; each phase in its own process", header
+    )
     for rows in args.sizes:
         with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
             work = Path(tmp)
@@ -148,9 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets at 6,362,620 rows: time x <= 1.3, mem x <= 1.5 (bench_dask.py takes the median of three); "
         "s/M rows should not grow with size"
     )
-    if args.json:
-        args.json.write_text(json.dumps(rows_out, indent=2))
-    return 0
+    return save_json(args.json, rows_out)
 
 
 if __name__ == "__main__":

@@ -40,10 +40,10 @@ def train_family(
     weighted sample of the training window in this process (docs/dask.md). Returns its validation AUPRC.
     """
     from components import runner
+    from fraud_detection.boosting import TrainParams
     from fraud_detection.config import ScaleKnobs
     from fraud_detection.families import XGBOOST
-    from fraud_detection.steps.train import DASK_MAX_TRAIN_ROWS, train_family_step
-    from fraud_detection.train import TrainParams
+    from fraud_detection.steps.bakeoff import DASK_MAX_TRAIN_ROWS, train_family_step
 
     with runner.step(f"train {family}"):
         params = TrainParams(
@@ -126,9 +126,9 @@ def select_model(
     from collections import namedtuple
 
     from components import runner
-    from fraud_detection.steps.train import select_step
+    from fraud_detection.boosting import TrainParams
+    from fraud_detection.steps.bakeoff import select_step
     from fraud_detection.tracking import DatasetInput
-    from fraud_detection.train import TrainParams
 
     with runner.step("select"):
         result = select_step(

@@ -243,7 +243,8 @@ def log_loaded(source: str, frame: pd.DataFrame, version: str) -> None:
 
 ROW_GROUP_ROWS = 262_144
 """Rows per Parquet row group of a window: the Dask engine's unit of reading and of balancing rows across workers
-(:func:`fraud_detection.engines.dask_train.read_window`), small enough to even them out, large enough to read fast."""
+(:func:`fraud_detection.engines.dask_boosting.read_window`), small enough to even them out, large enough to read
+fast."""
 
 
 PARQUET_CODEC = "lz4"

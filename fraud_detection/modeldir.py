@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from fraud_detection import storage
 from fraud_detection.families import BLEND, CANDIDATES, XGBOOST
@@ -37,7 +37,7 @@ from fraud_detection.schema import FEATURES
 if TYPE_CHECKING:
     import xgboost as xgb
 
-    from fraud_detection.families.models import FamilyModel
+    from fraud_detection.families.base import FamilyModel
 
 MODEL_FILE = family_models.XGBOOST_FILE
 """The XGBoost family's file (the only model file of a version 1 directory)."""
@@ -71,18 +71,12 @@ class ModelMetadata(BaseModel):
     )
     blend_intercept: float = 0.0
 
-    @field_validator("format_version")
+    @field_validator("format_version", "family")
     @classmethod
-    def _readable_version(cls, value: int) -> int:
-        if value not in READABLE_VERSIONS:
-            raise ValueError(f"format_version {value} is not one this code reads {READABLE_VERSIONS}")
-        return value
-
-    @field_validator("family")
-    @classmethod
-    def _known_family(cls, value: str) -> str:
-        if value not in CANDIDATES:
-            raise ValueError(f"family must be one of {', '.join(CANDIDATES)}, got {value!r}")
+    def _one_this_code_reads(cls, value: Any, info: ValidationInfo) -> Any:
+        allowed = {"format_version": READABLE_VERSIONS, "family": CANDIDATES}[str(info.field_name)]
+        if value not in allowed:
+            raise ValueError(f"{info.field_name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
         return value
 
     @model_validator(mode="after")

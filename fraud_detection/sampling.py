@@ -3,7 +3,7 @@
 Training on all frauds and a fraction ``rate`` of legitimate rows is the fraud industry's usual way to cut
 training cost on data that is 99.8 % legitimate. Each kept legitimate row is weighted ``1 / rate``, so the
 weighted data has the class balance of the full data: the booster's base-score shift (see
-:mod:`fraud_detection.train`) then gives calibrated probabilities again, with no further correction.
+:mod:`fraud_detection.boosting`) then gives calibrated probabilities again, with no further correction.
 Off by default (``negative_sample_rate = 1``); both engines apply it the same way (the Dask engine per
 partition, with a seeded stream per partition).
 """

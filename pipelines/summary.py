@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from fraud_detection.metrics import TEST, VALIDATION, Detail, Metric, Run, on
 from pipelines.local import LocalRun
 
 
@@ -53,27 +54,29 @@ def render_summary(run: LocalRun, parameters: dict[str, Any], report: Path | Non
 
     lines += _bakeoff_lines(_meta(out, "bakeoff"))
     lines.append(f"Model: {model.get('framework', 'xgboost')} (test window)")
-    auprc = metrics.get("test_auprc", float("nan"))
+    auprc = metrics.get(on(TEST, Metric.AUPRC), float("nan"))
     lines.append(f"  AUPRC       {auprc:.4f}   (primary metric)")
-    if "oracle_test_auprc" in metrics:
+    if Run.ORACLE_TEST_AUPRC in metrics:
         lines.append(
-            f"  best possible AUPRC {metrics['oracle_test_auprc']:.4f} from the generator's true probabilities: "
-            f"ours is {metrics['auprc_vs_oracle']:.1%} of it"
+            f"  best possible AUPRC {metrics[Run.ORACLE_TEST_AUPRC]:.4f} from the generator's true probabilities: "
+            f"ours is {metrics[Run.AUPRC_VS_ORACLE]:.1%} of it"
         )
     else:
         lines.append("  best possible AUPRC n/a (real data: true probabilities are unknown)")
-    baseline = metrics.get("baseline_lr_test_auprc", float("nan"))
+    baseline = metrics.get(Run.BASELINE_LR_TEST_AUPRC, float("nan"))
     lines.append(f"  logistic regression baseline AUPRC {baseline:.4f} (ours is {auprc / baseline:.1f}x)")
+    test = {m: metrics.get(on(TEST, m), 0) for m in Metric}
     lines.append(
-        f"  ROC AUC {metrics.get('test_roc_auc', float('nan')):.4f} | at threshold {model.get('threshold', 0):.4f}: "
-        f"precision {metrics.get('test_precision', 0):.3f}, recall {metrics.get('test_recall', 0):.3f}, "
-        f"F1 {metrics.get('test_f1', 0):.3f} | "
-        f"recall at precision 0.90: {metrics.get('test_recall_at_precision_90', 0):.3f}"
+        f"  ROC AUC {metrics.get(on(TEST, Metric.ROC_AUC), float('nan')):.4f} | "
+        f"at threshold {model.get('threshold', 0):.4f}: "
+        f"precision {test[Metric.PRECISION]:.3f}, recall {test[Metric.RECALL]:.3f}, F1 {test[Metric.F1]:.3f} | "
+        f"recall at precision 0.90: {test[Metric.RECALL_AT_PRECISION_90]:.3f}"
     )
+    trees = metrics.get(Detail.BEST_ITERATION)
     lines.append(
-        f"  confusion   TP {int(metrics.get('test_tp', 0))}  FP {int(metrics.get('test_fp', 0))}  "
-        f"FN {int(metrics.get('test_fn', 0))}  TN {int(metrics.get('test_tn', 0)):,}"
-        + (f"   ({int(metrics['best_iteration']) + 1} trees)" if "best_iteration" in metrics else "")
+        f"  confusion   TP {int(test[Metric.TP])}  FP {int(test[Metric.FP])}  "
+        f"FN {int(test[Metric.FN])}  TN {int(test[Metric.TN]):,}"
+        + (f"   ({int(trees) + 1} trees)" if trees is not None else "")
     )
 
     lines += _poison_lines(out)
@@ -123,7 +126,8 @@ def _bakeoff_lines(bakeoff: dict[str, Any]) -> list[str]:
     if not candidates:
         return []
     cells = [
-        f"{c['family']}{'*' if c.get('winner') else ''} {c['validation_auprc']:.3f}/{c['test_auprc']:.3f}"
+        f"{c['family']}{'*' if c.get('winner') else ''} "
+        f"{c[on(VALIDATION, Metric.AUPRC)]:.3f}/{c[on(TEST, Metric.AUPRC)]:.3f}"
         for c in candidates
     ]
     return [

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from fraud_detection import data, synth
-from fraud_detection.steps.train import train_step
-from fraud_detection.train import TrainParams
+from fraud_detection.boosting import TrainParams
+from fraud_detection.steps.bakeoff import train_step
 
 
 @pytest.mark.slow

@@ -12,12 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_detection import data, synth, train
+from fraud_detection import boosting, data, synth
 from fraud_detection.config import DataKnobs
 from fraud_detection.engines import dask_cluster, dask_load
 from fraud_detection.schema import FEATURES, LABEL, TIME, DataValidationError
-from fraud_detection.steps import dask_steps
-from fraud_detection.steps import train as train_steps
+from fraud_detection.steps import bakeoff, dask_steps
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +24,7 @@ AUPRC_TOLERANCE = 0.03
 """Largest test-AUPRC gap allowed between the engines on the same windows (xgboost.dask sketches the
 histogram bins per worker, so the trees differ slightly)."""
 
-FAST = train.TrainParams(n_rounds=60, early_stopping_rounds=20, max_depth=4, families=["xgboost"])
+FAST = boosting.TrainParams(n_rounds=60, early_stopping_rounds=20, max_depth=4, families=["xgboost"])
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +177,7 @@ def test_auprc_matches_the_local_engine_and_the_model_is_served(client: object, 
         tmp_path / "families" / "dask",
         loaded.data_version,
     )
-    train_steps.train_family_step(
+    bakeoff.train_family_step(
         "xgboost",
         tmp_path / "parts",
         windows / "validation",
@@ -197,8 +196,8 @@ def test_auprc_matches_the_local_engine_and_the_model_is_served(client: object, 
         "oracle_label_noise": loaded.oracle_label_noise,
         "dataset": loaded.dataset,
     }
-    ours = train_steps.select_step([tmp_path / "families" / "dask"], model_dir=tmp_path / "model", **common)  # type: ignore[arg-type]
-    local = train_steps.select_step([tmp_path / "families" / "local"], model_dir=tmp_path / "local", **common)  # type: ignore[arg-type]
+    ours = bakeoff.select_step([tmp_path / "families" / "dask"], model_dir=tmp_path / "model", **common)  # type: ignore[arg-type]
+    local = bakeoff.select_step([tmp_path / "families" / "local"], model_dir=tmp_path / "local", **common)  # type: ignore[arg-type]
     assert ours.winner == local.winner == "xgboost"
     gap = abs(ours.metrics["test_auprc"] - local.metrics["test_auprc"])
     assert gap <= AUPRC_TOLERANCE, (ours.metrics["test_auprc"], local.metrics["test_auprc"])
@@ -212,7 +211,7 @@ def test_auprc_matches_the_local_engine_and_the_model_is_served(client: object, 
         from fraud_detection.modeldir import load_model_dir
 
         booster, meta = load_model_dir(tmp_path / "model")
-        expected = train.predict_proba(booster, np.array([[GOOD[f] for f in train.FEATURES]], dtype=np.float32))
+        expected = boosting.predict_proba(booster, np.array([[GOOD[f] for f in boosting.FEATURES]], dtype=np.float32))
         assert answer.json()["predictions"][0]["fraud_probability"] == pytest.approx(float(expected[0]), rel=1e-5)
         assert meta.threshold == pytest.approx(ours.threshold)
 
@@ -223,7 +222,7 @@ def test_negative_downsampling_keeps_every_fraud_and_stays_calibrated_on_both_en
     """Kept at rate r, uncompensated, a model would score legitimate traffic about 1/r times too high; with
     the weights its mean probability stays within a small factor of the full model's."""
     from fraud_detection import sampling
-    from fraud_detection.engines import dask_train
+    from fraud_detection.engines import dask_boosting
 
     frame = synth.generate(synth.SyntheticConfig(n_rows=60_000, seed=9))
     windows = data.time_split(data.validate(frame, "age_group"))
@@ -231,12 +230,12 @@ def test_negative_downsampling_keeps_every_fraud_and_stays_calibrated_on_both_en
         data.write_parquet(window, tmp_path / f"{name}.parquet")
     x_train, y_train = data.read_xy(tmp_path / "train.parquet")
     x_valid, y_valid = data.read_xy(tmp_path / "validation.parquet")
-    full = train.train_booster(x_train, y_train, x_valid, y_valid, FAST, log_every=0)
+    full = boosting.train_booster(x_train, y_train, x_valid, y_valid, FAST, log_every=0)
     rows, weights = sampling.downsample(y_train, 0.2, seed=1)
     assert (y_train[rows] == 1).sum() == (y_train == 1).sum()
     assert 0.15 < (y_train[rows] == 0).sum() / (y_train == 0).sum() < 0.25
-    local = train.train_booster(x_train[rows], y_train[rows], x_valid, y_valid, FAST, 0, sample_weight=weights)
-    distributed, _ = dask_train.train_dask(
+    local = boosting.train_booster(x_train[rows], y_train[rows], x_valid, y_valid, FAST, 0, sample_weight=weights)
+    distributed, _ = dask_boosting.train_booster_dask(
         client,  # type: ignore[arg-type]
         tmp_path / "train.parquet",
         tmp_path / "validation.parquet",
@@ -265,7 +264,7 @@ def test_a_window_is_held_evenly_by_the_workers(
 ) -> None:
     """Parts as uneven as a real training window's (0.3M, 2.5M and 1.0M rows, scaled down), row groups of 64 rows:
     each worker holds the same rows to within one row group, and the frame is the window in file order."""
-    from fraud_detection.engines import dask_train
+    from fraud_detection.engines import dask_boosting
 
     monkeypatch.setattr(data, "ROW_GROUP_ROWS", 64)
     frame = data.validate(small_frame, "age_group").head(319 + 2517 + 982).reset_index(drop=True)
@@ -273,7 +272,7 @@ def test_a_window_is_held_evenly_by_the_workers(
     folder.mkdir()
     for i, (start, stop) in enumerate([(0, 319), (319, 2836), (2836, 3818)]):
         data.write_parquet(frame.iloc[start:stop], folder / f"part-{i:05d}.parquet")
-    window = dask_train.read_window(client, folder)  # type: ignore[arg-type]
+    window = dask_boosting.read_window(client, folder)  # type: ignore[arg-type]
     held: dict[str, int] = client.run(_rows_held, "_read_labels-")  # type: ignore[attr-defined]
     assert len(held) == 2 and sum(held.values()) == len(frame), held
     assert max(held.values()) - min(held.values()) <= 64, held
@@ -285,7 +284,7 @@ def test_a_window_is_held_evenly_by_the_workers(
 
 
 def test_balance_gives_each_worker_the_same_rows() -> None:
-    from fraud_detection.engines.dask_train import Piece, balance
+    from fraud_detection.engines.dask_boosting import Piece, balance
 
     pieces = [Piece("p", i, rows) for i, rows in enumerate([10, 80, 30, 30, 20, 10])]
     chosen = balance(pieces, ["a", "b"])
@@ -313,7 +312,7 @@ def test_reads_and_writes_gcs_through_gcsfs(client: object, small_frame: pd.Data
     written = pd.concat(pd.read_parquet(fs.open(p, "rb")) for p in sorted(fs.find(outputs["test"])))
     local = data.time_split(data.validate(frame, "age_group"))["test"]
     assert len(written) == len(local) and int(written[LABEL].sum()) == int(local[LABEL].sum())
-    from fraud_detection.engines import dask_train
+    from fraud_detection.engines import dask_boosting
 
-    held = dask_train.read_window(client, outputs["test"])  # type: ignore[arg-type]
+    held = dask_boosting.read_window(client, outputs["test"])  # type: ignore[arg-type]
     assert held.counts(client) == (len(local), int(local[LABEL].sum()))  # type: ignore[arg-type]

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fraud_detection import modeldir, synth, train
+from fraud_detection import boosting, modeldir, synth
 from fraud_detection.families import fit
-from fraud_detection.families.models import MLPModel, XGBoostModel
+from fraud_detection.families.mlp import MLPModel
+from fraud_detection.families.xgboost import XGBoostModel
 
 
 @pytest.fixture(scope="module")
@@ -20,16 +21,16 @@ def windows() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     frame = synth.generate(synth.SyntheticConfig(n_rows=30_000, seed=11))
     cut, end = int(0.6 * len(frame)), int(0.8 * len(frame))
     return {
-        "train": train.features_and_label(frame.iloc[:cut]),
-        "valid": train.features_and_label(frame.iloc[cut:end]),
-        "test": train.features_and_label(frame.iloc[end:]),
+        "train": boosting.features_and_label(frame.iloc[:cut]),
+        "valid": boosting.features_and_label(frame.iloc[cut:end]),
+        "test": boosting.features_and_label(frame.iloc[end:]),
     }
 
 
 @pytest.fixture(scope="module")
 def fits(windows: dict[str, Any]) -> dict[str, fit.FamilyFit]:
     (xt, yt), (xv, yv) = windows["train"], windows["valid"]
-    params = train.TrainParams(n_rounds=40, early_stopping_rounds=10, mlp_max_epochs=5, mlp_hidden_units=[16, 8])
+    params = boosting.TrainParams(n_rounds=40, early_stopping_rounds=10, mlp_max_epochs=5, mlp_hidden_units=[16, 8])
     out = {family: fit.fit_family(family, xt, yt, xv, yv, params) for family in ("xgboost", "mlp")}
     out["blend"] = fit.fit_blend([out["xgboost"], out["mlp"]], xv, yv)
     return out
@@ -154,7 +155,7 @@ def test_the_mlp_on_downsampled_weighted_rows_stays_calibrated(windows: dict[str
     from fraud_detection import sampling
 
     (xt, yt), (xv, yv), (x_test, y_test) = windows["train"], windows["valid"], windows["test"]
-    params = train.TrainParams(mlp_max_epochs=20, mlp_patience=20, mlp_hidden_units=[16, 8])
+    params = boosting.TrainParams(mlp_max_epochs=20, mlp_patience=20, mlp_hidden_units=[16, 8])
     rows, weights = sampling.downsample(yt, 0.2, seed=1)
     weighted = fit.fit_family("mlp", xt[rows], yt[rows], xv, yv, params, sample_weight=weights)
     unweighted = fit.fit_family("mlp", xt[rows], yt[rows], xv, yv, params)
@@ -162,5 +163,14 @@ def test_the_mlp_on_downsampled_weighted_rows_stays_calibrated(windows: dict[str
     inflated = unweighted.model.predict_proba(x_test).mean() / y_test.mean()
     assert 1 / 2.5 < ratio < 2.5, ratio
     assert inflated > 2 * ratio, (inflated, ratio)
-    full_weight = train.auto_weight(yt)
+    full_weight = boosting.auto_weight(yt)
     assert weighted.details["scale_pos_weight"] == pytest.approx(full_weight, rel=0.05)
+
+
+def test_every_family_the_train_step_can_fit_has_a_fitter_and_a_model_file() -> None:
+    from fraud_detection.families import FAMILIES
+    from fraud_detection.families.models import FILES
+
+    assert set(fit.FITTERS) == set(FAMILIES) == set(FILES)
+    with pytest.raises(ValueError, match="unknown model family 'forest'"):
+        fit.fit_family("forest", np.zeros((2, 29)), np.zeros(2), np.zeros((2, 29)), np.zeros(2), boosting.TrainParams())

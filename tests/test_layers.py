@@ -47,7 +47,7 @@ def test_the_project_keeps_every_contract() -> None:
         ("fraud_detection/schema.py", "import pipelines.pipeline", "Layers"),
         ("fraud_detection/data.py", "import kfp", "The library is a leaf"),
         ("ops/submit.py", "from cli import main", "Layers"),
-        ("serving/payload.py", "from fraud_detection import train", "Serving uses the library's schema"),
+        ("serving/payload.py", "from fraud_detection import boosting", "Serving uses the library's schema"),
         ("components/runner.py", "import serving.predictor", "Components do not reach into the serving app"),
         ("streaming/consumer.py", "import serving.app", "Streaming uses serving's scoring core"),
         ("streaming/messages.py", "from fraud_detection import synth", "Streaming uses serving's scoring core"),

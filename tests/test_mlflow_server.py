@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from fraud_detection import data, modeldir, registry, train
+from fraud_detection import boosting, data, modeldir, registry
 from fraud_detection.config import GateKnobs
+from fraud_detection.steps.bakeoff import train_step
 from fraud_detection.steps.promote import promote_step
-from fraud_detection.steps.train import train_step
 from tests.conftest import free_port
 
 
@@ -66,7 +66,7 @@ def test_train_register_and_promote_through_a_tracking_server(mlflow_server, sma
         paths["train"],
         paths["validation"],
         paths["test"],
-        train.TrainParams(n_rounds=60),
+        boosting.TrainParams(n_rounds=60),
         tmp_path / "candidate",
         mlflow_server,
         "server-test",

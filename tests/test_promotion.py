@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from fraud_detection import data, modeldir, promotion, registry, train
+from fraud_detection import boosting, data, modeldir, promotion, registry
 from fraud_detection.config import GateKnobs
 from fraud_detection.schema import LABEL
+from fraud_detection.steps.bakeoff import train_step
 from fraud_detection.steps.promote import promote_step
-from fraud_detection.steps.train import train_step
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -73,7 +73,7 @@ def candidates(windows, registry_uri, tmp_path_factory) -> dict[str, Path]:
             windows[train_key],
             windows["validation"],
             windows["test"],
-            train.TrainParams(n_rounds=80, seed=seed, families=[family], mlp_max_epochs=6),
+            boosting.TrainParams(n_rounds=80, seed=seed, families=[family], mlp_max_epochs=6),
             out[name],
             registry_uri,
             "promotion-test",
@@ -226,7 +226,7 @@ def test_a_data_set_with_shuffled_labels_never_promotes(windows, env, tmp_path):
         shuffled["train"],
         shuffled["validation"],
         shuffled["test"],
-        train.TrainParams(n_rounds=80, families=["xgboost", "mlp"], mlp_max_epochs=4),
+        boosting.TrainParams(n_rounds=80, families=["xgboost", "mlp"], mlp_max_epochs=4),
         tmp_path / "model",
         env["tracking_uri"],
         "promotion-test",

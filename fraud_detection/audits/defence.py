@@ -31,7 +31,7 @@ from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass as checked_dataclass
 
 if TYPE_CHECKING:
-    from fraud_detection.train import TrainParams
+    from fraud_detection.boosting import TrainParams
 
 
 @checked_dataclass(frozen=True)
@@ -94,7 +94,7 @@ def train_sanitiser(
     Raises:
         ValueError: either half of the trusted window has no fraud label.
     """
-    from fraud_detection.train import train_booster
+    from fraud_detection.boosting import train_booster
 
     defence = defence or DefenceParams()
     y_trusted = np.asarray(y_trusted).astype(np.int32)
@@ -136,7 +136,7 @@ def sanitise(
         sanitiser, threshold: from :func:`train_sanitiser`.
         defence: the relabel / drop factors.
     """
-    from fraud_detection.train import predict_proba
+    from fraud_detection.boosting import predict_proba
 
     defence = defence or DefenceParams()
     y_train = np.asarray(y_train).astype(np.int32)

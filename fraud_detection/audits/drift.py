@@ -214,7 +214,7 @@ def run_drift(
         )
     ]
     if booster is not None:
-        from fraud_detection.train import predict_proba
+        from fraud_detection.boosting import predict_proba
 
         ref[SCORE_COLUMN] = _logit(predict_proba(booster, ref.loc[:, columns].to_numpy(np.float32)))
         cur[SCORE_COLUMN] = _logit(predict_proba(booster, cur.loc[:, columns].to_numpy(np.float32)))

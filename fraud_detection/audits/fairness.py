@@ -281,7 +281,7 @@ def run_fairness(
         DataValidationError: a feature or the label is missing, or the attribute is a model feature.
         ValueError: the threshold is outside [0, 1].
     """
-    from fraud_detection.train import predict_proba
+    from fraud_detection.boosting import predict_proba
 
     started = time.perf_counter()
     missing = [c for c in (*FEATURES, LABEL) if c not in test.columns]

@@ -47,7 +47,8 @@ from fraud_detection.audits.poison_results import (
     degradation_table,
     summary_metrics,
 )
-from fraud_detection.train import TrainParams, evaluate, predict_proba, train_booster
+from fraud_detection.boosting import TrainParams, predict_proba, train_booster
+from fraud_detection.metrics import evaluate
 
 log = logging.getLogger(__name__)
 

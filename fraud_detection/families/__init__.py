@@ -1,10 +1,12 @@
-"""Model families: what the bake-off trains, how each is saved in its own format, scored and explained.
+"""Model families: what the bake-off fits, each saved in its own format, scored and explained.
 
-* :mod:`fraud_detection.families.models` loads, saves, scores and explains a trained model of any family. It
-  needs numpy (and XGBoost for the XGBoost family) and nothing else, so the serving image can use it through
-  the model-directory contract (:mod:`fraud_detection.modeldir`).
-* :mod:`fraud_detection.families.fit` trains each family and fits the blend (scikit-learn, the training
-  stack); serving never imports it.
+* :mod:`~fraud_detection.families.xgboost`, :mod:`~fraud_detection.families.mlp`,
+  :mod:`~fraud_detection.families.blend`: one module per family's trained model, behind the protocol of
+  :mod:`~fraud_detection.families.base`; :mod:`~fraud_detection.families.models` loads any of them. They need
+  numpy (and XGBoost for the XGBoost family) and nothing else, so the serving image can use them through the
+  model-directory contract (:mod:`fraud_detection.modeldir`).
+* :mod:`fraud_detection.families.fit` fits each family and the blend (scikit-learn, the training stack), one
+  module per family too; serving never imports it.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 
 from fraud_detection.audits.fairness import MIN_GROUP_FRAUDS, recall_comparison
 from fraud_detection.families import CANDIDATES, XGBOOST
+from fraud_detection.metrics import TEST, VALIDATION, Detail, Metric, Run, of, on
 from fraud_detection.reports import Link, format_value, html_page, markdown_table, paragraph, section, table_html
 from fraud_detection.reports.poison import noise_text, recovered_text, sweep_model
 
@@ -110,19 +111,20 @@ def _gate_rows(decision: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _model_rows(metrics: dict[str, Any], model: dict[str, Any]) -> list[dict[str, Any]]:
     names = [
-        ("AUPRC (primary)", "test_auprc"),
-        ("best possible AUPRC (true probabilities)", "oracle_test_auprc"),
-        ("share of the best possible", "auprc_vs_oracle"),
-        ("logistic regression baseline AUPRC", "baseline_lr_test_auprc"),
-        ("ROC AUC", "test_roc_auc"),
-        ("precision at the threshold", "test_precision"),
-        ("recall at the threshold", "test_recall"),
-        ("F1 at the threshold", "test_f1"),
-        ("recall at precision 0.90", "test_recall_at_precision_90"),
+        ("AUPRC (primary)", on(TEST, Metric.AUPRC)),
+        ("best possible AUPRC (true probabilities)", Run.ORACLE_TEST_AUPRC),
+        ("share of the best possible", Run.AUPRC_VS_ORACLE),
+        ("logistic regression baseline AUPRC", Run.BASELINE_LR_TEST_AUPRC),
+        ("ROC AUC", on(TEST, Metric.ROC_AUC)),
+        ("precision at the threshold", on(TEST, Metric.PRECISION)),
+        ("recall at the threshold", on(TEST, Metric.RECALL)),
+        ("F1 at the threshold", on(TEST, Metric.F1)),
+        ("recall at precision 0.90", on(TEST, Metric.RECALL_AT_PRECISION_90)),
     ]
     rows: list[dict[str, Any]] = [{"metric": label, "value": metrics[key]} for label, key in names if key in metrics]
     rows.append({"metric": "decision threshold", "value": model.get("threshold")})
-    confusion = " ".join(f"{k.upper()} {int(metrics.get(f'test_{k}', 0)):,}" for k in ("tp", "fp", "fn", "tn"))
+    counts = (Metric.TP, Metric.FP, Metric.FN, Metric.TN)
+    confusion = " ".join(f"{k.upper()} {int(metrics.get(on(TEST, k), 0)):,}" for k in counts)
     rows.append({"metric": "confusion (test window)", "value": confusion})
     return rows
 
@@ -139,19 +141,21 @@ def _candidate_rows(facts: RunFacts) -> list[dict[str, Any]]:
     address is known). A column no candidate has a value for is left out."""
     m = facts.metrics
     winner = facts.model.get("framework", XGBOOST)
-    families = [f for f in CANDIDATES if f"{f}_validation_auprc" in m] or [winner]
+    validation, test = on(VALIDATION, Metric.AUPRC), on(TEST, Metric.AUPRC)
+    best_iteration, threshold_key = Detail.BEST_ITERATION, Detail.THRESHOLD
+    families = [f for f in CANDIDATES if of(f, validation) in m] or [winner]
     rows = []
     for family in families:
-        best = m.get(f"{family}_best_iteration", m.get("best_iteration") if family == winner == XGBOOST else None)
-        threshold = m.get(f"{family}_threshold", facts.model.get("threshold") if family == winner else None)
+        best = m.get(of(family, best_iteration), m.get(best_iteration) if family == winner == XGBOOST else None)
+        threshold = m.get(of(family, threshold_key), facts.model.get("threshold") if family == winner else None)
         # the winner's model is in the training run itself, when the candidates' runs cannot be looked up
         run_id = facts.candidate_runs.get(family) or (facts.model.get("mlflow_run_id", "") if family == winner else "")
         url = _run_url(facts, run_id)
         rows.append(
             {
                 "candidate": family + (" (winner)" if family == winner else ""),
-                "validation AUPRC": m.get(f"{family}_validation_auprc", m.get("validation_auprc")),
-                "test AUPRC": m.get(f"{family}_test_auprc", m.get("test_auprc")),
+                "validation AUPRC": m.get(of(family, validation), m.get(validation)),
+                "test AUPRC": m.get(of(family, test), m.get(test)),
                 "trees": None if best is None else int(best) + 1,
                 "threshold": threshold,
                 "MLflow run": Link(run_id, url) if url else run_id or None,
@@ -226,15 +230,15 @@ def _fairness_text(fairness: dict[str, Any], groups: dict[str, dict[str, Any]]) 
 
 
 def _headline(facts: RunFacts) -> dict[str, str]:
-    auprc = facts.metrics.get("test_auprc")
+    auprc = facts.metrics.get(on(TEST, Metric.AUPRC))
     items = {
         "Decision": _verdict(facts.decision),
         "Test AUPRC": "n/a" if auprc is None else f"{auprc:.4f}",
     }
-    if "oracle_test_auprc" in facts.metrics:
-        items["Best possible"] = f"{facts.metrics['oracle_test_auprc']:.4f}"
-    if "baseline_lr_test_auprc" in facts.metrics:
-        items["Baseline"] = f"{facts.metrics['baseline_lr_test_auprc']:.4f}"
+    if Run.ORACLE_TEST_AUPRC in facts.metrics:
+        items["Best possible"] = f"{facts.metrics[Run.ORACLE_TEST_AUPRC]:.4f}"
+    if Run.BASELINE_LR_TEST_AUPRC in facts.metrics:
+        items["Baseline"] = f"{facts.metrics[Run.BASELINE_LR_TEST_AUPRC]:.4f}"
     if facts.decision.get("candidate_version"):
         items["Model version"] = str(facts.decision["candidate_version"])
     return items

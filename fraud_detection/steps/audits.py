@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from fraud_detection import data, modeldir, tracking, train
+from fraud_detection import boosting, data, modeldir, tracking
 from fraud_detection.audits.drift import DriftResult
 from fraud_detection.audits.fairness import FairnessResult
 from fraud_detection.audits.poison_results import SWEEP_FAMILY, DegradationRow, LevelResult, PoisonSweep
@@ -64,15 +64,15 @@ def audit_record(
     )
 
 
-def _candidate_params(model_dir: Path) -> tuple[train.TrainParams, int | None]:
+def _candidate_params(model_dir: Path) -> tuple[boosting.TrainParams, int | None]:
     """The run's XGBoost knobs and the XGBoost family's best round, from the candidate's metadata.
 
     The poison sweep retrains XGBoost (:data:`~fraud_detection.audits.poison_results.SWEEP_FAMILY`) at every
     level whatever family won the bake-off; its report and the run summary say so.
     """
     meta = modeldir.read_metadata(model_dir)
-    known = set(train.TrainParams.model_fields)
-    params = train.TrainParams.model_validate({k: v for k, v in meta.params.items() if k in known})
+    known = set(boosting.TrainParams.model_fields)
+    params = boosting.TrainParams.model_validate({k: v for k, v in meta.params.items() if k in known})
     best = meta.metrics.get("xgboost_best_iteration", meta.metrics.get("best_iteration"))
     return params, int(best) if best is not None else None
 

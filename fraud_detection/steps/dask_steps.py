@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fraud_detection import data, synth, train
+from fraud_detection import boosting, data, synth
 from fraud_detection.config import SYNTHETIC_URI, DataKnobs
-from fraud_detection.engines import dask_load, dask_train
+from fraud_detection.engines import dask_boosting, dask_load
 from fraud_detection.families.fit import xgboost_fit
 from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN
+from fraud_detection.steps.bakeoff import write_family
 from fraud_detection.steps.load import LoadStepResult, dataset_columns
-from fraud_detection.steps.train import write_family
 from fraud_detection.tracking import DatasetInput
 
 if TYPE_CHECKING:
@@ -87,15 +87,17 @@ def dask_xgboost_step(
     client: Client,
     train_path: str | Path,
     validation_path: str | Path,
-    params: train.TrainParams,
+    params: boosting.TrainParams,
     model_dir: Path,
     data_version: str,
     negative_sample_rate: float = 1.0,
 ) -> dict[str, float]:
-    """The XGBoost family on the cluster (:func:`fraud_detection.engines.dask_train.train_dask`): the same
-    model directory and metrics as :func:`fraud_detection.steps.train.train_family_step` writes for it.
+    """The XGBoost family on the cluster (:func:`fraud_detection.engines.dask_boosting.train_booster_dask`): the same
+    model directory and metrics as :func:`fraud_detection.steps.bakeoff.train_family_step` writes for it.
 
     Only the validation window's scores and labels come back to this process, never a feature matrix.
     """
-    result, y_valid = dask_train.train_dask(client, train_path, validation_path, params, negative_sample_rate)
+    result, y_valid = dask_boosting.train_booster_dask(
+        client, train_path, validation_path, params, negative_sample_rate
+    )
     return write_family(xgboost_fit(result), y_valid, params, model_dir, data_version)

@@ -1,17 +1,25 @@
-"""The evaluate-and-promote step: champion against candidate on one test window, gates, registry, compare-and-set."""
+"""The evaluate-and-promote step: champion against candidate on one test window, gates, registry, compare-and-set.
+
+:func:`promote_step` runs the rounds; each round reads the champion pointer and judges the candidate against it
+(:meth:`Promotion.judge`), registers the candidate once, exports it once, and moves the pointer by
+compare-and-set; :meth:`Promotion.record` then leaves the decision on the registry and the candidate's run.
+"""
 
 from __future__ import annotations
 
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fraud_detection import champion, data, modeldir, promotion, registry, train
+import numpy as np
+
+from fraud_detection import boosting, champion, data, modeldir, promotion, registry
 from fraud_detection.config import GateKnobs
+from fraud_detection.metrics import Run
 from fraud_detection.registry import CHALLENGER, CHAMPION, DEFAULT_RETRY, RetryPolicy
 
 T = TypeVar("T")
@@ -30,6 +38,117 @@ class PromoteStepResult:
 
 MOVE_ATTEMPTS = 3
 """How many times a promotion re-evaluates after losing the compare-and-set to another promotion."""
+
+
+def auprc_on_test(model: Any, x_test: np.ndarray, y_test: np.ndarray) -> float:
+    """A model's AUPRC on the test window (champion and candidate are scored by this one rule)."""
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(y_test, boosting.predict_proba(model, x_test)))
+
+
+@dataclass
+class Promotion:
+    """One candidate's promotion: what stays the same from round to round, and the registry it talks to."""
+
+    candidate_dir: Path
+    x_test: np.ndarray
+    y_test: np.ndarray
+    equalized_odds_difference: float | None
+    robust_fraction: float | None
+    gates_config: GateKnobs
+    tracking_uri: str
+    model_name: str
+    serving_root: str
+    retry: RetryPolicy
+    candidate_meta: modeldir.ModelMetadata = field(init=False)
+    candidate_auprc: float = field(init=False)
+    mlflow_client: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        candidate_model, self.candidate_meta = modeldir.load_model_dir(self.candidate_dir)
+        self.candidate_auprc = auprc_on_test(candidate_model, self.x_test, self.y_test)
+        self.mlflow_client = registry.client(self.tracking_uri)
+
+    @property
+    def run_id(self) -> str:
+        """The candidate's MLflow run ("" when it has none)."""
+        return self.candidate_meta.mlflow_run_id or ""
+
+    def call(self, what: str, operation: Callable[..., T], *args: Any) -> T:
+        """A registry call, retried through a restarting tracking server."""
+        return registry.retrying(what, operation, *args, policy=self.retry, where=self.tracking_uri)
+
+    def judge(self, observed: champion.Observed) -> promotion.Decision:
+        """Score the champion ``observed`` names on the same test window, apply the gates and decide."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="fraud-champion-") as tmp:
+            current = _champion_model(observed, self.mlflow_client, self.model_name, Path(tmp), self.call)
+            champion_auprc: float | None = None
+            champion_robust: float | None = None
+            identical = False
+            if current is not None:
+                champion_model, _ = modeldir.load_model_dir(current.model_dir)
+                champion_auprc = auprc_on_test(champion_model, self.x_test, self.y_test)
+                if current.run_id:
+                    champion_robust = self.call(
+                        "read its robustness", _robust_fraction, self.mlflow_client, current.run_id
+                    )
+                identical = registry.same_model(self.candidate_dir, current.model_dir)
+        inputs = promotion.GateInputs(
+            candidate_auprc=self.candidate_auprc,
+            champion_auprc=champion_auprc,
+            baseline_auprc=self.candidate_meta.metrics.get(Run.BASELINE_LR_TEST_AUPRC),
+            fraud_rate=float(self.y_test.mean()),
+            equalized_odds_difference=self.equalized_odds_difference,
+            robust_fraction=self.robust_fraction,
+            champion_robust_fraction=champion_robust,
+            family=self.candidate_meta.family,
+        )
+        gates = promotion.evaluate_gates(inputs, self.gates_config)
+        return promotion.decide(
+            gates, self.candidate_auprc, champion_auprc, current.version if current else None, identical
+        )
+
+    def register(self) -> str:
+        """Register the candidate and point the ``challenger`` alias at it; returns its version."""
+        tags = {"data_version": self.candidate_meta.data_version}
+        version = self.call("register", registry.register, self.mlflow_client, self.model_name, self.run_id, tags)
+        self.call("set alias challenger", registry.set_alias, self.mlflow_client, self.model_name, CHALLENGER, version)
+        return version
+
+    def export(self, version: str) -> str:
+        """Export the candidate, stamped with its registry version, as ``{serving_root}/v{version}``."""
+        return _export(self.candidate_dir, self.candidate_meta, self.model_name, self.serving_root, version)
+
+    def record(self, decision: promotion.Decision, version: str | None, markdown: str) -> None:
+        """After the last round: the ``champion`` alias follows the pointer, the version is tagged ``promoted``,
+        and the decision and the candidate's robustness go on its run."""
+        if champion.read(self.serving_root).champion is not None:
+            registry.follow_pointer(
+                self.mlflow_client, self.model_name, partial(_pointer_version, self.serving_root), self.retry
+            )
+        if version is not None:
+            promoted = str(decision.promoted).lower()
+            self.call(
+                "tag the version",
+                self.mlflow_client.set_model_version_tag,
+                self.model_name,
+                version,
+                "promoted",
+                promoted,
+            )
+        if self.run_id:
+            self.call(
+                "log the decision",
+                _log_decision,
+                self.mlflow_client,
+                self.run_id,
+                markdown,
+                decision,
+                self.robust_fraction,
+            )
 
 
 def promote_step(
@@ -65,19 +184,19 @@ def promote_step(
         retry: how registry calls retry through a restarting tracking server.
         move_attempts: evaluations before giving up when other promotions keep moving the champion.
     """
-    import tempfile
-
-    from sklearn.metrics import average_precision_score
-
     x_test, y_test = data.read_xy(test_path)
-    candidate_model, candidate_meta = modeldir.load_model_dir(candidate_dir)
-    candidate_auprc = float(average_precision_score(y_test, train.predict_proba(candidate_model, x_test)))
-    mlflow_client = registry.client(tracking_uri)
-    run_id = candidate_meta.mlflow_run_id or ""
-
-    def call(what: str, operation: Callable[..., T], *args: Any) -> T:
-        return registry.retrying(what, operation, *args, policy=retry, where=tracking_uri)
-
+    run = Promotion(
+        Path(candidate_dir),
+        x_test,
+        y_test,
+        equalized_odds_difference,
+        robust_fraction,
+        gates_config,
+        tracking_uri,
+        model_name,
+        serving_root,
+        retry,
+    )
     version: str | None = None
     serving_uri = ""
     moves: list[str] = []
@@ -85,47 +204,21 @@ def promote_step(
     for _ in range(move_attempts):
         observed = champion.read(serving_root)
         champion.checkpoint("read")
-        with tempfile.TemporaryDirectory(prefix="fraud-champion-") as tmp:
-            current = _champion_model(observed, mlflow_client, model_name, Path(tmp), call)
-            champion_auprc: float | None = None
-            champion_robust: float | None = None
-            identical = False
-            if current is not None:
-                champion_model, _ = modeldir.load_model_dir(current.model_dir)
-                champion_auprc = float(average_precision_score(y_test, train.predict_proba(champion_model, x_test)))
-                if current.run_id:
-                    champion_robust = call("read its robustness", _robust_fraction, mlflow_client, current.run_id)
-                identical = registry.same_model(candidate_dir, current.model_dir)
-        inputs = promotion.GateInputs(
-            candidate_auprc=candidate_auprc,
-            champion_auprc=champion_auprc,
-            baseline_auprc=candidate_meta.metrics.get("baseline_lr_test_auprc"),
-            fraud_rate=float(y_test.mean()),
-            equalized_odds_difference=equalized_odds_difference,
-            robust_fraction=robust_fraction,
-            champion_robust_fraction=champion_robust,
-            family=candidate_meta.family,
-        )
-        gates = promotion.evaluate_gates(inputs, gates_config)
-        decision = promotion.decide(
-            gates, candidate_auprc, champion_auprc, current.version if current else None, identical
-        )
+        decision = run.judge(observed)
         champion.checkpoint("compared")
-        if identical:
+        if decision.identical_to_champion:
             break
         if version is None:
-            tags = {"data_version": candidate_meta.data_version}
-            version = call("register", registry.register, mlflow_client, model_name, run_id, tags)
-            call("set alias challenger", registry.set_alias, mlflow_client, model_name, CHALLENGER, version)
+            version = run.register()
             champion.checkpoint("registered")
         decision.candidate_version = version
         if not decision.promoted:
             break
         if not serving_uri:
-            serving_uri = _export(candidate_dir, candidate_meta, model_name, serving_root, version)
+            serving_uri = run.export(version)
             champion.checkpoint("exported")
         try:
-            champion.compare_and_set(serving_root, observed, champion.Champion(version, serving_uri, run_id))
+            champion.compare_and_set(serving_root, observed, champion.Champion(version, serving_uri, run.run_id))
             champion.checkpoint("moved")
             break
         except champion.ChampionMoved as moved:
@@ -146,21 +239,8 @@ def promote_step(
         # An export made for a move that was lost stays unreferenced and immutable: it is not deleted, because a
         # retry of this same run may be about to move the champion to it.
         serving_uri = ""
-    if champion.read(serving_root).champion is not None:
-        registry.follow_pointer(mlflow_client, model_name, partial(_pointer_version, serving_root), retry)
     markdown = promotion.render_markdown(decision)
-    if version is not None:
-        promoted = str(decision.promoted).lower()
-        call(
-            "tag the version",
-            mlflow_client.set_model_version_tag,
-            model_name,
-            version,
-            "promoted",
-            promoted,
-        )
-    if run_id:
-        call("log the decision", _log_decision, mlflow_client, run_id, markdown, decision, robust_fraction)
+    run.record(decision, version, markdown)
     log.info("promotion: %s", decision.reason)
     return PromoteStepResult(decision=decision, markdown=markdown, serving_uri=serving_uri)
 

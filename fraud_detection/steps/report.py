@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +16,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ReportInputs:
-    """The run's outputs, as the report step reads them: metadata dicts and file paths or URIs."""
+    """The run's outputs, as the report step reads them: what the steps measured and decided (the
+    :class:`~fraud_detection.reports.run.RunFacts` their metadata holds), and the files to read the rest from."""
 
-    data_source: str
-    data_version: str
-    windows: dict[str, Any]
-    metrics: dict[str, Any]
-    model: dict[str, Any]
-    decision: dict[str, Any]
-    fairness: dict[str, Any]
-    drift: dict[str, Any]
+    measured: run_report.RunFacts
+    """The facts taken from the steps' metadata; :func:`gather` adds what it reads from files and MLflow."""
     poison_table: Path | None
     fairness_summary: Path | None
     reports: dict[str, tuple[Path | None, str]]
@@ -65,7 +60,7 @@ def inputs_from_artifacts(
         if name in artifacts:
             uri = (links or {}).get(label) or str(getattr(artifacts[name], "uri", "") or "")
             reports[label] = (_local(artifacts, name), uri)
-    return ReportInputs(
+    measured = run_report.RunFacts(
         data_source=str(test.get("source", data_uri)),
         data_version=str(test.get("data_version", "")),
         windows=_meta(artifacts, "data_summary"),
@@ -74,6 +69,9 @@ def inputs_from_artifacts(
         decision=_meta(artifacts, "decision"),
         fairness=_meta(artifacts, "fairness_metrics"),
         drift=_meta(artifacts, "drift_metrics"),
+    )
+    return ReportInputs(
+        measured=measured,
         poison_table=_local(artifacts, "poison_table"),
         fairness_summary=_local(artifacts, "fairness_summary"),
         reports=reports,
@@ -131,17 +129,10 @@ def gather(
         path = inputs.reports.get(label, (None, ""))[0]
         if path is not None and path.is_file():
             plots += run_report.plots_in(path.read_text(encoding="utf-8", errors="replace"))
-    return run_report.RunFacts(
-        data_source=inputs.data_source,
-        data_version=inputs.data_version,
-        windows=inputs.windows,
-        metrics=inputs.metrics,
-        model=inputs.model,
+    return replace(
+        inputs.measured,
         poison_rows=poison,
-        fairness=inputs.fairness,
         fairness_groups=groups,
-        drift=inputs.drift,
-        decision=inputs.decision,
         reports={label: uri for label, (_, uri) in inputs.reports.items()},
         plots=plots,
         mlflow=mlflow,
@@ -153,7 +144,7 @@ def report_step(
     inputs: ReportInputs, html_path: Path, tracking_uri: str, experiment: str, model_name: str
 ) -> run_report.RunFacts:
     """Write the run's index page to ``html_path``; return the facts (the component renders the Markdown)."""
-    runs = candidate_runs(tracking_uri, str(inputs.model.get("mlflow_run_id", "")))
+    runs = candidate_runs(tracking_uri, str(inputs.measured.model.get("mlflow_run_id", "")))
     facts = gather(inputs, mlflow_context(tracking_uri, experiment, model_name), runs)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(run_report.render_html(facts), encoding="utf-8")

@@ -10,7 +10,7 @@ import pytest
 
 from fraud_detection import data, synth
 from fraud_detection.audits import poison, poison_results
-from fraud_detection.train import TrainParams, TrainResult, features_and_label, train_booster
+from fraud_detection.boosting import TrainParams, TrainResult, features_and_label, train_booster
 
 FAST_PARAMS = TrainParams(n_rounds=30, early_stopping_rounds=10, nthread=1)
 """Few rounds, one thread: small models for tests (the audits take the champion's params as given)."""

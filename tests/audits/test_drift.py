@@ -10,9 +10,9 @@ import json
 import pytest
 
 from fraud_detection.audits import drift
+from fraud_detection.boosting import TrainParams, train_booster
 from fraud_detection.reports.drift import render_drift
 from fraud_detection.schema import DataValidationError
-from fraud_detection.train import TrainParams, train_booster
 from tests.audits.conftest import FAST_PARAMS, Windows, make_windows
 
 DRIFTED = {"V1", "V2", "V5", "V8", "Amount"}

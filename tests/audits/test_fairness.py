@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from fraud_detection.audits import explain, fairness
+from fraud_detection.boosting import TrainResult, predict_proba
 from fraud_detection.reports.fairness import render_fairness
 from fraud_detection.schema import DataValidationError
-from fraud_detection.train import TrainResult, predict_proba
 from tests.audits.conftest import Windows
 
 

@@ -8,11 +8,11 @@ import pytest
 
 from fraud_detection import tracking
 from fraud_detection.audits import drift, fairness, poison
+from fraud_detection.boosting import TrainResult
 from fraud_detection.reports.drift import render_drift
 from fraud_detection.reports.fairness import render_fairness
 from fraud_detection.reports.poison import render_poison
 from fraud_detection.steps import audits as steps
-from fraud_detection.train import TrainResult
 from tests.audits.conftest import Windows, run_poison_level
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,9 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from fraud_detection.audits import defence, poison, poison_results
+from fraud_detection.boosting import predict_proba, train_booster
+from fraud_detection.metrics import evaluate
 from fraud_detection.reports.poison import markdown, recovered_text, render_poison
-from fraud_detection.train import evaluate, predict_proba, train_booster
 from tests.audits.conftest import FAST_PARAMS, Windows, run_poison_level
 
 

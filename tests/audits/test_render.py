@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from fraud_detection.audits import drift, fairness, poison
+from fraud_detection.boosting import TrainResult
 from fraud_detection.reports.drift import render_drift
 from fraud_detection.reports.fairness import render_fairness
 from fraud_detection.reports.poison import render_poison
 from fraud_detection.reports.run import RunFacts, render_html
-from fraud_detection.train import TrainResult
 from tests.audits import chromium
 from tests.audits.conftest import Windows, run_poison_level
 

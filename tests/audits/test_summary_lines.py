@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from fraud_detection.audits import fairness
+from fraud_detection.boosting import TrainResult
 from fraud_detection.reports.run import RunFacts, render_html, render_markdown
-from fraud_detection.train import TrainResult
 from pipelines.summary import _fairness_lines, _poison_lines
 from tests.audits.conftest import Windows
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from fraud_detection import data, train
-from fraud_detection.steps.train import train_step
+from fraud_detection import boosting, data
+from fraud_detection.steps.bakeoff import train_step
 from tests.conftest import free_port
 
 CANDIDATE_SPECS = {"c0": (40, 1), "a": (15, 2), "b": (80, 3), "c": (25, 4), "d": (160, 5)}
@@ -45,7 +45,7 @@ def candidates(windows, tracking_uri, tmp_path_factory) -> dict[str, Path]:
     out = {}
     for name, (rounds, seed) in CANDIDATE_SPECS.items():
         out[name] = folder / name
-        params = train.TrainParams(
+        params = boosting.TrainParams(
             families=["xgboost"], n_rounds=rounds, seed=seed, early_stopping_rounds=rounds, learning_rate=0.05
         )
         train_step(

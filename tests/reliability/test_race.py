@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sklearn.metrics import average_precision_score
 
-from fraud_detection import champion, data, modeldir, registry, train
+from fraud_detection import boosting, champion, data, modeldir, registry
 from fraud_detection.config import GateKnobs
 from fraud_detection.steps.promote import promote_step
 
@@ -101,7 +101,7 @@ def race(round_: Round, seed: int, promote: Callable[[str, str], Any], monkeypat
 def auprc(windows, candidates) -> dict[str, float]:
     x, y = data.read_xy(windows["test"])
     scores = {
-        n: float(average_precision_score(y, train.predict_proba(modeldir.load_model_dir(p)[0], x)))
+        n: float(average_precision_score(y, boosting.predict_proba(modeldir.load_model_dir(p)[0], x)))
         for n, p in candidates.items()
     }
     assert len({round(v, 6) for v in scores.values()}) == len(scores), f"candidates must differ in AUPRC: {scores}"

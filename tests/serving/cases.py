@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import requests
 
+from fraud_detection.boosting import predict_proba
 from fraud_detection.modeldir import load_model_dir
 from fraud_detection.schema import FEATURES
-from fraud_detection.train import predict_proba
 from tests.serving.conftest import MODEL_VERSION
 
 NAME = "fraud-detector"

@@ -25,8 +25,8 @@ START_TIMEOUT = 90.0
 def make_model_dir(directory: Path, n_rows: int = 20_000, seed: int = 3) -> Path:
     """Train a small real booster on synthetic data and save it as a serving model directory."""
     from fraud_detection import synth
+    from fraud_detection.boosting import TrainParams, features_and_label, train_booster
     from fraud_detection.modeldir import ModelMetadata, save_model_dir
-    from fraud_detection.train import TrainParams, features_and_label, train_booster
 
     frame = synth.generate(synth.SyntheticConfig(n_rows=n_rows, seed=seed))
     cut = int(len(frame) * 0.7)

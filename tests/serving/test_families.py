@@ -32,9 +32,9 @@ from tests.serving.conftest import MODEL_VERSION
 def make_family_dirs(root: Path, n_rows: int = 20_000, seed: int = 3) -> dict[str, Path]:
     """A small real MLP and its blend with a small XGBoost, each saved as a serving model directory."""
     from fraud_detection import synth
+    from fraud_detection.boosting import TrainParams, features_and_label
     from fraud_detection.families.fit import fit_blend, fit_family
     from fraud_detection.modeldir import ModelMetadata, save_model_dir
-    from fraud_detection.train import TrainParams, features_and_label
 
     frame = synth.generate(synth.SyntheticConfig(n_rows=n_rows, seed=seed))
     cut = int(len(frame) * 0.7)

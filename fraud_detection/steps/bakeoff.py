@@ -1,10 +1,10 @@
-"""The bake-off steps: train one family (one task per family), then select the winner and log every candidate.
+"""The bake-off steps: fit one family (one task per family), then select the winner and log every candidate.
 
-``train_family_step`` fits one family on the training window (early stopping and threshold on validation)
-and writes its model directory. ``select_step`` loads every family's directory, fits their blend on the
-validation window, picks the candidate with the best validation AUPRC (nothing else decides), scores every
-candidate on the test window for the report, and logs one MLflow run ``train`` with a child run per
-candidate; the winner's model directory is what promotion and serving receive.
+``train_family_step`` (the ``train_family`` task) fits one family on the training window (early stopping and
+threshold on validation) and writes its model directory. ``select_step`` (the ``select_model`` task) loads every
+family's directory, fits their blend on the validation window, picks the candidate with the best validation
+AUPRC (nothing else decides), scores every candidate on the test window for the report, and logs one MLflow run
+``train`` with a child run per candidate; the winner's model directory is what promotion and serving receive.
 """
 
 from __future__ import annotations
@@ -18,9 +18,25 @@ from typing import Any
 
 import numpy as np
 
-from fraud_detection import data, modeldir, sampling, tracking, train
+from fraud_detection import data, modeldir, sampling, tracking
+from fraud_detection.boosting import TrainParams
 from fraud_detection.families import BLEND, XGBOOST
-from fraud_detection.families.fit import FamilyFit, fit_blend, fit_family
+from fraud_detection.families.fit import FamilyFit, fit_blend, fit_family, logistic_baseline
+from fraud_detection.metrics import (
+    CONFUSION,
+    RANK_SUMMARY,
+    TEST,
+    VALIDATION,
+    Detail,
+    Metric,
+    Run,
+    evaluate,
+    of,
+    on,
+    on_window,
+    roc_points,
+)
+from fraud_detection.reports.bakeoff import FAMILY, WINNER, bakeoff_markdown
 from fraud_detection.synth import true_probability
 
 log = logging.getLogger(__name__)
@@ -40,7 +56,7 @@ VALIDATION_SCORES_FILE = "validation_scores.npy"
 stopping round and threshold. The select step reads them instead of scoring the window a second time."""
 
 
-def _params_for_metadata(params: train.TrainParams) -> dict[str, float | int | str]:
+def _params_for_metadata(params: TrainParams) -> dict[str, float | int | str]:
     return {k: v for k, v in params.as_dict().items() if isinstance(v, int | float | str)}
 
 
@@ -48,13 +64,13 @@ def train_family_step(
     family: str,
     train_path: Path,
     validation_path: Path,
-    params: train.TrainParams,
+    params: TrainParams,
     model_dir: Path,
     data_version: str,
     negative_sample_rate: float = 1.0,
     max_train_rows: int | None = None,
 ) -> dict[str, float]:
-    """Train one family and write its model directory (model version ``candidate``, no MLflow run yet).
+    """Fit one family and write its model directory (model version ``candidate``, no MLflow run yet).
 
     Args:
         negative_sample_rate: below 1, train on every fraud and this share of legitimate rows, each weighted
@@ -76,13 +92,13 @@ def train_family_step(
 
 
 def write_family(
-    fitted: FamilyFit, y_valid: np.ndarray, params: train.TrainParams, model_dir: Path, data_version: str
+    fitted: FamilyFit, y_valid: np.ndarray, params: TrainParams, model_dir: Path, data_version: str
 ) -> dict[str, float]:
-    """Write a trained family's model directory (either engine ends here); return its validation metrics,
+    """Write a fitted family's model directory (either engine ends here); return its validation metrics,
     training seconds and family details."""
-    valid = train.evaluate(y_valid, fitted.validation_scores, fitted.threshold)
-    metrics = {f"validation_{k}": v for k, v in valid.items() if k in ("auprc", "roc_auc", "f1")}
-    metrics |= {"train_seconds": fitted.seconds, **fitted.details}
+    valid = evaluate(y_valid, fitted.validation_scores, fitted.threshold)
+    metrics = on_window(VALIDATION, valid, RANK_SUMMARY)
+    metrics |= {Detail.TRAIN_SECONDS.value: fitted.seconds, **fitted.details}
     metadata = modeldir.ModelMetadata(
         model_version="candidate",
         threshold=fitted.threshold,
@@ -92,7 +108,7 @@ def write_family(
     )
     modeldir.save_model_dir(fitted.model, metadata, model_dir)
     np.save(Path(model_dir) / VALIDATION_SCORES_FILE, np.asarray(fitted.validation_scores, dtype=np.float64))
-    log.info("%s: validation AUPRC %.4f in %.1fs", fitted.family, metrics["validation_auprc"], fitted.seconds)
+    log.info("%s: validation AUPRC %.4f in %.1fs", fitted.family, metrics[on(VALIDATION, Metric.AUPRC)], fitted.seconds)
     return metrics
 
 
@@ -137,31 +153,11 @@ def _load_fit(directory: Path, x_valid: np.ndarray, data_version: str) -> Family
         model=model,
         threshold=meta.threshold,
         validation_scores=scores,
-        seconds=float(meta.metrics.get("train_seconds", 0.0)),
-        details={k: v for k, v in meta.metrics.items() if not k.startswith("validation_") and k != "train_seconds"},
+        seconds=float(meta.metrics.get(Detail.TRAIN_SECONDS, 0.0)),
+        details={
+            k: v for k, v in meta.metrics.items() if not k.startswith(f"{VALIDATION}_") and k != Detail.TRAIN_SECONDS
+        },
     )
-
-
-def bakeoff_markdown(rows: Sequence[dict[str, Any]], metrics: dict[str, float]) -> str:
-    """The bake-off as a Markdown table (KFP UI, MLflow): every candidate on validation and test."""
-    lines = [
-        "# Model bake-off",
-        "",
-        "The winner has the best **validation** AUPRC; the test window is only reported.",
-        "",
-        "| family | validation AUPRC | test AUPRC | test ROC AUC | train s | |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['family']} | {row['validation_auprc']:.4f} | {row['test_auprc']:.4f} | "
-            f"{row['test_roc_auc']:.4f} | {row['train_seconds']:.1f} | {'**winner**' if row['winner'] else ''} |"
-        )
-    lines.append("")
-    lines.append(f"Logistic-regression baseline, test AUPRC: {metrics['baseline_lr_test_auprc']:.4f}.")
-    if "oracle_test_auprc" in metrics:
-        lines.append(f"Best achievable (true probabilities), test AUPRC: {metrics['oracle_test_auprc']:.4f}.")
-    return "\n".join(lines) + "\n"
 
 
 def select_step(
@@ -169,7 +165,7 @@ def select_step(
     train_path: Path,
     validation_path: Path,
     test_path: Path,
-    params: train.TrainParams,
+    params: TrainParams,
     model_dir: Path,
     tracking_uri: str,
     experiment: str,
@@ -193,8 +189,6 @@ def select_step(
         ``test_fraud_rate``, for synthetic data ``oracle_test_auprc`` and ``auprc_vs_oracle``), each
         candidate's ``<family>_validation_auprc`` and ``<family>_test_auprc``, and the bake-off table.
     """
-    from sklearn.metrics import average_precision_score
-
     started = time.perf_counter()
     x_valid, y_valid = data.read_xy(validation_path)
     x_test, y_test = data.read_xy(test_path)
@@ -204,52 +198,123 @@ def select_step(
         raise ValueError(f"each family must be trained once, got {families}")
     if len(fits) >= 2:
         fits.append(fit_blend(fits, x_valid, y_valid, params.threshold_beta))
-    candidates = []
-    for fitted in fits:
-        test_scores = fitted.model.predict_proba(x_test)
-        candidates.append(
-            Candidate(
-                family=fitted.family,
-                fitted=fitted,
-                validation=train.evaluate(y_valid, fitted.validation_scores, fitted.threshold),
-                test=train.evaluate(y_test, test_scores, fitted.threshold),
-                test_scores=test_scores,
-                details=fitted.details,
-            )
-        )
-    winner = max(candidates, key=lambda c: c.validation["auprc"])
+    candidates = [_score(fitted, y_valid, x_test, y_test) for fitted in fits]
+    winner = max(candidates, key=lambda c: c.validation[Metric.AUPRC])
+    metrics = selection_metrics(winner, candidates)
+    metrics |= reference_metrics(
+        train_path, x_test, y_test, params.seed, metrics[on(TEST, Metric.AUPRC)], oracle_label_noise, synthetic_setting
+    )
+    table = bakeoff_rows(candidates, winner)
+    markdown = bakeoff_markdown(table, metrics)
+    run_id = _log_selection(
+        winner, candidates, metrics, markdown, params, model_dir, tracking_uri, experiment, data_version, dataset
+    )
+    log.info(
+        "bake-off: %s; winner %s (test AUPRC %.4f, logistic baseline %.4f%s); step took %.1fs",
+        ", ".join(f"{c.family} {c.validation[Metric.AUPRC]:.4f}" for c in candidates),
+        winner.family,
+        metrics[on(TEST, Metric.AUPRC)],
+        metrics[Run.BASELINE_LR_TEST_AUPRC],
+        f", best achievable {metrics[Run.ORACLE_TEST_AUPRC]:.4f}" if Run.ORACLE_TEST_AUPRC in metrics else "",
+        time.perf_counter() - started,
+    )
+    tn, fp, fn, tp = (int(winner.test[k]) for k in CONFUSION)
+    return SelectStepResult(
+        winner=winner.family,
+        metrics=metrics,
+        bakeoff=table,
+        markdown=markdown,
+        threshold=winner.fitted.threshold,
+        mlflow_run_id=run_id,
+        roc=roc_points(y_test, winner.test_scores),
+        confusion=[[tn, fp], [fn, tp]],
+    )
 
-    metrics: dict[str, float] = {f"test_{k}": v for k, v in winner.test.items()}
-    metrics.update({f"validation_{k}": v for k, v in winner.validation.items() if k in ("auprc", "roc_auc", "f1")})
+
+def _score(fitted: FamilyFit, y_valid: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> Candidate:
+    """A fitted family as a candidate: its metrics on validation (from its saved scores) and on test."""
+    test_scores = fitted.model.predict_proba(x_test)
+    return Candidate(
+        family=fitted.family,
+        fitted=fitted,
+        validation=evaluate(y_valid, fitted.validation_scores, fitted.threshold),
+        test=evaluate(y_test, test_scores, fitted.threshold),
+        test_scores=test_scores,
+        details=fitted.details,
+    )
+
+
+def selection_metrics(winner: Candidate, candidates: Sequence[Candidate]) -> dict[str, float]:
+    """The winner's test metrics, validation summary, details and training time, then each candidate's
+    ``<family>_validation_auprc``, ``<family>_test_auprc`` and ``<family>_<detail>``."""
+    metrics = on_window(TEST, winner.test)
+    metrics.update(on_window(VALIDATION, winner.validation, RANK_SUMMARY))
     metrics.update(winner.details)
-    metrics["train_seconds"] = winner.fitted.seconds
+    metrics[Detail.TRAIN_SECONDS.value] = winner.fitted.seconds
     for c in candidates:
-        metrics[f"{c.family}_validation_auprc"] = c.validation["auprc"]
-        metrics[f"{c.family}_test_auprc"] = c.test["auprc"]
-        metrics[f"{c.family}_threshold"] = c.fitted.threshold
-        metrics.update({f"{c.family}_{k}": v for k, v in c.details.items()})
-    x_sample, y_sample = data.read_xy(train_path, BASELINE_MAX_ROWS, params.seed)
-    baseline = train.logistic_baseline(x_sample, y_sample, x_test, params.seed)
+        metrics[of(c.family, on(VALIDATION, Metric.AUPRC))] = c.validation[Metric.AUPRC]
+        metrics[of(c.family, on(TEST, Metric.AUPRC))] = c.test[Metric.AUPRC]
+        metrics[of(c.family, Detail.THRESHOLD)] = c.fitted.threshold
+        metrics.update({of(c.family, k): v for k, v in c.details.items()})
+    return metrics
+
+
+def reference_metrics(
+    train_path: Path,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    seed: int,
+    test_auprc: float,
+    oracle_label_noise: float | None,
+    synthetic_setting: str,
+) -> dict[str, float]:
+    """What the winner's test AUPRC is measured against: a logistic baseline trained on a sample of the training
+    window, the test fraud rate and, for synthetic data, the true probabilities' AUPRC (the best achievable)."""
+    from sklearn.metrics import average_precision_score
+
+    x_sample, y_sample = data.read_xy(train_path, BASELINE_MAX_ROWS, seed)
+    baseline = logistic_baseline(x_sample, y_sample, x_test, seed)
     del x_sample, y_sample
-    metrics["baseline_lr_test_auprc"] = float(average_precision_score(y_test, baseline))
-    metrics["test_fraud_rate"] = float(y_test.mean())
+    metrics = {
+        Run.BASELINE_LR_TEST_AUPRC.value: float(average_precision_score(y_test, baseline)),
+        Run.TEST_FRAUD_RATE.value: float(y_test.mean()),
+    }
     if oracle_label_noise is not None:
         oracle = true_probability(x_test, oracle_label_noise, synthetic_setting)
-        metrics["oracle_test_auprc"] = float(average_precision_score(y_test, oracle))
-        metrics["auprc_vs_oracle"] = metrics["test_auprc"] / metrics["oracle_test_auprc"]
+        metrics[Run.ORACLE_TEST_AUPRC.value] = float(average_precision_score(y_test, oracle))
+        metrics[Run.AUPRC_VS_ORACLE.value] = test_auprc / metrics[Run.ORACLE_TEST_AUPRC]
+    return metrics
 
-    table = [
+
+def bakeoff_rows(candidates: Sequence[Candidate], winner: Candidate) -> list[dict[str, Any]]:
+    """The bake-off table: one row per candidate (the KFP ``bakeoff`` output's ``candidates``)."""
+    return [
         {
-            "family": c.family,
-            "validation_auprc": c.validation["auprc"],
-            "test_auprc": c.test["auprc"],
-            "test_roc_auc": c.test["roc_auc"],
-            "train_seconds": c.fitted.seconds,
-            "winner": c is winner,
+            FAMILY: c.family,
+            on(VALIDATION, Metric.AUPRC): c.validation[Metric.AUPRC],
+            on(TEST, Metric.AUPRC): c.test[Metric.AUPRC],
+            on(TEST, Metric.ROC_AUC): c.test[Metric.ROC_AUC],
+            Detail.TRAIN_SECONDS.value: c.fitted.seconds,
+            WINNER: c is winner,
         }
         for c in candidates
     ]
-    markdown = bakeoff_markdown(table, metrics)
+
+
+def _log_selection(
+    winner: Candidate,
+    candidates: Sequence[Candidate],
+    metrics: dict[str, float],
+    markdown: str,
+    params: TrainParams,
+    model_dir: Path,
+    tracking_uri: str,
+    experiment: str,
+    data_version: str,
+    dataset: tracking.DatasetInput | None,
+) -> str:
+    """Log MLflow run ``train`` (the winner's metrics and model directory) with a child run per candidate; write
+    the winner's model directory inside it. Returns the run id."""
 
     def log_model(run_id: str) -> None:
         """Inside the run: write the winner's model directory (logged as ``serving_model``) and, for XGBoost,
@@ -285,9 +350,9 @@ def select_step(
             tags={"step": "candidate", "family": c.family, "winner": str(c is winner).lower()},
             params={"family": c.family},
             metrics={
-                **{f"validation_{k}": v for k, v in c.validation.items()},
-                **{f"test_{k}": v for k, v in c.test.items()},
-                "train_seconds": c.fitted.seconds,
+                **on_window(VALIDATION, c.validation),
+                **on_window(TEST, c.test),
+                Detail.TRAIN_SECONDS.value: c.fitted.seconds,
                 **c.details,
             },
         )
@@ -303,34 +368,14 @@ def select_step(
         children=children,
         inputs=[dataset] if dataset is not None else [],
     )
-    run_id = tracking.log_run(record, tracking_uri, experiment, during=log_model)
-    tn, fp, fn, tp = (int(winner.test[k]) for k in ("tn", "fp", "fn", "tp"))
-    log.info(
-        "bake-off: %s; winner %s (test AUPRC %.4f, logistic baseline %.4f%s); step took %.1fs",
-        ", ".join(f"{c.family} {c.validation['auprc']:.4f}" for c in candidates),
-        winner.family,
-        metrics["test_auprc"],
-        metrics["baseline_lr_test_auprc"],
-        f", best achievable {metrics['oracle_test_auprc']:.4f}" if "oracle_test_auprc" in metrics else "",
-        time.perf_counter() - started,
-    )
-    return SelectStepResult(
-        winner=winner.family,
-        metrics=metrics,
-        bakeoff=table,
-        markdown=markdown,
-        threshold=winner.fitted.threshold,
-        mlflow_run_id=run_id,
-        roc=train.roc_points(y_test, winner.test_scores),
-        confusion=[[tn, fp], [fn, tp]],
-    )
+    return tracking.log_run(record, tracking_uri, experiment, during=log_model)
 
 
 def train_step(
     train_path: Path,
     validation_path: Path,
     test_path: Path,
-    params: train.TrainParams,
+    params: TrainParams,
     model_dir: Path,
     tracking_uri: str,
     experiment: str,

@@ -1,8 +1,8 @@
-"""The Dask engine's training: ``xgboost.dask`` on the windows the Dask load wrote, same rules as the local one.
+"""The Dask engine's booster training: ``xgboost.dask`` on the windows the Dask load wrote, same rules as the local one.
 
 * Early stopping on validation AUPRC over the local engine's validation rule: every fraud row plus a
   seeded share of legitimate rows (each partition keeps a row with the same probability), weighted by the
-  inverse of the share kept, at most about :data:`fraud_detection.train.EARLY_STOPPING_MAX_ROWS` rows.
+  inverse of the share kept, at most about :data:`fraud_detection.boosting.EARLY_STOPPING_MAX_ROWS` rows.
 * Positives weighted by ``scale_pos_weight`` (default ``sqrt(negatives/positives)``), the best round kept and
   the booster's base score shifted back by ``log(weight)``: the saved booster is the local engine's kind.
 * Optional negative downsampling (:func:`fraud_detection.sampling.keep_negatives_mask`): every fraud, a share
@@ -31,7 +31,7 @@ import pandas as pd
 import xgboost as xgb
 from xgboost import dask as dxgb
 
-from fraud_detection import sampling, train
+from fraud_detection import boosting, sampling
 from fraud_detection.schema import FEATURES, LABEL
 
 if TYPE_CHECKING:
@@ -203,26 +203,26 @@ def scores_and_labels(client: Client, booster: xgb.Booster, window: Window) -> t
     return np.asarray(computed_scores, dtype=np.float64), np.asarray(labels, dtype=np.int32)
 
 
-def train_dask(
+def train_booster_dask(
     client: Client,
     train_path: str | Path,
     validation_path: str | Path,
-    params: train.TrainParams | None = None,
+    params: boosting.TrainParams | None = None,
     negative_sample_rate: float = 1.0,
-) -> tuple[train.TrainResult, np.ndarray]:
-    """Train on the cluster with early stopping on validation AUPRC; pick the threshold on the whole window.
+) -> tuple[boosting.TrainResult, np.ndarray]:
+    """Train a booster on the cluster with early stopping on validation AUPRC; pick the threshold on the whole window.
 
     Args:
         client: connected to the cluster (its workers read the windows).
         train_path, validation_path: windows as either engine writes them.
-        params: model knobs (defaults: :class:`fraud_detection.train.TrainParams`).
+        params: model knobs (defaults: :class:`fraud_detection.boosting.TrainParams`).
         negative_sample_rate: share of legitimate training rows kept (1 = all; see :mod:`fraud_detection.sampling`).
 
     Returns:
-        The calibrated booster with its threshold (as :func:`fraud_detection.train.train_booster` returns
+        The calibrated booster with its threshold (as :func:`fraud_detection.boosting.train_booster` returns
         it), and the validation labels.
     """
-    params = params or train.TrainParams()
+    params = params or boosting.TrainParams()
     started = time.perf_counter()
     training = read_window(client, train_path)
     if negative_sample_rate < 1.0:
@@ -237,7 +237,7 @@ def train_dask(
     valid_rows, valid_positives = validation.counts(client)
     if valid_positives == 0:
         raise ValueError("validation window has no fraud rows: early stopping and the threshold need some")
-    share = sampling.early_stopping_share(valid_rows, valid_positives, train.EARLY_STOPPING_MAX_ROWS)
+    share = sampling.early_stopping_share(valid_rows, valid_positives, boosting.EARLY_STOPPING_MAX_ROWS)
     stopping = weighted_sample(client, validation, share, params.seed + 1) if share < 1.0 else validation
 
     dtrain = dxgb.DaskQuantileDMatrix(
@@ -248,7 +248,7 @@ def train_dask(
     )
     output = dxgb.train(
         client,
-        train.booster_params(params, weight),
+        boosting.booster_params(params, weight),
         dtrain,
         num_boost_round=params.n_rounds,
         evals=[(dvalid, "validation")],
@@ -257,24 +257,11 @@ def train_dask(
     )
     booster: xgb.Booster = output["booster"]
     del dtrain, dvalid, training, stopping
-    calibrated, best = train.calibrated_best(booster, weight)
-    valid_scores, y_valid = scores_and_labels(client, calibrated, validation)
-    threshold = train.choose_threshold(y_valid, valid_scores, params.threshold_beta)
-    seconds = time.perf_counter() - started
-    log.info(
-        "dask: trained %d rounds (best %d) in %.1fs on %d rows; threshold %.4f",
-        booster.num_boosted_rounds(),
-        best + 1,
-        seconds,
-        rows,
-        threshold,
+    return boosting.finish(
+        booster,
+        weight,
+        params,
+        started,
+        lambda calibrated: scores_and_labels(client, calibrated, validation),
+        where=f"dask, {rows:,} rows: ",
     )
-    result = train.TrainResult(
-        booster=calibrated,
-        threshold=threshold,
-        best_iteration=best,
-        scale_pos_weight=weight,
-        seconds=seconds,
-        validation_scores=valid_scores,
-    )
-    return result, y_valid

@@ -1,6 +1,8 @@
-"""XGBoost training, decision threshold and classification metrics.
+"""XGBoost booster training: one booster on the training window, stopped early and calibrated on validation.
 
-Training rules (documented in the README):
+Both engines train boosters by these rules (the Dask engine in :mod:`fraud_detection.engines.dask_boosting`);
+the bake-off fits its XGBoost candidate with :func:`train_booster` (:mod:`fraud_detection.families.fit`).
+Rules (documented in the README):
 
 * ``tree_method="hist"``; early stopping on validation AUPRC (``aucpr``); the booster is cut at the best
   round.
@@ -8,7 +10,7 @@ Training rules (documented in the README):
   Weighting multiplies the model's odds by that weight, so the saved booster's ``base_score`` is shifted
   back by ``log(weight)``: it outputs a calibrated fraud probability, not an inflated score.
 * Decision threshold: the score that maximises F-beta (beta = 1 by default) on the validation PR curve;
-  ties go to the higher threshold (fewer alerts for the same F-beta).
+  ties go to the higher threshold (fewer alerts for the same F-beta); see :mod:`fraud_detection.metrics`.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from sklearn.metrics import confusion_matrix_at_thresholds, roc_curve
 
 from fraud_detection.config import TrainKnobs
+from fraud_detection.metrics import choose_threshold
 from fraud_detection.schema import FEATURES, LABEL
 
 log = logging.getLogger(__name__)
@@ -256,18 +259,45 @@ def train_booster(
         callbacks=[_Progress(log_every, params.n_rounds)],
     )
     del dtrain, dvalid
+    result, _ = finish(
+        booster, weight, params, started, lambda calibrated: (predict_proba(calibrated, x_valid), y_valid)
+    )
+    return result
+
+
+def finish(
+    booster: xgb.Booster,
+    weight: float,
+    params: TrainParams,
+    started: float,
+    score_validation: Callable[[xgb.Booster], tuple[np.ndarray, np.ndarray]],
+    where: str = "",
+) -> tuple[TrainResult, np.ndarray]:
+    """What both engines do after boosting: cut and calibrate the booster (:func:`calibrated_best`), score the
+    whole validation window with it, choose the threshold there, and log.
+
+    Args:
+        booster: as early stopping left it; ``weight`` the fraud rows' weight it was trained with.
+        started: ``time.perf_counter()`` when training began.
+        score_validation: the calibrated booster's probabilities on the validation window, and its labels.
+        where: said before the log line (``"dask: "``, with how many rows).
+
+    Returns:
+        The result and the validation labels.
+    """
     calibrated, best = calibrated_best(booster, weight)
-    valid_scores = predict_proba(calibrated, x_valid)
+    valid_scores, y_valid = score_validation(calibrated)
     threshold = choose_threshold(y_valid, valid_scores, params.threshold_beta)
     seconds = time.perf_counter() - started
     log.info(
-        "trained %d rounds (best %d) in %.1fs; threshold %.4f",
+        "%strained %d rounds (best %d) in %.1fs; threshold %.4f",
+        where,
         booster.num_boosted_rounds(),
         best + 1,
         seconds,
         threshold,
     )
-    return TrainResult(
+    result = TrainResult(
         booster=calibrated,
         threshold=threshold,
         best_iteration=best,
@@ -275,6 +305,7 @@ def train_booster(
         seconds=seconds,
         validation_scores=valid_scores,
     )
+    return result, y_valid
 
 
 def predict_proba(booster: Any, x: np.ndarray) -> np.ndarray:
@@ -285,126 +316,3 @@ def predict_proba(booster: Any, x: np.ndarray) -> np.ndarray:
     if not isinstance(booster, xgb.Booster):
         return np.asarray(booster.predict_proba(x), dtype=np.float64)
     return np.asarray(booster.inplace_predict(x, validate_features=False), dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class RankCurve:
-    """The counts of true and false positives at every distinct score of one set of scores, highest first.
-
-    Sorting the scores is what costs on a million-row window; :func:`rank_curve` does it once, and the PR curve,
-    AUPRC, ROC AUC, recall at a precision and the F-beta threshold all come from these counts, by the same
-    formulas as scikit-learn's ``precision_recall_curve``, ``average_precision_score`` and ``roc_auc_score``
-    (tests compare them), which would sort the scores once each.
-    """
-
-    tps: np.ndarray
-    fps: np.ndarray
-    thresholds: np.ndarray
-
-    def precision_recall(self) -> tuple[np.ndarray, np.ndarray]:
-        """Precision and recall at each threshold, highest threshold first."""
-        flagged = self.tps + self.fps
-        precision = np.divide(self.tps, flagged, out=np.zeros(flagged.size), where=flagged != 0)
-        recall = self.tps / self.tps[-1] if self.tps[-1] else np.ones(self.tps.size)
-        return precision, recall
-
-    def auprc(self) -> float:
-        """Average precision: precision at each threshold weighted by the recall it adds."""
-        precision, recall = self.precision_recall()
-        return float(np.sum(np.diff(recall, prepend=0.0) * precision))
-
-    def roc_auc(self) -> float:
-        """Area under the ROC curve (trapezoids from (0, 0))."""
-        fpr = np.concatenate([[0.0], self.fps / self.fps[-1]])
-        tpr = np.concatenate([[0.0], self.tps / self.tps[-1]])
-        return float(np.trapezoid(tpr, fpr))
-
-    def recall_at_precision(self, min_precision: float) -> float:
-        """The highest recall reachable with precision >= ``min_precision`` (0 if never reached)."""
-        precision, recall = self.precision_recall()
-        reachable = recall[precision >= min_precision]
-        return float(reachable.max()) if reachable.size else 0.0
-
-    def best_threshold(self, beta: float = 1.0) -> float:
-        """The threshold that maximises F-beta; ties go to the higher threshold."""
-        precision, recall = self.precision_recall()
-        b2 = beta * beta
-        with np.errstate(divide="ignore", invalid="ignore"):
-            fbeta = np.where(precision + recall > 0, (1 + b2) * precision * recall / (b2 * precision + recall), 0.0)
-        return float(self.thresholds[np.flatnonzero(fbeta == fbeta.max())[0]])
-
-
-def rank_curve(y: np.ndarray, scores: np.ndarray) -> RankCurve:
-    """The :class:`RankCurve` of scores against 0/1 labels (one sort, scikit-learn's)."""
-    _, fps, _, tps, thresholds = confusion_matrix_at_thresholds(y, scores)
-    return RankCurve(np.asarray(tps, dtype=np.float64), np.asarray(fps, dtype=np.float64), np.asarray(thresholds))
-
-
-def choose_threshold(y: np.ndarray, scores: np.ndarray, beta: float = 1.0) -> float:
-    """The score threshold that maximises F-beta on a PR curve; ties go to the higher threshold."""
-    if int(y.sum()) == 0:
-        raise ValueError("cannot choose a threshold without positive labels")
-    return rank_curve(y, scores).best_threshold(beta)
-
-
-def recall_at_precision(y: np.ndarray, scores: np.ndarray, min_precision: float = 0.90) -> float:
-    """The highest recall reachable with precision >= ``min_precision`` (0 if never reached)."""
-    return rank_curve(y, scores).recall_at_precision(min_precision)
-
-
-def evaluate(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """Classification metrics of scores against labels at a decision threshold.
-
-    Returns AUPRC (primary), ROC AUC, precision / recall / F1 at the threshold, recall at precision 0.90,
-    and the confusion counts. The rank metrics share one sort of the scores (:class:`RankCurve`).
-    """
-    y = np.asarray(y).astype(np.int32)
-    if y.size == 0:
-        raise ValueError("cannot evaluate on an empty set")
-    flagged = scores >= threshold
-    tp = int(np.sum(flagged & (y == 1)))
-    fp = int(np.sum(flagged & (y == 0)))
-    fn = int(np.sum(~flagged & (y == 1)))
-    tn = int(np.sum(~flagged & (y == 0)))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    curve = rank_curve(y, scores) if 0 < y.sum() < y.size else None
-    return {
-        "auprc": curve.auprc() if curve else float("nan"),
-        "roc_auc": curve.roc_auc() if curve else float("nan"),
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "recall_at_precision_90": curve.recall_at_precision(0.90) if curve else float("nan"),
-        "threshold": float(threshold),
-        "tp": float(tp),
-        "fp": float(fp),
-        "fn": float(fn),
-        "tn": float(tn),
-    }
-
-
-def roc_points(
-    y: np.ndarray, scores: np.ndarray, max_points: int = 100
-) -> tuple[list[float], list[float], list[float]]:
-    """ROC curve (fpr, tpr, thresholds) reduced to its corners, at most ``max_points``, for KFP's UI."""
-    fpr, tpr, thresholds = roc_curve(y, scores)
-    corner = np.ones(fpr.size, dtype=bool)
-    corner[1:-1] = (tpr[1:-1] != tpr[:-2]) | (tpr[1:-1] != tpr[2:])
-    keep = np.flatnonzero(corner)
-    if keep.size > max_points:
-        keep = keep[np.unique(np.linspace(0, keep.size - 1, max_points).astype(int))]
-    finite = np.where(np.isfinite(thresholds[keep]), thresholds[keep], 1.0)
-    return fpr[keep].tolist(), tpr[keep].tolist(), finite.tolist()
-
-
-def logistic_baseline(x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, seed: int = 42) -> np.ndarray:
-    """Scores of a standardised logistic regression: the linear baseline the booster must clearly beat."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    model.fit(x_train, y_train)
-    return np.asarray(model.predict_proba(x_eval)[:, 1], dtype=np.float64)
