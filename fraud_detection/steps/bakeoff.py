@@ -377,17 +377,22 @@ def train_step(
     test_path: Path,
     params: TrainParams,
     model_dir: Path,
-    tracking_uri: str,
-    experiment: str,
-    data_version: str,
-    oracle_label_noise: float | None = None,
-    synthetic_setting: str = "axis",
-    dataset: tracking.DatasetInput | None = None,
+    *select_args: Any,
     negative_sample_rate: float = 1.0,
+    **select_options: Any,
 ) -> SelectStepResult:
-    """Every family of ``params.families`` in this process, then :func:`select_step` (tests, notebooks)."""
+    """Every family of ``params.families`` in this process, then :func:`select_step` (tests, notebooks).
+
+    ``select_args`` and ``select_options`` are :func:`select_step`'s remaining arguments (tracking URI,
+    experiment, data version, ...), passed on as given; the families are trained under the same data version.
+    """
+    import inspect
     import tempfile
 
+    bound = inspect.signature(select_step).bind(
+        [], train_path, validation_path, test_path, params, model_dir, *select_args, **select_options
+    )
+    data_version = bound.arguments["data_version"]
     with tempfile.TemporaryDirectory(prefix="fraud-families-") as folder:
         dirs = []
         for family in params.families:
@@ -395,18 +400,7 @@ def train_step(
             train_family_step(family, train_path, validation_path, params, target, data_version, negative_sample_rate)
             dirs.append(target)
         return select_step(
-            dirs,
-            train_path,
-            validation_path,
-            test_path,
-            params,
-            model_dir,
-            tracking_uri,
-            experiment,
-            data_version,
-            oracle_label_noise,
-            synthetic_setting,
-            dataset,
+            dirs, train_path, validation_path, test_path, params, model_dir, *select_args, **select_options
         )
 
 
