@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from fraud_detection.schema import DataValidationError
 from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME, LABEL, LABEL_TIME, SEQ, TX_ID, key_column
@@ -21,6 +23,12 @@ _EPOCH = pd.Timestamp(0, tz="UTC")
 
 def _first_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0]) + 1
+
+
+def _value(series: pd.Series, row: int) -> str:
+    """The repr of a 1-based row's value as the file holds it (numpy scalars shown as plain numbers)."""
+    value = series.iloc[row - 1]
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _plural(count: int, word: str) -> str:
@@ -56,7 +64,7 @@ def _numbers(series: pd.Series, column: str) -> np.ndarray:
         bad = numbers.isna().to_numpy() & series.notna().to_numpy()
         if bad.any():
             row = _first_row(bad)
-            raise DataValidationError(f"column {column!r} must be numeric: row {row} has {series.iloc[row - 1]!r}")
+            raise DataValidationError(f"column {column!r} must be numeric: row {row} has {_value(series, row)}")
         series = numbers
     values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     _check_finite(values, column)
@@ -80,14 +88,14 @@ def _times(series: pd.Series, column: str, unit: str) -> np.ndarray:
         return _numbers(series, column) * _HOUR
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_datetime64_any_dtype(series):
         raise DataValidationError(
-            f"column {column!r} must hold ISO 8601 datetimes (time_unit datetime): row 1 has {series.iloc[0]!r}"
+            f"column {column!r} must hold ISO 8601 datetimes (time_unit datetime): row 1 has {_value(series, 1)}"
         )
     parsed = pd.to_datetime(series, utc=True, errors="coerce", format="ISO8601")
     bad = parsed.isna().to_numpy() & series.notna().to_numpy()
     if bad.any():
         row = _first_row(bad)
         raise DataValidationError(
-            f"column {column!r} must be an ISO 8601 datetime: row {row} has {series.iloc[row - 1]!r}"
+            f"column {column!r} must be an ISO 8601 datetime: row {row} has {_value(series, row)}"
         )
     seconds = ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64, na_value=np.nan)
     _check_finite(seconds, column)
@@ -95,7 +103,8 @@ def _times(series: pd.Series, column: str, unit: str) -> np.ndarray:
 
 
 def _strings(series: pd.Series) -> np.ndarray:
-    """A column's values as an object array of ``str``; whole floats (an id column read as float) lose ``.0``."""
+    """A column's values as an object array of ``str`` (None where missing); whole floats (an id column read as
+    float because of a gap) lose their ``.0``; a column that already holds strings is not converted again."""
     if isinstance(series.dtype, pd.CategoricalDtype):
         categories = np.asarray([str(c) for c in series.cat.categories], dtype=object)
         codes = series.cat.codes.to_numpy()
@@ -104,9 +113,11 @@ def _strings(series: pd.Series) -> np.ndarray:
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         if np.all(np.isnan(values) | (values == np.round(values))):
             series = series.astype("Int64")
-    out = series.astype(object).to_numpy()
     present = series.notna().to_numpy()
-    out[present] = series[present].astype(str).to_numpy()
+    if pd.api.types.infer_dtype(series, skipna=True) == "string":
+        out = series.to_numpy(dtype=object, copy=True)
+    else:
+        out = series.astype(str).to_numpy(dtype=object)
     out[~present] = None
     return out
 
@@ -114,7 +125,9 @@ def _strings(series: pd.Series) -> np.ndarray:
 def _non_empty(series: pd.Series, column: str, what: str) -> np.ndarray:
     """The column as str values, or the error naming the first missing or blank row."""
     values = _strings(series)
-    empty = pd.isna(values) | (pd.Series(values, dtype=object).str.strip().to_numpy() == "")
+    text = pa.array(values, type=pa.string(), from_pandas=True)
+    blank = pc.equal(pc.utf8_trim_whitespace(text), "")
+    empty = blank.fill_null(True).to_numpy(zero_copy_only=False)
     if empty.any():
         count = int(empty.sum())
         raise DataValidationError(
@@ -162,7 +175,7 @@ def _label_times(frame: pd.DataFrame, mapping: TransactionMapping, event_time: n
         row = _first_row(early)
         raise DataValidationError(
             f"column {column!r} must not be before the event time ({mapping.event_time!r}): row {row} has "
-            f"{frame[column].iloc[row - 1]!r} before {frame[mapping.event_time].iloc[row - 1]!r} "
+            f"{_value(frame[column], row)} before {_value(frame[mapping.event_time], row)} "
             f"({_plural(int(early.sum()), 'such row')})"
         )
     return label_time
