@@ -108,7 +108,9 @@ def _strings(series: pd.Series) -> np.ndarray:
     if isinstance(series.dtype, pd.CategoricalDtype):
         categories = np.asarray([str(c) for c in series.cat.categories], dtype=object)
         codes = series.cat.codes.to_numpy()
-        return np.where(codes >= 0, categories[np.maximum(codes, 0)], None)
+        strings = np.full(len(series), None, dtype=object)
+        strings[codes >= 0] = categories[codes[codes >= 0]]
+        return strings
     if pd.api.types.is_float_dtype(series):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         if np.all(np.isnan(values) | (values == np.round(values))):
@@ -157,7 +159,9 @@ def _labels(series: pd.Series, column: str) -> np.ndarray:
     not_binary = (values != 0) & (values != 1)
     if not_binary.any():
         found = ", ".join(f"{v:g}" for v in np.unique(values[not_binary])[:5])
-        raise DataValidationError(f"column {column!r} must be 0 or 1: found {found} (first at row {_first_row(not_binary)})")
+        raise DataValidationError(
+            f"column {column!r} must be 0 or 1: found {found} (first at row {_first_row(not_binary)})"
+        )
     positives = int(values.sum())
     if positives in (0, len(values)):
         only = "0 (legitimate)" if positives == 0 else "1 (fraud)"

@@ -155,7 +155,7 @@ def _card_testing(
     burst = np.repeat(np.arange(bursts), sizes)
     gaps = np.floor(rng.exponential(_TESTING_GAP_SECONDS, burst.size)) + 1.0
     within = np.cumsum(gaps)
-    first = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    first = np.cumsum(sizes) - sizes
     within -= np.repeat(within[first] - gaps[first], sizes)
     customer = np.repeat(rng.integers(0, config.n_customers, bursts), sizes)
     time = np.repeat(_times(rng, bursts, config.days), sizes) + within

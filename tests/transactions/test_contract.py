@@ -91,8 +91,9 @@ def test_a_fixed_delay_and_iso_datetimes_give_label_times() -> None:
 
 def broken(column: str, row: int, value: object) -> pd.DataFrame:
     raw = customer_terminal_rows()
-    raw[column] = raw[column].astype(object)
-    raw.loc[row - 1, column] = value
+    values = raw[column].tolist()
+    values[row - 1] = value
+    raw[column] = pd.Series(values, dtype=object)
     return raw
 
 
@@ -128,8 +129,7 @@ def test_a_bad_row_or_column_is_named(raw: pd.DataFrame, message: str) -> None:
 
 def test_a_numeric_request_column_must_be_numbers() -> None:
     raw = paysim_rows()
-    raw["oldbalanceDest"] = raw["oldbalanceDest"].astype(object)
-    raw.loc[1, "oldbalanceDest"] = "n/a"
+    raw["oldbalanceDest"] = pd.Series([0.0, "n/a", 0.0], dtype=object)
     with pytest.raises(DataValidationError, match="column 'oldbalanceDest' must be numeric: row 2 has 'n/a'"):
         canonical(raw, PAYSIM)
 

@@ -18,7 +18,8 @@ from fraud_detection.transactions.mapping import (
 )
 
 PAYSIM_HEADER = (
-    "step,type,amount,nameOrig,oldbalanceOrg,newbalanceOrig,nameDest,oldbalanceDest,newbalanceDest,isFraud,isFlaggedFraud"
+    "step,type,amount,nameOrig,oldbalanceOrg,newbalanceOrig,"
+    "nameDest,oldbalanceDest,newbalanceDest,isFraud,isFlaggedFraud"
 )
 
 MINIMAL = {"event_time": "t", "entities": {"card": "card"}, "amount": "amt", "label": "fraud"}
@@ -94,5 +95,5 @@ def test_a_missing_or_unreadable_mapping_file_says_so(tmp_path: Path) -> None:
 
 def test_a_mapping_is_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
-        PAYSIM.amount = "x"  # type: ignore[misc]
+        PAYSIM.amount = "x"
     assert isinstance(PAYSIM, TransactionMapping)
