@@ -97,3 +97,12 @@ def test_a_mapping_is_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
         PAYSIM.amount = "x"
     assert isinstance(PAYSIM, TransactionMapping)
+
+
+def test_the_mapping_file_shown_in_the_docs_is_valid() -> None:
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "transactions.md").read_text(encoding="utf-8")
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    mapping = parse_mapping(yaml.safe_load(example), "docs/transactions.md")
+    assert mapping.roles() == ("card", "terminal") and mapping.label_delay == 30 * 86_400
