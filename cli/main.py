@@ -152,9 +152,12 @@ def _compile(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    if args.kind == TRANSACTIONS_KIND:
+        return _generate_transactions(args)
     from fraud_detection import data, synth
 
-    config = synth.SyntheticConfig(n_rows=args.rows, seed=args.seed, drift=args.drift)
+    rows = DataKnobs().synthetic_rows if args.rows is None else args.rows
+    config = synth.SyntheticConfig(n_rows=rows, seed=args.seed, drift=args.drift)
     output = Path(args.output)
     csv = output.name.endswith((".csv", ".csv.gz"))
     if args.parts > 1:
@@ -169,6 +172,42 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     else:
         data.write_parquet(frame, output)
     print(f"wrote {len(frame):,} rows ({int(frame['Class'].sum()):,} frauds, {frame['Class'].mean():.3%}) to {output}")
+    return 0
+
+
+TRANSACTIONS_KIND = "transactions"
+"""``fraud data generate --kind transactions``: raw transactions in the customer_terminal schema."""
+
+
+def _generate_transactions(args: argparse.Namespace) -> int:
+    """Write the seeded raw-transaction data set (docs/transactions.md) as one CSV or Parquet file."""
+    from fraud_detection import data
+    from fraud_detection.transactions.generator import TransactionConfig, generate
+
+    if args.parts != 1 or args.drift != DataKnobs().synthetic_drift:
+        print("error: --parts and --drift apply to --kind public only", file=sys.stderr)
+        return 2
+    output = Path(args.output)
+    csv = output.name.endswith((".csv", ".csv.gz"))
+    if output.suffix != ".parquet" and not csv:
+        print(f"error: {output}: use a .csv, .csv.gz or .parquet file name", file=sys.stderr)
+        return 2
+    try:
+        config = TransactionConfig(seed=args.seed, **({} if args.rows is None else {"n_rows": args.rows}))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    frame = generate(config)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if csv:
+        frame.to_csv(output, index=False)
+    else:
+        data.write_parquet(frame, output)
+    frauds = int(frame["is_fraud"].sum())
+    print(
+        f"wrote {len(frame):,} transactions ({frauds:,} frauds, {frauds / len(frame):.3%}) over {config.days} days "
+        f"to {output}; read it with the customer_terminal mapping"
+    )
     return 0
 
 
@@ -224,13 +263,25 @@ def build_parser() -> argparse.ArgumentParser:
     generate = data_sub.add_parser(
         "generate",
         help="write the seeded synthetic data set as CSV or Parquet",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     generate.add_argument(
         "--output", required=True, help="file to write (.csv, .csv.gz or .parquet); with --parts, a folder"
     )
+    generate.add_argument(
+        "--kind",
+        choices=("public", TRANSACTIONS_KIND),
+        default="public",
+        help="public: the credit-card schema (Time, V1..V28, Amount, Class); transactions: raw customer/terminal "
+        "payments whose fraud lives in history (docs/transactions.md)",
+    )
     knobs = DataKnobs()
-    generate.add_argument("--rows", type=int, default=knobs.synthetic_rows, help="number of rows")
+    generate.add_argument(
+        "--rows",
+        type=int,
+        default=None,
+        help=f"number of rows (default: {knobs.synthetic_rows:,} public, 200,000 transactions)",
+    )
     generate.add_argument("--seed", type=int, default=knobs.synthetic_seed, help="generator seed")
     generate.add_argument(
         "--drift", type=float, default=knobs.synthetic_drift, help="drift strength in the latest 10 %% of time"
