@@ -22,7 +22,9 @@ FRAUD = (sys.executable, "-m", "cli.main")
 """The ``fraud`` command, as its console script runs it."""
 
 
-def fraud(*args: str, env: Mapping[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_fraud(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``fraud *args`` in the repository with ``env`` (default: this process's), its output captured as text.
 
     The exit status is the caller's to check.
