@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fraud_detection.schema import FEATURES  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from tests.conftest import free_port, stop_process, wait_http  # noqa: E402
 from tests.serving.otlp import OtlpReceiver  # noqa: E402
 
 DOC = REPO / "docs" / "serving.md"
@@ -64,21 +64,6 @@ async def app(scope, receive, send):
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]})
     await send({"type": "http.response.body", "body": BODY})
 """
-
-
-def wait_http(url: str, timeout: float = 120.0) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} not ready after {timeout}s")
 
 
 def make_model(directory: Path) -> Path:
@@ -195,7 +180,7 @@ class Server:
         self.process = subprocess.Popen(
             [*command, "--port", str(self.port)], cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
-        wait_http(self.url + ready_path)
+        wait_http(self.url + ready_path, process=self.process, log=log)
 
     def rss_mb(self) -> float:
         import psutil
@@ -204,11 +189,7 @@ class Server:
         return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process, timeout=30)
         self._log.close()
 
 

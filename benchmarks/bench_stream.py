@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from fraud_detection import synth  # noqa: E402
 from fraud_detection.schema import FEATURES  # noqa: E402
 from streaming.produce import encode_transaction  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from tests.conftest import free_port, stop_process  # noqa: E402
 from tests.serving.conftest import make_model_dir  # noqa: E402
 from tests.streaming.broker import Broker  # noqa: E402
 
@@ -176,12 +176,7 @@ def main() -> None:
                 cpu_per_row = (sum(cpu.cpu_times()[:2]) - before) / args.rows
                 _, latencies = _timed(broker, "in", "out", _items(n_fixed, "l", values), rate=args.rate)
             finally:
-                scorer.terminate()
-                try:
-                    scorer.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    scorer.kill()
-                    scorer.wait(timeout=10)
+                stop_process(scorer, timeout=30)
                 log.close()
     p50, p99 = np.percentile(latencies * 1000, [50, 99])
     floor_p50, floor_p99 = np.percentile(floor_latencies * 1000, [50, 99])

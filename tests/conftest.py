@@ -1,16 +1,37 @@
-"""Shared fixtures: small synthetic data, and a real gcp-storage-emulator server on 127.0.0.1."""
+"""Shared fixtures and helpers: small synthetic data, a real gcp-storage-emulator server on 127.0.0.1, the
+``fraud`` command run as a user runs it, and the start and stop of server processes."""
 
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from fraud_detection import synth
+
+REPO = Path(__file__).resolve().parents[1]
+FRAUD = (sys.executable, "-m", "cli.main")
+"""The ``fraud`` command, as its console script runs it."""
+
+
+def run_fraud(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``fraud *args`` in the repository with ``env`` (default: this process's), its output captured as text.
+
+    The exit status is the caller's to check.
+    """
+    return subprocess.run(
+        [*FRAUD, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def free_port() -> int:
@@ -29,6 +50,31 @@ def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def wait_http(url: str, timeout: float = 120, process: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    """Poll ``url`` until it answers 200.
+
+    Raises RuntimeError after ``timeout`` seconds, or as soon as ``process`` (the server behind ``url``) has
+    exited; the message ends with the tail of ``log``, the server's output, when one is given.
+    """
+
+    def tail() -> str:
+        return f":\n{log.read_text()[-3000:]}" if log is not None and log.exists() else ""
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {process.returncode}{tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer 200 within {timeout} s{tail()}")
+        time.sleep(0.3)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from fraud_detection import boosting, data, modeldir, registry
 from fraud_detection.config import GateKnobs
 from fraud_detection.steps.bakeoff import train_step
 from fraud_detection.steps.promote import promote_step
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process, wait_http
 
 
 @pytest.fixture(scope="module")
@@ -32,26 +30,10 @@ def mlflow_server(tmp_path_factory) -> Iterator[str]:
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not become healthy within 120 s")
-            time.sleep(0.5)
+        wait_http(f"{url}/health", timeout=120, process=server, log=root / "server.log")
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server)
         log.close()
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from components.outcome import StepOutcome, read_outcomes
+from tests.conftest import run_fraud
 
-ROOT = Path(__file__).resolve().parents[1]
 NEGATIVE_AMOUNT = "column 'Amount' has 1 negative value(s) (first at row 42: -12.5)"
 
 
@@ -21,14 +20,7 @@ def fraud_run(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess
     environment = {**os.environ, "FRAUD_HOME": str(home), "COLUMNS": "1000", **env}
     for name in ("MLFLOW_TRACKING_URI", "STORAGE_EMULATOR_HOST"):
         environment.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "run", *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_fraud("run", *args, env=environment, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,21 +15,14 @@ from cli.main import LOCAL_DEFAULTS
 from fraud_detection import modeldir
 from fraud_detection.config import pipeline_knobs
 from pipelines.compile import COMPILED_PATH, compile_pipeline
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import run_fraud
 
 
 def fraud(*args: str, home: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """``fraud *args`` with ``home`` as FRAUD_HOME and no tracking server set."""
     env = {**os.environ, "FRAUD_HOME": str(home), "COLUMNS": "1000"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_fraud(*args, env=env, timeout=timeout)
 
 
 def test_committed_yaml_equals_a_fresh_compile(tmp_path):
@@ -141,14 +133,7 @@ def test_run_expands_a_quoted_home_directory(tmp_path):
     env_home.mkdir()
     (env_home / "x.csv").write_text("Time,V1\n1,2\n")
     env = {**os.environ, "FRAUD_HOME": str(tmp_path / "state"), "HOME": str(env_home)}
-    result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "run", "--data-uri", "~/x.csv"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_fraud("run", "--data-uri", "~/x.csv", env=env, timeout=300)
     assert result.returncode == 1
     assert "load: missing columns: V2" in result.stderr
 

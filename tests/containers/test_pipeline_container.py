@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_fraud
 from tests.containers.conftest import COMPONENTS_IMAGE, IMAGE_UID, REPO, require_image
 
 RUN_TIMEOUT = 1500
@@ -27,15 +27,7 @@ pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(2 * 
 def fraud_run(home: Path, *options: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAUD_", "MLFLOW_"))}
     env.update({"FRAUD_HOME": str(home), "PYTHONPATH": str(REPO)})
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "run", *options],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
+    return run_fraud("run", *options, env=env, timeout=RUN_TIMEOUT)
 
 
 def test_auprc(text: str) -> str:

@@ -15,7 +15,8 @@ import requests
 
 from fraud_detection.modeldir import MODEL_FILE
 from tests.containers.conftest import IMAGE_UID, ServingContainer, Starter, readable_copy
-from tests.serving.cases import BAD_INPUTS, EXPLAIN, V1, V2, ProcessClient, check_v1, check_v2, named, post, rows
+from tests.serving import cases
+from tests.serving.cases import EXPLAIN, V1, V2, ProcessClient, check_v1, check_v2, named, post, rows
 from tests.serving.conftest import MODEL_VERSION, OtlpReceiver, make_model_dir
 from tests.serving.test_lifecycle import NAME, assert_not_ready
 
@@ -138,22 +139,11 @@ def test_explain(container: ServingContainer, served_model: Path) -> None:
     assert all(len(e["contributions"]) == 29 for e in body["explanations"])
 
 
-@pytest.mark.parametrize(
-    ("path", "body", "headers", "status", "words"),
-    [case[1:] for case in BAD_INPUTS],
-    ids=[case[0] for case in BAD_INPUTS],
-)
+@cases.each_bad_input
 def test_bad_input_is_refused(
     container: ServingContainer, path: str, body: Any, headers: dict[str, str] | None, status: int, words: list[str]
 ) -> None:
-    sent = {"Content-Type": "application/json"} if headers is None else headers
-    if isinstance(body, bytes):
-        response = post(ProcessClient(container.url), path, data=body, headers=sent)
-    else:
-        response = post(ProcessClient(container.url), path, body, headers=sent)
-    assert response.status_code == status, response.text
-    for word in words:
-        assert word in response.json()["error"]
+    cases.check_bad_input(ProcessClient(container.url), path, body, headers, status, words)
 
 
 def test_spans_reach_an_otlp_receiver_and_logs_are_json(

@@ -17,7 +17,7 @@ import pytest
 
 from fraud_detection import boosting, data
 from fraud_detection.steps.bakeoff import train_step
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_http
 
 CANDIDATE_SPECS = {"c0": (40, 1), "a": (15, 2), "b": (80, 3), "c": (25, 4), "d": (160, 5)}
 """name -> (boosting rounds, seed): five models of different test AUPRC."""
@@ -79,21 +79,9 @@ class MlflowServer:
         log.close()
 
     def wait_healthy(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"mlflow server exited: {(self.root / f'server{self.starts}.log').read_text()[-2000:]}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"mlflow server did not become healthy within {timeout} s")
+        """Until ``/health`` answers 200; RuntimeError (with the log's tail) if the server exits first."""
+        assert self.process is not None
+        wait_http(f"{self.url}/health", timeout, self.process, self.root / f"server{self.starts}.log")
 
     def kill(self) -> None:
         """SIGKILL, as a node failure or OOM kill would: no shutdown of any kind."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import requests
 
 from fraud_detection.boosting import predict_proba
@@ -63,6 +65,20 @@ def check_v2(response: Any, model_dir: Path, x: np.ndarray) -> None:
     np.testing.assert_allclose(outputs["fraud_probability"]["data"], proba, rtol=1e-5, atol=1e-7)
     assert outputs["is_fraud"]["data"] == flagged.tolist()
     assert body["model_version"] == MODEL_VERSION
+
+
+def check_explain(response: Any, model_dir: Path, x: np.ndarray) -> dict[str, Any]:
+    """An explanation per row whose contributions add up to the row's prediction (in log-odds); returns the body."""
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["units"] == "log-odds"
+    proba, _ = expected(model_dir, x)
+    for explanation, p in zip(body["explanations"], proba, strict=True):
+        assert set(explanation["contributions"]) == set(FEATURES)
+        margin = explanation["base_value"] + sum(explanation["contributions"].values())
+        assert margin == pytest.approx(math.log(p / (1 - p)), abs=1e-3)
+    np.testing.assert_allclose([e["fraud_probability"] for e in body["explanations"]], proba, rtol=1e-5)
+    return body
 
 
 GOOD = named(rows(1))[0]
@@ -168,6 +184,29 @@ BAD_INPUTS: list[tuple[str, str, Any, dict[str, str] | None, int, list[str]]] = 
     ("V2 unknown output", V2, {**tensor([1, 29]), "outputs": [{"name": "score"}]}, None, 400, ["score"]),
     ("explain bad row", EXPLAIN, {"instances": [without("V1")]}, None, 400, ["missing features ['V1']"]),
 ]
+
+each_bad_input = pytest.mark.parametrize(
+    ("path", "body", "headers", "status", "words"),
+    [case[1:] for case in BAD_INPUTS],
+    ids=[case[0] for case in BAD_INPUTS],
+)
+"""Runs a test once per case of :data:`BAD_INPUTS`; the test hands its arguments to :func:`check_bad_input`."""
+
+
+def check_bad_input(
+    client: Any, path: str, body: Any, headers: dict[str, str] | None, status: int, words: list[str]
+) -> None:
+    """Send one case of :data:`BAD_INPUTS`: its status, and a message that holds each of its words."""
+    sent = JSON if headers is None else headers
+    response = (
+        post(client, path, data=body, headers=sent)
+        if isinstance(body, bytes)
+        else post(client, path, body, headers=sent)
+    )
+    assert response.status_code == status, response.text
+    message = response.json()["error"]
+    for word in words:
+        assert word in message, message
 
 
 READY = "/v2/health/ready"

@@ -6,25 +6,24 @@ The in-process app (``serving.app.create_app`` under FastAPI's ``TestClient``) a
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 import pytest
 
 from fraud_detection.schema import FEATURES
 from tests.serving.cases import (
-    BAD_INPUTS,
     EXPLAIN,
     GOOD,
-    JSON,
     V1,
     V2,
     ProcessClient,
+    check_bad_input,
+    check_explain,
     check_v1,
     check_v2,
+    each_bad_input,
     expected,
     named,
     post,
@@ -92,36 +91,14 @@ def test_v2_binary_tensor(served: Any, model_dir: Path) -> None:
 
 def test_explain_contributions_add_up_to_the_prediction(served: Any, model_dir: Path) -> None:
     x = rows(2, seed=6)
-    response = post(served, EXPLAIN, {"instances": named(x)})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    proba, _ = expected(model_dir, x)
-    assert body["units"] == "log-odds"
-    for explanation, p in zip(body["explanations"], proba, strict=True):
-        assert set(explanation["contributions"]) == set(FEATURES)
-        margin = explanation["base_value"] + sum(explanation["contributions"].values())
-        assert margin == pytest.approx(math.log(p / (1 - p)), abs=1e-3)
-    np.testing.assert_allclose([e["fraud_probability"] for e in body["explanations"]], proba, rtol=1e-5)
+    check_explain(post(served, EXPLAIN, {"instances": named(x)}), model_dir, x)
 
 
-@pytest.mark.parametrize(
-    ("path", "body", "headers", "status", "words"),
-    [case[1:] for case in BAD_INPUTS],
-    ids=[case[0] for case in BAD_INPUTS],
-)
+@each_bad_input
 def test_bad_input_gets_a_clear_4xx(
     served: Any, path: str, body: Any, headers: dict[str, str] | None, status: int, words: list[str]
 ) -> None:
-    sent = JSON if headers is None else headers
-    response = (
-        post(served, path, data=body, headers=sent)
-        if isinstance(body, bytes)
-        else post(served, path, body, headers=sent)
-    )
-    assert response.status_code == status, response.text
-    message = response.json()["error"]
-    for word in words:
-        assert word in message, message
+    check_bad_input(served, path, body, headers, status, words)
 
 
 @pytest.mark.parametrize("path", ["/v1/models/nope:predict", "/v2/models/nope/infer"])

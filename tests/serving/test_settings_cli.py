@@ -6,12 +6,10 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from cli.main import build_parser
 from cli.serve import request_for, run_serve, sample_rows
@@ -19,7 +17,7 @@ from fraud_detection.schema import FEATURES
 from fraud_detection.settings import Settings
 from serving.main import add_options, settings_from_args
 from serving.settings import ServingSettings
-from tests.conftest import free_port
+from tests.conftest import FRAUD, free_port, run_fraud, stop_process, wait_http
 from tests.serving.conftest import MODEL_VERSION, REPO, START_TIMEOUT
 
 
@@ -122,10 +120,6 @@ def test_sample_requests_hold_real_rows() -> None:
         request_for("v2", "m", rows, explain=True)
 
 
-FRAUD = [sys.executable, "-m", "cli.main"]
-"""The ``fraud`` command, as its console script runs it."""
-
-
 @pytest.mark.slow
 def test_serve_then_predict_commands(tmp_path: Path, model_dir: Path) -> None:
     """``fraud serve`` listening where FRAUD_HOST/FRAUD_PORT say, then ``fraud predict`` in each protocol."""
@@ -140,43 +134,18 @@ def test_serve_then_predict_commands(tmp_path: Path, model_dir: Path) -> None:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert serve.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        else:
-            raise AssertionError("server not ready:\n" + (tmp_path / "serve.log").read_text()[-3000:])
-        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/v2/health/ready", START_TIMEOUT, serve, tmp_path / "serve.log")
         for protocol in ("v1", "v2", "flat"):
-            done = subprocess.run(
-                [*FRAUD, "predict", "--url", url, "--protocol", protocol],
-                cwd=REPO,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            done = run_fraud("predict", "--url", url, "--protocol", protocol, env=env, timeout=60)
             assert done.returncode == 0, done.stderr
             answer = json.loads(done.stdout)
             assert answer["model_version"] == MODEL_VERSION, answer
-        wrong = subprocess.run(
-            [*FRAUD, "predict", "--url", url, "--model-name", "other"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        wrong = run_fraud("predict", "--url", url, "--model-name", "other", env=env, timeout=60)
         assert wrong.returncode == 1 and "HTTP 404" in wrong.stderr
     finally:
-        serve.terminate()
-        serve.wait(timeout=20)
+        stop_process(serve)
         log.close()
     # stdout was a file, not a terminal: Cloud Logging JSON, one object per line
     lines = [line for line in (tmp_path / "serve.log").read_text().splitlines() if line.strip()]
@@ -190,7 +159,7 @@ def test_serve_without_a_champion_says_to_run_the_pipeline_first(tmp_path: Path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
     env.update({"FRAUD_HOME": str(tmp_path / "home"), "FRAUD_PORT": str(free_port())})
     started = time.monotonic()
-    done = subprocess.run([*FRAUD, "serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
+    done = run_fraud("serve", env=env, timeout=30)
     assert time.monotonic() - started < 15
     assert done.returncode == 1
     lines = done.stderr.splitlines()

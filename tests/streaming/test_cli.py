@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,11 +12,9 @@ import pytest
 
 from cli.main import build_parser
 from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN, FEATURES
-from tests.conftest import free_port
+from tests.conftest import FRAUD, free_port, run_fraud
 from tests.serving.conftest import REPO
 from tests.streaming.broker import Broker, read_topic
-
-FRAUD = [sys.executable, "-m", "cli.main"]
 
 
 @pytest.mark.parametrize("command", [["topics"], ["produce"]])
@@ -62,14 +59,7 @@ def test_produce_sends_a_file_from_fraud_data_generate(suffix: str, tmp_path: Pa
         topic = f"generated-{suffix[1:]}"
         broker.create_topics(topic, partitions=1)
         produce = ["produce", "--data", str(data), "--rows", "50", "--topic", topic]
-        done = subprocess.run(
-            [*FRAUD, "stream", "--bootstrap-servers", broker.bootstrap, *produce],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run_fraud("stream", "--bootstrap-servers", broker.bootstrap, *produce, env=env, timeout=120)
         assert done.returncode == 0, done.stderr
         assert "sent 50 transactions" in done.stdout
         sent = read_topic(broker.config(), topic, expected=50)
