@@ -65,7 +65,9 @@ class Aggregate(_Frozen):
     def _consistent(self) -> Aggregate:
         kind = self.aggregate
         if kind in _AMOUNT_KINDS and self.column != AMOUNT:
-            raise ValueError(f"aggregate {kind!r} needs column='amount' (the only aggregated value), got {self.column!r}")
+            raise ValueError(
+                f"aggregate {kind!r} needs column='amount' (the only aggregated value), got {self.column!r}"
+            )
         if kind == "distinct":
             if self.column not in ("card", "terminal", "destination") or self.column == self.entity:
                 raise ValueError(

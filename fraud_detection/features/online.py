@@ -74,7 +74,9 @@ def features_for(
         computed = evaluate(history, np.zeros(1, dtype=np.int64), query_time, query_amount, aggregates)
         values.update({name: float(array[0]) for name, array in computed.items()})
     row = {**transaction.request, AMOUNT: transaction.amount, EVENT_TIME: transaction.event_time}
-    values.update({name: float(array[0]) for name, array in request_features(from_mapping(row), feature_set.request).items()})
+    values.update(
+        {name: float(array[0]) for name, array in request_features(from_mapping(row), feature_set.request).items()}
+    )
     return {name: values[name] for name in feature_set.names}
 
 

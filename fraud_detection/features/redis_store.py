@@ -55,11 +55,14 @@ class RedisStateStore:
     def __init__(
         self, url: str, horizon: float, grace: float = GRACE, prefix: str = "fraud:features", timeout: float = 2.0
     ) -> None:
-        import redis  # noqa: PLC0415 (only a Redis store needs the client)
+        import redis
 
         self.retained = float(horizon) + float(grace)
         self.prefix = prefix
-        self._errors: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self._errors: tuple[type[BaseException], ...] = (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+        )
         self._client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         options = self._client.connection_pool.connection_kwargs
         self.address = f"{options.get('host', '?')}:{options.get('port', '?')}"

@@ -26,7 +26,6 @@ from typing import Protocol
 
 from fraud_detection.features.online import EntityState, StoredEvent, Transaction
 
-
 GRACE = 86_400.0
 """Seconds of state kept beyond the feature horizon, so a redelivered transaction is scored as the first time."""
 
@@ -121,7 +120,9 @@ class SQLiteStateStore:
         )
         with self._lock, self._transaction("BEGIN"):
             return {
-                role: EntityState(tuple(event_of(body, label) for body, label in self._conn.execute(query, (role, key))))
+                role: EntityState(
+                    tuple(event_of(body, label) for body, label in self._conn.execute(query, (role, key)))
+                )
                 for role, key in keys.items()
             }
 

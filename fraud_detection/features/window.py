@@ -76,9 +76,9 @@ class _Index:
         stride = len(times) + 1
         keys = history.entity * stride + np.searchsorted(times, history.time)
         if not len(history.entity) or history.entity[0] == history.entity[-1]:
-            csum = np.cumsum(history.amount)
+            csum: Floats = np.cumsum(history.amount)
         else:
-            csum = pd.Series(history.amount).groupby(history.entity, sort=False).cumsum().to_numpy()
+            csum = np.asarray(pd.Series(history.amount).groupby(history.entity, sort=False).cumsum(), dtype=np.float64)
         return cls(times=times, keys=keys, stride=stride, amount_csum=csum)
 
     def position(self, entity: Ints, time: Floats) -> Ints:
