@@ -53,16 +53,23 @@ def compute_features(frame: pd.DataFrame, feature_set: FeatureSet) -> pd.DataFra
             label_time=frame[LABEL_TIME].to_numpy(dtype=np.float64) if needs_labels else np.full(len(frame), np.inf),
             counterparty={other: codes[other] for other in wanted},
         )
-        columns.update(evaluate(history, codes[role], time, amount, aggregates))
+        # queries in the history's own order: sorted needles make every searchsorted a near-sequential scan
+        order = np.lexsort((time, codes[role]))
+        for name, sorted_values in evaluate(history, codes[role][order], time[order], amount[order], aggregates).items():
+            values = np.empty(len(frame))
+            values[order] = sorted_values
+            columns[name] = values
         del history
     columns.update(request_features(frame.__getitem__, feature_set.request))
     return pd.DataFrame({name: columns[name] for name in feature_set.names}, index=frame.index)
 
 
 def _codes(keys: pd.Series) -> np.ndarray:
-    """Integer codes of an entity key column (a missing key is an entity of its own, ``""``)."""
-    codes, _ = pd.factorize(keys.fillna("").astype(str), sort=False)
-    return codes.astype(np.int64)
+    """Integer codes of an entity key column (missing keys share one entity of their own)."""
+    codes, uniques = pd.factorize(keys, sort=False)
+    codes = codes.astype(np.int64)
+    codes[codes < 0] = len(uniques)
+    return codes
 
 
 def _check(frame: pd.DataFrame, feature_set: FeatureSet) -> None:
