@@ -55,7 +55,8 @@ def compute_features(frame: pd.DataFrame, feature_set: FeatureSet) -> pd.DataFra
         )
         # queries in the history's own order: sorted needles make every searchsorted a near-sequential scan
         order = np.lexsort((time, codes[role]))
-        for name, sorted_values in evaluate(history, codes[role][order], time[order], amount[order], aggregates).items():
+        computed = evaluate(history, codes[role][order], time[order], amount[order], aggregates)
+        for name, sorted_values in computed.items():
             values = np.empty(len(frame))
             values[order] = sorted_values
             columns[name] = values
