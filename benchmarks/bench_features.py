@@ -1,0 +1,195 @@
+"""Offline history features at PaySim's size against the obvious pandas way, and the online lookup's latency.
+
+* offline: ``fraud_detection.features.offline.compute_features`` on a synthetic canonical frame (6,362,620 rows,
+  500k cards, 10k terminals, 30 days, times on whole seconds so there are ties) for the windowed counts and sums
+  pandas can compute, then for the whole default card/terminal set.
+* pandas: ``groupby(key).rolling(window, on=time, closed="left")`` with ``count`` and ``sum`` per window on a
+  datetime column. ``closed="left"`` is the window ``[t - W, t)``, and rows with the same time as ``t`` are
+  outside it, as in our rule. Both sides' values are compared on a sample of rows.
+* online: per row, ``read`` then ``features_for`` (the default set) against the embedded SQLite store and a
+  redis-server started here, after applying the first rows of a smaller frame.
+
+Run: .venv/bin/python benchmarks/bench_features.py  [--rows 6362620] [--pandas-rows N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fraud_detection.features.definitions import DAY, HOUR, Aggregate, FeatureSet, card_terminal_features
+from fraud_detection.features.offline import compute_features
+from fraud_detection.features.online import Transaction, features_for
+
+WINDOWS = (HOUR, DAY, 7 * DAY)
+
+
+def synthetic(rows: int, cards: int, terminals: int, seed: int = 0) -> pd.DataFrame:
+    """A canonical transaction frame: 30 days, whole-second times, labels known 1 to 14 days later."""
+    rng = np.random.default_rng(seed)
+    event_time = np.sort(rng.integers(0, 30 * 86_400, rows)).astype(np.float64)
+    card = rng.zipf(1.3, rows) % cards
+    return pd.DataFrame(
+        {
+            "tx_id": np.char.add("t", np.arange(rows).astype(str)),
+            "event_time": event_time,
+            "seq": np.arange(rows, dtype=np.int64),
+            "key_card": np.char.add("c", card.astype(str)),
+            "key_terminal": np.char.add("m", rng.integers(0, terminals, rows).astype(str)),
+            "amount": rng.gamma(2.0, 50.0, rows).round(2),
+            "label": (rng.random(rows) < 0.002).astype(np.int64),
+            "label_time": event_time + rng.integers(1, 15, rows) * 86_400.0,
+        }
+    )
+
+
+def windowed() -> FeatureSet:
+    """The windowed counts and sums pandas' rolling can also compute."""
+    return FeatureSet(
+        aggregates=tuple(
+            Aggregate(entity=role, aggregate=kind, column="amount" if kind == "sum" else None, window=window)
+            for role in ("card", "terminal")
+            for window in WINDOWS
+            for kind in ("count", "sum")
+        )
+    )
+
+
+def pandas_way(frame: pd.DataFrame) -> pd.DataFrame:
+    """The obvious pandas: one groupby-rolling per key and window, on a datetime column."""
+    data = frame[["key_card", "key_terminal", "amount"]].assign(when=pd.to_datetime(frame["event_time"], unit="s"))
+    out = {}
+    for role in ("card", "terminal"):
+        for window in WINDOWS:
+            rolled = (
+                data.groupby(f"key_{role}", sort=False)
+                .rolling(f"{int(window)}s", on="when", closed="left")["amount"]
+                .agg(["count", "sum"])
+            )
+            # rows come out group by group (groups in first-appearance order), each group in row order
+            positions = np.argsort(pd.factorize(data[f"key_{role}"])[0], kind="stable")
+            assert (rolled.index.get_level_values(0) == data[f"key_{role}"].to_numpy()[positions]).all()
+            name = Aggregate(entity=role, aggregate="count", window=window).name
+            for column, feature in (("count", name), ("sum", name.replace("_count_", "_amount_sum_"))):
+                values = np.empty(len(data))
+                values[positions] = rolled[column].fillna(0.0).to_numpy()
+                out[feature] = values
+    return pd.DataFrame(out)
+
+
+def timed(call):  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - start
+
+
+def offline(args: argparse.Namespace) -> None:
+    frame, seconds = timed(lambda: synthetic(args.rows, args.cards, args.terminals))
+    print(
+        f"frame: {len(frame):,} rows, {frame.key_card.nunique():,} cards, {frame.key_terminal.nunique():,} terminals "
+        f"(made in {seconds:.1f}s)"
+    )
+    ours, ours_s = timed(lambda: compute_features(frame, windowed()))
+    print(f"ours   (12 windowed counts/sums, {len(frame):,} rows): {ours_s:8.1f} s")
+    _, full_s = timed(lambda: compute_features(frame, card_terminal_features()))
+    print(f"ours   (default card/terminal set, {len(card_terminal_features().names)} features): {full_s:8.1f} s")
+    subset = frame.iloc[: args.pandas_rows] if args.pandas_rows < len(frame) else frame
+    theirs, theirs_s = timed(lambda: pandas_way(subset))
+    scaled = theirs_s * len(frame) / len(subset)
+    print(
+        f"pandas (12 windowed counts/sums, {len(subset):,} rows): {theirs_s:8.1f} s"
+        + (f"  -> scaled linearly to {len(frame):,} rows: {scaled:.1f} s" if len(subset) < len(frame) else "")
+    )
+    ours_subset = ours if len(subset) == len(frame) else compute_features(subset, windowed())
+    sample = np.random.default_rng(1).choice(len(subset), size=min(200_000, len(subset)), replace=False)
+    np.testing.assert_allclose(
+        ours_subset[theirs.columns].to_numpy()[sample], theirs.to_numpy()[sample], rtol=1e-9, atol=1e-6
+    )
+    print(f"values equal on {len(sample):,} sampled rows; ratio pandas/ours: {scaled / ours_s:.1f}x")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def online(args: argparse.Namespace) -> None:
+    from fraud_detection.features.redis_store import RedisStateStore
+    from fraud_detection.features.store import SQLiteStateStore
+
+    feature_set = card_terminal_features()
+    frame = synthetic(args.online_rows, cards=2_000, terminals=200, seed=5)
+    transactions = [
+        Transaction(
+            tx_id=r.tx_id,
+            event_time=r.event_time,
+            amount=r.amount,
+            keys={"card": r.key_card, "terminal": r.key_terminal},
+        )
+        for r in frame.itertuples()
+    ]
+    warm, probe = transactions[: -args.probes], transactions[-args.probes :]
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            shutil.which("redis-server") or "/usr/bin/redis-server",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        with tempfile.TemporaryDirectory() as work:
+            stores = {
+                "embedded (SQLite)": SQLiteStateStore(Path(work) / "state.db", horizon=feature_set.horizon),
+                "redis": RedisStateStore(f"redis://127.0.0.1:{port}/0", horizon=feature_set.horizon),
+            }
+            for name, store in stores.items():
+                _, apply_s = timed(lambda store=store: [store.apply(tx) for tx in warm])
+                latencies = []
+                for tx in probe:
+                    start = time.perf_counter()
+                    features_for(tx, store.read(tx.keys), feature_set)
+                    latencies.append(time.perf_counter() - start)
+                events = sum(len(s.events) for s in store.read(probe[-1].keys).values())
+                ms = np.array(latencies) * 1000
+                print(
+                    f"online {name:18s}: read + compute per row median {np.median(ms):.2f} ms, p99 "
+                    f"{np.percentile(ms, 99):.2f} ms ({events} events in the last row's state; "
+                    f"apply {apply_s / len(warm) * 1e6:.0f} us/row)"
+                )
+                store.close()
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=6_362_620)
+    parser.add_argument("--cards", type=int, default=500_000)
+    parser.add_argument("--terminals", type=int, default=10_000)
+    parser.add_argument("--pandas-rows", type=int, default=6_362_620)
+    parser.add_argument("--online-rows", type=int, default=60_000)
+    parser.add_argument("--probes", type=int, default=2_000)
+    args = parser.parse_args()
+    offline(args)
+    online(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""History features of raw transactions: definitions, the window arithmetic, offline and online computation."""
