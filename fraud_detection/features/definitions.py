@@ -10,14 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# The canonical transaction frame's column names. The transactions package owns the same literals
-# (fraud_detection/transactions/frame.py); these point at it once both are merged.
-TX_ID = "tx_id"
-EVENT_TIME = "event_time"
-SEQ = "seq"
-AMOUNT = "amount"
-LABEL = "label"
-LABEL_TIME = "label_time"
+from fraud_detection.transactions.frame import AMOUNT
 
 Role = Literal["card", "terminal", "destination"]
 """An entity role; its key column in the canonical frame is ``key_<role>``."""
@@ -26,11 +19,6 @@ AggregateKind = Literal["count", "sum", "mean", "seconds_since_last", "distinct"
 
 _AMOUNT_KINDS = frozenset({"sum", "mean", "amount_ratio"})
 _UNITS = (("d", 86_400), ("h", 3_600), ("m", 60))
-
-
-def key_column(role: str) -> str:
-    """The canonical frame's key column of an entity role: ``key_card`` for ``card``."""
-    return f"key_{role}"
 
 
 def window_label(seconds: float) -> str:

@@ -10,18 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fraud_detection.features.definitions import (
-    AMOUNT,
-    EVENT_TIME,
-    LABEL,
-    LABEL_TIME,
-    SEQ,
-    Aggregate,
-    FeatureSet,
-    key_column,
-)
+from fraud_detection.features.definitions import Aggregate, FeatureSet
 from fraud_detection.features.request import request_features
 from fraud_detection.features.window import History, evaluate
+from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME, LABEL, LABEL_TIME, SEQ, key_column
 
 
 class FrameError(ValueError):

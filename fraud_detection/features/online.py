@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraud_detection.features.definitions import AMOUNT, EVENT_TIME, Aggregate, FeatureSet
+from fraud_detection.features.definitions import Aggregate, FeatureSet
 from fraud_detection.features.request import from_mapping, request_features
 from fraud_detection.features.window import History, evaluate
+from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME
 
 
 @dataclass(frozen=True)

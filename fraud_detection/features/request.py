@@ -7,16 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from fraud_detection.features.definitions import (
-    AMOUNT,
-    EVENT_TIME,
-    BalanceError,
-    HourOfDay,
-    Numeric,
-    OneHot,
-    RequestFeature,
-)
+from fraud_detection.features.definitions import BalanceError, HourOfDay, Numeric, OneHot, RequestFeature
 from fraud_detection.features.window import Floats
+from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME
 
 DAY_SECONDS = 86_400.0
 
