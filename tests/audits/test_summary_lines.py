@@ -42,7 +42,7 @@ def test_the_poison_lines_name_the_retrained_model_and_show_recovery_only_beyond
     lines = text.splitlines()
     assert lines[3].split()[:2] == ["random", "5%"] and lines[3].split()[4] == "–", "a loss within the noise"
     assert lines[4].split()[4] == "74%"
-    assert "below 0.046," in " ".join(line.strip() for line in lines)
+    assert "within noise (< 0.046:" in " ".join(line.strip() for line in lines)
 
     page = render_html(_facts(model={"framework": "blend"}, poison_rows=TABLE))
     assert "XGBoost (not the winning blend) retrained" in page
