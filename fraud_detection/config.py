@@ -189,6 +189,15 @@ class TrainKnobs(KnobGroup):
     mlp_patience: Whole = Field(
         default=4, ge=1, description="MLP: stop after this many epochs without validation AUPRC gain."
     )
+    tune_trials: Whole = Field(
+        default=0,
+        ge=0,
+        description="tuning trials per family, scored on validation (Optuna TPE, docs/tuning.md); 0 = the settings "
+        "above.",
+    )
+    tune_seconds: Number = Field(
+        default=0.0, ge=0, description="tuning: stop starting trials after this many seconds per family (0 = no limit)."
+    )
 
 
 class ScaleKnobs(KnobGroup):

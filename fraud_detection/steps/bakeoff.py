@@ -21,7 +21,7 @@ import numpy as np
 from fraud_detection import data, modeldir, sampling, tracking
 from fraud_detection.boosting import TrainParams
 from fraud_detection.families import BLEND, XGBOOST
-from fraud_detection.families.fit import FamilyFit, fit_blend, fit_family, logistic_baseline
+from fraud_detection.families.fit import FamilyFit, FitData, fit_blend, fit_family, logistic_baseline
 from fraud_detection.metrics import (
     CONFUSION,
     RANK_SUMMARY,
@@ -80,15 +80,28 @@ def train_family_step(
 
     Returns its validation metrics (``validation_auprc``, ...), training seconds and family details.
     """
-    x_train, y_train, weights = data.read_xy_weighted(train_path, max_train_rows, params.seed)
+    windows = read_windows(train_path, validation_path, params.seed, negative_sample_rate, max_train_rows)
+    w = windows
+    fitted = fit_family(family, w.x_train, w.y_train, w.x_valid, w.y_valid, params, sample_weight=w.sample_weight)
+    return write_family(fitted, windows.y_valid, params, model_dir, data_version)
+
+
+def read_windows(
+    train_path: Path,
+    validation_path: Path,
+    seed: int,
+    negative_sample_rate: float = 1.0,
+    max_train_rows: int | None = None,
+) -> FitData:
+    """The training window (bounded and downsampled as :func:`train_family_step` describes, with its row weights)
+    and the validation window, as a family is fitted on them."""
+    x_train, y_train, weights = data.read_xy_weighted(train_path, max_train_rows, seed)
     if negative_sample_rate < 1.0:
-        kept, kept_weights = sampling.downsample(y_train, negative_sample_rate, params.seed)
+        kept, kept_weights = sampling.downsample(y_train, negative_sample_rate, seed)
         x_train, y_train = x_train[kept], y_train[kept]
         weights = kept_weights if weights is None else weights[kept] * kept_weights
     x_valid, y_valid = data.read_xy(validation_path)
-    fitted = fit_family(family, x_train, y_train, x_valid, y_valid, params, sample_weight=weights)
-    del x_train, y_train
-    return write_family(fitted, y_valid, params, model_dir, data_version)
+    return FitData(x_train, y_train, x_valid, y_valid, weights)
 
 
 def write_family(
