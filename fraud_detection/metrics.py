@@ -70,6 +70,11 @@ class Detail(StrEnum):
     TUNE_SECONDS = "tune_seconds"
 
 
+TUNED_PREFIX = "tuned_"
+"""A tuned family's best value of each tuned parameter is recorded as the detail ``tuned_<name>``
+(:mod:`fraud_detection.tuning`)."""
+
+
 class Run(StrEnum):
     """The select step's numbers about the run as a whole."""
 

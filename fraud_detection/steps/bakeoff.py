@@ -38,6 +38,7 @@ from fraud_detection.metrics import (
 )
 from fraud_detection.reports.bakeoff import FAMILY, WINNER, bakeoff_markdown
 from fraud_detection.synth import true_probability
+from fraud_detection.tuning import study
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +220,19 @@ def select_step(
     )
     table = bakeoff_rows(candidates, winner)
     markdown = bakeoff_markdown(table, metrics)
+    trials = {f.family: study.read_trials(Path(d)) for f, d in zip(fits, family_dirs, strict=False)}
     run_id = _log_selection(
-        winner, candidates, metrics, markdown, params, model_dir, tracking_uri, experiment, data_version, dataset
+        winner,
+        candidates,
+        metrics,
+        markdown,
+        params,
+        model_dir,
+        tracking_uri,
+        experiment,
+        data_version,
+        dataset,
+        trials,
     )
     log.info(
         "bake-off: %s; winner %s (test AUPRC %.4f, logistic baseline %.4f%s); step took %.1fs",
@@ -325,9 +337,11 @@ def _log_selection(
     experiment: str,
     data_version: str,
     dataset: tracking.DatasetInput | None,
+    trials: dict[str, list[study.TrialRecord]] | None = None,
 ) -> str:
-    """Log MLflow run ``train`` (the winner's metrics and model directory) with a child run per candidate; write
-    the winner's model directory inside it. Returns the run id."""
+    """Log MLflow run ``train`` (the winner's metrics and model directory) with a child run per candidate (and,
+    for a tuned family, a grandchild per tuning trial); write the winner's model directory inside it. Returns the
+    run id."""
 
     def log_model(run_id: str) -> None:
         """Inside the run: write the winner's model directory (logged as ``serving_model``) and, for XGBoost,
@@ -368,6 +382,7 @@ def _log_selection(
                 Detail.TRAIN_SECONDS.value: c.fitted.seconds,
                 **c.details,
             },
+            children=study.trial_runs(c.family, (trials or {}).get(c.family, [])),
         )
         for c in candidates
     ]
@@ -398,14 +413,17 @@ def train_step(
     dataset: tracking.DatasetInput | None = None,
     negative_sample_rate: float = 1.0,
 ) -> SelectStepResult:
-    """Every family of ``params.families`` in this process, then :func:`select_step` (tests, notebooks)."""
+    """Every family of ``params.families`` in this process (tuned first when the knobs ask), then
+    :func:`select_step` (tests, notebooks)."""
     import tempfile
+
+    from fraud_detection.tuning.step import tune_family_step  # it trains through this module
 
     with tempfile.TemporaryDirectory(prefix="fraud-families-") as folder:
         dirs = []
         for family in params.families:
             target = Path(folder) / family
-            train_family_step(family, train_path, validation_path, params, target, data_version, negative_sample_rate)
+            tune_family_step(family, train_path, validation_path, params, target, data_version, negative_sample_rate)
             dirs.append(target)
         return select_step(
             dirs,

@@ -7,26 +7,16 @@ under the family's candidate run, and the report draws them.
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from fraud_detection import modeldir
 from fraud_detection.boosting import TrainParams
-from fraud_detection.metrics import Detail
+from fraud_detection.metrics import TUNED_PREFIX, Detail
 from fraud_detection.steps.bakeoff import read_windows, train_family_step
-from fraud_detection.tuning.study import TrialRecord, tune
+from fraud_detection.tuning.study import PRUNED, tune, write_trials
 
 log = logging.getLogger(__name__)
-
-TRIALS_FILE = "tuning_trials.json"
-"""In a tuned family's model directory: every trial (number, values, validation AUPRC, state, seconds)."""
-
-TUNED_PREFIX = "tuned_"
-"""The best trial's values go into the family's metrics as ``tuned_<name>`` (numbers), so the select step carries
-them into the bake-off's metrics as ``<family>_tuned_<name>``."""
 
 
 def tuning_requested(params: TrainParams) -> bool:
@@ -63,7 +53,7 @@ def tune_family_step(
     )
     tuned = {
         Detail.TUNE_TRIALS.value: float(len(result.trials)),
-        Detail.TUNE_PRUNED.value: float(sum(t.state == "pruned" for t in result.trials)),
+        Detail.TUNE_PRUNED.value: float(sum(t.state == PRUNED for t in result.trials)),
         Detail.TUNE_SECONDS.value: result.seconds,
         **{f"{TUNED_PREFIX}{k}": float(v) for k, v in result.best_values.items() if isinstance(v, int | float)},
     }
@@ -72,19 +62,3 @@ def tune_family_step(
     (Path(model_dir) / modeldir.METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
     write_trials(result.trials, model_dir)
     return {**metrics, **tuned}
-
-
-def write_trials(trials: list[TrialRecord], model_dir: Path) -> Path:
-    """Every trial as JSON in the model directory (:data:`TRIALS_FILE`)."""
-    path = Path(model_dir) / TRIALS_FILE
-    path.write_text(json.dumps([asdict(t) for t in trials], indent=1) + "\n")
-    return path
-
-
-def read_trials(model_dir: Path) -> list[TrialRecord]:
-    """The trials a tuned family's model directory holds; none for an untuned one."""
-    path = Path(model_dir) / TRIALS_FILE
-    if not path.is_file():
-        return []
-    rows: list[dict[str, Any]] = json.loads(path.read_text())
-    return [TrialRecord(**row) for row in rows]

@@ -8,14 +8,17 @@ run ``jobs`` at a time in threads (XGBoost and NumPy release the GIL), each XGBo
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from fraud_detection import tracking
 from fraud_detection.boosting import TrainParams
 from fraud_detection.families import MLP, XGBOOST
 from fraud_detection.families.fit import mlp, xgboost
@@ -28,6 +31,9 @@ TUNABLE: dict[str, Tunable] = {XGBOOST: xgboost.TUNING, MLP: mlp.TUNING}
 """Each family the tuner knows, with its search space (declared beside its fitter)."""
 
 COMPLETE, PRUNED, FAILED = "complete", "pruned", "failed"
+
+TRIALS_FILE = "tuning_trials.json"
+"""In a tuned family's model directory: every trial (number, values, validation AUPRC, state, seconds)."""
 
 
 @dataclass(frozen=True)
@@ -164,3 +170,32 @@ def tuned_metadata(result: TuningResult) -> dict[str, Any]:
 def values_text(values: Mapping[str, Value]) -> str:
     """``name=value`` pairs, numbers to 4 significant digits (log lines, the summary)."""
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+
+
+def write_trials(trials: list[TrialRecord], model_dir: Path) -> Path:
+    """Every trial as JSON in the model directory (:data:`TRIALS_FILE`)."""
+    path = Path(model_dir) / TRIALS_FILE
+    path.write_text(json.dumps([asdict(t) for t in trials], indent=1) + "\n")
+    return path
+
+
+def read_trials(model_dir: Path) -> list[TrialRecord]:
+    """The trials a tuned family's model directory holds; none for an untuned one."""
+    path = Path(model_dir) / TRIALS_FILE
+    if not path.is_file():
+        return []
+    rows: list[dict[str, Any]] = json.loads(path.read_text())
+    return [TrialRecord(**row) for row in rows]
+
+
+def trial_runs(family: str, trials: list[TrialRecord]) -> list[tracking.RunRecord]:
+    """Each trial as a nested MLflow run (logged under the family's candidate run by the select step)."""
+    return [
+        tracking.RunRecord(
+            name=f"trial-{family}-{t.number}",
+            tags={"step": "trial", "family": family, "state": t.state},
+            params=dict(t.values),
+            metrics={"validation_auprc": t.auprc, "trial_seconds": t.seconds, "steps": t.steps},
+        )
+        for t in trials
+    ]

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from fraud_detection import data, modeldir, synth
-from fraud_detection.boosting import TrainParams, features_and_label
+from fraud_detection.boosting import TrainParams
 from fraud_detection.families.fit import mlp, xgboost
 from fraud_detection.families.fit.base import FitData
 from fraud_detection.tuning.space import Parameter
-from fraud_detection.tuning.step import read_trials, tune_family_step
-from fraud_detection.tuning.study import COMPLETE, tune
+from fraud_detection.tuning.step import tune_family_step
+from fraud_detection.tuning.study import COMPLETE, read_trials, tune
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +100,27 @@ def test_without_a_budget_the_step_is_todays_training(windows: dict[str, Path], 
     )
     assert "tune_trials" not in metrics and read_trials(tmp_path) == []
     assert modeldir.read_metadata(tmp_path).tuned_params == {}
+
+
+def test_each_trial_is_a_nested_run_under_its_family_and_the_report_draws_them(
+    windows: dict[str, Path], tmp_path: Path
+) -> None:
+    import mlflow
+
+    from fraud_detection.reports.run import RunFacts, render_html
+    from fraud_detection.steps.bakeoff import train_step
+    from fraud_detection.steps.report import candidate_runs, tuning_trials
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    params = TrainParams(n_rounds=40, mlp_max_epochs=3, tune_trials=3)
+    result = train_step(
+        windows["train"], windows["validation"], windows["test"], params, tmp_path / "model", uri, "tuning", "v1"
+    )
+    assert result.metrics["xgboost_tune_trials"] == 3 and result.metrics["mlp_tune_trials"] == 3
+    candidates = candidate_runs(uri, result.mlflow_run_id)
+    trials = tuning_trials(uri, candidates)
+    assert sorted(trials) == ["mlp", "xgboost"] and all(len(t) == 3 for t in trials.values())
+    run = mlflow.MlflowClient(tracking_uri=uri).get_run(candidates["xgboost"])
+    assert run.data.metrics["tune_trials"] == 3
+    page = render_html(RunFacts("synthetic", "v1", {}, result.metrics, {}, tuning_trials=trials))
+    assert "tuning trials, parallel coordinates" in page and "data:image/png;base64," in page
