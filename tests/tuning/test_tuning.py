@@ -124,3 +124,32 @@ def test_each_trial_is_a_nested_run_under_its_family_and_the_report_draws_them(
     assert run.data.metrics["tune_trials"] == 3
     page = render_html(RunFacts("synthetic", "v1", {}, result.metrics, {}, tuning_trials=trials))
     assert "tuning trials, parallel coordinates" in page and "data:image/png;base64," in page
+
+
+def test_a_katib_trial_trains_the_family_and_prints_the_objective_katib_reads(
+    windows: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    from fraud_detection.tuning import trial
+
+    args = [
+        "--family=xgboost",
+        f"--train-data={windows['train']}",
+        f"--validation-data={windows['validation']}",
+        f"--model-dir={tmp_path}",
+        "--max_depth=3",
+        "--learning_rate=0.2",
+        "--min_child_weight=1",
+        "--subsample=0.9",
+        "--colsample_bytree=0.7",
+    ]
+    assert trial.main(args) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    # Katib's StdOut collector's default filter
+    found = re.fullmatch(r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)", last)
+    assert found and found.group(1) == "validation-auprc"
+    assert float(found.group(2)) == pytest.approx(
+        modeldir.read_metadata(tmp_path).metrics["validation_auprc"], abs=1e-6
+    )
+    assert modeldir.read_metadata(tmp_path).params["max_depth"] == 3
