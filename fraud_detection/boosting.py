@@ -45,6 +45,9 @@ class TrainParams(TrainKnobs):
     """MLP minibatch rows."""
     mlp_learning_rate: float = 1e-3
     """MLP Adam step size."""
+    tune_jobs: int = 0
+    """Tuning trials run at once (0 = one per core, :func:`fraud_detection.tuning.study.default_jobs`); 1 makes
+    a seeded search repeat exactly. Not a pipeline knob."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for logging (MLflow params, metadata)."""

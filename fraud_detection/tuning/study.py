@@ -81,7 +81,8 @@ def tune(
 
     Args:
         params: the fixed settings (the first trial) and the seed of the sampler.
-        jobs: trials at once (default :func:`default_jobs`); 1 makes the search repeat exactly for a seed.
+        jobs: trials at once (default ``params.tune_jobs``, else :func:`default_jobs`); 1 makes the search repeat
+            exactly for a seed.
 
     Raises:
         ValueError: for a family without a search space, or no trials.
@@ -94,7 +95,7 @@ def tune(
     if (trials is None or trials < 1) and seconds <= 0:
         raise ValueError(f"tuning needs a budget: trials {trials}, seconds {seconds}")
     tunable = TUNABLE[family]
-    jobs = jobs or default_jobs(trials or 1 << 16)
+    jobs = jobs or params.tune_jobs or default_jobs(trials or 1 << 16)
     cores = default_jobs(1 << 16)
     trial_params = params.model_copy(update={"nthread": max(1, cores // jobs)})
     optuna.logging.set_verbosity(optuna.logging.WARNING)
