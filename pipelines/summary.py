@@ -144,10 +144,13 @@ def _tuning_lines(metrics: dict[str, Any]) -> list[str]:
     for key in sorted(k for k in metrics if k.endswith(suffix)):
         family = key.removesuffix(suffix)
         prefix = f"{family}_{TUNED_PREFIX}"
-        best = " ".join(f"{k.removeprefix(prefix)}={float(v):.4g}" for k, v in metrics.items() if k.startswith(prefix))
+        best = " ".join(
+            f"{k.removeprefix(prefix)}={float(v):.4g}" for k, v in sorted(metrics.items()) if k.startswith(prefix)
+        )
         pruned = int(metrics.get(f"{family}_{Detail.TUNE_PRUNED}", 0))
         seconds = float(metrics.get(f"{family}_{Detail.TUNE_SECONDS}", 0))
-        lines.append(f"  {family}: {int(metrics[key])} trials ({pruned} pruned) in {seconds:.0f}s; best {best}")
+        text = f"{family}: {int(metrics[key])} trials ({pruned} pruned) in {seconds:.0f}s; best {best}"
+        lines += textwrap.wrap(text, 76, initial_indent="  ", subsequent_indent="    ")
     return ["Tuning (on validation; the best trial's values trained each family)", *lines] if lines else []
 
 

@@ -108,6 +108,7 @@ def test_each_trial_is_a_nested_run_under_its_family_and_the_report_draws_them(
     import mlflow
 
     from fraud_detection.reports.run import RunFacts, render_html
+    from pipelines.summary import _tuning_lines
     from fraud_detection.steps.bakeoff import train_step
     from fraud_detection.steps.report import candidate_runs, tuning_trials
 
@@ -122,6 +123,8 @@ def test_each_trial_is_a_nested_run_under_its_family_and_the_report_draws_them(
     assert sorted(trials) == ["mlp", "xgboost"] and all(len(t) == 3 for t in trials.values())
     run = mlflow.MlflowClient(tracking_uri=uri).get_run(candidates["xgboost"])
     assert run.data.metrics["tune_trials"] == 3
+    summary = "\n".join(_tuning_lines(result.metrics))
+    assert "xgboost: 3 trials" in summary and "mlp: 3 trials" in summary and "max_depth=" in summary
     page = render_html(RunFacts("synthetic", "v1", {}, result.metrics, {}, tuning_trials=trials))
     assert "tuning trials, parallel coordinates" in page and "data:image/png;base64," in page
 
