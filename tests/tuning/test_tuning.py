@@ -108,9 +108,9 @@ def test_each_trial_is_a_nested_run_under_its_family_and_the_report_draws_them(
     import mlflow
 
     from fraud_detection.reports.run import RunFacts, render_html
-    from pipelines.summary import _tuning_lines
     from fraud_detection.steps.bakeoff import train_step
     from fraud_detection.steps.report import candidate_runs, tuning_trials
+    from pipelines.summary import _tuning_lines
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     params = TrainParams(n_rounds=40, mlp_max_epochs=3, tune_trials=3)
