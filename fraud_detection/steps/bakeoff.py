@@ -81,10 +81,11 @@ def train_family_step(
 
     Returns its validation metrics (``validation_auprc``, ...), training seconds and family details.
     """
-    windows = read_windows(train_path, validation_path, params.seed, negative_sample_rate, max_train_rows)
-    w = windows
+    w = read_windows(train_path, validation_path, params.seed, negative_sample_rate, max_train_rows)
     fitted = fit_family(family, w.x_train, w.y_train, w.x_valid, w.y_valid, params, sample_weight=w.sample_weight)
-    return write_family(fitted, windows.y_valid, params, model_dir, data_version)
+    y_valid = w.y_valid
+    del w  # the training window is not needed to write the model
+    return write_family(fitted, y_valid, params, model_dir, data_version)
 
 
 def read_windows(
