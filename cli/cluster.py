@@ -15,6 +15,7 @@ import sys
 from typing import Any, TextIO
 
 from cli.common import DefaultsFormatter
+from components import COMPONENTS_IMAGE
 from fraud_detection import config
 from ops import logquery, submit
 
@@ -22,7 +23,7 @@ DEFAULT_PIPELINE = "pipelines/fraud_pipeline.yaml"
 
 
 def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``fraud submit {kfp,vertex}``."""
+    """Register ``fraud submit {kfp,vertex,katib}``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "submit",
         help="submit the compiled pipeline to Kubeflow Pipelines or Vertex AI Pipelines",
@@ -85,7 +86,54 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
     vertex_parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="run label")
     vertex_parser.add_argument("--network", help="VPC network to peer, projects/N/global/networks/NAME")
     vertex_parser.set_defaults(handler=submit_command)
+
+    katib_parser = targets.add_parser(
+        "katib",
+        help="a Katib Experiment tuning one family's search space on a cluster (docs/tuning.md)",
+        formatter_class=DefaultsFormatter,
+    )
+    katib_parser.add_argument("--family", required=True, choices=["xgboost", "mlp"], help="family to tune")
+    katib_parser.add_argument("--train-data", required=True, help="training window's path in the trial pods")
+    katib_parser.add_argument("--validation-data", required=True, help="validation window's path in the trial pods")
+    katib_parser.add_argument("--name", help="experiment name (default: fraud-tune-<family>)")
+    katib_parser.add_argument("--namespace", default="kubeflow", help="namespace of the experiment")
+    katib_parser.add_argument("--image", default=COMPONENTS_IMAGE, help="image the trials run")
+    katib_parser.add_argument("--trials", type=int, default=30, help="most trials (maxTrialCount)")
+    katib_parser.add_argument("--parallel", type=int, default=3, help="trials at once (parallelTrialCount)")
+    katib_parser.add_argument("--seed", type=int, default=42, help="TPE's random_state and the training seed")
+    katib_parser.add_argument("--dry-run", action="store_true", help="print the request as JSON, send nothing")
+    katib_parser.set_defaults(handler=katib_command)
     return parser
+
+
+def katib_command(args: argparse.Namespace, settings: Any = None, out: TextIO | None = None) -> int:
+    """Handler of ``fraud submit katib``: render and validate the Experiment, then print (dry run) or create it."""
+    from fraud_detection.tuning.study import TUNABLE
+    from ops import katib
+
+    out = out or sys.stdout
+    target = katib.KatibTarget(
+        name=args.name or f"fraud-tune-{args.family}",
+        namespace=args.namespace,
+        image=args.image,
+        train_data=args.train_data,
+        validation_data=args.validation_data,
+        trials=args.trials,
+        parallel=args.parallel,
+        seed=args.seed,
+    )
+    try:
+        experiment = katib.experiment(TUNABLE[args.family].space, target)
+    except ValueError as exc:
+        print(f"fraud submit: {exc}", file=sys.stderr)
+        return 2
+    katib.validate(experiment)
+    if args.dry_run:
+        _print_json(katib.plan(experiment), out)
+        return 0
+    created = katib.submit(experiment)
+    _print_json({"name": created["metadata"]["name"], "namespace": created["metadata"]["namespace"]}, out)
+    return 0
 
 
 def _print_json(data: Any, out: TextIO) -> None:

@@ -27,6 +27,8 @@ def train_family(
     mlp_hidden_units: list,
     mlp_max_epochs: int,
     mlp_patience: int,
+    tune_trials: int,
+    tune_seconds: float,
     engine: str,
     dask_scheduler_address: str,
     dask_workers: int,
@@ -36,14 +38,17 @@ def train_family(
 ) -> float:
     """Train one model family (early stopping and threshold on validation); write its model directory.
 
-    With ``engine=dask`` XGBoost trains on a Dask cluster (``xgboost.dask``) and the MLP on a bounded,
-    weighted sample of the training window in this process (docs/dask.md). Returns its validation AUPRC.
+    With ``tune_trials`` or ``tune_seconds`` set, the family's search space is tuned on validation first and the
+    best trial's values train it (docs/tuning.md; not with engine=dask's XGBoost). With ``engine=dask`` XGBoost
+    trains on a Dask cluster (``xgboost.dask``) and the MLP on a bounded, weighted sample of the training window
+    in this process (docs/dask.md). Returns its validation AUPRC.
     """
     from components import runner
     from fraud_detection.boosting import TrainParams
     from fraud_detection.config import ScaleKnobs
     from fraud_detection.families import XGBOOST
-    from fraud_detection.steps.bakeoff import DASK_MAX_TRAIN_ROWS, train_family_step
+    from fraud_detection.steps.bakeoff import DASK_MAX_TRAIN_ROWS
+    from fraud_detection.tuning.step import tune_family_step
 
     with runner.step(f"train {family}"):
         params = TrainParams(
@@ -60,6 +65,8 @@ def train_family(
             mlp_hidden_units=mlp_hidden_units,
             mlp_max_epochs=mlp_max_epochs,
             mlp_patience=mlp_patience,
+            tune_trials=tune_trials,
+            tune_seconds=tune_seconds,
         )
         scale = ScaleKnobs(
             engine=engine,  # type: ignore[arg-type]  # text from KFP; the model checks the choice
@@ -86,7 +93,7 @@ def train_family(
                     scale.negative_sample_rate,
                 )
         else:
-            result = train_family_step(
+            result = tune_family_step(
                 family,
                 runner.path(train_data),
                 runner.path(validation_data),

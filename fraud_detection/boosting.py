@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,9 @@ class TrainParams(TrainKnobs):
     """MLP minibatch rows."""
     mlp_learning_rate: float = 1e-3
     """MLP Adam step size."""
+    tune_jobs: int = 0
+    """Tuning trials run at once (0 = one per core, :func:`fraud_detection.tuning.study.default_jobs`); 1 makes
+    a seeded search repeat exactly. Not a pipeline knob."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for logging (MLflow params, metadata)."""
@@ -223,6 +226,7 @@ def train_booster(
     log_every: int = 50,
     sample_weight: np.ndarray | None = None,
     sketch_max_rows: int = SKETCH_MAX_ROWS,
+    callbacks: Sequence[xgb.callback.TrainingCallback] = (),
 ) -> TrainResult:
     """Train with early stopping on validation AUPRC and pick the decision threshold.
 
@@ -235,6 +239,7 @@ def train_booster(
             the automatic ``scale_pos_weight`` then counts legitimate rows by weight.
         sketch_max_rows: above twice this many training rows, the histogram's bin edges are sketched from a
             sample of this many (:func:`training_matrix`).
+        callbacks: more XGBoost callbacks (the tuner's, which reports progress and prunes).
 
     Returns:
         The calibrated booster cut at its best round, with its threshold.
@@ -256,7 +261,7 @@ def train_booster(
         evals=[(dvalid, "validation")],
         early_stopping_rounds=params.early_stopping_rounds,
         verbose_eval=False,
-        callbacks=[_Progress(log_every, params.n_rounds)],
+        callbacks=[_Progress(log_every, params.n_rounds), *callbacks],
     )
     del dtrain, dvalid
     result, _ = finish(

@@ -17,8 +17,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, cast, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fraud_detection.knob import ConfigError, Knob
 from fraud_detection.parsers import ListOf, Number, Text, Whole, choices_of, kind_of, problem
 from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN, PUBLIC_DATASET_ROWS
 
@@ -45,14 +46,6 @@ ENGINES: tuple[str, ...] = get_args(Engine)
 """``local``: load and train hold the data in one process. ``dask``: they run on a Dask cluster."""
 
 
-class ConfigError(ValueError):
-    """One or more parameters are invalid; the message names each parameter at fault, one per line."""
-
-    def __init__(self, *problems: str) -> None:
-        super().__init__("invalid pipeline parameters:\n  " + "\n  ".join(problems))
-        self.problems = list(problems)
-
-
 def _problems(error: ValidationError) -> list[str]:
     """Each of ``error``'s problems as one line naming the parameters at fault.
 
@@ -65,37 +58,6 @@ def _problems(error: ValidationError) -> list[str]:
         cause = detail.get("ctx", {}).get("error")
         found += cause.problems if isinstance(cause, ConfigError) else [problem(detail, choices)]
     return found
-
-
-@dataclass(frozen=True)
-class Knob:
-    """One knob as the pipeline, the CLI and the checks see it (derived from its group's field)."""
-
-    name: str
-    type: type
-    """str, int, float, bool or list: the pipeline signature's annotation and KFP's parameter type."""
-    default: Any
-    doc: str
-    group: str
-    choices: tuple[str, ...]
-    """For a choice knob, the allowed values; for a list of choices, the allowed items."""
-    annotation: Any
-    """The field's full type, bounds included; :meth:`parse` validates against it."""
-
-    def parse(self, value: Any) -> Any:
-        """``value`` (text from a command line, or a typed value) as this knob's kind, within its bounds and
-        choices; rules over several knobs are :func:`check_parameters`'s.
-
-        Raises:
-            ConfigError: naming the knob, the rule and the value.
-        """
-        try:
-            return TypeAdapter(self.annotation).validate_python(value)
-        except ValidationError as error:
-            choices = {self.name: self.choices}
-            raise ConfigError(
-                *(problem({**e, "loc": (self.name, *e["loc"])}, choices) for e in error.errors())
-            ) from None
 
 
 class KnobGroup(BaseModel):
@@ -226,6 +188,15 @@ class TrainKnobs(KnobGroup):
     mlp_max_epochs: Whole = Field(default=30, ge=1, description="MLP: most epochs over the training window.")
     mlp_patience: Whole = Field(
         default=4, ge=1, description="MLP: stop after this many epochs without validation AUPRC gain."
+    )
+    tune_trials: Whole = Field(
+        default=0,
+        ge=0,
+        description="tuning trials per family, scored on validation (Optuna TPE, docs/tuning.md); 0 = the settings "
+        "above.",
+    )
+    tune_seconds: Number = Field(
+        default=0.0, ge=0, description="tuning: stop starting trials after this many seconds per family (0 = no limit)."
     )
 
 

@@ -64,6 +64,15 @@ class Detail(StrEnum):
     BEST_EPOCH = "best_epoch"
     THRESHOLD = "threshold"
     """The decision threshold chosen on validation."""
+    TUNE_TRIALS = "tune_trials"
+    """Tuning trials run (:mod:`fraud_detection.tuning`); absent when the family was not tuned."""
+    TUNE_PRUNED = "tune_pruned"
+    TUNE_SECONDS = "tune_seconds"
+
+
+TUNED_PREFIX = "tuned_"
+"""A tuned family's best value of each tuned parameter is recorded as the detail ``tuned_<name>``
+(:mod:`fraud_detection.tuning`)."""
 
 
 class Run(StrEnum):

@@ -70,6 +70,9 @@ class ModelMetadata(BaseModel):
         default_factory=dict, description="blend only: weight of each part's log-odds, by family"
     )
     blend_intercept: float = 0.0
+    tuned_params: dict[str, float | int | str] = Field(
+        default_factory=dict, description="the best tuning trial's values (empty: the fixed settings were used)"
+    )
 
     @field_validator("format_version", "family")
     @classmethod

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from fraud_detection.metrics import TEST, VALIDATION, Detail, Metric, Run, on
+from fraud_detection.metrics import TEST, TUNED_PREFIX, VALIDATION, Detail, Metric, Run, on
 from pipelines.local import LocalRun
 
 
@@ -53,6 +53,7 @@ def render_summary(run: LocalRun, parameters: dict[str, Any], report: Path | Non
     )
 
     lines += _bakeoff_lines(_meta(out, "bakeoff"))
+    lines += _tuning_lines(metrics)
     lines.append(f"Model: {model.get('framework', 'xgboost')} (test window)")
     auprc = metrics.get(on(TEST, Metric.AUPRC), float("nan"))
     lines.append(f"  AUPRC       {auprc:.4f}   (primary metric)")
@@ -134,6 +135,23 @@ def _bakeoff_lines(bakeoff: dict[str, Any]) -> list[str]:
         "Bake-off (validation/test AUPRC; * = winner, chosen on validation only)",
         *textwrap.wrap(" | ".join(cells), 76, initial_indent="  ", subsequent_indent="  "),
     ]
+
+
+def _tuning_lines(metrics: dict[str, Any]) -> list[str]:
+    """Each tuned family's trial count and best values (``<family>_tune_trials``, ``<family>_tuned_<name>``)."""
+    suffix = f"_{Detail.TUNE_TRIALS}"
+    lines = []
+    for key in sorted(k for k in metrics if k.endswith(suffix)):
+        family = key.removesuffix(suffix)
+        prefix = f"{family}_{TUNED_PREFIX}"
+        best = " ".join(
+            f"{k.removeprefix(prefix)}={float(v):.4g}" for k, v in sorted(metrics.items()) if k.startswith(prefix)
+        )
+        pruned = int(metrics.get(f"{family}_{Detail.TUNE_PRUNED}", 0))
+        seconds = float(metrics.get(f"{family}_{Detail.TUNE_SECONDS}", 0))
+        text = f"{family}: {int(metrics[key])} trials ({pruned} pruned) in {seconds:.0f}s; best {best}"
+        lines += textwrap.wrap(text, 76, initial_indent="  ", subsequent_indent="    ")
+    return ["Tuning (on validation; the best trial's values trained each family)", *lines] if lines else []
 
 
 def _num(value: Any, digits: int = 3) -> str:

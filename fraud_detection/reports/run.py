@@ -16,7 +16,16 @@ from typing import Any
 from fraud_detection.audits.fairness import MIN_GROUP_FRAUDS, recall_comparison
 from fraud_detection.families import CANDIDATES, XGBOOST
 from fraud_detection.metrics import TEST, VALIDATION, Detail, Metric, Run, of, on
-from fraud_detection.reports import Link, format_value, html_page, markdown_table, paragraph, section, table_html
+from fraud_detection.reports import (
+    Link,
+    format_value,
+    html_page,
+    img_tag,
+    markdown_table,
+    paragraph,
+    section,
+    table_html,
+)
 from fraud_detection.reports.poison import noise_text, recovered_text, sweep_model
 
 WINDOWS = ("train", "validation", "test", "current")
@@ -52,6 +61,8 @@ class RunFacts:
     """``ui`` (base address), ``experiment_id``, ``experiment``, ``model_name``, ``tracking_uri``."""
     candidate_runs: dict[str, str] = field(default_factory=dict)
     """Each bake-off candidate's MLflow run id (the training run's children), by family."""
+    tuning_trials: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """A tuned family's trials (``values``, ``auprc``, ``state``), by family (the candidates' nested runs)."""
 
 
 def browser_link(uri: str) -> str:
@@ -258,6 +269,19 @@ def _link_list(links: dict[str, str]) -> str:
     return f'<p class="links">{items}</p>'
 
 
+def _tuning_section(facts: RunFacts) -> list[str]:
+    """The tuning trials' parallel-coordinates plot, when a family was tuned (docs/tuning.md)."""
+    from fraud_detection.tuning.plot import trials_png
+    from fraud_detection.tuning.study import TUNABLE
+
+    png = trials_png(facts.tuning_trials, {f: t.space for f, t in TUNABLE.items()})
+    if png is None:
+        return []
+    counts = ", ".join(f"{family} {len(trials)}" for family, trials in facts.tuning_trials.items())
+    text = f"Trials on the validation window ({counts}); the best trial's values trained each family."
+    return [section("Tuning", paragraph(text), img_tag(png, "tuning trials, parallel coordinates"))]
+
+
 def render_html(facts: RunFacts) -> str:
     """The run's index page: self-contained (inline style, embedded plots); links to the full audit reports and
     into MLflow."""
@@ -289,6 +313,7 @@ def render_html(facts: RunFacts) -> str:
         section("Promotion decision", *promotion),
         section("Model (test window)", table_html(_model_rows(facts.metrics, facts.model), ["metric", "value"])),
         section("Candidates", table_html(_candidate_rows(facts))),
+        *_tuning_section(facts),
         section(
             "Data",
             paragraph(f"Source {facts.data_source}; version {facts.data_version}"),

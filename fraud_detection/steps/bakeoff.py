@@ -21,7 +21,7 @@ import numpy as np
 from fraud_detection import data, modeldir, sampling, tracking
 from fraud_detection.boosting import TrainParams
 from fraud_detection.families import BLEND, XGBOOST
-from fraud_detection.families.fit import FamilyFit, fit_blend, fit_family, logistic_baseline
+from fraud_detection.families.fit import FamilyFit, FitData, fit_blend, fit_family, logistic_baseline
 from fraud_detection.metrics import (
     CONFUSION,
     RANK_SUMMARY,
@@ -38,6 +38,7 @@ from fraud_detection.metrics import (
 )
 from fraud_detection.reports.bakeoff import FAMILY, WINNER, bakeoff_markdown
 from fraud_detection.synth import true_probability
+from fraud_detection.tuning import study
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +81,29 @@ def train_family_step(
 
     Returns its validation metrics (``validation_auprc``, ...), training seconds and family details.
     """
-    x_train, y_train, weights = data.read_xy_weighted(train_path, max_train_rows, params.seed)
+    w = read_windows(train_path, validation_path, params.seed, negative_sample_rate, max_train_rows)
+    fitted = fit_family(family, w.x_train, w.y_train, w.x_valid, w.y_valid, params, sample_weight=w.sample_weight)
+    y_valid = w.y_valid
+    del w  # the training window is not needed to write the model
+    return write_family(fitted, y_valid, params, model_dir, data_version)
+
+
+def read_windows(
+    train_path: Path,
+    validation_path: Path,
+    seed: int,
+    negative_sample_rate: float = 1.0,
+    max_train_rows: int | None = None,
+) -> FitData:
+    """The training window (bounded and downsampled as :func:`train_family_step` describes, with its row weights)
+    and the validation window, as a family is fitted on them."""
+    x_train, y_train, weights = data.read_xy_weighted(train_path, max_train_rows, seed)
     if negative_sample_rate < 1.0:
-        kept, kept_weights = sampling.downsample(y_train, negative_sample_rate, params.seed)
+        kept, kept_weights = sampling.downsample(y_train, negative_sample_rate, seed)
         x_train, y_train = x_train[kept], y_train[kept]
         weights = kept_weights if weights is None else weights[kept] * kept_weights
     x_valid, y_valid = data.read_xy(validation_path)
-    fitted = fit_family(family, x_train, y_train, x_valid, y_valid, params, sample_weight=weights)
-    del x_train, y_train
-    return write_family(fitted, y_valid, params, model_dir, data_version)
+    return FitData(x_train, y_train, x_valid, y_valid, weights)
 
 
 def write_family(
@@ -206,8 +221,19 @@ def select_step(
     )
     table = bakeoff_rows(candidates, winner)
     markdown = bakeoff_markdown(table, metrics)
+    trials = {f.family: study.read_trials(Path(d)) for f, d in zip(fits, family_dirs, strict=False)}
     run_id = _log_selection(
-        winner, candidates, metrics, markdown, params, model_dir, tracking_uri, experiment, data_version, dataset
+        winner,
+        candidates,
+        metrics,
+        markdown,
+        params,
+        model_dir,
+        tracking_uri,
+        experiment,
+        data_version,
+        dataset,
+        trials,
     )
     log.info(
         "bake-off: %s; winner %s (test AUPRC %.4f, logistic baseline %.4f%s); step took %.1fs",
@@ -312,9 +338,11 @@ def _log_selection(
     experiment: str,
     data_version: str,
     dataset: tracking.DatasetInput | None,
+    trials: dict[str, list[study.TrialRecord]] | None = None,
 ) -> str:
-    """Log MLflow run ``train`` (the winner's metrics and model directory) with a child run per candidate; write
-    the winner's model directory inside it. Returns the run id."""
+    """Log MLflow run ``train`` (the winner's metrics and model directory) with a child run per candidate (and,
+    for a tuned family, a grandchild per tuning trial); write the winner's model directory inside it. Returns the
+    run id."""
 
     def log_model(run_id: str) -> None:
         """Inside the run: write the winner's model directory (logged as ``serving_model``) and, for XGBoost,
@@ -355,6 +383,7 @@ def _log_selection(
                 Detail.TRAIN_SECONDS.value: c.fitted.seconds,
                 **c.details,
             },
+            children=study.trial_runs(c.family, (trials or {}).get(c.family, [])),
         )
         for c in candidates
     ]
@@ -381,13 +410,16 @@ def train_step(
     negative_sample_rate: float = 1.0,
     **select_options: Any,
 ) -> SelectStepResult:
-    """Every family of ``params.families`` in this process, then :func:`select_step` (tests, notebooks).
+    """Every family of ``params.families`` in this process (tuned first when the knobs ask), then
+    :func:`select_step` (tests, notebooks).
 
     ``select_args`` and ``select_options`` are :func:`select_step`'s remaining arguments (tracking URI,
     experiment, data version, ...), passed on as given; the families are trained under the same data version.
     """
     import inspect
     import tempfile
+
+    from fraud_detection.tuning.step import tune_family_step  # it trains through this module
 
     bound = inspect.signature(select_step).bind(
         [], train_path, validation_path, test_path, params, model_dir, *select_args, **select_options
@@ -397,7 +429,7 @@ def train_step(
         dirs = []
         for family in params.families:
             target = Path(folder) / family
-            train_family_step(family, train_path, validation_path, params, target, data_version, negative_sample_rate)
+            tune_family_step(family, train_path, validation_path, params, target, data_version, negative_sample_rate)
             dirs.append(target)
         return select_step(
             dirs, train_path, validation_path, test_path, params, model_dir, *select_args, **select_options

@@ -113,10 +113,39 @@ def candidate_runs(tracking_uri: str, train_run_id: str) -> dict[str, str]:
     return {run.data.tags["family"]: run.info.run_id for run in children if "family" in run.data.tags}
 
 
+def tuning_trials(tracking_uri: str, candidates: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """Each tuned family's trials (``values``, ``auprc``, ``state``), read from its candidate run's nested runs."""
+    if not candidates:
+        return {}
+    found: dict[str, list[dict[str, Any]]] = {}
+    try:
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+        for family, run_id in candidates.items():
+            experiment_id = client.get_run(run_id).info.experiment_id
+            runs = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{run_id}' and tags.step = 'trial'")
+            found[family] = [
+                {
+                    "values": dict(run.data.params),
+                    "auprc": run.data.metrics.get("validation_auprc", float("nan")),
+                    "state": run.data.tags.get("state", ""),
+                }
+                for run in runs
+            ]
+    except Exception as error:  # the page is still useful without the plot
+        log.warning("tuning trials not found at %s: %s", tracking_uri, error)
+    return {family: trials for family, trials in found.items() if trials}
+
+
 def gather(
-    inputs: ReportInputs, mlflow: dict[str, str], candidates: dict[str, str] | None = None
+    inputs: ReportInputs,
+    mlflow: dict[str, str],
+    candidates: dict[str, str] | None = None,
+    trials: dict[str, list[dict[str, Any]]] | None = None,
 ) -> run_report.RunFacts:
-    """The run's facts from the steps' outputs (``candidates``: each candidate's MLflow run id by family)."""
+    """The run's facts from the steps' outputs (``candidates``: each candidate's MLflow run id by family;
+    ``trials``: each tuned family's trials)."""
     poison = (
         json.loads(inputs.poison_table.read_text()) if inputs.poison_table and inputs.poison_table.is_file() else []
     )
@@ -137,6 +166,7 @@ def gather(
         plots=plots,
         mlflow=mlflow,
         candidate_runs=candidates or {},
+        tuning_trials=trials or {},
     )
 
 
@@ -145,7 +175,9 @@ def report_step(
 ) -> run_report.RunFacts:
     """Write the run's index page to ``html_path``; return the facts (the component renders the Markdown)."""
     runs = candidate_runs(tracking_uri, str(inputs.measured.model.get("mlflow_run_id", "")))
-    facts = gather(inputs, mlflow_context(tracking_uri, experiment, model_name), runs)
+    facts = gather(
+        inputs, mlflow_context(tracking_uri, experiment, model_name), runs, tuning_trials(tracking_uri, runs)
+    )
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(run_report.render_html(facts), encoding="utf-8")
     log.debug("run report: %s", html_path)

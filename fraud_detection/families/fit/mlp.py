@@ -4,7 +4,7 @@ Fraud rows get the same weight as in XGBoost (``sqrt(negatives/positives)`` unle
 the output unit's bias is then moved by ``-log(weight)``, which undoes the weighting's shift of the odds. One
 epoch at a time (``partial_fit``), the weights of the epoch with the best validation AUPRC are kept, and training
 stops after ``mlp_patience`` epochs without a gain or at ``mlp_max_epochs``. Saved as arrays (see
-:mod:`fraud_detection.families.mlp`).
+:mod:`fraud_detection.families.mlp`). The tuner searches :data:`SEARCH_SPACE` (docs/tuning.md).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -20,12 +21,14 @@ from fraud_detection.families import MLP
 from fraud_detection.families.fit.base import FamilyFit, FitData
 from fraud_detection.families.mlp import MLPModel
 from fraud_detection.metrics import Detail, choose_threshold
+from fraud_detection.tuning.space import Parameter, SearchSpace, Tunable, Value
 
 log = logging.getLogger(__name__)
 
 
-def fit(data: FitData, params: boosting.TrainParams) -> FamilyFit:
-    """scikit-learn's MLP, one epoch at a time, keeping the epoch with the best validation AUPRC."""
+def fit(data: FitData, params: boosting.TrainParams, report: Callable[[int, float], None] | None = None) -> FamilyFit:
+    """scikit-learn's MLP, one epoch at a time, keeping the epoch with the best validation AUPRC;
+    ``report(epoch, auprc)`` hears each epoch's validation AUPRC."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -69,6 +72,8 @@ def fit(data: FitData, params: boosting.TrainParams) -> FamilyFit:
                 y_valid[rows], network.predict_proba(z_valid[rows])[:, 1], sample_weight=row_weights
             )
         )
+        if report is not None:
+            report(epoch, score)
         if score > best_score:
             best_score, best_epoch = score, epoch
             best = ([w.copy() for w in network.coefs_], [b.copy() for b in network.intercepts_])
@@ -96,3 +101,41 @@ def fit(data: FitData, params: boosting.TrainParams) -> FamilyFit:
             Detail.SCALE_POS_WEIGHT.value: weight,
         },
     )
+
+
+SEARCH_SPACE = SearchSpace(
+    family=MLP,
+    parameters=(
+        Parameter(name="mlp_layers", kind="int", low=1, high=3),
+        Parameter(name="mlp_width_1", kind="int", low=8, high=256, log=True),
+        Parameter(name="mlp_width_2", kind="int", low=4, high=128, log=True, when={"mlp_layers": (2, 3)}),
+        Parameter(name="mlp_width_3", kind="int", low=4, high=64, log=True, when={"mlp_layers": (3,)}),
+        Parameter(name="mlp_alpha", kind="float", low=1e-6, high=1e-2, log=True),
+        Parameter(name="mlp_learning_rate", kind="float", low=1e-4, high=1e-2, log=True),
+        Parameter(name="mlp_batch_size", kind="categorical", choices=(256, 512, 1024)),
+    ),
+)
+"""The MLP's tuned settings: depth, each layer's width (a layer's width applies only when it exists), the L2
+penalty, Adam's step size and the minibatch; epochs stay with early stopping."""
+
+
+def _apply(params: boosting.TrainParams, values: Mapping[str, Value]) -> boosting.TrainParams:
+    layers = int(values["mlp_layers"])
+    widths = [int(values[f"mlp_width_{i}"]) for i in range(1, layers + 1)]
+    rest = {k: v for k, v in values.items() if not k.startswith(("mlp_layers", "mlp_width_"))}
+    return params.model_copy(update={"mlp_hidden_units": widths, **rest})
+
+
+def _current(params: boosting.TrainParams) -> dict[str, Value]:
+    widths = {f"mlp_width_{i}": w for i, w in enumerate(params.mlp_hidden_units, start=1)}
+    return {
+        "mlp_layers": len(params.mlp_hidden_units),
+        **widths,
+        "mlp_alpha": params.mlp_alpha,
+        "mlp_learning_rate": params.mlp_learning_rate,
+        "mlp_batch_size": params.mlp_batch_size,
+    }
+
+
+TUNING = Tunable(space=SEARCH_SPACE, apply=_apply, current=_current, fit=fit, warmup_steps=3)
+"""How the tuner fits the MLP: the layer widths become ``mlp_hidden_units``; pruning waits 3 epochs."""
