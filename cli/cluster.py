@@ -9,10 +9,11 @@ minted from Application Default Credentials with ``--iap-audience``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from cli.common import DefaultsFormatter
 from components import COMPONENTS_IMAGE
@@ -140,6 +141,16 @@ def _print_json(data: Any, out: TextIO) -> None:
     out.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
+Target = TypeVar("Target", submit.KfpTarget, submit.VertexTarget)
+
+
+def _target(kind: type[Target], args: argparse.Namespace, **derived: Any) -> Target:
+    """A ``kind`` target: each field from the option of the same name (every field has one), but those
+    ``derived`` here from other options or the environment."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(kind) if f.name not in derived}
+    return kind(**given, **derived)
+
+
 def _kfp_target(args: argparse.Namespace) -> submit.KfpTarget:
     token = os.environ.get(args.token_env) or None
     if args.iap_audience:
@@ -147,32 +158,23 @@ def _kfp_target(args: argparse.Namespace) -> submit.KfpTarget:
         from google.oauth2 import id_token
 
         token = id_token.fetch_id_token(Request(), args.iap_audience)
-    return submit.KfpTarget(
-        host=args.host,
-        namespace=args.namespace,
-        experiment=args.experiment,
-        run_name=args.run_name,
-        service_account=args.service_account,
-        pipeline_root=args.pipeline_root,
+    return _target(
+        submit.KfpTarget,
+        args,
         enable_caching=False if args.no_cache else None,
         token=token,
         cookies=os.environ.get(args.cookies_env) or None,
-        ssl_ca_cert=args.ssl_ca_cert,
     )
 
 
 def _vertex_target(args: argparse.Namespace) -> submit.VertexTarget:
     labels = submit.parse_param_pairs(args.label) if args.label else {}
-    return submit.VertexTarget(
-        project=args.project,
-        region=args.region,
+    return _target(
+        submit.VertexTarget,
+        args,
         pipeline_root=args.pipeline_root or "",
-        service_account=args.service_account,
-        run_name=args.run_name,
-        job_id=args.job_id,
         enable_caching=False if args.no_cache else None,
         labels=labels,
-        network=args.network,
     )
 
 

@@ -45,6 +45,21 @@ Engine = Literal["local", "dask"]
 ENGINES: tuple[str, ...] = get_args(Engine)
 """``local``: load and train hold the data in one process. ``dask``: they run on a Dask cluster."""
 
+Count = Annotated[Whole, Field(ge=1)]
+"""A knob counting something there must be at least one of (rows, rounds, epochs, workers)."""
+
+NonNegative = Annotated[Number, Field(ge=0)]
+"""A knob that is a number from 0 up (a weight, a tolerance, a ratio floor, seconds)."""
+
+Positive = Annotated[Number, Field(gt=0)]
+"""A knob that is a number above 0 (a rate, a window share checked together with the others)."""
+
+Share = Annotated[Number, Field(ge=0, le=1)]
+"""A knob that is a share from 0 to 1."""
+
+PositiveShare = Annotated[Number, Field(gt=0, le=1)]
+"""A knob that is a share above 0, up to 1 (a sampling rate: 0 would keep nothing)."""
+
 
 def _problems(error: ValidationError) -> list[str]:
     """Each of ``error``'s problems as one line naming the parameters at fault.
@@ -127,23 +142,23 @@ class DataKnobs(KnobGroup):
         default=DEFAULT_SENSITIVE_COLUMN,
         description='column audited for fairness; never a model feature ("" for none).',
     )
-    synthetic_rows: Whole = Field(
-        default=PUBLIC_DATASET_ROWS, ge=1, description='rows generated when data_uri is "synthetic".'
+    synthetic_rows: Count = Field(
+        default=PUBLIC_DATASET_ROWS, description='rows generated when data_uri is "synthetic".'
     )
     synthetic_seed: Whole = Field(default=42, description="generator seed.")
     synthetic_setting: SyntheticSetting = Field(
         default="axis",
         description='fraud regions of synthetic data: "axis" (boxes along features) or "rotated" (oblique corners).',
     )
-    synthetic_drift: Number = Field(
-        default=0.0, ge=0, description="covariate drift strength in the latest window of synthetic data (0 = none)."
+    synthetic_drift: NonNegative = Field(
+        default=0.0, description="covariate drift strength in the latest window of synthetic data (0 = none)."
     )
-    train_fraction: Number = Field(default=0.60, gt=0, description="share of rows (by time) in the training window.")
-    validation_fraction: Number = Field(
-        default=0.15, gt=0, description="share in the validation window (early stopping, threshold)."
+    train_fraction: Positive = Field(default=0.60, description="share of rows (by time) in the training window.")
+    validation_fraction: Positive = Field(
+        default=0.15, description="share in the validation window (early stopping, threshold)."
     )
-    test_fraction: Number = Field(
-        default=0.15, gt=0, description='share in the test window; the rest is the "current" window.'
+    test_fraction: Positive = Field(
+        default=0.15, description='share in the test window; the rest is the "current" window.'
     )
 
     @model_validator(mode="after")
@@ -166,28 +181,24 @@ class TrainKnobs(KnobGroup):
         description="model families trained side by side (one task each); with two or more, their blend is a "
         "candidate too.",
     )
-    max_depth: Whole = Field(default=6, ge=1, description="XGBoost tree depth.")
-    learning_rate: Number = Field(default=0.1, gt=0, description="XGBoost eta.")
-    n_rounds: Whole = Field(default=300, ge=1, description="maximum boosting rounds.")
-    early_stopping_rounds: Whole = Field(
-        default=50, ge=1, description="stop after this many rounds without validation AUPRC gain."
+    max_depth: Count = Field(default=6, description="XGBoost tree depth.")
+    learning_rate: Positive = Field(default=0.1, description="XGBoost eta.")
+    n_rounds: Count = Field(default=300, description="maximum boosting rounds.")
+    early_stopping_rounds: Count = Field(
+        default=50, description="stop after this many rounds without validation AUPRC gain."
     )
-    subsample: Number = Field(default=0.8, gt=0, le=1, description="row subsampling per tree.")
-    colsample_bytree: Number = Field(default=0.8, gt=0, le=1, description="column subsampling per tree.")
-    min_child_weight: Number = Field(default=1.0, ge=0, description="minimum hessian weight in a leaf.")
-    scale_pos_weight: Number = Field(
-        default=0.0, ge=0, description="weight of fraud rows; 0 = sqrt(negatives/positives)."
+    subsample: PositiveShare = Field(default=0.8, description="row subsampling per tree.")
+    colsample_bytree: PositiveShare = Field(default=0.8, description="column subsampling per tree.")
+    min_child_weight: NonNegative = Field(default=1.0, description="minimum hessian weight in a leaf.")
+    scale_pos_weight: NonNegative = Field(
+        default=0.0, description="weight of fraud rows; 0 = sqrt(negatives/positives)."
     )
-    threshold_beta: Number = Field(
-        default=1.0, gt=0, description="the decision threshold maximises F-beta on validation."
-    )
+    threshold_beta: Positive = Field(default=1.0, description="the decision threshold maximises F-beta on validation.")
     seed: Whole = Field(default=42, description="training seed (also seeds the poison sweep).")
-    mlp_hidden_units: ListOf[Annotated[Whole, Field(ge=1)]] = Field(
-        default=[64, 32], description="MLP hidden layer widths."
-    )
-    mlp_max_epochs: Whole = Field(default=30, ge=1, description="MLP: most epochs over the training window.")
-    mlp_patience: Whole = Field(
-        default=4, ge=1, description="MLP: stop after this many epochs without validation AUPRC gain."
+    mlp_hidden_units: ListOf[Count] = Field(default=[64, 32], description="MLP hidden layer widths.")
+    mlp_max_epochs: Count = Field(default=30, description="MLP: most epochs over the training window.")
+    mlp_patience: Count = Field(
+        default=4, description="MLP: stop after this many epochs without validation AUPRC gain."
     )
     tune_trials: Whole = Field(
         default=0,
@@ -195,8 +206,8 @@ class TrainKnobs(KnobGroup):
         description="tuning trials per family, scored on validation (Optuna TPE, docs/tuning.md); 0 = the settings "
         "above.",
     )
-    tune_seconds: Number = Field(
-        default=0.0, ge=0, description="tuning: stop starting trials after this many seconds per family (0 = no limit)."
+    tune_seconds: NonNegative = Field(
+        default=0.0, description="tuning: stop starting trials after this many seconds per family (0 = no limit)."
     )
 
 
@@ -214,11 +225,9 @@ class ScaleKnobs(KnobGroup):
         description='engine=dask: a running scheduler (tcp://host:8786); "" = create one (operator on GKE, else '
         "local).",
     )
-    dask_workers: Whole = Field(default=2, ge=1, description="engine=dask: workers of a created cluster.")
-    negative_sample_rate: Number = Field(
+    dask_workers: Count = Field(default=2, description="engine=dask: workers of a created cluster.")
+    negative_sample_rate: PositiveShare = Field(
         default=1.0,
-        gt=0,
-        le=1,
         description="share of legitimate training rows kept, weighted by its inverse (1 = all; every fraud is kept).",
     )
 
@@ -258,36 +267,27 @@ class GateKnobs(KnobGroup):
     """The promotion gates' bounds."""
 
     title: ClassVar[str] = "gates"
-    auprc_tolerance: Number = Field(
-        default=0.005, ge=0, description="promote only if candidate AUPRC >= champion AUPRC - this."
+    auprc_tolerance: NonNegative = Field(
+        default=0.005, description="promote only if candidate AUPRC >= champion AUPRC - this."
     )
-    min_auprc_over_baseline: Number = Field(
+    min_auprc_over_baseline: NonNegative = Field(
         default=1.25,
-        ge=0,
         description="quality floor: candidate AUPRC >= this x the logistic-regression baseline's (same test window).",
     )
-    min_auprc_over_fraud_rate: Number = Field(
+    min_auprc_over_fraud_rate: NonNegative = Field(
         default=10.0,
-        ge=0,
         description="quality floor: candidate AUPRC >= this x the test fraud rate (a random score's AUPRC).",
     )
-    max_equalized_odds_difference: Number = Field(default=0.25, ge=0, le=1, description="fairness gate bound.")
-    robustness_level: Number = Field(
-        default=0.05,
-        ge=0,
-        description="poisoning level at which the robustness gate is measured (one of poison_levels).",
+    max_equalized_odds_difference: Share = Field(default=0.25, description="fairness gate bound.")
+    robustness_level: NonNegative = Field(
+        default=0.05, description="poisoning level at which the robustness gate is measured (one of poison_levels)."
     )
-    robust_fraction_tolerance: Number = Field(
+    robust_fraction_tolerance: Share = Field(
         default=0.05,
-        ge=0,
-        le=1,
         description="robustness gate: share of clean AUPRC kept at that level >= the champion's share - this.",
     )
-    min_robust_fraction: Number = Field(
-        default=0.5,
-        ge=0,
-        le=1,
-        description="robustness gate without a champion: share of clean AUPRC kept at that level >= this.",
+    min_robust_fraction: Share = Field(
+        default=0.5, description="robustness gate without a champion: share of clean AUPRC kept at that level >= this."
     )
 
 

@@ -27,6 +27,7 @@ from fraud_detection.config import (
     GateKnobs,
     KnobGroup,
     ScaleKnobs,
+    TrackingKnobs,
     TrainKnobs,
     pipeline_knobs,
 )
@@ -150,8 +151,7 @@ def fraud_pipeline(knobs: Knobs) -> PipelineOutputs:
         synthetic_setting=knobs.synthetic_setting,
         threshold_beta=knobs.threshold_beta,
         seed=knobs.seed,
-        mlflow_tracking_uri=knobs.mlflow_tracking_uri,
-        mlflow_experiment=knobs.mlflow_experiment,
+        **knobs.group(TrackingKnobs),
     )
     train.set_display_name("select").set_caching_options(False).set_retry(**RETRY)
     model = train.outputs["model"]
@@ -162,16 +162,14 @@ def fraud_pipeline(knobs: Knobs) -> PipelineOutputs:
         results=dsl.Collected(attacked.output),
         data_version=load.outputs["data_version"],
         robustness_level=knobs.robustness_level,
-        mlflow_tracking_uri=knobs.mlflow_tracking_uri,
-        mlflow_experiment=knobs.mlflow_experiment,
+        **knobs.group(TrackingKnobs),
     )
     poison.set_display_name("poison-sweep").set_caching_options(False).set_retry(**RETRY)
     fairness = fairness_audit(
         test_data=windows["test_data"],
         model=model,
         sensitive_column=knobs.sensitive_column,
-        mlflow_tracking_uri=knobs.mlflow_tracking_uri,
-        mlflow_experiment=knobs.mlflow_experiment,
+        **knobs.group(TrackingKnobs),
     )
     fairness.set_display_name("fairness").set_caching_options(False).set_retry(**RETRY)
     drift = drift_check(
@@ -180,8 +178,7 @@ def fraud_pipeline(knobs: Knobs) -> PipelineOutputs:
         model=model,
         drift_data_uri=knobs.drift_data_uri,
         sensitive_column=knobs.sensitive_column,
-        mlflow_tracking_uri=knobs.mlflow_tracking_uri,
-        mlflow_experiment=knobs.mlflow_experiment,
+        **knobs.group(TrackingKnobs),
     )
     drift.set_display_name("drift").set_caching_options(False).set_retry(**RETRY)
     promote = evaluate_and_promote(
@@ -202,7 +199,8 @@ def fraud_pipeline(knobs: Knobs) -> PipelineOutputs:
             **knobs.group(DeployKnobs, without=("registered_model_name",)),  # the champion is found by its pointer
         )
         deploy.set_display_name("deploy").set_caching_options(False).set_retry(**RETRY)
-    report = run_report(
+    # What the run report reads is also what the pipeline returns (with the report and what it leaves out).
+    reported = dict(
         data_summary=load.outputs["summary"],
         test_data=windows["test_data"],
         model=model,
@@ -215,27 +213,18 @@ def fraud_pipeline(knobs: Knobs) -> PipelineOutputs:
         drift_metrics=drift.outputs["metrics"],
         drift_report=drift.outputs["report"],
         decision=promote.outputs["decision"],
+    )
+    report = run_report(
+        **reported,
         data_uri=knobs.data_uri,
         registered_model_name=knobs.registered_model_name,
-        mlflow_tracking_uri=knobs.mlflow_tracking_uri,
-        mlflow_experiment=knobs.mlflow_experiment,
+        **knobs.group(TrackingKnobs),
     )
     report.set_display_name("report").set_caching_options(False).set_retry(**RETRY)
     return PipelineOutputs(
-        data_summary=load.outputs["summary"],
-        test_data=windows["test_data"],
-        model=model,
-        train_metrics=train.outputs["metrics"],
+        **reported,
         bakeoff=train.outputs["bakeoff"],
-        poison_report=poison.outputs["report"],
         poison_metrics=poison.outputs["metrics"],
-        poison_table=poison.outputs["table"],
-        fairness_report=fairness.outputs["report"],
-        fairness_metrics=fairness.outputs["metrics"],
-        fairness_summary=fairness.outputs["summary"],
-        drift_report=drift.outputs["report"],
-        drift_metrics=drift.outputs["metrics"],
-        decision=promote.outputs["decision"],
         run_report=report.outputs["report"],
         run_summary=report.outputs["summary"],
     )
