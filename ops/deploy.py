@@ -14,13 +14,10 @@ import logging
 from typing import Any
 
 from fraud_detection.config import DeployKnobs
+from ops.resources import INFERENCE_SERVICE, KSERVE_CONTAINER
 
 log = logging.getLogger(__name__)
 
-GROUP = "serving.kserve.io"
-VERSION = "v1beta1"
-PLURAL = "inferenceservices"
-CONTAINER = "kserve-container"
 STORAGE_ENV = "STORAGE_URI"
 
 
@@ -46,8 +43,8 @@ def new_inference_service(
     """
     _check(storage_uri, 0)
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceService",
+        "apiVersion": INFERENCE_SERVICE.api_version,
+        "kind": INFERENCE_SERVICE.kind,
         "metadata": {
             "name": name,
             "namespace": namespace,
@@ -70,7 +67,7 @@ def new_inference_service(
                 },
                 "containers": [
                     {
-                        "name": CONTAINER,
+                        "name": KSERVE_CONTAINER,
                         "image": image,
                         "command": ["python", "-m", "serving"],
                         "ports": [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}],
@@ -122,10 +119,10 @@ def updated_inference_service(
     updated = copy.deepcopy(existing)
     predictor = updated.get("spec", {}).get("predictor", {})
     containers = predictor.get("containers") or []
-    container = next((c for c in containers if c.get("name") == CONTAINER), None)
+    container = next((c for c in containers if c.get("name") == KSERVE_CONTAINER), None)
     if container is None:
         raise ValueError(
-            f"InferenceService {existing.get('metadata', {}).get('name')!r} has no {CONTAINER!r} container"
+            f"InferenceService {existing.get('metadata', {}).get('name')!r} has no {KSERVE_CONTAINER!r} container"
         )
     env = container.setdefault("env", [])
     for variable in env:
@@ -170,16 +167,16 @@ def deploy_champion(serving_uri: str, knobs: DeployKnobs, api: Any = None) -> st
         api = KServeClient().api_instance
     name, namespace = knobs.isvc_name, knobs.isvc_namespace
     try:
-        existing = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        existing = api.get_namespaced_custom_object(*INFERENCE_SERVICE.where(namespace), name)
     except ApiException as error:
         if error.status != 404:
             raise
         body = new_inference_service(name, namespace, serving_uri, knobs.serving_image)
-        api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        api.create_namespaced_custom_object(*INFERENCE_SERVICE.where(namespace), body)
         log.info("created InferenceService %s/%s at %s", namespace, name, serving_uri)
         return serving_uri
     body = updated_inference_service(existing, serving_uri, knobs.canary_traffic_percent)
-    api.replace_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body)
+    api.replace_namespaced_custom_object(*INFERENCE_SERVICE.where(namespace), name, body)
     log.info(
         "InferenceService %s/%s now serves %s (canary %d%%)", namespace, name, serving_uri, knobs.canary_traffic_percent
     )

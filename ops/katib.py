@@ -19,11 +19,11 @@ import yaml
 
 from fraud_detection.tuning.space import Parameter, SearchSpace
 from fraud_detection.tuning.trial import OBJECTIVE
+from ops.resources import KATIB_EXPERIMENT
 
 SCHEMAS = Path(__file__).parent / "schemas" / "katib"
 """Katib's vendored CRD and OpenAPI definitions (see SOURCE.md there)."""
 
-GROUP, VERSION, PLURAL, KIND = "kubeflow.org", "v1beta1", "experiments", "Experiment"
 CONTAINER = "training-container"
 _KINDS = {"float": "double", "int": "int", "categorical": "categorical"}
 
@@ -96,8 +96,8 @@ def experiment(space: SearchSpace, target: KatibTarget) -> dict[str, Any]:
         },
     }
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
+        "apiVersion": KATIB_EXPERIMENT.api_version,
+        "kind": KATIB_EXPERIMENT.kind,
         "metadata": {"name": target.name, "namespace": target.namespace},
         "spec": {
             "objective": {"type": "maximize", "objectiveMetricName": OBJECTIVE},
@@ -144,9 +144,10 @@ def validate(obj: dict[str, Any]) -> None:
     import jsonschema
 
     crd = yaml.safe_load((SCHEMAS / "experiment-crd.yaml").read_text())
-    version = next(v for v in crd["spec"]["versions"] if v["name"] == VERSION)
-    if obj.get("apiVersion") != f"{crd['spec']['group']}/{VERSION}" or obj.get("kind") != crd["spec"]["names"]["kind"]:
-        raise jsonschema.ValidationError(f"not a {crd['spec']['names']['kind']} of {crd['spec']['group']}/{VERSION}")
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == KATIB_EXPERIMENT.version)
+    api_version, kind = f"{crd['spec']['group']}/{KATIB_EXPERIMENT.version}", crd["spec"]["names"]["kind"]
+    if obj.get("apiVersion") != api_version or obj.get("kind") != kind:
+        raise jsonschema.ValidationError(f"not a {kind} of {api_version}")
     jsonschema.validate(obj, version["schema"]["openAPIV3Schema"])
     swagger = json.loads((SCHEMAS / "v1beta1-swagger.json").read_text())
     definitions = {name: _strict(d) if name.startswith("v1beta1.") else d for name, d in swagger["definitions"].items()}
@@ -159,10 +160,10 @@ def validate(obj: dict[str, Any]) -> None:
 def plan(obj: dict[str, Any]) -> dict[str, Any]:
     """The exact request :func:`submit` sends: CustomObjectsApi.create_namespaced_custom_object's arguments."""
     return {
-        "group": GROUP,
-        "version": VERSION,
+        "group": KATIB_EXPERIMENT.group,
+        "version": KATIB_EXPERIMENT.version,
         "namespace": obj["metadata"]["namespace"],
-        "plural": PLURAL,
+        "plural": KATIB_EXPERIMENT.plural,
         "body": obj,
     }
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ops.resources import KSERVE_CONTAINER
+
 # Where the server's pods run (manifests/base/inferenceservice.yaml).
 DEFAULT_NAMESPACE = "fraud"
-DEFAULT_CONTAINER = "kserve-container"
 
 # Structured-log keys that Cloud Logging lifts out of jsonPayload into LogEntry fields.
 _SPECIAL_KEYS = {
@@ -187,7 +188,7 @@ def build_filter(
     project: str | None = None,
     since: datetime | None = None,
     namespace: str = DEFAULT_NAMESPACE,
-    container: str = DEFAULT_CONTAINER,
+    container: str = KSERVE_CONTAINER,
 ) -> str:
     """The complete Logging filter: the server's containers, the time window, and the named query."""
     scope = [
