@@ -14,17 +14,14 @@ from fraud_detection.families.fit.base import FitData
 from fraud_detection.steps.bakeoff import train_family_step
 from fraud_detection.tuning.space import Parameter
 from fraud_detection.tuning.study import COMPLETE, read_trials, tune
+from tests.conftest import write_windows
 
 
 @pytest.fixture(scope="module")
 def windows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("windows")
     config = synth.SyntheticConfig(n_rows=60_000, setting="rotated")
-    paths = {}
-    for name, window in data.time_split(synth.generate(config)).items():
-        paths[name] = folder / f"{name}.parquet"
-        data.write_parquet(window, paths[name])
-    return paths
+    return write_windows(config, folder)
 
 
 def _fit_data(windows: dict[str, Path]) -> FitData:
