@@ -47,8 +47,7 @@ def train_family(
     from fraud_detection.boosting import TrainParams
     from fraud_detection.config import ScaleKnobs
     from fraud_detection.families import XGBOOST
-    from fraud_detection.steps.bakeoff import DASK_MAX_TRAIN_ROWS
-    from fraud_detection.tuning.step import tune_family_step
+    from fraud_detection.steps.bakeoff import DASK_MAX_TRAIN_ROWS, train_family_step
 
     with runner.step(f"train {family}"):
         params = TrainParams(
@@ -93,7 +92,7 @@ def train_family(
                     scale.negative_sample_rate,
                 )
         else:
-            result = tune_family_step(
+            result = train_family_step(
                 family,
                 runner.path(train_data),
                 runner.path(validation_data),

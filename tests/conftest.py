@@ -77,6 +77,18 @@ def wait_http(url: str, timeout: float = 120, process: subprocess.Popen | None =
         time.sleep(0.3)
 
 
+def write_windows(config: synth.SyntheticConfig, folder: Path) -> dict[str, Path]:
+    """Generate ``config``'s data, split it in time and write each window to ``folder/<window>.parquet``;
+    the paths by window name (``train``, ``validation``, ``test``)."""
+    from fraud_detection import data
+
+    paths = {}
+    for name, window in data.time_split(synth.generate(config)).items():
+        paths[name] = folder / f"{name}.parquet"
+        data.write_parquet(window, paths[name])
+    return paths
+
+
 @pytest.fixture(scope="session")
 def small_frame() -> pd.DataFrame:
     """40,000 synthetic rows: enough fraud in every window, generated in well under a second."""

@@ -10,19 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from fraud_detection import data, synth
+from fraud_detection import synth
 from fraud_detection.boosting import TrainParams
 from fraud_detection.steps.bakeoff import train_step
+from tests.conftest import write_windows
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # 284,807 rows, both families: minutes on a shared 2-core machine
 def test_on_rotated_data_the_network_or_the_blend_wins_and_beats_xgboost_by_5_percent(tmp_path: Path) -> None:
     config = synth.SyntheticConfig(setting="rotated")
-    paths = {}
-    for name, window in data.time_split(synth.generate(config)).items():
-        paths[name] = tmp_path / f"{name}.parquet"
-        data.write_parquet(window, paths[name])
+    paths = write_windows(config, tmp_path)
     result = train_step(
         paths["train"],
         paths["validation"],

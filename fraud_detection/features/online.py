@@ -22,13 +22,19 @@ from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME
 
 
 @dataclass(frozen=True)
-class Transaction:
-    """A transaction as the stream or the predictor sees it: its keys by role, and its request columns."""
+class Event:
+    """What a transaction and an entity's stored event both carry: id, time, amount and the keys by role."""
 
     tx_id: str
     event_time: float
     amount: float
     keys: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Transaction(Event):
+    """A transaction as the stream or the predictor sees it: its keys by role, and its request columns."""
+
     request: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -40,13 +46,9 @@ class Transaction:
 
 
 @dataclass(frozen=True)
-class StoredEvent:
+class StoredEvent(Event):
     """One past event of an entity, with its label once known (``label_time`` is ``inf`` until then)."""
 
-    tx_id: str
-    event_time: float
-    amount: float
-    keys: Mapping[str, str]
     label: int = 0
     label_time: float = math.inf
 

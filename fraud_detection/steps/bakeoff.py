@@ -79,9 +79,17 @@ def train_family_step(
         max_train_rows: read at most about this many training rows: every fraud and a seeded uniform share of
             the rest, weighted by its inverse (:func:`fraud_detection.data.read_xy_weighted`); None = all.
 
-    Returns its validation metrics (``validation_auprc``, ...), training seconds and family details.
+    When the knobs ask for tuning (``tune_trials`` or ``tune_seconds`` above 0), the family is tuned on these
+    windows first and fitted with the best values (:func:`fraud_detection.tuning.step.tune_family`).
+
+    Returns its validation metrics (``validation_auprc``, ...), training seconds and family details, with the
+    tuning's counts and best values when it tuned.
     """
     w = read_windows(train_path, validation_path, params.seed, negative_sample_rate, max_train_rows)
+    if study.tuning_requested(params):
+        from fraud_detection.tuning.step import tune_family  # it writes the model through this module
+
+        return tune_family(family, w, params, model_dir, data_version)
     fitted = fit_family(family, w.x_train, w.y_train, w.x_valid, w.y_valid, params, sample_weight=w.sample_weight)
     y_valid = w.y_valid
     del w  # the training window is not needed to write the model
@@ -419,8 +427,6 @@ def train_step(
     import inspect
     import tempfile
 
-    from fraud_detection.tuning.step import tune_family_step  # it trains through this module
-
     bound = inspect.signature(select_step).bind(
         [], train_path, validation_path, test_path, params, model_dir, *select_args, **select_options
     )
@@ -429,7 +435,7 @@ def train_step(
         dirs = []
         for family in params.families:
             target = Path(folder) / family
-            tune_family_step(family, train_path, validation_path, params, target, data_version, negative_sample_rate)
+            train_family_step(family, train_path, validation_path, params, target, data_version, negative_sample_rate)
             dirs.append(target)
         return select_step(
             dirs, train_path, validation_path, test_path, params, model_dir, *select_args, **select_options

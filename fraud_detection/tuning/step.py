@@ -1,5 +1,5 @@
-"""The train-family step with tuning: search the family's space on validation, then train it as the bake-off
-does (:func:`fraud_detection.steps.bakeoff.train_family_step`) with the best trial's values.
+"""The train-family step's tuning: search the family's space on validation, then fit it as the bake-off does
+(:func:`fraud_detection.steps.bakeoff.train_family_step`, which comes here when the knobs ask) with the best values.
 
 The trials are written beside the model (:data:`TRIALS_FILE`); the select step logs them as nested MLflow runs
 under the family's candidate run, and the report draws them.
@@ -12,45 +12,30 @@ from pathlib import Path
 
 from fraud_detection import modeldir
 from fraud_detection.boosting import TrainParams
+from fraud_detection.families.fit import FitData, fit_family
 from fraud_detection.metrics import TUNED_PREFIX, Detail
-from fraud_detection.steps.bakeoff import read_windows, train_family_step
+from fraud_detection.steps.bakeoff import write_family
 from fraud_detection.tuning.study import PRUNED, tune, write_trials
 
 log = logging.getLogger(__name__)
 
 
-def tuning_requested(params: TrainParams) -> bool:
-    """Whether the knobs ask for tuning (``tune_trials`` or ``tune_seconds`` above 0)."""
-    return params.tune_trials > 0 or params.tune_seconds > 0
-
-
-def tune_family_step(
-    family: str,
-    train_path: Path,
-    validation_path: Path,
-    params: TrainParams,
-    model_dir: Path,
-    data_version: str,
-    negative_sample_rate: float = 1.0,
-    max_train_rows: int | None = None,
+def tune_family(
+    family: str, windows: FitData, params: TrainParams, model_dir: Path, data_version: str
 ) -> dict[str, float]:
-    """Tune ``family`` within ``params.tune_trials``/``tune_seconds`` on the validation window, then train it with
-    the best values and write its model directory; without a budget, exactly :func:`train_family_step`.
+    """Tune ``family`` within ``params.tune_trials``/``tune_seconds`` on ``windows``' validation window, then fit it
+    on the same windows with the best values and write its model directory with the trials beside it
+    (:func:`fraud_detection.steps.bakeoff.train_family_step` comes here when the knobs ask for tuning).
 
     Returns the family's validation metrics and details, with ``tune_trials``, ``tune_pruned``, ``tune_seconds``
     and the best values as ``tuned_<name>``.
     """
-    if not tuning_requested(params):
-        return train_family_step(
-            family, train_path, validation_path, params, model_dir, data_version, negative_sample_rate, max_train_rows
-        )
-    windows = read_windows(train_path, validation_path, params.seed, negative_sample_rate, max_train_rows)
     result = tune(family, windows, params, params.tune_trials or None, params.tune_seconds)
-    del windows
     best = result.params
-    metrics = train_family_step(
-        family, train_path, validation_path, best, model_dir, data_version, negative_sample_rate, max_train_rows
+    fitted = fit_family(
+        family, windows.x_train, windows.y_train, windows.x_valid, windows.y_valid, best, windows.sample_weight
     )
+    metrics = write_family(fitted, windows.y_valid, best, model_dir, data_version)
     tuned = {
         Detail.TUNE_TRIALS.value: float(len(result.trials)),
         Detail.TUNE_PRUNED.value: float(sum(t.state == PRUNED for t in result.trials)),

@@ -62,6 +62,11 @@ class TuningResult:
     seconds: float = 0.0
 
 
+def tuning_requested(params: TrainParams) -> bool:
+    """Whether the knobs ask for tuning (``tune_trials`` or ``tune_seconds`` above 0)."""
+    return params.tune_trials > 0 or params.tune_seconds > 0
+
+
 def default_jobs(trials: int) -> int:
     """Trials run at once: one per core this process may use, at most the number of trials."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

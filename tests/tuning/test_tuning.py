@@ -11,20 +11,17 @@ from fraud_detection import data, modeldir, synth
 from fraud_detection.boosting import TrainParams
 from fraud_detection.families.fit import mlp, xgboost
 from fraud_detection.families.fit.base import FitData
+from fraud_detection.steps.bakeoff import train_family_step
 from fraud_detection.tuning.space import Parameter
-from fraud_detection.tuning.step import tune_family_step
 from fraud_detection.tuning.study import COMPLETE, read_trials, tune
+from tests.conftest import write_windows
 
 
 @pytest.fixture(scope="module")
 def windows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("windows")
     config = synth.SyntheticConfig(n_rows=60_000, setting="rotated")
-    paths = {}
-    for name, window in data.time_split(synth.generate(config)).items():
-        paths[name] = folder / f"{name}.parquet"
-        data.write_parquet(window, paths[name])
-    return paths
+    return write_windows(config, folder)
 
 
 def _fit_data(windows: dict[str, Path]) -> FitData:
@@ -84,7 +81,7 @@ def test_a_tuned_family_records_its_best_values_and_trials_beside_the_model(
     windows: dict[str, Path], tmp_path: Path
 ) -> None:
     params = TrainParams(n_rounds=60, tune_trials=3)
-    metrics = tune_family_step("xgboost", windows["train"], windows["validation"], params, tmp_path, "v1")
+    metrics = train_family_step("xgboost", windows["train"], windows["validation"], params, tmp_path, "v1")
     meta = modeldir.read_metadata(tmp_path)
     trials = read_trials(tmp_path)
     assert len(trials) == 3 and metrics["tune_trials"] == 3
@@ -95,7 +92,7 @@ def test_a_tuned_family_records_its_best_values_and_trials_beside_the_model(
 
 
 def test_without_a_budget_the_step_is_todays_training(windows: dict[str, Path], tmp_path: Path) -> None:
-    metrics = tune_family_step(
+    metrics = train_family_step(
         "xgboost", windows["train"], windows["validation"], TrainParams(n_rounds=60), tmp_path, "v1"
     )
     assert "tune_trials" not in metrics and read_trials(tmp_path) == []

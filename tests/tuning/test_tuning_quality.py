@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from fraud_detection import data, synth
+from fraud_detection import synth
 from fraud_detection.boosting import TrainParams
 from fraud_detection.steps.bakeoff import train_step
+from tests.conftest import write_windows
 
 BUDGET = 10
 """Trials per family: benchmarks/bench_tuning.py measured +6.4 % at 10 and +9.5 % at 30 (docs/tuning.md)."""
@@ -19,10 +20,7 @@ BUDGET = 10
 @pytest.mark.timeout(1800)  # 284,807 rows, both families twice: minutes on a shared 2-core machine
 def test_ten_trials_per_family_beat_the_fixed_settings_on_the_rotated_setting_by_3_percent(tmp_path: Path) -> None:
     config = synth.SyntheticConfig(setting="rotated")
-    paths = {}
-    for name, window in data.time_split(synth.generate(config)).items():
-        paths[name] = tmp_path / f"{name}.parquet"
-        data.write_parquet(window, paths[name])
+    paths = write_windows(config, tmp_path)
     results = {}
     for trials in (0, BUDGET):
         results[trials] = train_step(
