@@ -13,12 +13,15 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from cli.common import DefaultsFormatter
 from components import COMPONENTS_IMAGE
 from fraud_detection import config
 from ops import logquery, submit
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 DEFAULT_PIPELINE = "pipelines/fraud_pipeline.yaml"
 
@@ -102,6 +105,7 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
     katib_parser.add_argument("--trials", type=int, default=30, help="most trials (maxTrialCount)")
     katib_parser.add_argument("--parallel", type=int, default=3, help="trials at once (parallelTrialCount)")
     katib_parser.add_argument("--seed", type=int, default=42, help="TPE's random_state and the training seed")
+    katib_parser.add_argument("--data-version", default="", help="the windows' data version, recorded by each trial")
     katib_parser.add_argument("--dry-run", action="store_true", help="print the request as JSON, send nothing")
     katib_parser.set_defaults(handler=katib_command)
     return parser
@@ -113,16 +117,7 @@ def katib_command(args: argparse.Namespace, settings: Any = None, out: TextIO | 
     from ops import katib
 
     out = out or sys.stdout
-    target = katib.KatibTarget(
-        name=args.name or f"fraud-tune-{args.family}",
-        namespace=args.namespace,
-        image=args.image,
-        train_data=args.train_data,
-        validation_data=args.validation_data,
-        trials=args.trials,
-        parallel=args.parallel,
-        seed=args.seed,
-    )
+    target = _target(katib.KatibTarget, args, name=args.name or f"fraud-tune-{args.family}")
     try:
         experiment = katib.experiment(TUNABLE[args.family].space, target)
     except ValueError as exc:
@@ -141,7 +136,8 @@ def _print_json(data: Any, out: TextIO) -> None:
     out.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
-Target = TypeVar("Target", submit.KfpTarget, submit.VertexTarget)
+Target = TypeVar("Target", bound="DataclassInstance")
+"""A submission target dataclass (KfpTarget, VertexTarget, KatibTarget)."""
 
 
 def _target(kind: type[Target], args: argparse.Namespace, **derived: Any) -> Target:

@@ -68,6 +68,7 @@ def test_the_dry_run_prints_the_exact_request() -> None:
         trials=20,
         parallel=2,
         seed=7,
+        data_version="",
         dry_run=True,
     )
     out = io.StringIO()
