@@ -22,54 +22,42 @@ from fraud_detection.settings import Settings
 PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "fraud_pipeline.yaml"
 REFUSED = "refused"
 
-CASES: list[tuple[str, str, Any]] = [
-    # lists of numbers: comma-separated or JSON, items within bounds, the rules over several knobs
-    ("poison_levels", "0,0.05", [0.0, 0.05]),
-    ("poison_levels", " 0 , 0.05 ,0.1", [0.0, 0.05, 0.1]),
-    ("poison_levels", "[0, 0.05, 0.2]", [0.0, 0.05, 0.2]),
-    ("poison_levels", "0,abc", REFUSED),
-    ("poison_levels", "[0, 0.05", REFUSED),
-    ("poison_levels", '{"a": 1}', REFUSED),
-    ("poison_levels", "", REFUSED),
-    ("poison_levels", "0,0.05,0.6", REFUSED),  # an item above 0.5
-    ("poison_levels", "0.05,0.1", REFUSED),  # no clean baseline
-    ("poison_levels", "0,0.05,0.05", REFUSED),  # a repeated level
-    ("poison_levels", "0,0.1", REFUSED),  # robustness_level 0.05 is not among them
-    ("mlp_hidden_units", "16,8", [16, 8]),
-    ("mlp_hidden_units", "[16.0]", [16]),
-    ("mlp_hidden_units", "16,0", REFUSED),
-    ("mlp_hidden_units", "16,8.5", REFUSED),
+# What each knob takes from the command line, and how the pipeline gets it.
+ACCEPTED: dict[str, dict[str, Any]] = {
+    # lists of numbers: comma-separated or JSON
+    "poison_levels": {"0,0.05": [0.0, 0.05], " 0 , 0.05 ,0.1": [0.0, 0.05, 0.1], "[0, 0.05, 0.2]": [0.0, 0.05, 0.2]},
+    "mlp_hidden_units": {"16,8": [16, 8], "[16.0]": [16]},
     # lists of choices
-    ("families", "xgboost", ["xgboost"]),
-    ("families", "mlp,xgboost", ["mlp", "xgboost"]),
-    ("families", '["mlp"]', ["mlp"]),
-    ("families", "xgboost,lightgbm", REFUSED),
-    ("families", "[1]", REFUSED),
-    ("poison_kinds", "random", ["random"]),
-    ("poison_kinds", "random,2", REFUSED),
-    # whole numbers and numbers, with their bounds
-    ("max_depth", "4", 4),
-    ("max_depth", " 4 ", 4),
-    ("max_depth", "0", REFUSED),
-    ("max_depth", "four", REFUSED),
-    ("max_depth", "4.5", REFUSED),
-    ("max_depth", "true", REFUSED),
-    ("canary_traffic_percent", "101", REFUSED),
-    ("learning_rate", "0.3", 0.3),
-    ("learning_rate", "1", 1.0),
-    ("learning_rate", "1e-2", 0.01),
-    ("learning_rate", "0", REFUSED),
-    ("learning_rate", "nan", REFUSED),
-    ("learning_rate", "inf", REFUSED),
-    ("subsample", "1.5", REFUSED),
-    ("train_fraction", "0.8", REFUSED),  # leaves no room for the current window
+    "families": {"xgboost": ["xgboost"], "mlp,xgboost": ["mlp", "xgboost"], '["mlp"]': ["mlp"]},
+    "poison_kinds": {"random": ["random"]},
+    # whole numbers and numbers
+    "max_depth": {"4": 4, " 4 ": 4},
+    "learning_rate": {"0.3": 0.3, "1": 1.0, "1e-2": 0.01},
     # choices and text
-    ("deploy_target", "local", "local"),
-    ("deploy_target", "gke", REFUSED),
-    ("deploy_target", "LOCAL", REFUSED),
-    ("synthetic_setting", "rotated", "rotated"),
-    ("data_uri", "gs://bucket/data.csv", "gs://bucket/data.csv"),
-    ("sensitive_column", "", ""),
+    "deploy_target": {"local": "local"},
+    "synthetic_setting": {"rotated": "rotated"},
+    "data_uri": {"gs://bucket/data.csv": "gs://bucket/data.csv"},
+    "sensitive_column": {"": ""},
+}
+# What each knob refuses.
+REFUSED_TEXTS: dict[str, list[str]] = {
+    # items that are no numbers, broken JSON, nothing; an item above 0.5, no clean baseline (0), a repeated level,
+    # and levels without robustness_level 0.05
+    "poison_levels": ["0,abc", "[0, 0.05", '{"a": 1}', "", "0,0.05,0.6", "0.05,0.1", "0,0.05,0.05", "0,0.1"],
+    "mlp_hidden_units": ["16,0", "16,8.5"],
+    "families": ["xgboost,lightgbm", "[1]"],
+    "poison_kinds": ["random,2"],
+    # out of bounds, or no (whole) number
+    "max_depth": ["0", "four", "4.5", "true"],
+    "canary_traffic_percent": ["101"],
+    "learning_rate": ["0", "nan", "inf"],
+    "subsample": ["1.5"],
+    "train_fraction": ["0.8"],  # leaves no room for the current window
+    "deploy_target": ["gke", "LOCAL"],
+}
+CASES: list[tuple[str, str, Any]] = [
+    *((name, text, value) for name, values in ACCEPTED.items() for text, value in values.items()),
+    *((name, text, REFUSED) for name, texts in REFUSED_TEXTS.items() for text in texts),
 ]
 
 

@@ -24,6 +24,23 @@ def _by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d.get("kind") == kind]
 
 
+# What every overlay renders for the cluster (the streaming overlay builds on gke and renders them too).
+CORE_RESOURCES: list[tuple[str, str]] = [
+    ("InferenceService", "fraud-champion"),
+    ("ServiceAccount", "fraud-pipeline-runner"),
+    ("ServiceAccount", "fraud-predictor"),
+    ("ServiceAccount", "fraud-dask"),
+    ("Role", "fraud-dask-manager"),
+    ("RoleBinding", "fraud-dask-manager"),
+    ("ServiceAccount", "mlflow"),
+    ("Deployment", "mlflow"),
+    ("Service", "mlflow"),
+    ("PersistentVolumeClaim", "mlflow-backend"),
+    ("NetworkPolicy", "mlflow-ingress"),
+    ("NetworkPolicy", "fraud-champion-ingress"),
+]
+
+
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict[str, Any]]]:
     return {overlay.name: kustomize(overlay) for overlay in OVERLAYS}
@@ -37,20 +54,7 @@ def test_both_overlays_exist() -> None:
 def test_overlay_renders_everything_the_cluster_needs(rendered: dict[str, list[dict[str, Any]]], overlay: str) -> None:
     docs = rendered[overlay]
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    for expected in [
-        ("InferenceService", "fraud-champion"),
-        ("ServiceAccount", "fraud-pipeline-runner"),
-        ("ServiceAccount", "fraud-predictor"),
-        ("ServiceAccount", "fraud-dask"),
-        ("Role", "fraud-dask-manager"),
-        ("RoleBinding", "fraud-dask-manager"),
-        ("ServiceAccount", "mlflow"),
-        ("Deployment", "mlflow"),
-        ("Service", "mlflow"),
-        ("PersistentVolumeClaim", "mlflow-backend"),
-        ("NetworkPolicy", "mlflow-ingress"),
-        ("NetworkPolicy", "fraud-champion-ingress"),
-    ]:
+    for expected in CORE_RESOURCES:
         assert expected in kinds, f"{overlay} lacks {expected}"
     # The params ConfigMap is local configuration for kustomize, never applied.
     assert not _by_kind(docs, "ConfigMap")
@@ -177,37 +181,36 @@ def test_kubernetes_validate_fails_on_broken_core_resources(
     assert problems and any(expected in p for p in problems), problems
 
 
+_AUTOSCALING = "overlays/gke/inferenceservice-autoscaling.yaml"
+_ISVC = "base/inferenceservice.yaml"
+
+
 @pytest.mark.parametrize(
-    ("old", "new", "expected"),
+    ("file", "old", "new", "expected"),
     [
-        ("    minReplicas: 2\n", "    minReplica: 2\n", "minReplica: unknown field"),
-        ("    scaleTarget: 70\n", "    scaleTarget: seventy\n", "expected int"),
-        ("    minReplicas: 2\n", "    minReplicas: 20\n", "minReplicas > maxReplicas"),
-        ("    scaleMetric: cpu\n", "", "scaleMetric and scaleTarget must be set"),
-        ("deploymentMode: Standard", "deploymentMode: RawDeployment", "deploymentMode must be one of"),
+        # the autoscaling spec
+        (_AUTOSCALING, "    minReplicas: 2\n", "    minReplica: 2\n", "minReplica: unknown field"),
+        (_AUTOSCALING, "    scaleTarget: 70\n", "    scaleTarget: seventy\n", "expected int"),
+        (_AUTOSCALING, "    minReplicas: 2\n", "    minReplicas: 20\n", "minReplicas > maxReplicas"),
+        (_AUTOSCALING, "    scaleMetric: cpu\n", "", "scaleMetric and scaleTarget must be set"),
+        (_AUTOSCALING, "deploymentMode: Standard", "deploymentMode: RawDeployment", "deploymentMode must be one of"),
+        # the container (params.env's MODEL_URI is what kustomize writes into STORAGE_URI)
+        ("base/params.env", "MODEL_URI=gs://", "MODEL_URI=/local/", "STORAGE_URI"),
+        (_ISVC, "        readinessProbe:\n", "        startupProbe:\n", "readiness probe"),
+        (
+            _ISVC,
+            "        imagePullPolicy: IfNotPresent\n",
+            "        imagePullPolicy: IfNotPresent\n        tty: yes\n",
+            "tty",
+        ),
+        (_ISVC, "        ports:\n", "        portz:\n", "portz: unknown field"),
     ],
 )
-def test_inference_service_check_fails_on_a_broken_spec(broken: Path, old: str, new: str, expected: str) -> None:
-    _edit(broken / "overlays" / "gke" / "inferenceservice-autoscaling.yaml", old, new)
+def test_inference_service_check_fails_on_a_broken_spec(
+    broken: Path, file: str, old: str, new: str, expected: str
+) -> None:
+    _edit(broken / file, old, new)
     isvc = _by_kind(kustomize(broken / "overlays" / "gke"), "InferenceService")[0]
-    with pytest.raises(CheckError, match=expected):
-        check_inference_service(isvc)
-
-
-@pytest.mark.parametrize(
-    ("old", "new", "expected"),
-    [
-        ("            value: MODEL_URI\n", "            value: /models/champion\n", "STORAGE_URI"),
-        ("        readinessProbe:\n", "        startupProbe:\n", "readiness probe"),
-        ("        imagePullPolicy: IfNotPresent\n", "        imagePullPolicy: IfNotPresent\n        tty: yes\n", "tty"),
-        ("        ports:\n", "        portz:\n", "portz: unknown field"),
-    ],
-)
-def test_inference_service_check_fails_on_a_broken_container(broken: Path, old: str, new: str, expected: str) -> None:
-    _edit(broken / "base" / "inferenceservice.yaml", old, new)
-    if "MODEL_URI" in old:  # the value comes from params.env through a replacement
-        _edit(broken / "base" / "params.env", "MODEL_URI=gs://", "MODEL_URI=/local/")
-    isvc = _by_kind(kustomize(broken / "overlays" / "serverless"), "InferenceService")[0]
     with pytest.raises(CheckError, match=expected):
         check_inference_service(isvc)
 

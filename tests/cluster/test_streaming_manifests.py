@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from .checks import MANIFESTS, kustomize, security_problems, validate_core
+from .test_manifests import CORE_RESOURCES
 
 OVERLAY = MANIFESTS / "overlays" / "streaming"
 DASHBOARD = MANIFESTS / "components" / "monitoring" / "fraud-detection-dashboard.json"
@@ -96,7 +97,7 @@ def test_the_overlay_renders_the_scorer_its_scaler_the_source_and_the_monitoring
 ) -> None:
     kinds = {(d["kind"], d["metadata"]["name"]) for d in rendered}
     for expected in [
-        ("InferenceService", "fraud-champion"),
+        *CORE_RESOURCES,  # the gke overlay it builds on
         ("Deployment", "fraud-stream-scorer"),
         ("Service", "fraud-stream-scorer-metrics"),
         ("NetworkPolicy", "fraud-stream-scorer-metrics"),
