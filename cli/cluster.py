@@ -15,7 +15,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from cli.common import DefaultsFormatter
+from cli.common import command
 from components import COMPONENTS_IMAGE
 from fraud_detection import config
 from ops import logquery, submit
@@ -59,11 +59,11 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
         "latest version, no catch-up; Vertex: a schedule, missed runs skipped",
     )
 
-    kfp_parser = targets.add_parser(
+    kfp_parser = command(
+        targets,
         "kfp",
         parents=[common],
         help="a Kubeflow Pipelines API (e.g. KFP on GKE)",
-        formatter_class=DefaultsFormatter,
     )
     kfp_parser.add_argument("--host", required=True, help="KFP API URL, e.g. https://kfp.example.com/pipeline")
     kfp_parser.add_argument("--namespace", default="kubeflow", help="Kubernetes namespace of the run")
@@ -77,11 +77,11 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
     kfp_parser.add_argument("--ssl-ca-cert", help="CA bundle for a private endpoint")
     kfp_parser.set_defaults(handler=submit_command)
 
-    vertex_parser = targets.add_parser(
+    vertex_parser = command(
+        targets,
         "vertex",
         parents=[common],
         help="Vertex AI Pipelines",
-        formatter_class=DefaultsFormatter,
     )
     vertex_parser.add_argument("--project", required=True, help="Google Cloud project id")
     vertex_parser.add_argument("--region", required=True, help="Vertex AI region, e.g. europe-west4")
@@ -91,10 +91,10 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
     vertex_parser.add_argument("--network", help="VPC network to peer, projects/N/global/networks/NAME")
     vertex_parser.set_defaults(handler=submit_command)
 
-    katib_parser = targets.add_parser(
+    katib_parser = command(
+        targets,
         "katib",
         help="a Katib Experiment tuning one family's search space on a cluster (docs/tuning.md)",
-        formatter_class=DefaultsFormatter,
     )
     katib_parser.add_argument("--family", required=True, choices=["xgboost", "mlp"], help="family to tune")
     katib_parser.add_argument("--train-data", required=True, help="training window's path in the trial pods")

@@ -34,3 +34,10 @@ def knob_option(knob: Knob) -> Callable[[str], Any]:
 
     parse.__name__ = knob.name
     return parse
+
+
+def command(subparsers: Any, name: str, **options: Any) -> argparse.ArgumentParser:
+    """Add the ``fraud`` subcommand ``name`` (``help``, ``description``, ``parents``, ... as argparse takes them),
+    its help showing each option's default."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, formatter_class=DefaultsFormatter, **options)
+    return parser

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cli.common import DefaultsFormatter, knob_option
+from cli.common import command, knob_option
 from fraud_detection.config import SYNTHETIC_URI, ConfigError, DataKnobs, check_parameters, pipeline_knobs
 from fraud_detection.settings import Settings
 
@@ -38,13 +38,13 @@ def _local_value(name: str, settings: Settings) -> Any:
 
 
 def _add_run(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "run",
         help="run the whole pipeline locally (kfp.local) and print a summary",
         description="Run the pipeline on this machine with kfp.local. Every pipeline parameter is an option; "
         "the MLflow tracking URI defaults to a SQLite file under FRAUD_HOME (.fraud). A list parameter takes "
         "comma-separated values (--poison-levels 0,0.05) or a JSON list (--poison-levels '[0, 0.05]').",
-        formatter_class=DefaultsFormatter,
     )
     groups: dict[str, Any] = {}
     for knob in pipeline_knobs():
@@ -260,10 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_parser = subparsers.add_parser("data", help="data set utilities")
     data_sub = data_parser.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
-    generate = data_sub.add_parser(
+    generate = command(
+        data_sub,
         "generate",
         help="write the seeded synthetic data set as CSV or Parquet",
-        formatter_class=DefaultsFormatter,
     )
     generate.add_argument(
         "--output", required=True, help="file to write (.csv, .csv.gz or .parquet); with --parts, a folder"

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from cli.common import DefaultsFormatter
+from cli.common import command
 from serving.main import add_options, serve, settings_from_args
 
 DEFAULT_MODEL_URI = ".fraud/serving/champion"
@@ -27,11 +27,11 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 
 def add_serve_parser(subparsers: Any) -> None:
     """Register ``serve``: the KServe model server on localhost against the local champion."""
-    parser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "serve",
         help="serve the champion model with KServe (V1, V2 and flat JSON on one port)",
         description="Options override FRAUD_* variables; without either, the local champion on 127.0.0.1.",
-        formatter_class=DefaultsFormatter,
     )
     add_options(parser)
     parser.set_defaults(handler=run_serve)
@@ -72,10 +72,10 @@ def run_serve(args: argparse.Namespace, settings: Any = None) -> int:
 
 def add_predict_parser(subparsers: Any) -> None:
     """Register ``predict``: send a sample request to a running server and print the answer."""
-    parser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "predict",
         help="send sample transactions to a running model server and print the answer",
-        formatter_class=DefaultsFormatter,
     )
     parser.add_argument("--url", default=DEFAULT_URL, help="server base URL")
     parser.add_argument("--model-name", default="fraud-detector")

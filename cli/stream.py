@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from cli.common import DefaultsFormatter
+from cli.common import command
 from cli.serve import champion_problem, local_fallbacks
 from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN
 from streaming.main import BROKER_OPTIONS, add_options, run, settings_from_args
@@ -25,33 +25,31 @@ from streaming.main import BROKER_OPTIONS, add_options, run, settings_from_args
 
 def add_stream_parser(subparsers: Any) -> None:
     """Register ``stream`` and its ``topics`` and ``produce`` subcommands."""
-    parser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "stream",
         help="score a Kafka topic with the champion (fraud stream produce: replay a data set into it)",
         description="Consume the transactions topic, score each message with the champion, write one result per "
         "transaction to the results topic and the messages that cannot be scored to the dead-letter topic. Options "
         "override FRAUD_* variables; without either, the local champion and /metrics on 127.0.0.1:9100. Without a "
         "COMMAND it scores; `topics` and `produce` are helpers.",
-        formatter_class=DefaultsFormatter,
     )
     add_options(parser)
     parser.set_defaults(handler=run_stream)
     commands = parser.add_subparsers(dest="stream_command", metavar="COMMAND")
 
-    topics = commands.add_parser(
-        "topics", help="create the transactions, results and dead-letter topics", formatter_class=DefaultsFormatter
-    )
+    topics = command(commands, "topics", help="create the transactions, results and dead-letter topics")
     topics.add_argument(
         "--partitions", type=int, default=6, help="partitions per topic (the most consumers that share it)"
     )
     add_options(topics, BROKER_OPTIONS, default=argparse.SUPPRESS)
     topics.set_defaults(handler=run_topics)
 
-    produce = commands.add_parser(
+    produce = command(
+        commands,
         "produce",
         help="replay a data set into the transactions topic",
         description="Publish each row's 29 features as one JSON message keyed by a transaction id (PREFIX-ROW).",
-        formatter_class=DefaultsFormatter,
     )
     produce.add_argument(
         "--data", default="synthetic", help='CSV/Parquet file in the credit-card schema, or "synthetic"'
