@@ -18,25 +18,8 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from components.outcome import StepOutcome, read_outcomes
-from pipelines.kfp_events import plain, task_event
+from pipelines.kfp_events import TaskTimes, plain, task_event
 from pipelines.pipeline import fraud_pipeline
-
-
-@dataclass
-class StepTime:
-    """How long one pipeline step took; a fanned-out step counts its tasks."""
-
-    name: str
-    tasks: int = 0
-    busy_seconds: float = 0.0
-    """Sum of the tasks' own durations."""
-    first_start: float = 0.0
-    last_finish: float = 0.0
-
-    @property
-    def wall_seconds(self) -> float:
-        """From the first task's start to the last task's finish."""
-        return self.last_finish - self.first_start
 
 
 class TaskListener(Protocol):
@@ -57,9 +40,8 @@ class _Capture:
         self.log = log
         self.listener = listener
         self.echo = echo
-        self.steps: dict[str, StepTime] = {}
+        self.steps: dict[str, TaskTimes] = {}
         self.failed: list[str] = []
-        self._open: dict[str, list[float]] = {}
         self._partial = ""
         self._lock = threading.Lock()
         """A ``ParallelFor`` runs tasks on threads that all print here: one writer at a time keeps every line whole
@@ -73,14 +55,11 @@ class _Capture:
             return
         name = event.task
         if event.state == "started":
-            self._open.setdefault(name, []).append(now)
-            self.steps.setdefault(name, StepTime(name, first_start=now)).tasks += 1
+            self.steps.setdefault(name, TaskTimes(name)).start(now)
             if self.listener:
                 self.listener.started(name)
-        elif self._open.get(name):
-            step = self.steps[name]
-            step.busy_seconds += now - self._open[name].pop(0)
-            step.last_finish = now
+        elif name in self.steps and self.steps[name].running:
+            self.steps[name].finish(now, event.state == "succeeded")
             if event.state == "failed":
                 self.failed.append(name)
             if self.listener:
@@ -148,7 +127,7 @@ class LocalRun:
     outputs: dict[str, Any] = field(default_factory=dict)
     exception: str = ""
     """kfp.local's own message when the run failed (names the failed task only)."""
-    steps: list[StepTime] = field(default_factory=list)
+    steps: list[TaskTimes] = field(default_factory=list)
     log_path: Path | None = None
     """The run's log file: kfp.local's output and every task's full log."""
     failed_tasks: list[str] = field(default_factory=list)

@@ -5,32 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, TextIO
 
-
-@dataclass
-class _Task:
-    name: str
-    expected: int
-    started: int = 0
-    finished: int = 0
-    failed: int = 0
-    first_start: float = 0.0
-    last_finish: float = 0.0
-
-    @property
-    def done(self) -> bool:
-        return self.finished >= max(self.expected, self.started) and self.finished > 0
-
-    @property
-    def state(self) -> str:
-        if self.failed:
-            return "failed"
-        return "done" if self.done else "running"
-
-    def elapsed(self, now: float) -> float:
-        return (self.last_finish if self.done or self.failed else now) - self.first_start
+from pipelines.kfp_events import TaskTimes
 
 
 class _Tasks:
@@ -38,23 +15,19 @@ class _Tasks:
 
     def __init__(self, fan_outs: dict[str, int]) -> None:
         self.fan_outs = fan_outs
-        self.tasks: dict[str, _Task] = {}
+        self.tasks: dict[str, TaskTimes] = {}
         self.lock = threading.Lock()
 
-    def start(self, name: str) -> _Task:
+    def start(self, name: str) -> TaskTimes:
         with self.lock:
-            task = self.tasks.get(name)
-            if task is None:
-                task = self.tasks[name] = _Task(name, self.fan_outs.get(name, 1), first_start=time.perf_counter())
-            task.started += 1
+            task = self.tasks.setdefault(name, TaskTimes(name, self.fan_outs.get(name, 1)))
+            task.start(time.perf_counter())
             return task
 
-    def finish(self, name: str, ok: bool) -> _Task:
+    def finish(self, name: str, ok: bool) -> TaskTimes:
         with self.lock:
             task = self.tasks.get(name) or self.start(name)
-            task.finished += 1
-            task.failed += not ok
-            task.last_finish = time.perf_counter()
+            task.finish(time.perf_counter(), ok)
             return task
 
 

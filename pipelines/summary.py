@@ -114,8 +114,8 @@ def _step_lines(run: LocalRun) -> list[str]:
         return []
     parts = []
     for step in run.steps:
-        if step.tasks > 1:
-            parts.append(f"{step.name} x{step.tasks} {step.wall_seconds:.1f}s (busy {step.busy_seconds:.1f}s)")
+        if step.started > 1:
+            parts.append(f"{step.name} x{step.started} {step.wall_seconds:.1f}s (busy {step.busy_seconds:.1f}s)")
         else:
             parts.append(f"{step.name} {step.wall_seconds:.1f}s")
     return ["Steps (wall time)", *textwrap.wrap(" | ".join(parts), 76, initial_indent="  ", subsequent_indent="  ")]

@@ -80,7 +80,7 @@ def test_tasks_printing_on_threads_keep_every_line_whole(tmp_path: Path) -> None
     for n in range(threads):
         assert sum(f"task {n} line " in line and line.endswith("Δ→✓🙂") for line in text.splitlines()) == lines_each
     assert sorted(heard["started"]) == sorted(heard["finished"]) == sorted(f"train-{n}" for n in range(threads))
-    assert all(step.tasks == 1 and step.wall_seconds >= 0 for step in capture.steps.values())
+    assert all(step.started == 1 and step.wall_seconds >= 0 for step in capture.steps.values())
 
 
 def test_plain_progress_prints_each_step_once_several_to_a_line(tmp_path: Path) -> None:
