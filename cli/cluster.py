@@ -59,12 +59,13 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
         "latest version, no catch-up; Vertex: a schedule, missed runs skipped",
     )
 
-    kfp_parser = command(
-        targets,
-        "kfp",
-        parents=[common],
-        help="a Kubeflow Pipelines API (e.g. KFP on GKE)",
-    )
+    def pipeline_target(name: str, help: str) -> argparse.ArgumentParser:
+        """A target that submits the compiled pipeline: the common options, then its own."""
+        target = command(targets, name, parents=[common], help=help)
+        target.set_defaults(handler=submit_command)
+        return target
+
+    kfp_parser = pipeline_target("kfp", "a Kubeflow Pipelines API (e.g. KFP on GKE)")
     kfp_parser.add_argument("--host", required=True, help="KFP API URL, e.g. https://kfp.example.com/pipeline")
     kfp_parser.add_argument("--namespace", default="kubeflow", help="Kubernetes namespace of the run")
     kfp_parser.add_argument("--experiment", default="fraud-detection", help="experiment (created if missing)")
@@ -75,21 +76,14 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--iap-audience", help="mint a Google ID token for this IAP OAuth client id (Application Default Credentials)"
     )
     kfp_parser.add_argument("--ssl-ca-cert", help="CA bundle for a private endpoint")
-    kfp_parser.set_defaults(handler=submit_command)
 
-    vertex_parser = command(
-        targets,
-        "vertex",
-        parents=[common],
-        help="Vertex AI Pipelines",
-    )
+    vertex_parser = pipeline_target("vertex", "Vertex AI Pipelines")
     vertex_parser.add_argument("--project", required=True, help="Google Cloud project id")
     vertex_parser.add_argument("--region", required=True, help="Vertex AI region, e.g. europe-west4")
     vertex_parser.add_argument("--service-account", help="Google service account the run uses")
     vertex_parser.add_argument("--job-id", help="run id (default: pipeline name + timestamp)")
     vertex_parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="run label")
     vertex_parser.add_argument("--network", help="VPC network to peer, projects/N/global/networks/NAME")
-    vertex_parser.set_defaults(handler=submit_command)
 
     katib_parser = command(
         targets,

@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fraud_detection.transactions.mapping import CUSTOMER_TERMINAL
+from fraud_detection.transactions.mapping import load_mapping
 
 PATTERNS: tuple[str, ...] = ("terminal", "takeover", "card_testing")
 """The fraud patterns; :attr:`Truth.pattern` holds an index into this tuple, or -1 for none."""
@@ -227,7 +227,7 @@ def generate_with_truth(config: TransactionConfig | None = None) -> tuple[pd.Dat
     label = (rng.random(n) < probability[order]).astype(np.int64)
     noise = rng.normal(0.0, config.label_delay_noise_days * _SECONDS_PER_DAY, n)
     delay = np.maximum(np.round(config.label_delay_days * _SECONDS_PER_DAY + noise), 3600.0)
-    names = CUSTOMER_TERMINAL
+    names = load_mapping("customer_terminal")
     frame = pd.DataFrame(
         {
             str(names.tx_id): _ids(n),

@@ -130,32 +130,12 @@ class TransactionMapping(BaseModel):
         return [TX_ID, EVENT_TIME, SEQ, *keys, AMOUNT, LABEL, LABEL_TIME, *self.numeric, *self.categorical]
 
 
-PAYSIM = TransactionMapping(
-    event_time="step",
-    time_unit="hours",
-    entities={"card": "nameOrig", "destination": "nameDest"},
-    amount="amount",
-    label="isFraud",
-    numeric=("oldbalanceOrg", "newbalanceOrig", "oldbalanceDest", "newbalanceDest"),
-    categorical=("type",),
-    excluded=("isFlaggedFraud",),
-)
-"""PaySim's exact schema: ``step`` (hours), ``nameOrig`` the card, ``nameDest`` the destination account.
-Its file has no transaction id (rows are numbered) and no label time (labels are known at once)."""
+BUILTIN_DIR = Path(__file__).parent / "mappings"
+"""The built-in mappings, one YAML file each, in the very format a user's mapping file takes."""
 
-CUSTOMER_TERMINAL = TransactionMapping(
-    tx_id="tx_id",
-    event_time="tx_time",
-    entities={"card": "customer_id", "terminal": "terminal_id"},
-    amount="amount",
-    label="is_fraud",
-    label_time="label_time",
-    categorical=("channel",),
-)
-"""Customers paying at terminals, as :mod:`fraud_detection.transactions.generator` writes them."""
-
-BUILTIN: dict[str, TransactionMapping] = {"paysim": PAYSIM, "customer_terminal": CUSTOMER_TERMINAL}
-"""The built-in mappings by name."""
+BUILTIN: tuple[str, ...] = ("paysim", "customer_terminal")
+"""The built-in mappings' names: ``paysim`` (PaySim's exact schema) and ``customer_terminal`` (what
+:mod:`fraud_detection.transactions.generator` writes)."""
 
 
 def _problem(error: Any) -> str:
@@ -188,9 +168,7 @@ def load_mapping(spec: str | Path) -> TransactionMapping:
     Raises:
         MappingError: neither a built-in name nor a readable mapping file, or the mapping is inconsistent.
     """
-    if str(spec) in BUILTIN:
-        return BUILTIN[str(spec)]
-    path = Path(spec)
+    path = BUILTIN_DIR / f"{spec}.yaml" if str(spec) in BUILTIN else Path(spec)
     if not path.is_file():
         raise MappingError(f"{spec}: neither a built-in mapping ({', '.join(BUILTIN)}) nor a mapping file")
     suffix = path.suffix.lower()
@@ -207,8 +185,7 @@ def load_mapping(spec: str | Path) -> TransactionMapping:
 
 __all__ = [
     "BUILTIN",
-    "CUSTOMER_TERMINAL",
-    "PAYSIM",
+    "BUILTIN_DIR",
     "TIME_UNITS",
     "MappingError",
     "TransactionMapping",

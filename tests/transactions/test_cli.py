@@ -9,7 +9,7 @@ import pytest
 
 from cli.main import build_parser, main
 from fraud_detection.transactions.generator import TransactionConfig, generate
-from fraud_detection.transactions.mapping import CUSTOMER_TERMINAL
+from fraud_detection.transactions.mapping import load_mapping
 from fraud_detection.transactions.read import read_transactions
 
 
@@ -23,7 +23,7 @@ def test_generate_transactions_writes_the_seeded_data_set(
         == 0
     )
     assert "wrote 3,000 transactions" in capsys.readouterr().out
-    frame = read_transactions(str(output), CUSTOMER_TERMINAL)
+    frame = read_transactions(str(output), load_mapping("customer_terminal"))
     expected = generate(TransactionConfig(n_rows=3_000, seed=5))
     assert frame["tx_id"].tolist() == expected["tx_id"].tolist()
     assert frame["amount"].tolist() == expected["amount"].tolist()

@@ -11,7 +11,7 @@ import pytest
 from fraud_detection.schema import DataValidationError
 from fraud_detection.transactions.contract import canonical
 from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME, LABEL, LABEL_TIME, SEQ, TX_ID, key_column
-from fraud_detection.transactions.mapping import CUSTOMER_TERMINAL, PAYSIM, parse_mapping
+from fraud_detection.transactions.mapping import load_mapping, parse_mapping
 from fraud_detection.transactions.read import read_transactions
 
 
@@ -50,8 +50,8 @@ def paysim_rows() -> pd.DataFrame:
 
 
 def test_the_canonical_frame_is_sorted_stably_and_numbered_by_seq() -> None:
-    frame = canonical(customer_terminal_rows(), CUSTOMER_TERMINAL)
-    assert list(frame.columns) == CUSTOMER_TERMINAL.canonical_columns()
+    frame = canonical(customer_terminal_rows(), load_mapping("customer_terminal"))
+    assert list(frame.columns) == load_mapping("customer_terminal").canonical_columns()
     assert frame[TX_ID].tolist() == ["e", "b", "d", "c", "a"]  # b before d: same time, file order
     assert frame[SEQ].tolist() == [0, 1, 2, 3, 4]
     assert frame[SEQ].dtype == np.int64 and frame[LABEL].dtype == np.int64
@@ -62,7 +62,7 @@ def test_the_canonical_frame_is_sorted_stably_and_numbered_by_seq() -> None:
 
 
 def test_paysim_steps_are_hours_ids_are_row_numbers_and_the_flag_is_dropped() -> None:
-    frame = canonical(paysim_rows(), PAYSIM)
+    frame = canonical(paysim_rows(), load_mapping("paysim"))
     assert frame[TX_ID].tolist() == ["1", "2", "3"]
     assert frame[EVENT_TIME].tolist() == [3600.0, 3600.0, 7200.0]
     assert frame[LABEL_TIME].tolist() == frame[EVENT_TIME].tolist()  # no delay given: known at once
@@ -123,7 +123,7 @@ def broken(column: str, row: int, value: object) -> pd.DataFrame:
 )
 def test_a_bad_row_or_column_is_named(raw: pd.DataFrame, message: str) -> None:
     with pytest.raises(DataValidationError) as raised:
-        canonical(raw, CUSTOMER_TERMINAL)
+        canonical(raw, load_mapping("customer_terminal"))
     assert message in str(raised.value)
 
 
@@ -131,7 +131,7 @@ def test_a_numeric_request_column_must_be_numbers() -> None:
     raw = paysim_rows()
     raw["oldbalanceDest"] = pd.Series([0.0, "n/a", 0.0], dtype=object)
     with pytest.raises(DataValidationError, match="column 'oldbalanceDest' must be numeric: row 2 has 'n/a'"):
-        canonical(raw, PAYSIM)
+        canonical(raw, load_mapping("paysim"))
 
 
 def test_a_datetime_column_must_hold_datetimes() -> None:
@@ -147,8 +147,8 @@ def test_a_csv_or_parquet_file_reads_into_the_same_frame(tmp_path: Path) -> None
     raw = paysim_rows()
     raw.to_csv(tmp_path / "paysim.csv", index=False)
     raw.to_parquet(tmp_path / "paysim.parquet", index=False)
-    from_csv = read_transactions(str(tmp_path / "paysim.csv"), PAYSIM)
-    pd.testing.assert_frame_equal(from_csv, read_transactions(str(tmp_path / "paysim.parquet"), PAYSIM))
-    pd.testing.assert_frame_equal(from_csv, canonical(raw, PAYSIM))
+    from_csv = read_transactions(str(tmp_path / "paysim.csv"), load_mapping("paysim"))
+    pd.testing.assert_frame_equal(from_csv, read_transactions(str(tmp_path / "paysim.parquet"), load_mapping("paysim")))
+    pd.testing.assert_frame_equal(from_csv, canonical(raw, load_mapping("paysim")))
     with pytest.raises(FileNotFoundError):
-        read_transactions(str(tmp_path / "none.csv"), PAYSIM)
+        read_transactions(str(tmp_path / "none.csv"), load_mapping("paysim"))

@@ -15,7 +15,7 @@ from fraud_detection.transactions.generator import (
     generate,
     generate_with_truth,
 )
-from fraud_detection.transactions.mapping import CUSTOMER_TERMINAL
+from fraud_detection.transactions.mapping import load_mapping
 
 DAY = 86_400.0
 
@@ -28,13 +28,13 @@ def generated() -> tuple[pd.DataFrame, Truth]:
 
 def test_the_schema_is_the_customer_terminal_mapping_and_no_truth_column(generated: tuple[pd.DataFrame, Truth]) -> None:
     frame, truth = generated
-    assert sorted(frame.columns) == sorted(column for _, column in CUSTOMER_TERMINAL.sources())
+    assert sorted(frame.columns) == sorted(column for _, column in load_mapping("customer_terminal").sources())
     assert not any("prob" in column or "pattern" in column for column in frame.columns)
     assert len(frame) == 200_000 and truth.probability.shape == truth.pattern.shape == (200_000,)
     assert frame["tx_time"].is_monotonic_increasing
     assert frame["tx_time"].duplicated().any()  # whole seconds: some payments share a time
     assert set(frame["channel"].unique()) == set(CHANNELS)
-    assert len(canonical(frame, CUSTOMER_TERMINAL)) == len(frame)
+    assert len(canonical(frame, load_mapping("customer_terminal"))) == len(frame)
 
 
 def test_same_seed_same_data_other_seed_other_data() -> None:

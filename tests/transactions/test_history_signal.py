@@ -15,7 +15,7 @@ from sklearn.metrics import average_precision_score
 from fraud_detection.transactions import generator
 from fraud_detection.transactions.contract import canonical
 from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME, LABEL, LABEL_TIME, key_column
-from fraud_detection.transactions.mapping import CUSTOMER_TERMINAL
+from fraud_detection.transactions.mapping import load_mapping
 
 DAY = 86_400.0
 
@@ -75,7 +75,7 @@ def test_aggregates_see_only_strictly_earlier_events() -> None:
 @pytest.mark.slow
 def test_history_lifts_auprc_at_least_one_and_a_half_times() -> None:
     raw, truth = generator.generate_with_truth(generator.TransactionConfig(seed=3))
-    frame = canonical(raw, CUSTOMER_TERMINAL)
+    frame = canonical(raw, load_mapping("customer_terminal"))
     assert (frame["tx_id"].to_numpy() == raw["tx_id"].to_numpy()).all()  # already in time order: truth aligns
     train = (frame[EVENT_TIME] < 42 * DAY).to_numpy()
     test = ~train

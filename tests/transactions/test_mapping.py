@@ -10,7 +10,7 @@ import pytest
 from fraud_detection.transactions.frame import ROLES, key_column
 from fraud_detection.transactions.mapping import (
     BUILTIN,
-    PAYSIM,
+    BUILTIN_DIR,
     MappingError,
     TransactionMapping,
     load_mapping,
@@ -26,16 +26,17 @@ MINIMAL = {"event_time": "t", "entities": {"card": "card"}, "amount": "amt", "la
 
 
 def test_paysim_names_every_column_of_its_exact_schema_once() -> None:
-    assert sorted(column for _, column in PAYSIM.sources()) == sorted(PAYSIM_HEADER.split(","))
-    assert PAYSIM.time_unit == "hours"
-    assert PAYSIM.entities == {"card": "nameOrig", "destination": "nameDest"}
-    assert "isFlaggedFraud" in PAYSIM.excluded
-    assert "isFlaggedFraud" not in PAYSIM.canonical_columns()
+    assert sorted(column for _, column in load_mapping("paysim").sources()) == sorted(PAYSIM_HEADER.split(","))
+    assert load_mapping("paysim").time_unit == "hours"
+    assert load_mapping("paysim").entities == {"card": "nameOrig", "destination": "nameDest"}
+    assert "isFlaggedFraud" in load_mapping("paysim").excluded
+    assert "isFlaggedFraud" not in load_mapping("paysim").canonical_columns()
 
 
-def test_the_built_ins_load_by_name() -> None:
-    for name, mapping in BUILTIN.items():
-        assert load_mapping(name) is mapping
+def test_the_built_ins_load_by_name_from_files_a_user_could_copy() -> None:
+    assert sorted(path.stem for path in BUILTIN_DIR.glob("*.yaml")) == sorted(BUILTIN)
+    for name in BUILTIN:
+        assert load_mapping(name) == load_mapping(BUILTIN_DIR / f"{name}.yaml")
 
 
 def test_a_mapping_file_in_yaml_or_json_loads(tmp_path: Path) -> None:
@@ -95,8 +96,8 @@ def test_a_missing_or_unreadable_mapping_file_says_so(tmp_path: Path) -> None:
 
 def test_a_mapping_is_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
-        PAYSIM.amount = "x"
-    assert isinstance(PAYSIM, TransactionMapping)
+        load_mapping("paysim").amount = "x"
+    assert isinstance(load_mapping("paysim"), TransactionMapping)
 
 
 def test_the_mapping_file_shown_in_the_docs_is_valid() -> None:
