@@ -18,15 +18,20 @@ class _Tasks:
         self.tasks: dict[str, TaskTimes] = {}
         self.lock = threading.Lock()
 
+    def _started(self, name: str) -> TaskTimes:
+        """Count a start of ``name`` (the caller holds the lock)."""
+        task = self.tasks.setdefault(name, TaskTimes(name, self.fan_outs.get(name, 1)))
+        task.start(time.perf_counter())
+        return task
+
     def start(self, name: str) -> TaskTimes:
         with self.lock:
-            task = self.tasks.setdefault(name, TaskTimes(name, self.fan_outs.get(name, 1)))
-            task.start(time.perf_counter())
-            return task
+            return self._started(name)
 
     def finish(self, name: str, ok: bool) -> TaskTimes:
+        """Count an end of ``name``; one never seen starting counts as started now (the lock is taken once)."""
         with self.lock:
-            task = self.tasks.get(name) or self.start(name)
+            task = self.tasks.get(name) or self._started(name)
             task.finish(time.perf_counter(), ok)
             return task
 

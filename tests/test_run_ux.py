@@ -110,6 +110,17 @@ def test_plain_progress_prints_each_step_once_several_to_a_line(tmp_path: Path) 
     assert re.fullmatch(r"  FAILED run-report \d+\.\ds", lines[-1])
 
 
+def test_an_end_heard_without_its_start_counts_once_and_never_hangs(tmp_path: Path) -> None:
+    out = (tmp_path / "out.txt").open("w+")
+    progress = PlainProgress(out, {})
+    ended = threading.Thread(target=progress.finished, args=("deploy-model", True), daemon=True)
+    ended.start()
+    ended.join(timeout=5)
+    assert not ended.is_alive(), "finishing a task never seen starting took the progress lock twice"
+    (task,) = progress.tasks.tasks.values()
+    assert (task.started, task.finished) == (1, 1)
+
+
 def test_live_progress_draws_state_time_and_a_bar(tmp_path: Path) -> None:
     from rich.console import Console
 
