@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from components.outcome import StepFailure, StepOutcome, write_outcome
-from fraud_detection.config import ConfigError, pipeline_knobs
+from fraud_detection.config import ConfigError
 from fraud_detection.schema import DataValidationError
 from fraud_detection.tracking import finite_metrics
 
@@ -172,12 +172,6 @@ def to_kfp(value: float | None) -> float:
 def from_kfp(value: float) -> float | None:
     """A KFP float input back to the library's form: :data:`NOT_MEASURED` (any negative) becomes None."""
     return None if value < 0 else float(value)
-
-
-def knob_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Those of ``values`` (a component's ``locals()``) that are pipeline knobs, by name."""
-    names = {k.name for k in pipeline_knobs()}
-    return {k: v for k, v in values.items() if k in names}
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from fraud_detection.metrics import TEST, TUNED_PREFIX, VALIDATION, Detail, Metric, Run, on
+from fraud_detection.metrics import TEST, TUNED_PREFIX, VALIDATION, Detail, Metric, Run, of, on
 from pipelines.local import LocalRun
 
 
@@ -139,16 +139,16 @@ def _bakeoff_lines(bakeoff: dict[str, Any]) -> list[str]:
 
 def _tuning_lines(metrics: dict[str, Any]) -> list[str]:
     """Each tuned family's trial count and best values (``<family>_tune_trials``, ``<family>_tuned_<name>``)."""
-    suffix = f"_{Detail.TUNE_TRIALS}"
+    suffix = of("", Detail.TUNE_TRIALS)
     lines = []
     for key in sorted(k for k in metrics if k.endswith(suffix)):
         family = key.removesuffix(suffix)
-        prefix = f"{family}_{TUNED_PREFIX}"
+        prefix = of(family, TUNED_PREFIX)
         best = " ".join(
             f"{k.removeprefix(prefix)}={float(v):.4g}" for k, v in sorted(metrics.items()) if k.startswith(prefix)
         )
-        pruned = int(metrics.get(f"{family}_{Detail.TUNE_PRUNED}", 0))
-        seconds = float(metrics.get(f"{family}_{Detail.TUNE_SECONDS}", 0))
+        pruned = int(metrics.get(of(family, Detail.TUNE_PRUNED), 0))
+        seconds = float(metrics.get(of(family, Detail.TUNE_SECONDS), 0))
         text = f"{family}: {int(metrics[key])} trials ({pruned} pruned) in {seconds:.0f}s; best {best}"
         lines += textwrap.wrap(text, 76, initial_indent="  ", subsequent_indent="    ")
     return ["Tuning (on validation; the best trial's values trained each family)", *lines] if lines else []

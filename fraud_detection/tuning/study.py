@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,22 +159,6 @@ def tune(
         best_values,
     )
     return result
-
-
-def tuned_metadata(result: TuningResult) -> dict[str, Any]:
-    """The best trial's values and the search's size, as recorded beside the model (model directory)."""
-    return {
-        "best_values": dict(result.best_values),
-        "best_validation_auprc": result.best_auprc,
-        "trials": len(result.trials),
-        "pruned": sum(r.state == PRUNED for r in result.trials),
-        "seconds": result.seconds,
-    }
-
-
-def values_text(values: Mapping[str, Value]) -> str:
-    """``name=value`` pairs, numbers to 4 significant digits (log lines, the summary)."""
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
 def write_trials(trials: list[TrialRecord], model_dir: Path) -> Path:
