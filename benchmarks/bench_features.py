@@ -15,9 +15,7 @@ Run: .venv/bin/python benchmarks/bench_features.py  [--rows 6362620] [--pandas-r
 from __future__ import annotations
 
 import argparse
-import shutil
-import socket
-import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +26,9 @@ import pandas as pd
 from fraud_detection.features.definitions import DAY, HOUR, Aggregate, FeatureSet, card_terminal_features
 from fraud_detection.features.offline import compute_features
 from fraud_detection.features.online import Transaction, features_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for its test helpers
+from tests.conftest import redis_server
 
 WINDOWS = (HOUR, DAY, 7 * DAY)
 
@@ -116,12 +117,6 @@ def offline(args: argparse.Namespace) -> None:
     print(f"values equal on {len(sample):,} sampled rows; ratio pandas/ours: {scaled / ours_s:.1f}x")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def online(args: argparse.Namespace) -> None:
     from fraud_detection.features.redis_store import RedisStateStore
     from fraud_detection.features.store import SQLiteStateStore
@@ -138,44 +133,26 @@ def online(args: argparse.Namespace) -> None:
         for r in frame.itertuples()
     ]
     warm, probe = transactions[: -args.probes], transactions[-args.probes :]
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "/usr/bin/redis-server",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(0.5)
-        with tempfile.TemporaryDirectory() as work:
-            stores = {
-                "embedded (SQLite)": SQLiteStateStore(Path(work) / "state.db", horizon=feature_set.horizon),
-                "redis": RedisStateStore(f"redis://127.0.0.1:{port}/0", horizon=feature_set.horizon),
-            }
-            for name, store in stores.items():
-                _, apply_s = timed(lambda store=store: [store.apply(tx) for tx in warm])
-                latencies = []
-                for tx in probe:
-                    start = time.perf_counter()
-                    features_for(tx, store.read(tx.keys), feature_set)
-                    latencies.append(time.perf_counter() - start)
-                events = sum(len(s.events) for s in store.read(probe[-1].keys).values())
-                ms = np.array(latencies) * 1000
-                print(
-                    f"online {name:18s}: read + compute per row median {np.median(ms):.2f} ms, p99 "
-                    f"{np.percentile(ms, 99):.2f} ms ({events} events in the last row's state; "
-                    f"apply {apply_s / len(warm) * 1e6:.0f} us/row)"
-                )
-                store.close()
-    finally:
-        server.terminate()
-        server.wait()
+    with redis_server() as redis_url, tempfile.TemporaryDirectory() as work:
+        stores = {
+            "embedded (SQLite)": SQLiteStateStore(Path(work) / "state.db", horizon=feature_set.horizon),
+            "redis": RedisStateStore(redis_url, horizon=feature_set.horizon),
+        }
+        for name, store in stores.items():
+            _, apply_s = timed(lambda store=store: [store.apply(tx) for tx in warm])
+            latencies = []
+            for tx in probe:
+                start = time.perf_counter()
+                features_for(tx, store.read(tx.keys), feature_set)
+                latencies.append(time.perf_counter() - start)
+            events = sum(len(s.events) for s in store.read(probe[-1].keys).values())
+            ms = np.array(latencies) * 1000
+            print(
+                f"online {name:18s}: read + compute per row median {np.median(ms):.2f} ms, p99 "
+                f"{np.percentile(ms, 99):.2f} ms ({events} events in the last row's state; "
+                f"apply {apply_s / len(warm) * 1e6:.0f} us/row)"
+            )
+            store.close()
 
 
 def main() -> None:

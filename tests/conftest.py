@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -50,6 +51,38 @@ def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A real ``redis-server`` on a free port of 127.0.0.1 only, without persistence; yields its URL once it answers
+    a ping, and stops it afterwards (the feature-store tests and ``benchmarks/bench_features.py``)."""
+    import shutil
+
+    import redis
+
+    port = free_port()
+    server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        client.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_process(process)
 
 
 def wait_http(url: str, timeout: float = 120, process: subprocess.Popen | None = None, log: Path | None = None) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -21,7 +18,7 @@ from fraud_detection.features.definitions import (
     Numeric,
     OneHot,
 )
-from tests.conftest import free_port, stop_process
+from tests.conftest import redis_server
 
 TYPES = ("PAYMENT", "TRANSFER", "CASH_OUT")
 
@@ -83,26 +80,5 @@ def every_kind() -> FeatureSet:
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
     """A real redis-server on a free 127.0.0.1 port, without persistence, for the module."""
-    server = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = free_port()
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=port)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                stop_process(process)
-                raise
-            time.sleep(0.05)
-    client.close()
-    yield f"redis://127.0.0.1:{port}/0"
-    stop_process(process)
+    with redis_server() as url:
+        yield url
