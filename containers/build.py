@@ -30,6 +30,16 @@ sys.path.insert(0, str(REPO))
 from pipelines import containers as podman  # noqa: E402  (standard library only at import)
 
 IMAGES = {"serving": "serving/Dockerfile", "components": "components/Dockerfile"}
+LICENSE = "Apache-2.0"
+
+
+def image_labels(name: str, tag: str) -> dict[str, str]:
+    """The OCI labels of image ``name`` at version ``tag``: given at build time, the same for both images."""
+    return {
+        "org.opencontainers.image.title": f"fraud-detection-{name}",
+        "org.opencontainers.image.version": tag,
+        "org.opencontainers.image.licenses": LICENSE,
+    }
 PIP_KEYS = ("index-url", "extra-index-url", "find-links", "trusted-host", "default-timeout")
 """The host's pip settings a build needs to reach the same index (not its constraints or caches)."""
 
@@ -149,7 +159,8 @@ def build(names: list[str], base: str | None) -> list[dict[str, object]]:
             extra += ["--build-arg", f"PYTHON_IMAGE={base}"]
         for name in names:
             ref = f"fraud-detection-{name}:{tag}"
-            command = [engine, "build", "-f", IMAGES[name], "-t", ref, "--build-arg", f"VERSION={tag}", *extra, "."]
+            labels = [f"--label={key}={value}" for key, value in image_labels(name, tag).items()]
+            command = [engine, "build", "-f", IMAGES[name], "-t", ref, *labels, *extra, "."]
             print(f"==> {name}: {' '.join(command)}", flush=True)
             started = time.perf_counter()
             subprocess.run(command, cwd=REPO, env=env, check=True)

@@ -93,6 +93,16 @@ def test_cd_uses_workload_identity_and_commit_tags() -> None:
     assert step_using(cd, "pipeline", "actions/upload-artifact")
 
 
+def test_cd_labels_each_image_as_make_images_does() -> None:
+    from containers.build import IMAGES, image_labels
+
+    cd = yaml.safe_load((WORKFLOWS / "cd.yml").read_text())
+    by_file = {b["with"]["file"]: b["with"] for b in step_using(cd, "images", "docker/build-push-action")}
+    for name, dockerfile in IMAGES.items():
+        labels = dict(line.split("=", 1) for line in by_file[dockerfile]["labels"].splitlines())
+        assert labels == image_labels(name, "${{ steps.names.outputs.version }}"), name
+
+
 MUTATIONS = {
     # a misspelt key in a step of ci.yml
     "misspelt-key": ("ci.yml", "        run: make lint", "        runn: make lint"),

@@ -6,6 +6,7 @@ non-root user, port 8080 (published on 127.0.0.1 only). The protocol checks reus
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,16 @@ def test_runs_as_the_images_non_root_user_with_a_read_only_root(container: Servi
     # Published on 127.0.0.1 only.
     bindings = info["HostConfig"]["PortBindings"]["8080/tcp"]
     assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
+
+
+def test_the_image_carries_the_labels_make_images_gives(podman_env: dict[str, str]) -> None:
+    from containers.build import image_labels
+    from tests.containers.conftest import SERVING_IMAGE, podman
+
+    inspected = json.loads(podman(podman_env, "image", "inspect", SERVING_IMAGE).stdout)[0]
+    labels = inspected["Config"]["Labels"] or {}
+    expected = image_labels("serving", SERVING_IMAGE.rsplit(":", 1)[1])
+    assert {key: labels.get(key) for key in expected} == expected
 
 
 def test_the_image_holds_no_build_time_pip_settings_or_ca_bundle(container: ServingContainer) -> None:
