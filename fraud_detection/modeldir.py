@@ -27,12 +27,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from fraud_detection import storage
 from fraud_detection.families import BLEND, CANDIDATES, XGBOOST
 from fraud_detection.families import models as family_models
+from fraud_detection.features.definitions import FeatureSet
 from fraud_detection.schema import FEATURES
+from fraud_detection.transactions.mapping import TransactionMapping
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -48,6 +50,16 @@ READABLE_VERSIONS = (1, 2)
 
 class ModelDirError(RuntimeError):
     """A model directory is missing, incomplete or unreadable; the message says which file and why."""
+
+
+class TransactionInputs(BaseModel):
+    """What a model trained on raw transactions reads: the source columns (its mapping) and the features it
+    computes from them and from the entities' history. Serving needs nothing else."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mapping: TransactionMapping = Field(description="source columns to canonical ones, as the data set had them")
+    features: FeatureSet = Field(description="the engineered features, in the model's input order")
 
 
 class ModelMetadata(BaseModel):
@@ -73,6 +85,9 @@ class ModelMetadata(BaseModel):
     tuned_params: dict[str, float | int | str] = Field(
         default_factory=dict, description="the best tuning trial's values (empty: the fixed settings were used)"
     )
+    transactions: TransactionInputs | None = Field(
+        default=None, description="raw-transaction models only: their mapping and feature set (None: public schema)"
+    )
 
     @field_validator("format_version", "family")
     @classmethod
@@ -90,12 +105,13 @@ class ModelMetadata(BaseModel):
             raise ValueError(f"blend_weights belong to a blend, not to family {self.family!r}")
         return self
 
-    @field_validator("feature_names")
-    @classmethod
-    def _features_are_the_contract(cls, value: list[str]) -> list[str]:
-        if list(value) != list(FEATURES):
-            raise ValueError(f"feature_names must be {list(FEATURES)}, got {value}")
-        return value
+    @model_validator(mode="after")
+    def _features_are_the_contract(self) -> ModelMetadata:
+        expected = list(FEATURES) if self.transactions is None else list(self.transactions.features.names)
+        if list(self.feature_names) != expected:
+            source = "the public schema" if self.transactions is None else "transactions.features"
+            raise ValueError(f"feature_names must be {expected} ({source}), got {self.feature_names}")
+        return self
 
 
 def save_model_dir(model: FamilyModel | xgb.Booster, metadata: ModelMetadata, directory: Path | str) -> Path:
