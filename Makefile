@@ -41,13 +41,14 @@ install: $(STAMP) $(CHECKOV_STAMP) ## Create .venv with the locked dependencies,
 # Debian packages some checks need: chromium renders the HTML reports, tesseract reads the numbers back from a
 # screenshot of the run's report page, wrk drives the serving benchmark, prometheus (with promtool) unit-tests
 # the alert rules and scrapes the live server and stream scorer, redis-server backs the online feature store in tests.
-sysdeps: ## Install chromium, tesseract-ocr, wrk, prometheus and redis-server from Debian when missing (needs root)
+sysdeps: ## Install chromium, tesseract-ocr, wrk, prometheus, prometheus-alertmanager and redis-server from Debian when missing (needs root)
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v tesseract >/dev/null || missing="$$missing tesseract-ocr"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; \
