@@ -256,7 +256,10 @@ def _pod_problems(where: str, pod: dict[str, Any]) -> list[str]:
         if image_problem:
             problems.append(f"{cname}: {image_problem}")
         for env in container.get("env") or []:
-            if SECRET_NAME.search(str(env.get("name", ""))) and "value" in env:
+            name, value = str(env.get("name", "")), str(env.get("value", ""))
+            # a *_FILE setting names where a mounted Secret's file is, not the secret itself
+            names_a_mounted_file = name.upper().endswith("_FILE") and value.startswith("/")
+            if SECRET_NAME.search(name) and "value" in env and not names_a_mounted_file:
                 problems.append(f"{cname}: env {env['name']} holds a plaintext secret (use valueFrom.secretKeyRef)")
     return problems
 
