@@ -18,8 +18,12 @@ def test_a_record_travels_as_ce_headers_and_comes_back_equal() -> None:
     assert headers["ce_type"] == b"org.kubeflow.serving.inference.response"
     assert headers["ce_specversion"] == b"1.0"
     assert headers["content-type"] == b"application/json"
-    for extension, value in (("inferenceservicename", b"fraud-detector"), ("namespace", b"fraud"),
-                             ("component", b"predictor"), ("endpoint", b"shadow")):
+    for extension, value in (
+        ("inferenceservicename", b"fraud-detector"),
+        ("namespace", b"fraud"),
+        ("component", b"predictor"),
+        ("endpoint", b"shadow"),
+    ):
         assert headers[f"ce_{extension}"] == value
     assert records.decode(message.key, message.value, message.headers) == item
 
