@@ -1,4 +1,4 @@
-"""The controller: Alertmanager's webhook receiver, and the only caller that moves the champion on an alert.
+"""The controller: Alertmanager's webhook receiver, which acts on alerts (retrain, roll back).
 
     python -m monitor.controller --token-file /etc/fraud/controller-token --serving-root .fraud/serving \\
         --retrain-command "fraud run" --state .fraud/monitor/controller.sqlite --port 9200
@@ -23,7 +23,7 @@ import shlex
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from monitor.actions import CommandRun, RetrainLease, RetrainRequest, Run, rollback
+from monitor.options import add_options, given
 
 log = logging.getLogger("monitor.controller")
 
@@ -67,11 +68,16 @@ class ControllerSettings(BaseModel):
     state: Path = Field(default=Path(".fraud/monitor/controller.sqlite"), description="the retrain lease's file")
     retrain_command: str = Field(default="fraud run", description="the command that starts a retraining run")
     lease_hours: float = Field(default=6, gt=0, description="no second run starts within this time of one")
-    host: str = "127.0.0.1"
-    port: int = Field(default=9200, ge=0, le=65535)
-    retrain_alerts: str = "FraudFeatureSkew,FraudFeatureDrift,FraudScoreDrift,FraudLivePerformanceDecay"
-    rollback_alerts: str = "FraudNewestVersionDegraded"
-    promote_alerts: str = "FraudShadowChallengerWins"
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=9200, ge=0, le=65535, description="port to listen on")
+    retrain_alerts: str = Field(
+        default="FraudFeatureSkew,FraudFeatureDrift,FraudScoreDrift,FraudLivePerformanceDecay",
+        description="alert names (comma-separated) that start a retraining run",
+    )
+    rollback_alerts: str = Field(
+        default="FraudNewestVersionDegraded", description="alert names that roll the champion back (need model_version)"
+    )
+    promote_alerts: str = Field(default="FraudShadowChallengerWins", description="alert names that promote (not wired)")
 
     def names(self, field: str) -> frozenset[str]:
         """The alert names of a comma-separated option."""
@@ -158,10 +164,7 @@ def app(settings: ControllerSettings, run: Run | None = None) -> Starlette:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m monitor.controller", description=__doc__.splitlines()[0])
-    for name, spec in ControllerSettings.model_fields.items():
-        parser.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, required=spec.is_required(), help=spec.description
-        )
+    add_options(parser, ControllerSettings)
     return parser
 
 
@@ -169,8 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m monitor.controller`` (and of a CLI that wraps it): serve until stopped."""
     import uvicorn
 
-    given: dict[str, Any] = {k: v for k, v in vars(_parser().parse_args(argv)).items() if v is not None}
-    settings = ControllerSettings.model_validate(given)
+    settings = ControllerSettings.model_validate(given(_parser().parse_args(argv), ControllerSettings))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(app(settings), host=settings.host, port=settings.port, log_level="info")
     return 0

@@ -1,5 +1,7 @@
-"""The label joiner process: prediction records and late labels from Kafka (or a file) into the join store,
-and the live metrics on ``/metrics``.
+"""The label joiner: records and late labels into the join store, live metrics on /metrics.
+
+Prediction records and labels come from Kafka (or labels from a file); the metrics of
+:mod:`monitor.metrics` are served on ``/metrics``.
 
     python -m monitor.joiner run --db .fraud/monitor/join.sqlite --bootstrap-servers 127.0.0.1:9092
     python -m monitor.joiner import-labels --db .fraud/monitor/join.sqlite labels.csv
@@ -26,6 +28,7 @@ from pydantic import BaseModel, Field
 
 from fraud_detection.monitoring import join, labels, records, shift
 from monitor.metrics import SnapshotCollector, Windows, take
+from monitor.options import add_options, given
 
 log = logging.getLogger("monitor.joiner")
 
@@ -35,17 +38,17 @@ class JoinerSettings(BaseModel):
 
     db: Path = Field(description="the SQLite join store")
     bootstrap_servers: str | None = Field(default=None, description="Kafka brokers; none: serve the store only")
-    records_topic: str = "fraud-predictions"
-    labels_topic: str = "fraud-labels"
-    group_id: str = "fraud-joiner"
-    metrics_host: str = "0.0.0.0"  # a pod's metrics port is scraped from outside the pod
-    metrics_port: int = Field(default=9102, ge=0, le=65535)
+    records_topic: str = Field(default="fraud-predictions", description="the prediction log's topic")
+    labels_topic: str = Field(default="fraud-labels", description="the labels' topic")
+    group_id: str = Field(default="fraud-joiner", description="Kafka consumer group")
+    metrics_host: str = Field(default="0.0.0.0", description="address of /metrics (a pod is scraped from outside)")
+    metrics_port: int = Field(default=9102, ge=0, le=65535, description="port of /metrics")
     maturity_hours: float = Field(default=24 * 30, gt=0, description="time after scoring until a row is judged")
     cohort_days: float = Field(default=7, gt=0, description="matured rows scored in this span are the cohort")
     serving_minutes: float = Field(default=60, gt=0, description="the served window for skew and drift")
     reference: Path | None = Field(default=None, description="training reference (JSON of shift.Reference)")
-    shift_threshold: float = Field(default=shift.DEFAULT_THRESHOLD, gt=0)
-    refresh_seconds: float = Field(default=15, gt=0)
+    shift_threshold: float = Field(default=shift.DEFAULT_THRESHOLD, gt=0, description="PSI above which a column alerts")
+    refresh_seconds: float = Field(default=15, gt=0, description="time between two computations of the metrics")
     resamples: int = Field(default=200, ge=10, description="bootstrap resamples of the shadow comparison")
 
     def windows(self) -> Windows:
@@ -80,6 +83,7 @@ class Joiner:
             now or datetime.now(UTC),
             self.settings.windows(),
             self.reference,
+            default_threshold=self.settings.shift_threshold,
             resamples=self.settings.resamples,
         )
         self.collector.publish(snapshot)
@@ -160,9 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m monitor.joiner", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="consume records and labels, serve the live metrics")
-    for name, spec in JoinerSettings.model_fields.items():
-        option = f"--{name.replace('_', '-')}"
-        run.add_argument(option, dest=name, required=spec.is_required(), help=spec.description)
+    add_options(run, JoinerSettings)
     imports = commands.add_parser("import-labels", help="store the labels of CSV or JSON-lines files")
     imports.add_argument("--db", type=Path, required=True)
     imports.add_argument("files", type=Path, nargs="+")
@@ -177,8 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         count = import_labels(arguments.db, arguments.files)
         print(f"stored {count} labels in {arguments.db}")
         return 0
-    given = {k: v for k, v in vars(arguments).items() if k != "command" and v is not None}
-    settings = JoinerSettings.model_validate(given)
+    settings = JoinerSettings.model_validate(given(arguments, JoinerSettings))
     registry = CollectorRegistry()
     joiner = Joiner(settings, registry)
     server, thread = start_http_server(settings.metrics_port, settings.metrics_host, registry=registry)

@@ -66,6 +66,7 @@ def take(
     windows: Windows,
     reference: shift.Reference | None = None,
     thresholds: dict[str, float] | None = None,
+    default_threshold: float = shift.DEFAULT_THRESHOLD,
     resamples: int = 200,
 ) -> Snapshot:
     """Measure the store at ``now``: realised and estimated performance, skew and drift, the shadow comparison."""
@@ -75,10 +76,12 @@ def take(
     served = store.features(now - windows.serving, now)
     if len(served):
         if reference is not None:
-            snapshot.shifts += shift.shifts(reference, served, "skew", thresholds)
+            snapshot.shifts += shift.shifts(reference, served, "skew", thresholds, default_threshold)
         previous = store.features(now - 2 * windows.serving, now - windows.serving)
         if len(previous):
-            snapshot.shifts += shift.shifts(shift.Reference.of(previous), served, "drift", thresholds)
+            snapshot.shifts += shift.shifts(
+                shift.Reference.of(previous), served, "drift", thresholds, default_threshold
+            )
     paired = shadow.pairs(matured)
     if len(paired) and paired["outcome"].sum() > 0:
         snapshot.comparison = shadow.compare(
