@@ -133,3 +133,16 @@ def test_the_estimate_before_maturity_is_close_for_calibrated_scores(tmp_path: P
     assert estimate.precision == pytest.approx(outcome[flagged].mean(), abs=error)
     assert estimate.recall == pytest.approx(outcome[flagged].sum() / outcome.sum(), abs=0.03)
     assert estimate.fraud_rate == pytest.approx(outcome.mean(), abs=0.01)
+
+
+def test_the_joiners_file_import_stores_each_label_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.joiner import main
+
+    given = labels_of(scored(40, seed=6)[1])
+    path = tmp_path / "labels.jsonl"
+    path.write_text("".join(labels.encode(g)[1].decode() + "\n" for g in given))
+    db = tmp_path / "join.sqlite"
+    assert main(["import-labels", "--db", str(db), str(path), str(path)]) == 0  # the same file twice
+    assert f"stored {2 * len(given)} labels" in capsys.readouterr().out
+    store = join.JoinStore(db)
+    assert store.counts() == (0, len(given))
