@@ -1,5 +1,6 @@
-"""Real parts of the loop-after-deploy tests: a local serving root with exported versions, and the controller
-process on 127.0.0.1 with a retrain command that only writes down that it ran."""
+"""Real parts of the loop-after-deploy tests, each on 127.0.0.1: a local serving root with exported versions, the
+controller process with a retrain command that only writes down that it ran, the joiner process, and
+Debian's Alertmanager."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from fraud_detection import champion, modeldir
 from tests.conftest import free_port, stop_process
@@ -107,3 +110,97 @@ class Controller:
     def stop(self) -> None:
         stop_process(self.process, timeout=10)
         self._log.close()
+
+
+class JoinerProcess:
+    """``python -m monitor.joiner run`` with its metrics on 127.0.0.1:<free port>."""
+
+    def __init__(self, work: Path, db: Path, *options: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/metrics"
+        self.log_path = work / "joiner.log"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "monitor.joiner", "run", "--db", str(db), "--metrics-host", "127.0.0.1",
+             "--metrics-port", str(self.port), "--maturity-hours", "720", "--cohort-days", "90",
+             "--refresh-seconds", "1", *options],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample of ``/metrics`` by name and sorted labels ({} while it does not answer)."""
+        if self.process.poll() is not None:
+            raise AssertionError(f"the joiner exited: {self.log_path.read_text()[-2000:]}")
+        try:
+            text = requests.get(self.url, timeout=5).text
+        except requests.RequestException:
+            return {}
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def stop(self) -> None:
+        stop_process(self.process, timeout=10)
+        self._log.close()
+
+
+class Alertmanager:
+    """``prometheus-alertmanager`` with ``config``, clustering off, a temporary storage directory."""
+
+    def __init__(self, directory: Path, config: dict[str, Any]) -> None:
+        (directory / "alertmanager.yml").write_text(yaml.safe_dump(config))
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self._log = (directory / "alertmanager.log").open("w")
+        self.process = subprocess.Popen(
+            ["prometheus-alertmanager", f"--config.file={directory / 'alertmanager.yml'}",
+             f"--storage.path={directory / 'alertmanager'}", f"--web.listen-address=127.0.0.1:{port}",
+             "--cluster.listen-address="],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_until(self._ready, "alertmanager to be ready")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"alertmanager exited with {self.process.returncode}")
+        try:
+            return requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        stop_process(self.process, timeout=10)
+        self._log.close()
+
+
+def receiver(name: str, controller: Controller, token_file: Path | None = None) -> dict[str, Any]:
+    """An Alertmanager receiver posting to ``controller`` with the token in ``token_file`` (default: the right one)."""
+    webhook = {
+        "url": f"{controller.url}/alerts",
+        "send_resolved": True,
+        "http_config": {
+            "authorization": {"type": "Bearer", "credentials_file": str(token_file or controller.token_file)}
+        },
+    }
+    return {"name": name, "webhook_configs": [webhook]}
+
+
+FAST = {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
+"""Route timing of the tests: a notification within about a second."""
+
+
+def wait_until(condition: Any, what: str, timeout: float = WAIT) -> None:
+    """Poll ``condition`` every 0.2 s until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout}s for {what}")
+        time.sleep(0.2)

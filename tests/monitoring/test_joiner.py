@@ -5,60 +5,20 @@ out-of-order labels and records, it shows the same metrics as the store fed in o
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
-import requests
-from prometheus_client.parser import text_string_to_metric_families
 from sklearn.metrics import average_precision_score
 
-from fraud_detection.monitoring import join, labels, records, shift
-from tests.conftest import free_port, stop_process
-from tests.monitoring.traffic import FEATURES, labels_of, scored
+from fraud_detection.monitoring import join, labels, records
+from tests.monitoring.loop_parts import JoinerProcess
+from tests.monitoring.traffic import FEATURES, labels_of, recent_with_a_shift, scored
 
 pytestmark = pytest.mark.slow
 WAIT = 60.0
-
-
-class JoinerProcess:
-    """``python -m monitor.joiner run`` with its metrics on 127.0.0.1:<free port>."""
-
-    def __init__(self, work: Path, db: Path, *options: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/metrics"
-        self.log_path = work / "joiner.log"
-        self._log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "monitor.joiner", "run", "--db", str(db), "--metrics-host", "127.0.0.1",
-             "--metrics-port", str(self.port), "--maturity-hours", "720", "--cohort-days", "90",
-             "--refresh-seconds", "1", *options],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """Every sample of ``/metrics`` by name and sorted labels ({} while it does not answer)."""
-        if self.process.poll() is not None:
-            raise AssertionError(f"the joiner exited: {self.log_path.read_text()[-2000:]}")
-        try:
-            text = requests.get(self.url, timeout=5).text
-        except requests.RequestException:
-            return {}
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
-
-    def stop(self) -> None:
-        stop_process(self.process, timeout=10)
-        self._log.close()
 
 
 def _traffic(now: datetime) -> tuple[list[records.PredictionRecord], list[labels.Label], float]:
@@ -70,28 +30,11 @@ def _traffic(now: datetime) -> tuple[list[records.PredictionRecord], list[labels
     return champion_records + challenger_records, labels_of(outcome, start), expected
 
 
-def _served(now: datetime, moved: str) -> tuple[list[records.PredictionRecord], shift.Reference]:
-    """The last half hour's records, ``moved`` shifted by one standard deviation, and the training reference."""
-    recent, _ = scored(4000, seed=8, start=now - timedelta(minutes=30), version="3")
-    recent = [r.model_copy(update={"id": f"recent-{i}"}) for i, r in enumerate(recent)]
-    recent = [
-        r.model_copy(update={"data": r.data.model_copy(update={"transaction_id": r.id, "features": {
-            **r.data.features, moved: r.data.features[moved] + 1.0}})})
-        for r in recent
-    ]  # fmt: skip
-    rng = np.random.default_rng(9)
-    import pandas as pd
-
-    training = pd.DataFrame(rng.normal(size=(20000, len(FEATURES))), columns=list(FEATURES))
-    training["score"] = rng.beta(0.3, 3.0, 20000)
-    return recent, shift.Reference.of(training)
-
-
 @pytest.fixture
 def fed_store(tmp_path: Path) -> Iterator[tuple[Path, float, Path]]:
     now = datetime.now(UTC)
     items, given, expected = _traffic(now)
-    recent, reference = _served(now, "V2")
+    recent, reference = recent_with_a_shift(now, "V2")
     store = join.JoinStore(tmp_path / "join.sqlite")
     store.add_records(items + recent)
     store.add_labels(given)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 
+from fraud_detection.monitoring import shift
 from fraud_detection.monitoring.labels import Label
 from fraud_detection.monitoring.records import Endpoint, Prediction, PredictionRecord, record
 
@@ -53,3 +55,18 @@ def labels_of(outcome: np.ndarray, start: datetime = START, delay: timedelta = t
         for i, y in enumerate(outcome)
         if y == 1 or i % 3 == 0  # every fraud is reported; a third of the legitimate ones are confirmed
     ]
+
+
+def recent_with_a_shift(now: datetime, moved: str) -> tuple[list[PredictionRecord], shift.Reference]:
+    """The last half hour's records, ``moved`` shifted by one (a standard deviation), and the training reference."""
+    recent, _ = scored(1500, seed=8, start=now - timedelta(minutes=30), version="3")  # 25 minutes
+    recent = [r.model_copy(update={"id": f"recent-{i}"}) for i, r in enumerate(recent)]
+    recent = [
+        r.model_copy(update={"data": r.data.model_copy(update={"transaction_id": r.id, "features": {
+            **r.data.features, moved: r.data.features[moved] + 1.0}})})
+        for r in recent
+    ]  # fmt: skip
+    rng = np.random.default_rng(9)
+    training = pd.DataFrame(rng.normal(size=(20000, len(FEATURES))), columns=list(FEATURES))
+    training["score"] = rng.beta(0.3, 3.0, 20000)
+    return recent, shift.Reference.of(training)
