@@ -82,6 +82,9 @@ def test_duplicate_late_and_out_of_order_messages_through_a_broker_give_the_in_o
         g.model_copy(update={"label": 0, "label_time": g.label_time - timedelta(days=1)}) for g in given if g.label
     ]
     messages += [("l", (*labels.encode(g), [])) for g in overturned]
+    bad = [("r", (b"tx-1", b"{}", [("ce_id", b"tx-1"), ("ce_type", b"org.kubeflow.serving.inference.request")])),
+           ("l", (b"tx-2", b"not json", []))]  # fmt: skip
+    messages += bad
     rng.shuffle(messages)
     with Broker(tmp_path / "tansu.log") as broker:
         broker.create_topics("loop-records", "loop-labels")
@@ -101,8 +104,14 @@ def test_duplicate_late_and_out_of_order_messages_through_a_broker_give_the_in_o
             # every message stored, then one refresh after the last batch: the in-order store's metrics, exactly
             found = _wait_live(from_kafka, lambda found: found == expected)
             assert found == expected
-            total = sum(v for (name, _), v in from_kafka.samples().items() if name == "fraud_joiner_messages_total")
-            assert total == len(messages)
+            samples = from_kafka.samples()
+            assert sum(v for (name, _), v in samples.items() if name == "fraud_joiner_messages_total") == len(
+                messages
+            ) - len(bad)
+            assert samples[("fraud_joiner_rejected_total", (("kind", "record"),))] == 1
+            assert samples[("fraud_joiner_rejected_total", (("kind", "label"),))] == 1
+            log = from_kafka.log_path.read_text()
+            assert "refused a record at loop-records/" in log and "header ce_specversion is missing" in log
         finally:
             from_kafka.stop()
             in_order.stop()
