@@ -77,11 +77,15 @@ class Joiner:
         )
 
     def refresh(self, now: datetime | None = None) -> None:
-        """Recompute the metrics at ``now`` (the wall clock by default) and publish them."""
+        """Recompute the metrics at ``now`` (the wall clock by default) and publish them; forget what no window
+        will read again (older than the matured cohort, with a day's slack)."""
+        moment = now or datetime.now(UTC)
+        windows = self.settings.windows()
+        self.store.prune(moment - windows.maturity - windows.cohort - timedelta(days=1))
         snapshot = take(
             self.store,
-            now or datetime.now(UTC),
-            self.settings.windows(),
+            moment,
+            windows,
             self.reference,
             default_threshold=self.settings.shift_threshold,
             resamples=self.settings.resamples,

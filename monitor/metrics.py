@@ -45,7 +45,8 @@ class Windows:
 
     maturity: timedelta
     cohort: timedelta
-    """Matured rows scored within this span before the maturity cutoff make the realised cohort."""
+    """Matured rows scored within this span before the maturity cutoff make the realised cohort; pending rows
+    scored within it before now make the estimate's."""
     serving: timedelta
     """The served window whose features are compared with the reference (skew) and the window before (drift)."""
 
@@ -70,8 +71,7 @@ def take(
     resamples: int = 200,
 ) -> Snapshot:
     """Measure the store at ``now``: realised and estimated performance, skew and drift, the shadow comparison."""
-    frame = store.rows(now - windows.maturity - windows.cohort, now)
-    matured, pending = join.split_by_maturity(frame, now, windows.maturity)
+    matured, pending = join.cohorts(store, now, windows.maturity, windows.cohort)
     snapshot = Snapshot(performance.realised(matured), performance.estimated(pending))
     served = store.features(now - windows.serving, now)
     if len(served):

@@ -120,6 +120,20 @@ class JoinStore:
         labels = self.connection.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
         return int(predictions), int(labels)
 
+    def prune(self, before: datetime) -> int:
+        """Forget predictions scored before ``before`` (no window reads them any more) and labels known before it
+        whose prediction is gone; returns how many predictions went."""
+        with self.connection:
+            self.connection.execute("BEGIN IMMEDIATE")
+            gone = self.connection.execute(
+                "DELETE FROM predictions WHERE scored_at < ?", (before.timestamp(),)
+            ).rowcount
+            self.connection.execute(
+                "DELETE FROM labels WHERE label_time < ? AND tx_id NOT IN (SELECT tx_id FROM predictions)",
+                (before.timestamp(),),
+            )
+        return int(gone)
+
     def rows(self, scored_from: datetime, scored_to: datetime) -> pd.DataFrame:
         """Predictions scored in ``[scored_from, scored_to)`` with their label (NaN: none yet), one row each."""
         query = (
@@ -144,6 +158,18 @@ class JoinStore:
         frame = pd.DataFrame([orjson.loads(features) for features, _ in found])
         frame["score"] = [probability for _, probability in found]
         return frame
+
+
+EPSILON = timedelta(microseconds=1)
+
+
+def cohorts(store: JoinStore, now: datetime, maturity: timedelta, span: timedelta) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(matured, pending)`` at ``now``: the rows scored within ``span`` before the maturity cutoff, and the rows
+    scored within ``span`` before ``now`` that have not matured yet (see :func:`split_by_maturity`)."""
+    cutoff = now - maturity
+    matured, _ = split_by_maturity(store.rows(cutoff - span, cutoff + EPSILON), now, maturity)
+    _, pending = split_by_maturity(store.rows(max(cutoff, now - span), now + EPSILON), now, maturity)
+    return matured, pending
 
 
 def split_by_maturity(frame: pd.DataFrame, now: datetime, maturity: timedelta) -> tuple[pd.DataFrame, pd.DataFrame]:

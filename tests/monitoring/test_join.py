@@ -146,3 +146,30 @@ def test_the_joiners_file_import_stores_each_label_once(tmp_path: Path, capsys: 
     assert f"stored {2 * len(given)} labels" in capsys.readouterr().out
     store = join.JoinStore(db)
     assert store.counts() == (0, len(given))
+
+
+def test_cohorts_hold_the_span_before_the_cutoff_and_the_recent_pending_rows(tmp_path: Path) -> None:
+    items, _ = scored(100, seed=9)  # one a second from START
+    store = join.JoinStore(tmp_path / "join.sqlite")
+    store.add_records(items)
+    now = START + MATURITY + timedelta(seconds=59.5)  # rows 0..59 matured
+    matured, pending = join.cohorts(store, now, MATURITY, timedelta(seconds=10))
+    assert matured["tx_id"].tolist() == sorted(f"tx-{i}" for i in range(50, 60))
+    assert pending.empty  # the newest rows were scored a maturity ago, far outside the last ten seconds
+    matured, pending = join.cohorts(store, START + timedelta(seconds=99.5), MATURITY, timedelta(seconds=10))
+    assert matured.empty and sorted(pending["tx_id"]) == sorted(f"tx-{i}" for i in range(90, 100))
+
+
+def test_pruning_forgets_old_predictions_and_their_labels_only(tmp_path: Path) -> None:
+    items, outcome = scored(100, seed=10)
+    store = join.JoinStore(tmp_path / "join.sqlite")
+    store.add_records(items)
+    store.add_labels(labels_of(outcome, delay=timedelta(seconds=1)))
+    early_label = Label(tx_id="tx-unscored", label=1, label_time=START + timedelta(days=5))  # record not there yet
+    store.add_labels([early_label])
+    assert store.prune(START + timedelta(seconds=50)) == 50
+    predictions, labelled = store.counts()
+    assert predictions == 50
+    kept = store.rows(START, NOW)
+    assert kept["tx_id"].str.removeprefix("tx-").astype(int).min() == 50
+    assert labelled == sum(1 for g in labels_of(outcome) if int(g.tx_id[3:]) >= 49) + 1  # tx-49's label: time 50 s
