@@ -115,3 +115,13 @@ def test_a_run_that_cannot_start_leaves_no_record(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         lease.start_once(actions.RetrainRequest("group-a", ("FraudFeatureDrift",)), run)
     assert lease.runs() == []
+
+
+def test_a_body_that_is_not_an_alertmanager_webhook_gets_400_and_moves_nothing(
+    controller: Controller, root: Path
+) -> None:
+    before = champion.read(str(root))
+    body = notification("FraudNewestVersionDegraded", "g", model_version="3") | {"version": "3"}
+    answer = controller.post(body)
+    assert answer.status_code == 400 and "version" in answer.text
+    assert champion.read(str(root)) == before and controller.runs() == []
