@@ -58,7 +58,8 @@ class Snapshot:
     realised: list[performance.Realised] = field(default_factory=list)
     estimated: list[performance.Estimated] = field(default_factory=list)
     shifts: list[shift.Shift] = field(default_factory=list)
-    comparison: shadow.Comparison | None = None
+    comparisons: dict[tuple[str, str], shadow.Comparison] = field(default_factory=dict)
+    """By (champion version, challenger version)."""
 
 
 def take(
@@ -82,11 +83,7 @@ def take(
             snapshot.shifts += shift.shifts(
                 shift.Reference.of(previous), served, "drift", thresholds, default_threshold
             )
-    paired = shadow.pairs(matured)
-    if len(paired) and paired["outcome"].sum() > 0:
-        snapshot.comparison = shadow.compare(
-            paired["outcome"].to_numpy(), paired["champion"].to_numpy(), paired["challenger"].to_numpy(), resamples
-        )
+    snapshot.comparisons = shadow.compare_versions(shadow.pairs(matured), resamples)
     return snapshot
 
 
@@ -137,10 +134,16 @@ class SnapshotCollector(Collector):
         yield psi
         yield limit
         difference = _family(
-            "fraud_shadow_auprc_difference", "challenger - champion AUPRC on the same matured transactions", ["bound"]
+            "fraud_shadow_auprc_difference",
+            "challenger - champion AUPRC on the same matured transactions, with its bootstrap interval",
+            ["champion_version", "challenger_version", "bound"],
         )
-        if snapshot.comparison is not None:
-            found = snapshot.comparison
+        pairs = _family(
+            "fraud_shadow_pairs", "matured transactions both scored", ["champion_version", "challenger_version"]
+        )
+        for (champion_version, challenger_version), found in snapshot.comparisons.items():
             for bound, value in (("estimate", found.difference), ("low", found.low), ("high", found.high)):
-                _add(difference, [bound], value)
+                _add(difference, [champion_version, challenger_version, bound], value)
+            _add(pairs, [champion_version, challenger_version], found.pairs)
         yield difference
+        yield pairs

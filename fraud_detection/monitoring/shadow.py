@@ -77,8 +77,25 @@ def compare(
 def pairs(
     matured: pd.DataFrame, champion_endpoint: str = "default", challenger_endpoint: str = "shadow"
 ) -> pd.DataFrame:
-    """Matured transactions scored by both endpoints: ``outcome``, ``champion`` and ``challenger`` scores."""
-    champion = matured[matured["endpoint"] == champion_endpoint].set_index("tx_id")
-    challenger = matured[matured["endpoint"] == challenger_endpoint].set_index("tx_id")
-    joined = champion[["outcome", "probability"]].join(challenger[["probability"]], how="inner", rsuffix="_challenger")
-    return joined.rename(columns={"probability": "champion", "probability_challenger": "challenger"})
+    """Matured transactions scored by both endpoints: ``outcome``, the ``champion`` and ``challenger`` scores and
+    the two model versions (``champion_version``, ``challenger_version``), indexed by transaction id."""
+    columns = ["outcome", "probability", "model_version"]
+    champion = matured[matured["endpoint"] == champion_endpoint].set_index("tx_id")[columns]
+    challenger = matured[matured["endpoint"] == challenger_endpoint].set_index("tx_id")[columns[1:]]
+    joined = champion.join(challenger, how="inner", rsuffix="_challenger")
+    names = {"probability": "champion", "probability_challenger": "challenger", "model_version": "champion_version",
+             "model_version_challenger": "challenger_version"}  # fmt: skip
+    return joined.rename(columns=names)
+
+
+def compare_versions(paired: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> dict[tuple[str, str], Comparison]:
+    """One :class:`Comparison` per (champion version, challenger version) in :func:`pairs`' output: a new
+    challenger is never judged on its predecessor's scores. Pairs without a fraud yet are left out."""
+    found = {}
+    for (champion_version, challenger_version), group in paired.groupby(["champion_version", "challenger_version"]):
+        outcome = group["outcome"].to_numpy()
+        if outcome.sum() > 0:
+            found[(str(champion_version), str(challenger_version))] = compare(
+                outcome, group["champion"].to_numpy(), group["challenger"].to_numpy(), resamples, seed=seed
+            )
+    return found

@@ -60,7 +60,9 @@ def test_prometheus_reads_back_the_known_auprc_the_shadow_comparison_and_the_one
         skewed = prometheus.wait_for('fraud_shift_psi{kind="skew"} > on(column, kind) fraud_shift_threshold')
         assert [s["metric"]["column"] for s in skewed] == ["V2"]
         assert len(prometheus.wait_for('fraud_shift_psi{kind="skew"}')) == len(FEATURES) + 1  # and the score
-        difference = prometheus.wait_for('fraud_shadow_auprc_difference{bound="estimate"}')
+        difference = prometheus.wait_for(
+            'fraud_shadow_auprc_difference{champion_version="3", challenger_version="4", bound="estimate"}'
+        )
         assert float(difference[0]["value"][1]) == 0.0  # same scores on both endpoints (same seed)
     finally:
         prometheus.stop()

@@ -50,6 +50,7 @@ def test_pairs_are_the_transactions_both_endpoints_scored() -> None:
         {
             "tx_id": ["a", "a", "b", "c", "c"],
             "endpoint": ["default", "shadow", "default", "default", "shadow"],
+            "model_version": ["3", "4", "3", "3", "4"],
             "probability": [0.1, 0.2, 0.3, 0.9, 0.8],
             "outcome": [0, 0, 1, 1, 1],
         }
@@ -57,3 +58,22 @@ def test_pairs_are_the_transactions_both_endpoints_scored() -> None:
     found = shadow.pairs(matured)
     assert found.index.tolist() == ["a", "c"]
     assert found["champion"].tolist() == [0.1, 0.9] and found["challenger"].tolist() == [0.2, 0.8]
+    assert set(zip(found["champion_version"], found["challenger_version"], strict=True)) == {("3", "4")}
+
+
+def test_each_challenger_version_is_judged_on_its_own_pairs() -> None:
+    outcome, champion, better = _scores(4000, 4, noise_champion=1.5, noise_challenger=0.2)
+    _, _, worse = _scores(4000, 4, noise_champion=1.5, noise_challenger=3.0)
+    half = len(outcome) // 2
+    paired = pd.DataFrame(
+        {
+            "outcome": outcome,
+            "champion": champion,
+            "challenger": np.concatenate([worse[:half], better[half:]]),
+            "champion_version": "3",
+            "challenger_version": ["4"] * half + ["5"] * (len(outcome) - half),
+        }
+    )
+    found = shadow.compare_versions(paired, resamples=200)
+    assert set(found) == {("3", "4"), ("3", "5")}
+    assert not found[("3", "4")].challenger_wins and found[("3", "5")].challenger_wins
