@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("cli", "pipelines", "components", "ops", "serving", "streaming", "fraud_detection")
+PACKAGES = ("cli", "pipelines", "components", "ops", "serving", "streaming", "monitor", "fraud_detection")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
@@ -54,6 +54,9 @@ def test_the_project_keeps_every_contract() -> None:
         ("streaming/produce.py", "import kserve", "Streaming uses serving's scoring core"),
         ("serving/scoring.py", "import streaming.consumer", "Serving uses the library's schema"),
         ("fraud_detection/modeldir.py", "import confluent_kafka", "The library is a leaf"),
+        ("monitor/controller.py", "import pipelines.pipeline", "Monitor uses the library only"),
+        ("fraud_detection/monitoring/join.py", "import monitor.metrics", "The library is a leaf"),
+        ("serving/scoring.py", "import monitor.actions", "Nothing below the top imports monitor"),
     ],
 )
 def test_a_forbidden_import_breaks_the_lint(tmp_path: Path, module: str, line: str, contract: str) -> None:

@@ -31,9 +31,12 @@ WAIT = 90.0
 
 
 class Prometheus:
-    """``prometheus`` on 127.0.0.1 with a temporary storage directory, scraping every second."""
+    """``prometheus`` on 127.0.0.1 with a temporary storage directory, scraping every second; ``extra`` is merged
+    into its configuration (e.g. ``alerting``)."""
 
-    def __init__(self, directory: Path, targets: dict[str, str], groups: dict[str, Any]) -> None:
+    def __init__(
+        self, directory: Path, targets: dict[str, str], groups: dict[str, Any], extra: dict[str, Any] | None = None
+    ) -> None:
         for group in groups["groups"]:
             group.pop("interval", None)  # every group at the global 1 s, so the test need not wait 30 s
         (directory / "rules.yaml").write_text(yaml.safe_dump(groups, sort_keys=False))
@@ -41,6 +44,7 @@ class Prometheus:
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": ["rules.yaml"],
             "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [t]}]} for job, t in targets.items()],
+            **(extra or {}),
         }
         (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.port = free_port()
