@@ -40,6 +40,8 @@ def image_labels(name: str, tag: str) -> dict[str, str]:
         "org.opencontainers.image.version": tag,
         "org.opencontainers.image.licenses": LICENSE,
     }
+
+
 PIP_KEYS = ("index-url", "extra-index-url", "find-links", "trusted-host", "default-timeout")
 """The host's pip settings a build needs to reach the same index (not its constraints or caches)."""
 

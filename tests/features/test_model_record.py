@@ -23,7 +23,7 @@ def test_a_transaction_model_records_its_mapping_and_features_and_reads_them_bac
 
 def test_feature_names_must_follow_the_recorded_set_or_the_public_schema() -> None:
     inputs = TransactionInputs(mapping=load_mapping("paysim"), features=paysim_features())
-    with pytest.raises(ValidationError, match="transactions.features"):
+    with pytest.raises(ValidationError, match=r"transactions\.features"):
         ModelMetadata(model_version="1", threshold=0.5, feature_names=list(FEATURES), transactions=inputs)
     with pytest.raises(ValidationError, match="public schema"):
         ModelMetadata(model_version="1", threshold=0.5, feature_names=list(inputs.features.names))
