@@ -8,6 +8,8 @@
 * **scorer CPU**: the scorer process's CPU time (user + system) over the end-to-end run, per transaction: what
   one core of scorer costs, whatever else runs on the machine.
 * **latency**: transactions produced at a fixed rate; each result's arrival time minus its send time (p50/p99).
+* **targets** (issue 26), each printed as holding or not: end-to-end p99 at the fixed rate at most 2x the
+  floor's, p50 at most 2x the floor's plus 5 ms, throughput at least 0.25x the floor's.
 
     .venv/bin/python benchmarks/bench_stream.py [--rows 200000] [--rate 5000] [--seconds 10]
 
@@ -77,7 +79,7 @@ class Reader(threading.Thread):
                 now = time.perf_counter()
                 for message in batch:
                     key = message.key()
-                    if message.error() is None and key.startswith(self.prefix):
+                    if message.error() is None and key is not None and key.startswith(self.prefix):
                         self.arrivals.setdefault(key, now)
         finally:
             self.consumer.close()
@@ -133,6 +135,22 @@ def _floor(broker: Broker, items: list[tuple[bytes, bytes]], fixed: list[tuple[b
     throughput, _ = _timed(broker, "floor", "floor", items)
     _, latencies = _timed(broker, "floor", "floor", fixed, rate=rate)
     return float(throughput), latencies
+
+
+def targets(floor: float, end_to_end: float, floor_ms: tuple[float, float], ms: tuple[float, float]) -> list[str]:
+    """The issue-26 targets against the floor of the same run, one Markdown list line each, saying if it holds."""
+    checks = [
+        ("end-to-end p99 ≤ 2 × floor p99", ms[1], 2 * floor_ms[1], " ms"),
+        ("end-to-end p50 ≤ 2 × floor p50 + 5 ms", ms[0], 2 * floor_ms[0] + 5, " ms"),
+    ]
+    lines = [
+        f"- {name}: {value:.1f}{unit} ≤ {bound:.1f}{unit}: **{'holds' if value <= bound else 'missed'}**"
+        for name, value, bound, unit in checks
+    ]
+    bound = 0.25 * floor
+    verdict = "holds" if end_to_end >= bound else "missed"
+    lines.append(f"- end-to-end throughput ≥ 0.25 × floor: {end_to_end:,.0f}/s ≥ {bound:,.0f}/s: **{verdict}**")
+    return lines
 
 
 def main() -> None:
@@ -205,6 +223,8 @@ def main() -> None:
             f"| end to end {fixed} | {args.rate:,.0f} | {p50:.1f} | {p99:.1f} |",
             "",
             f"End to end / broker floor = **{end_to_end / floor:.2f}**.",
+            "",
+            *targets(floor, end_to_end, (floor_p50, floor_p99), (p50, p99)),
         ]
     )
     print(table)
