@@ -303,7 +303,8 @@ class StreamScorer:
                 self._send_dead_letter(records[position], kind, reason, producer)
             self._wait_delivered(producer)
         self._commit(consumer, ends)
-        self._last_ends = ends
+        if ends:  # a batch of client events only has nothing to commit
+            self._last_ends = ends
         self._observe(records, decoded, model.metadata.model_version, flagged, time.perf_counter() - started)
 
     def _send_results(
