@@ -123,8 +123,8 @@ def client_configs(settings: StreamSettings) -> tuple[dict[str, Any], dict[str, 
         "heartbeat.interval.ms": 1000,
         "statistics.interval.ms": 5000,
         "stats_cb": _on_stats,
-        # How long the broker may hold a fetch with nothing new. Kafka answers as soon as data arrive; Tansu (the
-        # tests' and benchmark's broker) holds every fetch up to this long, so it bounds the latency there.
+        # How long the broker may hold a fetch with nothing new. Kafka answers as soon as data arrive; on Tansu
+        # (the tests' and benchmark's broker) a message's latency grows with it (docs/streaming.md).
         "fetch.wait.max.ms": 10,
         **settings.kafka_options,
     }
