@@ -2,8 +2,14 @@
 
 Delivery is at-least-once. Offsets are committed only once every result and dead letter of the batch has been
 acknowledged by the broker; a consumer killed before that leaves the batch uncommitted, and whichever consumer
-gets its partitions next scores it again. Results are idempotent (:mod:`streaming.messages`), so a transaction
+gets its partitions next scores it again. The commit itself is sent without waiting for its answer (the next batch
+is scored meanwhile); a commit lost with the process only means its batch is scored again, and a clean stop
+commits the last batch and waits for it. Results are idempotent (:mod:`streaming.messages`), so a transaction
 scored twice has two identical results, never two different ones.
+
+Batches are adaptive (:func:`take`): the scorer takes whatever has arrived, up to ``batch_size``, and never
+waits for a batch to fill, so a message is scored as soon as it is fetched at low rates, and batches grow to
+``batch_size`` when the scorer falls behind (docs/streaming.md, "Where the second went").
 
 Scoring is the server's: the model directory is loaded by :func:`serving.scoring.load_model`, rows are validated
 by :func:`serving.payload.parse_v1` and scored by :func:`serving.scoring.predict_proba`, and the same Prometheus
@@ -117,7 +123,9 @@ def client_configs(settings: StreamSettings) -> tuple[dict[str, Any], dict[str, 
         "heartbeat.interval.ms": 1000,
         "statistics.interval.ms": 5000,
         "stats_cb": _on_stats,
-        "fetch.wait.max.ms": 20,
+        # How long the broker may hold a fetch with nothing new. Kafka answers as soon as data arrive; on Tansu
+        # (the tests' and benchmark's broker) a message's latency grows with it (docs/streaming.md).
+        "fetch.wait.max.ms": 10,
         **settings.kafka_options,
     }
     producer = {
@@ -155,6 +163,23 @@ def readable(batch: list[Message]) -> tuple[list[Message], dict[int, int]]:
     return records, ends
 
 
+def take(consumer: Consumer, most: int, wait: float) -> list[Message]:
+    """The next batch: whatever has already arrived, up to ``most`` messages; never waits for a batch to fill.
+
+    When nothing is queued it waits at most ``wait`` seconds for the first message, then takes it with whatever
+    came with it. At low rates batches are small and each message is scored as soon as it is fetched; at high
+    rates the fetch queue holds thousands and batches grow to ``most``, which keeps the throughput.
+    (``consumer.consume(most, wait)`` would instead hold every message until ``most`` arrived or ``wait`` passed.)
+    """
+    batch = consumer.consume(most, 0)
+    if batch or wait <= 0:
+        return batch
+    first = consumer.consume(1, wait)
+    if not first or most == 1:
+        return first
+    return first + consumer.consume(most - 1, 0)
+
+
 class StreamScorer:
     """Consumes ``input_topic`` as ``group_id``; scores, writes results and dead letters, commits (module doc)."""
 
@@ -164,6 +189,7 @@ class StreamScorer:
         self._fingerprint = ""
         self._checked = 0.0
         self._failed_deliveries: list[str] = []
+        self._last_ends: dict[int, int] = {}
         self._tracer: Any = None
 
     # -- model -----------------------------------------------------------------------------------------
@@ -214,6 +240,7 @@ class StreamScorer:
     # -- the loop --------------------------------------------------------------------------------------
 
     def _on_delivery(self, error: Any, message: Any) -> None:
+        """A result's or dead letter's delivery report: failures are kept for :meth:`_wait_delivered`."""
         if error is not None:
             self._failed_deliveries.append(f"{message.topic()}: {error}")
 
@@ -227,7 +254,7 @@ class StreamScorer:
         self._tracer = trace.get_tracer("streaming.consumer")
         consumer_config, producer_config = client_configs(self.settings)
         producer = Producer({**producer_config, "on_delivery": self._on_delivery})
-        consumer = Consumer(consumer_config)
+        consumer = Consumer({**consumer_config, "on_commit": self._on_commit})
         consumer.subscribe([self.settings.input_topic])
         log.info(
             "consuming %s as group %s from %s: results to %s, dead letters to %s",
@@ -239,10 +266,11 @@ class StreamScorer:
         )
         try:
             while not stop.is_set():
-                batch = consumer.consume(self.settings.batch_size, self.settings.batch_wait_seconds)
+                batch = take(consumer, self.settings.batch_size, self.settings.batch_wait_seconds)
                 if batch:
                     self.process(batch, consumer, producer)
                 self.maybe_reload()
+            self._commit(consumer, self._last_ends, wait=True)  # earlier commits land before the group is left
         finally:
             consumer.close()
             producer.flush(self.settings.delivery_timeout_seconds)
@@ -275,6 +303,8 @@ class StreamScorer:
                 self._send_dead_letter(records[position], kind, reason, producer)
             self._wait_delivered(producer)
         self._commit(consumer, ends)
+        if ends:  # a batch of client events only has nothing to commit
+            self._last_ends = ends
         self._observe(records, decoded, model.metadata.model_version, flagged, time.perf_counter() - started)
 
     def _send_results(
@@ -327,13 +357,29 @@ class StreamScorer:
                 + ": the batch is not committed and will be scored again"
             )
 
-    def _commit(self, consumer: Consumer, ends: dict[int, int]) -> None:
-        """Commit past the last message of each partition in the batch (synchronously)."""
-        from confluent_kafka import TopicPartition
+    def _commit(self, consumer: Consumer, ends: dict[int, int], wait: bool = False) -> None:
+        """Commit past the last message of each partition in ``ends``: sent without waiting for the answer, unless
+        ``wait`` (then only the partitions still assigned, and a failure is logged, not raised)."""
+        from confluent_kafka import KafkaException, TopicPartition
 
-        if ends:
-            topic = self.settings.input_topic
-            consumer.commit(offsets=[TopicPartition(topic, p, o + 1) for p, o in ends.items()], asynchronous=False)
+        topic = self.settings.input_topic
+        if not wait:
+            if ends:
+                consumer.commit(offsets=[TopicPartition(topic, p, o + 1) for p, o in ends.items()], asynchronous=True)
+            return
+        owned = {tp.partition for tp in consumer.assignment() if tp.topic == topic}
+        offsets = [TopicPartition(topic, p, o + 1) for p, o in ends.items() if p in owned]
+        if offsets:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as error:  # the batch was delivered: at worst it is scored again
+                log.warning("last commit failed: %s", error)
+
+    @staticmethod
+    def _on_commit(error: Any, partitions: list[Any]) -> None:
+        """A commit's answer: a failure is logged (the batches it covered are scored again after a restart)."""
+        if error is not None:
+            log.warning("commit failed: %s", error)
 
     def _observe(
         self, records: list[Message], decoded: messages.Batch, version: str, flagged: int, seconds: float

@@ -30,9 +30,10 @@ class StreamSettings(ServingSettings):
     group_id: str = "fraud-scorer"
     """Consumer group: replicas in one group share the input partitions."""
     batch_size: int = Field(default=2000, ge=1)
-    """Most messages taken, scored and committed at once."""
+    """Most messages taken, scored and committed at once (a batch holds what has arrived, up to this many)."""
     batch_wait_seconds: float = Field(default=0.02, gt=0.0)
-    """Longest wait for a batch to fill: the latency bound at low traffic."""
+    """Longest wait for the first message when none has arrived (between two waits the scorer checks for a stop
+    and for a new champion). A batch never waits to fill, so this adds no latency."""
     delivery_timeout_seconds: float = Field(default=30.0, gt=0.0)
     """How long a batch's results may take to be acknowledged before the consumer gives up (and restarts)."""
     reload_check_seconds: float = Field(default=10.0, ge=0.0)
