@@ -20,6 +20,7 @@ import requests
 
 from fraud_detection.features.redis_store import RedisStateStore
 from fraud_detection.features.store import EntityStateStore, SQLiteStateStore
+from serving.feature_store import redis_url
 from tests.conftest import free_port, redis_server
 from tests.serving.conftest import ServerProcess
 from tests.serving.transaction_model import TransactionModel, feature_set, make_transaction_model
@@ -210,17 +211,26 @@ def test_a_store_that_cannot_be_reached_gives_503_a_failing_readiness_and_the_me
         server.stop()
 
 
-def test_a_replay_against_redis_with_the_stream_applying_gives_the_offline_probability(
+def test_a_replay_against_redis_with_auth_and_the_stream_applying_gives_the_offline_probability(
     model: TransactionModel, tmp_path: Path
 ) -> None:
+    import redis
+
+    password = "s3cret:/@"
     with redis_server() as url:
-        env = {"FRAUD_FEATURE_STORE_URL": url, "FRAUD_FEATURE_STORE_WRITE": "false"}
+        redis.Redis.from_url(url).config_set("requirepass", password)
+        env = {
+            "FRAUD_FEATURE_STORE_URL": url,
+            "FRAUD_FEATURE_STORE_PASSWORD": password,
+            "FRAUD_FEATURE_STORE_WRITE": "false",
+        }
         server = ServerProcess(str(model.directory), tmp_path / "server.log", env)
-        store = RedisStateStore(url, horizon=feature_set().horizon)
+        store = RedisStateStore(redis_url(url, password), horizon=feature_set().horizon)
         try:
             server.wait_ready()
             replay(server, model, store, stream_applies=True)
             assert _metric(server, "fraud_feature_store_errors_total") == 0
+            assert password not in server.logs()
         finally:
             store.close()
             server.stop()
