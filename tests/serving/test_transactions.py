@@ -8,6 +8,7 @@ Every answer must be the offline probability (offline features, the same booster
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import struct
@@ -137,7 +138,7 @@ def binary_v2(row: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
             blob, datatype = struct.pack("<d", value), "FP64"
         inputs.append({"name": name, "shape": [1], "datatype": datatype, "parameters": {"binary_data_size": len(blob)}})
         blobs.append(blob)
-    header = requests.models.complexjson.dumps({"inputs": inputs}).encode()
+    header = json.dumps({"inputs": inputs}).encode()
     return header + b"".join(blobs), {"Inference-Header-Content-Length": str(len(header))}
 
 
