@@ -100,7 +100,7 @@ class TransactionModel:
         return start
 
 
-def make_transaction_model(directory: Path, n_rows: int = 4_000, seed: int = 5) -> TransactionModel:
+def make_transaction_model(directory: Path, n_rows: int = 4_000, seed: int = 5, days: int = 10) -> TransactionModel:
     """Generate, compute features, fit a small booster and save the model directory with its ``transactions``."""
     import xgboost as xgb
 
@@ -111,7 +111,7 @@ def make_transaction_model(directory: Path, n_rows: int = 4_000, seed: int = 5) 
     from fraud_detection.transactions.mapping import load_mapping
 
     config = TransactionConfig(
-        n_rows=n_rows, seed=seed, days=10, label_delay_days=1.0, label_delay_noise_days=0.25, compromise_rate=0.02
+        n_rows=n_rows, seed=seed, days=days, label_delay_days=1.0, label_delay_noise_days=0.25, compromise_rate=0.02
     )
     raw = generate(config)
     raw["tx_time"] = (raw["tx_time"] // TICK) * TICK  # many transactions share a time
