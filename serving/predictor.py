@@ -175,13 +175,13 @@ class FraudModel(kserve.Model):
             started = time.perf_counter()
             try:
                 loaded = scoring.load_model(uri, self.settings.predict_threads, self.name)
-            except Exception as error:  # any storage or format problem leaves the server up and not ready
+                self._use_transactions(loaded.metadata)
+            except Exception as error:  # any storage, format or store-setting problem leaves it up and not ready
                 self.ready = False
                 self.load_error = f"{type(error).__name__}: {error}"
                 log.error("model not loaded from %s: %s", uri, self.load_error)
                 return False
             metadata = loaded.metadata
-            self._use_transactions(metadata)
             self.model, self.metadata, self.load_error = loaded.model, metadata, None
             self.ready = True
         log.info(

@@ -235,3 +235,14 @@ def test_a_replay_against_redis_with_auth_and_the_stream_applying_gives_the_offl
         finally:
             store.close()
             server.stop()
+
+
+def test_a_store_url_of_another_kind_leaves_the_model_unloaded_with_the_reason(model: TransactionModel) -> None:
+    from serving.predictor import FraudModel
+    from serving.settings import ServingSettings
+
+    settings = ServingSettings(model_uri=str(model.directory), feature_store_url="http://cache:6379")
+    predictor = FraudModel(settings)
+    assert predictor.load() is False
+    assert predictor.ready is False
+    assert "feature_store_url must be redis://, rediss:// or unix://, got 'http'" in (predictor.load_error or "")
