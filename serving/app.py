@@ -47,7 +47,15 @@ class FraudDataPlane(DataPlane):
     async def ready(self) -> bool:
         registry = self.model_registry
         names = list(registry.get_models())
-        return bool(names) and all([await registry.is_model_ready(name) for name in names])
+        return bool(names) and all([await self.model_ready(name) for name in names])
+
+    async def model_ready(self, model_name: str, disable_predictor_health_check: bool = False) -> bool:
+        """Loaded; and, for the probes (not for each request), the model's dependencies answer (its feature store)."""
+        ready = await super().model_ready(model_name, disable_predictor_health_check)
+        model = self.model_registry.get_model(model_name)
+        if not ready or disable_predictor_health_check or not isinstance(model, FraudModel):
+            return bool(ready)
+        return await model.dependencies_ready()
 
 
 class ModelLoader:

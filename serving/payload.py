@@ -56,7 +56,8 @@ def _suggest(name: str) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """A JSON value as an error message names it: ``null``, ``string 'abc'``, ``a list``."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -79,7 +80,7 @@ def _number(value: Any, where: str) -> float:
             raise PayloadError(f"{where}: {value} is not a finite number")
     elif kind is not int:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise PayloadError(f"{where}: expected a number, got {_describe(value)}")
+            raise PayloadError(f"{where}: expected a number, got {describe(value)}")
         value = float(value)
         if not math.isfinite(value):
             raise PayloadError(f"{where}: {value} is not a finite number")
@@ -117,7 +118,7 @@ def _rows_from_mappings(instances: list[Any]) -> np.ndarray:
     rows: list[Any] = []
     for i, row in enumerate(instances):
         if type(row) is not dict and not isinstance(row, Mapping):
-            raise PayloadError(f"instances[{i}]: expected an object like instances[0], got {_describe(row)}")
+            raise PayloadError(f"instances[{i}]: expected an object like instances[0], got {describe(row)}")
         try:
             values = _FEATURE_GETTER(row) if len(row) == N_FEATURES else None
         except KeyError:
@@ -199,7 +200,7 @@ def parse_v1(body: Any, max_rows: int) -> np.ndarray:
     if is_pubsub_push(body):
         body = unwrap_pubsub(body)
     if not isinstance(body, Mapping):
-        raise PayloadError(f"request body must be a JSON object, got {_describe(body)}")
+        raise PayloadError(f"request body must be a JSON object, got {describe(body)}")
     if "instances" not in body:
         if "inputs" in body:
             raise PayloadError(
@@ -215,7 +216,7 @@ def parse_v1(body: Any, max_rows: int) -> np.ndarray:
         raise PayloadError(f"unexpected top-level fields {extra}: a V1 body holds 'instances' (and 'parameters')")
     instances = body["instances"]
     if not isinstance(instances, list):
-        raise PayloadError(f"'instances' must be a list of rows, got {_describe(instances)}")
+        raise PayloadError(f"'instances' must be a list of rows, got {describe(instances)}")
     _check_batch_size(len(instances), max_rows, "'instances'")
     first = instances[0]
     rows: list[list[float]] = []
@@ -224,12 +225,12 @@ def parse_v1(body: Any, max_rows: int) -> np.ndarray:
     if isinstance(first, list):
         for i, row in enumerate(instances):
             if not isinstance(row, list):
-                raise PayloadError(f"instances[{i}]: expected a list like instances[0], got {_describe(row)}")
+                raise PayloadError(f"instances[{i}]: expected a list like instances[0], got {describe(row)}")
             rows.append(_row_from_list(row, f"instances[{i}]"))
     else:
         raise PayloadError(
             f"instances[0]: expected an object of named features or a list of {N_FEATURES} numbers, "
-            f"got {_describe(first)}"
+            f"got {describe(first)}"
         )
     x = np.asarray(rows, dtype=np.float32)
     _check_amount(x, "instances")
@@ -252,7 +253,7 @@ def _tensor_values(tensor: TensorInput, n_expected: int) -> np.ndarray:
         flat64 = data.astype(np.float64, copy=False).reshape(-1)
     else:
         if not isinstance(data, list):
-            raise PayloadError(f"input {tensor.name!r}: data must be a list of numbers, got {_describe(data)}")
+            raise PayloadError(f"input {tensor.name!r}: data must be a list of numbers, got {describe(data)}")
         nested = bool(data) and type(data[0]) is list
         if nested and all(type(row) is list for row in data):
             kinds = set(map(type, itertools.chain.from_iterable(data)))
@@ -263,7 +264,7 @@ def _tensor_values(tensor: TensorInput, n_expected: int) -> np.ndarray:
             flat = list(itertools.chain.from_iterable(data)) if nested else data
             for i, value in enumerate(flat):
                 if type(value) not in (float, int):
-                    raise PayloadError(f"input {tensor.name!r}: element {i}: expected a number, got {_describe(value)}")
+                    raise PayloadError(f"input {tensor.name!r}: element {i}: expected a number, got {describe(value)}")
         flat64 = np.asarray(data, dtype=np.float64).reshape(-1)
     if flat64.size != n_expected:
         raise PayloadError(
@@ -336,7 +337,7 @@ def _field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wher
     value = obj[key]
     if not isinstance(value, kind) or isinstance(value, bool):
         names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-        raise PayloadError(f"{where}.{key}: expected {names}, got {_describe(value)}")
+        raise PayloadError(f"{where}.{key}: expected {names}, got {describe(value)}")
     return value
 
 
@@ -347,7 +348,7 @@ def parse_v2_body(body: Any) -> V2Body:
         PayloadError: naming the missing or mistyped field (``inputs[1].shape: ...``).
     """
     if not isinstance(body, Mapping):
-        raise PayloadError(f"request body must be a JSON object, got {_describe(body)}")
+        raise PayloadError(f"request body must be a JSON object, got {describe(body)}")
     if "inputs" not in body and "instances" in body:
         raise PayloadError("'instances' is a V1 body: send it to /v1/models/<name>:predict, or use 'inputs' here")
     raw_inputs = _field(body, "inputs", list, "body")
@@ -373,7 +374,7 @@ def parse_v2_body(body: Any) -> V2Body:
         outputs.append((_field(item, "name", str, f"outputs[{i}]"), dict(parameters) if parameters else None))
     parameters = body.get("parameters")
     if parameters is not None and not isinstance(parameters, Mapping):
-        raise PayloadError(f"parameters: expected an object, got {_describe(parameters)}")
+        raise PayloadError(f"parameters: expected an object, got {describe(parameters)}")
     request_id = body.get("id")
     return V2Body(
         inputs=inputs,

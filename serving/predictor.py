@@ -2,7 +2,9 @@
 
 Any model family the bake-off can promote is served (XGBoost, the MLP, their blend): the model directory
 contract (:mod:`fraud_detection.modeldir`) loads it, and this module only calls its ``predict_proba`` and
-``explain``.
+``explain``. A model trained on raw transactions (its metadata has ``transactions``) takes the raw transaction's
+source columns instead (:mod:`serving.raw_payload`) and gets its engineered features from the entities' stored
+state (:mod:`serving.feature_store`) before scoring; the public-schema path is unchanged.
 
 Importing this module imports ``kserve``, whose model server module parses ``sys.argv`` when imported;
 the entry point (:func:`serving.main.serve`) hides its own options from it first.
@@ -15,7 +17,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import kserve
@@ -23,10 +25,12 @@ import numpy as np
 from kserve import InferOutput, InferRequest, InferResponse
 from opentelemetry import trace
 
+from fraud_detection.features.online import Transaction
 from fraud_detection.modeldir import ModelMetadata
-from fraud_detection.schema import FEATURES
 from serving import scoring, telemetry
+from serving.feature_store import FeatureLookup, store_opener
 from serving.payload import PayloadError, TensorInput, parse_v1, parse_v2
+from serving.raw_payload import RawSchema, parse_v1_raw, parse_v2_raw
 from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -68,12 +72,15 @@ class Rows:
     """A parsed request (what :meth:`FraudModel.preprocess` gives): the feature matrix and who asked."""
 
     x: np.ndarray
-    """``[N, 29]`` float32 in :data:`fraud_detection.schema.FEATURES` order."""
+    """``[N, F]`` float32 in the model's ``feature_names`` order (the public schema's 29); for raw transactions
+    empty until :meth:`FraudModel.predict` or ``explain`` computes their features."""
     request_id: str
     started: float
     """``time.perf_counter()`` when parsing began (the prediction record's latency counts from it)."""
     v2: InferRequest | None = None
     """The V2 request, whose answer is two tensors; None for V1, flat and CloudEvents bodies."""
+    transactions: tuple[Transaction, ...] = ()
+    """Raw-transaction models only: the parsed transactions, in request order."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,9 @@ class FraudModel(kserve.Model):
         """The loaded model (:class:`fraud_detection.families.models.FamilyModel`), None until loaded."""
         self.metadata: ModelMetadata | None = None
         self.load_error: str | None = None
+        self.lookup: FeatureLookup | None = None
+        """Raw-transaction models only: the feature lookup on the entity-state store."""
+        self._raw_schema: RawSchema | None = None
         self._load_lock = threading.Lock()
         self._tracer = trace.get_tracer("serving.predictor")
         self._coalescer = _Coalescer(max_rows=max(settings.max_batch_rows, 1024))
@@ -165,13 +175,14 @@ class FraudModel(kserve.Model):
             started = time.perf_counter()
             try:
                 loaded = scoring.load_model(uri, self.settings.predict_threads, self.name)
-            except Exception as error:  # any storage or format problem leaves the server up and not ready
+                self._use_transactions(loaded.metadata)
+            except Exception as error:  # any storage, format or store-setting problem leaves it up and not ready
                 self.ready = False
                 self.load_error = f"{type(error).__name__}: {error}"
                 log.error("model not loaded from %s: %s", uri, self.load_error)
                 return False
-            self.model, self.metadata, self.load_error = loaded.model, loaded.metadata, None
             metadata = loaded.metadata
+            self.model, self.metadata, self.load_error = loaded.model, metadata, None
             self.ready = True
         log.info(
             "model %s version %s (%s) loaded from %s in %.2fs (threshold %.4f, data version %s)",
@@ -184,6 +195,28 @@ class FraudModel(kserve.Model):
             metadata.data_version or "-",
         )
         return True
+
+    def _use_transactions(self, metadata: ModelMetadata) -> None:
+        """Set up (or drop) the raw-transaction schema and feature lookup for a newly loaded model."""
+        if self.lookup is not None:
+            self.lookup.close()
+        self.lookup, self._raw_schema = None, None
+        inputs = metadata.transactions
+        if inputs is None:
+            return
+        opener, where = store_opener(self.settings, inputs)
+        self._raw_schema = RawSchema.of(inputs)
+        self.lookup = FeatureLookup(inputs, opener, where, write=self.settings.feature_store_write)
+        log.info(
+            "raw-transaction model: %d engineered features, state in %s (%s)",
+            len(inputs.features.names),
+            where,
+            "applied after scoring" if self.settings.feature_store_write else "read only",
+        )
+
+    async def dependencies_ready(self) -> bool:
+        """Readiness beyond the loaded model: a raw-transaction model's feature store answers (the probes ask)."""
+        return self.lookup is None or await self.lookup.ready()
 
     def load_until_ready(self, stop: threading.Event) -> bool:
         """Retry :meth:`load` with a doubling wait (from ``load_retry_seconds``, capped) until it works.
@@ -206,12 +239,37 @@ class FraudModel(kserve.Model):
             raise kserve.errors.ModelNotReady(self.name, self.load_error or "")
         request_id = _request_id(payload, headers)
         max_rows = self.settings.max_batch_rows
+        if self._raw_schema is not None:
+            return self._raw_rows(payload, request_id, started)
         if isinstance(payload, InferRequest):
             x = parse_v2([_tensor(i) for i in payload.inputs], max_rows)
             return Rows(x, request_id, started, v2=payload)
         if isinstance(payload, bytes | str):
             raise PayloadError("request body must be JSON sent with Content-Type: application/json")
         return Rows(parse_v1(payload, max_rows), request_id, started)
+
+    def _raw_rows(self, payload: Any, request_id: str, started: float) -> Rows:
+        """Raw transactions (V2 columns, V1 rows or the flat object), features not yet computed."""
+        schema, max_rows = self._raw_schema, self.settings.max_batch_rows
+        assert schema is not None  # checked by the caller
+        empty = np.empty((0, len(schema.inputs.features.names)), dtype=np.float32)
+        if isinstance(payload, InferRequest):
+            transactions = parse_v2_raw([_tensor(i) for i in payload.inputs], schema, request_id, max_rows)
+            return Rows(empty, request_id, started, v2=payload, transactions=tuple(transactions))
+        if isinstance(payload, bytes | str):
+            raise PayloadError("request body must be JSON sent with Content-Type: application/json")
+        transactions = parse_v1_raw(payload, schema, request_id, max_rows)
+        return Rows(empty, request_id, started, transactions=tuple(transactions))
+
+    async def _with_features(self, rows: Rows, write: bool = True) -> Rows:
+        """``rows`` with the features of its raw transactions, read from the store off the event loop; ``write``:
+        apply them to the store too when ``feature_store_write`` is on (scoring does, explaining does not)."""
+        if not rows.transactions:
+            return rows
+        if self.lookup is None:  # a model swapped for a public-schema one between preprocess and predict
+            raise kserve.errors.ModelNotReady(self.name, "the model changed while the request was parsed")
+        with self._tracer.start_as_current_span("features", attributes={"batch.size": len(rows.transactions)}):
+            return replace(rows, x=await self.lookup.features(rows.transactions, write))
 
     def validate(self, payload: Any) -> Any:
         """Nothing more to check: :meth:`preprocess` validated the body (KServe's check expects a raw body)."""
@@ -225,6 +283,7 @@ class FraudModel(kserve.Model):
         if metadata is None or model is None:  # unloaded models are refused by preprocess; this is for mypy
             raise kserve.errors.ModelNotReady(self.name, self.load_error or "")
         version = metadata.model_version
+        rows = await self._with_features(rows)
         with self._tracer.start_as_current_span(
             "predict",
             attributes={"model.name": self.name, "model.version": version, "batch.size": int(rows.x.shape[0])},
@@ -293,33 +352,41 @@ class FraudModel(kserve.Model):
             "threshold": result.threshold,
         }
 
-    def explain(self, rows: Rows, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    async def explain(self, rows: Rows, headers: dict[str, str] | None = None) -> dict[str, Any]:
         """Per-row feature contributions in log-odds, by the model's family: exact TreeSHAP for XGBoost,
         DeepLIFT against the training mean for the MLP, their weighted sum for the blend
         (:mod:`fraud_detection.families.models`).
 
-        For each row, ``base_value + sum(contributions)`` is the model's log-odds of fraud, exactly.
+        For each row, ``base_value + sum(contributions)`` is the model's log-odds of fraud, exactly. Contributions
+        are named by the model's features: for a raw-transaction model the engineered ones (``card_count_1h``, ...),
+        whose values each row also lists under ``features``.
         """
         metadata = self.metadata
         if metadata is None or self.model is None:
             raise kserve.errors.ModelNotReady(self.name, self.load_error or "")
-        x = rows.x
+        rows = await self._with_features(rows, write=False)
+        x, names = rows.x, metadata.feature_names
         with self._tracer.start_as_current_span(
             "explain",
             attributes={"model.name": self.name, "model.version": metadata.model_version, "batch.size": len(x)},
         ):
             contributions, base = self.model.explain(x)
             proba = np.asarray(self.model.predict_proba(x), dtype=np.float64)
+        explanations: list[dict[str, Any]] = [
+            {
+                "fraud_probability": float(p),
+                "is_fraud": bool(p >= metadata.threshold),
+                "base_value": float(b),
+                "contributions": dict(zip(names, row.tolist(), strict=True)),
+            }
+            for p, b, row in zip(proba, base, contributions, strict=True)
+        ]
+        if rows.transactions:
+            for explanation, transaction, values in zip(explanations, rows.transactions, x.tolist(), strict=True):
+                explanation["tx_id"] = transaction.tx_id
+                explanation["features"] = dict(zip(names, values, strict=True))
         return {
-            "explanations": [
-                {
-                    "fraud_probability": float(p),
-                    "is_fraud": bool(p >= metadata.threshold),
-                    "base_value": float(b),
-                    "contributions": dict(zip(FEATURES, row.tolist(), strict=True)),
-                }
-                for p, b, row in zip(proba, base, contributions, strict=True)
-            ],
+            "explanations": explanations,
             "units": "log-odds",
             "method": EXPLAIN_METHODS[metadata.family],
             "model_name": self.name,

@@ -36,6 +36,16 @@ class ServingSettings(BaseSettings):
     """XGBoost threads per prediction; 1 suits single-row traffic on a small pod."""
     load_retry_seconds: float = Field(default=10.0, ge=0.0)
     """Wait between attempts to load a missing or broken model (doubling up to 5 minutes); 0 = try once."""
+    feature_store_url: str = ""
+    """Raw-transaction models' entity-state store: empty = the embedded SQLite file (``feature_store_path``);
+    ``redis://host:6379/0`` or ``rediss://`` (TLS) = Redis, its password in ``FRAUD_FEATURE_STORE_PASSWORD``."""
+    feature_store_path: str = ""
+    """The embedded store's SQLite file; empty = ``$FRAUD_HOME/features/state.db``."""
+    feature_store_write: bool = True
+    """Apply each scored transaction to the store (once per transaction id), so the card's next one sees it;
+    false = only read (the stream applies the transactions)."""
+    feature_store_timeout: float = Field(default=1.0, gt=0.0)
+    """Seconds a Redis call may take before the request fails with a 503."""
     tracing_exporter: Literal["otlp", "console", "none"] = "none"
     """Where spans go: an OTLP/gRPC endpoint, the console, or nowhere."""
     otlp_endpoint: str = "http://127.0.0.1:4317"

@@ -1,0 +1,197 @@
+"""The predictor's single-row V1 throughput on raw transactions beside the public-schema path, in one run.
+
+What runs, all on this machine (wrk shares the cores with the server), one server at a time, 1 worker, tracing off:
+
+* the public-schema path: a small XGBoost model on the 29 public features, one V1 row of named features per request;
+* the raw-transaction path: a model of the same size on 14 engineered features (card and terminal windows,
+  terminal risk from known labels, amount, hour, channel), one V1 row of source columns per request. Requests go
+  through the test window's transactions in time order (a wrk Lua script cycling through them), so each reads a
+  real card's and terminal's state; the store was filled with the rows before the window. Three stores:
+  the embedded SQLite file applying each transaction (the default), the same file read only (the stream applies),
+  and Redis applying each transaction (when ``redis-server`` is installed);
+* in process, the lookup's own cost per transaction: the store read, ``features_for`` and the apply.
+
+Usage: ``python benchmarks/bench_transactions_serving.py [--duration 10] [--connections 32] [--rows 30000]``.
+Needs ``wrk`` (Debian: ``apt-get install -y wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench_serving import Server, WrkResult, table, wrk  # noqa: E402
+
+from fraud_detection.features.online import features_for  # noqa: E402
+from fraud_detection.features.store import EntityStateStore, SQLiteStateStore  # noqa: E402
+from fraud_detection.schema import FEATURES  # noqa: E402
+from tests.conftest import redis_server  # noqa: E402
+from tests.serving.conftest import make_model_dir  # noqa: E402
+from tests.serving.transaction_model import TransactionModel, feature_set, make_transaction_model  # noqa: E402
+
+V1 = "/v1/models/fraud-detector:predict"
+
+
+def rotating_script(path: Path, bodies: list[str]) -> Path:
+    """A wrk Lua script that POSTs ``bodies`` one after the other, starting again after the last."""
+    quoted = ",\n".join("'" + body.replace("\\", "\\\\").replace("'", "\\'") + "'" for body in bodies)
+    path.write_text(
+        "wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\n"
+        f"bodies = {{\n{quoted}\n}}\ncounter = 0\n"
+        "request = function()\n  counter = counter + 1\n"
+        "  return wrk.format(nil, nil, nil, bodies[(counter % #bodies) + 1])\nend\n"
+    )
+    return path
+
+
+def lookup_cost(model: TransactionModel, store: EntityStateStore, rows: range) -> tuple[float, float, float]:
+    """Microseconds per transaction for the store read, ``features_for`` and the apply, in this process."""
+    features = feature_set()
+    read = compute = apply = 0.0
+    for i in rows:
+        transaction = model.transaction(i)
+        started = time.perf_counter()
+        states = store.read(dict(transaction.keys))
+        read_done = time.perf_counter()
+        features_for(transaction, states, features)
+        computed = time.perf_counter()
+        store.apply(transaction)
+        apply += time.perf_counter() - computed
+        compute += computed - read_done
+        read += read_done - started
+    n = len(rows) / 1e6
+    return read / n, compute / n, apply / n
+
+
+@contextmanager
+def filled_redis(model: TransactionModel) -> Iterator[str]:
+    from fraud_detection.features.redis_store import RedisStateStore
+
+    with redis_server() as url:
+        store = RedisStateStore(url, horizon=feature_set().horizon)
+        model.fill(store, model.test_start)
+        store.close()
+        yield url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rows", type=int, default=30_000, help="generated transactions (60 days)")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk not found: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="bench-transactions-serving-"))
+    public_dir = make_model_dir(work / "public")
+    model = make_transaction_model(work / "transactions", n_rows=args.rows, days=60)
+    window = range(model.test_start, len(model.raw))
+    print(f"{len(model.raw):,} transactions, window of {len(window):,}", file=sys.stderr)
+
+    sqlite_path = work / "state.db"
+    store = SQLiteStateStore(sqlite_path, horizon=feature_set().horizon)
+    model.fill(store, model.test_start)
+    store.close()
+    snapshot = sqlite_path.read_bytes()  # every run starts from the same state
+
+    public = json.dumps({"instances": [{name: 0.1 * (i % 7) for i, name in enumerate(FEATURES)}]})
+    public_lua = rotating_script(work / "public.lua", [public])
+    raw_lua = rotating_script(work / "raw.lua", [json.dumps({"instances": [model.source_row(i)]}) for i in window])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
+
+    def measure(model_dir: Path, script: Path, extra: dict[str, str], log: str) -> WrkResult:
+        sqlite_path.write_bytes(snapshot)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{sqlite_path}{suffix}").unlink(missing_ok=True)
+        server = Server(
+            [sys.executable, "-m", "serving", "--host", "127.0.0.1", "--model-uri", str(model_dir)],
+            {**env, "FRAUD_FEATURE_STORE_PATH": str(sqlite_path), **extra},
+            work / log,
+            "/v2/health/ready",
+        )
+        try:
+            wrk(server.url + V1, script, args.connections, 3, threads=1)  # warm-up
+            result = wrk(server.url + V1, script, args.connections, args.duration, threads=1)
+        finally:
+            server.stop()
+        if result.non_2xx or result.socket_errors:
+            raise RuntimeError(f"{log}: {result.non_2xx} non-2xx answers, {result.socket_errors} socket errors")
+        return result
+
+    runs: list[tuple[str, Callable[[], WrkResult]]] = [
+        ("public schema, 29 features", lambda: measure(public_dir, public_lua, {}, "public.log")),
+        ("raw transaction, SQLite, applied after scoring", lambda: measure(model.directory, raw_lua, {}, "sqlite.log")),
+        (
+            "raw transaction, SQLite, read only",
+            lambda: measure(model.directory, raw_lua, {"FRAUD_FEATURE_STORE_WRITE": "false"}, "sqlite-ro.log"),
+        ),
+    ]
+    have_redis = shutil.which("redis-server") is not None
+    rows: list[list[str]] = []
+    baseline = 0.0
+    for label, run in runs:
+        result = run()
+        baseline = baseline or result.requests_per_s
+        rows.append(_row(label, result, baseline))
+    if have_redis:
+        with filled_redis(model) as url:
+            extra = {"FRAUD_FEATURE_STORE_URL": url}
+            result = measure(model.directory, raw_lua, extra, "redis.log")
+        rows.append(_row("raw transaction, Redis, applied after scoring", result, baseline))
+
+    store = SQLiteStateStore(work / "cost.db", horizon=feature_set().horizon)
+    model.fill(store, model.test_start)
+    read, compute, apply = lookup_cost(
+        model, store, range(model.test_start, min(len(model.raw), model.test_start + 2000))
+    )
+    store.close()
+    redis_cost = filled_redis(model) if have_redis else nullcontext(None)
+    with redis_cost as url:
+        header = ["V1 single row, 1 worker", "req/s", "p50 ms", "p99 ms", "vs public"]
+        print(f"\n{args.connections} connections, {args.duration} s per run, wrk on the same 2 cores\n")
+        print(table(rows, header))
+        print(
+            f"\nin process, per transaction (SQLite): read {read:.0f} us, features_for {compute:.0f} us, "
+            f"apply {apply:.0f} us"
+        )
+        if url is not None:
+            from fraud_detection.features.redis_store import RedisStateStore
+
+            redis_store = RedisStateStore(url, horizon=feature_set().horizon)
+            end = min(len(model.raw), model.test_start + 2000)
+            r_read, r_compute, r_apply = lookup_cost(model, redis_store, range(model.test_start, end))
+            redis_store.close()
+            print(
+                f"in process, per transaction (Redis): read {r_read:.0f} us, features_for {r_compute:.0f} us, "
+                f"apply {r_apply:.0f} us"
+            )
+    return 0
+
+
+def _row(label: str, result: WrkResult, baseline: float) -> list[str]:
+    return [
+        label,
+        f"{result.requests_per_s:,.0f}",
+        f"{result.p50_ms:.1f}",
+        f"{result.p99_ms:.1f}",
+        f"{result.requests_per_s / baseline:.2f}x",
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
