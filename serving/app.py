@@ -36,7 +36,7 @@ from kserve.protocol.rest.v1_endpoints import register_v1_endpoints
 from kserve.protocol.rest.v2_endpoints import register_v2_endpoints
 
 from serving import errors, routes, telemetry
-from serving.middleware import ASGIApp, Receive, RequestMiddleware, Scope, Send
+from serving.middleware import ASGIApp, Receive, RequestMiddleware, Scope, Send, ServerSpan
 from serving.predictor import FraudModel
 from serving.settings import ServingSettings
 
@@ -137,7 +137,7 @@ def create_app(settings: ServingSettings, on_model_loaded: Callable[[], None] | 
     register_v2_endpoints(app, dataplane, extension)
     errors.install(app)
     app.add_middleware(RequestMiddleware, model_name=settings.model_name, max_body_bytes=settings.max_body_bytes)
-    predict = telemetry.ServerSpan(
+    predict = ServerSpan(
         RequestMiddleware(
             routes.V1Predict(dataplane, settings.model_name),
             model_name=settings.model_name,

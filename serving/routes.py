@@ -125,7 +125,9 @@ class V1Predict:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
         infer_request, attributes = dataplane.decode(body=body, headers=headers)
-        response, response_headers = await dataplane.infer(model_name=model_name, request=infer_request, headers=headers)
+        response, response_headers = await dataplane.infer(
+            model_name=model_name, request=infer_request, headers=headers
+        )
         response, encoded_headers = dataplane.encode(
             model_name=model_name, response=response, headers=headers, req_attributes=attributes
         )

@@ -74,6 +74,7 @@ def run(settings: ServingSettings) -> int:
                 host=settings.host,
                 port=settings.port,
                 log_config=None,
+                access_log=False,
                 timeout_keep_alive=KEEP_ALIVE_SECONDS,
                 timeout_graceful_shutdown=GRACE_SECONDS,
             )
@@ -84,6 +85,7 @@ def run(settings: ServingSettings) -> int:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        access_log=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=GRACE_SECONDS,
     )

@@ -22,7 +22,7 @@ import logging
 import re
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +111,68 @@ _GCP_FIELDS = frozenset(
 """Fields of the structured line that a record's own fields may not override (google-cloud-logging's list)."""
 
 
+class BackgroundWriter:
+    """A text stream whose writes are handed to a thread that writes them to ``stream`` every ``interval`` seconds.
+
+    One log line per request written straight to stdout costs a ``write`` system call on the event loop, and that
+    call blocks whenever the reader falls behind (a full pipe to the container runtime, a busy disk under dirty-page
+    throttling): every request in flight waits. Here a write only appends to a list; the thread joins the lines
+    and writes them in chunks of whole lines of at most :data:`ATOMIC_WRITE` bytes (so the lines of several worker
+    processes sharing one pipe never interleave). :meth:`close` (at logging shutdown) writes what is left.
+    """
+
+    ATOMIC_WRITE = 4096
+    """POSIX ``PIPE_BUF``: a write of at most this many bytes to a pipe is never interleaved with another."""
+
+    def __init__(self, stream: Any, interval: float = 0.005) -> None:
+        import threading
+
+        self.stream = stream
+        self.interval = interval
+        self._pending: list[str] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, text: str) -> int:
+        self._pending.append(text)  # list.append is atomic under the interpreter lock
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing on the request path: the writer thread flushes."""
+
+    def isatty(self) -> bool:
+        return bool(self.stream.isatty())
+
+    def drain(self) -> None:
+        """Write and flush everything written so far (the writer thread calls it every ``interval``)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
+            chunk: list[str] = []
+            size = 0
+            for text in pending:
+                if chunk and size + len(text) > self.ATOMIC_WRITE:
+                    self.stream.write("".join(chunk))
+                    self.stream.flush()
+                    chunk, size = [], 0
+                chunk.append(text)
+                size += len(text)
+            self.stream.write("".join(chunk))
+            self.stream.flush()
+
+    def _run(self) -> None:
+        while not self._closed.wait(self.interval):
+            self.drain()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=5)
+        self.drain()
+
+
 def _structured_handler(project: str | None) -> logging.Handler:
     """google-cloud-logging's :class:`StructuredLogHandler` writing the same fields, each line encoded once by orjson.
 
@@ -123,6 +185,7 @@ def _structured_handler(project: str | None) -> logging.Handler:
     import collections.abc
 
     import orjson
+    from google.cloud import logging_v2
     from google.cloud.logging_v2.handlers import StructuredLogHandler
     from opentelemetry import trace
 
@@ -161,7 +224,23 @@ def _structured_handler(project: str | None) -> logging.Handler:
             payload["httpRequest"] = getattr(record, "http_request", None) or {}
             return orjson.dumps(payload, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
-    handler = Handler(project_id=project, stream=sys.stdout)
+        def emit(self, record: logging.LogRecord) -> None:
+            """The line goes to the writer thread; no flush here (StreamHandler flushes after every line)."""
+            if logging_v2._instrumentation_emitted is False:
+                self.emit_instrumentation_info()
+            try:
+                self.stream.write(self.format(record) + "\n")
+            except Exception:  # as StreamHandler: a line that cannot be written is reported, never raised
+                self.handleError(record)
+
+        def flush(self) -> None:
+            self.stream.drain()
+
+        def close(self) -> None:
+            self.stream.close()
+            super().close()
+
+    handler = Handler(project_id=project, stream=BackgroundWriter(sys.stdout))
     handler.filters.clear()  # the library's filter only prepares what format() above reads by itself
     return handler
 
@@ -179,6 +258,8 @@ def configure_logging(settings: ServingSettings) -> None:
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
+        if isinstance(getattr(existing, "stream", None), BackgroundWriter):
+            existing.close()
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
     # Library warnings (e.g. FastAPI deprecations) become structured lines too, not bare text on stderr.
@@ -213,6 +294,15 @@ def _otlp_exporter(settings: ServingSettings) -> Any:
     return OTLPSpanExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
 
 
+SPAN_QUEUE = 32_768
+"""Ended spans waiting for export. The SDK's default (2,048) is under a second of two spans per request at
+2,500 requests a second, and a full queue drops spans: this one absorbs a receiver that stalls for seconds."""
+SPAN_BATCH = 1_024
+"""Spans per OTLP call: fewer, larger calls cost less per span on the exporter thread."""
+SPAN_DELAY_MS = 1_000
+"""The longest a span waits before its batch is sent, when fewer than :data:`SPAN_BATCH` are queued."""
+
+
 def configure_tracing(settings: ServingSettings) -> TracerProvider | None:
     """Install the global tracer provider and propagators chosen by ``settings``.
 
@@ -241,7 +331,11 @@ def configure_tracing(settings: ServingSettings) -> TracerProvider | None:
     resource = Resource.create({"service.name": settings.model_name, "service.namespace": "fraud-detection"})
     provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)))
     exporter = _otlp_exporter(settings) if settings.tracing_exporter == "otlp" else ConsoleSpanExporter()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            exporter, max_queue_size=SPAN_QUEUE, max_export_batch_size=SPAN_BATCH, schedule_delay_millis=SPAN_DELAY_MS
+        )
+    )
     trace.set_tracer_provider(provider)
     log.info("tracing: exporting spans with %s to %s", settings.tracing_exporter, settings.otlp_endpoint)
     return provider
@@ -262,143 +356,6 @@ def fastapi_telemetry() -> TelemetryConfig:
     stdout as structured JSON) are off, and probes are not traced.
     """
     return {"tracing": True, "metrics": False, "logs": False, "operation_spans": False, "exclude": is_quiet}
-
-
-_SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"
-"""The schema URL FastAPI's native telemetry gives its tracer (``fastapi.telemetry._asgi``)."""
-
-
-@functools.lru_cache(maxsize=64)
-def _server_attributes(host: bytes | None, server: tuple[str, int] | None, scheme: str) -> dict[str, Any]:
-    """``server.address`` and ``server.port`` from the ``Host`` header, as FastAPI's telemetry reads them."""
-    from urllib.parse import urlsplit
-
-    if host is not None:
-        try:
-            url = urlsplit("//" + host.decode("latin-1"))
-            address, port = url.hostname, url.port
-        except ValueError:
-            return {}
-        if url.username is not None or url.path or url.query or url.fragment:
-            return {}
-        if port is None:
-            port = {"http": 80, "https": 443}.get(scheme)
-    else:
-        address, port = server or (None, None)
-    if address is None:
-        return {}
-    return {"server.address": address, "server.port": port} if port is not None else {"server.address": address}
-
-
-_SENSITIVE_QUERY_PARAMETERS = frozenset({"X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "sig", "X-Goog-Signature"})
-
-
-def _redacted_query(query: bytes) -> str:
-    """The query string with signature parameters redacted, as FastAPI's telemetry records ``url.query``."""
-    from urllib.parse import parse_qsl, urlencode
-
-    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-    return urlencode([(k, "REDACTED" if k in _SENSITIVE_QUERY_PARAMETERS else v) for k, v in pairs])
-
-
-_EXTRACT_ONLY_FIELDS = frozenset({"x-cloud-trace-context"})
-"""Headers read by propagators that never write them (Google's one-way Cloud Trace propagator lists no fields)."""
-
-
-class ServerSpan:
-    """ASGI wrapper giving every request to one known route the server span FastAPI's native telemetry would give it.
-
-    Same tracer name and schema, span name (``POST /v1/models/{model_name}:predict``), kind and attributes
-    (``http.route``, ``http.response.status_code``, ``url.path``, ``server.*`` ...), the caller's ``traceparent`` or
-    ``X-Cloud-Trace-Context`` continued, the span current while the request runs and ended after the last body
-    byte is sent. What it leaves out is FastAPI's per-request bookkeeping for routes it does not know in advance
-    (route matching, an operation-span context, a request-telemetry object): :class:`serving.app.FraudApp` sends
-    the single-prediction routes here and every other request through FastAPI's telemetry.
-    """
-
-    def __init__(self, app: Callable[..., Awaitable[None]], method: str, route: str) -> None:
-        from fastapi import __version__ as fastapi_version
-        from opentelemetry import propagate, trace
-
-        self.app = app
-        self.method = method
-        self.route = route
-        self.name = f"{method} {route}"
-        self._version = fastapi_version
-        self._propagate = propagate
-        self._trace = trace
-        self._provider: Any = None
-        self._tracer: Any = None
-
-    def _tracer_now(self) -> Any:
-        provider = self._trace.get_tracer_provider()
-        if provider is not self._provider:
-            self._tracer = provider.get_tracer("fastapi", self._version, schema_url=_SCHEMA_URL)
-            self._provider = provider
-        return self._tracer
-
-    def _parent(self, headers: list[tuple[bytes, bytes]]) -> Any:
-        """The caller's trace context, or None (a new trace) when no propagation header was sent."""
-        fields = self._propagate.get_global_textmap().fields | _EXTRACT_ONLY_FIELDS
-        carrier = {}
-        for key, value in headers:
-            name = key.decode("latin-1").lower()
-            if name in fields:
-                carrier[name] = value.decode("latin-1")
-        return self._propagate.extract(carrier) if carrier else None
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        from opentelemetry import context as otel_context
-        from opentelemetry.trace import SpanKind, StatusCode
-
-        headers = scope.get("headers", [])
-        host = next((value for key, value in headers if key.lower() == b"host"), None)
-        scheme = scope.get("scheme", "http")
-        attributes: dict[str, Any] = {"url.scheme": scheme, "http.request.method": self.method}
-        if scope.get("http_version"):
-            attributes["network.protocol.version"] = scope["http_version"]
-        attributes.update(_server_attributes(host, tuple(scope["server"]) if scope.get("server") else None, scheme))
-        attributes["url.path"] = scope["path"]
-        if scope.get("query_string"):
-            attributes["url.query"] = _redacted_query(scope["query_string"])
-        attributes["http.route"] = self.route
-        parent = self._parent(headers)
-        span = self._tracer_now().start_span(self.name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
-        token = otel_context.attach(self._trace.set_span_in_context(span, parent))
-        status: list[int] = []
-
-        def finish(error: BaseException | None = None) -> None:
-            if not span.is_recording():
-                return
-            if status:
-                span.set_attribute("http.response.status_code", status[0])
-            if error is not None or not status or status[0] >= 500:
-                kind = type(error) if error is not None else None
-                span.set_attribute(
-                    "error.type",
-                    (f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__qualname__)
-                    if kind is not None
-                    else str(status[0] if status else "incomplete_response"),
-                )
-                span.set_status(StatusCode.ERROR)
-            span.end()
-
-        async def send_and_end(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status.append(message["status"])
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                finish()
-
-        try:
-            await self.app(scope, receive, send_and_end)
-        except BaseException as error:
-            finish(error)
-            raise
-        finally:
-            if span.is_recording():
-                finish(RuntimeError("Incomplete ASGI response"))
-            otel_context.detach(token)
 
 
 SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)

@@ -81,6 +81,8 @@ def _log_one_prediction(settings: ServingSettings, monkeypatch: pytest.MonkeyPat
             "prediction /v1/models/fraud-detector:predict 200", extra={"json_fields": {**record, "model_version": "4"}}
         )
     finally:
+        for handler in root.handlers:
+            handler.flush()
         root.handlers, level = saved
         root.setLevel(level)
     return out.getvalue()
