@@ -253,6 +253,17 @@ class Server:
         self._log.close()
 
 
+def warm_up(url: str, script: Path, tries: int = 10) -> int:
+    """Short wrk runs until one gets no error (each worker process loads its own model); the requests answered."""
+    answered = 0
+    for _ in range(tries):
+        result = wrk(url, script, 32, 3)
+        answered += result.requests
+        if result.non_2xx + result.socket_errors == 0:
+            break
+    return answered
+
+
 def soak(server: Server, script: Path, url: str, seconds: int) -> tuple[WrkResult, list[float]]:
     samples: list[float] = []
     done = threading.Event()
@@ -392,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     for workers in args.workers:
         server = model_server(workers, f"server-{workers}.log")
         try:
-            answered += wrk(server.url + v1_path, v1_lua, 32, 3).requests  # warm-up
+            answered += warm_up(server.url + v1_path, v1_lua)
             traced[workers] = {c: wrk(server.url + v1_path, v1_lua, c, args.duration) for c in connections}
             answered += sum(r.requests for r in traced[workers].values())
         finally:
@@ -403,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet = model_server(1, "quiet.log", {"FRAUD_TRACING_EXPORTER": "none", "FRAUD_LOG_LEVEL": "WARNING"})
     try:
-        wrk(quiet.url + v1_path, v1_lua, 32, 3)
+        warm_up(quiet.url + v1_path, v1_lua)
         add_rows(
             "model server, V1 single row, tracing OFF, no request logs (for comparison)",
             1,
@@ -423,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.soak:
         server = model_server(headline, "server-soak.log")
         try:
-            wrk(server.url + v1_path, v1_lua, 32, 3)
+            warm_up(server.url + v1_path, v1_lua)
             soak_result, rss = soak(server, v1_lua, server.url + v1_path, args.soak)
         finally:
             server.stop()

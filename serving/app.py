@@ -103,13 +103,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         loader.stop()
+        if app.state.on_stopped is not None:
+            app.state.on_stopped()
 
 
-def create_app(settings: ServingSettings, on_model_loaded: Callable[[], None] | None = None) -> FastAPI:
+def create_app(
+    settings: ServingSettings,
+    on_model_loaded: Callable[[], None] | None = None,
+    on_stopped: Callable[[], None] | None = None,
+) -> FastAPI:
     """The model server app for ``settings``. Nothing is loaded until the app starts (its lifespan).
 
     ``app.state`` holds ``model`` (the :class:`FraudModel`), ``dataplane`` and ``loader``.
-    ``on_model_loaded`` runs once the model is loaded (the server freezes the heap there).
+    ``on_model_loaded`` runs once the model is loaded (the server freezes the heap there); ``on_stopped`` once the
+    app has stopped serving (the server sends the spans and log lines still queued: a worker process ends
+    without running exit handlers).
     Process-wide set-up (logs, tracing) is not done here but in :mod:`serving.server`.
     """
     # KServe's V1 routes return FastAPI's ORJSONResponse, which this FastAPI deprecates with a warning on
@@ -131,6 +139,7 @@ def create_app(settings: ServingSettings, on_model_loaded: Callable[[], None] | 
     app.state.model = model
     app.state.dataplane = dataplane
     app.state.loader = ModelLoader(model, on_model_loaded)
+    app.state.on_stopped = on_stopped
     routes.register(app)
     app.add_api_route("/", dataplane.live, methods=["GET"])
     register_v1_endpoints(app, dataplane, extension)

@@ -124,7 +124,7 @@ class BackgroundWriter:
     ATOMIC_WRITE = 4096
     """POSIX ``PIPE_BUF``: a write of at most this many bytes to a pipe is never interleaved with another."""
 
-    def __init__(self, stream: Any, interval: float = 0.005) -> None:
+    def __init__(self, stream: Any, interval: float = 0.02) -> None:
         import threading
 
         self.stream = stream
@@ -275,7 +275,8 @@ def configure_logging(settings: ServingSettings) -> None:
 
 def _otlp_exporter(settings: ServingSettings) -> Any:
     import grpc
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    from serving.spans import FastOTLPSpanExporter as OTLPSpanExporter
 
     endpoint = settings.otlp_endpoint
     google_auth = settings.otlp_google_auth
@@ -339,6 +340,14 @@ def configure_tracing(settings: ServingSettings) -> TracerProvider | None:
     trace.set_tracer_provider(provider)
     log.info("tracing: exporting spans with %s to %s", settings.tracing_exporter, settings.otlp_endpoint)
     return provider
+
+
+def flush(provider: TracerProvider | None) -> None:
+    """Send the spans and write the log lines still queued (a stopping server; worker processes skip exit handlers)."""
+    if provider is not None:
+        provider.force_flush()
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 def is_quiet(scope: MutableMapping[str, Any]) -> bool:
