@@ -7,7 +7,9 @@ The app is KServe's REST server, assembled from KServe's own parts around the fr
 * KServe's V1 and V2 routes (``register_v1_endpoints``/``register_v2_endpoints``), with two routes of ours
   registered first: the orjson V2 ``infer`` route and ``/metrics`` summed across workers (:mod:`serving.routes`);
 * one error table for every route (:mod:`serving.errors`) and the request middleware
-  (:mod:`serving.middleware`: legacy ``/predict``, header and size checks, access and prediction logs).
+  (:mod:`serving.middleware`: legacy ``/predict``, header and size checks, access and prediction logs);
+* single predictions (the V1 ``:predict`` path and ``/predict``) answered by the same middleware and KServe's
+  V1 handler steps without FastAPI's routing (:class:`FraudApp`).
 
 Why a FastAPI app of our own rather than KServe's module-level ``kserve.model_server:app``: FastAPI's native
 OpenTelemetry (``FastAPI(telemetry=...)``) is set when the app is constructed, and a factory must give a
@@ -77,7 +79,7 @@ class FraudApp(FastAPI):
     ``/predict``) answered by a direct chain instead of FastAPI's routing and per-request telemetry.
 
     The chain is the same work in the same order: the server span FastAPI's telemetry would make
-    (:class:`serving.telemetry.ServerSpan`), the same request middleware, and KServe's V1 handler step for step
+    (:class:`serving.middleware.ServerSpan`), the same request middleware, and KServe's V1 handler step for step
     (:class:`serving.routes.V1Predict`). Every other request goes through FastAPI as before. Measured with
     py-spy under load, FastAPI's routing, dependency solving and telemetry wrapper took about 40 % of a
     worker's time on a single-row request (docs/serving.md, "Where a request's time goes").

@@ -31,7 +31,13 @@ def _spans() -> list[ReadableSpan]:
     server = provider.get_tracer("fastapi", "0.165.0", schema_url="https://opentelemetry.io/schemas/1.44.0")
     remote = SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, True, TraceFlags(1))
     parent = trace.set_span_in_context(NonRecordingSpan(remote))
-    attributes = {"url.path": "/predict", "server.port": 8080, "negative": -3, "ratio": 0.25, "ok": True}
+    attributes: dict[str, Any] = {
+        "url.path": "/predict",
+        "server.port": 8080,
+        "negative": -3,
+        "ratio": 0.25,
+        "ok": True,
+    }
     with server.start_as_current_span("POST /predict", context=parent, kind=SpanKind.SERVER, attributes=attributes):
         predictor = provider.get_tracer("serving.predictor")
         with predictor.start_as_current_span("predict", attributes={"batch.size": 1, "model.version": "3"}):
