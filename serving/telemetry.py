@@ -16,6 +16,7 @@ once per process.
 
 from __future__ import annotations
 
+import bisect
 import contextvars
 import functools
 import logging
@@ -418,6 +419,10 @@ def counters() -> Counters:
     )
 
 
+_FEW = 16
+"""Up to this many values are observed with a plain loop (a single-row request's score) rather than numpy."""
+
+
 def observe_many(histogram: Any, values: Any) -> None:
     """``histogram.observe(v)`` for every ``v`` of the numpy array ``values``, in one pass per bucket.
 
@@ -435,6 +440,14 @@ def observe_many(histogram: Any, values: Any) -> None:
             histogram.observe(value)
         return
     # A value lands in the first bucket whose upper bound is >= it (prometheus_client stores non-cumulative counts).
+    if len(values) <= _FEW:  # numpy's per-call overhead is most of the cost for a request's few rows
+        items = values.tolist()
+        for value in items:
+            index = bisect.bisect_left(bounds, value)
+            if index < len(buckets) and value == value:  # a NaN lands in no bucket, as below
+                buckets[index].inc(1)
+        total.inc(float(sum(items)))
+        return
     counts = np.bincount(np.searchsorted(np.asarray(bounds), values, side="left"), minlength=len(bounds))
     for bucket, count in zip(buckets, counts.tolist(), strict=False):
         if count:
