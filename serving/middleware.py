@@ -12,10 +12,14 @@
   ``httpRequest`` field: the predictor's prediction record for scored requests, an access record
   otherwise. 4xx answers also count in ``fraud_invalid_requests`` and log the error message.
 * Every inference request counts in ``fraud_requests{code}`` and ``fraud_request_duration_seconds``.
+
+:class:`ServerSpan` gives the requests :class:`serving.app.FraudApp` answers directly the server span FastAPI's
+native telemetry gives every other request.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -198,3 +202,142 @@ class RequestMiddleware:
             f"prediction {url} {status}" if record else f"{scope['method']} {url} {status}",
             extra={"http_request": http_request, "json_fields": fields},
         )
+
+
+_SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"
+"""The schema URL FastAPI's native telemetry gives its tracer (``fastapi.telemetry._asgi``)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _server_attributes(host: bytes | None, server: tuple[str, int] | None, scheme: str) -> dict[str, Any]:
+    """``server.address`` and ``server.port`` from the ``Host`` header, as FastAPI's telemetry reads them."""
+    from urllib.parse import urlsplit
+
+    if host is not None:
+        try:
+            url = urlsplit("//" + host.decode("latin-1"))
+            address, port = url.hostname, url.port
+        except ValueError:
+            return {}
+        if url.username is not None or url.path or url.query or url.fragment:
+            return {}
+        if port is None:
+            port = {"http": 80, "https": 443}.get(scheme)
+    else:
+        address, port = server or (None, None)
+    if address is None:
+        return {}
+    return {"server.address": address, "server.port": port} if port is not None else {"server.address": address}
+
+
+_SENSITIVE_QUERY_PARAMETERS = frozenset(
+    {"X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "sig", "X-Goog-Signature"}
+)
+
+
+def _redacted_query(query: bytes) -> str:
+    """The query string with signature parameters redacted, as FastAPI's telemetry records ``url.query``."""
+    from urllib.parse import parse_qsl, urlencode
+
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    return urlencode([(k, "REDACTED" if k in _SENSITIVE_QUERY_PARAMETERS else v) for k, v in pairs])
+
+
+_EXTRACT_ONLY_FIELDS = frozenset({"x-cloud-trace-context"})
+"""Headers read by propagators that never write them (Google's one-way Cloud Trace propagator lists no fields)."""
+
+
+class ServerSpan:
+    """ASGI wrapper giving every request to one known route the server span FastAPI's native telemetry would give it.
+
+    Same tracer name and schema, span name (``POST /v1/models/{model_name}:predict``), kind and attributes
+    (``http.route``, ``http.response.status_code``, ``url.path``, ``server.*`` ...), the caller's ``traceparent`` or
+    ``X-Cloud-Trace-Context`` continued, the span current while the request runs and ended after the last body
+    byte is sent. What it leaves out is FastAPI's per-request bookkeeping for routes it does not know in advance
+    (route matching, an operation-span context, a request-telemetry object): :class:`serving.app.FraudApp` sends
+    the single-prediction routes here and every other request through FastAPI's telemetry.
+    """
+
+    def __init__(self, app: ASGIApp, method: str, route: str) -> None:
+        from fastapi import __version__ as fastapi_version
+        from opentelemetry import propagate, trace
+
+        self.app = app
+        self.method = method
+        self.route = route
+        self.name = f"{method} {route}"
+        self._version = fastapi_version
+        self._propagate = propagate
+        self._trace = trace
+        self._provider: Any = None
+        self._tracer: Any = None
+
+    def _tracer_now(self) -> Any:
+        provider = self._trace.get_tracer_provider()
+        if provider is not self._provider:
+            self._tracer = provider.get_tracer("fastapi", self._version, schema_url=_SCHEMA_URL)
+            self._provider = provider
+        return self._tracer
+
+    def _parent(self, headers: list[tuple[bytes, bytes]]) -> Any:
+        """The caller's trace context, or None (a new trace) when no propagation header was sent."""
+        fields = self._propagate.get_global_textmap().fields | _EXTRACT_ONLY_FIELDS
+        carrier = {}
+        for key, value in headers:
+            name = key.decode("latin-1").lower()
+            if name in fields:
+                carrier[name] = value.decode("latin-1")
+        return self._propagate.extract(carrier) if carrier else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from opentelemetry import context as otel_context
+        from opentelemetry.trace import SpanKind, StatusCode
+
+        headers = scope.get("headers", [])
+        host = next((value for key, value in headers if key.lower() == b"host"), None)
+        scheme = scope.get("scheme", "http")
+        attributes: dict[str, Any] = {"url.scheme": scheme, "http.request.method": self.method}
+        if scope.get("http_version"):
+            attributes["network.protocol.version"] = scope["http_version"]
+        attributes.update(_server_attributes(host, tuple(scope["server"]) if scope.get("server") else None, scheme))
+        attributes["url.path"] = scope["path"]
+        if scope.get("query_string"):
+            attributes["url.query"] = _redacted_query(scope["query_string"])
+        attributes["http.route"] = self.route
+        parent = self._parent(headers)
+        span = self._tracer_now().start_span(self.name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+        token = otel_context.attach(self._trace.set_span_in_context(span, parent))
+        status: list[int] = []
+
+        def finish(error: BaseException | None = None) -> None:
+            if not span.is_recording():
+                return
+            if status:
+                span.set_attribute("http.response.status_code", status[0])
+            if error is not None or not status or status[0] >= 500:
+                kind = type(error) if error is not None else None
+                span.set_attribute(
+                    "error.type",
+                    (f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__qualname__)
+                    if kind is not None
+                    else str(status[0] if status else "incomplete_response"),
+                )
+                span.set_status(StatusCode.ERROR)
+            span.end()
+
+        async def send_and_end(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                finish()
+
+        try:
+            await self.app(scope, receive, send_and_end)
+        except BaseException as error:
+            finish(error)
+            raise
+        finally:
+            if span.is_recording():
+                finish(RuntimeError("Incomplete ASGI response"))
+            otel_context.detach(token)

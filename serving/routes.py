@@ -15,6 +15,8 @@ Both find the data plane on ``request.app.state`` (set by :func:`serving.app.cre
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -22,6 +24,7 @@ from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER, V2_ROUTE
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
+from serving import errors
 from serving.payload import PayloadError, parse_v2_body
 from serving.telemetry import MULTIPROC_ENV
 
@@ -91,6 +94,62 @@ async def metrics(request: Request) -> Response:
         multiprocess.MultiProcessCollector(registry)
     encoder, content_type = exposition.choose_encoder(request.headers.get("accept", ""))
     return Response(content=encoder(registry), headers={"content-type": content_type})
+
+
+class V1Predict:
+    """``POST /v1/models/<model_name>:predict`` as a bare ASGI endpoint: KServe's own handler
+    (``V1Endpoints.predict``) step for step, without FastAPI's routing, dependency solving and request object.
+
+    The same data plane calls (``model_ready``, ``decode`` with its CloudEvents handling, ``infer`` through
+    ``Model.__call__`` and its latency histograms, ``encode``), the same answer (orjson, as KServe's
+    ``ORJSONResponse`` renders it) and the same error table (:mod:`serving.errors`). :class:`serving.app.FraudApp`
+    routes the single-prediction paths here; one request's routing in FastAPI cost about as much as its scoring.
+    """
+
+    def __init__(self, dataplane: Any, model_name: str) -> None:
+        self.dataplane = dataplane
+        self.model_name = model_name
+
+    async def _answer(self, scope: MutableMapping[str, Any], receive: Any) -> tuple[int, dict[str, str], bytes]:
+        dataplane, model_name = self.dataplane, self.model_name
+        if not await dataplane.model_ready(model_name, True):
+            raise ModelNotReady(model_name)
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        infer_request, attributes = dataplane.decode(body=body, headers=headers)
+        response, response_headers = await dataplane.infer(
+            model_name=model_name, request=infer_request, headers=headers
+        )
+        response, encoded_headers = dataplane.encode(
+            model_name=model_name, response=response, headers=headers, req_attributes=attributes
+        )
+        response_headers.update(encoded_headers)
+        response_headers.pop("content-length", None)
+        if isinstance(response, bytes | str):
+            return 200, response_headers, response.encode() if isinstance(response, str) else response
+        response_headers.setdefault("content-type", "application/json")
+        return 200, response_headers, orjson.dumps(response, option=_NUMPY_JSON)
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        try:
+            status, headers, content = await self._answer(scope, receive)
+        except Exception as error:  # the error table's answer, as errors.handle gives it on the FastAPI routes
+            status, content = errors.status_for(error), errors.error_body(error)
+            headers = {"content-type": "application/json"}
+            if status == errors.INTERNAL_ERROR:
+                errors.log.error("POST %s failed: %s", scope["path"], errors.message_for(error), exc_info=error)
+        raw = [(b"content-length", str(len(content)).encode())]
+        raw += [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": content})
 
 
 def register(app: FastAPI) -> None:

@@ -36,7 +36,7 @@ def _build(settings: ServingSettings) -> tuple[FastAPI, TracerProvider | None]:
     """Logs, tracing and the app of this process; the heap frozen now and once the model is loaded."""
     telemetry.configure_logging(settings)
     provider = telemetry.configure_tracing(settings)
-    app = create_app(settings, on_model_loaded=heap.freeze)
+    app = create_app(settings, on_model_loaded=heap.freeze, on_stopped=lambda: telemetry.flush(provider))
     heap.freeze()
     return app, provider
 
@@ -74,6 +74,7 @@ def run(settings: ServingSettings) -> int:
                 host=settings.host,
                 port=settings.port,
                 log_config=None,
+                access_log=False,
                 timeout_keep_alive=KEEP_ALIVE_SECONDS,
                 timeout_graceful_shutdown=GRACE_SECONDS,
             )
@@ -84,15 +85,15 @@ def run(settings: ServingSettings) -> int:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        access_log=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=GRACE_SECONDS,
     )
     try:
         uvicorn.Server(config).run()
     finally:
-        if provider is not None:
-            provider.shutdown()
         log.info("model server stopped")
+        telemetry.flush(provider)
     return 0
 
 

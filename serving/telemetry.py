@@ -1,12 +1,13 @@
 """Observability for the model server: structured logs, OpenTelemetry tracing and Prometheus counters.
 
-* Logs: JSON lines on stdout in Cloud Logging's structured format, written by google-cloud-logging's
+* Logs: JSON lines on stdout in Cloud Logging's structured format, the fields of google-cloud-logging's
   :class:`StructuredLogHandler` (``severity``, ``message``, ``logging.googleapis.com/trace`` / ``spanId`` /
-  ``trace_sampled`` taken from the current OpenTelemetry span, ``httpRequest``). KServe's and uvicorn's
-  loggers are routed into it.
-* Traces: an SDK tracer provider with the exporter chosen by settings (``otlp`` over gRPC, ``console``,
-  ``none``), W3C ``traceparent`` plus Google's ``X-Cloud-Trace-Context`` extraction, and FastAPI's native
-  OpenTelemetry support for the server span of each request (:func:`fastapi_telemetry`).
+  ``trace_sampled`` taken from the current OpenTelemetry span, ``httpRequest``), encoded and written off the
+  event loop by :mod:`serving.jsonlog`. KServe's and uvicorn's loggers are routed into it.
+* Traces: an SDK tracer provider with the exporter chosen by settings (``otlp`` over gRPC with
+  :mod:`serving.spans`' encoder, ``console``, ``none``), W3C ``traceparent`` plus Google's
+  ``X-Cloud-Trace-Context`` extraction, and FastAPI's native OpenTelemetry support for the server span of each
+  request (:func:`fastapi_telemetry`).
 * Metrics: our counters on the default Prometheus registry beside KServe's histograms, served by
   ``/metrics`` (summed across workers, see :mod:`serving.routes`).
 
@@ -16,6 +17,7 @@ once per process.
 
 from __future__ import annotations
 
+import bisect
 import contextvars
 import functools
 import logging
@@ -94,18 +96,20 @@ class TextFormatter(logging.Formatter):
 def configure_logging(settings: ServingSettings) -> None:
     """Send every log record of this process to stdout: Cloud Logging structured JSON, or short text lines when
     ``settings.log_format`` says so (``auto``: text on a terminal)."""
+    from serving import jsonlog
+
     handler: logging.Handler
     if settings.resolved_log_format(sys.stdout) == "text":
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(TextFormatter())
     else:
-        from google.cloud.logging_v2.handlers import StructuredLogHandler
-
-        handler = StructuredLogHandler(project_id=settings.gcp_project, stream=sys.stdout)
+        handler = jsonlog.structured_handler(settings.gcp_project)
         handler.addFilter(_TracebackInMessage())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
+        if isinstance(getattr(existing, "stream", None), jsonlog.BackgroundWriter):
+            existing.close()
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
     # Library warnings (e.g. FastAPI deprecations) become structured lines too, not bare text on stderr.
@@ -121,7 +125,8 @@ def configure_logging(settings: ServingSettings) -> None:
 
 def _otlp_exporter(settings: ServingSettings) -> Any:
     import grpc
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    from serving.spans import FastOTLPSpanExporter as OTLPSpanExporter
 
     endpoint = settings.otlp_endpoint
     google_auth = settings.otlp_google_auth
@@ -138,6 +143,15 @@ def _otlp_exporter(settings: ServingSettings) -> Any:
         headers = {"x-goog-user-project": settings.gcp_project} if settings.gcp_project else None
         return OTLPSpanExporter(endpoint=endpoint, credentials=channel, headers=headers)
     return OTLPSpanExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
+
+
+SPAN_QUEUE = 32_768
+"""Ended spans waiting for export. The SDK's default (2,048) is under a second of two spans per request at
+2,500 requests a second, and a full queue drops spans: this one absorbs a receiver that stalls for seconds."""
+SPAN_BATCH = 1_024
+"""Spans per OTLP call: fewer, larger calls cost less per span on the exporter thread."""
+SPAN_DELAY_MS = 1_000
+"""The longest a span waits before its batch is sent, when fewer than :data:`SPAN_BATCH` are queued."""
 
 
 def configure_tracing(settings: ServingSettings) -> TracerProvider | None:
@@ -168,10 +182,22 @@ def configure_tracing(settings: ServingSettings) -> TracerProvider | None:
     resource = Resource.create({"service.name": settings.model_name, "service.namespace": "fraud-detection"})
     provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)))
     exporter = _otlp_exporter(settings) if settings.tracing_exporter == "otlp" else ConsoleSpanExporter()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            exporter, max_queue_size=SPAN_QUEUE, max_export_batch_size=SPAN_BATCH, schedule_delay_millis=SPAN_DELAY_MS
+        )
+    )
     trace.set_tracer_provider(provider)
     log.info("tracing: exporting spans with %s to %s", settings.tracing_exporter, settings.otlp_endpoint)
     return provider
+
+
+def flush(provider: TracerProvider | None) -> None:
+    """Send the spans and write the log lines still queued (a stopping server; worker processes skip exit handlers)."""
+    if provider is not None:
+        provider.force_flush()
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 def is_quiet(scope: MutableMapping[str, Any]) -> bool:
@@ -242,6 +268,10 @@ def counters() -> Counters:
     )
 
 
+_FEW = 16
+"""Up to this many values are observed with a plain loop (a single-row request's score) rather than numpy."""
+
+
 def observe_many(histogram: Any, values: Any) -> None:
     """``histogram.observe(v)`` for every ``v`` of the numpy array ``values``, in one pass per bucket.
 
@@ -259,6 +289,14 @@ def observe_many(histogram: Any, values: Any) -> None:
             histogram.observe(value)
         return
     # A value lands in the first bucket whose upper bound is >= it (prometheus_client stores non-cumulative counts).
+    if len(values) <= _FEW:  # numpy's per-call overhead is most of the cost for a request's few rows
+        items = values.tolist()
+        for value in items:
+            index = bisect.bisect_left(bounds, value)
+            if index < len(buckets) and value == value:  # a NaN lands in no bucket, as below
+                buckets[index].inc(1)
+        total.inc(float(sum(items)))
+        return
     counts = np.bincount(np.searchsorted(np.asarray(bounds), values, side="left"), minlength=len(bounds))
     for bucket, count in zip(buckets, counts.tolist(), strict=False):
         if count:

@@ -51,5 +51,18 @@ class OtlpReceiver:
                 return found
             time.sleep(0.1)
 
+    def settled_count(self, quiet: float = 1.0, timeout: float = 30.0) -> int:
+        """The span count once no span has arrived for ``quiet`` seconds (at most ``timeout`` seconds of waiting)."""
+        deadline = time.monotonic() + timeout
+        last = -1
+        while time.monotonic() < deadline:
+            with self._lock:
+                count = self.count
+            if count == last:
+                return count
+            last = count
+            time.sleep(quiet)
+        return last
+
     def stop(self) -> None:
         self.server.stop(grace=None)

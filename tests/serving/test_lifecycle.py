@@ -104,8 +104,9 @@ def test_two_worker_processes_serve(start: Starter, model_dir: Path) -> None:
         response = requests.post(f"{server.url}/v1/models/{NAME}:predict", json=BODY, timeout=5)
         assert response.status_code == 200
         assert response.json()["model_version"] == MODEL_VERSION
-    loaded = [r for r in server.log_records() if "loaded from" in str(r.get("message"))]
-    assert len(loaded) == 2, "each worker loads the model"
+    server.wait_until(
+        lambda: sum("loaded from" in m for m in messages(server)) == 2, timeout=10, what="each worker loads the model"
+    )
     # Each request opens a new connection, so the kernel spreads them over both workers; every scrape,
     # whichever worker answers it, must count the rows both scored.
     for _ in range(34):

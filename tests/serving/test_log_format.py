@@ -81,6 +81,8 @@ def _log_one_prediction(settings: ServingSettings, monkeypatch: pytest.MonkeyPat
             "prediction /v1/models/fraud-detector:predict 200", extra={"json_fields": {**record, "model_version": "4"}}
         )
     finally:
+        for handler in root.handlers:
+            handler.flush()
         root.handlers, level = saved
         root.setLevel(level)
     return out.getvalue()
@@ -154,3 +156,31 @@ def test_fraud_serve_on_a_terminal_prints_short_lines(model_dir: Path) -> None:
     assert any(re.match(r"\d\d:\d\d:\d\d INFO +serving model 'fraud-detector'", line) for line in lines), lines
     prediction = [line for line in lines if "prediction /v1/models/fraud-detector:predict 200" in line]
     assert prediction and "rows 2" in prediction[0] and len(prediction[0]) < 200, lines
+
+
+@pytest.mark.parametrize("message", ["prediction /v1/models/fraud-detector:predict 200", {"event": "mapping"}])
+def test_json_lines_hold_what_google_cloud_loggings_own_handler_writes(message: object) -> None:
+    """Our handler encodes the line in one call; the fields and values must be the library handler's."""
+    from google.cloud.logging_v2.handlers import StructuredLogHandler
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from serving import jsonlog
+
+    ours, theirs = jsonlog.structured_handler("my-project"), StructuredLogHandler(project_id="my-project")
+    record = logging.LogRecord("serving.predictions", logging.WARNING, "/app/x.py", 12, message, None, None, "f")
+    record.json_fields = {"event": "prediction", "batch_size": 2, "decisions": [0, 1], "severity": "ignored"}
+    record.http_request = {"requestMethod": "POST", "status": 400, "latency": "0.001000s"}
+    context = SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, False, TraceFlags(1))
+    try:
+        with trace.use_span(NonRecordingSpan(context)):
+            line = ours.format(record)
+            assert theirs.filter(record)
+            expected = theirs.format(record)
+    finally:
+        ours.close()
+    assert json.loads(line) == json.loads(expected)
+    assert (
+        json.loads(line)["logging.googleapis.com/trace"]
+        == "projects/my-project/traces/4bf92f3577b34da6a3ce929d0e0e4736"
+    )

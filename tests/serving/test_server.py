@@ -46,9 +46,14 @@ def test_oversized_body_is_413_before_it_is_read(server: ServerProcess) -> None:
 def test_refused_requests_are_logged_without_tracebacks(server: ServerProcess) -> None:
     post(ProcessClient(server.url), V1, {"instances": [without("V2")]})
     post(ProcessClient(server.url), V1, data=b"not json")
+
+    def refused_lines() -> list[dict[str, Any]]:
+        return [r for r in server.log_records() if r.get("event") == "request" and r["httpRequest"]["status"] == 400]
+
+    # Log lines are written by a writer thread, a few milliseconds after the answer.
+    server.wait_until(lambda: len(refused_lines()) >= 2, timeout=10, what="4xx answers access-logged")
     records = server.log_records()
-    refused = [r for r in records if r.get("event") == "request" and r["httpRequest"]["status"] == 400]
-    assert refused, "4xx answers must be access-logged"
+    refused = refused_lines()
     assert all(r["severity"] == "WARNING" and r["error"] for r in refused)
     text = server.log_path.read_text()
     assert "Traceback" not in text

@@ -38,3 +38,22 @@ def test_cloud_trace_endpoint_uses_application_default_credentials(monkeypatch: 
     assert exporter._credentials is not None
     assert ("x-goog-user-project", "my-project") in exporter._headers
     exporter.shutdown()
+
+
+@pytest.mark.parametrize("n_values", [1, 3, 16, 17, 200])
+def test_observing_a_few_scores_at_once_equals_one_at_a_time(n_values: int) -> None:
+    """A request's few scores take a plain loop, larger batches numpy: both must count like ``observe``."""
+    import numpy as np
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from serving.telemetry import SCORE_BUCKETS, observe_many
+
+    values = np.random.default_rng(n_values).random(n_values).astype(np.float32)
+    values[: min(n_values, 3)] = [0.0, 0.1, 1.0][: min(n_values, 3)]  # on bucket bounds
+    registries = CollectorRegistry(), CollectorRegistry()
+    one, bulk = (Histogram("s", "s", buckets=SCORE_BUCKETS, registry=r) for r in registries)
+    for value in values.tolist():
+        one.observe(value)
+    observe_many(bulk, values)
+    lines = [[line for line in generate_latest(r).decode().splitlines() if "_created" not in line] for r in registries]
+    assert lines[0] == lines[1]
