@@ -10,6 +10,7 @@ import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,7 +71,7 @@ def test_skewed_traffic_starts_one_run_and_a_flipped_label_champion_rolls_back(t
     root = serving_root(tmp_path / "serving", model_dir)
     db, reference = _fed_store(tmp_path / "joiner", datetime.now(UTC))
     controller = Controller(tmp_path / "controller", root)
-    parts: list = []  # type: ignore[type-arg]
+    parts: list[Any] = []
     try:
         alertmanager = Alertmanager(
             tmp_path, {"route": {"receiver": "controller", "group_by": ["alertname"], **FAST},
