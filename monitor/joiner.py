@@ -9,7 +9,8 @@ Prediction records and labels come from Kafka (or labels from a file); the metri
 ``run`` consumes both topics (when ``--bootstrap-servers`` is given; without it, it only serves the metrics of
 the store, fed by ``import-labels`` and by other joiners) and recomputes the metrics every
 ``--refresh-seconds``. Offsets are committed only after the batch is in the store: a crash replays messages,
-and the store's order-free upserts make a replay change nothing.
+and the store's order-free upserts make a replay change nothing. Every option is also a ``FRAUD_*`` variable
+(:class:`monitor.settings.JoinerSettings`); ``/metrics`` binds 127.0.0.1 unless ``--metrics-host`` says otherwise.
 """
 
 from __future__ import annotations

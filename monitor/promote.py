@@ -85,11 +85,10 @@ def gate_inputs(
 class Registry:
     """The calls to the MLflow registry a promotion makes, each retried through a restarting server."""
 
-    def __init__(self, settings: ControllerSettings) -> None:
-        assert settings.tracking_uri is not None
-        self.where = settings.tracking_uri
-        self.name = settings.model_name
-        self.client = registry.client(settings.tracking_uri)
+    def __init__(self, tracking_uri: str, model_name: str) -> None:
+        self.where = tracking_uri
+        self.name = model_name
+        self.client = registry.client(tracking_uri)
 
     def call(self, what: str, operation: Any, *args: Any) -> Any:
         """``operation(*args)``, retried (:func:`fraud_detection.registry.retrying`)."""
@@ -131,7 +130,7 @@ def promote(
     if current is None or current.version != champion_version:
         held = current.version if current else "none"
         return f"champion is version {held}, not the alert's {champion_version}: nothing to promote"
-    mlflow = Registry(settings)
+    mlflow = Registry(settings.tracking_uri, settings.model_name)
     challenger = mlflow.call(
         "read the challenger alias", registry.alias_version, mlflow.client, mlflow.name, registry.CHALLENGER
     )
@@ -149,8 +148,7 @@ def promote(
         return f"no matured fraud among the pairs of {champion_version} and {challenger_version}: nothing to judge"
     version = mlflow.call("read the challenger", mlflow.client.get_model_version, mlflow.name, challenger_version)
     run_id = str(version.run_id or "")
-    family = str((version.tags or {}).get("family", ""))
-    inputs = gate_inputs(found, mlflow.run_metrics(run_id), mlflow.run_metrics(current.run_id), family)
+    inputs = gate_inputs(found, mlflow.run_metrics(run_id), mlflow.run_metrics(current.run_id), "challenger")
     gates = [*promotion.evaluate_gates(inputs, settings.gates), confidence_gate(found)]
     decision = promotion.decide(
         gates, found.challenger_auprc, found.champion_auprc, champion_version, challenger_version == champion_version
@@ -159,7 +157,10 @@ def promote(
     if not decision.promoted:
         failed = "; ".join(f"{g.name}: {g.note}" for g in gates if not g.passed)
         return f"not promoted: {decision.reason} ({failed})"
-    uri = mlflow.export(challenger_version, run_id, settings.serving_root)
+    try:
+        uri = mlflow.export(challenger_version, run_id, settings.serving_root)
+    except modeldir.ModelDirError as error:
+        return f"version {challenger_version} cannot be exported ({error}): the champion stays"
     champion.checkpoint("promote-compared")
     try:
         champion.compare_and_set(settings.serving_root, observed, champion.Champion(challenger_version, uri, run_id))
