@@ -11,7 +11,10 @@ logged with the caller's address. By alert name (each set is an option):
 * drift or decay (``--retrain-alerts``): start exactly one retraining run (:class:`monitor.actions.RetrainLease`);
 * the newest version's live performance dropped (``--rollback-alerts``, the alert carries ``model_version``):
   move the champion back by compare-and-set (:func:`monitor.actions.rollback`);
-* a shadow challenger wins with confidence (``--promote-alerts``): not wired yet; answered ``not done``.
+* a shadow challenger wins with confidence (``--promote-alerts``, the alert carries ``champion_version`` and
+  ``challenger_version``): promote it through the promotion's gates on the live pairs (:func:`monitor.promote.promote`).
+
+Every option is also a ``FRAUD_*`` variable (:class:`monitor.settings.ControllerSettings`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from monitor.actions import CommandRun, RetrainLease, RetrainRequest, Run, rollback
-from monitor.options import add_options, given
+from monitor.options import add_options, build
+from monitor.promote import promote
+from monitor.settings import ControllerSettings
 
 log = logging.getLogger("monitor.controller")
 
@@ -58,30 +63,6 @@ class Notification(BaseModel):
     status: Literal["firing", "resolved"]
     receiver: str = ""
     alerts: list[Alert]
-
-
-class ControllerSettings(BaseModel):
-    """The controller's options; the argparse options map one to one."""
-
-    token_file: Path = Field(description="file holding the bearer token Alertmanager sends")
-    serving_root: str = Field(description="where the champion pointer and the exported versions are")
-    state: Path = Field(default=Path(".fraud/monitor/controller.sqlite"), description="the retrain lease's file")
-    retrain_command: str = Field(default="fraud run", description="the command that starts a retraining run")
-    lease_hours: float = Field(default=6, gt=0, description="no second run starts within this time of one")
-    host: str = Field(default="127.0.0.1", description="address to listen on")
-    port: int = Field(default=9200, ge=0, le=65535, description="port to listen on")
-    retrain_alerts: str = Field(
-        default="FraudFeatureSkew,FraudFeatureDrift,FraudScoreDrift,FraudLivePerformanceDecay",
-        description="alert names (comma-separated) that start a retraining run",
-    )
-    rollback_alerts: str = Field(
-        default="FraudNewestVersionDegraded", description="alert names that roll the champion back (need model_version)"
-    )
-    promote_alerts: str = Field(default="FraudShadowChallengerWins", description="alert names that promote (not wired)")
-
-    def names(self, field: str) -> frozenset[str]:
-        """The alert names of a comma-separated option."""
-        return frozenset(name.strip() for name in str(getattr(self, field)).split(",") if name.strip())
 
 
 def read_token(path: Path) -> str:
@@ -111,7 +92,7 @@ def handle(
 ) -> list[dict[str, str]]:
     """The actions one notification calls for, done; returns one line per action."""
     done: list[dict[str, str]] = []
-    retrain, back, promote = (settings.names(f) for f in ("retrain_alerts", "rollback_alerts", "promote_alerts"))
+    retrain, back, to_promote = (settings.names(f) for f in ("retrain_alerts", "rollback_alerts", "promote_alerts"))
     firing = [alert for alert in notification.alerts if alert.status == "firing"]
     wanting_run = sorted({a.labels.get("alertname", "") for a in firing} & retrain)
     if wanting_run:
@@ -126,11 +107,14 @@ def handle(
             version = alert.labels.get("model_version")
             outcome = rollback(settings.serving_root, version) if version else "the alert has no model_version label"
             done.append({"action": "rollback", "alert": name, "outcome": outcome})
-        elif name in promote:
-            # TODO(issue 25): promote the registry's challenger through fraud_detection.promotion's gates.
-            done.append(
-                {"action": "promote", "alert": name, "outcome": "not done: promotion from the shadow is not wired"}
+        elif name in to_promote:
+            versions = alert.labels.get("champion_version"), alert.labels.get("challenger_version")
+            outcome = (
+                promote(settings, versions[0], versions[1])
+                if versions[0] and versions[1]
+                else "the alert has no champion_version and challenger_version labels"
             )
+            done.append({"action": "promote", "alert": name, "outcome": outcome})
     return done
 
 
@@ -172,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m monitor.controller`` (and of a CLI that wraps it): serve until stopped."""
     import uvicorn
 
-    settings = ControllerSettings.model_validate(given(_parser().parse_args(argv), ControllerSettings))
+    parser = _parser()
+    settings = build(ControllerSettings, parser.parse_args(argv), parser)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(app(settings), host=settings.host, port=settings.port, log_level="info")
     return 0

@@ -9,7 +9,8 @@ Prediction records and labels come from Kafka (or labels from a file); the metri
 ``run`` consumes both topics (when ``--bootstrap-servers`` is given; without it, it only serves the metrics of
 the store, fed by ``import-labels`` and by other joiners) and recomputes the metrics every
 ``--refresh-seconds``. Offsets are committed only after the batch is in the store: a crash replays messages,
-and the store's order-free upserts make a replay change nothing.
+and the store's order-free upserts make a replay change nothing. Every option is also a ``FRAUD_*`` variable
+(:class:`monitor.settings.JoinerSettings`); ``/metrics`` binds 127.0.0.1 unless ``--metrics-host`` says otherwise.
 """
 
 from __future__ import annotations
@@ -24,40 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, start_http_server
-from pydantic import BaseModel, Field
 
 from fraud_detection.monitoring import join, labels, records, shift
-from monitor.metrics import SnapshotCollector, Windows, take
-from monitor.options import add_options, given
+from monitor.metrics import SnapshotCollector, take
+from monitor.options import add_options, build
+from monitor.settings import JoinerSettings
 
 log = logging.getLogger("monitor.joiner")
-
-
-class JoinerSettings(BaseModel):
-    """Everything the joiner process needs; the argparse options of ``run`` map one to one."""
-
-    db: Path = Field(description="the SQLite join store")
-    bootstrap_servers: str | None = Field(default=None, description="Kafka brokers; none: serve the store only")
-    records_topic: str = Field(default="fraud-predictions", description="the prediction log's topic")
-    labels_topic: str = Field(default="fraud-labels", description="the labels' topic")
-    group_id: str = Field(default="fraud-joiner", description="Kafka consumer group")
-    metrics_host: str = Field(default="0.0.0.0", description="address of /metrics (a pod is scraped from outside)")
-    metrics_port: int = Field(default=9102, ge=0, le=65535, description="port of /metrics")
-    maturity_hours: float = Field(default=24 * 30, gt=0, description="time after scoring until a row is judged")
-    cohort_days: float = Field(default=7, gt=0, description="matured rows scored in this span are the cohort")
-    serving_minutes: float = Field(default=60, gt=0, description="the served window for skew and drift")
-    reference: Path | None = Field(default=None, description="training reference (JSON of shift.Reference)")
-    shift_threshold: float = Field(default=shift.DEFAULT_THRESHOLD, gt=0, description="PSI above which a column alerts")
-    refresh_seconds: float = Field(default=15, gt=0, description="time between two computations of the metrics")
-    resamples: int = Field(default=200, ge=10, description="bootstrap resamples of the shadow comparison")
-
-    def windows(self) -> Windows:
-        """The spans a snapshot looks at."""
-        return Windows(
-            maturity=timedelta(hours=self.maturity_hours),
-            cohort=timedelta(days=self.cohort_days),
-            serving=timedelta(minutes=self.serving_minutes),
-        )
 
 
 class Joiner:
@@ -170,20 +144,21 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="consume records and labels, serve the live metrics")
     add_options(run, JoinerSettings)
     imports = commands.add_parser("import-labels", help="store the labels of CSV or JSON-lines files")
-    imports.add_argument("--db", type=Path, required=True)
+    add_options(imports, JoinerSettings, ["db"])
     imports.add_argument("files", type=Path, nargs="+")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m monitor.joiner`` (and of a CLI that wraps it)."""
-    arguments = _parser().parse_args(argv)
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    settings = build(JoinerSettings, arguments, parser)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if arguments.command == "import-labels":
-        count = import_labels(arguments.db, arguments.files)
-        print(f"stored {count} labels in {arguments.db}")
+        count = import_labels(settings.db, arguments.files)
+        print(f"stored {count} labels in {settings.db}")
         return 0
-    settings = JoinerSettings.model_validate(given(arguments, JoinerSettings))
     registry = CollectorRegistry()
     joiner = Joiner(settings, registry)
     server, thread = start_http_server(settings.metrics_port, settings.metrics_host, registry=registry)

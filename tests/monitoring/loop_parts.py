@@ -62,7 +62,7 @@ def notification(alertname: str, group_key: str, status: str = "firing", **label
 class Controller:
     """``python -m monitor.controller`` on 127.0.0.1:<free port>; runs are lines of ``runs_file``."""
 
-    def __init__(self, work: Path, root: Path, lease_hours: float = 6) -> None:
+    def __init__(self, work: Path, root: Path, *options: str, lease_hours: float = 6) -> None:
         work.mkdir(parents=True, exist_ok=True)
         self.token_file = work / "token"
         self.token_file.write_text(TOKEN + "\n")
@@ -76,7 +76,7 @@ class Controller:
             [sys.executable, "-m", "monitor.controller", "--token-file", str(self.token_file),
              "--serving-root", str(root), "--state", str(work / "state" / "controller.sqlite"),
              "--retrain-command", command, "--lease-hours", str(lease_hours),
-             "--host", "127.0.0.1", "--port", str(self.port)],
+             "--host", "127.0.0.1", "--port", str(self.port), *options],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip

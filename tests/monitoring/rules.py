@@ -14,6 +14,17 @@ RULE = REPO / "manifests" / "components" / "monitoring" / "prometheusrule.yaml"
 DASHBOARD = REPO / "manifests" / "components" / "monitoring" / "fraud-detection-dashboard.json"
 RULE_TESTS = Path(__file__).with_name("rules_test.yaml")
 # Every alert is `<expression> <comparison> <number>` (see the manifest's header).
+LOOP_GROUP = "fraud-loop.alerts"
+"""The group of the loop's alerts, on the joiner's gauges: the live serving test leaves them out."""
+LOOP_ALERTS = (
+    "FraudFeatureSkew",
+    "FraudFeatureDrift",
+    "FraudScoreDrift",
+    "FraudLivePerformanceDecay",
+    "FraudNewestVersionDegraded",
+    "FraudShadowChallengerWins",
+    "FraudPredictionLogDropping",
+)
 COMPARISON = re.compile(r"^(?P<lhs>.+?)\s*(?P<op>==|!=|>=|<=|>|<)\s*(?P<threshold>-?[0-9.e+]+)\s*$", re.DOTALL)
 
 
@@ -32,8 +43,22 @@ def rule_groups(path: Path = RULE) -> dict[str, Any]:
     return dict(document["spec"])
 
 
-def alerts(groups: dict[str, Any]) -> list[dict[str, Any]]:
-    return [rule for group in groups["groups"] for rule in group["rules"] if "alert" in rule]
+def alerts(groups: dict[str, Any], leave_out: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The alerting rules of ``groups``, but those of the groups named in ``leave_out``."""
+    return [
+        rule
+        for group in groups["groups"]
+        if group["name"] not in leave_out
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+
+
+def without_waits(groups: dict[str, Any]) -> dict[str, Any]:
+    """``groups`` with every alert's ``for`` removed: a test sees an alert fire as soon as its condition holds."""
+    for rule in alerts(groups):
+        rule.pop("for", None)
+    return groups
 
 
 def as_bool(expression: str) -> str:

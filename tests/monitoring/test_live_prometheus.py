@@ -20,7 +20,7 @@ import yaml
 
 from fraud_detection.schema import FEATURES
 from tests.conftest import free_port, stop_process
-from tests.monitoring.rules import DASHBOARD, alerts, as_bool, rule_groups
+from tests.monitoring.rules import DASHBOARD, LOOP_GROUP, alerts, as_bool, rule_groups
 from tests.serving.conftest import ServerProcess
 from tests.streaming.broker import Broker
 from tests.streaming.conftest import ScorerProcess, topics_for
@@ -167,7 +167,8 @@ def live(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 def _dashboard_queries() -> list[tuple[str, str]]:
     dashboard = json.loads(DASHBOARD.read_text())
-    return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel["targets"]]
+    # The loop's panels sit in a collapsed row (their own "panels"), on the joiner's gauges: test_loop reads them.
+    return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
 
 
 def test_the_dashboard_has_the_panels_on_call_engineers_open() -> None:
@@ -181,7 +182,7 @@ def test_every_dashboard_query_returns_data(live: Prometheus, panel: str, expres
     assert live.wait_for(expression, timeout=30), f"{panel}: {expression}"
 
 
-@pytest.mark.parametrize("alert", [rule["alert"] for rule in alerts(rule_groups())])
+@pytest.mark.parametrize("alert", [rule["alert"] for rule in alerts(rule_groups(), leave_out=(LOOP_GROUP,))])
 def test_every_alert_expression_returns_data(live: Prometheus, alert: str) -> None:
     rule = next(r for r in alerts(rule_groups()) if r["alert"] == alert)
     result = live.wait_for(as_bool(rule["expr"]), timeout=30)

@@ -5,10 +5,12 @@ back to the version before it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,7 @@ from tests.monitoring.loop_parts import (
     serving_root,
     wait_until,
 )
+from tests.monitoring.rules import DASHBOARD, rule_groups, without_waits
 from tests.monitoring.traffic import labels_of, recent_with_a_shift, scored
 
 pytestmark = [
@@ -30,25 +33,16 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None, reason="make sysdeps installs it"),
 ]
 WAIT = 90.0
-RULES = {
-    "groups": [
-        {
-            "name": "fraud-loop",
-            "rules": [
-                {
-                    "alert": "FraudFeatureSkew",
-                    "expr": 'fraud_shift_psi{kind="skew"} > on(column, kind) fraud_shift_threshold{kind="skew"}',
-                    "labels": {"severity": "ticket"},
-                },
-                {
-                    "alert": "FraudNewestVersionDegraded",
-                    "expr": 'fraud_live_auprc{endpoint="default"} < 0.3',
-                    "labels": {"severity": "page"},
-                },
-            ],
-        }
-    ]
-}
+LIVE_PANELS = ("Live precision and recall", "Live AUPRC", "Live alert rate and label coverage",
+               "Estimated precision and recall (labels pending)", "PSI per feature")  # fmt: skip
+"""The loop's dashboard panels this traffic feeds (no shadow here, and no server to drop records)."""
+
+
+def _loop_panels() -> dict[str, list[str]]:
+    """The queries of the dashboard's loop row, by panel title."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    row = next(panel for panel in dashboard["panels"] if panel["type"] == "row")
+    return {panel["title"]: [target["expr"] for target in panel["targets"]] for panel in row["panels"]}
 
 
 def _fed_store(work: Path, now: datetime) -> tuple[Path, Path]:
@@ -77,7 +71,7 @@ def test_skewed_traffic_starts_one_run_and_a_flipped_label_champion_rolls_back(t
     root = serving_root(tmp_path / "serving", model_dir)
     db, reference = _fed_store(tmp_path / "joiner", datetime.now(UTC))
     controller = Controller(tmp_path / "controller", root)
-    parts: list = []  # type: ignore[type-arg]
+    parts: list[Any] = []
     try:
         alertmanager = Alertmanager(
             tmp_path, {"route": {"receiver": "controller", "group_by": ["alertname"], **FAST},
@@ -87,7 +81,8 @@ def test_skewed_traffic_starts_one_run_and_a_flipped_label_champion_rolls_back(t
         joiner = JoinerProcess(tmp_path / "joiner", db, "--reference", str(reference), "--resamples", "20")
         parts.append(joiner)
         alerting = {"alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager.url[7:]]}]}]}}
-        prometheus = Prometheus(tmp_path, {"fraud-joiner": f"127.0.0.1:{joiner.port}"}, RULES, alerting)
+        rules = without_waits(rule_groups())  # the manifest's rules, firing as soon as their condition holds
+        prometheus = Prometheus(tmp_path, {"fraud-joiner": f"127.0.0.1:{joiner.port}"}, rules, alerting)
         parts.append(prometheus)
         wait_until(lambda: len(controller.runs()) >= 1, "a retraining run", WAIT)
         wait_until(lambda: _version(root) == "2", "the rollback to version 2", WAIT)
@@ -98,6 +93,14 @@ def test_skewed_traffic_starts_one_run_and_a_flipped_label_champion_rolls_back(t
         assert firing == {"FraudFeatureSkew", "FraudNewestVersionDegraded"}
         skewed = {a["metric"]["column"] for a in prometheus.query('ALERTS{alertname="FraudFeatureSkew"}')}
         assert skewed == {"V2"}
+        degraded = {
+            a["metric"]["model_version"] for a in prometheus.query('ALERTS{alertname="FraudNewestVersionDegraded"}')
+        }
+        assert degraded == {"3"}
+        panels = _loop_panels()
+        for title in LIVE_PANELS:
+            for expression in panels[title]:
+                assert prometheus.wait_for(expression, timeout=30), f"{title}: {expression}"
     finally:
         for part in reversed(parts):
             part.stop()

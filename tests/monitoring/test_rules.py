@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.monitoring.rules import RULE_TESTS, alerts, as_bool, promtool, rule_groups
+from tests.monitoring.rules import LOOP_ALERTS, RULE_TESTS, alerts, as_bool, promtool, rule_groups
 
 pytestmark = pytest.mark.slow  # promtool replays a day of samples for the flagged-rate alert (seconds)
 
@@ -49,6 +49,7 @@ def test_the_rules_are_valid_and_every_alert_has_a_unit_test(tmp_path: Path) -> 
         "FraudFlaggedRateAnomaly",
         "FraudConsumerLag",
         "FraudModelNotReady",
+        *LOOP_ALERTS,
     }
     assert names == tested, f"alerts without a firing unit test: {names - tested}"
     for rule in alerts(groups):
@@ -70,6 +71,13 @@ BREAKS = {
     "FraudFlaggedRateAnomaly": ("ratio_rate1d", "ratio_rate15m"),
     "FraudConsumerLag": ("> 10000", "> 100000"),
     "FraudModelNotReady": ("min by (job, model_name)", "max by (model_name)"),
+    "FraudFeatureSkew": ("> 1", "> 3"),
+    "FraudFeatureDrift": ('column!="score"', 'column=~".+"'),
+    "FraudScoreDrift": ('column="score"', 'column!="score"'),
+    "FraudLivePerformanceDecay": ("offset 7d", "offset 1h"),
+    "FraudNewestVersionDegraded": ("< 10", "< 0.1"),
+    "FraudShadowChallengerWins": (">= 1000", ">= 100"),
+    "FraudPredictionLogDropping": ("> 0", "> 1"),
 }
 
 
