@@ -2,7 +2,7 @@
 
 Per role the frame's rows become one ``History`` (sorted by key then time) and every row is a query against it
 (see ``window`` for the rule and the algorithm). Memory: a handful of int64/float64 arrays of the frame's length
-per role, plus the batched queries of one aggregate kind; 6.36M rows fit in a few GB.
+per role; 6.36M rows fit in a few GB.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 
 from fraud_detection.features.definitions import Aggregate, FeatureSet
 from fraud_detection.features.request import request_features
-from fraud_detection.features.window import History, evaluate
+from fraud_detection.features.window import History, evaluate_events
 from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME, LABEL, LABEL_TIME, SEQ, key_column
 
 
@@ -45,12 +45,10 @@ def compute_features(frame: pd.DataFrame, feature_set: FeatureSet) -> pd.DataFra
             label_time=frame[LABEL_TIME].to_numpy(dtype=np.float64) if needs_labels else np.full(len(frame), np.inf),
             counterparty={other: codes[other] for other in wanted},
         )
-        # queries in the history's own order: sorted needles make every searchsorted a near-sequential scan
-        order = np.lexsort((time, codes[role]))
-        computed = evaluate(history, codes[role][order], time[order], amount[order], aggregates)
-        for name, sorted_values in computed.items():
+        # every event is a query, in the history's own order; ``source`` puts the values back in frame order
+        for name, sorted_values in evaluate_events(history, aggregates).items():
             values = np.empty(len(frame))
-            values[order] = sorted_values
+            values[history.source] = sorted_values
             columns[name] = values
         del history
     columns.update(request_features(frame.__getitem__, feature_set.request))
