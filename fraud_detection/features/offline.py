@@ -27,7 +27,8 @@ def compute_features(frame: pd.DataFrame, feature_set: FeatureSet) -> pd.DataFra
     see each other, and a label counts only from its ``label_time`` on (strictly after).
     """
     _check(frame, feature_set)
-    columns: dict[str, np.ndarray] = {}
+    position = {name: at for at, name in enumerate(feature_set.names)}
+    out = np.empty((len(frame), len(position)))  # row-major: one role's features of a row sit together
     codes = {role: _codes(frame[key_column(role)]) for role in feature_set.roles}
     time = frame[EVENT_TIME].to_numpy(dtype=np.float64)
     amount = frame[AMOUNT].to_numpy(dtype=np.float64)
@@ -45,14 +46,15 @@ def compute_features(frame: pd.DataFrame, feature_set: FeatureSet) -> pd.DataFra
             label_time=frame[LABEL_TIME].to_numpy(dtype=np.float64) if needs_labels else np.full(len(frame), np.inf),
             counterparty={other: codes[other] for other in wanted},
         )
-        # every event is a query, in the history's own order; ``source`` puts the values back in frame order
-        for name, sorted_values in evaluate_events(history, aggregates).items():
-            values = np.empty(len(frame))
-            values[history.source] = sorted_values
-            columns[name] = values
+        # every event is a query, in the history's own order; one row gather puts a role's values in frame order
+        computed = evaluate_events(history, aggregates)
+        back = np.empty(len(frame), dtype=np.int64)
+        back[history.source] = np.arange(len(frame), dtype=np.int64)
         del history
-    columns.update(request_features(frame.__getitem__, feature_set.request))
-    return pd.DataFrame({name: columns[name] for name in feature_set.names}, index=frame.index)
+        out[:, [position[name] for name in computed]] = np.stack(list(computed.values()), axis=1)[back]
+    for name, values in request_features(frame.__getitem__, feature_set.request).items():
+        out[:, position[name]] = values
+    return pd.DataFrame(out, columns=list(feature_set.names), index=frame.index, copy=False)
 
 
 def _codes(keys: pd.Series) -> np.ndarray:
