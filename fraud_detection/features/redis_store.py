@@ -14,6 +14,7 @@ its JSON inside the script, so it needs a non-cluster Redis, as Memorystore's ba
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -95,26 +96,30 @@ class RedisStateStore:
         self._label = self._client.register_script(_LABEL)
         self._read = self._client.register_script(_READ)
         self._cache = StateCache()
+        self._lock = threading.Lock()  # the cache is shared by the threads that read through this store
 
     def read(self, keys: Mapping[str, str]) -> dict[str, EntityState]:
         """Each role's changes since this reader's last read of it, in one script call (one round trip, one
         snapshot), applied to the reader's cache."""
         roles = list(keys)
-        seen = [self._cache.seen(role, keys[role]) for role in roles]
+        with self._lock:
+            seen = [self._cache.seen(role, keys[role]) for role in roles]
         names = [self._key(name) for name in ("now", "seq", "body", "labels")]
         names += [self._key(f"c:{role}:{keys[role]}") for role in roles]
         result = self._call(self._read, names, [str(number) for number in seen])
         latest = int(_text(result[1]))
         if any(number > latest for number in seen):  # a new store under this prefix: forget and read again
-            for role in roles:
-                self._cache.seen(role, keys[role], latest)
+            with self._lock:
+                for role in roles:
+                    self._cache.seen(role, keys[role], latest)
             return self.read(keys)
         now = _text(result[0])
         cutoff = float(now) - self.retained if now else -math.inf
-        return {
-            role: self._cache.state(role, keys[role], _changes(bodies, labels, seqs), cutoff)
-            for role, (bodies, labels, seqs) in zip(roles, result[2:], strict=True)
-        }
+        with self._lock:
+            return {
+                role: self._cache.state(role, keys[role], _changes(bodies, labels, seqs), cutoff)
+                for role, (bodies, labels, seqs) in zip(roles, result[2:], strict=True)
+            }
 
     def apply(self, transaction: Transaction) -> bool:
         """Record the id, add the event and trim, atomically; False if already applied or too old."""

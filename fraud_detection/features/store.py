@@ -97,20 +97,23 @@ class _Entity:
         self.row: dict[str, int] = {}
         self.tx_id = np.empty(16, dtype=object)
         self.time, self.amount, self.label_time = np.empty(16), np.empty(16), np.empty(16)
-        self.label = np.empty(16, dtype=np.int64)
+        self.label, self.changed = np.empty(16, dtype=np.int64), np.empty(16, dtype=np.int64)
         self.codes: dict[str, np.ndarray] = {}
         self.code_of: dict[str, dict[str, int]] = {}
 
     def update(self, changes: Iterable[Change]) -> None:
-        """Append new events, and replace the label of events already held."""
+        """Append new events, and replace the label of events already held unless the change is older than the
+        one held (two threads' reads may be applied out of order)."""
         for text, label_body, seq in changes:
             self.seen = max(self.seen, seq)
-            label, label_time = label_of(label_body)
             tx_id, event_time, amount, keys = json.loads(text)
             at = self.row.get(tx_id)
             if at is None:
                 at = self._append(tx_id, float(event_time), float(amount), keys)
-            self.label[at], self.label_time[at] = label, label_time
+            elif self.changed[at] >= seq:
+                continue
+            self.label[at], self.label_time[at] = label_of(label_body)
+            self.changed[at] = seq
 
     def state(self, cutoff: float) -> EntityState:
         """The events at or after ``cutoff`` (the store's own trim); drops the rest once they are half the rows."""
@@ -144,7 +147,7 @@ class _Entity:
         return at
 
     def _resize(self, capacity: int) -> None:
-        for name in ("tx_id", "time", "amount", "label", "label_time"):
+        for name in ("tx_id", "time", "amount", "label", "label_time", "changed"):
             old = getattr(self, name)
             new = np.empty(capacity, dtype=old.dtype)
             new[: self.size] = old[: self.size]
@@ -154,7 +157,7 @@ class _Entity:
             self.codes[role][: self.size] = old[: self.size]
 
     def _compact(self, live: np.ndarray) -> None:
-        for name in ("tx_id", "time", "amount", "label", "label_time"):
+        for name in ("tx_id", "time", "amount", "label", "label_time", "changed"):
             setattr(self, name, getattr(self, name)[: self.size][live].copy())
         self.codes = {role: codes[: self.size][live].copy() for role, codes in self.codes.items()}
         self.size = int(live.sum())
