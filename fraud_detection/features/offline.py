@@ -51,7 +51,12 @@ def compute_features(frame: pd.DataFrame, feature_set: FeatureSet) -> pd.DataFra
         back = np.empty(len(frame), dtype=np.int64)
         back[history.source] = np.arange(len(frame), dtype=np.int64)
         del history
-        out[:, [position[name] for name in computed]] = np.stack(list(computed.values()), axis=1)[back]
+        at = [position[name] for name in computed]
+        block = np.stack(list(computed.values()), axis=1).take(back, axis=0)
+        if at == list(range(at[0], at[0] + len(at))):
+            out[:, at[0] : at[0] + len(at)] = block
+        else:
+            out[:, at] = block
     for name, values in request_features(frame.__getitem__, feature_set.request).items():
         out[:, position[name]] = values
     return pd.DataFrame(out, columns=list(feature_set.names), index=frame.index, copy=False)

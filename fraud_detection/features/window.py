@@ -42,9 +42,24 @@ def sort_order(entity: Ints, time: Floats) -> Ints:
 
     A frame already sorted by time (the canonical frame) needs only a stable sort by entity.
     """
-    if len(time) < 2 or bool(np.all(time[1:] >= time[:-1])):
+    if _ascending(time):
         return np.argsort(entity, kind="stable").astype(np.int64, copy=False)
     return np.lexsort((time, entity)).astype(np.int64, copy=False)
+
+
+def _ascending(time: Floats) -> bool:
+    return len(time) < 2 or bool(np.all(time[1:] >= time[:-1]))
+
+
+def time_ranks(time: Floats) -> tuple[Floats, Ints]:
+    """The sorted distinct times and each time's rank among them (``np.unique(time, return_inverse=True)``),
+    in one linear pass when ``time`` is already ascending."""
+    if not _ascending(time):
+        times, rank = np.unique(time, return_inverse=True)
+        return times, rank.astype(np.int64, copy=False)
+    new = np.ones(len(time), dtype=bool)
+    new[1:] = time[1:] != time[:-1]
+    return time[new], np.cumsum(new, dtype=np.int64) - 1
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,7 @@ class History:
     label_time: Floats
     counterparty: Mapping[str, Ints]
     source: Ints
+    ranked: tuple[Floats, Ints]  # the sorted distinct times, and each event's rank among them
 
     @classmethod
     def build(
@@ -71,6 +87,7 @@ class History:
     ) -> History:
         """Sort the events by (entity, time), stably."""
         order = sort_order(entity, time)
+        times, rank = time_ranks(time)  # linear on a time-sorted input, then one gather
         return cls(
             entity=entity[order],
             time=time[order],
@@ -79,6 +96,7 @@ class History:
             label_time=label_time[order],
             counterparty={role: codes[order] for role, codes in counterparty.items()},
             source=order,
+            ranked=(times, rank[order]),
         )
 
 
@@ -94,8 +112,7 @@ class _Index:
 
     @classmethod
     def of(cls, history: History) -> _Index:
-        times, rank = np.unique(history.time, return_inverse=True)
-        rank = rank.astype(np.int64, copy=False)
+        times, rank = history.ranked
         stride = len(times) + 1
         keys = history.entity * stride + rank
         if not len(history.entity) or history.entity[0] == history.entity[-1]:
