@@ -102,18 +102,20 @@ class _Entity:
         self.code_of: dict[str, dict[str, int]] = {}
 
     def update(self, changes: Iterable[Change]) -> None:
-        """Append new events, and replace the label of events already held unless the change is older than the
-        one held (two threads' reads may be applied out of order)."""
+        """Append new events (in one block), and replace the label of events already held unless the change is
+        older than the one held (two threads' reads may be applied out of order)."""
+        new: list[tuple[str, float, float, Mapping[str, str], int, float, int]] = []
         for text, label_body, seq in changes:
             self.seen = max(self.seen, seq)
             tx_id, event_time, amount, keys = json.loads(text)
             at = self.row.get(tx_id)
             if at is None:
-                at = self._append(tx_id, float(event_time), float(amount), keys)
-            elif self.changed[at] >= seq:
-                continue
-            self.label[at], self.label_time[at] = label_of(label_body)
-            self.changed[at] = seq
+                new.append((tx_id, float(event_time), float(amount), keys, *label_of(label_body), seq))
+            elif self.changed[at] < seq:
+                self.label[at], self.label_time[at] = label_of(label_body)
+                self.changed[at] = seq
+        if new:
+            self._extend(new)
 
     def state(self, cutoff: float) -> EntityState:
         """The events at or after ``cutoff`` (the store's own trim); drops the rest once they are half the rows."""
@@ -131,20 +133,21 @@ class _Entity:
             names={role: list(code_of) for role, code_of in self.code_of.items()},
         )
 
-    def _append(self, tx_id: str, event_time: float, amount: float, keys: Mapping[str, str]) -> int:
-        if self.size == len(self.time):
-            self._resize(2 * len(self.time))
-        at = self.size
-        self.size += 1
-        self.row[tx_id] = at
-        self.tx_id[at], self.time[at], self.amount[at] = tx_id, event_time, amount
-        for role in keys.keys() - self.codes.keys():
+    def _extend(self, new: list[tuple[str, float, float, Mapping[str, str], int, float, int]]) -> None:
+        start, stop = self.size, self.size + len(new)
+        if stop > len(self.time):
+            self._resize(max(2 * len(self.time), stop))
+        tx_ids, times, amounts, keys, labels, label_times, changed = zip(*new, strict=True)
+        self.tx_id[start:stop], self.time[start:stop], self.amount[start:stop] = tx_ids, times, amounts
+        self.label[start:stop], self.label_time[start:stop], self.changed[start:stop] = labels, label_times, changed
+        self.row.update(zip(tx_ids, range(start, stop), strict=True))
+        for role in {role for event_keys in keys for role in event_keys} - self.codes.keys():
             self.codes[role] = np.zeros(len(self.time), dtype=np.int64)  # code 0 is "": no key of that role
             self.code_of[role] = {"": 0}
         for role, codes in self.codes.items():
             code_of = self.code_of[role]
-            codes[at] = code_of.setdefault(str(keys.get(role, "")), len(code_of))
-        return at
+            codes[start:stop] = [code_of.setdefault(str(k.get(role, "")), len(code_of)) for k in keys]
+        self.size = stop
 
     def _resize(self, capacity: int) -> None:
         for name in ("tx_id", "time", "amount", "label", "label_time", "changed"):
