@@ -6,10 +6,15 @@
 * pandas: ``groupby(key).rolling(window, on=time, closed="left")`` with ``count`` and ``sum`` per window on a
   datetime column. ``closed="left"`` is the window ``[t - W, t)``, and rows with the same time as ``t`` are
   outside it, as in our rule. Both sides' values are compared on a sample of rows.
-* online: per row, ``read`` then ``features_for`` (the default set) against the embedded SQLite store and a
-  redis-server started here, after applying the first rows of a smaller frame.
+* dask: ``compute_features_dask`` for the default set on a 2-worker ``LocalCluster``, the frame made by the
+  workers in parts of ``--dask-part-rows`` (each part a slice of the 30 days), the result summed per column;
+  up to ``--dask-check-up-to`` rows the sums are compared with the local engine's.
+* online: after applying the first rows of a smaller frame, per row as the stream does it: ``read`` and
+  ``features_for`` (timed), then ``apply``; against the embedded SQLite store and a redis-server started here.
+  Also the first read of an entity by a fresh store object (nothing cached: the whole state parsed).
 
-Run: .venv/bin/python benchmarks/bench_features.py  [--rows 6362620] [--pandas-rows N]
+Run: .venv/bin/python benchmarks/bench_features.py  [--rows 6362620] [--pandas-rows N (0: skip)]
+         [--dask-rows 6362620 (0: skip)] [--dask-memory 6GiB] [--only offline|dask|online]
 """
 
 from __future__ import annotations
