@@ -59,6 +59,7 @@ return 1
 """
 
 _READ = """
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 0 then return {'old-layout'} end
 local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '0'}
 for i = 5, #KEYS do
   local changed = redis.call('ZRANGEBYSCORE', KEYS[i], '(' .. ARGV[i - 4], '+inf', 'WITHSCORES')
@@ -107,6 +108,11 @@ class RedisStateStore:
         names = [self._key(name) for name in ("now", "seq", "body", "labels")]
         names += [self._key(f"c:{role}:{keys[role]}") for role in roles]
         result = self._call(self._read, names, [str(number) for number in seen])
+        if _text(result[0]) == "old-layout":
+            raise StoreUnavailable(
+                f"the Redis feature store at {self.address} holds an older layout under {self.prefix!r} (no change "
+                "sequence); delete those keys and replay the transactions"
+            )
         latest = int(_text(result[1]))
         if any(number > latest for number in seen):  # a new store under this prefix: forget and read again
             with self._lock:

@@ -234,12 +234,13 @@ class SQLiteStateStore:
             else:
                 self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
                 self._conn.execute("PRAGMA journal_mode=WAL")
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}
+            if not readonly and (not columns or "seq" in columns):
                 self._conn.executescript(_SCHEMA)
             self._conn.execute("PRAGMA busy_timeout=5000")
-            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}
         except sqlite3.Error as error:
             raise StoreUnavailable(f"the embedded feature store at {self.path} cannot be opened: {error}") from error
-        if "seq" not in columns:
+        if columns and "seq" not in columns:
             self._conn.close()
             raise StoreUnavailable(
                 f"the embedded feature store at {self.path} has an older layout (no change sequence); "

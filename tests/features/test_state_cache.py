@@ -79,3 +79,21 @@ def test_a_caching_reader_equals_a_fresh_reader(open_store: Open) -> None:
     assert (final.label == 1).any() and checked > 100 and labelled > 500
     writer.close()
     cached.close()
+
+
+def test_a_store_of_the_older_layout_is_refused_not_read_as_empty(redis_url: str, tmp_path: Path) -> None:
+    import sqlite3
+
+    import redis
+
+    from fraud_detection.features.store import StoreUnavailable
+
+    prefix = f"test:{uuid.uuid4().hex}"
+    redis.Redis.from_url(redis_url).set(f"{prefix}:now", "10.0")  # what the older layout leaves behind
+    with pytest.raises(StoreUnavailable, match="older layout"):
+        RedisStateStore(redis_url, horizon=HORIZON, prefix=prefix).read({"card": "c1"})
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE events (role TEXT, key TEXT, tx_id TEXT, event_time REAL, body TEXT)")
+    with pytest.raises(StoreUnavailable, match="older layout"):
+        SQLiteStateStore(path, horizon=HORIZON)
