@@ -13,12 +13,14 @@ No step loops over rows. Queries are taken in (entity, time) order, so each wind
 monotonically from query to query:
 
 * bounds are ``np.searchsorted`` on (entity, time-rank) keys with sorted needles; offline the rank of
-  ``t - D - W`` is looked up once per distinct time, not per row;
+  ``t - D - W`` is looked up once per distinct time, not per row, and the bound at ``t`` itself is the first
+  event of the row's own (entity, time) run, a linear pass;
 * sums are differences of cumulative sums restarted at each entity;
 * the counts that depend on a second order (distinct counterparties, known labels, known frauds) are a sweep:
   each event ``j`` counts for the queries in one interval ``[lo_j, hi_j)`` of that order (those whose window
-  holds ``j`` and that see its condition), found by ``searchsorted`` on the monotone bounds, and the counts are
-  the prefix sum of ``+1`` at ``lo_j`` and ``-1`` at ``hi_j``: integers, exact, ``O((n + q) log n)``.
+  holds ``j`` and that see its condition), found by counting the monotone bounds (``bincount`` then
+  ``cumsum``) or one ``searchsorted`` for the label condition, and the counts are the prefix sum of ``+1`` at
+  ``lo_j`` and ``-1`` at ``hi_j``: integers, exact, ``O((n + q) log n)``.
 """
 
 from __future__ import annotations
