@@ -2,7 +2,7 @@
 
 Per role the frame's rows become one ``History`` (sorted by key then time) and every row is a query against it
 (see ``window`` for the rule and the algorithm). Memory: a handful of int64/float64 arrays of the frame's length
-per role, plus the batched queries of one aggregate kind; 6.36M rows fit in a few GB.
+per role; 6.36M rows fit in a few GB.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 
 from fraud_detection.features.definitions import Aggregate, FeatureSet
 from fraud_detection.features.request import request_features
-from fraud_detection.features.window import History, evaluate
+from fraud_detection.features.window import History, evaluate_events
 from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME, LABEL, LABEL_TIME, SEQ, key_column
 
 
@@ -27,7 +27,8 @@ def compute_features(frame: pd.DataFrame, feature_set: FeatureSet) -> pd.DataFra
     see each other, and a label counts only from its ``label_time`` on (strictly after).
     """
     _check(frame, feature_set)
-    columns: dict[str, np.ndarray] = {}
+    position = {name: at for at, name in enumerate(feature_set.names)}
+    out = np.empty((len(frame), len(position)))  # row-major: one role's features of a row sit together
     codes = {role: _codes(frame[key_column(role)]) for role in feature_set.roles}
     time = frame[EVENT_TIME].to_numpy(dtype=np.float64)
     amount = frame[AMOUNT].to_numpy(dtype=np.float64)
@@ -45,16 +46,20 @@ def compute_features(frame: pd.DataFrame, feature_set: FeatureSet) -> pd.DataFra
             label_time=frame[LABEL_TIME].to_numpy(dtype=np.float64) if needs_labels else np.full(len(frame), np.inf),
             counterparty={other: codes[other] for other in wanted},
         )
-        # queries in the history's own order: sorted needles make every searchsorted a near-sequential scan
-        order = np.lexsort((time, codes[role]))
-        computed = evaluate(history, codes[role][order], time[order], amount[order], aggregates)
-        for name, sorted_values in computed.items():
-            values = np.empty(len(frame))
-            values[order] = sorted_values
-            columns[name] = values
+        # every event is a query, in the history's own order; one row gather puts a role's values in frame order
+        computed = evaluate_events(history, aggregates)
+        back = np.empty(len(frame), dtype=np.int64)
+        back[history.source] = np.arange(len(frame), dtype=np.int64)
         del history
-    columns.update(request_features(frame.__getitem__, feature_set.request))
-    return pd.DataFrame({name: columns[name] for name in feature_set.names}, index=frame.index)
+        at = [position[name] for name in computed]
+        block = np.stack(list(computed.values()), axis=1).take(back, axis=0)
+        if at == list(range(at[0], at[0] + len(at))):
+            out[:, at[0] : at[0] + len(at)] = block
+        else:
+            out[:, at] = block
+    for name, values in request_features(frame.__getitem__, feature_set.request).items():
+        out[:, position[name]] = values
+    return pd.DataFrame(out, columns=list(feature_set.names), index=frame.index, copy=False)
 
 
 def _codes(keys: pd.Series) -> np.ndarray:

@@ -1,19 +1,25 @@
 """The Redis entity-state store (Memorystore on GKE): the same contract as the embedded store, atomic by Lua.
 
-Layout under a prefix ``p``: ``p:e:<role>:<key>`` a sorted set of the entity's events (score = event time,
-member = the event's JSON), ``p:applied`` the applied transaction ids (score = event time), ``p:labels`` a hash
-of labels by id with ``p:label_times`` its time index, and ``p:now`` the latest applied event time. ``apply``
-is one Lua script (Redis runs it atomically): it checks and records the id, adds the events and trims, so a
-redelivered transaction changes nothing. ``redis`` is imported when a store is made, not with the package.
+Layout under a prefix ``p``: ``p:e:<role>:<key>`` the entity's transaction ids by event time (for trimming)
+and ``p:c:<role>:<key>`` the same ids by the sequence number of their last change (for incremental reads),
+``p:body`` each event's JSON by id, ``p:applied`` the applied ids (score = event time), ``p:labels`` a hash of
+labels by id with ``p:label_times`` its time index, ``p:now`` the latest applied event time and ``p:seq`` the
+latest sequence number. ``apply`` is one Lua script (Redis runs it atomically): it checks and records the id,
+adds the event, bumps the sequence and trims, so a redelivered transaction changes nothing. ``apply_label`` is
+one script too: it records the label and marks the transaction's entities changed (their keys are read from
+its JSON inside the script, so it needs a non-cluster Redis, as Memorystore's basic and standard tiers are).
+``redis`` is imported when a store is made, not with the package.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 from fraud_detection.features.online import EntityState, Transaction
-from fraud_detection.features.store import GRACE, StoreUnavailable, event_of, label_text, member
+from fraud_detection.features.store import GRACE, Change, StateCache, StoreUnavailable, label_text, member
 
 _APPLY = """
 local t = tonumber(ARGV[2])
@@ -23,27 +29,48 @@ local cutoff = now - tonumber(ARGV[3])
 if t < cutoff then return 0 end
 if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1]) == 0 then return 0 end
 redis.call('SET', KEYS[2], string.format('%.17g', now))
+local seq = redis.call('INCR', KEYS[6])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[4])
 local below = '(' .. string.format('%.17g', cutoff)
-for i = 5, #KEYS do
-  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[4])
+for i = 7, #KEYS, 2 do
+  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1])
+  redis.call('ZADD', KEYS[i + 1], seq, ARGV[1])
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', below)) do redis.call('ZREM', KEYS[i + 1], id) end
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', below)
 end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', below)) do redis.call('HDEL', KEYS[5], id) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', below)
-local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', below)
-for _, id in ipairs(old) do redis.call('HDEL', KEYS[3], id) end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', below)) do redis.call('HDEL', KEYS[3], id) end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', below)
 return 1
 """
 
-_READ = """
-local out = {}
-for i = 1, #KEYS - 1 do
-  local members = redis.call('ZRANGE', KEYS[i], 0, -1)
-  local labels = {}
-  for j, m in ipairs(members) do
-    labels[j] = redis.call('HGET', KEYS[#KEYS], cjson.decode(m)[1]) or ''
+_LABEL = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local body = redis.call('HGET', KEYS[3], ARGV[1])
+if body then
+  local seq = redis.call('INCR', KEYS[4])
+  for role, key in pairs(cjson.decode(body)[4]) do
+    redis.call('ZADD', ARGV[4] .. ':c:' .. role .. ':' .. key, seq, ARGV[1])
   end
-  out[i] = {members, labels}
+end
+return 1
+"""
+
+_READ = """
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 0 then return {'old-layout'} end
+local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '0'}
+for i = 5, #KEYS do
+  local changed = redis.call('ZRANGEBYSCORE', KEYS[i], '(' .. ARGV[i - 4], '+inf', 'WITHSCORES')
+  local bodies, labels, seqs = {}, {}, {}
+  for j = 1, #changed, 2 do
+    local n = (j + 1) / 2
+    bodies[n] = redis.call('HGET', KEYS[3], changed[j]) or ''
+    labels[n] = redis.call('HGET', KEYS[4], changed[j]) or ''
+    seqs[n] = changed[j + 1]
+  end
+  out[i - 2] = {bodies, labels, seqs}
 end
 return out
 """
@@ -67,32 +94,52 @@ class RedisStateStore:
         options = self._client.connection_pool.connection_kwargs
         self.address = f"{options.get('host', '?')}:{options.get('port', '?')}"
         self._apply = self._client.register_script(_APPLY)
+        self._label = self._client.register_script(_LABEL)
         self._read = self._client.register_script(_READ)
+        self._cache = StateCache()
+        self._lock = threading.Lock()  # the cache is shared by the threads that read through this store
 
     def read(self, keys: Mapping[str, str]) -> dict[str, EntityState]:
-        """Each role's events and their labels, in one script call (one round trip, one snapshot)."""
+        """Each role's changes since this reader's last read of it, in one script call (one round trip, one
+        snapshot), applied to the reader's cache."""
         roles = list(keys)
-        result = self._call(self._read, [*(self._entity(role, keys[role]) for role in roles), self._key("labels")], [])
-        states: dict[str, EntityState] = {}
-        for role, (members, labels) in zip(roles, result, strict=True):
-            events = (event_of(_text(m), _text(label) or None) for m, label in zip(members, labels, strict=True))
-            states[role] = EntityState(tuple(events))
-        return states
+        with self._lock:
+            seen = [self._cache.seen(role, keys[role]) for role in roles]
+        names = [self._key(name) for name in ("now", "seq", "body", "labels")]
+        names += [self._key(f"c:{role}:{keys[role]}") for role in roles]
+        result = self._call(self._read, names, [str(number) for number in seen])
+        if _text(result[0]) == "old-layout":
+            raise StoreUnavailable(
+                f"the Redis feature store at {self.address} holds an older layout under {self.prefix!r} (no change "
+                "sequence); delete those keys and replay the transactions"
+            )
+        latest = int(_text(result[1]))
+        if any(number > latest for number in seen):  # a new store under this prefix: forget and read again
+            with self._lock:
+                for role in roles:
+                    self._cache.seen(role, keys[role], latest)
+            return self.read(keys)
+        now = _text(result[0])
+        cutoff = float(now) - self.retained if now else -math.inf
+        with self._lock:
+            return {
+                role: self._cache.state(role, keys[role], _changes(bodies, labels, seqs), cutoff)
+                for role, (bodies, labels, seqs) in zip(roles, result[2:], strict=True)
+            }
 
     def apply(self, transaction: Transaction) -> bool:
-        """Record the id, add the events and trim, atomically; False if already applied or too old."""
-        keys = [self._key("applied"), self._key("now"), self._key("labels"), self._key("label_times")]
-        keys += [self._entity(role, key) for role, key in transaction.keys.items()]
+        """Record the id, add the event and trim, atomically; False if already applied or too old."""
+        keys = [self._key(name) for name in ("applied", "now", "labels", "label_times", "body", "seq")]
+        for role, key in transaction.keys.items():
+            keys += [self._key(f"e:{role}:{key}"), self._key(f"c:{role}:{key}")]
         args = [transaction.tx_id, repr(float(transaction.event_time)), repr(self.retained), member(transaction)]
         return bool(self._call(self._apply, keys, args))
 
     def apply_label(self, tx_id: str, label: int, label_time: float) -> None:
-        """Record the label and index its time, in one MULTI/EXEC."""
+        """Record the label, index its time and mark the transaction's entities changed, atomically."""
         body = label_text(label, label_time)
-        pipe = self._client.pipeline(transaction=True)
-        pipe.hset(self._key("labels"), tx_id, body)
-        pipe.zadd(self._key("label_times"), {tx_id: float(label_time)})
-        self._run(pipe.execute)
+        keys = [self._key(name) for name in ("labels", "label_times", "body", "seq")]
+        self._call(self._label, keys, [tx_id, body, repr(float(label_time)), self.prefix])
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -100,9 +147,6 @@ class RedisStateStore:
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}:{name}"
-
-    def _entity(self, role: str, key: str) -> str:
-        return f"{self.prefix}:e:{role}:{key}"
 
     def _call(self, script: Any, keys: list[str], args: list[str]) -> Any:
         return self._run(lambda: script(keys=keys, args=args))
@@ -116,3 +160,12 @@ class RedisStateStore:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _changes(bodies: list[bytes], labels: list[bytes], seqs: list[bytes]) -> list[Change]:
+    """The script's changed events (an id whose JSON was trimmed away is skipped)."""
+    return [
+        (_text(body), _text(label) or None, int(float(_text(seq))))
+        for body, label, seq in zip(bodies, labels, seqs, strict=True)
+        if body
+    ]

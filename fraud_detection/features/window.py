@@ -1,16 +1,26 @@
-"""The window arithmetic, once: the offline computation and the online lookup both call ``evaluate``.
+"""The window arithmetic, once: the offline computation and the online lookup both call it.
 
 ``History`` holds one entity role's events sorted by (entity, event time); queries are (entity, time, amount).
-Offline the history is the whole frame and every row is a query; online it is the stored state of one entity
-and the query is the transaction being scored. The rule, for a query at time ``t``, window ``W``, delay ``D``:
+Offline the history is the whole frame and every event is a query (``evaluate_events``); online it is the
+stored state of one entity and the query is the transaction being scored (``evaluate``). The rule, for a
+query at time ``t``, window ``W``, delay ``D``:
 
 * an event counts if ``t - D - W <= event_time < t - D`` (strictly before ``t``: equal times never see each
   other, whatever their order in the file);
 * a label counts only if ``label_time < t`` (unknown labels carry ``label_time = inf``).
 
-No step loops over rows: windows are found with ``np.searchsorted`` on (entity, time-rank) keys, sums with
-cumulative sums per entity, and the two counts that depend on a second order (distinct counterparties, known
-labels) with ``count_less``, a wavelet-matrix range count that is ``O((n + q) log n)`` in numpy.
+No step loops over rows. Queries are taken in (entity, time) order, so each window's ``[start, stop)`` grows
+monotonically from query to query:
+
+* bounds are ``np.searchsorted`` on (entity, time-rank) keys with sorted needles; offline the rank of
+  ``t - D - W`` is looked up once per distinct time, not per row, and the bound at ``t`` itself is the first
+  event of the row's own (entity, time) run, a linear pass;
+* sums are differences of cumulative sums restarted at each entity;
+* the counts that depend on a second order (distinct counterparties, known labels, known frauds) are a sweep:
+  each event ``j`` counts for the queries in one interval ``[lo_j, hi_j)`` of that order (those whose window
+  holds ``j`` and that see its condition), found by counting the monotone bounds (``bincount`` then
+  ``cumsum``) or one ``searchsorted`` for the label condition, and the counts are the prefix sum of ``+1`` at
+  ``lo_j`` and ``-1`` at ``hi_j``: integers, exact, ``O((n + q) log n)``.
 """
 
 from __future__ import annotations
@@ -26,11 +36,37 @@ from fraud_detection.features.definitions import Aggregate
 
 Ints = NDArray[np.int64]
 Floats = NDArray[np.float64]
+Span = tuple[float, float]
+
+
+def sort_order(entity: Ints, time: Floats) -> Ints:
+    """The stable permutation that sorts events by (entity, time); ties keep the order given.
+
+    A frame already sorted by time (the canonical frame) needs only a stable sort by entity.
+    """
+    if _ascending(time):
+        return np.argsort(entity, kind="stable").astype(np.int64, copy=False)
+    return np.lexsort((time, entity)).astype(np.int64, copy=False)
+
+
+def _ascending(time: Floats) -> bool:
+    return len(time) < 2 or bool(np.all(time[1:] >= time[:-1]))
+
+
+def time_ranks(time: Floats) -> tuple[Floats, Ints]:
+    """The sorted distinct times and each time's rank among them (``np.unique(time, return_inverse=True)``),
+    in one linear pass when ``time`` is already ascending."""
+    if not _ascending(time):
+        times, rank = np.unique(time, return_inverse=True)
+        return times, rank.astype(np.int64, copy=False)
+    new = np.ones(len(time), dtype=bool)
+    new[1:] = time[1:] != time[:-1]
+    return time[new], np.cumsum(new, dtype=np.int64) - 1
 
 
 @dataclass(frozen=True)
 class History:
-    """One role's events sorted by (entity code, event time); ties keep the order given."""
+    """One role's events sorted by (entity code, event time); ``source`` is each event's index in the input."""
 
     entity: Ints
     time: Floats
@@ -38,6 +74,8 @@ class History:
     label: Ints
     label_time: Floats
     counterparty: Mapping[str, Ints]
+    source: Ints
+    ranked: tuple[Floats, Ints]  # the sorted distinct times, and each event's rank among them
 
     @classmethod
     def build(
@@ -50,7 +88,8 @@ class History:
         counterparty: Mapping[str, Ints],
     ) -> History:
         """Sort the events by (entity, time), stably."""
-        order = np.lexsort((time, entity))
+        order = sort_order(entity, time)
+        times, rank = time_ranks(time)  # linear on a time-sorted input, then one gather
         return cls(
             entity=entity[order],
             time=time[order],
@@ -58,6 +97,8 @@ class History:
             label=label[order],
             label_time=label_time[order],
             counterparty={role: codes[order] for role, codes in counterparty.items()},
+            source=order,
+            ranked=(times, rank[order]),
         )
 
 
@@ -66,48 +107,62 @@ class _Index:
     """Search keys over a history: ``entity * stride + rank(time)``, and per-entity cumulative amounts."""
 
     times: Floats  # sorted distinct event times
+    rank: Ints  # each event's rank in ``times``
     keys: Ints
     stride: int
     amount_csum: Floats  # inclusive, restarting at each entity
 
     @classmethod
     def of(cls, history: History) -> _Index:
-        times = np.unique(history.time)
+        times, rank = history.ranked
         stride = len(times) + 1
-        keys = history.entity * stride + np.searchsorted(times, history.time)
+        keys = history.entity * stride + rank
         if not len(history.entity) or history.entity[0] == history.entity[-1]:
             csum: Floats = np.cumsum(history.amount)
         else:
             csum = np.asarray(pd.Series(history.amount).groupby(history.entity, sort=False).cumsum(), dtype=np.float64)
-        return cls(times=times, keys=keys, stride=stride, amount_csum=csum)
+        return cls(times=times, rank=rank, keys=keys, stride=stride, amount_csum=csum)
 
-    def position(self, entity: Ints, time: Floats) -> Ints:
-        """Index of the entity's first event with ``event_time >= time`` (its end if none)."""
-        rank = np.searchsorted(self.times, time, side="left")
-        return np.searchsorted(self.keys, entity * self.stride + rank, side="left")
+    def position(self, entity: Ints, rank: Ints) -> Ints:
+        """Index of the entity's first event whose time rank is ``>= rank`` (its end if none)."""
+        return np.searchsorted(self.keys, entity * self.stride + rank, side="left").astype(np.int64, copy=False)
 
 
-def count_less(values: Ints, start: Ints, stop: Ints, bound: Ints) -> Ints:
-    """For each query ``i``: how many ``values[start[i]:stop[i]]`` are ``< bound[i]`` (values and bounds >= 0).
+@dataclass(frozen=True)
+class _Queries:
+    """Queries sorted by (entity, time), with the rank of ``t - x`` in the history's times for any shift ``x``."""
 
-    A wavelet matrix built level by level (one stable partition per bit), with all queries descending together.
-    """
-    top = int(max(values.max(initial=0), bound.max(initial=0)))
-    out = np.zeros(len(start), dtype=np.int64)
-    level_values = values.astype(np.int64, copy=True)
-    lo, hi = start.astype(np.int64, copy=True), stop.astype(np.int64, copy=True)
-    for level in reversed(range(max(top.bit_length(), 1))):
-        ones = (level_values >> level) & 1
-        zeros_before = np.zeros(len(level_values) + 1, dtype=np.int64)
-        np.cumsum(ones == 0, out=zeros_before[1:])
-        total_zeros = zeros_before[-1]
-        lo_zeros, hi_zeros = zeros_before[lo], zeros_before[hi]
-        take_ones = ((bound >> level) & 1).astype(bool)
-        out += np.where(take_ones, hi_zeros - lo_zeros, 0)
-        lo = np.where(take_ones, total_zeros + lo - lo_zeros, lo_zeros)
-        hi = np.where(take_ones, total_zeros + hi - hi_zeros, hi_zeros)
-        level_values = np.concatenate((level_values[ones == 0], level_values[ones == 1]))
-    return out
+    entity: Ints
+    time: Floats
+    amount: Floats
+    is_history: bool  # the queries are the history's own events, in its order
+
+    def rank_before(self, index: _Index, delay: float, window: float) -> Ints:
+        """For each query: how many distinct history times are ``< t - delay - window``."""
+        if self.is_history:  # one search per distinct time, then a gather
+            return np.searchsorted(index.times, index.times - delay - window, side="left")[index.rank]
+        return np.searchsorted(index.times, self.time - delay - window, side="left")
+
+    def first_at_or_after(self, index: _Index, delay: float, window: float) -> Ints:
+        """For each query: its entity's first event with ``event_time >= t - delay - window``."""
+        if self.is_history and delay == 0 and window == 0:  # the first event of the query's own (entity, time)
+            return run_start(index.keys)
+        return index.position(self.entity, self.rank_before(index, delay, window))
+
+    def entity_start(self, index: _Index) -> Ints:
+        """For each query: its entity's first event."""
+        if self.is_history:
+            return run_start(self.entity)
+        return index.position(self.entity, np.zeros(len(self.time), dtype=np.int64))
+
+
+def run_start(values: Ints) -> Ints:
+    """For each element of a sorted array: the index of the first element equal to it (a linear pass)."""
+    starts = np.zeros(len(values), dtype=np.int64)
+    if len(values) > 1:
+        changed = np.flatnonzero(values[1:] != values[:-1]) + 1
+        starts[changed] = changed
+    return np.maximum.accumulate(starts) if len(values) else starts
 
 
 def window_sum(index: _Index, entity_start: Ints, start: Ints, stop: Ints) -> Floats:
@@ -140,31 +195,64 @@ def seconds_since_last(history: History, time: Floats, start: Ints, stop: Ints, 
 
 
 def previous_same(entity: Ints, counterparty: Ints) -> Ints:
-    """For each event: 1 + index of the entity's previous event with the same counterparty, or 0 if none."""
-    order = np.lexsort((np.arange(len(entity)), counterparty, entity))
-    same = np.zeros(len(entity), dtype=bool)
-    same[1:] = (entity[order][1:] == entity[order][:-1]) & (counterparty[order][1:] == counterparty[order][:-1])
-    previous = np.zeros(len(entity), dtype=np.int64)
-    previous[order[1:][same[1:]]] = order[:-1][same[1:]] + 1
+    """For each event: the index of the entity's previous event with the same counterparty, or -1 if none."""
+    width = int(counterparty.max(initial=0)) + 1
+    order = np.argsort(entity * width + counterparty, kind="stable")
+    same = (entity[order][1:] == entity[order][:-1]) & (counterparty[order][1:] == counterparty[order][:-1])
+    previous = np.full(len(entity), -1, dtype=np.int64)
+    previous[order[1:][same]] = order[:-1][same]
     return previous
 
 
-def distinct(previous: Ints, start: Ints, stop: Ints) -> Ints:
-    """Distinct counterparties in ``[start, stop)``: events whose previous same-counterparty event is before start."""
-    return count_less(previous, start, stop, start + 1)
+def sweep(lo: Ints, hi: Ints, queries: int) -> Ints:
+    """For each query ``i``: how many events have ``lo_j <= i < hi_j``."""
+    keep = lo < hi
+    edges = np.bincount(lo[keep], minlength=queries + 1) - np.bincount(hi[keep], minlength=queries + 1)
+    return np.cumsum(edges[:queries]).astype(np.int64, copy=False)
 
 
-def label_counts(history: History, time: Floats, start: Ints, stop: Ints) -> tuple[Ints, Ints]:
-    """(labels known, frauds known) among the window's events: those with ``label_time < t``."""
-    label_times = np.unique(history.label_time)
-    ranks = np.searchsorted(label_times, history.label_time)
-    bound = np.searchsorted(label_times, time, side="left")
-    known = count_less(ranks, start, stop, bound)
+def at_most(values: Ints, events: int) -> Ints:
+    """``out[j + 1]`` = how many of ``values`` (ints in ``[0, events]``) are ``<= j``, for ``j`` in ``-1..events``.
+
+    For a sorted ``values`` it is ``searchsorted(values, j, side="right")``, by counting instead of searching.
+    """
+    counts = np.zeros(events + 2, dtype=np.int64)
+    np.cumsum(np.bincount(values, minlength=events + 1)[: events + 1], out=counts[1:])
+    return counts
+
+
+@dataclass(frozen=True)
+class _Inside:
+    """Per event ``j``: the queries whose window ``[start, stop)`` holds ``j`` are ``[first_j, last_j)``.
+
+    ``started[j + 1]`` counts the queries whose window starts at or before ``j``.
+    """
+
+    first: Ints
+    last: Ints
+    started: Ints
+
+    @classmethod
+    def of(cls, start: Ints, stop: Ints, events: int) -> _Inside:
+        started = at_most(start, events)
+        return cls(first=at_most(stop, events)[1:-1], last=started[1:-1], started=started)
+
+
+def distinct(inside: _Inside, previous: Ints, start: Ints) -> Ints:
+    """Distinct counterparties per window: the events whose previous same-counterparty event is before ``start``."""
+    seen_from = inside.started[previous + 1]  # the first query whose window starts after ``previous``
+    return sweep(np.maximum(inside.first, seen_from), inside.last, len(start))
+
+
+def label_counts(
+    history: History, queries: _Queries, query_keys: Ints, inside: _Inside, label_key: Ints
+) -> tuple[Ints, Ints]:
+    """(labels known, frauds known) among each window's events: those with ``label_time < t``."""
+    known_from = np.searchsorted(query_keys, label_key, side="left")
+    lo = np.maximum(inside.first, known_from)
+    known = sweep(lo, inside.last, len(queries.time))
     is_fraud = history.label == 1
-    frauds_before = np.zeros(len(is_fraud) + 1, dtype=np.int64)
-    np.cumsum(is_fraud, out=frauds_before[1:])
-    frauds = count_less(ranks[is_fraud], frauds_before[start], frauds_before[stop], bound)
-    return known, frauds
+    return known, sweep(lo[is_fraud], inside.last[is_fraud], len(queries.time))
 
 
 def fraud_risk(known: Ints, frauds: Ints) -> Floats:
@@ -175,61 +263,105 @@ def fraud_risk(known: Ints, frauds: Ints) -> Floats:
 def evaluate(
     history: History, entity: Ints, time: Floats, amount: Floats, aggregates: Sequence[Aggregate]
 ) -> dict[str, Floats]:
-    """Every aggregate of one role for every query, as float64 arrays named by the aggregate's name.
+    """Every aggregate of one role for every query ``(entity, time, amount)``, as float64 arrays in query order."""
+    order = sort_order(entity, time)
+    queries = _Queries(entity=entity[order], time=time[order], amount=amount[order], is_history=False)
+    computed = _evaluate(history, queries, aggregates)
+    out: dict[str, Floats] = {}
+    for name, values in computed.items():
+        out[name] = np.empty(len(time))
+        out[name][order] = values
+    return out
 
-    Bounds are computed once per (window, delay); the distinct and label counts of all windows run as one batch.
-    """
+
+def evaluate_events(history: History, aggregates: Sequence[Aggregate]) -> dict[str, Floats]:
+    """Every aggregate of one role with each of the history's events as the query, in the history's order."""
+    queries = _Queries(entity=history.entity, time=history.time, amount=history.amount, is_history=True)
+    return _evaluate(history, queries, aggregates)
+
+
+def _evaluate(history: History, queries: _Queries, aggregates: Sequence[Aggregate]) -> dict[str, Floats]:
+    """The aggregates for queries sorted by (entity, time); bounds, sums and sweeps are shared by equal spans."""
     index = _Index.of(history)
-    entity_start = index.position(entity, np.full(len(time), -np.inf))
-    bounds: dict[tuple[float, float], tuple[Ints, Ints]] = {}
+    entity_start = queries.entity_start(index)
+    bounds: dict[Span, tuple[Ints, Ints]] = {}
+    stops: dict[float, Ints] = {}
+    sums: dict[Span, Floats] = {}
     for aggregate in aggregates:
         span = (aggregate.window, aggregate.label_delay)
         if span not in bounds:
-            upper = time - aggregate.label_delay
-            bounds[span] = (index.position(entity, upper - aggregate.window), index.position(entity, upper))
-    batched = _batched_counts(history, time, aggregates, bounds)
+            delay = aggregate.label_delay
+            if delay not in stops:
+                stops[delay] = queries.first_at_or_after(index, delay, 0.0)
+            bounds[span] = (queries.first_at_or_after(index, delay, aggregate.window), stops[delay])
+    counted = _counted(history, index, queries, aggregates, bounds)
     out: dict[str, Floats] = {}
     for aggregate in aggregates:
-        start, stop = bounds[(aggregate.window, aggregate.label_delay)]
+        span = (aggregate.window, aggregate.label_delay)
+        start, stop = bounds[span]
         count = stop - start
         kind = aggregate.aggregate
         if kind == "count":
             value = count.astype(np.float64)
         elif kind in ("sum", "mean", "amount_ratio"):
-            total = window_sum(index, entity_start, start, stop)
+            if span not in sums:
+                sums[span] = window_sum(index, entity_start, start, stop)
+            total = sums[span]
             value = total if kind == "sum" else mean(total, count)
-            value = amount_ratio(amount, value, count) if kind == "amount_ratio" else value
+            value = amount_ratio(queries.amount, value, count) if kind == "amount_ratio" else value
         elif kind == "seconds_since_last":
-            value = seconds_since_last(history, time, start, stop, aggregate.window)
+            value = seconds_since_last(history, queries.time, start, stop, aggregate.window)
         elif kind == "distinct":
-            value = batched[aggregate.name].astype(np.float64)
+            value = counted[aggregate.name][0].astype(np.float64)
         else:
-            value = fraud_risk(*batched[aggregate.name])
+            value = fraud_risk(*counted[aggregate.name])
         out[aggregate.name] = np.asarray(value, dtype=np.float64)
     return out
 
 
-def _batched_counts(
+def _counted(
     history: History,
-    time: Floats,
+    index: _Index,
+    queries: _Queries,
     aggregates: Sequence[Aggregate],
-    bounds: Mapping[tuple[float, float], tuple[Ints, Ints]],
-) -> dict:
-    """The distinct and label counts, every window of a kind (and counterparty) in one ``count_less`` pass."""
-    groups: dict[str, list[Aggregate]] = {}
+    bounds: Mapping[Span, tuple[Ints, Ints]],
+) -> dict[str, tuple[Ints, Ints]]:
+    """The distinct and label counts by sweeps; what does not depend on the window is computed once."""
+    inside: dict[Span, _Inside] = {}
+    previous: dict[str, Ints] = {}
+    labels: tuple[Ints, Ints] | None = None
+    out: dict[str, tuple[Ints, Ints]] = {}
     for aggregate in aggregates:
-        if aggregate.aggregate in ("distinct", "fraud_risk"):
-            groups.setdefault(f"{aggregate.aggregate}:{aggregate.column}", []).append(aggregate)
-    out: dict = {}
-    n = len(time)
-    for group in groups.values():
-        start = np.concatenate([bounds[(a.window, a.label_delay)][0] for a in group])
-        stop = np.concatenate([bounds[(a.window, a.label_delay)][1] for a in group])
-        if group[0].aggregate == "distinct":
-            previous = previous_same(history.entity, history.counterparty[str(group[0].column)])
-            counts = distinct(previous, start, stop)
-            out.update({a.name: counts[i * n : (i + 1) * n] for i, a in enumerate(group)})
-        else:
-            known, frauds = label_counts(history, np.tile(time, len(group)), start, stop)
-            out.update({a.name: (known[i * n : (i + 1) * n], frauds[i * n : (i + 1) * n]) for i, a in enumerate(group)})
+        if aggregate.aggregate not in ("distinct", "fraud_risk"):
+            continue
+        span = (aggregate.window, aggregate.label_delay)
+        start, stop = bounds[span]
+        if span not in inside:
+            inside[span] = _Inside.of(start, stop, len(history.time))
+        if aggregate.aggregate == "distinct":
+            role = str(aggregate.column)
+            if role not in previous:
+                previous[role] = previous_same(history.entity, history.counterparty[role])
+            counts = distinct(inside[span], previous[role], start)
+            out[aggregate.name] = (counts, counts)
+            continue
+        if labels is None:
+            labels = _label_keys(history, index, queries)
+        out[aggregate.name] = label_counts(history, queries, labels[0], inside[span], labels[1])
     return out
+
+
+def _label_keys(history: History, index: _Index, queries: _Queries) -> tuple[Ints, Ints]:
+    """Comparable keys of the queries ``(entity, t)`` and of each event's ``(entity, label_time)``.
+
+    For a query of the event's entity, ``query_key >= label_key`` exactly when ``t > label_time``.
+    """
+    if queries.is_history:
+        times, query_rank = index.times, index.rank
+    else:
+        times = np.union1d(index.times, queries.time)
+        query_rank = np.searchsorted(times, queries.time, side="left")
+    stride = len(times) + 1
+    query_keys = queries.entity * stride + query_rank
+    label_keys = history.entity * stride + np.searchsorted(times, history.label_time, side="right")
+    return query_keys.astype(np.int64, copy=False), label_keys.astype(np.int64, copy=False)
