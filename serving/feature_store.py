@@ -92,6 +92,16 @@ def redis_url(url: str, password: str | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
 
 
+def redis_password(settings: ServingSettings) -> str | None:
+    """The AUTH string: the ``feature_store_password_file``'s content (trailing newline cut), else the environment's."""
+    if settings.feature_store_password_file:
+        try:
+            return Path(settings.feature_store_password_file).read_text().rstrip("\n")
+        except OSError as error:
+            raise ValueError(f"feature_store_password_file: cannot read it: {error.strerror}") from error
+    return os.environ.get(PASSWORD_ENV)
+
+
 def store_opener(settings: ServingSettings, inputs: TransactionInputs) -> tuple[Callable[[], EntityStateStore], str]:
     """How to open the store ``settings`` choose, and a description of it for logs (no password in it)."""
     horizon = inputs.features.horizon
@@ -105,8 +115,13 @@ def store_opener(settings: ServingSettings, inputs: TransactionInputs) -> tuple[
         def open_redis() -> EntityStateStore:
             from fraud_detection.features.redis_store import RedisStateStore
 
-            full = redis_url(url, os.environ.get(PASSWORD_ENV))
-            return RedisStateStore(full, horizon=horizon, timeout=settings.feature_store_timeout)
+            full = redis_url(url, redis_password(settings))
+            return RedisStateStore(
+                full,
+                horizon=horizon,
+                timeout=settings.feature_store_timeout,
+                ca_file=settings.feature_store_ca_file or None,
+            )
 
         return open_redis, where
     path = Path(settings.feature_store_path) if settings.feature_store_path else _home() / STORE_FILE

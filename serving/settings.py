@@ -38,7 +38,12 @@ class ServingSettings(BaseSettings):
     """Wait between attempts to load a missing or broken model (doubling up to 5 minutes); 0 = try once."""
     feature_store_url: str = ""
     """Raw-transaction models' entity-state store: empty = the embedded SQLite file (``feature_store_path``);
-    ``redis://host:6379/0`` or ``rediss://`` (TLS) = Redis, its password in ``FRAUD_FEATURE_STORE_PASSWORD``."""
+    ``redis://host:6379/0`` or ``rediss://`` (TLS) = Redis, its password in ``FRAUD_FEATURE_STORE_PASSWORD`` or in
+    the file ``feature_store_password_file`` names."""
+    feature_store_password_file: str = ""
+    """A file holding the Redis AUTH string (a mounted Secret's key); it wins over ``FRAUD_FEATURE_STORE_PASSWORD``."""
+    feature_store_ca_file: str = ""
+    """With ``rediss://``: the CA file the server's certificate must chain to (Memorystore's server CA)."""
     feature_store_path: str = ""
     """The embedded store's SQLite file; empty = ``$FRAUD_HOME/features/state.db``."""
     feature_store_write: bool = True

@@ -54,22 +54,32 @@ def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
+def redis_server(tls: Path | None = None) -> Iterator[str]:
     """A real ``redis-server`` on a free port of 127.0.0.1 only, without persistence; yields its URL once it answers
-    a ping, and stops it afterwards (the feature-store tests and ``benchmarks/bench_features.py``)."""
+    a ping, and stops it afterwards (the feature-store tests and ``benchmarks/bench_features.py``).
+
+    With ``tls`` (a folder), it serves TLS only, with a server certificate for 127.0.0.1 signed by a CA made for the
+    occasion; the URL is ``rediss://`` and the CA is ``tls / "ca.pem"``, as Memorystore's in-transit encryption."""
     import shutil
 
     import redis
 
     port = free_port()
     server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    listen = ["--port", str(port)]
+    client_tls: dict[str, str] = {}
+    if tls is not None:
+        ca, cert, key = make_certificates(tls)
+        listen = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+        listen += ["--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]
+        client_tls = {"ssl": "true", "ssl_ca_certs": str(ca)}
     process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [server, *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        client = redis.Redis(host="127.0.0.1", port=port)
+        client = redis.Redis(host="127.0.0.1", port=port, **client_tls)  # type: ignore[arg-type]
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -80,9 +90,56 @@ def redis_server() -> Iterator[str]:
                     raise
                 time.sleep(0.05)
         client.close()
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"{'rediss' if tls is not None else 'redis'}://127.0.0.1:{port}/0"
     finally:
         stop_process(process)
+
+
+def make_certificates(folder: Path, name: str = "ca") -> tuple[Path, Path, Path]:
+    """A CA (``<name>.pem``) and a server certificate and key for IP 127.0.0.1 signed by it, written to ``folder``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def issue(
+        subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: ec.EllipticCurvePrivateKey, ca: bool
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} test CA")])
+    ca_cert = issue(f"{name} test CA", ca_key, ca_name, ca_key, ca=True)
+    server_cert = issue("127.0.0.1", server_key, ca_name, ca_key, ca=False)
+    paths = folder / f"{name}.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return paths
 
 
 def wait_http(url: str, timeout: float = 120, process: subprocess.Popen | None = None, log: Path | None = None) -> None:

@@ -80,7 +80,13 @@ class RedisStateStore:
     """Entity state in Redis; ``url`` as redis-py takes it (``redis://host:6379/0``, ``rediss://`` for TLS)."""
 
     def __init__(
-        self, url: str, horizon: float, grace: float = GRACE, prefix: str = "fraud:features", timeout: float = 2.0
+        self,
+        url: str,
+        horizon: float,
+        grace: float = GRACE,
+        prefix: str = "fraud:features",
+        timeout: float = 2.0,
+        ca_file: str | None = None,
     ) -> None:
         import redis
 
@@ -90,7 +96,9 @@ class RedisStateStore:
             redis.exceptions.ConnectionError,
             redis.exceptions.TimeoutError,
         )
-        self._client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        # rediss:// with ca_file: the server's certificate must chain to that CA (Memorystore's server CA)
+        tls = {"ssl_ca_certs": ca_file} if ca_file and url.startswith("rediss://") else {}
+        self._client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, **tls)
         options = self._client.connection_pool.connection_kwargs
         self.address = f"{options.get('host', '?')}:{options.get('port', '?')}"
         self._apply = self._client.register_script(_APPLY)

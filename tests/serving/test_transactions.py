@@ -246,3 +246,51 @@ def test_a_store_url_of_another_kind_leaves_the_model_unloaded_with_the_reason(m
     assert predictor.load() is False
     assert predictor.ready is False
     assert "feature_store_url must be redis://, rediss:// or unix://, got 'http'" in (predictor.load_error or "")
+
+
+def test_memorystore_settings_tls_with_its_ca_and_auth_from_a_file_and_a_foreign_ca_is_refused(
+    model: TransactionModel, tmp_path: Path
+) -> None:
+    """The transactions overlay's settings: ``rediss://``, the server CA and the AUTH string as mounted files."""
+    import redis
+
+    from tests.conftest import make_certificates
+
+    password_file = tmp_path / "auth-string"
+    password_file.write_text("an-auth-string\n")
+    foreign_ca, _, _ = make_certificates(tmp_path / "foreign", name="foreign")
+    with redis_server(tls=tmp_path / "tls") as url:
+        ca_file = tmp_path / "tls" / "ca.pem"
+        redis.Redis.from_url(url, ssl_ca_certs=str(ca_file)).config_set("requirepass", "an-auth-string")
+        env = {
+            "FRAUD_FEATURE_STORE_URL": url,
+            "FRAUD_FEATURE_STORE_PASSWORD_FILE": str(password_file),
+            "FRAUD_FEATURE_STORE_CA_FILE": str(ca_file),
+            "FRAUD_FEATURE_STORE_TIMEOUT": "2",
+        }
+        server = ServerProcess(str(model.directory), tmp_path / "server.log", env)
+        try:
+            server.wait_ready()
+            answer = requests.post(server.url + V1, json={"instances": [model.source_row(0)]}, timeout=10)
+            assert answer.status_code == 200, answer.text
+            assert _metric(server, "fraud_feature_store_errors_total") == 0
+        finally:
+            server.stop()
+        env["FRAUD_FEATURE_STORE_CA_FILE"] = str(foreign_ca)
+        refused = ServerProcess(str(model.directory), tmp_path / "refused.log", env)
+        try:
+            refused.wait_live()
+            answer: dict[str, Any] = {}
+
+            def refused_by_the_store() -> bool:
+                body = {"instances": [model.source_row(0)]}
+                answer["response"] = requests.post(refused.url + V1, json=body, timeout=10)
+                return "feature store" in answer["response"].text
+
+            refused.wait_until(refused_by_the_store, what="a feature-store error")
+            assert answer["response"].status_code == 503
+            assert "certificate verify failed" in answer["response"].json()["error"].lower()
+            assert refused.status("/v2/health/ready") == 503
+            assert "an-auth-string" not in refused.logs()
+        finally:
+            refused.stop()
