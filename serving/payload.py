@@ -186,6 +186,33 @@ def unwrap_pubsub(body: Mapping[str, Any]) -> Any:
         raise PayloadError(f"Pub/Sub push envelope: message.data is not base64-encoded JSON: {error}") from error
 
 
+def v1_envelope(body: Any, rows: str) -> tuple[Mapping[str, Any], list[Any] | None]:
+    """The object a V1 request carries (a Pub/Sub push envelope unwrapped) and its ``instances`` list, or None for
+    a flat object; ``rows`` names what the list holds in errors ("rows", "transactions").
+
+    Raises:
+        PayloadError: a body that is not an object, a V2 body, fields beside ``instances``, or ``instances`` that is
+            not a list.
+    """
+    if is_pubsub_push(body):
+        body = unwrap_pubsub(body)
+    if not isinstance(body, Mapping):
+        raise PayloadError(f"request body must be a JSON object, got {describe(body)}")
+    if "instances" not in body:
+        if "inputs" in body:
+            raise PayloadError(
+                "'inputs' is a V2 body: send it to /v2/models/<name>/infer, or use 'instances' on the V1 endpoint"
+            )
+        return body, None
+    extra = sorted(str(k) for k in body if k not in ("instances", "parameters", "id"))
+    if extra:
+        raise PayloadError(f"unexpected top-level fields {extra}: a V1 body holds 'instances' (and 'parameters')")
+    instances = body["instances"]
+    if not isinstance(instances, list):
+        raise PayloadError(f"'instances' must be a list of {rows}, got {describe(instances)}")
+    return body, instances
+
+
 def parse_v1(body: Any, max_rows: int) -> np.ndarray:
     """Turn a V1 body (``instances``), a flat feature object, or a Pub/Sub push envelope carrying either, into an
     ``[N, 29]`` float32 matrix.
@@ -197,26 +224,13 @@ def parse_v1(body: Any, max_rows: int) -> np.ndarray:
     Raises:
         PayloadError: naming the row and field at fault.
     """
-    if is_pubsub_push(body):
-        body = unwrap_pubsub(body)
-    if not isinstance(body, Mapping):
-        raise PayloadError(f"request body must be a JSON object, got {describe(body)}")
-    if "instances" not in body:
-        if "inputs" in body:
-            raise PayloadError(
-                "'inputs' is a V2 body: send it to /v2/models/<name>/infer, or use 'instances' on the V1 endpoint"
-            )
+    body, instances = v1_envelope(body, "rows")
+    if instances is None:
         if not body:
             raise PayloadError("request body is an empty object: send 'instances' or the 29 features")
         x = np.asarray([_row_from_mapping(body, "body")], dtype=np.float32)
         _check_amount(x, "body")
         return x
-    extra = sorted(str(k) for k in body if k not in ("instances", "parameters", "id"))
-    if extra:
-        raise PayloadError(f"unexpected top-level fields {extra}: a V1 body holds 'instances' (and 'parameters')")
-    instances = body["instances"]
-    if not isinstance(instances, list):
-        raise PayloadError(f"'instances' must be a list of rows, got {describe(instances)}")
     _check_batch_size(len(instances), max_rows, "'instances'")
     first = instances[0]
     rows: list[list[float]] = []

@@ -35,7 +35,7 @@ import numpy as np
 from fraud_detection.features.definitions import OneHot
 from fraud_detection.features.online import Transaction
 from fraud_detection.modeldir import TransactionInputs
-from serving.payload import PayloadError, TensorInput, describe, is_pubsub_push, unwrap_pubsub
+from serving.payload import PayloadError, TensorInput, describe, v1_envelope
 
 ROW_ID = "tx_id"
 """The optional id field of a row when the mapping names no id column."""
@@ -169,22 +169,9 @@ def parse_v1_raw(body: Any, schema: RawSchema, request_id: str, max_rows: int) -
     Raises:
         PayloadError: naming the row and column at fault.
     """
-    if is_pubsub_push(body):
-        body = unwrap_pubsub(body)
-    if not isinstance(body, Mapping):
-        raise PayloadError(f"request body must be a JSON object, got {describe(body)}")
-    if "instances" not in body:
-        if "inputs" in body:
-            raise PayloadError(
-                "'inputs' is a V2 body: send it to /v2/models/<name>/infer, or use 'instances' on the V1 endpoint"
-            )
+    body, instances = v1_envelope(body, "transactions")
+    if instances is None:
         return [schema.transaction(body, _member_of("body"), "body", f"{request_id}/0")]
-    extra = sorted(str(k) for k in body if k not in ("instances", "parameters", "id"))
-    if extra:
-        raise PayloadError(f"unexpected top-level fields {extra}: a V1 body holds 'instances' (and 'parameters')")
-    instances = body["instances"]
-    if not isinstance(instances, list):
-        raise PayloadError(f"'instances' must be a list of transactions, got {describe(instances)}")
     _check_rows(len(instances), max_rows, "'instances'")
     transactions = []
     for i, row in enumerate(instances):
