@@ -25,13 +25,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    server = MlflowServer(tmp_path_factory.mktemp("promote-mlflow"))
-    server.start()
-    try:
-        server.wait_healthy()
+    with MlflowServer.running(tmp_path_factory.mktemp("promote-mlflow")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _version(client: Any, name: str, model_dir: Path, metrics: dict[str, float]) -> tuple[str, str]:

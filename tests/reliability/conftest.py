@@ -65,6 +65,18 @@ class MlflowServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, root: Path, backend_store_uri: str | None = None) -> Iterator[MlflowServer]:
+        """A server started and healthy for the block, stopped after it."""
+        server = cls(root, backend_store_uri)
+        server.start()
+        try:
+            server.wait_healthy()
+            yield server
+        finally:
+            server.stop()
+
     def start(self) -> None:
         command = [
             *(sys.executable, "-m", "mlflow", "server"),
@@ -113,10 +125,5 @@ class MlflowServer:
 @pytest.fixture()
 def shared_server(tmp_path, tracking_uri) -> Iterator[MlflowServer]:
     """A real `mlflow server` over the session's SQLite store (where the candidates' runs are)."""
-    server = MlflowServer(tmp_path, backend_store_uri=tracking_uri)
-    server.start()
-    try:
-        server.wait_healthy()
+    with MlflowServer.running(tmp_path, backend_store_uri=tracking_uri) as server:
         yield server
-    finally:
-        server.stop()

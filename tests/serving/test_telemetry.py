@@ -40,7 +40,7 @@ def test_cloud_trace_endpoint_uses_application_default_credentials(monkeypatch: 
     exporter.shutdown()
 
 
-@pytest.mark.parametrize("n_values", [1, 3, 16, 17, 200])
+@pytest.mark.parametrize("n_values", [1, 3, 16, 17, 200, 1000])
 def test_observing_a_few_scores_at_once_equals_one_at_a_time(n_values: int) -> None:
     """A request's few scores take a plain loop, larger batches numpy: both must count like ``observe``."""
     import numpy as np

@@ -68,19 +68,3 @@ def test_results_are_identical_for_the_same_score() -> None:
         "model_version": "7",
         "threshold": 0.5,
     }
-
-
-def test_bulk_histogram_observation_equals_one_at_a_time() -> None:
-    from prometheus_client import CollectorRegistry, Histogram, generate_latest
-
-    from serving.telemetry import SCORE_BUCKETS, observe_many
-
-    values = np.random.default_rng(1).random(1000).astype(np.float32)
-    values[:3] = [0.0, 0.1, 1.0]  # on bucket bounds
-    registries = CollectorRegistry(), CollectorRegistry()
-    one, bulk = (Histogram("s", "s", buckets=SCORE_BUCKETS, registry=r) for r in registries)
-    for value in values.tolist():
-        one.observe(value)
-    observe_many(bulk, values)
-    lines = [[line for line in generate_latest(r).decode().splitlines() if "_created" not in line] for r in registries]
-    assert lines[0] == lines[1]
