@@ -11,6 +11,8 @@ from components import COMPONENTS_IMAGE
 @dsl.component(base_image=COMPONENTS_IMAGE, install_kfp_package=False)
 def load_data(
     data_uri: str,
+    data_mapping: str,
+    feature_set: str,
     sensitive_column: str,
     synthetic_rows: int,
     synthetic_seed: int,
@@ -32,6 +34,8 @@ def load_data(
 ) -> NamedTuple("LoadOutputs", [("data_version", str), ("oracle_label_noise", float)]):  # type: ignore[valid-type]
     """Check the parameters (the rules that span several, such as the robustness level being one of the poison
     levels), validate the data (a clear error names the column and row) and write train/validation/test/current.
+    Raw transactions (``data_mapping`` or ``"synthetic-transactions"``) are checked with their mapping and their
+    windows hold the engineered features (``feature_set``), computed point-in-time correct.
 
     With ``engine=dask`` the windows are directories of Parquet parts written by the cluster's workers.
     ``oracle_label_noise`` is the generator's label noise for synthetic data and -1 for real data (no
@@ -50,6 +54,8 @@ def load_data(
         knobs = PipelineKnobs.of(
             {
                 "data_uri": data_uri,
+                "data_mapping": data_mapping,
+                "feature_set": feature_set,
                 "sensitive_column": sensitive_column,
                 "synthetic_rows": synthetic_rows,
                 "synthetic_seed": synthetic_seed,

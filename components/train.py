@@ -118,6 +118,7 @@ def select_model(
     synthetic_setting: str,
     threshold_beta: float,
     seed: int,
+    card_precision_k: int,
     mlflow_tracking_uri: str,
     mlflow_experiment: str,
     model: Output[Model],
@@ -128,7 +129,8 @@ def select_model(
     "SelectOutputs", [("mlflow_run_id", str), ("threshold", float), ("test_auprc", float), ("winner", str)]
 ):
     """Blend the families, pick the winner on validation AUPRC, report every candidate on the test window
-    (Markdown table, metrics ``<family>_test_auprc``), log MLflow run ``train`` with one child per candidate."""
+    (Markdown table, metrics ``<family>_test_auprc``; card precision@k for raw transactions), log MLflow run
+    ``train`` with one child per candidate."""
     from collections import namedtuple
 
     from components import runner
@@ -150,6 +152,7 @@ def select_model(
             oracle_label_noise=runner.from_kfp(oracle_label_noise),
             synthetic_setting=synthetic_setting,
             dataset=DatasetInput.from_metadata(train_data.metadata),
+            card_precision_k=card_precision_k,
         )
     runner.log_metrics(metrics, result.metrics)
     classification.log_roc_curve(*result.roc)

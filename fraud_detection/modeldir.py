@@ -159,7 +159,11 @@ def load_model_dir(directory: Path | str) -> tuple[FamilyModel, ModelMetadata]:
     metadata = read_metadata(directory)
     try:
         model = family_models.load(
-            Path(directory), metadata.family, metadata.blend_weights or None, metadata.blend_intercept
+            Path(directory),
+            metadata.family,
+            metadata.blend_weights or None,
+            metadata.blend_intercept,
+            n_features=len(metadata.feature_names),
         )
     except family_models.ModelFileError as error:
         raise ModelDirError(str(error)) from error

@@ -151,6 +151,7 @@ def fraud_pipeline(knobs: Knobs) -> PipelineOutputs:
         synthetic_setting=knobs.synthetic_setting,
         threshold_beta=knobs.threshold_beta,
         seed=knobs.seed,
+        card_precision_k=knobs.card_precision_k,
         **knobs.group(TrackingKnobs),
     )
     train.set_display_name("select").set_caching_options(False).set_retry(**RETRY)

@@ -25,7 +25,7 @@ cost grows with the rows it plots.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -146,13 +146,13 @@ class DriftResult:
         )
 
 
-def _features_of(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    missing = [c for c in FEATURES if c not in frame.columns]
+def _features_of(frame: pd.DataFrame, name: str, features: Sequence[str]) -> pd.DataFrame:
+    missing = [c for c in features if c not in frame.columns]
     if missing:
         raise DataValidationError(f"{name} window is missing feature column(s) {missing}")
     if len(frame) < 30:
         raise DataValidationError(f"{name} window has {len(frame)} rows; drift needs at least 30")
-    return frame.loc[:, list(FEATURES)].astype(np.float64)
+    return frame.loc[:, list(features)].astype(np.float64)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -182,29 +182,31 @@ def run_drift(
     current: pd.DataFrame,
     booster: Any | None = None,
     params: DriftParams | None = None,
+    feature_names: Sequence[str] = FEATURES,
 ) -> DriftResult:
     """Compare the current window with the reference (training) window with Evidently.
 
     Args:
         reference: the training window (any extra columns such as Time, Class or a sensitive attribute are
-            ignored; only the 29 features are compared).
+            ignored; only the model's features are compared).
         current: the current window, or a data set the user passed.
         booster: the model; when given, its score distribution is compared too.
         params: thresholds and sampling.
+        feature_names: the model's input columns (the public schema's 29, or a feature set's).
 
     Raises:
         DataValidationError: a window lacks a feature column or has too few rows.
     """
     params = params or DriftParams()
     started = time.perf_counter()
-    ref = _features_of(_sample(reference, params.reference_rows, params.seed), "reference")
-    cur = _features_of(current, "current")
+    ref = _features_of(_sample(reference, params.reference_rows, params.seed), "reference", feature_names)
+    cur = _features_of(current, "current", feature_names)
 
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
-    columns = list(FEATURES)
+    columns = list(feature_names)
     metrics: list[Any] = [
         DataDriftPreset(
             columns=columns,
@@ -246,7 +248,7 @@ def run_drift(
         reference_rows=len(ref),
         reference_rows_total=len(reference),
         current_rows=len(cur),
-        excluded_columns=sorted({TIME, LABEL} | (set(reference.columns) - set(FEATURES))),
+        excluded_columns=sorted({TIME, LABEL} | (set(reference.columns) - set(feature_names))),
         columns=per_column,
         seconds=round(time.perf_counter() - started, 3),
         snapshot=snapshot,

@@ -21,21 +21,29 @@ from fraud_detection.families.base import FamilyModel, ModelFileError, sigmoid
 from fraud_detection.families.blend import BlendModel
 from fraud_detection.families.mlp import MLP_FILE, MLPModel
 from fraud_detection.families.xgboost import XGBOOST_FILE, XGBoostModel
+from fraud_detection.schema import FEATURES
 
 FILES: dict[str, str] = {XGBOOST: XGBOOST_FILE, MLP: MLP_FILE}
 """Each family's model file inside a model directory."""
 
 
-def load(directory: Path, family: str, blend_weights: Mapping[str, float] | None = None, intercept: float = 0.0) -> Any:
-    """Load a model of ``family`` from ``directory`` (for a blend: its parts, then the given stack)."""
+def load(
+    directory: Path,
+    family: str,
+    blend_weights: Mapping[str, float] | None = None,
+    intercept: float = 0.0,
+    n_features: int = len(FEATURES),
+) -> Any:
+    """Load a model of ``family`` over ``n_features`` inputs from ``directory`` (for a blend: its parts, then the
+    given stack)."""
     if family == XGBOOST:
-        return XGBoostModel.load(directory)
+        return XGBoostModel.load(directory, n_features)
     if family == MLP:
-        return MLPModel.load(directory)
+        return MLPModel.load(directory, n_features)
     if family == BLEND:
         if not blend_weights:
             raise ModelFileError(f"{directory}: a blend needs its parts' weights in the metadata")
-        parts = {name: load(directory, name) for name in blend_weights}
+        parts = {name: load(directory, name, n_features=n_features) for name in blend_weights}
         return BlendModel(parts, blend_weights, intercept)
     raise ModelFileError(f"{directory}: unknown model family {family!r}")
 

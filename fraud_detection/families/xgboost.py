@@ -13,7 +13,7 @@ import numpy as np
 
 from fraud_detection.families import XGBOOST
 from fraud_detection.families.base import ModelFileError
-from fraud_detection.schema import FEATURES
+from fraud_detection.schema import FEATURES, matrix_names
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -38,7 +38,7 @@ class XGBoostModel:
     def explain(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import xgboost as xgb
 
-        matrix = xgb.DMatrix(x, feature_names=list(FEATURES))
+        matrix = xgb.DMatrix(x, feature_names=matrix_names(x.shape[1]))
         contributions = np.asarray(self.booster.predict(matrix, pred_contribs=True), dtype=np.float64)
         return contributions[:, :-1], contributions[:, -1]
 
@@ -52,8 +52,9 @@ class XGBoostModel:
         self.booster.set_param({"nthread": threads})
 
     @classmethod
-    def load(cls, directory: Path) -> XGBoostModel:
-        """Read ``model.ubj``; a missing or unreadable file raises :class:`ModelFileError` naming it."""
+    def load(cls, directory: Path, n_features: int = len(FEATURES)) -> XGBoostModel:
+        """Read ``model.ubj`` (a booster over ``n_features`` inputs); a missing or unreadable file raises
+        :class:`ModelFileError` naming it."""
         import xgboost as xgb
 
         path = Path(directory) / XGBOOST_FILE
@@ -64,6 +65,6 @@ class XGBoostModel:
             booster.load_model(str(path))
         except xgb.core.XGBoostError as error:
             raise ModelFileError(f"{path}: not a readable XGBoost model: {str(error).splitlines()[0]}") from error
-        if booster.num_features() != len(FEATURES):
-            raise ModelFileError(f"{path}: booster expects {booster.num_features()} features, not {len(FEATURES)}")
+        if booster.num_features() != n_features:
+            raise ModelFileError(f"{path}: booster expects {booster.num_features()} features, not {n_features}")
         return cls(booster)

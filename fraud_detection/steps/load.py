@@ -1,4 +1,10 @@
-"""The load step: read or generate, validate, version and split the data by time."""
+"""The load step: read or generate, validate, version and split the data by time.
+
+Raw transactions (``data_mapping``, or the transaction generator) are checked against their mapping, and their
+feature set is computed point-in-time correct over the whole data set before the split (a row's features use only
+events strictly before it, so computing them before cutting the windows leaks nothing): each window then holds
+the features as the model's columns (:mod:`fraud_detection.data_transactions`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fraud_detection import data
+from fraud_detection import data, data_transactions
 from fraud_detection.config import SYNTHETIC_URI, DataKnobs
 from fraud_detection.schema import LABEL
 from fraud_detection.synth import SyntheticConfig
@@ -56,11 +62,19 @@ def load_step(knobs: DataKnobs, outputs: dict[str, Path]) -> LoadStepResult:
         drift=knobs.synthetic_drift,
         setting=knobs.synthetic_setting,
     )
-    frame, source = data.read_dataset(knobs.data_uri, knobs.sensitive_column, synthetic)
+    metadata = None
+    if knobs.transactions:
+        inputs = data_transactions.inputs_of(knobs)
+        rows, source, _ = data_transactions.read_canonical(knobs, inputs)
+        frame = data_transactions.featured(rows, inputs, knobs.sensitive_column)
+        metadata = data_transactions.window_metadata(inputs)
+        log.info("%d engineered features (%s ...)", len(inputs.features.names), ", ".join(inputs.features.names[:3]))
+    else:
+        frame, source = data.read_dataset(knobs.data_uri, knobs.sensitive_column, synthetic)
     windows = data.time_split(frame, knobs.fractions)
     with ThreadPoolExecutor(data.IO_THREADS) as pool:  # hashing and Parquet writing release the GIL
         hashing = pool.submit(data.data_version, frame)
-        writes = [pool.submit(data.write_parquet, window, outputs[name]) for name, window in windows.items()]
+        writes = [pool.submit(data.write_parquet, window, outputs[name], metadata) for name, window in windows.items()]
         for write in writes:
             write.result()
         version = hashing.result()
