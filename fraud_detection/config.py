@@ -42,6 +42,9 @@ SYNTHETIC_URI = "synthetic"
 SYNTHETIC_TRANSACTIONS_URI = "synthetic-transactions"
 """The ``data_uri`` that selects the built-in raw-transaction generator (customers paying at terminals)."""
 
+FEATURE_SET_NAMES: tuple[str, ...] = ("card_terminal", "paysim")
+"""The built-in feature sets the ``feature_set`` knob names (any other value is a FeatureSet JSON file)."""
+
 FamilyName = Literal["xgboost", "mlp"]
 """A family the bake-off trains: the names of ``fraud_detection.families.FAMILIES`` (a test holds them equal)."""
 

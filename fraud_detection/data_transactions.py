@@ -11,13 +11,14 @@ bake-off writes them into the model directory and every step reads the right col
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fraud_detection import data
-from fraud_detection.config import SYNTHETIC_TRANSACTIONS_URI, DataKnobs
+from fraud_detection import data, storage
+from fraud_detection.config import FEATURE_SET_NAMES, SYNTHETIC_TRANSACTIONS_URI, DataKnobs
 from fraud_detection.features.definitions import FeatureSet, card_terminal_features, paysim_features
 from fraud_detection.features.offline import FrameError, compute_features
 from fraud_detection.features.request import MissingColumnError
@@ -33,8 +34,8 @@ CARD_COLUMN = tx.key_column("card")
 INPUTS_KEY = b"fraud_detection.transactions"
 """The Parquet metadata key under which a transaction window records its :class:`TransactionInputs` as JSON."""
 
-BUILTIN_FEATURE_SETS = {"card_terminal": card_terminal_features, "paysim": paysim_features}
-"""The ``feature_set`` knob's named values."""
+BUILTIN_FEATURE_SETS = dict(zip(FEATURE_SET_NAMES, (card_terminal_features, paysim_features), strict=True))
+"""The ``feature_set`` knob's named values (:data:`fraud_detection.config.FEATURE_SET_NAMES`)."""
 
 GENERATOR_MAPPING = "customer_terminal"
 """The mapping of the built-in transaction generator's output."""
@@ -55,9 +56,17 @@ def feature_set_of(spec: str, mapping: TransactionMapping) -> FeatureSet:
     return paysim_features() if mapping == load_mapping("paysim") else card_terminal_features()
 
 
+def mapping_of(spec: str) -> TransactionMapping:
+    """The ``data_mapping`` knob's mapping: a built-in name, a local file or a ``gs://`` object (YAML or JSON)."""
+    if not storage.is_gcs(spec):
+        return load_mapping(spec)
+    with tempfile.TemporaryDirectory(prefix="fraud-mapping-") as tmp:
+        return load_mapping(storage.download_file(spec, Path(tmp) / Path(spec).name))
+
+
 def inputs_of(knobs: DataKnobs) -> TransactionInputs:
     """The mapping and feature set a transaction run reads (the generator's mapping when none is named)."""
-    mapping = load_mapping(knobs.data_mapping or GENERATOR_MAPPING)
+    mapping = mapping_of(knobs.data_mapping or GENERATOR_MAPPING)
     return TransactionInputs(mapping=mapping, features=feature_set_of(knobs.feature_set, mapping))
 
 
@@ -125,6 +134,7 @@ __all__ = [
     "feature_set_of",
     "featured",
     "inputs_of",
+    "mapping_of",
     "read_canonical",
     "read_featured",
     "window_inputs",

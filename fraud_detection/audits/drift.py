@@ -2,9 +2,9 @@
 
 What is compared:
 
-* **Features**: the 29 model features ``V1..V28, Amount`` only. ``Time`` (it always "drifts": the current
-  window is later by construction), the label (not known at serving time) and the sensitive attribute are
-  never part of the comparison.
+* **Features**: the model's features only (``V1..V28, Amount``, or a raw-transaction model's feature set).
+  ``Time`` (it always "drifts": the current window is later by construction), the label (not known at serving
+  time) and the sensitive attribute are never part of the comparison.
 * **Score**: the model's fraud score on both windows, compared on the log-odds scale (``logit(p)``). Scores
   are concentrated near zero, so on the probability scale a shift of the whole legitimate bulk is invisible
   next to the rare high scores; on the log-odds scale it is not.
@@ -50,7 +50,7 @@ class DriftParams:
     """Thresholds and sampling of the drift audit (the pipeline runs it with these defaults)."""
 
     share_threshold: float = Field(default=0.1, gt=0, le=1)
-    """The data set has drifted when at least this share of the 29 features has drifted (0.1 = 3 features)."""
+    """The data set has drifted when at least this share of the model's features has drifted (0.1 = 3 of 29)."""
     column_threshold: float = Field(default=0.1, gt=0)
     """A column has drifted when its normed Wasserstein distance is at least this."""
     score_threshold: float = Field(default=0.1, gt=0)
@@ -73,7 +73,7 @@ class DriftResult:
     """The drift audit of the current window against the reference (training) window."""
 
     drift_share: float
-    """Share of the 29 features that drifted."""
+    """Share of the model's features that drifted."""
     drifted: bool
     """True when ``features_drifted`` or ``score_drifted``."""
     features_drifted: bool
@@ -102,15 +102,17 @@ class DriftResult:
 
     @property
     def n_features(self) -> int:
-        """How many features were compared (29)."""
+        """How many features were compared (the public schema's 29, or a feature set's)."""
         return len(self.columns)
 
     def metrics(self) -> dict[str, float]:
-        """Flat numbers for KFP ``Metrics``: drift share, drifted flag (0/1), drifted features, score distance."""
+        """Flat numbers for KFP ``Metrics``: drift share, drifted flag (0/1), drifted and compared features, score
+        distance."""
         out = {
             "drift_share": float(self.drift_share),
             "drifted": float(self.drifted),
             "n_drifted_features": float(self.n_drifted_features),
+            "n_features": float(self.n_features),
         }
         if self.score_drift is not None:
             out["score_drift"] = float(self.score_drift)

@@ -200,7 +200,7 @@ class DriftStepResult(AuditStepResult[DriftResult, DriftFiles]):
 
     @property
     def drift_share(self) -> float:
-        """Share of the 29 features that drifted."""
+        """Share of the model's features that drifted."""
         return self.result.drift_share
 
     @property
