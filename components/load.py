@@ -31,7 +31,9 @@ def load_data(
     test_data: Output[Dataset],
     current_data: Output[Dataset],
     summary: Output[Metrics],
-) -> NamedTuple("LoadOutputs", [("data_version", str), ("oracle_label_noise", float)]):  # type: ignore[valid-type]
+) -> NamedTuple(  # type: ignore[valid-type]
+    "LoadOutputs", [("data_version", str), ("oracle_label_noise", float), ("oracle_test_auprc", float)]
+):
     """Check the parameters (the rules that span several, such as the robustness level being one of the poison
     levels), validate the data (a clear error names the column and row) and write train/validation/test/current.
     Raw transactions (``data_mapping`` or ``"synthetic-transactions"``) are checked with their mapping and their
@@ -39,7 +41,8 @@ def load_data(
 
     With ``engine=dask`` the windows are directories of Parquet parts written by the cluster's workers.
     ``oracle_label_noise`` is the generator's label noise for synthetic data and -1 for real data (no
-    true probabilities exist then).
+    true probabilities exist then); ``oracle_test_auprc`` is, for generated raw transactions, the test window's
+    AUPRC of the generator's true probabilities, and -1 otherwise.
     """
     from collections import namedtuple
 
@@ -89,5 +92,7 @@ def load_data(
         )
         summary.log_metric(f"{name}_rows", result.rows[name])
         summary.log_metric(f"{name}_frauds", result.frauds[name])
-    LoadOutputs = namedtuple("LoadOutputs", ["data_version", "oracle_label_noise"])
-    return LoadOutputs(result.data_version, runner.to_kfp(result.oracle_label_noise))
+    LoadOutputs = namedtuple("LoadOutputs", ["data_version", "oracle_label_noise", "oracle_test_auprc"])
+    return LoadOutputs(
+        result.data_version, runner.to_kfp(result.oracle_label_noise), runner.to_kfp(result.oracle_test_auprc)
+    )

@@ -148,6 +148,7 @@ def fraud_pipeline(knobs: Knobs) -> PipelineOutputs:
         family_models=dsl.Collected(trained.outputs["model"]),
         data_version=load.outputs["data_version"],
         oracle_label_noise=load.outputs["oracle_label_noise"],
+        oracle_test_auprc=load.outputs["oracle_test_auprc"],
         synthetic_setting=knobs.synthetic_setting,
         threshold_beta=knobs.threshold_beta,
         seed=knobs.seed,

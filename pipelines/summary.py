@@ -7,7 +7,6 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from fraud_detection.config import SYNTHETIC_TRANSACTIONS_URI
 from fraud_detection.metrics import TEST, TUNED_PREFIX, VALIDATION, Detail, Metric, Run, of, on
 from pipelines.local import LocalRun
 
@@ -69,8 +68,6 @@ def render_summary(run: LocalRun, parameters: dict[str, Any], report: Path | Non
             f"  best possible AUPRC {metrics[Run.ORACLE_TEST_AUPRC]:.4f} from the generator's true probabilities: "
             f"ours is {metrics[Run.AUPRC_VS_ORACLE]:.1%} of it"
         )
-    elif parameters.get("data_uri") == SYNTHETIC_TRANSACTIONS_URI:
-        lines.append("  best possible AUPRC n/a (the transaction generator's true probabilities stay in the load step)")
     else:
         lines.append("  best possible AUPRC n/a (real data: true probabilities are unknown)")
     baseline = metrics.get(Run.BASELINE_LR_TEST_AUPRC, float("nan"))

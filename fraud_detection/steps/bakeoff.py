@@ -215,6 +215,7 @@ def select_step(
     synthetic_setting: str = "axis",
     dataset: tracking.DatasetInput | None = None,
     card_precision_k: int = 100,
+    oracle_test_auprc: float | None = None,
 ) -> SelectStepResult:
     """Blend the families, pick the winner on validation AUPRC, report all on test, log to MLflow.
 
@@ -227,6 +228,8 @@ def select_step(
         dataset: the whole data set's description, logged as the run's MLflow dataset input (lineage).
         card_precision_k: raw transactions with a card key: cards reviewed a day, for the winner's test card
             precision@k (:func:`fraud_detection.metrics.card_precision_at_k`).
+        oracle_test_auprc: generated raw transactions: the true probabilities' test AUPRC, as the load step
+            measured it (reported beside ours, as for the public generator).
 
     Returns:
         The winner's metrics (``validation_``/``test_`` prefixed, ``baseline_lr_test_auprc``,
@@ -247,7 +250,14 @@ def select_step(
     winner = max(candidates, key=lambda c: c.validation[Metric.AUPRC])
     metrics = selection_metrics(winner, candidates)
     metrics |= reference_metrics(
-        train_path, x_test, y_test, params.seed, metrics[on(TEST, Metric.AUPRC)], oracle_label_noise, synthetic_setting
+        train_path,
+        x_test,
+        y_test,
+        params.seed,
+        metrics[on(TEST, Metric.AUPRC)],
+        oracle_label_noise,
+        synthetic_setting,
+        oracle_test_auprc,
     )
     metrics |= card_metrics(test_path, y_test, winner.test_scores, card_precision_k)
     inputs = data_transactions.window_inputs(test_path)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fraud_detection import data, data_transactions
@@ -36,6 +37,9 @@ class LoadStepResult:
     """The generator's label noise for synthetic data (true probabilities exist then); None for real data."""
     dataset: DatasetInput
     """The whole data set as MLflow's lineage records it (the train step logs it as the run's dataset input)."""
+    oracle_test_auprc: float | None = None
+    """Generated raw transactions: the test window's AUPRC of the generator's true probabilities (the best
+    achievable), measured here, where they are known; None otherwise."""
 
 
 def _mlflow_type(dtype: object) -> str:
@@ -62,10 +66,10 @@ def load_step(knobs: DataKnobs, outputs: dict[str, Path]) -> LoadStepResult:
         drift=knobs.synthetic_drift,
         setting=knobs.synthetic_setting,
     )
-    metadata = None
+    metadata, truth = None, None
     if knobs.transactions:
         inputs = data_transactions.inputs_of(knobs)
-        rows, source, _ = data_transactions.read_canonical(knobs, inputs)
+        rows, source, truth = data_transactions.read_canonical(knobs, inputs)
         frame = data_transactions.featured(rows, inputs, knobs.sensitive_column)
         metadata = data_transactions.window_metadata(inputs)
         log.info("%d engineered features (%s ...)", len(inputs.features.names), ", ".join(inputs.features.names[:3]))
@@ -93,5 +97,16 @@ def load_step(knobs: DataKnobs, outputs: dict[str, Path]) -> LoadStepResult:
             columns=dataset_columns(frame.dtypes),
         ),
     )
+    if truth is not None:  # canonical and time_split keep the generator's time order: truth stays row-aligned
+        result = replace(result, oracle_test_auprc=_test_auprc(frame[LABEL].to_numpy(), truth, knobs))
     log.info("windows: %s", ", ".join(f"{k} {v:,} rows" for k, v in result.rows.items()))
     return result
+
+
+def _test_auprc(labels: np.ndarray, scores: np.ndarray, knobs: DataKnobs) -> float:
+    """AUPRC of ``scores`` on the rows of the test window (rows in time order, cut as :func:`data.time_split`)."""
+    from sklearn.metrics import average_precision_score
+
+    bounds = data.split_bounds(len(labels), knobs.fractions)
+    test = slice(bounds[2], bounds[3])
+    return float(average_precision_score(labels[test], scores[test]))

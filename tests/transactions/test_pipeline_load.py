@@ -19,7 +19,9 @@ from tests.transactions.paysim import paysim_frame
 
 def _load(tmp_path: Path, **knobs: object) -> dict[str, Path]:
     outputs = {name: tmp_path / f"{name}.parquet" for name in data.SPLITS}
-    load_step(DataKnobs(**knobs), outputs)  # type: ignore[arg-type]
+    result = load_step(DataKnobs(**knobs), outputs)  # type: ignore[arg-type]
+    generated = knobs.get("data_uri") == "synthetic-transactions"
+    assert (result.oracle_test_auprc is not None) == generated, "the best achievable AUPRC exists for generated data"
     return outputs
 
 
