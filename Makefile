@@ -79,8 +79,8 @@ run-container: $(STAMP) images ## Run the whole pipeline with every step in the 
 bench-container: $(STAMP) sysdeps images ## Single-row req/s: the serving container beside the host process (wrk)
 	$(BIN)/python benchmarks/bench_container.py $(ARGS)
 
-run: $(STAMP) ## Run the whole pipeline locally on the built-in data set (ARGS="--help" for options)
-	$(FRAUD) run $(ARGS)
+run: $(STAMP) ## Run the whole pipeline locally on the built-in data set (DATA=transactions: raw transactions; ARGS="--help" for options)
+	$(FRAUD) run $(if $(filter transactions,$(DATA)),--data-uri synthetic-transactions) $(ARGS)
 
 test: $(STAMP) sysdeps ## Run the test suite
 	$(BIN)/pytest $(ARGS)

@@ -15,8 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import command, knob_option
-from fraud_detection.config import SYNTHETIC_URI, ConfigError, DataKnobs, check_parameters, pipeline_knobs
+from fraud_detection.config import (
+    FEATURE_SET_NAMES,
+    SYNTHETIC_TRANSACTIONS_URI,
+    SYNTHETIC_URI,
+    ConfigError,
+    DataKnobs,
+    check_parameters,
+    pipeline_knobs,
+)
 from fraud_detection.settings import Settings
+from fraud_detection.transactions.mapping import BUILTIN as BUILTIN_MAPPINGS
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -95,9 +104,15 @@ def run_parameters(args: argparse.Namespace, settings: Settings) -> dict[str, An
     for name in LOCAL_DEFAULTS:
         if parameters[name] is None:
             parameters[name] = _local_value(name, settings)
-    data_uri = parameters["data_uri"]
-    if data_uri != SYNTHETIC_URI and not data_uri.startswith("gs://"):
-        parameters["data_uri"] = str(Path(data_uri).expanduser().resolve())
+    names = {
+        "data_uri": (SYNTHETIC_URI, SYNTHETIC_TRANSACTIONS_URI),
+        "data_mapping": ("", *BUILTIN_MAPPINGS),
+        "feature_set": ("", *FEATURE_SET_NAMES),
+    }
+    for knob, named in names.items():  # any other value is a file, which the steps read from anywhere
+        value = parameters[knob]
+        if isinstance(value, str) and value not in named and not value.startswith("gs://"):
+            parameters[knob] = str(Path(value).expanduser().resolve())
     return check_parameters(parameters)
 
 

@@ -11,6 +11,8 @@ from components import COMPONENTS_IMAGE
 @dsl.component(base_image=COMPONENTS_IMAGE, install_kfp_package=False)
 def load_data(
     data_uri: str,
+    data_mapping: str,
+    feature_set: str,
     sensitive_column: str,
     synthetic_rows: int,
     synthetic_seed: int,
@@ -29,13 +31,18 @@ def load_data(
     test_data: Output[Dataset],
     current_data: Output[Dataset],
     summary: Output[Metrics],
-) -> NamedTuple("LoadOutputs", [("data_version", str), ("oracle_label_noise", float)]):  # type: ignore[valid-type]
+) -> NamedTuple(  # type: ignore[valid-type]
+    "LoadOutputs", [("data_version", str), ("oracle_label_noise", float), ("oracle_test_auprc", float)]
+):
     """Check the parameters (the rules that span several, such as the robustness level being one of the poison
     levels), validate the data (a clear error names the column and row) and write train/validation/test/current.
+    Raw transactions (``data_mapping`` or ``"synthetic-transactions"``) are checked with their mapping and their
+    windows hold the engineered features (``feature_set``), computed point-in-time correct.
 
     With ``engine=dask`` the windows are directories of Parquet parts written by the cluster's workers.
     ``oracle_label_noise`` is the generator's label noise for synthetic data and -1 for real data (no
-    true probabilities exist then).
+    true probabilities exist then); ``oracle_test_auprc`` is, for generated raw transactions, the test window's
+    AUPRC of the generator's true probabilities, and -1 otherwise.
     """
     from collections import namedtuple
 
@@ -50,6 +57,8 @@ def load_data(
         knobs = PipelineKnobs.of(
             {
                 "data_uri": data_uri,
+                "data_mapping": data_mapping,
+                "feature_set": feature_set,
                 "sensitive_column": sensitive_column,
                 "synthetic_rows": synthetic_rows,
                 "synthetic_seed": synthetic_seed,
@@ -83,5 +92,7 @@ def load_data(
         )
         summary.log_metric(f"{name}_rows", result.rows[name])
         summary.log_metric(f"{name}_frauds", result.frauds[name])
-    LoadOutputs = namedtuple("LoadOutputs", ["data_version", "oracle_label_noise"])
-    return LoadOutputs(result.data_version, runner.to_kfp(result.oracle_label_noise))
+    LoadOutputs = namedtuple("LoadOutputs", ["data_version", "oracle_label_noise", "oracle_test_auprc"])
+    return LoadOutputs(
+        result.data_version, runner.to_kfp(result.oracle_label_noise), runner.to_kfp(result.oracle_test_auprc)
+    )

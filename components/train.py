@@ -115,9 +115,11 @@ def select_model(
     test_data: Input[Dataset],
     data_version: str,
     oracle_label_noise: float,
+    oracle_test_auprc: float,
     synthetic_setting: str,
     threshold_beta: float,
     seed: int,
+    card_precision_k: int,
     mlflow_tracking_uri: str,
     mlflow_experiment: str,
     model: Output[Model],
@@ -128,7 +130,8 @@ def select_model(
     "SelectOutputs", [("mlflow_run_id", str), ("threshold", float), ("test_auprc", float), ("winner", str)]
 ):
     """Blend the families, pick the winner on validation AUPRC, report every candidate on the test window
-    (Markdown table, metrics ``<family>_test_auprc``), log MLflow run ``train`` with one child per candidate."""
+    (Markdown table, metrics ``<family>_test_auprc``; card precision@k for raw transactions), log MLflow run
+    ``train`` with one child per candidate."""
     from collections import namedtuple
 
     from components import runner
@@ -148,8 +151,10 @@ def select_model(
             experiment=mlflow_experiment,
             data_version=data_version,
             oracle_label_noise=runner.from_kfp(oracle_label_noise),
+            oracle_test_auprc=runner.from_kfp(oracle_test_auprc),
             synthetic_setting=synthetic_setting,
             dataset=DatasetInput.from_metadata(train_data.metadata),
+            card_precision_k=card_precision_k,
         )
     runner.log_metrics(metrics, result.metrics)
     classification.log_roc_curve(*result.roc)

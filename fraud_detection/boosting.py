@@ -29,7 +29,7 @@ import xgboost as xgb
 
 from fraud_detection.config import TrainKnobs
 from fraud_detection.metrics import choose_threshold
-from fraud_detection.schema import FEATURES, LABEL
+from fraud_detection.schema import FEATURES, LABEL, matrix_names
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def training_matrix(
     """XGBoost's histogram matrix of the training rows. Above twice ``sketch_max_rows`` rows, its bin edges are
     sketched from that many of them (every fraud row, legitimate rows weighted by the inverse of the share kept,
     times ``sample_weight``); otherwise from all of them, as ``xgb.QuantileDMatrix`` does."""
-    names = list(FEATURES)
+    names = matrix_names(x.shape[1])
     reference = None
     sketched = sketched_rows(y.size, sketch_max_rows)
     if sketched < y.size:
@@ -252,7 +252,7 @@ def train_booster(
     dtrain = training_matrix(x_train, y_train, sample_weight, params.seed, sketch_max_rows)
     rows, weights = weighted_sample(y_valid, params.seed, EARLY_STOPPING_MAX_ROWS)
     dvalid = xgb.QuantileDMatrix(
-        x_valid[rows], label=y_valid[rows], weight=weights, ref=dtrain, feature_names=list(FEATURES)
+        x_valid[rows], label=y_valid[rows], weight=weights, ref=dtrain, feature_names=matrix_names(x_valid.shape[1])
     )
     booster = xgb.train(
         booster_params(params, weight),

@@ -14,17 +14,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fraud_detection.knob import ConfigError, Knob
-from fraud_detection.parsers import ListOf, Number, Text, Whole, choices_of, kind_of, problem
+from fraud_detection.parsers import (
+    Count,
+    ListOf,
+    NonNegative,
+    Number,
+    Positive,
+    PositiveShare,
+    Share,
+    Text,
+    Whole,
+    choices_of,
+    kind_of,
+    problem,
+)
 from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN, PUBLIC_DATASET_ROWS
+from fraud_detection.splits import SplitFractions
 
 SYNTHETIC_URI = "synthetic"
 """The ``data_uri`` that selects the built-in seeded generator instead of a file."""
+
+SYNTHETIC_TRANSACTIONS_URI = "synthetic-transactions"
+"""The ``data_uri`` that selects the built-in raw-transaction generator (customers paying at terminals)."""
+
+FEATURE_SET_NAMES: tuple[str, ...] = ("card_terminal", "paysim")
+"""The built-in feature sets the ``feature_set`` knob names (any other value is a FeatureSet JSON file)."""
 
 FamilyName = Literal["xgboost", "mlp"]
 """A family the bake-off trains: the names of ``fraud_detection.families.FAMILIES`` (a test holds them equal)."""
@@ -44,21 +63,6 @@ DEPLOY_TARGETS: tuple[str, ...] = get_args(DeployTarget)
 Engine = Literal["local", "dask"]
 ENGINES: tuple[str, ...] = get_args(Engine)
 """``local``: load and train hold the data in one process. ``dask``: they run on a Dask cluster."""
-
-Count = Annotated[Whole, Field(ge=1)]
-"""A knob counting something there must be at least one of (rows, rounds, epochs, workers)."""
-
-NonNegative = Annotated[Number, Field(ge=0)]
-"""A knob that is a number from 0 up (a weight, a tolerance, a ratio floor, seconds)."""
-
-Positive = Annotated[Number, Field(gt=0)]
-"""A knob that is a number above 0 (a rate, a window share checked together with the others)."""
-
-Share = Annotated[Number, Field(ge=0, le=1)]
-"""A knob that is a share from 0 to 1."""
-
-PositiveShare = Annotated[Number, Field(gt=0, le=1)]
-"""A knob that is a share above 0, up to 1 (a sampling rate: 0 would keep nothing)."""
 
 
 def _problems(error: ValidationError) -> list[str]:
@@ -109,41 +113,32 @@ class KnobGroup(BaseModel):
         ]
 
 
-@dataclass(frozen=True)
-class SplitFractions:
-    """Shares of the time axis (by row count) for each window; ``current`` gets the rest."""
-
-    train: float
-    validation: float
-    test: float
-
-    def __post_init__(self) -> None:
-        parts = (self.train, self.validation, self.test)
-        if any(p <= 0 for p in parts) or sum(parts) > 1.0 - 1e-9:
-            raise ConfigError(
-                "train_fraction, validation_fraction and test_fraction must be positive and leave room for the "
-                f"current window: {self.train} + {self.validation} + {self.test} = {sum(parts):.2f} (must be < 1)"
-            )
-
-    @property
-    def current(self) -> float:
-        """The share left for the latest ("current") window."""
-        return 1.0 - self.train - self.validation - self.test
-
-
 class DataKnobs(KnobGroup):
     """Where the data comes from and how it is split by time."""
 
     title: ClassVar[str] = "data"
     data_uri: Text = Field(
-        default=SYNTHETIC_URI, description='CSV/Parquet path or gs:// URI in the credit-card schema, or "synthetic".'
+        default=SYNTHETIC_URI,
+        description="CSV/Parquet path or gs:// URI (credit-card schema, or raw transactions with data_mapping), "
+        '"synthetic", or "synthetic-transactions" (raw transactions, docs/transactions.md).',
+    )
+    data_mapping: Text = Field(
+        default="",
+        description='raw transactions: "paysim", "customer_terminal" or a mapping file (YAML/JSON); "" = the '
+        "credit-card schema.",
+    )
+    feature_set: Text = Field(
+        default="",
+        description='raw transactions: "paysim", "card_terminal" or a FeatureSet JSON file; "" = the mapping\'s '
+        "default (docs/features.md).",
     )
     sensitive_column: Text = Field(
         default=DEFAULT_SENSITIVE_COLUMN,
         description='column audited for fairness; never a model feature ("" for none).',
     )
     synthetic_rows: Count = Field(
-        default=PUBLIC_DATASET_ROWS, description='rows generated when data_uri is "synthetic".'
+        default=PUBLIC_DATASET_ROWS,
+        description='rows generated when data_uri is "synthetic" or "synthetic-transactions".',
     )
     synthetic_seed: Whole = Field(default=42, description="generator seed.")
     synthetic_setting: SyntheticSetting = Field(
@@ -160,6 +155,11 @@ class DataKnobs(KnobGroup):
     test_fraction: Positive = Field(
         default=0.15, description='share in the test window; the rest is the "current" window.'
     )
+
+    @property
+    def transactions(self) -> bool:
+        """Whether the data set is raw transactions (a mapping, or the transaction generator)."""
+        return bool(self.data_mapping) or self.data_uri == SYNTHETIC_TRANSACTIONS_URI
 
     @model_validator(mode="after")
     def _fractions_leave_room_for_the_current_window(self) -> Self:
@@ -208,6 +208,16 @@ class TrainKnobs(KnobGroup):
     )
     tune_seconds: NonNegative = Field(
         default=0.0, description="tuning: stop starting trials after this many seconds per family (0 = no limit)."
+    )
+
+
+class MetricKnobs(KnobGroup):
+    """How the bake-off's winner is measured besides AUPRC."""
+
+    title: ClassVar[str] = "metrics"
+    card_precision_k: Count = Field(
+        default=100,
+        description="raw transactions with a card key: cards an analyst reviews a day, for card precision@k.",
     )
 
 
@@ -339,10 +349,20 @@ class PipelineKnobs(BaseModel):
     data: DataKnobs = DataKnobs()
     scale: ScaleKnobs = ScaleKnobs()
     train: TrainKnobs = TrainKnobs()
+    metrics: MetricKnobs = MetricKnobs()
     audits: AuditKnobs = AuditKnobs()
     gates: GateKnobs = GateKnobs()
     deploy: DeployKnobs = DeployKnobs()
     tracking: TrackingKnobs = TrackingKnobs()
+
+    @model_validator(mode="after")
+    def _transactions_run_on_the_local_engine(self) -> Self:
+        if self.data.transactions and self.scale.engine != "local":
+            raise ValueError(
+                "engine=dask reads the credit-card schema only; raw transactions (data_mapping, "
+                '"synthetic-transactions") run on engine=local'
+            )
+        return self
 
     @model_validator(mode="after")
     def _robustness_level_is_a_poison_level(self) -> Self:

@@ -253,14 +253,45 @@ into the training matrix 0.7 s faster than Snappy (pyarrow's default), wrote no 
 (652 MB against 677 MB); Zstandard made it 25 % smaller but wrote twice as slowly."""
 
 
-def write_parquet(frame: pd.DataFrame, path: Path | str | BinaryIO) -> None:
-    """Write a window as Parquet (no index) to a path or an open binary file, compressed with :data:`PARQUET_CODEC`.
+FEATURES_KEY = b"fraud_detection.features"
+"""The Parquet metadata key under which a window of engineered features lists its feature columns (JSON); a
+window without it holds the public schema's :data:`FEATURES`."""
+
+
+def window_metadata(path: Path | str) -> dict[bytes, bytes]:
+    """The key-value metadata of a window file's Parquet schema (empty for a directory of parts)."""
+    if not Path(path).is_file():
+        return {}
+    return dict(pq.read_schema(str(path)).metadata or {})
+
+
+def window_columns(path: Path | str) -> list[str]:
+    """The column names of a window (a file, or the Dask engine's directory of parts)."""
+    import pyarrow.dataset as ds
+
+    return list(ds.dataset(str(path), format="parquet").schema.names)
+
+
+def window_features(path: Path | str) -> tuple[str, ...]:
+    """The model's input columns of a window, in order: those its file records (raw transactions' feature set),
+    else the public schema's :data:`FEATURES`."""
+    import json
+
+    raw = window_metadata(path).get(FEATURES_KEY)
+    return FEATURES if raw is None else tuple(json.loads(raw))
+
+
+def write_parquet(frame: pd.DataFrame, path: Path | str | BinaryIO, metadata: dict[bytes, bytes] | None = None) -> None:
+    """Write a window as Parquet (no index) to a path or an open binary file, compressed with :data:`PARQUET_CODEC`;
+    ``metadata`` is added to the schema's key-value metadata (a transaction window's inputs).
 
     Dictionary encoding only for the columns that are not floating point (labels, groups): a float column has
     almost no repeated values, so its dictionary is built only to be dropped page by page, which made writing
     twice as slow and reading slower, for no smaller file.
     """
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     repeated = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
     pq.write_table(
         table,
@@ -311,7 +342,7 @@ def read_window(
 
 
 def read_xy(path: Path | str, max_rows: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Read only features (float32, :data:`FEATURES` order) and labels of a window, batch by batch; with
+    """Read only features (float32, in :func:`window_features` order) and labels of a window, batch by batch; with
     ``max_rows``, of a bounded sample of it (:func:`bounded_rows`).
 
     Never materialises a float64 frame, which keeps peak memory near the size of the float32 matrix.
@@ -329,20 +360,21 @@ def _read_xy_rows(path: Path | str, rows: np.ndarray | None) -> tuple[np.ndarray
     decodes batches ahead on its threads while this one copies each into its rows of the matrix."""
     import pyarrow.dataset as ds
 
+    features = window_features(path)
     window = ds.dataset(str(path), format="parquet")
     size = window.count_rows() if rows is None else rows.size
-    x = np.empty((size, len(FEATURES)), dtype=np.float32)
+    x = np.empty((size, len(features)), dtype=np.float32)
     y = np.empty(size, dtype=np.int32)
     start = done = 0
-    for batch in window.to_batches(columns=[*FEATURES, LABEL], batch_size=XY_BATCH_ROWS):
+    for batch in window.to_batches(columns=[*features, LABEL], batch_size=XY_BATCH_ROWS):
         end = start + batch.num_rows
         if rows is not None:
             first, last = np.searchsorted(rows, [start, end])
             batch = batch.take(pa.array(rows[first:last] - start))
         x_rows = slice(done, done + batch.num_rows)
-        for i in range(len(FEATURES)):
+        for i in range(len(features)):
             x[x_rows, i] = batch.column(i).to_numpy()
-        y[x_rows] = batch.column(len(FEATURES)).to_numpy()
+        y[x_rows] = batch.column(len(features)).to_numpy()
         start, done = end, done + batch.num_rows
     if done != size:
         raise ValueError(f"{path}: read {done} rows, expected {size}")

@@ -13,7 +13,8 @@ through a string spelled again elsewhere (MLflow, KFP metadata and the model dir
   ``mlp_validation_auprc``, ``of("xgboost", Detail.BEST_ITERATION)`` is ``xgboost_best_iteration``.
 * :class:`Detail`: a family's training numbers (rounds, epochs, fraud weight); :func:`blend_weight` names a
   blend part's weight.
-* :class:`Run`: the select step's numbers about the run rather than one candidate (baseline, oracle, fraud rate).
+* :class:`Run`: the select step's numbers about the run rather than one candidate (baseline, oracle, fraud rate,
+  card precision@k).
 
 Reading a key costs only this module and numpy (scikit-learn is imported where a curve is computed).
 """
@@ -86,6 +87,10 @@ class Run(StrEnum):
     AUPRC_VS_ORACLE = "auprc_vs_oracle"
     ROBUST_FRACTION = "robust_fraction"
     """Recorded by promotion on the candidate's run: the share of clean AUPRC kept under the poison sweep."""
+    TEST_CARD_PRECISION_AT_K = "test_card_precision_at_k"
+    """Raw transactions with a card key only: :func:`card_precision_at_k` of the winner on the test window."""
+    CARD_PRECISION_K = "card_precision_k"
+    """The k that card precision@k was measured at (the ``card_precision_k`` knob)."""
 
 
 def on(window: str, metric: str) -> str:
@@ -224,3 +229,44 @@ def roc_points(
         keep = keep[np.unique(np.linspace(0, keep.size - 1, max_points).astype(int))]
     finite = np.where(np.isfinite(thresholds[keep]), thresholds[keep], 1.0)
     return fpr[keep].tolist(), tpr[keep].tolist(), finite.tolist()
+
+
+DAY_SECONDS = 86_400.0
+"""A day of :func:`card_precision_at_k`: event times are cut into days of this many seconds from 0."""
+
+
+def card_precision_at_k(card: np.ndarray, time: np.ndarray, y: np.ndarray, scores: np.ndarray, k: int = 100) -> float:
+    """Card precision@k per day, averaged over the days (the Fraud Detection Handbook's measure).
+
+    An analyst reviews ``k`` cards a day. For each day that has transactions, the cards are ranked by their
+    highest score that day; of the top ``k``, the share that had at least one fraud that day (always divided
+    by ``k``, even on a day with fewer cards) is that day's precision. Ties in score keep the cards' first
+    appearance order.
+
+    Args:
+        card: each transaction's card key; ``time`` its event time in seconds (day ``floor(time / 86400)``).
+        y: 0/1 labels; ``scores`` the model's fraud scores.
+        k: cards reviewed per day, at least 1.
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    card, time, y, scores = (np.asarray(a) for a in (card, time, y, scores))
+    if not card.size == time.size == y.size == scores.size:
+        raise ValueError("card, time, y and scores must have one value per transaction")
+    if card.size == 0:
+        raise ValueError("cannot measure card precision on an empty set")
+    _, card_code = np.unique(card, return_inverse=True)
+    day = np.floor(time / DAY_SECONDS).astype(np.int64)
+    day_cards, group = np.unique(np.stack([day, card_code.astype(np.int64)], axis=1), axis=0, return_inverse=True)
+    group = group.ravel()
+    top_score = np.full(len(day_cards), -np.inf)
+    np.maximum.at(top_score, group, scores.astype(np.float64))
+    had_fraud = np.zeros(len(day_cards), dtype=np.int64)
+    np.maximum.at(had_fraud, group, y.astype(np.int64))
+    first_seen = np.full(len(day_cards), card.size)
+    np.minimum.at(first_seen, group, np.arange(card.size))
+    order = np.lexsort((first_seen, -top_score, day_cards[:, 0]))
+    days = day_cards[order, 0]
+    rank = np.arange(days.size) - np.searchsorted(days, days, side="left")
+    per_day = np.bincount(np.searchsorted(np.unique(days), days), weights=had_fraud[order] * (rank < k))
+    return float(np.mean(per_day / k))

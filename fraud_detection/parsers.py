@@ -9,7 +9,9 @@ written in these types, so ``fraud run``, ``fraud submit`` and the components pa
 * :data:`Text`: text, never a number;
 * :data:`ListOf`: a JSON list (``[0, 0.05]``) or comma-separated items (``0,0.05``, ``random,targeted``), at
   least one item, each item parsed as its own kind;
-* :data:`JsonObject`: a JSON object (a pipeline parameter of KFP's ``STRUCT`` type).
+* :data:`JsonObject`: a JSON object (a pipeline parameter of KFP's ``STRUCT`` type);
+* bounded numbers: :data:`Count` (from 1), :data:`NonNegative`, :data:`Positive`, :data:`Share` (0 to 1) and
+  :data:`PositiveShare`.
 
 A value that does not parse raises pydantic's ``ValidationError``; :func:`problems` words each of its errors
 as one line naming the parameter at fault.
@@ -82,6 +84,22 @@ ListOf = Annotated[list[T], BeforeValidator(_items), Field(min_length=1)]
 """A non-empty list: a JSON list or comma-separated items, each parsed as ``T``."""
 JsonObject = Annotated[dict[str, Any], BeforeValidator(_object)]
 """A JSON object."""
+
+
+Count = Annotated[Whole, Field(ge=1)]
+"""A knob counting something there must be at least one of (rows, rounds, epochs, workers)."""
+
+NonNegative = Annotated[Number, Field(ge=0)]
+"""A knob that is a number from 0 up (a weight, a tolerance, a ratio floor, seconds)."""
+
+Positive = Annotated[Number, Field(gt=0)]
+"""A knob that is a number above 0 (a rate, a window share checked together with the others)."""
+
+Share = Annotated[Number, Field(ge=0, le=1)]
+"""A knob that is a share from 0 to 1."""
+
+PositiveShare = Annotated[Number, Field(gt=0, le=1)]
+"""A knob that is a share above 0, up to 1 (a sampling rate: 0 would keep nothing)."""
 
 
 def _strip(annotation: Any) -> Any:

@@ -148,9 +148,11 @@ def fraud_pipeline(knobs: Knobs) -> PipelineOutputs:
         family_models=dsl.Collected(trained.outputs["model"]),
         data_version=load.outputs["data_version"],
         oracle_label_noise=load.outputs["oracle_label_noise"],
+        oracle_test_auprc=load.outputs["oracle_test_auprc"],
         synthetic_setting=knobs.synthetic_setting,
         threshold_beta=knobs.threshold_beta,
         seed=knobs.seed,
+        card_precision_k=knobs.card_precision_k,
         **knobs.group(TrackingKnobs),
     )
     train.set_display_name("select").set_caching_options(False).set_retry(**RETRY)

@@ -57,6 +57,12 @@ def render_summary(run: LocalRun, parameters: dict[str, Any], report: Path | Non
     lines.append(f"Model: {model.get('framework', 'xgboost')} (test window)")
     auprc = metrics.get(on(TEST, Metric.AUPRC), float("nan"))
     lines.append(f"  AUPRC       {auprc:.4f}   (primary metric)")
+    if Run.TEST_CARD_PRECISION_AT_K in metrics:
+        k = int(metrics[Run.CARD_PRECISION_K])
+        lines.append(
+            f"  card precision@{k} {metrics[Run.TEST_CARD_PRECISION_AT_K]:.4f} per day: of the {k} cards with the "
+            "highest score each day, the share that had a fraud"
+        )
     if Run.ORACLE_TEST_AUPRC in metrics:
         lines.append(
             f"  best possible AUPRC {metrics[Run.ORACLE_TEST_AUPRC]:.4f} from the generator's true probabilities: "
@@ -233,7 +239,8 @@ def _drift_lines(metrics: dict[str, Any]) -> list[str]:
     score = f" | score drift {metrics['score_drift']:.3f}" if "score_drift" in metrics else ""
     return [
         "Drift (training window vs current window, model features only)",
-        f"  {verdict}: {int(metrics.get('n_drifted_features', 0))} of 29 features drifted "
+        f"  {verdict}: {int(metrics.get('n_drifted_features', 0))} of {int(metrics.get('n_features', 29))} features "
+        "drifted "
         f"(share {metrics.get('drift_share', 0):.2f}){score}",
     ]
 

@@ -70,7 +70,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
     out: dict[str, Any] = {"work": work, "knobs": knobs}
     out["load"] = call(load_data, work, knobs)
-    (version, noise), load = out["load"]
+    (version, noise, oracle_auprc), load = out["load"]
     windows = {f"{name}_data": load[f"{name}_data"] for name in ("train", "validation", "test")}
     out["families"] = {
         family: call(
@@ -92,6 +92,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         family_models=[outputs["model"] for _, outputs in out["families"].values()],
         data_version=version,
         oracle_label_noise=noise,
+        oracle_test_auprc=oracle_auprc,
     )
     model = out["train"][1]["model"]
     levels = [
@@ -124,8 +125,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_load_writes_four_windows_and_versions_them(chain: dict[str, Any]) -> None:
-    (version, noise), outputs = chain["load"]
+    (version, noise, oracle_auprc), outputs = chain["load"]
     assert version.startswith("sha256:") and noise == pytest.approx(0.05)
+    assert oracle_auprc == -1, "the public generator's best AUPRC is measured by select, from its label noise"
     rows = {name: outputs[f"{name}_data"].metadata["rows"] for name in ("train", "validation", "test", "current")}
     assert sum(rows.values()) == SMALL["synthetic_rows"] and rows["train"] == 24_000
     assert outputs["summary"].metadata["test_frauds"] > 0

@@ -2,9 +2,9 @@
 
 What is compared:
 
-* **Features**: the 29 model features ``V1..V28, Amount`` only. ``Time`` (it always "drifts": the current
-  window is later by construction), the label (not known at serving time) and the sensitive attribute are
-  never part of the comparison.
+* **Features**: the model's features only (``V1..V28, Amount``, or a raw-transaction model's feature set).
+  ``Time`` (it always "drifts": the current window is later by construction), the label (not known at serving
+  time) and the sensitive attribute are never part of the comparison.
 * **Score**: the model's fraud score on both windows, compared on the log-odds scale (``logit(p)``). Scores
   are concentrated near zero, so on the probability scale a shift of the whole legitimate bulk is invisible
   next to the rare high scores; on the log-odds scale it is not.
@@ -25,7 +25,7 @@ cost grows with the rows it plots.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,7 +50,7 @@ class DriftParams:
     """Thresholds and sampling of the drift audit (the pipeline runs it with these defaults)."""
 
     share_threshold: float = Field(default=0.1, gt=0, le=1)
-    """The data set has drifted when at least this share of the 29 features has drifted (0.1 = 3 features)."""
+    """The data set has drifted when at least this share of the model's features has drifted (0.1 = 3 of 29)."""
     column_threshold: float = Field(default=0.1, gt=0)
     """A column has drifted when its normed Wasserstein distance is at least this."""
     score_threshold: float = Field(default=0.1, gt=0)
@@ -73,7 +73,7 @@ class DriftResult:
     """The drift audit of the current window against the reference (training) window."""
 
     drift_share: float
-    """Share of the 29 features that drifted."""
+    """Share of the model's features that drifted."""
     drifted: bool
     """True when ``features_drifted`` or ``score_drifted``."""
     features_drifted: bool
@@ -102,15 +102,17 @@ class DriftResult:
 
     @property
     def n_features(self) -> int:
-        """How many features were compared (29)."""
+        """How many features were compared (the public schema's 29, or a feature set's)."""
         return len(self.columns)
 
     def metrics(self) -> dict[str, float]:
-        """Flat numbers for KFP ``Metrics``: drift share, drifted flag (0/1), drifted features, score distance."""
+        """Flat numbers for KFP ``Metrics``: drift share, drifted flag (0/1), drifted and compared features, score
+        distance."""
         out = {
             "drift_share": float(self.drift_share),
             "drifted": float(self.drifted),
             "n_drifted_features": float(self.n_drifted_features),
+            "n_features": float(self.n_features),
         }
         if self.score_drift is not None:
             out["score_drift"] = float(self.score_drift)
@@ -146,13 +148,13 @@ class DriftResult:
         )
 
 
-def _features_of(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    missing = [c for c in FEATURES if c not in frame.columns]
+def _features_of(frame: pd.DataFrame, name: str, features: Sequence[str]) -> pd.DataFrame:
+    missing = [c for c in features if c not in frame.columns]
     if missing:
         raise DataValidationError(f"{name} window is missing feature column(s) {missing}")
     if len(frame) < 30:
         raise DataValidationError(f"{name} window has {len(frame)} rows; drift needs at least 30")
-    return frame.loc[:, list(FEATURES)].astype(np.float64)
+    return frame.loc[:, list(features)].astype(np.float64)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -182,29 +184,31 @@ def run_drift(
     current: pd.DataFrame,
     booster: Any | None = None,
     params: DriftParams | None = None,
+    feature_names: Sequence[str] = FEATURES,
 ) -> DriftResult:
     """Compare the current window with the reference (training) window with Evidently.
 
     Args:
         reference: the training window (any extra columns such as Time, Class or a sensitive attribute are
-            ignored; only the 29 features are compared).
+            ignored; only the model's features are compared).
         current: the current window, or a data set the user passed.
         booster: the model; when given, its score distribution is compared too.
         params: thresholds and sampling.
+        feature_names: the model's input columns (the public schema's 29, or a feature set's).
 
     Raises:
         DataValidationError: a window lacks a feature column or has too few rows.
     """
     params = params or DriftParams()
     started = time.perf_counter()
-    ref = _features_of(_sample(reference, params.reference_rows, params.seed), "reference")
-    cur = _features_of(current, "current")
+    ref = _features_of(_sample(reference, params.reference_rows, params.seed), "reference", feature_names)
+    cur = _features_of(current, "current", feature_names)
 
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
-    columns = list(FEATURES)
+    columns = list(feature_names)
     metrics: list[Any] = [
         DataDriftPreset(
             columns=columns,
@@ -246,7 +250,7 @@ def run_drift(
         reference_rows=len(ref),
         reference_rows_total=len(reference),
         current_rows=len(cur),
-        excluded_columns=sorted({TIME, LABEL} | (set(reference.columns) - set(FEATURES))),
+        excluded_columns=sorted({TIME, LABEL} | (set(reference.columns) - set(feature_names))),
         columns=per_column,
         seconds=round(time.perf_counter() - started, 3),
         snapshot=snapshot,

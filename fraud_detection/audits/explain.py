@@ -11,6 +11,7 @@ contributions for the top-k test transactions by score.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass as checked_dataclass
 
 from fraud_detection.audits.jsonable import json_safe
-from fraud_detection.schema import FEATURES
+from fraud_detection.schema import FEATURES, matrix_names
 
 
 @checked_dataclass(frozen=True)
@@ -60,7 +61,7 @@ def shap_values(booster: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(booster, xgb.Booster):
         contributions, base = booster.explain(x)
         return np.asarray(contributions, dtype=np.float64), np.asarray(base, dtype=np.float64)
-    contribs = booster.predict(xgb.DMatrix(x, feature_names=list(FEATURES)), pred_contribs=True)
+    contribs = booster.predict(xgb.DMatrix(x, feature_names=matrix_names(x.shape[1])), pred_contribs=True)
     contribs = np.asarray(contribs, dtype=np.float64)
     return contribs[:, :-1], contribs[:, -1]
 
@@ -101,9 +102,11 @@ class Explanation:
     sample_rows: int
     """Rows the global importance was measured on."""
     sample_shap: np.ndarray = field(repr=False)
-    """SHAP values of the sample, shape (sample_rows, 29), for the beeswarm plot."""
+    """SHAP values of the sample, shape (sample_rows, features), for the beeswarm plot."""
     sample_values: np.ndarray = field(repr=False)
     """Feature values of the sample, same shape."""
+    features: tuple[str, ...] = FEATURES
+    """The names of the sample's columns, in order (the public schema's, or a feature set's)."""
 
     def to_dict(self) -> dict[str, Any]:
         """``importance``, ``local`` and ``sample_rows`` as plain JSON (the per-row arrays are left out)."""
@@ -128,12 +131,17 @@ def _explain_sample(y: np.ndarray, rows: int, seed: int) -> np.ndarray:
 
 
 def explain(
-    booster: Any, x_test: np.ndarray, y_test: np.ndarray, scores: np.ndarray, params: ExplainParams | None = None
+    booster: Any,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    scores: np.ndarray,
+    params: ExplainParams | None = None,
+    feature_names: Sequence[str] = FEATURES,
 ) -> Explanation:
     """Global SHAP importance on a sample (every fraud plus seeded legitimate rows) and local explanations of
-    the top-k scored test transactions."""
+    the top-k scored test transactions; ``feature_names`` name ``x_test``'s columns."""
     params = params or ExplainParams()
-    features = list(FEATURES)
+    features = list(feature_names)
     sample = _explain_sample(np.asarray(y_test), params.sample_rows, params.seed)
     shap, _ = shap_values(booster, x_test[sample])
     importance = np.abs(shap).mean(axis=0)
@@ -161,6 +169,7 @@ def explain(
         sample_rows=int(sample.size),
         sample_shap=shap,
         sample_values=np.asarray(x_test[sample]),
+        features=tuple(features),
     )
 
 

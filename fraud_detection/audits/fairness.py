@@ -17,7 +17,7 @@ its result and report and computes no fairness numbers; it never invents an attr
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -247,10 +247,10 @@ class FairnessResult:
         )
 
 
-def _sensitive_problem(frame: pd.DataFrame, column: str) -> str | None:
+def _sensitive_problem(frame: pd.DataFrame, column: str, features: Sequence[str] = FEATURES) -> str | None:
     if not column:
         return "no sensitive attribute was configured, so no fairness metrics were computed"
-    if column in FEATURES:
+    if column in features:
         raise DataValidationError(f"sensitive column {column!r} is a model feature; fairness needs a separate column")
     if column not in frame.columns:
         return (
@@ -268,6 +268,7 @@ def run_fairness(
     threshold: float,
     sensitive_column: str,
     params: ExplainParams | None = None,
+    feature_names: Sequence[str] = FEATURES,
 ) -> FairnessResult:
     """The fairness + explanation audit on the test window.
 
@@ -276,6 +277,7 @@ def run_fairness(
         booster: the candidate model; ``threshold`` its decision threshold.
         sensitive_column: the attribute to audit (never a model feature); "" or absent -> no fairness part.
         params: SHAP sample size and top-k.
+        feature_names: the model's input columns, in order (the model directory's ``feature_names``).
 
     Raises:
         DataValidationError: a feature or the label is missing, or the attribute is a model feature.
@@ -284,20 +286,20 @@ def run_fairness(
     from fraud_detection.boosting import predict_proba
 
     started = time.perf_counter()
-    missing = [c for c in (*FEATURES, LABEL) if c not in test.columns]
+    missing = [c for c in (*feature_names, LABEL) if c not in test.columns]
     if missing:
         raise DataValidationError(f"test window is missing column(s) {missing}")
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be within [0, 1], got {threshold}")
     params = params or ExplainParams()
-    x = test.loc[:, list(FEATURES)].to_numpy(dtype=np.float32)
+    x = test.loc[:, list(feature_names)].to_numpy(dtype=np.float32)
     y = test[LABEL].to_numpy(dtype=np.int32)
     scores = predict_proba(booster, x)
-    note = _sensitive_problem(test, sensitive_column)
+    note = _sensitive_problem(test, sensitive_column, feature_names)
     fairness = None if note else group_fairness(y, scores, threshold, test[sensitive_column])
     if fairness is not None and fairness.recall_comparison:
         note = f"fairness audited by {sensitive_column!r}; {fairness.recall_comparison}"
-    explained = explain(booster, x, y, scores, params)
+    explained = explain(booster, x, y, scores, params, feature_names)
     return FairnessResult(
         sensitive_column=sensitive_column,
         note=note or f"fairness audited by {sensitive_column!r}",

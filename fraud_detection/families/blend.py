@@ -15,7 +15,6 @@ import numpy as np
 
 from fraud_detection.families import BLEND
 from fraud_detection.families.base import FamilyModel, sigmoid
-from fraud_detection.schema import FEATURES
 
 
 class BlendModel:
@@ -40,7 +39,7 @@ class BlendModel:
         return sigmoid(self.logit(x))
 
     def explain(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        contributions = np.zeros((len(x), len(FEATURES)))
+        contributions = np.zeros(x.shape)
         base = np.full(len(x), self.intercept)
         for name, part in self.parts.items():
             c, b = part.explain(x)

@@ -94,9 +94,9 @@ class MLPModel:
         """NumPy's matrix products take their threads from the BLAS settings; nothing to set per model."""
 
     @classmethod
-    def load(cls, directory: Path) -> MLPModel:
-        """Read ``mlp.npz`` (never unpickling); a missing, unreadable or inconsistent file raises
-        :class:`ModelFileError` naming it."""
+    def load(cls, directory: Path, n_features: int = len(FEATURES)) -> MLPModel:
+        """Read ``mlp.npz`` (never unpickling), a network over ``n_features`` inputs; a missing, unreadable or
+        inconsistent file raises :class:`ModelFileError` naming it."""
         path = Path(directory) / MLP_FILE
         if not path.is_file():
             raise ModelFileError(f"{path}: model file is missing")
@@ -112,15 +112,13 @@ class MLPModel:
             mean, scale = named["mean"], named["scale"]
         except KeyError as error:
             raise ModelFileError(f"{path}: array {error} is missing") from error
-        width = len(FEATURES)
+        width = n_features
         for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
             if w.ndim != 2 or w.shape[0] != width or b.shape != (w.shape[1],):
                 raise ModelFileError(
                     f"{path}: layer {i} has shape {w.shape} with bias {b.shape}, expected ({width}, k)"
                 )
             width = w.shape[1]
-        if layers == 0 or width != 1 or mean.shape != (len(FEATURES),) or scale.shape != (len(FEATURES),):
-            raise ModelFileError(
-                f"{path}: expected {len(FEATURES)} inputs, one output unit, and mean/scale per feature"
-            )
+        if layers == 0 or width != 1 or mean.shape != (n_features,) or scale.shape != (n_features,):
+            raise ModelFileError(f"{path}: expected {n_features} inputs, one output unit, and mean/scale per feature")
         return cls(mean, scale, weights, biases)

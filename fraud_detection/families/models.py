@@ -34,12 +34,12 @@ def load(
     intercept: float = 0.0,
     n_features: int = len(FEATURES),
 ) -> Any:
-    """Load a model of ``family`` from ``directory`` (for a blend: its parts, then the given stack); an XGBoost
-    booster must take ``n_features`` inputs (a raw-transaction model's engineered features, else the public 29)."""
+    """Load a model of ``family`` over ``n_features`` inputs from ``directory`` (for a blend: its parts, then the
+    given stack)."""
     if family == XGBOOST:
         return XGBoostModel.load(directory, n_features)
     if family == MLP:
-        return MLPModel.load(directory)
+        return MLPModel.load(directory, n_features)
     if family == BLEND:
         if not blend_weights:
             raise ModelFileError(f"{directory}: a blend needs its parts' weights in the metadata")

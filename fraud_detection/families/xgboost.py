@@ -53,7 +53,7 @@ class XGBoostModel:
 
     @classmethod
     def load(cls, directory: Path, n_features: int = len(FEATURES)) -> XGBoostModel:
-        """Read ``model.ubj`` (a booster of ``n_features`` inputs); a missing, unreadable or mis-sized file raises
+        """Read ``model.ubj`` (a booster over ``n_features`` inputs); a missing or unreadable file raises
         :class:`ModelFileError` naming it."""
         import xgboost as xgb
 

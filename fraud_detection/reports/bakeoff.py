@@ -31,6 +31,9 @@ def bakeoff_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, fl
         )
     lines.append("")
     lines.append(f"Logistic-regression baseline, test AUPRC: {metrics[Run.BASELINE_LR_TEST_AUPRC]:.4f}.")
+    if Run.TEST_CARD_PRECISION_AT_K in metrics:
+        k = int(metrics[Run.CARD_PRECISION_K])
+        lines.append(f"The winner's card precision@{k} per day on test: {metrics[Run.TEST_CARD_PRECISION_AT_K]:.4f}.")
     if Run.ORACLE_TEST_AUPRC in metrics:
         lines.append(f"Best achievable (true probabilities), test AUPRC: {metrics[Run.ORACLE_TEST_AUPRC]:.4f}.")
     return "\n".join(lines) + "\n"

@@ -11,7 +11,6 @@ import numpy as np
 from fraud_detection import reports
 from fraud_detection.audits.explain import Explanation, LocalExplanation
 from fraud_detection.audits.fairness import GROUP_METRICS, FairnessResult
-from fraud_detection.schema import FEATURES
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class FairnessFiles(reports.ReportFiles):
 
 def importance_png(explained: Explanation) -> bytes:
     """Global importance (mean |SHAP|, top 12) beside a beeswarm coloured by the feature's value."""
-    features = list(FEATURES)
+    features = list(explained.features)
     importance = np.array([explained.importance[f] for f in features])
     shap, values = explained.sample_shap, explained.sample_values
     order = np.argsort(importance)[::-1][:12][::-1]

@@ -123,6 +123,7 @@ def _gate_rows(decision: dict[str, Any]) -> list[dict[str, Any]]:
 def _model_rows(metrics: dict[str, Any], model: dict[str, Any]) -> list[dict[str, Any]]:
     names = [
         ("AUPRC (primary)", on(TEST, Metric.AUPRC)),
+        (f"card precision@{int(metrics.get(Run.CARD_PRECISION_K, 0))} per day", Run.TEST_CARD_PRECISION_AT_K),
         ("best possible AUPRC (true probabilities)", Run.ORACLE_TEST_AUPRC),
         ("share of the best possible", Run.AUPRC_VS_ORACLE),
         ("logistic regression baseline AUPRC", Run.BASELINE_LR_TEST_AUPRC),
@@ -222,7 +223,8 @@ def _drift_text(drift: dict[str, Any]) -> str:
     verdict = "DRIFTED" if drift.get("drifted") else "no drift"
     score = f"; score drift {drift['score_drift']:.3f}" if "score_drift" in drift else ""
     return (
-        f"{verdict}: {int(drift.get('n_drifted_features', 0))} of 29 model features drifted "
+        f"{verdict}: {int(drift.get('n_drifted_features', 0))} of {int(drift.get('n_features', 29))} model features "
+        "drifted "
         f"(share {drift.get('drift_share', 0):.2f}){score}"
     )
 
@@ -246,6 +248,9 @@ def _headline(facts: RunFacts) -> dict[str, str]:
         "Decision": _verdict(facts.decision),
         "Test AUPRC": "n/a" if auprc is None else f"{auprc:.4f}",
     }
+    if Run.TEST_CARD_PRECISION_AT_K in facts.metrics:
+        k = int(facts.metrics[Run.CARD_PRECISION_K])
+        items[f"Card precision@{k}"] = f"{facts.metrics[Run.TEST_CARD_PRECISION_AT_K]:.4f}"
     if Run.ORACLE_TEST_AUPRC in facts.metrics:
         items["Best possible"] = f"{facts.metrics[Run.ORACLE_TEST_AUPRC]:.4f}"
     if Run.BASELINE_LR_TEST_AUPRC in facts.metrics:

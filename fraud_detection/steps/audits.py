@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from fraud_detection import boosting, data, modeldir, tracking
+from fraud_detection import boosting, data, data_transactions, modeldir, tracking
 from fraud_detection.audits.drift import DriftResult
 from fraud_detection.audits.fairness import FairnessResult
 from fraud_detection.audits.poison_results import SWEEP_FAMILY, DegradationRow, LevelResult, PoisonSweep
@@ -200,7 +200,7 @@ class DriftStepResult(AuditStepResult[DriftResult, DriftFiles]):
 
     @property
     def drift_share(self) -> float:
-        """Share of the 29 features that drifted."""
+        """Share of the model's features that drifted."""
         return self.result.drift_share
 
     @property
@@ -228,13 +228,15 @@ def drift_step(
     from fraud_detection.audits import drift
     from fraud_detection.reports.drift import render_drift
 
+    booster, meta = modeldir.load_model_dir(model_dir)
     reference = data.read_window(reference_path, max_rows=data.AUDIT_MAX_ROWS)
-    if drift_data_uri:
+    if drift_data_uri and meta.transactions is not None:
+        current = data_transactions.read_featured(drift_data_uri, meta.transactions, sensitive_column)
+    elif drift_data_uri:
         current = data.load_dataset(drift_data_uri, sensitive_column).frame
     else:
         current = data.read_window(current_path, max_rows=data.AUDIT_MAX_ROWS)
-    booster, _ = modeldir.load_model_dir(model_dir)
-    result = drift.run_drift(reference, current, booster=booster)
+    result = drift.run_drift(reference, current, booster=booster, feature_names=meta.feature_names)
     log.info(
         "drift: %d/%d features drifted (share %.3f), score drift %s -> drifted=%s in %.1fs",
         result.n_drifted_features,
@@ -290,7 +292,7 @@ def fairness_step(
 
     booster, meta = modeldir.load_model_dir(model_dir)
     test = data.read_window(test_path, max_rows=data.AUDIT_MAX_ROWS)
-    result = fairness.run_fairness(test, booster, meta.threshold, sensitive_column)
+    result = fairness.run_fairness(test, booster, meta.threshold, sensitive_column, feature_names=meta.feature_names)
     log.info(
         "fairness of the %s candidate: %s; top feature %s; %.1fs",
         meta.family,

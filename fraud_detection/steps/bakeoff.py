@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from fraud_detection import data, modeldir, sampling, tracking
+from fraud_detection import data, data_transactions, modeldir, sampling, tracking
 from fraud_detection.boosting import TrainParams
 from fraud_detection.families import BLEND, XGBOOST
-from fraud_detection.families.fit import FamilyFit, FitData, fit_blend, fit_family, logistic_baseline
+from fraud_detection.families.fit import FamilyFit, FitData, fit_blend, fit_family
 from fraud_detection.metrics import (
     CONFUSION,
     RANK_SUMMARY,
@@ -37,15 +37,11 @@ from fraud_detection.metrics import (
     roc_points,
 )
 from fraud_detection.reports.bakeoff import FAMILY, WINNER, bakeoff_markdown
-from fraud_detection.synth import true_probability
+from fraud_detection.steps.measures import card_metrics, reference_metrics
 from fraud_detection.tuning import study
 
 log = logging.getLogger(__name__)
 
-
-BASELINE_MAX_ROWS = 250_000
-"""The logistic baseline trains on every fraud row plus legitimate rows up to this total (rank metrics
-such as AUPRC are unaffected by the sampling; it keeps the baseline to seconds at any data size)."""
 
 DASK_MAX_TRAIN_ROWS = data.AUDIT_MAX_ROWS
 """``engine=dask``: training rows the families that train in one process (the MLP) read at most: every fraud
@@ -89,11 +85,33 @@ def train_family_step(
     if study.tuning_requested(params):
         from fraud_detection.tuning.step import tune_family  # it writes the model through this module
 
-        return tune_family(family, w, params, model_dir, data_version)
-    fitted = fit_family(family, w.x_train, w.y_train, w.x_valid, w.y_valid, params, sample_weight=w.sample_weight)
-    y_valid = w.y_valid
-    del w  # the training window is not needed to write the model
-    return write_family(fitted, y_valid, params, model_dir, data_version)
+        metrics = tune_family(family, w, params, model_dir, data_version)
+    else:
+        fitted = fit_family(family, w.x_train, w.y_train, w.x_valid, w.y_valid, params, sample_weight=w.sample_weight)
+        y_valid = w.y_valid
+        del w  # the training window is not needed to write the model
+        metrics = write_family(fitted, y_valid, params, model_dir, data_version)
+    record_inputs(Path(model_dir), data_transactions.window_inputs(train_path))
+    return metrics
+
+
+def record_inputs(model_dir: Path, inputs: modeldir.TransactionInputs | None) -> None:
+    """Record in a written model directory what a raw-transaction model reads (its mapping and feature set, the
+    feature set's names as ``feature_names``), as the training windows recorded them; nothing for the public
+    schema."""
+    if inputs is None:
+        return
+    meta = modeldir.read_metadata(model_dir)
+    meta = modeldir.ModelMetadata.model_validate({**meta.model_dump(), **_input_fields(inputs)})
+    (model_dir / modeldir.METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
+
+
+def _input_fields(inputs: modeldir.TransactionInputs | None) -> dict[str, Any]:
+    """The metadata fields of a model's inputs: none for the public schema (its defaults), else the feature set's
+    names and the inputs themselves."""
+    if inputs is None:
+        return {}
+    return {"feature_names": list(inputs.features.names), "transactions": inputs.model_dump()}
 
 
 def read_windows(
@@ -196,6 +214,8 @@ def select_step(
     oracle_label_noise: float | None = None,
     synthetic_setting: str = "axis",
     dataset: tracking.DatasetInput | None = None,
+    card_precision_k: int = 100,
+    oracle_test_auprc: float | None = None,
 ) -> SelectStepResult:
     """Blend the families, pick the winner on validation AUPRC, report all on test, log to MLflow.
 
@@ -206,10 +226,15 @@ def select_step(
             best achievable AUPRC is then computed from the true probabilities and reported beside ours.
         synthetic_setting: the generator's setting, for those true probabilities.
         dataset: the whole data set's description, logged as the run's MLflow dataset input (lineage).
+        card_precision_k: raw transactions with a card key: cards reviewed a day, for the winner's test card
+            precision@k (:func:`fraud_detection.metrics.card_precision_at_k`).
+        oracle_test_auprc: generated raw transactions: the true probabilities' test AUPRC, as the load step
+            measured it (reported beside ours, as for the public generator).
 
     Returns:
         The winner's metrics (``validation_``/``test_`` prefixed, ``baseline_lr_test_auprc``,
-        ``test_fraud_rate``, for synthetic data ``oracle_test_auprc`` and ``auprc_vs_oracle``), each
+        ``test_fraud_rate``, for synthetic data ``oracle_test_auprc`` and ``auprc_vs_oracle``, for raw
+        transactions with a card key ``test_card_precision_at_k`` and ``card_precision_k``), each
         candidate's ``<family>_validation_auprc`` and ``<family>_test_auprc``, and the bake-off table.
     """
     started = time.perf_counter()
@@ -225,8 +250,17 @@ def select_step(
     winner = max(candidates, key=lambda c: c.validation[Metric.AUPRC])
     metrics = selection_metrics(winner, candidates)
     metrics |= reference_metrics(
-        train_path, x_test, y_test, params.seed, metrics[on(TEST, Metric.AUPRC)], oracle_label_noise, synthetic_setting
+        train_path,
+        x_test,
+        y_test,
+        params.seed,
+        metrics[on(TEST, Metric.AUPRC)],
+        oracle_label_noise,
+        synthetic_setting,
+        oracle_test_auprc,
     )
+    metrics |= card_metrics(test_path, y_test, winner.test_scores, card_precision_k)
+    inputs = data_transactions.window_inputs(test_path)
     table = bakeoff_rows(candidates, winner)
     markdown = bakeoff_markdown(table, metrics)
     trials = {f.family: study.read_trials(Path(d)) for f, d in zip(fits, family_dirs, strict=False)}
@@ -242,6 +276,7 @@ def select_step(
         data_version,
         dataset,
         trials,
+        inputs,
     )
     log.info(
         "bake-off: %s; winner %s (test AUPRC %.4f, logistic baseline %.4f%s); step took %.1fs",
@@ -293,33 +328,6 @@ def selection_metrics(winner: Candidate, candidates: Sequence[Candidate]) -> dic
     return metrics
 
 
-def reference_metrics(
-    train_path: Path,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    seed: int,
-    test_auprc: float,
-    oracle_label_noise: float | None,
-    synthetic_setting: str,
-) -> dict[str, float]:
-    """What the winner's test AUPRC is measured against: a logistic baseline trained on a sample of the training
-    window, the test fraud rate and, for synthetic data, the true probabilities' AUPRC (the best achievable)."""
-    from sklearn.metrics import average_precision_score
-
-    x_sample, y_sample = data.read_xy(train_path, BASELINE_MAX_ROWS, seed)
-    baseline = logistic_baseline(x_sample, y_sample, x_test, seed)
-    del x_sample, y_sample
-    metrics = {
-        Run.BASELINE_LR_TEST_AUPRC.value: float(average_precision_score(y_test, baseline)),
-        Run.TEST_FRAUD_RATE.value: float(y_test.mean()),
-    }
-    if oracle_label_noise is not None:
-        oracle = true_probability(x_test, oracle_label_noise, synthetic_setting)
-        metrics[Run.ORACLE_TEST_AUPRC.value] = float(average_precision_score(y_test, oracle))
-        metrics[Run.AUPRC_VS_ORACLE.value] = test_auprc / metrics[Run.ORACLE_TEST_AUPRC]
-    return metrics
-
-
 def bakeoff_rows(candidates: Sequence[Candidate], winner: Candidate) -> list[dict[str, Any]]:
     """The bake-off table: one row per candidate (the KFP ``bakeoff`` output's ``candidates``)."""
     return [
@@ -347,6 +355,7 @@ def _log_selection(
     data_version: str,
     dataset: tracking.DatasetInput | None,
     trials: dict[str, list[study.TrialRecord]] | None = None,
+    inputs: modeldir.TransactionInputs | None = None,
 ) -> str:
     """Log MLflow run ``train`` (the winner's metrics and model directory) with a child run per candidate (and,
     for a tuned family, a grandchild per tuning trial); write the winner's model directory inside it. Returns the
@@ -362,6 +371,7 @@ def _log_selection(
             data_version=data_version,
             metrics=tracking.finite_metrics(metrics),
             params=_params_for_metadata(params),
+            **_input_fields(inputs),
         )
         modeldir.save_model_dir(winner.fitted.model, metadata, model_dir)
         import mlflow

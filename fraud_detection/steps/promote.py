@@ -89,7 +89,8 @@ class Promotion:
             champion_robust: float | None = None
             identical = False
             if current is not None:
-                champion_model, _ = modeldir.load_model_dir(current.model_dir)
+                champion_model, champion_meta = modeldir.load_model_dir(current.model_dir)
+                _check_same_inputs(champion_meta, self.candidate_meta, current.version)
                 champion_auprc = auprc_on_test(champion_model, self.x_test, self.y_test)
                 if current.run_id:
                     champion_robust = self.call(
@@ -243,6 +244,20 @@ def promote_step(
     run.record(decision, version, markdown)
     log.info("promotion: %s", decision.reason)
     return PromoteStepResult(decision=decision, markdown=markdown, serving_uri=serving_uri)
+
+
+def _check_same_inputs(
+    champion_meta: modeldir.ModelMetadata, candidate_meta: modeldir.ModelMetadata, version: str
+) -> None:
+    """Raise unless the champion reads the candidate's inputs: only then can both be scored on one test window
+    (a public-schema champion and a raw-transaction candidate are different models, not rivals)."""
+    if champion_meta.feature_names != candidate_meta.feature_names:
+        raise ValueError(
+            f"champion version {version} reads {len(champion_meta.feature_names)} features "
+            f"({', '.join(champion_meta.feature_names[:3])}, ...), this candidate {len(candidate_meta.feature_names)} "
+            f"({', '.join(candidate_meta.feature_names[:3])}, ...): they cannot be compared on one test window; give "
+            "this kind of data its own registered_model_name and serving_root"
+        )
 
 
 def _pointer_version(serving_root: str) -> str | None:
