@@ -1,0 +1,192 @@
+"""The entity-state store opened from settings, and transactions' features computed against it: no KServe.
+
+Shared by the predictor (:mod:`serving.feature_store` adds the 503 and the async seams) and the stream scorer
+(:mod:`streaming.transactions`), so both open the same store from the same settings and compute features by the
+same code. :class:`StateLookup` computes, for each transaction in order, its entities' state read from the store,
+the features by :func:`fraud_detection.features.online.features_for` (the offline arithmetic, so the values equal
+the training features), and, with ``write``, applies the transaction to the store before the next one is read, so a
+later transaction of the same card or terminal sees it. The stores apply a transaction id once, so a retried
+request, a redelivered message, or the predictor and the stream applying the same transaction count it once.
+
+The store is the embedded SQLite file by default (``$FRAUD_HOME/features/state.db``, so ``fraud serve`` needs no
+server) or Redis (``feature_store_url``; the password from :data:`PASSWORD_ENV`, never from code or a manifest).
+A store that cannot be reached is never read as empty state: the call fails, naming the store and the reason, and
+``fraud_feature_store_errors_total`` counts it (``fraud_feature_store_up`` drops to 0).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import numpy as np
+
+from fraud_detection.features.online import Transaction, features_for
+from fraud_detection.features.store import EntityStateStore, SQLiteStateStore, StoreUnavailable
+from fraud_detection.modeldir import TransactionInputs
+from serving.settings import ServingSettings
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter, Gauge
+
+log = logging.getLogger(__name__)
+
+PASSWORD_ENV = "FRAUD_FEATURE_STORE_PASSWORD"
+"""The Redis AUTH password (a Kubernetes Secret's key in the pod's environment); never a setting on a command line."""
+STORE_FILE = Path("features") / "state.db"
+"""The embedded store's file under ``FRAUD_HOME`` when ``feature_store_path`` is not set."""
+
+
+@dataclass(frozen=True)
+class StoreMetrics:
+    """The store's Prometheus metrics (``fraud_feature_store_errors_total``, ``fraud_feature_store_up``)."""
+
+    errors: Counter
+    up: Gauge
+
+
+@functools.cache
+def store_metrics() -> StoreMetrics:
+    """The process's store metrics, registered on first use."""
+    from prometheus_client import Counter, Gauge
+
+    return StoreMetrics(
+        errors=Counter(
+            "fraud_feature_store_errors",
+            "Feature-store calls that failed (the request got a 503 or the probe failed), by operation",
+            ["operation"],
+        ),
+        up=Gauge(
+            "fraud_feature_store_up",
+            "1 while the feature store answers, 0 after a failed call",
+            multiprocess_mode="min",
+        ),
+    )
+
+
+def redis_url(url: str, password: str | None) -> str:
+    """``url`` with ``password`` as its AUTH password (URL-quoted), unless the URL already carries one."""
+    if not password:
+        return url
+    parts = urlsplit(url)
+    if parts.password is not None:
+        return url
+    user = quote(parts.username or "", safe="")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+
+
+def store_opener(settings: ServingSettings, inputs: TransactionInputs) -> tuple[Callable[[], EntityStateStore], str]:
+    """How to open the store ``settings`` choose, and a description of it for logs (no password in it)."""
+    horizon = inputs.features.horizon
+    url = settings.feature_store_url
+    if url:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"feature_store_url must be redis://, rediss:// or unix://, got {url.split(':')[0]!r}")
+        parts = urlsplit(url)
+        where = f"redis at {parts.hostname}:{parts.port or 6379}"
+
+        def open_redis() -> EntityStateStore:
+            from fraud_detection.features.redis_store import RedisStateStore
+
+            full = redis_url(url, os.environ.get(PASSWORD_ENV))
+            return RedisStateStore(full, horizon=horizon, timeout=settings.feature_store_timeout)
+
+        return open_redis, where
+    path = Path(settings.feature_store_path) if settings.feature_store_path else _home() / STORE_FILE
+    writable = settings.feature_store_write
+
+    def open_sqlite() -> EntityStateStore:
+        if writable:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteStateStore(path, horizon=horizon, readonly=not writable)
+
+    return open_sqlite, f"sqlite at {path}" + ("" if writable else " (read only)")
+
+
+def _home() -> Path:
+    return Path(os.environ.get("FRAUD_HOME") or ".fraud")
+
+
+class StateLookup:
+    """Features of transactions from the store (see the module docstring); thread-safe, opened lazily.
+
+    A failed store call raises what :meth:`failure` makes of it (here :class:`StoreUnavailable`; the predictor's
+    subclass makes it a 503).
+    """
+
+    def __init__(self, inputs: TransactionInputs, opener: Callable[[], EntityStateStore], where: str, write: bool):
+        self.inputs = inputs
+        self.where = where
+        self.write = write
+        self._opener = opener
+        self._store: EntityStateStore | None = None
+        self._lock = threading.Lock()
+        self._roles = tuple(dict.fromkeys(a.entity for a in inputs.features.aggregates))
+
+    def compute(self, transactions: Sequence[Transaction], write: bool = True) -> np.ndarray:
+        """``[N, F]`` float32 features, one transaction after the other; with ``write`` (and the lookup's ``write``)
+        each is applied once read, so a later one of the same card in the batch sees it."""
+        store = self.store()
+        feature_set = self.inputs.features
+        rows = np.empty((len(transactions), len(feature_set.names)), dtype=np.float64)
+        operation, write = "read", write and self.write
+        try:
+            for i, transaction in enumerate(transactions):
+                operation = "read"
+                states = store.read({role: transaction.keys[role] for role in self._roles})
+                rows[i] = list(features_for(transaction, states, feature_set).values())
+                if write:
+                    operation = "apply"
+                    store.apply(transaction)
+        except StoreUnavailable as error:
+            raise self.failure(operation, str(error)) from error
+        store_metrics().up.set(1)
+        return rows.astype(np.float32)
+
+    def check(self) -> str | None:
+        """None if the store answers a read now, else the reason it does not."""
+        operation = "open"
+        try:
+            store = self._opened()
+            operation = "probe"
+            store.read({})
+        except StoreUnavailable as error:
+            return str(self.failure(operation, str(error)))
+        store_metrics().up.set(1)
+        return None
+
+    def close(self) -> None:
+        """Close the store's connection (a later call opens it again)."""
+        with self._lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    def store(self) -> EntityStateStore:
+        """The open store (opened on first use); a failure to open raises :meth:`failure`."""
+        try:
+            return self._opened()
+        except StoreUnavailable as error:
+            raise self.failure("open", str(error)) from error
+
+    def _opened(self) -> EntityStateStore:
+        with self._lock:
+            if self._store is None:
+                self._store = self._opener()
+                log.info("feature store: %s", self.where)
+            return self._store
+
+    def failure(self, operation: str, reason: str) -> Exception:
+        """Count a failed store call and make the error to raise."""
+        metrics = store_metrics()
+        metrics.errors.labels(operation).inc()
+        metrics.up.set(0)
+        return StoreUnavailable(reason)
