@@ -123,7 +123,8 @@ def parse_label(row: Any, time_unit: str, where: str) -> tuple[str, int, float]:
         )
     label = row["label"]
     if isinstance(label, bool) or label not in (0, 1):
-        raise PayloadError(f"{where}.label: expected 0 or 1, got {describe(label)}")
+        shown = describe(label) if isinstance(label, bool) or not isinstance(label, int | float) else repr(label)
+        raise PayloadError(f"{where}.label: expected 0 or 1, got {shown}")
     tx_id = _text(row["tx_id"], f"{where}.tx_id")
     return tx_id, int(label), _time(row["label_time"], f"{where}.label_time", time_unit)
 

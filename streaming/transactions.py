@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fraud_detection.features.store import StoreUnavailable
 from fraud_detection.modeldir import TransactionInputs
 from serving.payload import PayloadError
 from serving.raw_payload import RawSchema, parse_label
@@ -215,7 +216,10 @@ class LabelFeed:
             return (reject.kind if reject.kind == messages.NOT_JSON else messages.NOT_A_LABEL), str(reject)
         except PayloadError as error:
             return messages.NOT_A_LABEL, str(error)
-        self.lookup.store().apply_label(tx_id, label, label_time)
+        try:
+            self.lookup.store().apply_label(tx_id, label, label_time)
+        except StoreUnavailable as error:
+            raise self.lookup.failure("label", str(error)) from error
         return None
 
     def commit(self, wait: bool = False) -> None:
