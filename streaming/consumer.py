@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fraud_detection import storage
+from fraud_detection.features.store import StoreUnavailable
 from fraud_detection.modeldir import METADATA_FILE
 from serving import scoring, telemetry
 from streaming import kafka, messages, transactions
@@ -151,17 +152,18 @@ class StreamScorer:
     # -- model -----------------------------------------------------------------------------------------
 
     def load(self) -> bool:
-        """Load the model directory; True on success. Logs one clear line on failure; never raises."""
+        """Load the model directory (and, for raw transactions, reach its store); True on success. Logs one clear
+        line on failure; never raises."""
         uri = self.settings.model_uri
         started = time.perf_counter()
         try:
             fingerprint = model_fingerprint(uri)
             model = scoring.load_model(uri, self.settings.predict_threads, self.settings.model_name)
+            self._use_transactions(model)
         except Exception as error:  # storage or format: keep what serves (if anything) and retry later
             log.error("model not loaded from %s: %s: %s", uri, type(error).__name__, error)
             return False
         previous = self.model
-        self._use_transactions(model)
         self.model, self._fingerprint = model, fingerprint
         log.info(
             "model %s version %s loaded from %s in %.2fs (threshold %.4f)%s",
@@ -175,17 +177,20 @@ class StreamScorer:
         return True
 
     def _use_transactions(self, model: scoring.LoadedModel) -> None:
-        """Raw transactions when the model's metadata has ``transactions``; the same store while they do not change."""
+        """Raw transactions when the model's metadata has ``transactions`` (the store must answer); the same store
+        while they do not change."""
         inputs = model.metadata.transactions
         if self.raw is not None and inputs == self.raw.inputs:
             return
+        raw = None
+        if inputs is not None:
+            raw = transactions.RawTransactions(self.settings, inputs, client_configs(self.settings)[0])
+            if problem := raw.lookup.check():
+                raw.close()
+                raise StoreUnavailable(problem)
         if self.raw is not None:
             self.raw.close()
-        self.raw = (
-            None
-            if inputs is None
-            else transactions.RawTransactions(self.settings, inputs, client_configs(self.settings)[0])
-        )
+        self.raw = raw
 
     def load_until_ready(self, stop: threading.Event) -> bool:
         """Retry :meth:`load` with a doubling wait until it works; False if ``stop`` was set or retries are off."""

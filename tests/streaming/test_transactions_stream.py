@@ -191,6 +191,23 @@ def test_a_replay_with_late_labels_ties_and_a_kill_9_gives_the_offline_probabili
     )
 
 
+def test_a_store_that_cannot_be_reached_keeps_the_scorer_unloaded_with_the_reason_and_the_metric(
+    broker: Broker, model: TransactionModel, tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+
+    topics = topics_for("nostore")
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    scorer = ScorerProcess(broker, str(model.directory), tmp_path / "scorer.log", topics, FRAUD_FEATURE_STORE_URL=url)
+    try:
+        scorer.wait_until(lambda: "cannot be reached" in scorer.logs(), timeout=60, what="the store's reason")
+        assert scorer.process.poll() is None, "the scorer must keep retrying, not exit"
+        assert scorer.metric("fraud_feature_store_errors_total", operation="probe") >= 1
+        assert scorer.metric("fraud_feature_store_up") == 0
+    finally:
+        scorer.stop()
+
+
 def _retained(model: TransactionModel) -> float:
     from fraud_detection.modeldir import read_metadata
 
