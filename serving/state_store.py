@@ -18,19 +18,25 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import numpy as np
+import pandas as pd
 
-from fraud_detection.features.online import Transaction, features_for
-from fraud_detection.features.store import EntityStateStore, SQLiteStateStore, StoreUnavailable
+from fraud_detection.features.definitions import Aggregate, FeatureSet
+from fraud_detection.features.online import EntityState, Transaction, features_for
+from fraud_detection.features.request import request_features
+from fraud_detection.features.store import GRACE, EntityStateStore, SQLiteStateStore, StoreUnavailable
+from fraud_detection.features.window import History, evaluate
 from fraud_detection.modeldir import TransactionInputs
+from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME
 from serving.settings import ServingSettings
 
 if TYPE_CHECKING:
@@ -151,6 +157,32 @@ class StateLookup:
         store_metrics().up.set(1)
         return rows.astype(np.float32)
 
+    def apply_then_compute(self, transactions: Sequence[Transaction]) -> np.ndarray:
+        """``[N, F]`` float32 features of a batch the stream applies: every transaction is applied first, then each
+        entity of the batch is read once and the features of all come from one ``evaluate`` per role.
+
+        The values are :meth:`compute`'s for transactions in time order: a feature uses only events strictly before
+        the transaction's time, so the batch's later transactions in the state change nothing, and the labels of
+        the batch's own transactions are read with them. The batch is cut where its times span more than half the
+        store's grace, so nothing a transaction's windows reach is trimmed by a later one's apply.
+        """
+        store = self.store()
+        rows = np.empty((len(transactions), len(self.inputs.features.names)), dtype=np.float64)
+        operation = "apply"
+        try:
+            for start, end in time_runs([t.event_time for t in transactions], GRACE / 2):
+                chunk = transactions[start:end]
+                operation = "apply"
+                for transaction in chunk:
+                    store.apply(transaction)
+                operation = "read"
+                states = _read_entities(store, chunk, self._roles)
+                rows[start:end] = batch_features(chunk, states, self.inputs.features)
+        except StoreUnavailable as error:
+            raise self.failure(operation, str(error)) from error
+        store_metrics().up.set(1)
+        return rows.astype(np.float32)
+
     def check(self) -> str | None:
         """None if the store answers a read now, else the reason it does not."""
         operation = "open"
@@ -190,3 +222,65 @@ class StateLookup:
         metrics.errors.labels(operation).inc()
         metrics.up.set(0)
         return StoreUnavailable(reason)
+
+
+def time_runs(times: Sequence[float], span: float) -> list[tuple[int, int]]:
+    """``[start, end)`` runs of ``times``, in order, each spanning at most ``span`` seconds."""
+    runs: list[tuple[int, int]] = []
+    start, low, high = 0, math.inf, -math.inf
+    for i, time in enumerate(times):
+        low, high = min(low, time), max(high, time)
+        if high - low > span:
+            runs.append((start, i))
+            start, low, high = i, time, time
+    if start < len(times):
+        runs.append((start, len(times)))
+    return runs
+
+
+def _read_entities(
+    store: EntityStateStore, transactions: Sequence[Transaction], roles: Sequence[str]
+) -> dict[tuple[str, str], EntityState]:
+    """The state of every (role, key) of ``transactions``, each read once (a transaction's unread roles together)."""
+    states: dict[tuple[str, str], EntityState] = {}
+    for transaction in transactions:
+        unread = {role: transaction.keys[role] for role in roles if (role, transaction.keys[role]) not in states}
+        if unread:
+            for role, state in store.read(unread).items():
+                states[(role, unread[role])] = state
+    return states
+
+
+def batch_features(
+    transactions: Sequence[Transaction], states: Mapping[tuple[str, str], EntityState], feature_set: FeatureSet
+) -> np.ndarray:
+    """``[N, F]`` float64 features of ``transactions`` from their entities' states (by ``(role, key)``), by the
+    offline arithmetic: one :func:`~fraud_detection.features.window.evaluate` per role for the whole batch."""
+    values: dict[str, np.ndarray] = {}
+    by_role: dict[str, list[Aggregate]] = {}
+    for aggregate in feature_set.aggregates:
+        by_role.setdefault(aggregate.entity, []).append(aggregate)
+    query_time = np.array([t.event_time for t in transactions], dtype=np.float64)
+    query_amount = np.array([t.amount for t in transactions], dtype=np.float64)
+    for role, aggregates in by_role.items():
+        codes: dict[str, int] = {}
+        query_entity = np.array([codes.setdefault(t.keys[role], len(codes)) for t in transactions], dtype=np.int64)
+        events = [(code, event) for key, code in codes.items() for event in states[(role, key)].events]
+        counterparties = {str(a.column) for a in aggregates if a.aggregate == "distinct"}
+        history = History.build(
+            entity=np.array([code for code, _ in events], dtype=np.int64),
+            time=np.array([e.event_time for _, e in events], dtype=np.float64),
+            amount=np.array([e.amount for _, e in events], dtype=np.float64),
+            label=np.array([e.label for _, e in events], dtype=np.int64),
+            label_time=np.array([e.label_time for _, e in events], dtype=np.float64),
+            counterparty={
+                other: pd.factorize(np.array([e.keys.get(other, "") for _, e in events], dtype=object))[0].astype(
+                    np.int64
+                )
+                for other in counterparties
+            },
+        )
+        values.update(evaluate(history, query_entity, query_time, query_amount, aggregates))
+    rows = [{**t.request, AMOUNT: t.amount, EVENT_TIME: t.event_time} for t in transactions]
+    values.update(request_features(lambda name: [row[name] for row in rows], feature_set.request))
+    return np.column_stack([values[name] for name in feature_set.names]) if rows else np.empty((0, 0))

@@ -84,7 +84,7 @@ class RawTransactions:
                 rejects.append((position, messages.NOT_A_TRANSACTION, str(error)))
                 continue
             positions.append(position)
-        x = self.lookup.compute(transactions)
+        x = self.lookup.apply_then_compute(transactions)
         return messages.Batch(x, [t.tx_id for t in transactions], positions, rejects)
 
     def close(self) -> None:
