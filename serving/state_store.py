@@ -2,10 +2,12 @@
 
 Shared by the predictor (:mod:`serving.feature_store` adds the 503 and the async seams) and the stream scorer
 (:mod:`streaming.transactions`), so both open the same store from the same settings and compute features by the
-same code. :class:`StateLookup` computes, for each transaction in order, its entities' state read from the store,
-the features by :func:`fraud_detection.features.online.features_for` (the offline arithmetic, so the values equal
-the training features), and, with ``write``, applies the transaction to the store before the next one is read, so a
-later transaction of the same card or terminal sees it. The stores apply a transaction id once, so a retried
+offline arithmetic, so the values equal the training features. :meth:`StateLookup.compute` (the predictor) takes
+one transaction after the other: its entities' state read from the store, the features by
+:func:`fraud_detection.features.online.features_for`, and, with ``write``, the transaction applied before the next
+one is read, so a later transaction of the same card or terminal sees it. :meth:`StateLookup.apply_then_compute`
+(the stream) applies a whole batch, reads each entity once, and computes the batch's features in one
+:func:`fraud_detection.features.window.evaluate` per role. The stores apply a transaction id once, so a retried
 request, a redelivered message, or the predictor and the stream applying the same transaction count it once.
 
 The store is the embedded SQLite file by default (``$FRAUD_HOME/features/state.db``, so ``fraud serve`` needs no
@@ -176,7 +178,7 @@ class StateLookup:
                 for transaction in chunk:
                     store.apply(transaction)
                 operation = "read"
-                states = _read_entities(store, chunk, self._roles)
+                states = read_entities(store, chunk, self._roles)
                 rows[start:end] = batch_features(chunk, states, self.inputs.features)
         except StoreUnavailable as error:
             raise self.failure(operation, str(error)) from error
@@ -238,7 +240,7 @@ def time_runs(times: Sequence[float], span: float) -> list[tuple[int, int]]:
     return runs
 
 
-def _read_entities(
+def read_entities(
     store: EntityStateStore, transactions: Sequence[Transaction], roles: Sequence[str]
 ) -> dict[tuple[str, str], EntityState]:
     """The state of every (role, key) of ``transactions``, each read once (a transaction's unread roles together)."""

@@ -8,12 +8,12 @@ on raw transactions); the public-schema path is untouched.
   a mapping without one (PaySim) takes an optional ``tx_id`` field, else the message's ``topic/partition/offset``,
   which a redelivery keeps. The message *key* is the entity the topic is partitioned by (the card or customer), so
   one entity's transactions stay in one partition, in order.
-* **Order and exactly once**: a batch's transactions are taken one after the other in offset order (per partition):
-  each reads its entities' state, gets its features, and is applied to the store before the next is read
-  (:class:`serving.state_store.StateLookup`, the predictor's code). The stores apply a transaction id once, so a
-  batch scored again after a kill -9 before its commit counts nothing twice; its features are the same, since a
-  feature uses only events strictly before the transaction's time (the transaction itself, and the later ones
-  already applied, are not counted) and labels only once their time has passed.
+* **Order and exactly once**: a batch's transactions are applied to the store in offset order (per partition), then
+  each entity of the batch is read once and the batch's features computed by the offline arithmetic
+  (:meth:`serving.state_store.StateLookup.apply_then_compute`). A feature uses only events strictly before the
+  transaction's time, so the batch's later transactions in the state change nothing, and earlier ones of the same
+  card are counted. The stores apply a transaction id once, so a batch scored again after a kill -9 before its
+  commit counts nothing twice and reads the same state: its features are the same.
 * **Labels** (:class:`LabelFeed`): ``{"tx_id", "label", "label_time"}`` objects on ``labels_topic``, applied with
   ``store.apply_label``. Before every batch of transactions the feed reads the labels topic up to its end as the
   broker reports it then, so a label the broker acknowledged before a transaction was produced is applied before
