@@ -64,7 +64,7 @@ class RawTransactions:
         self.labels = LabelFeed(settings, consumer_config, self.lookup, inputs.mapping.time_unit)
 
     def decode(self, records: Sequence[Message]) -> messages.Batch:
-        """Parse the batch's messages, compute each transaction's features in offset order and apply it.
+        """Parse the batch's messages; apply its transactions in offset order, then compute their features.
 
         Raises:
             StoreUnavailable: the store cannot be read or written (the batch stays uncommitted).
