@@ -85,7 +85,7 @@ class Reader(threading.Thread):
             self.consumer.close()
 
 
-def _produce(config: dict[str, Any], topic: str, items: list[tuple[bytes, bytes]], rate: float = 0.0) -> list[float]:
+def produce(config: dict[str, Any], topic: str, items: list[tuple[bytes, bytes]], rate: float = 0.0) -> list[float]:
     """Produce every item (at ``rate``/s when > 0); returns each one's send time."""
     from confluent_kafka import Producer
 
@@ -115,25 +115,38 @@ def _items(rows: int, prefix: str, values: list[bytes]) -> list[tuple[bytes, byt
     return [(f"{prefix}-{i}".encode(), values[i % len(values)]) for i in range(rows)]
 
 
-def _timed(broker: Broker, source: str, sink: str, items: list[tuple[bytes, bytes]], rate: float = 0.0) -> Any:
-    prefix = items[0][0].split(b"-")[0] + b"-"
-    reader = Reader(broker.config(), sink, prefix, len(items), timeout=300)
+def timed(
+    broker: Broker,
+    source: str,
+    sink: str,
+    items: list[tuple[bytes, bytes]],
+    rate: float = 0.0,
+    result_keys: list[bytes] | None = None,
+) -> Any:
+    """Produce ``items`` to ``source`` and read their results from ``sink``: (throughput, each one's latency).
+
+    A result is found by its key: the item's own key, or ``result_keys[i]`` when results are keyed otherwise (raw
+    transactions are keyed by their entity, their results by the transaction id). All keys share one prefix.
+    """
+    keys = result_keys or [key for key, _ in items]
+    prefix = keys[0].split(b"-")[0] + b"-"
+    reader = Reader(broker.config(), sink, prefix, len(items), timeout=600)
     reader.start()
-    sent = _produce(broker.config(), source, items, rate)
+    sent = produce(broker.config(), source, items, rate)
     reader.join()
     missing = len(items) - len(reader.arrivals)
     if missing:
         raise RuntimeError(f"{missing} of {len(items)} messages never arrived on {sink}")
     last = max(reader.arrivals.values())
-    latencies = np.array([reader.arrivals[key] - t for (key, _), t in zip(items, sent, strict=True)])
+    latencies = np.array([reader.arrivals[key] - t for key, t in zip(keys, sent, strict=True)])
     return len(items) / (last - sent[0]), latencies
 
 
 def _floor(broker: Broker, items: list[tuple[bytes, bytes]], fixed: list[tuple[bytes, bytes]], rate: float) -> Any:
     """Broker alone, produce → consume of the same messages on one topic: as fast as it goes, then at ``rate``."""
     broker.create_topics("floor", partitions=PARTITIONS)
-    throughput, _ = _timed(broker, "floor", "floor", items)
-    _, latencies = _timed(broker, "floor", "floor", fixed, rate=rate)
+    throughput, _ = timed(broker, "floor", "floor", items)
+    _, latencies = timed(broker, "floor", "floor", fixed, rate=rate)
     return float(throughput), latencies
 
 
@@ -195,12 +208,12 @@ def main() -> None:
             )
             try:
                 # Warm up: the group forms and the first result comes back before anything is timed.
-                _timed(broker, "in", "out", _items(100, "w", values))
+                timed(broker, "in", "out", _items(100, "w", values))
                 cpu = psutil.Process(scorer.pid)
                 before = sum(cpu.cpu_times()[:2])
-                end_to_end, _ = _timed(broker, "in", "out", _items(args.rows, "e", values))
+                end_to_end, _ = timed(broker, "in", "out", _items(args.rows, "e", values))
                 cpu_per_row = (sum(cpu.cpu_times()[:2]) - before) / args.rows
-                _, latencies = _timed(broker, "in", "out", _items(n_fixed, "l", values), rate=args.rate)
+                _, latencies = timed(broker, "in", "out", _items(n_fixed, "l", values), rate=args.rate)
             finally:
                 stop_process(scorer, timeout=30)
                 log.close()

@@ -39,6 +39,8 @@ from serving.payload import PayloadError, TensorInput, describe, v1_envelope
 
 ROW_ID = "tx_id"
 """The optional id field of a row when the mapping names no id column."""
+LABEL_FIELDS = ("tx_id", "label", "label_time")
+"""The fields of a label message (the stream's labels topic, :func:`parse_label`)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
@@ -100,6 +102,31 @@ class RawSchema:
                 raise PayloadError(f"{field(column)}: unknown value {value!r}, the model knows {list(known)}")
             request[column] = value
         return Transaction(tx_id=tx_id, event_time=event_time, amount=amount, keys=keys, request=request)
+
+
+def parse_label(row: Any, time_unit: str, where: str) -> tuple[str, int, float]:
+    """A label as the labels topic carries it: ``{"tx_id": ..., "label": 0 or 1, "label_time": ...}``, the time in
+    the mapping's ``time_unit``; returns ``(tx_id, label, label_time in seconds)``.
+
+    Raises:
+        PayloadError: naming the field at fault.
+    """
+    if not isinstance(row, Mapping):
+        raise PayloadError(f"{where}: expected an object {{tx_id, label, label_time}}, got {describe(row)}")
+    missing = [name for name in LABEL_FIELDS if name not in row]
+    unknown = sorted(str(name) for name in row if name not in LABEL_FIELDS)
+    if missing or unknown:
+        raise PayloadError(
+            f"{where}: "
+            + "; ".join([*([f"missing {missing}"] if missing else []), *([f"unknown {unknown}"] if unknown else [])])
+            + f" (a label holds {list(LABEL_FIELDS)})"
+        )
+    label = row["label"]
+    if isinstance(label, bool) or label not in (0, 1):
+        shown = describe(label) if isinstance(label, bool) or not isinstance(label, int | float) else repr(label)
+        raise PayloadError(f"{where}.label: expected 0 or 1, got {shown}")
+    tx_id = _text(row["tx_id"], f"{where}.tx_id")
+    return tx_id, int(label), _time(row["label_time"], f"{where}.label_time", time_unit)
 
 
 def _member_of(where: str) -> Field:

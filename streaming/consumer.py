@@ -15,32 +15,33 @@ Scoring is the server's: the model directory is loaded by :func:`serving.scoring
 by :func:`serving.payload.parse_v1` and scored by :func:`serving.scoring.predict_proba`, and the same Prometheus
 metrics are counted (:func:`serving.scoring.record_scores`). Between batches the model directory is checked for a
 new champion (``reload_check_seconds``) and reloaded when it moved; a failed reload keeps the model in service.
+
+A model trained on raw transactions (its metadata has ``transactions``) takes raw transactions instead, reads and
+updates the entity-state store and applies labels from their own topic (:mod:`streaming.transactions`).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import logging
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fraud_detection import storage
+from fraud_detection.features.store import StoreUnavailable
 from fraud_detection.modeldir import METADATA_FILE
 from serving import scoring, telemetry
-from streaming import kafka, messages
+from streaming import kafka, messages, transactions
+from streaming.metrics import on_stats, stream_metrics
 from streaming.settings import StreamSettings
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, Producer
-    from prometheus_client import Counter, Gauge, Histogram
 
 log = logging.getLogger(__name__)
 prediction_log = logging.getLogger(telemetry.PREDICTION_LOGGER)
@@ -48,51 +49,6 @@ prediction_log = logging.getLogger(telemetry.PREDICTION_LOGGER)
 
 class DeliveryError(RuntimeError):
     """The broker did not acknowledge every result of a batch: the batch stays uncommitted."""
-
-
-@dataclass(frozen=True)
-class StreamMetrics:
-    """The consumer's own metrics, beside the scoring metrics it shares with the server."""
-
-    messages: Counter
-    dead_letters: Counter
-    batch_seconds: Histogram
-    latency_seconds: Histogram
-    lag: Gauge
-
-
-@functools.cache
-def stream_metrics() -> StreamMetrics:
-    """The process's stream metrics, registered on first use."""
-    from prometheus_client import Counter, Gauge, Histogram
-
-    return StreamMetrics(
-        messages=Counter("fraud_stream_messages", "Messages consumed, by outcome (scored, dead_letter)", ["outcome"]),
-        dead_letters=Counter("fraud_stream_dead_letters", "Messages sent to the dead-letter topic", ["reason"]),
-        batch_seconds=Histogram(
-            "fraud_stream_batch_seconds", "Time to score and deliver one batch", buckets=telemetry.LATENCY_BUCKETS
-        ),
-        latency_seconds=Histogram(
-            "fraud_stream_latency_seconds",
-            "End-to-end latency: message timestamp to its result acknowledged by the broker",
-            buckets=telemetry.LATENCY_BUCKETS,
-        ),
-        lag=Gauge("fraud_stream_consumer_lag", "Messages not yet consumed, per partition", ["topic", "partition"]),
-    )
-
-
-def _on_stats(payload: str) -> None:
-    """librdkafka's statistics (every few seconds): the consumer lag of each assigned partition."""
-    lag = stream_metrics().lag
-    try:
-        stats = json.loads(payload)
-    except json.JSONDecodeError:
-        return
-    for topic, info in stats.get("topics", {}).items():
-        for partition, numbers in info.get("partitions", {}).items():
-            value = numbers.get("consumer_lag", -1)
-            if partition != "-1" and value >= 0:
-                lag.labels(topic, partition).set(value)
 
 
 def model_fingerprint(uri: str) -> str:
@@ -122,7 +78,7 @@ def client_configs(settings: StreamSettings) -> tuple[dict[str, Any], dict[str, 
         "session.timeout.ms": 10000,
         "heartbeat.interval.ms": 1000,
         "statistics.interval.ms": 5000,
-        "stats_cb": _on_stats,
+        "stats_cb": on_stats,
         # How long the broker may hold a fetch with nothing new. Kafka answers as soon as data arrive; on Tansu
         # (the tests' and benchmark's broker) a message's latency grows with it (docs/streaming.md).
         "fetch.wait.max.ms": 10,
@@ -191,16 +147,19 @@ class StreamScorer:
         self._failed_deliveries: list[str] = []
         self._last_ends: dict[int, int] = {}
         self._tracer: Any = None
+        self.raw: transactions.RawTransactions | None = None
 
     # -- model -----------------------------------------------------------------------------------------
 
     def load(self) -> bool:
-        """Load the model directory; True on success. Logs one clear line on failure; never raises."""
+        """Load the model directory (and, for raw transactions, reach its store); True on success. Logs one clear
+        line on failure; never raises."""
         uri = self.settings.model_uri
         started = time.perf_counter()
         try:
             fingerprint = model_fingerprint(uri)
             model = scoring.load_model(uri, self.settings.predict_threads, self.settings.model_name)
+            self._use_transactions(model)
         except Exception as error:  # storage or format: keep what serves (if anything) and retry later
             log.error("model not loaded from %s: %s: %s", uri, type(error).__name__, error)
             return False
@@ -216,6 +175,22 @@ class StreamScorer:
             f", replacing version {previous.metadata.model_version}" if previous else "",
         )
         return True
+
+    def _use_transactions(self, model: scoring.LoadedModel) -> None:
+        """Raw transactions when the model's metadata has ``transactions`` (the store must answer); the same store
+        while they do not change."""
+        inputs = model.metadata.transactions
+        if self.raw is not None and inputs == self.raw.inputs:
+            return
+        raw = None
+        if inputs is not None:
+            raw = transactions.RawTransactions(self.settings, inputs, client_configs(self.settings)[0])
+            if problem := raw.lookup.check():
+                raw.close()
+                raise StoreUnavailable(problem)
+        if self.raw is not None:
+            self.raw.close()
+        self.raw = raw
 
     def load_until_ready(self, stop: threading.Event) -> bool:
         """Retry :meth:`load` with a doubling wait until it works; False if ``stop`` was set or retries are off."""
@@ -269,10 +244,14 @@ class StreamScorer:
                 batch = take(consumer, self.settings.batch_size, self.settings.batch_wait_seconds)
                 if batch:
                     self.process(batch, consumer, producer)
+                elif self.raw is not None:
+                    self._apply_labels(producer, idle=True)
                 self.maybe_reload()
             self._commit(consumer, self._last_ends, wait=True)  # earlier commits land before the group is left
         finally:
             consumer.close()
+            if self.raw is not None:
+                self.raw.close()
             producer.flush(self.settings.delivery_timeout_seconds)
             log.info("stream scorer stopped")
         return 0
@@ -287,7 +266,13 @@ class StreamScorer:
         model = self.model
         assert model is not None
         records, ends = readable(batch)
-        decoded = messages.decode_batch([m.value() for m in records], [m.key() for m in records])
+        raw = self.raw
+        if raw is not None:
+            rejected = raw.labels.catch_up()  # every label acknowledged before these transactions is applied first
+            decoded = raw.decode(records)
+        else:
+            rejected = []
+            decoded = messages.decode_batch([m.value() for m in records], [m.key() for m in records])
         flagged = 0
         with self._tracer.start_as_current_span(
             "score-batch",
@@ -301,11 +286,23 @@ class StreamScorer:
                 flagged = self._send_results(model, records, decoded, producer)
             for position, kind, reason in decoded.rejects:
                 self._send_dead_letter(records[position], kind, reason, producer)
+            for record, kind, reason in rejected:
+                self._send_dead_letter(record, kind, reason, producer)
             self._wait_delivered(producer)
         self._commit(consumer, ends)
+        if raw is not None:
+            raw.labels.commit()
         if ends:  # a batch of client events only has nothing to commit
             self._last_ends = ends
         self._observe(records, decoded, model.metadata.model_version, flagged, time.perf_counter() - started)
+
+    def _apply_labels(self, producer: Producer, idle: bool) -> None:
+        """With no transactions to score: apply the labels that arrived, dead-letter the bad ones, commit."""
+        assert self.raw is not None
+        for record, kind, reason in self.raw.labels.catch_up(idle):
+            self._send_dead_letter(record, kind, reason, producer)
+        self._wait_delivered(producer)
+        self.raw.labels.commit()
 
     def _send_results(
         self, model: scoring.LoadedModel, records: list[Message], decoded: messages.Batch, producer: Producer

@@ -25,6 +25,7 @@ OPTIONS = (
     "input_topic",
     "output_topic",
     "dead_letter_topic",
+    "labels_topic",
     "group_id",
     "batch_size",
     "tracing_exporter",

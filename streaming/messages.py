@@ -33,7 +33,9 @@ MAX_ID_LENGTH = 256
 NOT_JSON = "not_json"
 NOT_A_TRANSACTION = "not_a_transaction"
 NO_TRANSACTION_ID = "no_transaction_id"
-REJECT_CLASSES = (NOT_JSON, NOT_A_TRANSACTION, NO_TRANSACTION_ID)
+NOT_A_LABEL = "not_a_label"
+"""A message of the labels topic (raw-transaction models, :mod:`streaming.transactions`) that is not a label."""
+REJECT_CLASSES = (NOT_JSON, NOT_A_TRANSACTION, NO_TRANSACTION_ID, NOT_A_LABEL)
 """Every class of bad message, as written in the :data:`CLASS_HEADER` of its dead letter."""
 
 
@@ -51,35 +53,43 @@ class Batch:
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
 
 
-def _transaction(value: bytes | None, key: bytes | None) -> tuple[str, dict[str, Any]]:
-    """The id and feature object of one message, or a ``(class, reason)`` ValueError."""
+def json_object(value: bytes | None, wanted: str) -> dict[str, Any]:
+    """A message value decoded as a JSON object, or a :class:`Reject` (``wanted`` names what it should hold)."""
     if not value:
-        raise _Reject(NOT_JSON, "message value is empty: send the transaction as a JSON object of the 29 features")
+        raise Reject(NOT_JSON, f"message value is empty: send {wanted}")
     try:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError as error:
-        raise _Reject(NOT_JSON, f"message value is not valid JSON: {error}") from error
+        raise Reject(NOT_JSON, f"message value is not valid JSON: {error}") from error
     if type(obj) is not dict:
         kind = "a list" if isinstance(obj, list) else type(obj).__name__
-        raise _Reject(NOT_A_TRANSACTION, f"message value must be a JSON object of the 29 features, got {kind}")
+        raise Reject(NOT_A_TRANSACTION, f"message value must be {wanted}, got {kind}")
+    return obj
+
+
+def _transaction(value: bytes | None, key: bytes | None) -> tuple[str, dict[str, Any]]:
+    """The id and feature object of one message, or a :class:`Reject`."""
+    obj = json_object(value, "a JSON object of the 29 features")
     raw_id = obj.pop(ID_FIELD, None)
     if raw_id is None and key:
         raw_id = key.decode("utf-8", "replace")
     if type(raw_id) is str and 0 < len(raw_id) <= MAX_ID_LENGTH:
         return raw_id, obj
     if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or raw_id == "":
-        raise _Reject(
+        raise Reject(
             NO_TRANSACTION_ID,
             f"no transaction id: key the message by it or add a '{ID_FIELD}' string"
             + ("" if raw_id is None else f" (got {type(raw_id).__name__} {str(raw_id)[:40]!r})"),
         )
     transaction_id = str(raw_id)
     if len(transaction_id) > MAX_ID_LENGTH:
-        raise _Reject(NO_TRANSACTION_ID, f"transaction id is {len(transaction_id)} characters, over {MAX_ID_LENGTH}")
+        raise Reject(NO_TRANSACTION_ID, f"transaction id is {len(transaction_id)} characters, over {MAX_ID_LENGTH}")
     return transaction_id, obj
 
 
-class _Reject(ValueError):
+class Reject(ValueError):
+    """A message that cannot be scored: its class (one of :data:`REJECT_CLASSES`) and the reason."""
+
     def __init__(self, kind: str, reason: str) -> None:
         super().__init__(reason)
         self.kind = kind
@@ -98,7 +108,7 @@ def decode_batch(values: Sequence[bytes | None], keys: Sequence[bytes | None]) -
     for position, (value, key) in enumerate(zip(values, keys, strict=True)):
         try:
             transaction_id, row = _transaction(value, key)
-        except _Reject as reject:
+        except Reject as reject:
             rejects.append((position, reject.kind, str(reject)))
             continue
         ids.append(transaction_id)

@@ -22,11 +22,18 @@ class StreamSettings(ServingSettings):
     bootstrap_servers: str = "127.0.0.1:9092"
     """Kafka brokers, ``host:port[,host:port...]``."""
     input_topic: str = "transactions"
-    """Topic of the transactions: one JSON object of the 29 features per message, keyed by transaction id."""
+    """Topic of the transactions: one JSON object per message, of the 29 features keyed by transaction id, or, for a
+    raw-transaction model, of the mapping's source columns keyed by the entity the topic is partitioned by."""
     output_topic: str = "fraud-scores"
     """Topic of the results, one per transaction, keyed by transaction id."""
     dead_letter_topic: str = "transactions-dead-letter"
     """Topic of the messages that cannot be scored: the original bytes, the reason in headers."""
+    labels_topic: str = "fraud-labels"
+    """Raw-transaction models only: topic of the labels (``{"tx_id", "label", "label_time"}``), applied to the
+    entity-state store before each batch is scored (docs/streaming.md, "Streaming raw transactions")."""
+    labels_idle_seconds: float = Field(default=1.0, gt=0.0)
+    """Raw-transaction models only: with no transactions arriving, how often the labels topic is still read (labels
+    are always applied up to the topic's end before each batch is scored)."""
     group_id: str = "fraud-scorer"
     """Consumer group: replicas in one group share the input partitions."""
     batch_size: int = Field(default=2000, ge=1)

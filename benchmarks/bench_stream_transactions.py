@@ -1,0 +1,212 @@
+"""The stream scorer on raw transactions with state updates, beside the same scorer on public-schema messages, in
+one run through a real broker (Tansu on 127.0.0.1).
+
+* **public**: ``python -m streaming`` with a public-schema model (29 features): decode, score, write results.
+* **raw, SQLite / Redis**: the same scorer with the raw-transaction test model (:mod:`tests.serving.transaction_model`):
+  for each message, in offset order, read the card's and the terminal's state, compute the features, apply the
+  transaction to the store (the embedded SQLite file, or a real ``redis-server``), then score the batch. The rows
+  are streamed in time order from an empty store, keyed by customer; the labels topic exists (empty), so each
+  batch pays its check of the labels topic's end.
+* Throughput = N / (first produce → last result read); the scorer's CPU time per transaction beside it.
+* **where the time goes**: the stream's three steps timed in this process on the same rows, in batches: apply each
+  transaction, read each entity of the batch once, compute the batch's features.
+* **target** (issue 24): raw transactions per second with state updates at least 0.7x the public path's.
+
+    .venv/bin/python benchmarks/bench_stream_transactions.py [--rows 5000] [--public-rows 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_stream import FAST_GROUP, PARTITIONS, timed  # noqa: E402
+
+from fraud_detection import synth  # noqa: E402
+from fraud_detection.features.redis_store import RedisStateStore  # noqa: E402
+from fraud_detection.features.store import EntityStateStore, SQLiteStateStore  # noqa: E402
+from fraud_detection.schema import FEATURES  # noqa: E402
+from serving.state_store import batch_features, read_entities  # noqa: E402
+from streaming.produce import encode_transaction  # noqa: E402
+from tests.conftest import free_port, redis_server, stop_process  # noqa: E402
+from tests.serving.conftest import make_model_dir  # noqa: E402
+from tests.serving.transaction_model import TransactionModel, feature_set, make_transaction_model  # noqa: E402
+
+TARGET = 0.7
+
+
+@contextmanager
+def scorer(broker: Any, model: Path, topics: str, log: Path, extra: dict[str, str]) -> Iterator[psutil.Process]:
+    """``python -m streaming`` on ``<topics>-in`` → ``<topics>-out``, stopped on exit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
+    env.update(
+        {
+            "FRAUD_MODEL_URI": str(model),
+            "FRAUD_BOOTSTRAP_SERVERS": broker.bootstrap,
+            "FRAUD_INPUT_TOPIC": f"{topics}-in",
+            "FRAUD_OUTPUT_TOPIC": f"{topics}-out",
+            "FRAUD_DEAD_LETTER_TOPIC": f"{topics}-dlq",
+            "FRAUD_LABELS_TOPIC": f"{topics}-labels",
+            "FRAUD_GROUP_ID": f"{topics}-scorer",
+            "FRAUD_HOST": "127.0.0.1",
+            "FRAUD_PORT": str(free_port()),
+            "FRAUD_KAFKA_OPTIONS": json.dumps(FAST_GROUP),
+            **extra,
+        }
+    )
+    broker.create_topics(f"{topics}-in", f"{topics}-out", f"{topics}-dlq", partitions=PARTITIONS)
+    broker.create_topics(f"{topics}-labels", partitions=1)
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "streaming"], cwd=REPO, env=env, stdout=out, stderr=out)
+        try:
+            yield psutil.Process(process.pid)
+        finally:
+            stop_process(process, timeout=30)
+
+
+def raw_items(model: TransactionModel, rows: range, prefix: str) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+    """Raw messages (keyed by customer) for ``rows``, their ids prefixed so a run's results are told apart."""
+    items, ids = [], []
+    for i in rows:
+        row = model.source_row(i)
+        row["tx_id"] = f"{prefix}-{row['tx_id']}"
+        items.append((str(row["customer_id"]).encode(), orjson.dumps(row)))
+        ids.append(row["tx_id"].encode())
+    return items, ids
+
+
+def measure(
+    broker: Any, model_dir: Path, topics: str, log: Path, extra: dict[str, str], warm: Any, run: Any
+) -> tuple[float, float]:
+    """(transactions/s, scorer CPU seconds per transaction) of one scorer: a warm-up, then the timed run."""
+    with scorer(broker, model_dir, topics, log, extra) as process:
+        timed(broker, f"{topics}-in", f"{topics}-out", warm[0], result_keys=warm[1])
+        before = sum(process.cpu_times()[:2])
+        throughput, _ = timed(broker, f"{topics}-in", f"{topics}-out", run[0], result_keys=run[1])
+        cpu = (sum(process.cpu_times()[:2]) - before) / len(run[0])
+    return float(throughput), cpu
+
+
+def batch_cost(model: TransactionModel, store: EntityStateStore, n: int, batch: int) -> tuple[float, ...]:
+    """Microseconds per transaction of the stream's three steps (``StateLookup.apply_then_compute``): apply each,
+    read each entity once, compute the batch's features; and the entities read per transaction."""
+    roles = ("card", "terminal")
+    apply = read = compute = 0.0
+    reads = 0
+    for start in range(0, n, batch):
+        chunk = [model.transaction(i) for i in range(start, min(start + batch, n))]
+        started = time.perf_counter()
+        for transaction in chunk:
+            store.apply(transaction)
+        applied = time.perf_counter()
+        states = read_entities(store, chunk, roles)
+        done = time.perf_counter()
+        batch_features(chunk, states, feature_set())
+        apply += applied - started
+        read += done - applied
+        compute += time.perf_counter() - done
+        reads += len({(role, t.keys[role]) for t in chunk for role in roles})
+    return apply / n * 1e6, read / n * 1e6, compute / n * 1e6, reads / n
+
+
+def main() -> None:
+    from tests.streaming.broker import Broker
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=5_000, help="raw transactions timed per store")
+    parser.add_argument("--public-rows", type=int, default=100_000, help="public-schema transactions timed")
+    parser.add_argument("--profile-batch", type=int, default=500, help="batch size of the in-process profile")
+    parser.add_argument("--stores", default="sqlite,redis", help="which stores to run: sqlite, redis or both")
+    args = parser.parse_args()
+    warm_rows = 200
+
+    work = Path(tempfile.mkdtemp(prefix="bench-stream-transactions-"))
+    model = make_transaction_model(work / "transactions", n_rows=warm_rows + args.rows, days=30)
+    public_model = make_model_dir(work / "public")
+    frame = synth.generate(synth.SyntheticConfig(n_rows=20_000, seed=7))
+    values = [
+        encode_transaction(dict(zip(FEATURES, map(float, row), strict=True)))
+        for row in frame[list(FEATURES)].to_numpy()
+    ]
+
+    def public(n: int, prefix: str) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+        items = [(f"{prefix}-{i}".encode(), values[i % len(values)]) for i in range(n)]
+        return items, [key for key, _ in items]
+
+    warm, run = range(warm_rows), range(warm_rows, warm_rows + args.rows)
+    lines = []
+    with Broker(work / "tansu.log") as broker:
+        base, base_cpu = measure(
+            broker, public_model, "pub", work / "pub.log", {}, public(warm_rows, "w"), public(args.public_rows, "p")
+        )
+        lines.append(f"| public schema, 29 features | {base:,.0f} | {base_cpu * 1e6:,.0f} | 1.00x |")
+        for store in args.stores.split(","):
+            with redis_server() if store == "redis" else nullcontext(None) as url:
+                extra = (
+                    {"FRAUD_FEATURE_STORE_URL": url} if url else {"FRAUD_FEATURE_STORE_PATH": str(work / f"{store}.db")}
+                )
+                rate, cpu = measure(
+                    broker,
+                    model.directory,
+                    store,
+                    work / f"{store}.log",
+                    extra,
+                    raw_items(model, warm, f"w{store}"),
+                    raw_items(model, run, f"r{store}"),
+                )
+            name = "embedded SQLite" if store == "sqlite" else "Redis"
+            lines.append(
+                f"| raw transactions, {name}: each applied, entities read once a batch | {rate:,.0f} "
+                f"| {cpu * 1e6:,.0f} "
+                f"| {rate / base:.2f}x |"
+            )
+    split = []
+    for store in args.stores.split(","):
+        with redis_server() if store == "redis" else nullcontext(None) as url:
+            opened: EntityStateStore = (
+                RedisStateStore(url, horizon=feature_set().horizon)
+                if url
+                else SQLiteStateStore(work / "profile.db", horizon=feature_set().horizon)
+            )
+            apply, read, compute, reads = batch_cost(model, opened, len(run), args.profile_batch)
+            opened.close()
+        split.append(
+            f"{store}: apply {apply:,.0f} µs, read {read:,.0f} µs ({reads:.2f} entities per transaction), "
+            f"features {compute:,.0f} µs"
+        )
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(
+        "\n".join(
+            [
+                f"{os.cpu_count()} CPUs (load average {load} at the end), {PARTITIONS} partitions, one scorer process; "
+                f"{args.public_rows:,} public and {args.rows:,} raw transactions timed:",
+                "",
+                "| run | transactions/s | scorer CPU µs per transaction | vs public |",
+                "| --- | ---: | ---: | ---: |",
+                *lines,
+                "",
+                f"Target: raw ≥ {TARGET}x public. The stream's lookup in this process, per transaction, the same "
+                f"rows from an empty store in batches of {args.profile_batch}: {'; '.join(split)}.",
+            ]
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The stream's batch path (:meth:`serving.state_store.StateLookup.apply_then_compute`) gives the offline features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fraud_detection.features.store import SQLiteStateStore
+from fraud_detection.modeldir import TransactionInputs, read_metadata
+from serving.state_store import StateLookup, time_runs
+from tests.serving.transaction_model import TransactionModel, make_transaction_model
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> TransactionModel:
+    return make_transaction_model(tmp_path_factory.mktemp("transactions") / "model", n_rows=1_500, days=6)
+
+
+def _lookup(model: TransactionModel, path: Path) -> tuple[StateLookup, SQLiteStateStore]:
+    inputs = read_metadata(model.directory).transactions
+    assert isinstance(inputs, TransactionInputs)
+    store = SQLiteStateStore(path, horizon=inputs.features.horizon)
+    return StateLookup(inputs, lambda: store, "test", write=True), store
+
+
+@pytest.mark.parametrize("batch", [1, 37, 400])
+def test_batches_applied_then_read_give_the_offline_features_with_ties_and_labels(
+    model: TransactionModel, tmp_path: Path, batch: int
+) -> None:
+    lookup, store = _lookup(model, tmp_path / "state.db")
+    n = len(model.raw)
+    times = model.raw["tx_time"].to_numpy()
+    got = np.empty((n, model.features.shape[1]), dtype=np.float32)
+    labels = 0
+    for start in range(0, n, batch):
+        end = min(start + batch, n)
+        # Labels go out at their time between the transactions, so all those before the batch's last transaction
+        # are on the labels topic when the batch is taken, and the scorer applies them first.
+        labels = model.labels_before(store, labels, float(times[end - 1]))
+        got[start:end] = lookup.apply_then_compute([model.transaction(i) for i in range(start, end)])
+    expected = model.features.to_numpy(dtype=np.float32)
+    assert np.array_equal(got, expected), np.argwhere(got != expected)[:5]
+
+
+def test_a_batch_applied_again_after_a_kill_gives_the_same_features(model: TransactionModel, tmp_path: Path) -> None:
+    lookup, store = _lookup(model, tmp_path / "state.db")
+    model.labels_before(store, 0, float(model.raw["tx_time"].iloc[299]))  # early labels change nothing
+    rows = [model.transaction(i) for i in range(300)]
+    first = lookup.apply_then_compute(rows[:200])
+    again = lookup.apply_then_compute(rows[100:300])  # 100..199 were applied already
+    assert np.array_equal(first[100:], again[:100])
+    assert np.array_equal(again, model.features.to_numpy(dtype=np.float32)[100:300])
+
+
+def test_a_batch_is_cut_where_its_times_span_more_than_the_limit() -> None:
+    assert time_runs([0.0, 5.0, 10.0, 11.0, 30.0, 2.0], 10.0) == [(0, 3), (3, 4), (4, 5), (5, 6)]
+    assert time_runs([], 10.0) == []
