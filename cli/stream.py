@@ -120,7 +120,7 @@ def run_topics(args: argparse.Namespace, settings: Any = None) -> int:
     if broker_missing("fraud stream topics", stream):
         return 1
     config = {"bootstrap.servers": stream.bootstrap_servers, **stream.kafka_options}
-    names = [stream.input_topic, stream.output_topic, stream.dead_letter_topic]
+    names = [stream.input_topic, stream.output_topic, stream.dead_letter_topic, stream.labels_topic]
     try:
         created = create_topics(config, names, args.partitions)
     except KafkaException as error:
