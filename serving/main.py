@@ -14,7 +14,8 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from serving.settings import ServingSettings, add_setting_options, build_settings
+from fraud_detection.setting_options import add_setting_options
+from serving.settings import FLAGS, ServingSettings, build_settings
 
 OPTIONS = (
     "model_uri",
@@ -32,7 +33,7 @@ OPTIONS = (
 
 def add_options(parser: argparse.ArgumentParser) -> None:
     """The server's options (:data:`OPTIONS`), all defaulting to None (= not given, the environment decides)."""
-    add_setting_options(parser, ServingSettings, OPTIONS)
+    add_setting_options(parser, ServingSettings, OPTIONS, flags=FLAGS)
 
 
 def settings_from_args(args: argparse.Namespace, fallbacks: Mapping[str, Any] | None = None) -> ServingSettings:

@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from serving import heap, telemetry
 from serving.app import create_app
@@ -64,31 +64,23 @@ def run(settings: ServingSettings) -> int:
         settings.model_name,
         settings.model_name,
     )
+    # the same listener for one process and for several: no uvicorn logging config or access log (ours is the
+    # request log line), keep-alive and graceful-shutdown bounds
+    listen: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "timeout_graceful_shutdown": GRACE_SECONDS,
+    }
     if settings.workers > 1:
         os.environ.update(settings.to_env())
         with _shared_metrics_dir():
-            uvicorn.run(
-                f"{__name__}:worker_app",
-                factory=True,
-                workers=settings.workers,
-                host=settings.host,
-                port=settings.port,
-                log_config=None,
-                access_log=False,
-                timeout_keep_alive=KEEP_ALIVE_SECONDS,
-                timeout_graceful_shutdown=GRACE_SECONDS,
-            )
+            uvicorn.run(f"{__name__}:worker_app", factory=True, workers=settings.workers, **listen)
         return 0
     app, provider = _build(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        timeout_graceful_shutdown=GRACE_SECONDS,
-    )
+    config = uvicorn.Config(app, **listen)
     try:
         uvicorn.Server(config).run()
     finally:

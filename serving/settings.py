@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TextIO, TypeVar, get_args, get_origin
+from typing import Any, Literal, TextIO, TypeVar
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -84,30 +84,6 @@ class ServingSettings(BaseSettings):
 
 FLAGS = {"tracing_exporter": "--tracing"}
 """Options not spelled after their setting (``--model-uri`` sets ``model_uri``)."""
-
-
-def add_setting_options(
-    parser: argparse.ArgumentParser, kind: type[BaseSettings], names: Sequence[str], default: Any = None
-) -> None:
-    """One option per setting of ``kind`` named in ``names``: its type, choices, default and help come from the
-    setting's declaration, so the option table cannot drift from the settings.
-
-    Every option defaults to ``default``: None (= not given, the environment decides), or ``argparse.SUPPRESS``
-    for a subcommand repeating its parent's options (so an option given before the subcommand is kept).
-    """
-    for name in names:
-        field = kind.model_fields[name]
-        description = " ".join((field.description or "").replace("``", "").split())
-        options: dict[str, Any] = {
-            "dest": name,
-            "default": default,
-            "help": f"{description} (default: {field.default}) [FRAUD_{name.upper()}]",
-        }
-        if get_origin(field.annotation) is Literal:
-            options["choices"] = list(get_args(field.annotation))
-        elif field.annotation in (int, float):
-            options["type"] = field.annotation
-        parser.add_argument(FLAGS.get(name, "--" + name.replace("_", "-")), **options)
 
 
 Built = TypeVar("Built", bound=ServingSettings)

@@ -13,7 +13,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from serving.settings import add_setting_options, build_settings
+from fraud_detection.setting_options import add_setting_options
+from serving.settings import FLAGS, build_settings
 from streaming.settings import StreamSettings
 
 OPTIONS = (
@@ -42,7 +43,7 @@ BROKER_OPTIONS = ("bootstrap_servers", "input_topic", "output_topic", "dead_lett
 def add_options(parser: argparse.ArgumentParser, names: Sequence[str] = OPTIONS, default: Any = None) -> None:
     """The scorer's options (``names`` of :data:`OPTIONS`), defaulting to ``default`` (None: the environment
     decides)."""
-    add_setting_options(parser, StreamSettings, names, default)
+    add_setting_options(parser, StreamSettings, names, default, flags=FLAGS)
 
 
 def settings_from_args(args: argparse.Namespace, fallbacks: Mapping[str, Any] | None = None) -> StreamSettings:

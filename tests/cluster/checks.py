@@ -309,3 +309,15 @@ def dockerfiles() -> list[Path]:
         for p in REPO.rglob("*Dockerfile*")
         if p.is_file() and not skip.intersection(p.relative_to(REPO).parts) and p.suffix not in {".md", ".py"}
     )
+
+
+def broken_overlay(tmp_path: Path, overlay: str, file: str, old: str, new: str, count: int = 1) -> list[dict[str, Any]]:
+    """Render ``overlay`` from a copy of the manifests where ``file`` (relative to ``manifests/``) has ``old``
+    replaced by ``new`` (``count`` times; -1: every time); fails if ``file`` no longer holds ``old``."""
+    copy = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy)
+    path = copy / file
+    text = path.read_text()
+    assert old in text, f"{file} no longer holds {old!r}: pick another break"
+    path.write_text(text.replace(old, new, count))
+    return kustomize(copy / "overlays" / overlay)

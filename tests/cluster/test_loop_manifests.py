@@ -6,7 +6,6 @@ in, the joiner reads the topics the log and the labels go to) shown to fail on b
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,7 +14,7 @@ import pytest
 
 from tests.monitoring.rules import LOOP_ALERTS
 
-from .checks import MANIFESTS, check_inference_service, kustomize, security_problems, validate_core
+from .checks import MANIFESTS, broken_overlay, check_inference_service, kustomize, security_problems, validate_core
 from .test_manifests import CORE_RESOURCES
 
 OVERLAY = MANIFESTS / "overlays" / "loop"
@@ -266,11 +265,5 @@ def test_alertmanager_the_controller_the_joiner_and_the_logger_are_wired_togethe
     ],
 )
 def test_the_wiring_check_fails_on_a_broken_copy(tmp_path: Path, file: str, old: str, new: str, expected: str) -> None:
-    copy = tmp_path / "manifests"
-    shutil.copytree(MANIFESTS, copy)
-    path = copy / "overlays" / "loop" / file
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {file}"
-    path.write_text(text.replace(old, new, 1))
-    problems = loop_problems(kustomize(copy / "overlays" / "loop"))
+    problems = loop_problems(broken_overlay(tmp_path, "loop", f"overlays/loop/{file}", old, new))
     assert any(expected in p for p in problems), problems

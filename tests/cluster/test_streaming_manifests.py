@@ -5,13 +5,12 @@ consistency check (the scaler watches what the scorer consumes, monitors select 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .checks import MANIFESTS, kustomize, security_problems, validate_core
+from .checks import MANIFESTS, broken_overlay, kustomize, security_problems, validate_core
 from .test_manifests import CORE_RESOURCES
 
 OVERLAY = MANIFESTS / "overlays" / "streaming"
@@ -185,13 +184,7 @@ def test_the_scaler_the_source_and_the_monitors_agree_with_what_runs(rendered: l
 def test_the_consistency_check_fails_on_a_broken_copy(
     tmp_path: Path, file: str, old: str, new: str, expected: str
 ) -> None:
-    copy = tmp_path / "manifests"
-    shutil.copytree(MANIFESTS, copy)
-    path = copy / file
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {file}"
-    path.write_text(text.replace(old, new, 1))
-    problems = streaming_problems(kustomize(copy / "overlays" / "streaming"))
+    problems = streaming_problems(broken_overlay(tmp_path, "streaming", file, old, new))
     assert any(expected in p for p in problems), problems
 
 

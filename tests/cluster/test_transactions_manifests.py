@@ -4,13 +4,12 @@ audited like the other overlays, with a check of the wiring that is shown to fai
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .checks import MANIFESTS, kustomize, security_problems, validate_core
+from .checks import MANIFESTS, broken_overlay, kustomize, security_problems, validate_core
 
 OVERLAY = MANIFESTS / "overlays" / "transactions"
 SECRET = "fraud-feature-store"
@@ -114,10 +113,6 @@ BREAKS = {
 @pytest.mark.parametrize("name", sorted(BREAKS))
 def test_the_check_fails_on_a_broken_copy(tmp_path: Path, name: str) -> None:
     file, before, after, expected = BREAKS[name]
-    copy = tmp_path / "manifests"
-    shutil.copytree(MANIFESTS, copy)
-    target = copy / "overlays" / "transactions" / file
-    assert before in target.read_text(), f"{file} no longer holds {before!r}"
-    target.write_text(target.read_text().replace(before, after))
-    problems = feature_store_problems(kustomize(copy / "overlays" / "transactions"))
+    rendered = broken_overlay(tmp_path, "transactions", f"overlays/transactions/{file}", before, after, count=-1)
+    problems = feature_store_problems(rendered)
     assert any(expected in p for p in problems), problems
