@@ -47,7 +47,8 @@ def _no_bool(what: str) -> Any:
     return BeforeValidator(check)
 
 
-def _json(text: str, expected: type) -> Any:
+def json_of(text: str | bytes, expected: type) -> Any:
+    """``text`` parsed as JSON, which must be an ``expected`` (list, dict); else ValueError saying so."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
@@ -62,12 +63,12 @@ def _items(value: Any) -> Any:
         return value
     text = value.strip()
     if text.startswith(("[", "{")):
-        return _json(text, list)
+        return json_of(text, list)
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _object(value: Any) -> Any:
-    return _json(value.strip(), dict) if isinstance(value, str) else value
+    return json_of(value.strip(), dict) if isinstance(value, str) else value
 
 
 T = TypeVar("T")

@@ -18,6 +18,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from fraud_detection.parsers import json_of
+
 FIELDS = ("tx_id", "label", "label_time")
 
 
@@ -103,11 +105,11 @@ def read_file(path: Path) -> Iterator[Label]:
                 if not line.strip():
                     continue
                 try:
-                    fields = orjson.loads(line)
-                except orjson.JSONDecodeError as error:
-                    raise LabelError(f"{path.name} line {number}: not JSON: {error}") from error
-                if not isinstance(fields, dict):
-                    raise LabelError(f"{path.name} line {number}: expected a JSON object of {', '.join(FIELDS)}")
+                    fields = json_of(line, dict)
+                except ValueError as error:
+                    raise LabelError(
+                        f"{path.name} line {number}: {error} (an object of {', '.join(FIELDS)})"
+                    ) from error
                 yield parse(fields, f"{path.name} line {number}")
         return
     with path.open(newline="") as handle:
