@@ -38,7 +38,7 @@ def add_stream_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run_stream)
     commands = parser.add_subparsers(dest="stream_command", metavar="COMMAND")
 
-    topics = command(commands, "topics", help="create the transactions, results and dead-letter topics")
+    topics = command(commands, "topics", help="create the transactions, results, dead-letter and labels topics")
     topics.add_argument(
         "--partitions", type=int, default=6, help="partitions per topic (the most consumers that share it)"
     )
