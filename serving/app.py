@@ -18,7 +18,9 @@ used either: all it adds is that module-level app, its timing middleware (whose 
 prediction record replaces) and a uvicorn config, which :mod:`serving.server` makes itself.
 
 The model is loaded in a background thread started by the app's lifespan (:class:`ModelLoader`), retried
-while it is missing or broken: the process is live and answers 503 on readiness until then.
+while it is missing or broken: the process is live and answers 503 on readiness until then. The lifespan also
+starts and stops the prediction log and the shadow challenger when the settings ask for them
+(:mod:`serving.prediction_log`, :mod:`serving.challenger`).
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ INTERVAL = 0.02
 """Seconds the log's thread waits for work (and serves librdkafka's reports) between two rounds."""
 DROP_REASONS: Final = ("queue_full", "producer_full", "undelivered", "unencodable")
 """Why a record was dropped: the log's queue was full, librdkafka's was (``BufferError``), the broker never took
-it (a delivery error: timeout, unknown topic, the server stopping before it went, ...), or it failed to encode."""
+it (a delivery error: timeout, unknown topic, the server stopping before it went, ...), or it failed to encode.
+The shadow challenger adds its own (:mod:`serving.challenger`)."""
 
 
 class Scored(NamedTuple):
@@ -100,20 +101,12 @@ def messages(scored: Scored, where: Source) -> Iterator[tuple[bytes, bytes, list
     """Each row of ``scored`` as a Kafka message (key, value, headers): byte for byte what
     ``records.encode(records.record(prediction, ...))`` gives for the row's :class:`records.Prediction`."""
     n = len(scored.proba)
-    names = list(scored.feature_names)
+    names = scored.feature_names
     rows = scored.x.tolist()
     trace = f"{scored.trace_id:032x}" if scored.trace_id else ""
-    constant = [
-        ("ce_source", where.source.encode()),
-        ("ce_time", event_time(scored.time).encode()),
-        ("ce_inferenceservicename", where.inference_service.encode()),
-        ("ce_namespace", where.namespace.encode()),
-        ("ce_component", where.component.encode()),
-        ("ce_endpoint", scored.endpoint.encode()),
-        ("ce_type", RESPONSE_TYPE.encode()),
-        ("ce_specversion", b"1.0"),
-    ]
+    source, after = _headers(where, scored.endpoint)
     content_type = ("content-type", CONTENT_TYPE.encode())
+    constant = [source, ("ce_time", event_time(scored.time).encode()), *after]
     for tx_id, row, probability, decision in zip(
         row_ids(scored.ids, n), rows, scored.proba.tolist(), scored.decisions.tolist(), strict=True
     ):
@@ -129,6 +122,19 @@ def messages(scored: Scored, where: Source) -> Iterator[tuple[bytes, bytes, list
             }
         )
         yield key, value, [content_type, ("ce_id", key), *constant]
+
+
+@functools.lru_cache(maxsize=64)
+def _headers(where: Source, endpoint: str) -> tuple[tuple[str, bytes], tuple[tuple[str, bytes], ...]]:
+    """The headers every record of ``endpoint`` shares: the one before ``ce_time``, and those after it."""
+    return ("ce_source", where.source.encode()), (
+        ("ce_inferenceservicename", where.inference_service.encode()),
+        ("ce_namespace", where.namespace.encode()),
+        ("ce_component", where.component.encode()),
+        ("ce_endpoint", endpoint.encode()),
+        ("ce_type", RESPONSE_TYPE.encode()),
+        ("ce_specversion", b"1.0"),
+    )
 
 
 @dataclass(frozen=True)
@@ -266,11 +272,12 @@ class PredictionLog:
 
     def _run(self) -> None:
         producer = self._producer
-        while not self._stopping.is_set():
-            work = self._take()
-            for scored in work:
+        # A round every INTERVAL, whatever arrives: under a steady trickle of requests a loop that goes round as soon
+        # as there is work would wake for every request and take the interpreter lock from the requests each time.
+        while not self._stopping.wait(INTERVAL):
+            for scored in self._take():
                 self._send(scored)
-            producer.poll(0 if work else INTERVAL)
+            producer.poll(0)
             self._count_reports()
 
     def close(self, timeout: float = 5.0) -> None:

@@ -4,7 +4,8 @@ Any model family the bake-off can promote is served (XGBoost, the MLP, their ble
 contract (:mod:`fraud_detection.modeldir`) loads it, and this module only calls its ``predict_proba`` and
 ``explain``. A model trained on raw transactions (its metadata has ``transactions``) takes the raw transaction's
 source columns instead (:mod:`serving.raw_payload`) and gets its engineered features from the entities' stored
-state (:mod:`serving.feature_store`) before scoring; the public-schema path is unchanged.
+state (:mod:`serving.feature_store`) before scoring; the public-schema path is unchanged. With the prediction log
+on, :meth:`FraudModel.predict` hands each scored batch to it (and to the shadow challenger), which only queues it.
 
 Importing this module imports ``kserve``, whose model server module parses ``sys.argv`` when imported;
 the entry point (:func:`serving.main.serve`) hides its own options from it first.
