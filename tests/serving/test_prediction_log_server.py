@@ -76,8 +76,12 @@ def metric(server: ServerProcess, name: str, **labels: str) -> float:
     return total
 
 
-def decoded(broker: Broker, topic: str, expected: int) -> list[records.PredictionRecord]:
-    found = read_topic(broker.config(), topic, expected, timeout=60)
+def decoded(server: ServerProcess, broker: Broker, topic: str, expected: int) -> list[records.PredictionRecord]:
+    """The records on ``topic`` once the server says it sent ``expected``; the topic must hold exactly those."""
+    server.wait_until(lambda: metric(server, "fraud_prediction_log_sent_total") >= expected, what="records sent")
+    assert metric(server, "fraud_prediction_log_sent_total") == expected
+    found = read_topic(broker.config(), topic, expected + 1, timeout=5)  # all are there: a few seconds for any more
+    assert len(found) == expected
     return [records.decode(key, value, headers) for key, value, headers in found]
 
 
@@ -130,8 +134,7 @@ def test_every_scored_row_gives_one_record_matched_by_id(
         x = rows(9, seed=4)
         answers = send_all(server, x, traced=True)
         expected = [tx_id for *_, ids in requests_of_every_kind(x) for tx_id in ids]
-        got = decoded(broker, "predictions-public", len(expected) + 1)  # one more: none may come
-        server.wait_until(lambda: metric(server, "fraud_prediction_log_sent_total") == len(expected), what="sent")
+        got = decoded(server, broker, "predictions-public", len(expected))
     finally:
         server.stop()
     assert sorted(r.id for r in got) == sorted(expected)
@@ -167,7 +170,7 @@ def test_raw_transactions_are_logged_by_their_tx_id_with_the_engineered_features
         for row in sent[:6]:
             answers.append(requests.post(server.url + V1, json={"instances": [row]}, timeout=10).json())
         answers.append(requests.post(server.url + V1, json={"instances": sent[6:]}, timeout=10).json())
-        got = decoded(broker, "predictions-raw", len(sent) + 1)
+        got = decoded(server, broker, "predictions-raw", len(sent))
     finally:
         server.stop()
     assert sorted(r.id for r in got) == sorted(str(row["tx_id"]) for row in sent)
@@ -196,7 +199,7 @@ def test_the_shadow_logs_its_own_records_and_changes_no_answer(
         assert "loaded from" in server.logs().split("shadow challenger", 1)[1].splitlines()[0], server.log_tail()
         with_shadow = send_all(server, x)
         expected = [tx_id for *_, ids in requests_of_every_kind(x) for tx_id in ids]
-        got = decoded(broker, "predictions-shadow", 2 * len(expected) + 1)
+        got = decoded(server, broker, "predictions-shadow", 2 * len(expected))
         assert metric(server, "fraud_prediction_log_dropped_total") == 0
     finally:
         server.stop()
