@@ -330,7 +330,7 @@ class FraudModel(kserve.Model):
             scores.decisions,
             ids,
             trace.get_current_span().get_span_context().trace_id,
-            time.time(),
+            time.time_ns() // 1000,
         )
         self.prediction_log.submit(scored)
         if self.shadow is not None:

@@ -20,7 +20,7 @@ from tests.serving.test_settings_cli import server_args
 WHERE = Source("fraud-detector", "fraud")
 
 
-def scored(n: int, ids: tuple[str, ...] | str = "req-1", when: float = 1_780_000_000.25, trace: int = 0) -> Scored:
+def scored(n: int, ids: tuple[str, ...] | str = "req-1", when: int = 1_780_000_000_250_000, trace: int = 0) -> Scored:
     rng = np.random.default_rng(n)
     x = rng.normal(size=(n, len(FEATURES))).astype(np.float32)
     proba = rng.uniform(size=n).astype(np.float32)
@@ -30,11 +30,11 @@ def scored(n: int, ids: tuple[str, ...] | str = "req-1", when: float = 1_780_000
 @pytest.mark.parametrize(
     ("ids", "when", "trace"),
     [
-        ("req-1", 1_780_000_000.25, 0),
-        (("tx-a", "tx-b", "tx-c"), 1_780_000_000.0, 0x4BF92F3577B34DA6A3CE929D0E0E4736),
+        ("req-1", 1_780_000_000_250_001, 0),
+        (("tx-a", "tx-b", "tx-c"), 1_780_000_000_000_000, 0x4BF92F3577B34DA6A3CE929D0E0E4736),
     ],
 )
-def test_messages_are_what_records_encode_gives(ids: tuple[str, ...] | str, when: float, trace: int) -> None:
+def test_messages_are_what_records_encode_gives(ids: tuple[str, ...] | str, when: int, trace: int) -> None:
     batch = scored(3, ids, when, trace)
     got = list(messages(batch, WHERE))
     assert len(got) == 3
@@ -49,15 +49,19 @@ def test_messages_are_what_records_encode_gives(ids: tuple[str, ...] | str, when
             trace_id=f"{trace:032x}" if trace else "",
         )
         item = records.record(
-            prediction, inference_service="fraud-detector", namespace="fraud", time=datetime.fromtimestamp(when, UTC)
+            prediction,
+            inference_service="fraud-detector",
+            namespace="fraud",
+            time=datetime.fromtimestamp(when // 1_000_000, UTC).replace(microsecond=when % 1_000_000),
         )
         assert (key, value, headers) == tuple(records.encode(item))
         assert records.decode(key, value, headers) == item
 
 
 def test_event_time_is_rfc3339_in_utc() -> None:
-    assert event_time(0.5) == "1970-01-01T00:00:00.500000Z"
-    assert event_time(60) == "1970-01-01T00:01:00Z"
+    assert event_time(500_000) == "1970-01-01T00:00:00.500000Z"
+    assert event_time(60_000_000) == "1970-01-01T00:01:00Z"
+    assert event_time(1_780_000_000_000_007) == "2026-05-28T20:26:40.000007Z"
 
 
 def counter(name: str, **labels: str) -> float:
