@@ -5,9 +5,10 @@ What runs, all on this machine (wrk, the broker and the server share the cores),
 tracing off, JSON logs to a file: a small XGBoost model on the 29 public features, one V1 row per request, wrk at
 ``--connections``. The three set-ups are measured in turns (off, on, shadow, off, on, shadow, ...) for ``--rounds``
 rounds, so a neighbour's burst on the shared machine hits each about equally; each line gives the median round, and
-the CPU time the server and the broker spent per request (the broker shares the 2 cores here; on a cluster it
-does not). After each logged run, ``/metrics`` must show every scored row sent and none dropped (else the run is
-refused).
+the CPU time spent per request by the server's serving thread (its event loop: what bounds its throughput), by its
+other threads (the log's, the shadow's, librdkafka's, the log-line writer's) and by the broker (which shares the 2
+cores here; on a cluster it does not). After each logged run, ``/metrics`` must show every scored row sent and
+none dropped (else the run is refused).
 
 Usage: ``python benchmarks/bench_prediction_log.py [--duration 10] [--rounds 3] [--connections 32] [--no-write]``;
 the table goes into docs/monitoring.md ("The prediction log").
@@ -64,12 +65,30 @@ def write_section(text: str) -> None:
     print(f"updated {DOC.relative_to(REPO)}", file=sys.stderr)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of process ``pid`` and its threads so far."""
+def process_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` so far, all its threads (ended ones too)."""
     import psutil
 
     times = psutil.Process(pid).cpu_times()
     return float(times.user + times.system)
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of process ``pid`` so far: its main thread (the server's event loop, where every
+    request is served), and its other threads (the log's, the shadow's, librdkafka's, the log writer's)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if task.name == str(pid):
+            main += seconds
+        else:
+            other += seconds
+    return main, other
 
 
 def settled(url: str, endpoints: int, timeout: float = 60.0) -> tuple[float, float, float]:
@@ -128,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                         while "shadow challenger" not in log_path.read_text():
                             time.sleep(0.2)
                     wrk(server.url + V1, script, args.connections, 3, threads=1)  # warm-up
-                    before = cpu_seconds(server.process.pid), cpu_seconds(broker.process.pid)
+                    before = (*cpu_seconds(server.process.pid), process_cpu_seconds(broker.process.pid))
                     result = wrk(server.url + V1, script, args.connections, args.duration, threads=1)
-                    after = cpu_seconds(server.process.pid), cpu_seconds(broker.process.pid)
+                    after = (*cpu_seconds(server.process.pid), process_cpu_seconds(broker.process.pid))
                     if extra:
                         scored, sent, dropped = settled(server.url, 2 if "FRAUD_SHADOW_MODEL_URI" in extra else 1)
                         if dropped:
@@ -159,13 +178,14 @@ def main(argv: list[str] | None = None) -> int:
                 " ".join(f"{r.requests_per_s / baseline:.2f}" for r in runs),
                 f"{statistics.median(c[0] for c in cpu[label]):.0f}",
                 f"{statistics.median(c[1] for c in cpu[label]):.0f}",
+                f"{statistics.median(c[2] for c in cpu[label]):.0f}",
             ]
         )
     header = ["V1 single row, 1 worker", "req/s", "p50 ms", "p99 ms", "vs off", "each round vs off"]
     text = (
         f"{args.connections} connections, {args.duration} s per run, {args.rounds} rounds (the median shown), "
         f"wrk, the broker and the server on the same {os.cpu_count()} cores\n\n"
-        + table(lines, [*header, "server CPU µs/req", "broker CPU µs/req"])
+        + table(lines, [*header, "CPU µs/req: serving thread", "server's other threads", "broker"])
     )
     print(f"\n{text}")
     if not args.no_write:
