@@ -60,7 +60,7 @@ class ServingSettings(BaseSettings):
     inference_service: str = ""
     """The records' ``inferenceservicename``; empty = ``model_name``."""
     namespace: str = "default"
-    """The records' ``namespace`` (the manifests set the pod's namespace)."""
+    """The records' ``namespace`` (on a cluster, the pod's: e.g. from the downward API's ``metadata.namespace``)."""
     shadow_model_uri: str = ""
     """A challenger's model directory, scored off the request path on the same rows for the prediction log only
     (endpoint ``shadow``); empty = no shadow. Needs the prediction log."""
