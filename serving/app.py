@@ -18,11 +18,14 @@ used either: all it adds is that module-level app, its timing middleware (whose 
 prediction record replaces) and a uvicorn config, which :mod:`serving.server` makes itself.
 
 The model is loaded in a background thread started by the app's lifespan (:class:`ModelLoader`), retried
-while it is missing or broken: the process is live and answers 503 on readiness until then.
+while it is missing or broken: the process is live and answers 503 on readiness until then. The lifespan also
+starts and stops the prediction log and the shadow challenger when the settings ask for them
+(:mod:`serving.prediction_log`, :mod:`serving.challenger`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -41,6 +44,8 @@ from serving import errors, routes, telemetry
 from serving.middleware import ASGIApp, Receive, RequestMiddleware, Scope, Send, ServerSpan
 from serving.predictor import FraudModel
 from serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
 
 
 class FraudDataPlane(DataPlane):
@@ -105,14 +110,50 @@ class FraudApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+def _prediction_log(settings: ServingSettings, model: FraudModel) -> None:
+    """Give ``model`` the prediction log and the shadow challenger its settings ask for (started by the lifespan)."""
+    if not settings.prediction_log_bootstrap_servers:
+        if settings.shadow_model_uri:
+            log.warning("FRAUD_SHADOW_MODEL_URI is set but the prediction log is off: the shadow is not loaded")
+        return
+    from serving.prediction_log import PredictionLog, Source
+
+    model.prediction_log = PredictionLog(
+        {"bootstrap.servers": settings.prediction_log_bootstrap_servers},
+        settings.prediction_log_topic,
+        Source(settings.inference_service or settings.model_name, settings.namespace),
+        settings.prediction_log_queue_rows,
+        settings.prediction_log_timeout_seconds,
+    )
+    if settings.shadow_model_uri:
+        from serving.challenger import Shadow
+
+        model.shadow = Shadow(
+            settings.shadow_model_uri,
+            model.prediction_log,
+            settings.shadow_queue_rows,
+            settings.predict_threads,
+            settings.load_retry_seconds,
+        )
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     loader: ModelLoader = app.state.loader
+    model: FraudModel = app.state.model
     loader.start()
+    if model.prediction_log is not None:
+        model.prediction_log.start()
+    if model.shadow is not None:
+        model.shadow.start()
     try:
         yield
     finally:
         loader.stop()
+        if model.shadow is not None:
+            model.shadow.stop()
+        if model.prediction_log is not None:
+            model.prediction_log.close()
         if app.state.on_stopped is not None:
             app.state.on_stopped()
 
@@ -134,6 +175,7 @@ def create_app(
     # the first request of every process: a WARNING line in production logs about code that is not ours.
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated", category=FastAPIDeprecationWarning)
     model = FraudModel(settings)
+    _prediction_log(settings, model)
     registry = ModelRepository()
     registry.update(model)
     dataplane = FraudDataPlane(model_registry=registry)

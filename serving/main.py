@@ -27,8 +27,12 @@ OPTIONS = (
     "otlp_endpoint",
     "log_level",
     "log_format",
+    "prediction_log_bootstrap_servers",
+    "prediction_log_topic",
+    "shadow_model_uri",
 )
-"""The settings a command-line option can set (``--model-uri`` for ``model_uri``, ``--tracing`` for the exporter)."""
+"""The settings a command-line option can set (``--model-uri`` for ``model_uri``, ``--tracing`` for the exporter,
+``--prediction-log-bootstrap-servers``, ``--prediction-log-topic``, ``--shadow-model-uri``)."""
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,8 @@ Any model family the bake-off can promote is served (XGBoost, the MLP, their ble
 contract (:mod:`fraud_detection.modeldir`) loads it, and this module only calls its ``predict_proba`` and
 ``explain``. A model trained on raw transactions (its metadata has ``transactions``) takes the raw transaction's
 source columns instead (:mod:`serving.raw_payload`) and gets its engineered features from the entities' stored
-state (:mod:`serving.feature_store`) before scoring; the public-schema path is unchanged.
+state (:mod:`serving.feature_store`) before scoring; the public-schema path is unchanged. With the prediction log
+on, :meth:`FraudModel.predict` hands each scored batch to it (and to the shadow challenger), which only queues it.
 
 Importing this module imports ``kserve``, whose model server module parses ``sys.argv`` when imported;
 the entry point (:func:`serving.main.serve`) hides its own options from it first.
@@ -30,6 +31,7 @@ from fraud_detection.modeldir import ModelMetadata
 from serving import scoring, telemetry
 from serving.feature_store import FeatureLookup, store_opener
 from serving.payload import PayloadError, TensorInput, parse_v1, parse_v2
+from serving.prediction_log import PredictionLog, Scored
 from serving.raw_payload import RawSchema, parse_v1_raw, parse_v2_raw
 from serving.settings import ServingSettings
 
@@ -67,6 +69,18 @@ def _request_id(payload: Any, headers: dict[str, str] | None) -> str:
     return uuid.uuid4().hex
 
 
+def _log_id(payload: Any, headers: dict[str, str] | None, request_id: str) -> str:
+    """The prefix of a public-schema row's transaction id in the prediction log (row ``i`` is ``<prefix>/<i>``):
+    the body's ``id`` (V1 top level, V2), else the CloudEvent's ``ce-id`` header, else the request id."""
+    if isinstance(payload, InferRequest) and payload.id:
+        return str(payload.id)
+    if isinstance(payload, dict) and "instances" in payload and payload.get("id") not in (None, ""):
+        return str(payload["id"])
+    if headers and headers.get("ce-id"):
+        return headers["ce-id"]
+    return request_id
+
+
 @dataclass(frozen=True)
 class Rows:
     """A parsed request (what :meth:`FraudModel.preprocess` gives): the feature matrix and who asked."""
@@ -81,6 +95,8 @@ class Rows:
     """The V2 request, whose answer is two tensors; None for V1, flat and CloudEvents bodies."""
     transactions: tuple[Transaction, ...] = ()
     """Raw-transaction models only: the parsed transactions, in request order."""
+    log_id: str = ""
+    """Public-schema rows: the prefix of their transaction ids in the prediction log (:func:`_log_id`)."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +181,10 @@ class FraudModel(kserve.Model):
         self._load_lock = threading.Lock()
         self._tracer = trace.get_tracer("serving.predictor")
         self._coalescer = _Coalescer(max_rows=max(settings.max_batch_rows, 1024))
+        self.prediction_log: PredictionLog | None = None
+        """The prediction log (set by :func:`serving.app.create_app` when brokers are configured)."""
+        self.shadow: Any = None
+        """The shadow challenger (:class:`serving.challenger.Shadow`), when one is configured."""
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -241,12 +261,13 @@ class FraudModel(kserve.Model):
         max_rows = self.settings.max_batch_rows
         if self._raw_schema is not None:
             return self._raw_rows(payload, request_id, started)
+        log_id = _log_id(payload, headers, request_id) if self.prediction_log is not None else request_id
         if isinstance(payload, InferRequest):
             x = parse_v2([_tensor(i) for i in payload.inputs], max_rows)
-            return Rows(x, request_id, started, v2=payload)
+            return Rows(x, request_id, started, v2=payload, log_id=log_id)
         if isinstance(payload, bytes | str):
             raise PayloadError("request body must be JSON sent with Content-Type: application/json")
-        return Rows(parse_v1(payload, max_rows), request_id, started)
+        return Rows(parse_v1(payload, max_rows), request_id, started, log_id=log_id)
 
     def _raw_rows(self, payload: Any, request_id: str, started: float) -> Rows:
         """Raw transactions (V2 columns, V1 rows or the flat object), features not yet computed."""
@@ -291,7 +312,29 @@ class FraudModel(kserve.Model):
             proba = await self._coalescer.score(model, rows.x)
             scores = Scores(rows, proba, proba >= metadata.threshold, version, float(metadata.threshold))
             self._record(scores)
+            if self.prediction_log is not None:
+                self._log(scores, metadata)
         return scores
+
+    def _log(self, scores: Scores, metadata: ModelMetadata) -> None:
+        """Hand the scored rows to the prediction log, and to the shadow challenger (both only queue them)."""
+        assert self.prediction_log is not None  # checked by the caller
+        rows = scores.rows
+        ids = tuple(t.tx_id for t in rows.transactions) if rows.transactions else rows.log_id
+        scored = Scored(
+            self.settings.prediction_log_endpoint,
+            scores.version,
+            metadata.feature_names,
+            rows.x,
+            scores.proba,
+            scores.decisions,
+            ids,
+            trace.get_current_span().get_span_context().trace_id,
+            time.time_ns() // 1000,
+        )
+        self.prediction_log.submit(scored)
+        if self.shadow is not None:
+            self.shadow.submit(scored)
 
     def _record(self, scores: Scores) -> None:
         """Count the scores and log the prediction record (through the request middleware when it is there)."""

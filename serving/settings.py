@@ -51,6 +51,26 @@ class ServingSettings(BaseSettings):
     false = only read (the stream applies the transactions)."""
     feature_store_timeout: float = Field(default=1.0, gt=0.0)
     """Seconds a Redis call may take before the request fails with a 503."""
+    prediction_log_bootstrap_servers: str = ""
+    """Kafka brokers (``host:port,...``) the prediction log goes to: one record per scored row; empty = no log."""
+    prediction_log_topic: str = "fraud-predictions"
+    """The prediction log's topic (the server does not create it)."""
+    prediction_log_endpoint: Literal["default", "canary"] = "default"
+    """The ``endpoint`` of this server's records: ``canary`` for a canary's pods (the shadow's are ``shadow``)."""
+    prediction_log_queue_rows: int = Field(default=10_000, ge=1)
+    """Records waiting to be sent, at most, in the log's queue and again in librdkafka's; beyond, they are dropped
+    and counted (``fraud_prediction_log_dropped_total``)."""
+    prediction_log_timeout_seconds: float = Field(default=30.0, gt=0.0)
+    """How long a record may wait for the broker before it is dropped (librdkafka's ``message.timeout.ms``)."""
+    inference_service: str = ""
+    """The records' ``inferenceservicename``; empty = ``model_name``."""
+    namespace: str = "default"
+    """The records' ``namespace`` (on a cluster, the pod's: e.g. from the downward API's ``metadata.namespace``)."""
+    shadow_model_uri: str = ""
+    """A challenger's model directory, scored off the request path on the same rows for the prediction log only
+    (endpoint ``shadow``); empty = no shadow. Needs the prediction log."""
+    shadow_queue_rows: int = Field(default=10_000, ge=1)
+    """Rows waiting for the shadow, at most; beyond, they are dropped and counted."""
     tracing_exporter: Literal["otlp", "console", "none"] = "none"
     """Where spans go: an OTLP/gRPC endpoint, the console, or nowhere."""
     otlp_endpoint: str = "http://127.0.0.1:4317"
