@@ -47,13 +47,11 @@ def _local_value(name: str, settings: Settings) -> Any:
 
 
 def _add_run(subparsers: Any) -> None:
-    parser = command(
-        subparsers,
-        "run",
-        help="run the whole pipeline locally (kfp.local) and print a summary",
-        description="Run the pipeline on this machine with kfp.local. Every pipeline parameter is an option; "
-        "the MLflow tracking URI defaults to a SQLite file under FRAUD_HOME (.fraud). A list parameter takes "
-        "comma-separated values (--poison-levels 0,0.05) or a JSON list (--poison-levels '[0, 0.05]').",
+    parser = command(subparsers, "run", help="run the whole pipeline locally (kfp.local) and print a summary")
+    parser.description = (
+        "Run the pipeline on this machine with kfp.local. Every pipeline parameter is an option; the MLflow tracking "
+        "URI defaults to a SQLite file under FRAUD_HOME (.fraud). A list parameter takes comma-separated values "
+        "(--poison-levels 0,0.05) or a JSON list (--poison-levels '[0, 0.05]')."
     )
     groups: dict[str, Any] = {}
     for knob in pipeline_knobs():

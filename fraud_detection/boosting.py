@@ -294,23 +294,9 @@ def finish(
     valid_scores, y_valid = score_validation(calibrated)
     threshold = choose_threshold(y_valid, valid_scores, params.threshold_beta)
     seconds = time.perf_counter() - started
-    log.info(
-        "%strained %d rounds (best %d) in %.1fs; threshold %.4f",
-        where,
-        booster.num_boosted_rounds(),
-        best + 1,
-        seconds,
-        threshold,
-    )
-    result = TrainResult(
-        booster=calibrated,
-        threshold=threshold,
-        best_iteration=best,
-        scale_pos_weight=weight,
-        seconds=seconds,
-        validation_scores=valid_scores,
-    )
-    return result, y_valid
+    rounds = booster.num_boosted_rounds()
+    log.info("%strained %d rounds (best %d) in %.1fs; threshold %.4f", where, rounds, best + 1, seconds, threshold)
+    return TrainResult(calibrated, threshold, best, weight, seconds, valid_scores), y_valid
 
 
 def predict_proba(booster: Any, x: np.ndarray) -> np.ndarray:
