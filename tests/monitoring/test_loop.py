@@ -47,7 +47,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None, reason="make sysdeps installs it"),
 ]
 WAIT = 90.0
-MATURITY_SECONDS = 12.0
+MATURITY_SECONDS = 8.0
 """Rows mature this long after they were scored: the estimate (labels pending) shows first, then the live metrics."""
 RECORDS, LABELS = "loop-predictions", "loop-labels"
 SHIFTED = "V2"
@@ -142,8 +142,6 @@ def test_skewed_traffic_starts_one_run_and_a_champion_trained_on_flipped_labels_
     uri = modeldir.publish(flipped, str(root), "3")
     champion.compare_and_set(str(root), observed, champion.Champion("3", uri))
     (tmp_path / "reference.json").write_text(reference.model_dump_json())
-    traffic = _traffic()
-    x, outcome = boosting.features_and_label(traffic)
     parts: list[Any] = []
     try:
         broker = Broker(tmp_path / "tansu.log")
@@ -167,7 +165,6 @@ def test_skewed_traffic_starts_one_run_and_a_champion_trained_on_flipped_labels_
                        "receivers": [receiver("controller", controller)]}
         )  # fmt: skip
         parts.append(alertmanager)
-        server.wait_ready()
         alerting = {"alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager.url[7:]]}]}]}}
         # the manifest's loop rules, firing as soon as their condition holds (the serving group's latency and
         # traffic alerts are another test's: a loaded test machine must not fail this one)
@@ -175,6 +172,8 @@ def test_skewed_traffic_starts_one_run_and_a_champion_trained_on_flipped_labels_
         targets = {"fraud-joiner": f"127.0.0.1:{joiner.port}", "fraud-predictor": server.url[7:]}
         prometheus = Prometheus(tmp_path, targets, rules, alerting)
         parts.append(prometheus)
+        x, outcome = boosting.features_and_label(_traffic())  # while the server loads
+        server.wait_ready()
 
         ids, answered = _serve(server, x)
         given = _send_labels(broker, ids, outcome)
