@@ -87,6 +87,8 @@ class Run(StrEnum):
     AUPRC_VS_ORACLE = "auprc_vs_oracle"
     ROBUST_FRACTION = "robust_fraction"
     """Recorded by promotion on the candidate's run: the share of clean AUPRC kept under the poison sweep."""
+    EQUALIZED_ODDS_DIFFERENCE = "equalized_odds_difference"
+    """Recorded by promotion on the candidate's run: the fairness step's gate number (absent: not measurable)."""
     TEST_CARD_PRECISION_AT_K = "test_card_precision_at_k"
     """Raw transactions with a card key only: :func:`card_precision_at_k` of the winner on the test window."""
     CARD_PRECISION_K = "card_precision_k"

@@ -96,6 +96,7 @@ class Joiner:
                 "group.id": self.settings.group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                "session.timeout.ms": round(self.settings.session_timeout_seconds * 1000),
                 "logger": logging.getLogger("monitor.librdkafka"),
             }
         )

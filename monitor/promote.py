@@ -8,8 +8,8 @@ moves nothing. The gates of :mod:`fraud_detection.promotion` then judge the chal
   store, recomputed here, not read from the alert);
 * ``quality_floor``: against the live fraud rate of those transactions (there is no live logistic baseline);
 * ``fairness`` and ``robustness``: the challenger's MLflow run metrics ``equalized_odds_difference`` and
-  ``robust_fraction`` (the promotion step records the latter on every candidate's run), against the champion's
-  run's ``robust_fraction``;
+  ``robust_fraction`` (the promotion step records both on every candidate's run: the fairness step's number and
+  the poison sweep's), the latter against the champion's run's ``robust_fraction``;
 * and one more, ``shadow_confidence``: the lower bound of the bootstrap interval of the difference is above 0.
 
 When every gate passes, the challenger's model directory is exported as ``{serving_root}/v{version}`` and the
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fraud_detection import champion, modeldir, promotion, registry
+from fraud_detection.metrics import Run
 from fraud_detection.monitoring import join, shadow
 from monitor.settings import ControllerSettings
 
@@ -75,9 +76,9 @@ def gate_inputs(
         champion_auprc=found.champion_auprc,
         baseline_auprc=None,
         fraud_rate=found.positives / found.pairs,
-        equalized_odds_difference=_metric(challenger_metrics, "equalized_odds_difference"),
-        robust_fraction=_metric(challenger_metrics, "robust_fraction"),
-        champion_robust_fraction=_metric(champion_metrics, "robust_fraction"),
+        equalized_odds_difference=_metric(challenger_metrics, Run.EQUALIZED_ODDS_DIFFERENCE),
+        robust_fraction=_metric(challenger_metrics, Run.ROBUST_FRACTION),
+        champion_robust_fraction=_metric(champion_metrics, Run.ROBUST_FRACTION),
         family=family,
     )
 

@@ -66,6 +66,9 @@ class JoinerSettings(CohortSettings):
     """PSI above which a column alerts (exported as ``fraud_shift_threshold``)."""
     refresh_seconds: float = Field(default=15, gt=0)
     """Time between two computations of the metrics."""
+    session_timeout_seconds: float = Field(default=45, ge=1)
+    """The Kafka consumer's session timeout (librdkafka's default); the broker may hold a group's first join for
+    about half of it."""
 
     def windows(self) -> Windows:
         """The spans a snapshot looks at."""

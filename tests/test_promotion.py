@@ -172,6 +172,23 @@ def test_fairness_alone_blocks_promotion(windows, env, candidates):
     ]
 
 
+def test_the_candidates_run_carries_the_gate_numbers_a_shadow_promotion_judges_it_by(windows, env, candidates):
+    from fraud_detection.metrics import Run
+    from fraud_detection.monitoring.shadow import Comparison
+    from monitor.promote import gate_inputs
+
+    unfair = promote(windows, env, candidates["c1"], eod=0.40)
+    assert not unfair.decision.promoted and unfair.decision.candidate_version == "1"
+    client = registry.client(env["tracking_uri"])
+    metrics = client.get_run(client.get_model_version(env["model"], "1").run_id).data.metrics
+    assert metrics[Run.EQUALIZED_ODDS_DIFFERENCE] == 0.40 and metrics[Run.ROBUST_FRACTION] == ROBUST
+    # Later, live, this version as a shadow challenger that wins: the controller's fairness gate reads its run.
+    live = Comparison(5000, 40, 0.30, 0.60, 0.30, 0.10, 0.50, 0.95)
+    gates = promotion.evaluate_gates(gate_inputs(live, metrics, {}, "challenger"), GateKnobs())
+    fairness = next(g for g in gates if g.name == "fairness")
+    assert (fairness.value, fairness.passed) == (0.40, False)
+
+
 def test_gates_report_what_they_could_not_measure_and_a_missing_robustness_value_blocks():
     gates = promotion.evaluate_gates(
         promotion.GateInputs(candidate_auprc=0.8, baseline_auprc=0.1, fraud_rate=0.002), GateKnobs()

@@ -125,7 +125,7 @@ class Promotion:
 
     def record(self, decision: promotion.Decision, version: str | None, markdown: str) -> None:
         """After the last round: the ``champion`` alias follows the pointer, the version is tagged ``promoted``,
-        and the decision and the candidate's robustness go on its run."""
+        and the decision, the candidate's robustness and its fairness number go on its run."""
         if champion.read(self.serving_root).champion is not None:
             registry.follow_pointer(
                 self.mlflow_client, self.model_name, partial(_pointer_version, self.serving_root), self.retry
@@ -150,6 +150,7 @@ class Promotion:
                 decision,
                 self.robust_fraction,
             )
+            self.call("log the audits", _log_audits, self.mlflow_client, self.run_id, self.equalized_odds_difference)
 
 
 def promote_step(
@@ -176,7 +177,9 @@ def promote_step(
     Args:
         candidate_dir: the train step's model directory.
         test_path: the test window (Parquet) both models are scored on.
-        equalized_odds_difference: from the fairness step; None when the data has no sensitive attribute.
+        equalized_odds_difference: from the fairness step; None when the data has no sensitive attribute. It is
+            recorded on the candidate's MLflow run as ``equalized_odds_difference``, so the controller's shadow
+            promotion (``monitor/promote.py``) judges this version by the same fairness gate.
         robust_fraction: the share of its clean AUPRC the poison sweep keeps under the worst attack at
             ``gates_config.robustness_level``; None (not measured) fails the robustness gate. It is recorded on
             the candidate's MLflow run as ``robust_fraction``, the reference a later candidate is judged against.
@@ -307,10 +310,17 @@ def _log_decision(
     mlflow_client.log_dict(run_id, decision.as_dict(), "promotion/decision.json")
     mlflow_client.set_tag(run_id, "promoted", str(decision.promoted).lower())
     if robust_fraction is not None:
-        mlflow_client.log_metric(run_id, "robust_fraction", robust_fraction)
+        mlflow_client.log_metric(run_id, Run.ROBUST_FRACTION, robust_fraction)
+
+
+def _log_audits(mlflow_client: Any, run_id: str, equalized_odds_difference: float | None) -> None:
+    """Record the fairness step's gate number on the candidate's run, where a later judge of this version (the
+    controller's shadow promotion) reads it; nothing when fairness was not measurable."""
+    if equalized_odds_difference is not None:
+        mlflow_client.log_metric(run_id, Run.EQUALIZED_ODDS_DIFFERENCE, equalized_odds_difference)
 
 
 def _robust_fraction(mlflow_client: Any, run_id: str) -> float | None:
     """The ``robust_fraction`` a promotion recorded on ``run_id`` (None before robustness was recorded)."""
-    value = mlflow_client.get_run(run_id).data.metrics.get("robust_fraction")
+    value = mlflow_client.get_run(run_id).data.metrics.get(Run.ROBUST_FRACTION)
     return None if value is None else float(value)
