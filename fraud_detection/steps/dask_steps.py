@@ -14,8 +14,9 @@ from fraud_detection import boosting, data, data_transactions, synth
 from fraud_detection.config import SYNTHETIC_TRANSACTIONS_URI, SYNTHETIC_URI, DataKnobs
 from fraud_detection.engines import dask_boosting, dask_load, dask_transactions
 from fraud_detection.families.fit import xgboost_fit
+from fraud_detection.modeldir import TransactionInputs
 from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN
-from fraud_detection.steps.bakeoff import write_family
+from fraud_detection.steps.bakeoff import record_inputs, write_family
 from fraud_detection.steps.load import LoadStepResult, dataset_columns
 from fraud_detection.tracking import DatasetInput
 from fraud_detection.transactions.generator import TransactionConfig
@@ -171,11 +172,26 @@ def dask_xgboost_step(
     negative_sample_rate: float = 1.0,
 ) -> dict[str, float]:
     """The XGBoost family on the cluster (:func:`fraud_detection.engines.dask_boosting.train_booster_dask`): the same
-    model directory and metrics as :func:`fraud_detection.steps.bakeoff.train_family_step` writes for it.
+    model directory and metrics as :func:`fraud_detection.steps.bakeoff.train_family_step` writes for it (with
+    the mapping and feature set a raw-transaction window records).
 
     Only the validation window's scores and labels come back to this process, never a feature matrix.
     """
     result, y_valid = dask_boosting.train_booster_dask(
         client, train_path, validation_path, params, negative_sample_rate
     )
-    return write_family(xgboost_fit(result), y_valid, params, model_dir, data_version)
+    metrics = write_family(xgboost_fit(result), y_valid, params, model_dir, data_version)
+    record_inputs(Path(model_dir), _window_inputs(str(train_path)))
+    return metrics
+
+
+def _window_inputs(url: str) -> TransactionInputs | None:
+    """The inputs a window (a file or directory of parts, local or ``gs://``) records; None for the public schema."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    fs, path = fsspec.core.url_to_fs(url)
+    first = min(fs.glob(f"{path.rstrip('/')}/*.parquet"), default=path) if fs.isdir(path) else path
+    with fs.open(first, "rb") as f:
+        raw = (pq.ParquetFile(f).schema_arrow.metadata or {}).get(data_transactions.INPUTS_KEY)
+    return None if raw is None else TransactionInputs.model_validate_json(raw)
