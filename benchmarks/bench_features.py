@@ -200,7 +200,7 @@ def dask_load(args: argparse.Namespace) -> None:
         f"dask load ({rows:,} generated transactions in {parts} parts, {len(inputs.features.names)} features, "
         f"{args.dask_workers} workers of {args.dask_memory}): generated in {made_s:.1f} s; checked, ordered, "
         f"featured, split and written in {load_s:.1f} s ({load_s / rows * 1e6:.1f} s per million rows); "
-        f"windows {result.rows}"
+        f"windows {result.rows}; phases {', '.join(f'{k} {v:.1f} s' for k, v in result.seconds.items())}"
     )
 
 
