@@ -19,7 +19,7 @@ from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN
 from fraud_detection.steps.bakeoff import record_inputs, write_family
 from fraud_detection.steps.load import LoadStepResult, dataset_columns
 from fraud_detection.tracking import DatasetInput
-from fraud_detection.transactions.generator import TransactionConfig
+from fraud_detection.transactions.generator import TransactionConfig, generate
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -48,8 +48,6 @@ def generate_synthetic(client: Client, config: synth.SyntheticConfig, folder: st
 
 def _write_transactions(config: TransactionConfig, shard: int, shards: int, folder: str) -> None:
     import fsspec
-
-    from fraud_detection.transactions.generator import generate
 
     mapping = data_transactions.mapping_of(data_transactions.GENERATOR_MAPPING)
     if shards == 1:
