@@ -9,12 +9,17 @@
 * dask: ``compute_features_dask`` for the default set on a 2-worker ``LocalCluster``, the frame made by the
   workers in parts of ``--dask-part-rows`` (each part a slice of the 30 days), the result summed per column;
   up to ``--dask-check-up-to`` rows the sums are compared with the local engine's.
+* dask-load (only with ``--only dask-load``): ``--load-rows`` raw transactions from the built-in generator,
+  written by the workers as Parquet parts of ``--dask-part-rows`` (``dask_steps.generate_transactions``), then
+  ``dask_transactions.load_transactions`` timed: every part checked with the mapping, the global order, the
+  default card/terminal features, the split and the windows written.
 * online: after applying the first rows of a smaller frame, per row as the stream does it: ``read`` and
   ``features_for`` (timed), then ``apply``; against the embedded SQLite store and a redis-server started here.
   Also the first read of an entity by a fresh store object (nothing cached: the whole state parsed).
 
 Run: .venv/bin/python benchmarks/bench_features.py  [--rows 6362620] [--pandas-rows N (0: skip)]
-         [--dask-rows 6362620 (0: skip)] [--dask-memory 6GiB] [--only offline|dask|online]
+         [--dask-rows 6362620 (0: skip)] [--dask-memory 6GiB] [--only offline|dask|online|dask-load]
+         [--load-rows 3000000] [--load-dir DIR]
 """
 
 from __future__ import annotations
@@ -168,6 +173,37 @@ def on_dask(args: argparse.Namespace) -> None:
         print("dask column sums equal the local engine's")
 
 
+def dask_load(args: argparse.Namespace) -> None:
+    """Generated raw transactions written by the workers in parts, then the Dask engine's whole load of them."""
+    from fraud_detection import data
+    from fraud_detection.config import DataKnobs
+    from fraud_detection.data_transactions import inputs_of
+    from fraud_detection.engines.dask_cluster import local_client
+    from fraud_detection.engines.dask_transactions import load_transactions
+    from fraud_detection.steps import dask_steps
+    from fraud_detection.transactions.generator import TransactionConfig
+
+    dask_steps.SYNTHETIC_PART_ROWS = args.dask_part_rows
+    config = TransactionConfig(n_rows=args.load_rows, seed=7)
+    inputs = inputs_of(DataKnobs(data_mapping="customer_terminal"))
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-dask-load-", dir=args.load_dir) as work,
+        local_client(workers=args.dask_workers, memory_limit=args.dask_memory) as client,
+    ):
+        parts, made_s = timed(lambda: dask_steps.generate_transactions(client, config, f"{work}/raw"))
+        windows = {name: f"{work}/{name}" for name in data.SPLITS}
+        result, load_s = timed(
+            lambda: load_transactions(client, f"{work}/raw", inputs, "", DataKnobs().fractions, windows)
+        )
+    rows = sum(result.rows.values())
+    print(
+        f"dask load ({rows:,} generated transactions in {parts} parts, {len(inputs.features.names)} features, "
+        f"{args.dask_workers} workers of {args.dask_memory}): generated in {made_s:.1f} s; checked, ordered, "
+        f"featured, split and written in {load_s:.1f} s ({load_s / rows * 1e6:.1f} s per million rows); "
+        f"windows {result.rows}; phases {', '.join(f'{k} {v:.1f} s' for k, v in result.seconds.items())}"
+    )
+
+
 def online(args: argparse.Namespace) -> None:
     from fraud_detection.features.redis_store import RedisStateStore
     from fraud_detection.features.store import SQLiteStateStore
@@ -231,7 +267,11 @@ def main() -> None:
     parser.add_argument("--dask-workers", type=int, default=2)
     parser.add_argument("--dask-memory", default="6GiB", help="memory limit per worker")
     parser.add_argument("--dask-check-up-to", type=int, default=2_000_000, help="compare with local up to N rows")
-    parser.add_argument("--only", choices=("offline", "dask", "online"), help="run one part")
+    parser.add_argument("--load-rows", type=int, default=3_000_000, help="dask-load: generated raw transactions")
+    parser.add_argument("--load-dir", default=None, help="dask-load: where the parts and windows go (a temp dir)")
+    parser.add_argument(
+        "--only", choices=("offline", "dask", "online", "dask-load"), help="run one part (dask-load: only when named)"
+    )
     args = parser.parse_args()
     if args.only in (None, "offline"):
         offline(args)
@@ -239,6 +279,8 @@ def main() -> None:
         on_dask(args)
     if args.only in (None, "online"):
         online(args)
+    if args.only == "dask-load":
+        dask_load(args)
 
 
 if __name__ == "__main__":

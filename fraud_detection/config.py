@@ -356,15 +356,6 @@ class PipelineKnobs(BaseModel):
     tracking: TrackingKnobs = TrackingKnobs()
 
     @model_validator(mode="after")
-    def _transactions_run_on_the_local_engine(self) -> Self:
-        if self.data.transactions and self.scale.engine != "local":
-            raise ValueError(
-                "engine=dask reads the credit-card schema only; raw transactions (data_mapping, "
-                '"synthetic-transactions") run on engine=local'
-            )
-        return self
-
-    @model_validator(mode="after")
     def _robustness_level_is_a_poison_level(self) -> Self:
         levels, robustness = self.audits.poison_levels, self.gates.robustness_level
         if robustness <= 0 or not any(math.isclose(robustness, level, abs_tol=1e-12) for level in levels):

@@ -259,8 +259,12 @@ window without it holds the public schema's :data:`FEATURES`."""
 
 
 def window_metadata(path: Path | str) -> dict[bytes, bytes]:
-    """The key-value metadata of a window file's Parquet schema (empty for a directory of parts)."""
-    if not Path(path).is_file():
+    """The key-value metadata of a window file's Parquet schema; for the Dask engine's directory of parts, its
+    first part's (every part records the same); empty when there is none."""
+    path = Path(path)
+    if path.is_dir():
+        path = min(path.glob("*.parquet"), default=path)
+    if not path.is_file():
         return {}
     return dict(pq.read_schema(str(path)).metadata or {})
 

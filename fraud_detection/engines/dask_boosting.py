@@ -31,7 +31,7 @@ import pandas as pd
 import xgboost as xgb
 from xgboost import dask as dxgb
 
-from fraud_detection import boosting, sampling
+from fraud_detection import boosting, data, sampling
 from fraud_detection.schema import FEATURES, LABEL
 
 if TYPE_CHECKING:
@@ -79,14 +79,26 @@ def balance(pieces: list[Piece], workers: list[str]) -> list[str]:
     return [chosen[i] for i in range(len(pieces))]
 
 
-def _read_features(piece: Piece) -> pd.DataFrame:
+def _read_features(piece: Piece, columns: tuple[str, ...]) -> pd.DataFrame:
     import fsspec
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     with fsspec.open(piece.url, "rb") as f:
-        table = pq.ParquetFile(f).read_row_group(piece.row_group, columns=list(FEATURES))
-    return table.cast(pa.schema([pa.field(name, pa.float32()) for name in FEATURES])).to_pandas()
+        table = pq.ParquetFile(f).read_row_group(piece.row_group, columns=list(columns))
+    return table.cast(pa.schema([pa.field(name, pa.float32()) for name in columns])).to_pandas()
+
+
+def _feature_columns(piece: Piece) -> tuple[str, ...]:
+    """The model's input columns a window's part records (raw transactions' feature set), else :data:`FEATURES`."""
+    import json
+
+    import fsspec
+    import pyarrow.parquet as pq
+
+    with fsspec.open(piece.url, "rb") as f:
+        raw = (pq.ParquetFile(f).schema_arrow.metadata or {}).get(data.FEATURES_KEY)
+    return FEATURES if raw is None else tuple(json.loads(raw))
 
 
 def _read_labels(piece: Piece) -> pd.Series:
@@ -98,14 +110,13 @@ def _read_labels(piece: Piece) -> pd.Series:
     return pd.Series(table.column(LABEL).to_numpy().astype(np.int32), name=LABEL)
 
 
-_FEATURES_META = pd.DataFrame({name: pd.Series(dtype=np.float32) for name in FEATURES})
 _LABELS_META = pd.Series(dtype=np.int32, name=LABEL)
 _WEIGHTS_META = pd.Series(dtype=np.float32, name="weight")
 
 
 @dataclass
 class Window:
-    """A window held by the workers, piece by piece: each piece's features (float32, :data:`FEATURES` order),
+    """A window held by the workers, piece by piece: each piece's features (float32, in :attr:`columns` order),
     labels and, for a weighted sample, weights, all on the same worker.
 
     Features and labels are separate from the start: taking the features out of one frame with the label would
@@ -115,12 +126,15 @@ class Window:
     features: list[Future]
     labels: list[Future]
     weights: list[Future] | None = None
+    columns: tuple[str, ...] = FEATURES
+    """The feature columns, in order."""
 
     def x(self) -> dd.DataFrame:
         """The features as one Dask frame (partition ``i`` is piece ``i``)."""
         import dask.dataframe as dd
 
-        return dd.from_delayed(self.features, meta=_FEATURES_META, verify_meta=False)
+        meta = pd.DataFrame({name: pd.Series(dtype=np.float32) for name in self.columns})
+        return dd.from_delayed(self.features, meta=meta, verify_meta=False)
 
     def y(self) -> dd.Series:
         """The labels, partitioned as :meth:`x`."""
@@ -157,14 +171,15 @@ def read_window(client: Client, path: str | Path) -> Window:
     pieces = window_pieces(path)
     if not pieces:
         raise ValueError(f"{path}: no Parquet files in the window")
+    columns = _feature_columns(pieces[0])
     workers = sorted(client.scheduler_info()["workers"])
     features, labels = [], []
     for piece, worker in zip(pieces, balance(pieces, workers), strict=True):
         where = {"workers": [worker], "allow_other_workers": True, "pure": False}
-        features.append(client.submit(_read_features, piece, **where))
+        features.append(client.submit(_read_features, piece, columns, **where))
         labels.append(client.submit(_read_labels, piece, **where))
     wait(features + labels)
-    return Window(features, labels)
+    return Window(features, labels, columns=columns)
 
 
 def _keep_mask(labels: pd.Series, rate: float, seed: int, number: int) -> np.ndarray:
@@ -193,7 +208,7 @@ def weighted_sample(client: Client, window: Window, rate: float, seed: int) -> W
         labels.append(client.submit(_take, y, keep, pure=False))
         previous = window.weights[number] if window.weights is not None else None
         weights.append(client.submit(_sample_weights, y, keep, rate, previous, pure=False))
-    return Window(features, labels, weights)
+    return Window(features, labels, weights, window.columns)
 
 
 def scores_and_labels(client: Client, booster: xgb.Booster, window: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -241,10 +256,10 @@ def train_booster_dask(
     stopping = weighted_sample(client, validation, share, params.seed + 1) if share < 1.0 else validation
 
     dtrain = dxgb.DaskQuantileDMatrix(
-        client, training.x(), training.y(), weight=training.w(), feature_names=list(FEATURES)
+        client, training.x(), training.y(), weight=training.w(), feature_names=list(training.columns)
     )
     dvalid = dxgb.DaskQuantileDMatrix(
-        client, stopping.x(), stopping.y(), weight=stopping.w(), ref=dtrain, feature_names=list(FEATURES)
+        client, stopping.x(), stopping.y(), weight=stopping.w(), ref=dtrain, feature_names=list(training.columns)
     )
     output = dxgb.train(
         client,

@@ -81,7 +81,7 @@ def read_file(url: str) -> pd.DataFrame:
         return data.parse_table(handle, kind, url)
 
 
-def _time_keys(times: np.ndarray) -> np.ndarray:
+def time_keys(times: np.ndarray) -> np.ndarray:
     """int64 keys that sort like the float64 times (a bit trick: flips the magnitude bits of negatives)."""
     bits = (np.asarray(times, dtype=np.float64) + 0.0).view(np.int64)
     return np.where(bits < 0, bits ^ _FLIP, bits)
@@ -108,7 +108,7 @@ def _scan_file(url: str, sensitive_column: str) -> _FileScan:
     if frame is None:
         empty = np.empty(0, dtype=np.int64)
         return _FileScan(scan, "", empty, np.zeros(1, dtype=np.int64))
-    keys = _time_keys(frame[TIME].to_numpy())
+    keys = time_keys(frame[TIME].to_numpy())
     order = np.argsort(keys, kind="stable")
     frauds = np.concatenate([[0], np.cumsum(frame[LABEL].to_numpy()[order], dtype=np.int64)])
     return _FileScan(scan, data.data_version(frame), keys[order], frauds)
@@ -170,7 +170,7 @@ def _write_file(url: str, below: np.ndarray, index: int, sensitive_column: str, 
 
     _, frame = _canonical(url, sensitive_column)
     assert frame is not None  # the scan of this very file had no findings
-    order = np.argsort(_time_keys(frame[TIME].to_numpy()), kind="stable")
+    order = np.argsort(time_keys(frame[TIME].to_numpy()), kind="stable")
     frame = frame.take(order)
     edges = [0, *(int(b) for b in below), len(frame)]
     for i, name in enumerate(data.SPLITS):

@@ -154,7 +154,18 @@ def _ids(frame: pd.DataFrame, mapping: TransactionMapping) -> np.ndarray:
     return ids
 
 
-def _labels(series: pd.Series, column: str) -> np.ndarray:
+def check_both_classes(positives: int, rows: int, column: str) -> None:
+    """Raise unless ``rows`` labels (``positives`` of them fraud) hold both classes.
+
+    Raises:
+        DataValidationError: every label is 0, or every label is 1; the message names the label ``column``.
+    """
+    if positives in (0, rows):
+        only = "0 (legitimate)" if positives == 0 else "1 (fraud)"
+        raise DataValidationError(f"column {column!r} has a single class, {only}: need both fraud and legitimate rows")
+
+
+def _labels(series: pd.Series, column: str, both_classes: bool) -> np.ndarray:
     values = _numbers(series, column)
     not_binary = (values != 0) & (values != 1)
     if not_binary.any():
@@ -162,10 +173,8 @@ def _labels(series: pd.Series, column: str) -> np.ndarray:
         raise DataValidationError(
             f"column {column!r} must be 0 or 1: found {found} (first at row {_first_row(not_binary)})"
         )
-    positives = int(values.sum())
-    if positives in (0, len(values)):
-        only = "0 (legitimate)" if positives == 0 else "1 (fraud)"
-        raise DataValidationError(f"column {column!r} has a single class, {only}: need both fraud and legitimate rows")
+    if both_classes:
+        check_both_classes(int(values.sum()), len(values), column)
     return values.astype(np.int64)
 
 
@@ -185,7 +194,7 @@ def _label_times(frame: pd.DataFrame, mapping: TransactionMapping, event_time: n
     return label_time
 
 
-def canonical(frame: pd.DataFrame, mapping: TransactionMapping) -> pd.DataFrame:
+def canonical(frame: pd.DataFrame, mapping: TransactionMapping, *, both_classes: bool = True) -> pd.DataFrame:
     """Check a raw transaction frame against its mapping and return the canonical frame.
 
     Checks, each with an error that names the column, the first offending row and its value: no columns;
@@ -197,6 +206,8 @@ def canonical(frame: pd.DataFrame, mapping: TransactionMapping) -> pd.DataFrame:
     Args:
         frame: the raw data, rows in file order.
         mapping: which column plays which part.
+        both_classes: check that the labels hold both classes (False for one part of a data set, whose
+            whole is checked with :func:`check_both_classes`).
 
     Returns:
         The canonical frame (:mod:`fraud_detection.transactions.frame`): sorted by event time (stable, so
@@ -219,7 +230,7 @@ def canonical(frame: pd.DataFrame, mapping: TransactionMapping) -> pd.DataFrame:
             f"(first at row {row}: {amount[row - 1]:g})"
         )
     columns[AMOUNT] = amount
-    columns[LABEL] = _labels(frame[mapping.label], mapping.label)
+    columns[LABEL] = _labels(frame[mapping.label], mapping.label, both_classes)
     columns[LABEL_TIME] = _label_times(frame, mapping, event_time)
     for column in mapping.numeric:
         columns[column] = _numbers(frame[column], column)
@@ -232,4 +243,4 @@ def canonical(frame: pd.DataFrame, mapping: TransactionMapping) -> pd.DataFrame:
     return pd.DataFrame(ordered, copy=False)
 
 
-__all__ = ["canonical", "check_columns"]
+__all__ = ["canonical", "check_both_classes", "check_columns"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fraud_detection import data, data_transactions
-from fraud_detection.config import ConfigError, DataKnobs, PipelineKnobs
+from fraud_detection.config import DataKnobs, PipelineKnobs
 from fraud_detection.features.definitions import FeatureSet, HourOfDay, Numeric, card_terminal_features, paysim_features
 from fraud_detection.schema import LABEL, TIME, DataValidationError
 from fraud_detection.steps.load import load_step
@@ -77,8 +77,7 @@ def test_a_feature_set_that_needs_what_the_mapping_lacks_stops_the_load(tmp_path
         _load(tmp_path, data_uri=str(csv), data_mapping="paysim", feature_set="card_terminal")
 
 
-def test_raw_transactions_run_on_the_local_engine_only() -> None:
-    with pytest.raises(ConfigError, match=r"raw transactions .* run on engine=local"):
-        PipelineKnobs.of({"data_mapping": "paysim", "engine": "dask"})
+def test_raw_transactions_run_on_either_engine() -> None:
+    assert PipelineKnobs.of({"data_mapping": "paysim", "engine": "dask"}).data.transactions
     assert PipelineKnobs.of({"data_uri": "synthetic-transactions"}).data.transactions
     assert not PipelineKnobs.of({}).data.transactions
