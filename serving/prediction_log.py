@@ -67,6 +67,9 @@ class Scored(NamedTuple):
     """The request's W3C trace id (0 when untraced)."""
     time_us: int
     """When it was scored, in microseconds since the epoch (``time.time_ns() // 1000``)."""
+    trace_ids: Sequence[str] | None = None
+    """Each row's own W3C trace id (32 hex digits, ``""`` when untraced) when rows carry their own, as the stream's
+    messages do; None: every row has ``trace_id``."""
 
 
 def row_ids(ids: Sequence[str] | str, n: int) -> list[str]:
@@ -111,15 +114,19 @@ def messages(scored: Scored, where: Source) -> list[tuple[bytes, bytes, list[tup
     headers every record shares are made once, and each row costs a dict, an ``orjson.dumps`` and a list."""
     names = scored.feature_names
     version = scored.model_version
-    trace = f"{scored.trace_id:032x}" if scored.trace_id else ""
+    n = len(scored.proba)
+    traces = (
+        scored.trace_ids if scored.trace_ids is not None else [f"{scored.trace_id:032x}" if scored.trace_id else ""] * n
+    )
     source, after = _headers(where, scored.endpoint)
     when = ("ce_time", event_time(scored.time_us).encode())
     found = []
-    for tx_id, row, probability, decision in zip(
-        row_ids(scored.ids, len(scored.proba)),
+    for tx_id, row, probability, decision, trace in zip(
+        row_ids(scored.ids, n),
         scored.x.tolist(),
         scored.proba.tolist(),
         scored.decisions.tolist(),
+        traces,
         strict=True,
     ):
         key = tx_id.encode()
