@@ -15,12 +15,13 @@ import pytest
 from fraud_detection import synth
 from fraud_detection.monitoring import records
 from fraud_detection.schema import FEATURES
+from serving.prediction_log import Scored, Source, messages
+from streaming.prediction_log import COMPONENT, StreamLog, trace_id
+from streaming.settings import StreamSettings
 from tests.conftest import free_port
 from tests.serving.conftest import MODEL_VERSION
 from tests.streaming.broker import Broker, read_topic
 from tests.streaming.conftest import ScorerProcess, topics_for
-
-pytestmark = pytest.mark.slow
 
 N = 1500
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -50,6 +51,45 @@ def _dropped(scorer: ScorerProcess) -> float:
     return scorer.metric("fraud_prediction_log_dropped_total")
 
 
+@pytest.mark.parametrize(
+    ("traceparent", "expected"),
+    [
+        (f"00-{TRACE}-00f067aa0ba902b7-01", TRACE),
+        (f"00-{TRACE.upper()}-00f067aa0ba902b7-00", TRACE),
+        (None, ""),
+        ("", ""),
+        ("00-" + "0" * 32 + "-00f067aa0ba902b7-01", ""),  # the invalid all-zero id
+        (f"00-{TRACE[:-1]}x-00f067aa0ba902b7-01", ""),
+        (f"00-{TRACE}-01", ""),
+    ],
+)
+def test_the_trace_id_comes_from_a_valid_traceparent(traceparent: str | None, expected: str) -> None:
+    assert trace_id(traceparent) == expected
+
+
+def test_per_row_trace_ids_are_encoded_as_records_encode_does() -> None:
+    x = np.arange(2 * len(FEATURES), dtype=np.float32).reshape(2, len(FEATURES)) / 100
+    proba = np.asarray([0.25, 0.75], dtype=np.float32)
+    scored = Scored("default", "3", FEATURES, x, proba, proba >= 0.5, ["a", "b"], 0, 1_780_000_000_000_000, [TRACE, ""])
+    where = Source("fraud-champion", "fraud", COMPONENT)
+    for i, (key, value, headers) in enumerate(messages(scored, where)):
+        item = records.decode(key, value, headers)
+        assert (item.id, item.component, item.source) == (
+            ["a", "b"][i],
+            COMPONENT,
+            "/fraud/fraud-champion/stream-scorer",
+        )
+        assert item.data.trace_id == [TRACE, ""][i]
+        assert records.encode(item) == (key, value, headers)
+
+
+def test_the_log_is_off_without_brokers() -> None:
+    off = StreamLog(StreamSettings(prediction_log_bootstrap_servers=""))
+    assert off.log is None
+    off.close()  # nothing started, nothing to do
+
+
+@pytest.mark.slow
 def test_every_scored_transaction_gives_one_record_matched_by_id(
     broker: Broker, model_dir: Path, tmp_path: Path
 ) -> None:
@@ -94,6 +134,7 @@ def test_every_scored_transaction_gives_one_record_matched_by_id(
         assert item.data.trace_id == (TRACE if i in TRACED else "")
 
 
+@pytest.mark.slow
 def test_with_the_log_broker_unreachable_scoring_carries_on_and_every_record_is_counted_dropped(
     broker: Broker, model_dir: Path, tmp_path: Path
 ) -> None:
