@@ -37,7 +37,9 @@ def _send(broker: Broker, topic: str, n: int) -> list[dict[str, float]]:
     rows = [dict(zip(FEATURES, map(float, values), strict=True)) for values in frame[list(FEATURES)].to_numpy()]
     producer = Producer(broker.config())
     for i, row in enumerate(rows):
-        headers = [("traceparent", f"00-{TRACE}-00f067aa0ba902b7-01".encode())] if i in TRACED else None
+        headers: list[tuple[str, str | bytes | None]] | None = (
+            [("traceparent", f"00-{TRACE}-00f067aa0ba902b7-01".encode())] if i in TRACED else None
+        )
         producer.produce(topic, orjson.dumps(row), f"tx-{i}".encode(), headers=headers)
     assert producer.flush(30) == 0
     return rows
