@@ -171,25 +171,64 @@ def _run_messages(run: Sequence[Scored], where: Source) -> list[Message]:
         traces += scored.trace_ids if scored.trace_ids is not None else [_trace(scored.trace_id)] * n
     if x.shape[1] != len(names) or not len(ids) == len(x) == len(proba) == len(decisions) == len(whens) == len(traces):
         raise ValueError(f"a batch of {len(x)} rows of {x.shape[1]} features does not match its names, ids or scores")
+    if not ids:
+        return []
     source, after = _headers(where, first.endpoint)
-    dumps = orjson.dumps
+    values = _values(names, version, ids, x, proba, decisions, traces)
     found = []
-    for tx_id, row, probability, decision, trace, when in zip(
-        ids, x.tolist(), proba.tolist(), decisions.tolist(), traces, whens, strict=True
-    ):
+    for tx_id, value, when in zip(ids, values, whens, strict=True):
         key = tx_id.encode()
-        value = dumps(
-            {
-                "transaction_id": tx_id,
-                "model_version": version,
-                "features": dict(zip(names, row, strict=False)),  # the widths were checked above
-                "probability": probability,
-                "decision": decision,
-                "trace_id": trace,
-            }
-        )
         found.append((key, value, [_CONTENT_TYPE, ("ce_id", key), source, when, *after]))
     return found
+
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+_VALUE = b'{"transaction_id":%b,"model_version":%b,"features":%b},"probability":%b,"decision":%b,"trace_id":%b}'
+
+
+def _values(
+    names: Sequence[str],
+    version: str,
+    ids: list[str],
+    x: np.ndarray,
+    proba: np.ndarray,
+    decisions: np.ndarray,
+    traces: list[str],
+) -> list[bytes]:
+    """The JSON data of each row: the bytes ``records.encode`` gives for the row's :class:`records.Prediction`, but
+    with every number of the run written by two ``orjson.dumps`` calls (the matrix and the probabilities, as
+    float64, which is what the record's floats are) and spliced between the names: half the cost of a dict and a
+    ``dumps`` per row."""
+    width = len(names)
+    prefixes = _prefixes(tuple(names))
+    numbers = orjson.dumps(x.astype(np.float64, copy=False), option=_NUMPY)[2:-2].replace(b"],[", b",").split(b",")
+    parts: list[bytes] = [b""] * (2 * width * len(ids))
+    parts[0::2] = prefixes * len(ids)
+    parts[1::2] = numbers
+    probabilities = orjson.dumps(proba.astype(np.float64, copy=False), option=_NUMPY)[1:-1].split(b",")
+    if len(probabilities) != len(ids):
+        raise ValueError(f"{len(probabilities)} probabilities for {len(ids)} rows")
+    model_version, join, dumps, step = orjson.dumps(version), b"".join, orjson.dumps, 2 * width
+    return [
+        _VALUE
+        % (
+            dumps(tx_id),
+            model_version,
+            join(parts[i * step : (i + 1) * step]),
+            probability,
+            b"true" if decision else b"false",
+            dumps(trace),
+        )
+        for i, (tx_id, probability, decision, trace) in enumerate(
+            zip(ids, probabilities, decisions.tolist(), traces, strict=True)
+        )
+    ]
+
+
+@functools.lru_cache(maxsize=8)
+def _prefixes(names: tuple[str, ...]) -> list[bytes]:
+    """What comes before each feature's number in the data's ``features`` object: ``{"V1":``, ``,"V2":``, ..."""
+    return [(b"," if i else b"{") + orjson.dumps(name) + b":" for i, name in enumerate(names)]
 
 
 _CONTENT_TYPE = ("content-type", CONTENT_TYPE.encode())

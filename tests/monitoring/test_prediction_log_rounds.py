@@ -4,6 +4,7 @@ and a batch that cannot be encoded dropped alone (counted) while the others go o
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from prometheus_client import REGISTRY
 
 from fraud_detection.monitoring import records
@@ -83,3 +84,38 @@ def test_a_batch_that_cannot_be_encoded_is_dropped_alone_and_the_others_are_sent
         reason: _counter("fraud_prediction_log_dropped_total", reason=reason) - before[reason] for reason in before
     }
     assert after == {"unencodable": 2, "undelivered": 4}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_every_dtype_is_encoded_as_records_encode_does(dtype: type) -> None:
+    x = np.arange(3 * len(FEATURES), dtype=np.float64).reshape(3, len(FEATURES)) * 1.7 - 40
+    if np.dtype(dtype).kind == "f":
+        x[0, :4] = [1e-7, 3e20, -0.0, 5e-324]
+    proba = np.asarray([0.0, 0.123456789, 1.0], dtype=np.float32)
+    work = [
+        Scored(
+            "canary",
+            "9",
+            list(FEATURES),
+            x[i : i + 1].astype(dtype),
+            proba[i : i + 1],
+            proba[i : i + 1] >= 0.5,
+            (f'id"{i}',),
+            0,
+            1_780_000_000_000_001 + i,
+        )
+        for i in range(3)
+    ]
+    [(endpoint, found)] = encoded(work, WHERE)
+    assert endpoint == "canary" and len(found) == 3
+    for i, (key, value, headers) in enumerate(found):
+        item = records.decode(key, value, headers)
+        expected = records.Prediction(
+            transaction_id=f'id"{i}',
+            model_version="9",
+            features=dict(zip(FEATURES, x[i].astype(dtype).tolist(), strict=True)),
+            probability=float(proba[i]),
+            decision=bool(proba[i] >= 0.5),
+        )
+        assert item.data == expected
+        assert tuple(records.encode(item)) == (key, value, headers)
