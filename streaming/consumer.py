@@ -38,6 +38,7 @@ from fraud_detection.modeldir import METADATA_FILE
 from serving import scoring, telemetry
 from streaming import kafka, messages, transactions
 from streaming.metrics import on_stats, stream_metrics
+from streaming.prediction_log import StreamLog
 from streaming.settings import StreamSettings
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ class StreamScorer:
         self._last_ends: dict[int, int] = {}
         self._tracer: Any = None
         self.raw: transactions.RawTransactions | None = None
+        self.prediction_records = StreamLog(settings)  # off without FRAUD_PREDICTION_LOG_BOOTSTRAP_SERVERS
 
     # -- model -----------------------------------------------------------------------------------------
 
@@ -253,6 +255,7 @@ class StreamScorer:
             if self.raw is not None:
                 self.raw.close()
             producer.flush(self.settings.delivery_timeout_seconds)
+            self.prediction_records.close()
             log.info("stream scorer stopped")
         return 0
 
@@ -313,6 +316,7 @@ class StreamScorer:
         proba = scoring.predict_proba(model.model, decoded.x)
         decisions = proba >= threshold
         flagged = scoring.record_scores(settings.model_name, version, proba, decisions)
+        self.prediction_records.submit(model, records, decoded, proba, decisions)  # queued only: never waits
         produce, result = producer.produce, messages.result_value
         output = settings.output_topic
         for transaction_id, position, p, d in zip(

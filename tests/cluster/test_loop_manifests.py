@@ -109,6 +109,26 @@ def loop_problems(docs: list[dict[str, Any]]) -> list[str]:
         problems.append(f"the controller retrains with {env.get('FRAUD_RETRAIN_COMMAND')!r}, not `fraud submit`")
     problems += _route_problems(docs)
     problems += _joiner_problems(docs, env)
+    problems += _prediction_log_problems(docs)
+    return problems
+
+
+def _prediction_log_problems(docs: list[dict[str, Any]]) -> list[str]:
+    """The predictor and the stream scorer write their prediction records where the joiner reads them."""
+    joiner = _container(docs, "fraud-joiner")[2]
+    isvc = _one(docs, "InferenceService", "fraud-champion")["spec"]["predictor"]["containers"][0]
+    writers = {
+        "the predictor": {e["name"]: e.get("value", "") for e in isvc.get("env", [])},
+        "the stream scorer": _container(docs, "fraud-stream-scorer")[2],
+    }
+    problems = []
+    for who, env in writers.items():
+        for setting, read in (
+            ("FRAUD_PREDICTION_LOG_BOOTSTRAP_SERVERS", "FRAUD_BOOTSTRAP_SERVERS"),
+            ("FRAUD_PREDICTION_LOG_TOPIC", "FRAUD_RECORDS_TOPIC"),
+        ):
+            if env.get(setting) != joiner.get(read):
+                problems.append(f"{who} logs to {setting}={env.get(setting)!r}, the joiner reads {joiner.get(read)!r}")
     return problems
 
 
@@ -262,6 +282,19 @@ def test_alertmanager_the_controller_the_joiner_and_the_logger_are_wired_togethe
             "'labels' as FRAUD_LABELS_TOPIC",
         ),
         ("kustomization.yaml", "/fraud/fraud-inference-log", "/fraud/other", "not every call to a KafkaSink"),
+        (
+            "kustomization.yaml",
+            "          value: fraud-predictions\n",
+            "          value: predictions\n",
+            "the predictor logs to FRAUD_PREDICTION_LOG_TOPIC='predictions'",
+        ),
+        (
+            "kustomization.yaml",
+            "          value: kafka-kafka-bootstrap.kafka.svc.cluster.local:9092\n"
+            "      - op: add\n        path: /spec/template",
+            "          value: other:9092\n      - op: add\n        path: /spec/template",
+            "the stream scorer logs to FRAUD_PREDICTION_LOG_BOOTSTRAP_SERVERS='other:9092'",
+        ),
     ],
 )
 def test_the_wiring_check_fails_on_a_broken_copy(tmp_path: Path, file: str, old: str, new: str, expected: str) -> None:
