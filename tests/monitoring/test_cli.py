@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -216,3 +217,25 @@ def test_the_report_command_writes_an_evidently_report_that_renders_offline(
     assert page.external_refs == [], "the Evidently report must not load scripts or styles from a CDN"
     assert page.plotly_plots > 0, "Evidently's JavaScript did not draw any chart"
     assert "Precision" in page.dom and "Recall" in page.dom
+
+
+def test_the_report_cronjob_runs_the_report_on_the_joiners_store_and_cohort() -> None:
+    from tests.cluster.checks import kustomize
+
+    docs = kustomize(REPO / "manifests" / "overlays" / "loop")
+
+    def env_of(pod: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        [container] = pod["containers"]
+        return container["command"], {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+    [cronjob] = [d for d in docs if d["kind"] == "CronJob" and d["metadata"]["name"] == "fraud-live-report"]
+    [joiner] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "fraud-joiner"]
+    command, env = env_of(cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+    _, joiner_env = env_of(joiner["spec"]["template"]["spec"])
+    assert command == ["python", "-m", "monitor.report"]
+    for name in ("FRAUD_DB", "FRAUD_MATURITY_HOURS", "FRAUD_COHORT_DAYS"):
+        assert env[name] == joiner_env[name], name
+    assert env["FRAUD_OUTPUT"].startswith("gs://")
+    assert joiner_env["FRAUD_REFERENCE_URI"] == "models:/fraud-detector@champion"
+    result = subprocess.run([sys.executable, *command[1:], "--help"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0 and "--output" in result.stdout and "FRAUD_DB" in result.stdout

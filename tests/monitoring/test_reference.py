@@ -62,7 +62,7 @@ def test_every_kind_of_source_gives_the_same_reference(tmp_path: Path) -> None:
 
 
 def test_a_missing_reference_is_named(tmp_path: Path) -> None:
-    with pytest.raises(reference.ReferenceError, match="no reference.parquet"):
+    with pytest.raises(reference.ReferenceError, match=r"no reference\.parquet"):
         reference.load(str(tmp_path))
     with pytest.raises(reference.ReferenceError, match="no such file"):
         reference.load(str(tmp_path / "none.parquet"))
@@ -119,8 +119,9 @@ def test_training_records_the_reference_with_the_model_and_skew_reads_it_from_ml
     train_family_step("xgboost", paths["train"], paths["validation"], params, tmp_path / "xgboost", "sha256:v1")
     model_dir = tmp_path / "model"
     result = select_step(
-        [tmp_path / "xgboost"], *paths.values(), params, model_dir, mlflow_server.url, "ref", "sha256:v1"
-    )
+        [tmp_path / "xgboost"], paths["train"], paths["validation"], paths["test"], params, model_dir,
+        mlflow_server.url, "ref", "sha256:v1",
+    )  # fmt: skip
 
     recorded = pd.read_parquet(model_dir / reference.REFERENCE_FILE)
     x_valid, _ = data.read_xy(paths["validation"])
@@ -136,7 +137,7 @@ def test_training_records_the_reference_with_the_model_and_skew_reads_it_from_ml
     expected = reference.load(str(model_dir))
     for source in (f"models:/{name}@champion", f"models:/{name}/{version}", f"runs:/{result.mlflow_run_id}"):
         assert reference.load(source, mlflow_server.url) == expected, source
-    with pytest.raises(reference.ReferenceError, match="no serving_model/reference.parquet"):
+    with pytest.raises(reference.ReferenceError, match=r"no serving_model/reference\.parquet"):
         reference.load(f"runs:/{client.create_run(client.get_experiment_by_name('ref').experiment_id).info.run_id}",
                        mlflow_server.url)  # fmt: skip
 
