@@ -51,9 +51,35 @@ def _store(args: argparse.Namespace, settings: Any) -> None:
     _local(args, settings, "db", Path(settings.home) / "monitor" / "join.sqlite")
 
 
+def _options(parser: argparse.ArgumentParser, kind: Any, names: list[str] | None = None) -> None:
+    """The options of ``kind``'s settings (or of ``names``), the local defaults of this module named in the help of
+    the settings that have one (the store, the serving root, the report's folder)."""
+    from monitor.options import add_options
+
+    wanted = names or list(kind.model_fields)
+    if others := [name for name in wanted if name not in LOCAL]:
+        add_options(parser, kind, others)
+    for name in (name for name in wanted if name in LOCAL):
+        description = " ".join((kind.model_fields[name].description or "").replace("``", "").split())
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            default=None,
+            help=f"{description} (default: {LOCAL[name]}) [FRAUD_{name.upper()}]",
+        )
+
+
+LOCAL = {
+    "db": "FRAUD_HOME/monitor/join.sqlite",
+    "serving_root": "FRAUD_HOME/serving",
+    "output": "FRAUD_HOME/monitor/reports",
+}
+"""Settings without a usable default on a laptop, and what ``fraud monitor`` uses when neither the option nor
+its variable is set."""
+
+
 def add_monitor_parser(subparsers: Any) -> None:
     """Register ``monitor`` and its ``joiner``, ``controller``, ``import-labels``, ``status`` and ``report``."""
-    from monitor.options import add_options
     from monitor.settings import ControllerSettings, JoinerSettings, ReportSettings
 
     parser = command(
@@ -77,7 +103,7 @@ def add_monitor_parser(subparsers: Any) -> None:
         "file) or the reference recorded with the model at --reference-uri (models:/fraud-detector@champion with "
         "--tracking-uri, runs:/<run id>, or a model directory). Store: FRAUD_HOME/monitor/join.sqlite by default.",
     )
-    add_options(joiner, JoinerSettings)
+    _options(joiner, JoinerSettings)
     joiner.set_defaults(handler=partial(run_joiner, joiner))
 
     controller = command(
@@ -89,7 +115,7 @@ def add_monitor_parser(subparsers: Any) -> None:
         "newest version rolls the champion back, a winning shadow challenger is promoted through the gates. "
         "Serving root: FRAUD_HOME/serving by default.",
     )
-    add_options(controller, ControllerSettings)
+    _options(controller, ControllerSettings)
     controller.set_defaults(handler=partial(run_controller, controller))
 
     imports = command(
@@ -100,7 +126,7 @@ def add_monitor_parser(subparsers: Any) -> None:
         "lines of those fields. Importing the same file twice, or files out of order, gives the same store. "
         "Store: FRAUD_HOME/monitor/join.sqlite by default.",
     )
-    add_options(imports, JoinerSettings, ["db"])
+    _options(imports, JoinerSettings, ["db"])
     imports.add_argument("files", type=Path, nargs="+", metavar="FILE", help="CSV or .jsonl files of labels")
     imports.set_defaults(handler=partial(run_import_labels, imports))
 
@@ -113,7 +139,7 @@ def add_monitor_parser(subparsers: Any) -> None:
         "pending rows (assuming calibrated scores); the PSI of each column above its threshold; the shadow "
         "challenger's paired AUPRC difference.",
     )
-    add_options(status, JoinerSettings, JOINER_STATUS_OPTIONS)
+    _options(status, JoinerSettings, JOINER_STATUS_OPTIONS)
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     status.set_defaults(handler=partial(run_status, status))
 
@@ -125,7 +151,7 @@ def add_monitor_parser(subparsers: Any) -> None:
         "against the cohort before it, in a dated folder of --output (local or gs://) with an index.html. The "
         "CronJob fraud-live-report of manifests/overlays/loop runs it daily.",
     )
-    add_options(report, ReportSettings)
+    _options(report, ReportSettings)
     report.set_defaults(handler=partial(run_report, report))
 
 
