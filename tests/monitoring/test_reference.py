@@ -155,3 +155,27 @@ def test_training_records_the_reference_with_the_model_and_skew_reads_it_from_ml
     shifts = json.loads(status.stdout)["shifts"]
     assert {s["column"] for s in shifts if s["kind"] == "skew"} == {*FEATURES, reference.SCORE}
     assert [(s["kind"], s["column"]) for s in shifts if s["alert"]] == [("skew", "V4")]
+
+
+@pytest.mark.slow
+def test_the_promoted_version_carries_the_reference_it_was_trained_with(tmp_path: Path) -> None:
+    from fraud_detection import boosting
+    from fraud_detection.config import GateKnobs
+    from fraud_detection.steps.bakeoff import train_step
+    from fraud_detection.steps.promote import promote_step
+
+    windows = data.time_split(data.validate(synth.generate(synth.SyntheticConfig(n_rows=20_000, seed=5)), "age_group"))
+    paths = {name: tmp_path / f"{name}.parquet" for name in ("train", "validation", "test")}
+    for name, path in paths.items():
+        data.write_parquet(windows[name], path)
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    model_dir = tmp_path / "model"
+    params = boosting.TrainParams(n_rounds=30, early_stopping_rounds=10, nthread=1, families=["xgboost"])
+    train_step(paths["train"], paths["validation"], paths["test"], params, model_dir, tracking, "ref", "sha256:r")
+    root = tmp_path / "serving"
+    result = promote_step(model_dir, paths["test"], 0.05, 1.0, GateKnobs(), tracking, "ref-promote", str(root))
+    assert result.decision.promoted, result.markdown
+    assert (root / "champion" / reference.REFERENCE_FILE).read_bytes() == (
+        model_dir / reference.REFERENCE_FILE
+    ).read_bytes()
+    assert reference.load(str(root / "champion")) == reference.load(str(model_dir))
