@@ -35,7 +35,7 @@ from monitor.settings import ReportSettings
 
 log = logging.getLogger("monitor.report")
 
-ASSUMPTION = "estimated on pending rows, assuming calibrated scores: P(fraud | score s) = s"
+ASSUMPTION = "the scores are calibrated: P(fraud | score s) = s"
 
 
 def _number(value: float) -> str:
@@ -54,7 +54,7 @@ def status_text(snapshot: Snapshot, now: datetime) -> str:
         )
     if not snapshot.realised:
         lines.append("  (no matured rows yet)")
-    lines += ["", f"pending rows ({ASSUMPTION}):"]
+    lines += ["", f"pending rows (an estimate that assumes {ASSUMPTION}):"]
     lines.append("  version  endpoint  rows      precision  recall  fraud_rate  alert_rate")
     for e in snapshot.estimated:
         lines.append(
