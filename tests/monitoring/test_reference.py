@@ -179,3 +179,43 @@ def test_the_promoted_version_carries_the_reference_it_was_trained_with(tmp_path
         model_dir / reference.REFERENCE_FILE
     ).read_bytes()
     assert reference.load(str(root / "champion")) == reference.load(str(model_dir))
+
+
+def test_the_joiner_follows_the_models_reference_and_keeps_the_last_one_when_it_cannot_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from monitor.joiner import Joiner
+    from monitor.settings import JoinerSettings
+
+    features, scores = _frame(2_000, 3)
+    model_dir = tmp_path / "champion"
+    reference.record(model_dir, features, scores)
+    settings = JoinerSettings(db=tmp_path / "join.sqlite", reference_uri=str(model_dir), reference_refresh_minutes=60)
+    joiner = Joiner(settings, CollectorRegistry())
+    first = joiner.reference
+    assert first == reference.load(str(model_dir))
+
+    reference.record(model_dir, features + 1.0, scores)  # a new champion, with its own reference
+    start = joiner.reference_read_at
+    assert start is not None
+    joiner.load_reference(start + timedelta(minutes=59))
+    assert joiner.reference == first
+    joiner.load_reference(start + timedelta(minutes=61))
+    second = joiner.reference
+    assert second == reference.load(str(model_dir)) and second != first
+
+    (model_dir / reference.REFERENCE_FILE).unlink()
+    joiner.load_reference(start + timedelta(minutes=200))
+    assert joiner.reference == second
+    assert "kept the reference" in caplog.text
+    joiner.store.close()
+
+    with pytest.raises(reference.ReferenceError, match="no reference"):
+        Joiner(settings, CollectorRegistry())
+    override = tmp_path / "override.json"
+    override.write_text(shift.Reference.of(pd.DataFrame({"V1": features[:, 0]})).model_dump_json())
+    pinned = Joiner(settings.model_copy(update={"reference": override}), CollectorRegistry())
+    assert pinned.reference is not None and list(pinned.reference.columns) == ["V1"]
+    pinned.store.close()
