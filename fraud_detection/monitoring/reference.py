@@ -52,7 +52,7 @@ def sample(
 ) -> pd.DataFrame:
     """At most ``rows`` rows of ``features`` (columns ``names``) and their ``scores``, drawn without replacement
     with ``seed`` (so one window gives the same file every time), in their original order."""
-    values = np.asarray(features, dtype=np.float64)
+    values = np.asarray(features, dtype=np.float32)  # what the model reads: float64 would double the file
     if values.ndim != 2 or values.shape[1] != len(names) or len(values) != len(scores):
         raise ValueError(f"features {values.shape} do not match {len(names)} names and {len(scores)} scores")
     keep = np.arange(len(values))
@@ -74,7 +74,7 @@ def record(
     names = list(inputs.features.names) if inputs is not None else list(FEATURES)
     path = Path(model_dir) / REFERENCE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    sample(features, names, scores).to_parquet(path, index=False)
+    sample(features, names, scores).to_parquet(path, index=False, use_dictionary=False)  # floats seldom repeat
     return path
 
 
