@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fraud_detection.config import GateKnobs
-from fraud_detection.monitoring import shift
-from monitor.metrics import Windows
+from fraud_detection.monitoring import PSI_THRESHOLD
+
+if TYPE_CHECKING:
+    from monitor.metrics import Windows
 
 
 class CohortSettings(BaseSettings):
@@ -70,13 +73,15 @@ class JoinerSettings(CohortSettings):
     """MLflow tracking server of a ``runs:/`` or ``models:/`` ``reference_uri``."""
     reference_refresh_minutes: float = Field(default=60, gt=0)
     """Time between two reads of ``reference_uri`` (a promoted champion brings its own reference)."""
-    shift_threshold: float = Field(default=shift.DEFAULT_THRESHOLD, gt=0)
+    shift_threshold: float = Field(default=PSI_THRESHOLD, gt=0)
     """PSI above which a column alerts (exported as ``fraud_shift_threshold``)."""
     refresh_seconds: float = Field(default=15, gt=0)
     """Time between two computations of the metrics."""
 
     def windows(self) -> Windows:
         """The spans a snapshot looks at."""
+        from monitor.metrics import Windows
+
         return Windows(maturity=self.maturity, cohort=self.cohort, serving=timedelta(minutes=self.serving_minutes))
 
 
