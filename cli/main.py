@@ -315,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _optional_commands() -> list[Callable[[Any], Any]]:
     """Subcommands contributed by the serving and cluster modules (imported only to register their parsers)."""
     from cli.cluster import add_logs_parser, add_submit_parser
+    from cli.monitor import add_monitor_parser
     from cli.runs import add_runs_parser, add_ui_parser
     from cli.serve import add_predict_parser, add_serve_parser
     from cli.stream import add_stream_parser
@@ -327,6 +328,7 @@ def _optional_commands() -> list[Callable[[Any], Any]]:
         add_stream_parser,
         add_submit_parser,
         add_logs_parser,
+        add_monitor_parser,
     ]
 
 

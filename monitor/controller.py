@@ -152,15 +152,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m monitor.controller`` (and of a CLI that wraps it): serve until stopped."""
+def serve(settings: ControllerSettings) -> int:
+    """Serve the controller until stopped."""
     import uvicorn
 
-    parser = _parser()
-    settings = build(ControllerSettings, parser.parse_args(argv), parser)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(app(settings), host=settings.host, port=settings.port, log_level="info")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m monitor.controller`` (``fraud monitor controller`` wraps it): serve until
+    stopped."""
+    parser = _parser()
+    return serve(build(ControllerSettings, parser.parse_args(argv), parser))
 
 
 if __name__ == "__main__":

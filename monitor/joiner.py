@@ -26,7 +26,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
-from fraud_detection.monitoring import join, labels, records, shift
+from fraud_detection.monitoring import join, labels, records, reference, shift
 from monitor.metrics import SnapshotCollector, take
 from monitor.options import add_options, build
 from monitor.settings import JoinerSettings
@@ -46,14 +46,37 @@ class Joiner:
             "fraud_joiner_messages_total", "messages stored, by topic kind", ["kind"], registry=registry
         )
         self.rejected = Counter("fraud_joiner_rejected_total", "messages refused, by kind", ["kind"], registry=registry)
-        self.reference = (
-            shift.Reference.model_validate_json(settings.reference.read_text()) if settings.reference else None
-        )
+        self.reference: shift.Reference | None = None
+        self.reference_read_at: datetime | None = None
+        self.load_reference()
+
+    def load_reference(self, now: datetime | None = None) -> None:
+        """Read the training reference: the override file, else the model's recorded one (``reference_uri``),
+        again every ``reference_refresh_minutes``. A failed re-read keeps the reference read before (logged); a
+        failed first read raises :class:`~fraud_detection.monitoring.reference.ReferenceError`."""
+        moment = now or datetime.now(UTC)
+        if self.settings.reference is not None:
+            if self.reference is None:
+                self.reference = reference.from_file(self.settings.reference)
+            return
+        if not self.settings.reference_uri:
+            return
+        due = timedelta(minutes=self.settings.reference_refresh_minutes)
+        if self.reference_read_at is not None and moment - self.reference_read_at < due:
+            return
+        try:
+            self.reference = reference.load(self.settings.reference_uri, self.settings.tracking_uri)
+        except Exception as error:  # MLflow or storage down: skew keeps its last baseline
+            if self.reference is None:
+                raise reference.ReferenceError(f"{self.settings.reference_uri}: {error}") from error
+            log.warning("kept the reference read at %s: %s", self.reference_read_at, error)
+        self.reference_read_at = moment
 
     def refresh(self, now: datetime | None = None) -> None:
         """Recompute the metrics at ``now`` (the wall clock by default) and publish them; forget what no window
         will read again (older than the matured cohort, with a day's slack)."""
         moment = now or datetime.now(UTC)
+        self.load_reference(moment)
         windows = self.settings.windows()
         self.store.prune(moment - windows.maturity - windows.cohort - timedelta(days=1))
         snapshot = take(
@@ -150,23 +173,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m monitor.joiner`` (and of a CLI that wraps it)."""
-    parser = _parser()
-    arguments = parser.parse_args(argv)
-    settings = build(JoinerSettings, arguments, parser)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if arguments.command == "import-labels":
-        count = import_labels(settings.db, arguments.files)
-        print(f"stored {count} labels in {settings.db}")
-        return 0
+def serve(settings: JoinerSettings) -> int:
+    """Run the joiner until SIGTERM or Ctrl-C: consume both topics (or only refresh the store's metrics without
+    ``bootstrap_servers``) and serve ``/metrics``."""
+    import signal
+
     registry = CollectorRegistry()
     joiner = Joiner(settings, registry)
     server, thread = start_http_server(settings.metrics_port, settings.metrics_host, registry=registry)
     log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.server_port)
     stop = threading.Event()
-    import signal
-
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         if settings.bootstrap_servers:
@@ -180,6 +196,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         thread.join(timeout=5)
         joiner.store.close()
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m monitor.joiner`` (``fraud monitor joiner`` and ``import-labels`` wrap it)."""
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    settings = build(JoinerSettings, arguments, parser)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if arguments.command == "import-labels":
+        count = import_labels(settings.db, arguments.files)
+        print(f"stored {count} labels in {settings.db}")
+        return 0
+    return serve(settings)
 
 
 if __name__ == "__main__":

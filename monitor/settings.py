@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fraud_detection.config import GateKnobs
-from fraud_detection.monitoring import shift
-from monitor.metrics import Windows
+from fraud_detection.monitoring import PSI_THRESHOLD
+
+if TYPE_CHECKING:
+    from monitor.metrics import Windows
 
 
 class CohortSettings(BaseSettings):
@@ -61,8 +64,16 @@ class JoinerSettings(CohortSettings):
     serving_minutes: float = Field(default=60, gt=0)
     """The served window for skew (against the reference) and drift (against the window before)."""
     reference: Path | None = None
-    """Training reference, a JSON of ``shift.Reference``; none: no skew gauges."""
-    shift_threshold: float = Field(default=shift.DEFAULT_THRESHOLD, gt=0)
+    """Override of the training reference: a ``shift.Reference`` JSON, or a Parquet or CSV sample (a column per
+    feature and ``score``); wins over ``reference_uri``. Neither: no skew gauges."""
+    reference_uri: str | None = None
+    """The model whose recorded training reference is the skew baseline: ``models:/fraud-detector@champion``,
+    ``runs:/<run id>`` (both read from MLflow at ``tracking_uri``) or a model directory (local or ``gs://``)."""
+    tracking_uri: str | None = None
+    """MLflow tracking server of a ``runs:/`` or ``models:/`` ``reference_uri``."""
+    reference_refresh_minutes: float = Field(default=60, gt=0)
+    """Time between two reads of ``reference_uri`` (a promoted champion brings its own reference)."""
+    shift_threshold: float = Field(default=PSI_THRESHOLD, gt=0)
     """PSI above which a column alerts (exported as ``fraud_shift_threshold``)."""
     refresh_seconds: float = Field(default=15, gt=0)
     """Time between two computations of the metrics."""
@@ -72,6 +83,8 @@ class JoinerSettings(CohortSettings):
 
     def windows(self) -> Windows:
         """The spans a snapshot looks at."""
+        from monitor.metrics import Windows
+
         return Windows(maturity=self.maturity, cohort=self.cohort, serving=timedelta(minutes=self.serving_minutes))
 
 
@@ -110,3 +123,14 @@ class ControllerSettings(CohortSettings):
     def names(self, field: str) -> frozenset[str]:
         """The alert names of a comma-separated option."""
         return frozenset(name.strip() for name in str(getattr(self, field)).split(",") if name.strip())
+
+
+class ReportSettings(CohortSettings):
+    """The scheduled report: the joiner's store, and where the Evidently HTML goes."""
+
+    db: Path
+    """The joiner's SQLite join store (read only)."""
+    output: str = ".fraud/monitor/reports"
+    """Folder the report is written to (local, or a ``gs://`` prefix): one dated folder per run."""
+    min_rows: int = Field(default=100, ge=1)
+    """A (version, endpoint) cohort with fewer matured rows gets no report page."""

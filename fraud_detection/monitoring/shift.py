@@ -24,10 +24,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from fraud_detection.monitoring import PSI_THRESHOLD
+
 BINS = 10
 FLOOR = 1e-4
 """The smallest share a bin counts with, so an empty bin gives a large finite PSI rather than infinity."""
-DEFAULT_THRESHOLD = 0.2
+DEFAULT_THRESHOLD = PSI_THRESHOLD
 Kind = Literal["skew", "drift"]
 
 

@@ -36,6 +36,7 @@ from fraud_detection.metrics import (
     on_window,
     roc_points,
 )
+from fraud_detection.monitoring import reference as monitoring_reference
 from fraud_detection.reports.bakeoff import FAMILY, WINNER, bakeoff_markdown
 from fraud_detection.steps.measures import card_metrics, reference_metrics
 from fraud_detection.tuning import study
@@ -264,6 +265,7 @@ def select_step(
     table = bakeoff_rows(candidates, winner)
     markdown = bakeoff_markdown(table, metrics)
     trials = {f.family: study.read_trials(Path(d)) for f, d in zip(fits, family_dirs, strict=False)}
+    monitoring_reference.record(model_dir, x_valid, winner.fitted.validation_scores, inputs)
     run_id = _log_selection(
         winner,
         candidates,

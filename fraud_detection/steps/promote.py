@@ -20,6 +20,7 @@ import numpy as np
 from fraud_detection import boosting, champion, data, modeldir, promotion, registry
 from fraud_detection.config import GateKnobs
 from fraud_detection.metrics import Run
+from fraud_detection.monitoring.reference import REFERENCE_FILE
 from fraud_detection.registry import CHALLENGER, CHAMPION, DEFAULT_RETRY, RetryPolicy
 
 T = TypeVar("T")
@@ -297,6 +298,8 @@ def _export(
         export_dir.mkdir()
         for name in candidate_meta.files:
             shutil.copyfile(candidate_dir / name, export_dir / name)
+        if (candidate_dir / REFERENCE_FILE).is_file():  # the skew baseline travels with the version
+            shutil.copyfile(candidate_dir / REFERENCE_FILE, export_dir / REFERENCE_FILE)
         meta = candidate_meta.model_copy(update={"model_version": version, "model_name": model_name})
         (export_dir / modeldir.METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
         return modeldir.publish(export_dir, serving_root, version)
