@@ -4,8 +4,9 @@ Layout under a prefix ``p``: ``p:e:<role>:<key>`` the entity's transaction ids b
 and ``p:c:<role>:<key>`` the same ids by the sequence number of their last change (for incremental reads),
 ``p:body`` each event's JSON by id, ``p:applied`` the applied ids (score = event time), ``p:labels`` a hash of
 labels by id with ``p:label_times`` its time index, ``p:now`` the latest applied event time and ``p:seq`` the
-latest sequence number. ``apply`` is one Lua script (Redis runs it atomically): it checks and records the id,
-adds the event, bumps the sequence and trims, so a redelivered transaction changes nothing. ``apply_label`` is
+latest sequence number. ``apply_many`` is one Lua script (Redis runs it atomically): for each transaction in
+turn it checks and records the id, adds the event, bumps the sequence and trims, so a redelivered transaction
+or batch changes nothing; ``apply`` is a batch of one. ``apply_label`` is
 one script too: it records the label and marks the transaction's entities changed (their keys are read from
 its JSON inside the script, so it needs a non-cluster Redis, as Memorystore's basic and standard tiers are).
 ``redis`` is imported when a store is made, not with the package.
@@ -15,35 +16,48 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fraud_detection.features.online import EntityState, Transaction
-from fraud_detection.features.store import GRACE, Change, StateCache, StoreUnavailable, label_text, member
+from fraud_detection.features.store import GRACE, Change, Entity, StateCache, StoreUnavailable, label_text, member
 
 _APPLY = """
-local t = tonumber(ARGV[2])
-local now = tonumber(redis.call('GET', KEYS[2]) or ARGV[2])
-if t > now then now = t end
-local cutoff = now - tonumber(ARGV[3])
-if t < cutoff then return 0 end
-if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1]) == 0 then return 0 end
-redis.call('SET', KEYS[2], string.format('%.17g', now))
-local seq = redis.call('INCR', KEYS[6])
-redis.call('HSET', KEYS[5], ARGV[1], ARGV[4])
-local below = '(' .. string.format('%.17g', cutoff)
-for i = 7, #KEYS, 2 do
-  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1])
-  redis.call('ZADD', KEYS[i + 1], seq, ARGV[1])
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', below)) do redis.call('ZREM', KEYS[i + 1], id) end
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', below)
+local retained = tonumber(ARGV[1])
+local applied = {}
+local k, a = 7, 2
+for n = 1, (#ARGV - 1) / 4 do
+  local id, time, roles = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3])
+  local now = tonumber(redis.call('GET', KEYS[2]) or ARGV[a + 1])
+  if time > now then now = time end
+  local cutoff = now - retained
+  applied[n] = 0
+  if time >= cutoff and redis.call('ZADD', KEYS[1], 'NX', ARGV[a + 1], id) == 1 then
+    applied[n] = 1
+    redis.call('SET', KEYS[2], string.format('%.17g', now))
+    local seq = redis.call('INCR', KEYS[6])
+    redis.call('HSET', KEYS[5], id, ARGV[a + 2])
+    local below = '(' .. string.format('%.17g', cutoff)
+    for i = k, k + 2 * roles - 1, 2 do
+      redis.call('ZADD', KEYS[i], ARGV[a + 1], id)
+      redis.call('ZADD', KEYS[i + 1], seq, id)
+      for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', below)) do
+        redis.call('ZREM', KEYS[i + 1], old)
+      end
+      redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', below)
+    end
+    for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', below)) do redis.call('HDEL', KEYS[5], old) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', below)
+    for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', below)) do redis.call('HDEL', KEYS[3], old) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', below)
+  end
+  k, a = k + 2 * roles, a + 4
 end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', below)) do redis.call('HDEL', KEYS[5], id) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', below)
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', below)) do redis.call('HDEL', KEYS[3], id) end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', below)
-return 1
+return applied
 """
+"""Apply transactions in order, each as the one-transaction ``apply`` always did. ``ARGV``: the retained seconds,
+then per transaction its id, event time, JSON and number of roles; ``KEYS``: the six shared keys, then per
+transaction the ``e:`` and ``c:`` keys of each of its roles. 1 for each transaction applied, 0 for each refused."""
 
 _LABEL = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -108,13 +122,18 @@ class RedisStateStore:
         self._lock = threading.Lock()  # the cache is shared by the threads that read through this store
 
     def read(self, keys: Mapping[str, str]) -> dict[str, EntityState]:
-        """Each role's changes since this reader's last read of it, in one script call (one round trip, one
+        """Each role's state, as :meth:`read_many` reads it."""
+        states = self.read_many(keys.items())
+        return {role: states[(role, key)] for role, key in keys.items()}
+
+    def read_many(self, entities: Iterable[Entity]) -> dict[Entity, EntityState]:
+        """Each entity's changes since this reader's last read of it, in one script call (one round trip, one
         snapshot), applied to the reader's cache."""
-        roles = list(keys)
+        wanted = list(dict.fromkeys(entities))
         with self._lock:
-            seen = [self._cache.seen(role, keys[role]) for role in roles]
+            seen = [self._cache.seen(role, key) for role, key in wanted]
         names = [self._key(name) for name in ("now", "seq", "body", "labels")]
-        names += [self._key(f"c:{role}:{keys[role]}") for role in roles]
+        names += [self._key(f"c:{role}:{key}") for role, key in wanted]
         result = self._call(self._read, names, [str(number) for number in seen])
         if _text(result[0]) == "old-layout":
             raise StoreUnavailable(
@@ -124,24 +143,33 @@ class RedisStateStore:
         latest = int(_text(result[1]))
         if any(number > latest for number in seen):  # a new store under this prefix: forget and read again
             with self._lock:
-                for role in roles:
-                    self._cache.seen(role, keys[role], latest)
-            return self.read(keys)
+                for role, key in wanted:
+                    self._cache.seen(role, key, latest)
+            return self.read_many(wanted)
         now = _text(result[0])
         cutoff = float(now) - self.retained if now else -math.inf
         with self._lock:
             return {
-                role: self._cache.state(role, keys[role], _changes(bodies, labels, seqs), cutoff)
-                for role, (bodies, labels, seqs) in zip(roles, result[2:], strict=True)
+                entity: self._cache.state(*entity, _changes(bodies, labels, seqs), cutoff)
+                for entity, (bodies, labels, seqs) in zip(wanted, result[2:], strict=True)
             }
 
     def apply(self, transaction: Transaction) -> bool:
         """Record the id, add the event and trim, atomically; False if already applied or too old."""
+        return self.apply_many([transaction])[0]
+
+    def apply_many(self, transactions: Sequence[Transaction]) -> list[bool]:
+        """The batch's applies, in order, in one script call: atomic (all or none), one round trip."""
+        if not transactions:
+            return []
         keys = [self._key(name) for name in ("applied", "now", "labels", "label_times", "body", "seq")]
-        for role, key in transaction.keys.items():
-            keys += [self._key(f"e:{role}:{key}"), self._key(f"c:{role}:{key}")]
-        args = [transaction.tx_id, repr(float(transaction.event_time)), repr(self.retained), member(transaction)]
-        return bool(self._call(self._apply, keys, args))
+        args = [repr(self.retained)]
+        for transaction in transactions:
+            for role, key in transaction.keys.items():
+                keys += [self._key(f"e:{role}:{key}"), self._key(f"c:{role}:{key}")]
+            time = repr(float(transaction.event_time))
+            args += [transaction.tx_id, time, member(transaction), str(len(transaction.keys))]
+        return [bool(applied) for applied in self._call(self._apply, keys, args)]
 
     def apply_label(self, tx_id: str, label: int, label_time: float) -> None:
         """Record the label, index its time and mark the transaction's entities changed, atomically."""
