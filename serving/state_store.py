@@ -277,18 +277,16 @@ def batch_features(
     for role, aggregates in by_role.items():
         codes: dict[str, int] = {}
         query_entity = np.array([codes.setdefault(t.keys[role], len(codes)) for t in transactions], dtype=np.int64)
-        events = [(code, event) for key, code in codes.items() for event in states[(role, key)].events]
+        held = [states[(role, key)] for key in codes]
         counterparties = {str(a.column) for a in aggregates if a.aggregate == "distinct"}
         history = History.build(
-            entity=np.array([code for code, _ in events], dtype=np.int64),
-            time=np.array([e.event_time for _, e in events], dtype=np.float64),
-            amount=np.array([e.amount for _, e in events], dtype=np.float64),
-            label=np.array([e.label for _, e in events], dtype=np.int64),
-            label_time=np.array([e.label_time for _, e in events], dtype=np.float64),
+            entity=np.repeat(np.arange(len(held), dtype=np.int64), [len(state) for state in held]),
+            time=_joined([state.time for state in held], np.float64),
+            amount=_joined([state.amount for state in held], np.float64),
+            label=_joined([state.label for state in held], np.int64),
+            label_time=_joined([state.label_time for state in held], np.float64),
             counterparty={
-                other: pd.factorize(np.array([e.keys.get(other, "") for _, e in events], dtype=object))[0].astype(
-                    np.int64
-                )
+                other: pd.factorize(_joined([_key_names(state, other) for state in held], object))[0].astype(np.int64)
                 for other in counterparties
             },
         )
@@ -296,3 +294,15 @@ def batch_features(
     rows = [{**t.request, AMOUNT: t.amount, EVENT_TIME: t.event_time} for t in transactions]
     values.update(request_features(lambda name: [row[name] for row in rows], feature_set.request))
     return np.column_stack([values[name] for name in feature_set.names]) if rows else np.empty((0, 0))
+
+
+def _joined(columns: Sequence[np.ndarray], dtype: type) -> np.ndarray:
+    """The columns end to end (an empty one of ``dtype`` for none)."""
+    return np.concatenate(columns).astype(dtype, copy=False) if columns else np.empty(0, dtype=dtype)
+
+
+def _key_names(state: EntityState, role: str) -> np.ndarray:
+    """Each event's key of ``role`` as text (``""`` for an event without one)."""
+    if role not in state.keys:
+        return np.full(len(state), "", dtype=object)
+    return np.asarray(state.names[role], dtype=object)[state.keys[role]]

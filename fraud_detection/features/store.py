@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import orjson
 
 from fraud_detection.features.online import EntityState, Transaction
 
@@ -120,7 +121,7 @@ class _Entity:
         new: list[tuple[str, float, float, Mapping[str, str], int, float, int]] = []
         for text, label_body, seq in changes:
             self.seen = max(self.seen, seq)
-            tx_id, event_time, amount, keys = json.loads(text)
+            tx_id, event_time, amount, keys = orjson.loads(text)
             at = self.row.get(tx_id)
             if at is None:
                 new.append((tx_id, float(event_time), float(amount), keys, *label_of(label_body), seq))
