@@ -19,27 +19,29 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from fraud_detection.features.online import EntityState, Transaction
 from fraud_detection.features.store import GRACE, Change, Entity, StateCache, StoreUnavailable, label_text, member
 
 _APPLY = """
 local retained = tonumber(ARGV[1])
 local applied = {}
-local k, a = 7, 2
-for n = 1, (#ARGV - 1) / 4 do
-  local id, time, roles = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3])
-  local now = tonumber(redis.call('GET', KEYS[2]) or ARGV[a + 1])
+for n, tx in ipairs(cjson.decode(ARGV[2])) do
+  local id, stamp, at = tx[1], tx[2], tx[4]
+  local time = tonumber(stamp)
+  local now = tonumber(redis.call('GET', KEYS[2]) or stamp)
   if time > now then now = time end
   local cutoff = now - retained
   applied[n] = 0
-  if time >= cutoff and redis.call('ZADD', KEYS[1], 'NX', ARGV[a + 1], id) == 1 then
+  if time >= cutoff and redis.call('ZADD', KEYS[1], 'NX', stamp, id) == 1 then
     applied[n] = 1
     redis.call('SET', KEYS[2], string.format('%.17g', now))
     local seq = redis.call('INCR', KEYS[6])
-    redis.call('HSET', KEYS[5], id, ARGV[a + 2])
+    redis.call('HSET', KEYS[5], id, tx[3])
     local below = '(' .. string.format('%.17g', cutoff)
-    for i = k, k + 2 * roles - 1, 2 do
-      redis.call('ZADD', KEYS[i], ARGV[a + 1], id)
+    for _, i in ipairs(at) do
+      redis.call('ZADD', KEYS[i], stamp, id)
       redis.call('ZADD', KEYS[i + 1], seq, id)
       for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', below)) do
         redis.call('ZREM', KEYS[i + 1], old)
@@ -51,13 +53,13 @@ for n = 1, (#ARGV - 1) / 4 do
     for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', below)) do redis.call('HDEL', KEYS[3], old) end
     redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', below)
   end
-  k, a = k + 2 * roles, a + 4
 end
 return applied
 """
-"""Apply transactions in order, each as the one-transaction ``apply`` always did. ``ARGV``: the retained seconds,
-then per transaction its id, event time, JSON and number of roles; ``KEYS``: the six shared keys, then per
-transaction the ``e:`` and ``c:`` keys of each of its roles. 1 for each transaction applied, 0 for each refused."""
+"""Apply transactions in order, each as the one-transaction ``apply`` always did. ``KEYS``: the six shared keys,
+then each entity's ``e:`` and ``c:`` keys; ``ARGV``: the retained seconds and the batch as one JSON array of
+``[id, event time as text, event JSON, [the KEYS index of each of its entities' e: key]]`` (one argument, not four
+a transaction: redis-py packs each argument in Python). 1 for each transaction applied, 0 for each refused."""
 
 _LABEL = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -77,17 +79,18 @@ if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 0 the
 local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '0'}
 for i = 5, #KEYS do
   local changed = redis.call('ZRANGEBYSCORE', KEYS[i], '(' .. ARGV[i - 4], '+inf', 'WITHSCORES')
-  local bodies, labels, seqs = {}, {}, {}
+  local flat = {}
   for j = 1, #changed, 2 do
-    local n = (j + 1) / 2
-    bodies[n] = redis.call('HGET', KEYS[3], changed[j]) or ''
-    labels[n] = redis.call('HGET', KEYS[4], changed[j]) or ''
-    seqs[n] = changed[j + 1]
+    flat[#flat + 1] = redis.call('HGET', KEYS[3], changed[j]) or ''
+    flat[#flat + 1] = redis.call('HGET', KEYS[4], changed[j]) or ''
+    flat[#flat + 1] = changed[j + 1]
   end
-  out[i - 2] = {bodies, labels, seqs}
+  out[i - 2] = cjson.encode(flat)
 end
 return out
 """
+"""Each entity's changes after the sequence number in ``ARGV`` as one JSON array ``[body, label, seq, ...]`` (one
+string to parse, not three a change; an empty one is ``{}``), after "now" and the latest sequence number."""
 
 
 class RedisStateStore:
@@ -150,8 +153,8 @@ class RedisStateStore:
         cutoff = float(now) - self.retained if now else -math.inf
         with self._lock:
             return {
-                entity: self._cache.state(*entity, _changes(bodies, labels, seqs), cutoff)
-                for entity, (bodies, labels, seqs) in zip(wanted, result[2:], strict=True)
+                entity: self._cache.state(*entity, _changes(changed), cutoff)
+                for entity, changed in zip(wanted, result[2:], strict=True)
             }
 
     def apply(self, transaction: Transaction) -> bool:
@@ -163,12 +166,17 @@ class RedisStateStore:
         if not transactions:
             return []
         keys = [self._key(name) for name in ("applied", "now", "labels", "label_times", "body", "seq")]
-        args = [repr(self.retained)]
+        slots: dict[tuple[str, str], int] = {}
+        batch = []
         for transaction in transactions:
-            for role, key in transaction.keys.items():
-                keys += [self._key(f"e:{role}:{key}"), self._key(f"c:{role}:{key}")]
-            time = repr(float(transaction.event_time))
-            args += [transaction.tx_id, time, member(transaction), str(len(transaction.keys))]
+            at = []
+            for entity in transaction.keys.items():
+                if entity not in slots:
+                    slots[entity] = len(keys) + 1  # Lua counts from 1
+                    keys += [self._key(f"e:{entity[0]}:{entity[1]}"), self._key(f"c:{entity[0]}:{entity[1]}")]
+                at.append(slots[entity])
+            batch.append([transaction.tx_id, repr(float(transaction.event_time)), member(transaction), at])
+        args = [repr(self.retained), orjson.dumps(batch).decode()]
         return [bool(applied) for applied in self._call(self._apply, keys, args)]
 
     def apply_label(self, tx_id: str, label: int, label_time: float) -> None:
@@ -198,10 +206,9 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _changes(bodies: list[bytes], labels: list[bytes], seqs: list[bytes]) -> list[Change]:
+def _changes(changed: bytes) -> list[Change]:
     """The script's changed events (an id whose JSON was trimmed away is skipped)."""
-    return [
-        (_text(body), _text(label) or None, int(float(_text(seq))))
-        for body, label, seq in zip(bodies, labels, seqs, strict=True)
-        if body
-    ]
+    flat = orjson.loads(changed)
+    if not isinstance(flat, list):  # Lua's cjson writes an empty table as {}
+        return []
+    return [(flat[at], flat[at + 1] or None, int(float(flat[at + 2]))) for at in range(0, len(flat), 3) if flat[at]]
