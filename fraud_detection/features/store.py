@@ -6,7 +6,9 @@ of the last ``horizon + grace`` seconds behind the latest applied event time ("n
 transaction id. ``horizon`` is ``FeatureSet.horizon``; ``grace`` (default a day) keeps enough for a transaction
 redelivered up to that long after "now" to be scored again exactly. Both apply a transaction in one atomic
 step that also records its id, so applying it again (a redelivery after a kill -9 before the offset commit)
-changes nothing.
+changes nothing. ``apply_many`` makes a whole batch one such step (one SQLite transaction and commit, one Lua
+call) and leaves the store exactly as the batch's applies one by one would; ``read_many`` reads a batch's
+entities in one round trip. The stream uses both; the predictor applies and reads one transaction at a time.
 
 Reads are incremental. Every change to an entity's events (an apply, a label) carries the store's next
 sequence number; a reader keeps each entity it read recently (``StateCache``) and asks only for the changes
