@@ -19,7 +19,7 @@ import pytest
 
 from fraud_detection.features.definitions import HOUR
 from fraud_detection.features.online import Transaction
-from fraud_detection.features.redis_store import RedisStateStore
+from fraud_detection.features.redis_store import RedisStateStore, _text
 from fraud_detection.features.store import EntityStateStore, SQLiteStateStore
 
 HORIZON, GRACE = 6 * HOUR, HOUR
@@ -58,7 +58,7 @@ def dump(store: EntityStateStore) -> Any:
     client = store._client
     held: dict[str, Any] = {}
     for name in client.scan_iter(match=f"{store.prefix}:*"):
-        kind = client.type(name).decode()
+        kind = _text(client.type(name))
         short = name.decode()[len(store.prefix) :]
         if kind == "zset":
             held[short] = client.zrange(name, 0, -1, withscores=True)
@@ -72,7 +72,7 @@ def dump(store: EntityStateStore) -> Any:
 def test_a_batch_applied_at_once_equals_its_transactions_applied_one_by_one(open_store: Open) -> None:
     one_by_one, batched = open_store("one"), open_store("batch")
     rng = np.random.default_rng(11)
-    time, sent = 0.0, []
+    time, sent = 0.0, list[Transaction]()
     for batch_number in range(60):
         batch: list[Transaction] = []
         for _ in range(int(rng.integers(1, 40))):
@@ -96,7 +96,8 @@ def test_a_batch_applied_at_once_equals_its_transactions_applied_one_by_one(open
             sent.append(batch[-1])
         for _ in range(int(rng.integers(0, 4))):  # labels, some for transactions still to come, some long known
             tx_id = f"x{len(sent) + 100 + int(rng.integers(-20, 20))}"
-            label, label_time = int(rng.integers(0, 2)), time + float(rng.choice([-HORIZON - GRACE - 100.0, -60.0, 600.0]))
+            label = int(rng.integers(0, 2))
+            label_time = time + float(rng.choice([-HORIZON - GRACE - 100.0, -60.0, 600.0]))
             for store in (one_by_one, batched):
                 store.apply_label(tx_id, label, label_time)
         expected = [one_by_one.apply(transaction) for transaction in batch]
