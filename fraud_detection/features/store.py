@@ -84,14 +84,16 @@ class EntityStateStore(Protocol):
 
 def member(transaction: Transaction) -> str:
     """A stored event as JSON text (floats keep every digit): ``[tx_id, event_time, amount, keys]``."""
-    return json.dumps([transaction.tx_id, transaction.event_time, transaction.amount, dict(transaction.keys)])
+    keys = {str(role): str(key) for role, key in transaction.keys.items()}  # orjson takes no numpy text or floats
+    event = [str(transaction.tx_id), float(transaction.event_time), float(transaction.amount), keys]
+    return orjson.dumps(event).decode()
 
 
 def label_of(label: str | None) -> tuple[int, float]:
     """A label and its time from ``label_text``; ``(0, inf)`` while unknown."""
     if label is None:
         return 0, math.inf
-    value, label_time = json.loads(label)
+    value, label_time = orjson.loads(label)
     return int(value), float(label_time)
 
 
