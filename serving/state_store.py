@@ -6,7 +6,8 @@ offline arithmetic, so the values equal the training features. :meth:`StateLooku
 one transaction after the other: its entities' state read from the store, the features by
 :func:`fraud_detection.features.online.features_for`, and, with ``write``, the transaction applied before the next
 one is read, so a later transaction of the same card or terminal sees it. :meth:`StateLookup.apply_then_compute`
-(the stream) applies a whole batch, reads each entity once, and computes the batch's features in one
+(the stream) applies a whole batch (``apply_many``: one store transaction or script call), reads each entity
+once (``read_many``: one round trip), and computes the batch's features in one
 :func:`fraud_detection.features.window.evaluate` per role. The stores apply a transaction id once, so a retried
 request, a redelivered message, or the predictor and the stream applying the same transaction count it once.
 
@@ -175,8 +176,9 @@ class StateLookup:
         return rows.astype(np.float32)
 
     def apply_then_compute(self, transactions: Sequence[Transaction]) -> np.ndarray:
-        """``[N, F]`` float32 features of a batch the stream applies: every transaction is applied first, then each
-        entity of the batch is read once and the features of all come from one ``evaluate`` per role.
+        """``[N, F]`` float32 features of a batch the stream applies: every transaction is applied first (one
+        ``apply_many``), then each entity of the batch is read once (one ``read_many``) and the features of all
+        come from one ``evaluate`` per role.
 
         The values are :meth:`compute`'s for transactions in time order: a feature uses only events strictly before
         the transaction's time, so the batch's later transactions in the state change nothing, and the labels of
@@ -190,8 +192,7 @@ class StateLookup:
             for start, end in time_runs([t.event_time for t in transactions], GRACE / 2):
                 chunk = transactions[start:end]
                 operation = "apply"
-                for transaction in chunk:
-                    store.apply(transaction)
+                store.apply_many(chunk)
                 operation = "read"
                 states = read_entities(store, chunk, self._roles)
                 rows[start:end] = batch_features(chunk, states, self.inputs.features)
@@ -258,14 +259,8 @@ def time_runs(times: Sequence[float], span: float) -> list[tuple[int, int]]:
 def read_entities(
     store: EntityStateStore, transactions: Sequence[Transaction], roles: Sequence[str]
 ) -> dict[tuple[str, str], EntityState]:
-    """The state of every (role, key) of ``transactions``, each read once (a transaction's unread roles together)."""
-    states: dict[tuple[str, str], EntityState] = {}
-    for transaction in transactions:
-        unread = {role: transaction.keys[role] for role in roles if (role, transaction.keys[role]) not in states}
-        if unread:
-            for role, state in store.read(unread).items():
-                states[(role, unread[role])] = state
-    return states
+    """The state of every (role, key) of ``transactions``, each read once, all in one ``read_many``."""
+    return store.read_many((role, transaction.keys[role]) for transaction in transactions for role in roles)
 
 
 def batch_features(
@@ -282,18 +277,16 @@ def batch_features(
     for role, aggregates in by_role.items():
         codes: dict[str, int] = {}
         query_entity = np.array([codes.setdefault(t.keys[role], len(codes)) for t in transactions], dtype=np.int64)
-        events = [(code, event) for key, code in codes.items() for event in states[(role, key)].events]
+        held = [states[(role, key)] for key in codes]
         counterparties = {str(a.column) for a in aggregates if a.aggregate == "distinct"}
         history = History.build(
-            entity=np.array([code for code, _ in events], dtype=np.int64),
-            time=np.array([e.event_time for _, e in events], dtype=np.float64),
-            amount=np.array([e.amount for _, e in events], dtype=np.float64),
-            label=np.array([e.label for _, e in events], dtype=np.int64),
-            label_time=np.array([e.label_time for _, e in events], dtype=np.float64),
+            entity=np.repeat(np.arange(len(held), dtype=np.int64), [len(state) for state in held]),
+            time=_joined([state.time for state in held], np.float64),
+            amount=_joined([state.amount for state in held], np.float64),
+            label=_joined([state.label for state in held], np.int64),
+            label_time=_joined([state.label_time for state in held], np.float64),
             counterparty={
-                other: pd.factorize(np.array([e.keys.get(other, "") for _, e in events], dtype=object))[0].astype(
-                    np.int64
-                )
+                other: pd.factorize(_joined([_key_names(state, other) for state in held], object))[0].astype(np.int64)
                 for other in counterparties
             },
         )
@@ -301,3 +294,15 @@ def batch_features(
     rows = [{**t.request, AMOUNT: t.amount, EVENT_TIME: t.event_time} for t in transactions]
     values.update(request_features(lambda name: [row[name] for row in rows], feature_set.request))
     return np.column_stack([values[name] for name in feature_set.names]) if rows else np.empty((0, 0))
+
+
+def _joined(columns: Sequence[np.ndarray], dtype: type) -> np.ndarray:
+    """The columns end to end (an empty one of ``dtype`` for none)."""
+    return np.concatenate(columns).astype(dtype, copy=False) if columns else np.empty(0, dtype=dtype)
+
+
+def _key_names(state: EntityState, role: str) -> np.ndarray:
+    """Each event's key of ``role`` as text (``""`` for an event without one)."""
+    if role not in state.keys:
+        return np.full(len(state), "", dtype=object)
+    return np.asarray(state.names[role], dtype=object)[state.keys[role]]

@@ -4,8 +4,9 @@ Layout under a prefix ``p``: ``p:e:<role>:<key>`` the entity's transaction ids b
 and ``p:c:<role>:<key>`` the same ids by the sequence number of their last change (for incremental reads),
 ``p:body`` each event's JSON by id, ``p:applied`` the applied ids (score = event time), ``p:labels`` a hash of
 labels by id with ``p:label_times`` its time index, ``p:now`` the latest applied event time and ``p:seq`` the
-latest sequence number. ``apply`` is one Lua script (Redis runs it atomically): it checks and records the id,
-adds the event, bumps the sequence and trims, so a redelivered transaction changes nothing. ``apply_label`` is
+latest sequence number. ``apply_many`` is one Lua script (Redis runs it atomically): for each transaction in
+turn it checks and records the id, adds the event, bumps the sequence and trims, so a redelivered transaction
+or batch changes nothing; ``apply`` is a batch of one. ``apply_label`` is
 one script too: it records the label and marks the transaction's entities changed (their keys are read from
 its JSON inside the script, so it needs a non-cluster Redis, as Memorystore's basic and standard tiers are).
 ``redis`` is imported when a store is made, not with the package.
@@ -15,35 +16,50 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from fraud_detection.features.online import EntityState, Transaction
-from fraud_detection.features.store import GRACE, Change, StateCache, StoreUnavailable, label_text, member
+from fraud_detection.features.store import GRACE, Change, Entity, StateCache, StoreUnavailable, label_text, member
 
 _APPLY = """
-local t = tonumber(ARGV[2])
-local now = tonumber(redis.call('GET', KEYS[2]) or ARGV[2])
-if t > now then now = t end
-local cutoff = now - tonumber(ARGV[3])
-if t < cutoff then return 0 end
-if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1]) == 0 then return 0 end
-redis.call('SET', KEYS[2], string.format('%.17g', now))
-local seq = redis.call('INCR', KEYS[6])
-redis.call('HSET', KEYS[5], ARGV[1], ARGV[4])
-local below = '(' .. string.format('%.17g', cutoff)
-for i = 7, #KEYS, 2 do
-  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1])
-  redis.call('ZADD', KEYS[i + 1], seq, ARGV[1])
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', below)) do redis.call('ZREM', KEYS[i + 1], id) end
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', below)
+local retained = tonumber(ARGV[1])
+local applied = {}
+for n, tx in ipairs(cjson.decode(ARGV[2])) do
+  local id, stamp, at = tx[1], tx[2], tx[4]
+  local time = tonumber(stamp)
+  local now = tonumber(redis.call('GET', KEYS[2]) or stamp)
+  if time > now then now = time end
+  local cutoff = now - retained
+  applied[n] = 0
+  if time >= cutoff and redis.call('ZADD', KEYS[1], 'NX', stamp, id) == 1 then
+    applied[n] = 1
+    redis.call('SET', KEYS[2], string.format('%.17g', now))
+    local seq = redis.call('INCR', KEYS[6])
+    redis.call('HSET', KEYS[5], id, tx[3])
+    local below = '(' .. string.format('%.17g', cutoff)
+    for _, i in ipairs(at) do
+      redis.call('ZADD', KEYS[i], stamp, id)
+      redis.call('ZADD', KEYS[i + 1], seq, id)
+      for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', below)) do
+        redis.call('ZREM', KEYS[i + 1], old)
+      end
+      redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', below)
+    end
+    for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', below)) do redis.call('HDEL', KEYS[5], old) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', below)
+    for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', below)) do redis.call('HDEL', KEYS[3], old) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', below)
+  end
 end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', below)) do redis.call('HDEL', KEYS[5], id) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', below)
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', below)) do redis.call('HDEL', KEYS[3], id) end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', below)
-return 1
+return applied
 """
+"""Apply transactions in order, each as the one-transaction ``apply`` always did. ``KEYS``: the six shared keys,
+then each entity's ``e:`` and ``c:`` keys; ``ARGV``: the retained seconds and the batch as one JSON array of
+``[id, event time as text, event JSON, [the KEYS index of each of its entities' e: key]]`` (one argument, not four
+a transaction: redis-py packs each argument in Python). 1 for each transaction applied, 0 for each refused."""
 
 _LABEL = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -63,17 +79,18 @@ if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 0 the
 local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '0'}
 for i = 5, #KEYS do
   local changed = redis.call('ZRANGEBYSCORE', KEYS[i], '(' .. ARGV[i - 4], '+inf', 'WITHSCORES')
-  local bodies, labels, seqs = {}, {}, {}
+  local flat = {}
   for j = 1, #changed, 2 do
-    local n = (j + 1) / 2
-    bodies[n] = redis.call('HGET', KEYS[3], changed[j]) or ''
-    labels[n] = redis.call('HGET', KEYS[4], changed[j]) or ''
-    seqs[n] = changed[j + 1]
+    flat[#flat + 1] = redis.call('HGET', KEYS[3], changed[j]) or ''
+    flat[#flat + 1] = redis.call('HGET', KEYS[4], changed[j]) or ''
+    flat[#flat + 1] = changed[j + 1]
   end
-  out[i - 2] = {bodies, labels, seqs}
+  out[i - 2] = cjson.encode(flat)
 end
 return out
 """
+"""Each entity's changes after the sequence number in ``ARGV`` as one JSON array ``[body, label, seq, ...]`` (one
+string to parse, not three a change; an empty one is ``{}``), after "now" and the latest sequence number."""
 
 
 class RedisStateStore:
@@ -108,13 +125,18 @@ class RedisStateStore:
         self._lock = threading.Lock()  # the cache is shared by the threads that read through this store
 
     def read(self, keys: Mapping[str, str]) -> dict[str, EntityState]:
-        """Each role's changes since this reader's last read of it, in one script call (one round trip, one
+        """Each role's state, as :meth:`read_many` reads it."""
+        states = self.read_many(keys.items())
+        return {role: states[(role, key)] for role, key in keys.items()}
+
+    def read_many(self, entities: Iterable[Entity]) -> dict[Entity, EntityState]:
+        """Each entity's changes since this reader's last read of it, in one script call (one round trip, one
         snapshot), applied to the reader's cache."""
-        roles = list(keys)
+        wanted = list(dict.fromkeys(entities))
         with self._lock:
-            seen = [self._cache.seen(role, keys[role]) for role in roles]
+            seen = [self._cache.seen(role, key) for role, key in wanted]
         names = [self._key(name) for name in ("now", "seq", "body", "labels")]
-        names += [self._key(f"c:{role}:{keys[role]}") for role in roles]
+        names += [self._key(f"c:{role}:{key}") for role, key in wanted]
         result = self._call(self._read, names, [str(number) for number in seen])
         if _text(result[0]) == "old-layout":
             raise StoreUnavailable(
@@ -124,24 +146,38 @@ class RedisStateStore:
         latest = int(_text(result[1]))
         if any(number > latest for number in seen):  # a new store under this prefix: forget and read again
             with self._lock:
-                for role in roles:
-                    self._cache.seen(role, keys[role], latest)
-            return self.read(keys)
+                for role, key in wanted:
+                    self._cache.seen(role, key, latest)
+            return self.read_many(wanted)
         now = _text(result[0])
         cutoff = float(now) - self.retained if now else -math.inf
         with self._lock:
             return {
-                role: self._cache.state(role, keys[role], _changes(bodies, labels, seqs), cutoff)
-                for role, (bodies, labels, seqs) in zip(roles, result[2:], strict=True)
+                entity: self._cache.state(*entity, _changes(changed), cutoff)
+                for entity, changed in zip(wanted, result[2:], strict=True)
             }
 
     def apply(self, transaction: Transaction) -> bool:
         """Record the id, add the event and trim, atomically; False if already applied or too old."""
+        return self.apply_many([transaction])[0]
+
+    def apply_many(self, transactions: Sequence[Transaction]) -> list[bool]:
+        """The batch's applies, in order, in one script call: atomic (all or none), one round trip."""
+        if not transactions:
+            return []
         keys = [self._key(name) for name in ("applied", "now", "labels", "label_times", "body", "seq")]
-        for role, key in transaction.keys.items():
-            keys += [self._key(f"e:{role}:{key}"), self._key(f"c:{role}:{key}")]
-        args = [transaction.tx_id, repr(float(transaction.event_time)), repr(self.retained), member(transaction)]
-        return bool(self._call(self._apply, keys, args))
+        slots: dict[tuple[str, str], int] = {}
+        batch = []
+        for transaction in transactions:
+            at = []
+            for entity in transaction.keys.items():
+                if entity not in slots:
+                    slots[entity] = len(keys) + 1  # Lua counts from 1
+                    keys += [self._key(f"e:{entity[0]}:{entity[1]}"), self._key(f"c:{entity[0]}:{entity[1]}")]
+                at.append(slots[entity])
+            batch.append([transaction.tx_id, repr(float(transaction.event_time)), member(transaction), at])
+        args = [repr(self.retained), orjson.dumps(batch).decode()]
+        return [bool(applied) for applied in self._call(self._apply, keys, args)]
 
     def apply_label(self, tx_id: str, label: int, label_time: float) -> None:
         """Record the label, index its time and mark the transaction's entities changed, atomically."""
@@ -170,10 +206,9 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _changes(bodies: list[bytes], labels: list[bytes], seqs: list[bytes]) -> list[Change]:
+def _changes(changed: bytes) -> list[Change]:
     """The script's changed events (an id whose JSON was trimmed away is skipped)."""
-    return [
-        (_text(body), _text(label) or None, int(float(_text(seq))))
-        for body, label, seq in zip(bodies, labels, seqs, strict=True)
-        if body
-    ]
+    flat = orjson.loads(changed)
+    if not isinstance(flat, list):  # Lua's cjson writes an empty table as {}
+        return []
+    return [(flat[at], flat[at + 1] or None, int(float(flat[at + 2]))) for at in range(0, len(flat), 3) if flat[at]]

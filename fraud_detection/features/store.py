@@ -6,7 +6,9 @@ of the last ``horizon + grace`` seconds behind the latest applied event time ("n
 transaction id. ``horizon`` is ``FeatureSet.horizon``; ``grace`` (default a day) keeps enough for a transaction
 redelivered up to that long after "now" to be scored again exactly. Both apply a transaction in one atomic
 step that also records its id, so applying it again (a redelivery after a kill -9 before the offset commit)
-changes nothing.
+changes nothing. ``apply_many`` makes a whole batch one such step (one SQLite transaction and commit, one Lua
+call) and leaves the store exactly as the batch's applies one by one would; ``read_many`` reads a batch's
+entities in one round trip. The stream uses both; the predictor applies and reads one transaction at a time.
 
 Reads are incremental. Every change to an entity's events (an apply, a label) carries the store's next
 sequence number; a reader keeps each entity it read recently (``StateCache``) and asks only for the changes
@@ -17,7 +19,9 @@ every lookup, and the state it returns is the store's state, event for event.
 Why SQLite for the embedded store: one writer process (the stream) and reader processes (the predictor) must
 share it without a server. SQLite in WAL mode gives readers a consistent snapshot while the writer commits, and
 its transactions make "record the id and add the events" one step; a dict with a file would need its own
-locking and crash safety.
+locking and crash safety. The writer commits with ``synchronous=NORMAL``: no fsync per commit, yet a commit
+survives the process being killed (it is in the WAL file); an OS crash or power loss may roll back the last
+commits (those transactions then miss from the state), never count one twice.
 """
 
 from __future__ import annotations
@@ -27,16 +31,21 @@ import math
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import orjson
 
 from fraud_detection.features.online import EntityState, Transaction
 
 GRACE = 86_400.0
 """Seconds of state kept beyond the feature horizon, so a redelivered transaction is scored as the first time."""
+
+
+Entity = tuple[str, str]
+"""An entity as the stores key it: (role, key)."""
 
 
 class StoreUnavailable(RuntimeError):
@@ -50,9 +59,18 @@ class EntityStateStore(Protocol):
         """The state of each entity, by role (``{"card": "c1", "terminal": "t9"}``), as one consistent snapshot."""
         ...
 
+    def read_many(self, entities: Iterable[Entity]) -> dict[Entity, EntityState]:
+        """The state of each ``(role, key)``, in one round trip and one consistent snapshot."""
+        ...
+
     def apply(self, transaction: Transaction) -> bool:
         """Add the transaction to its entities' state, once: False (and no change) if its id was applied before,
         or if it is older than ``now - horizon - grace`` (it could change no feature scored from now on)."""
+        ...
+
+    def apply_many(self, transactions: Sequence[Transaction]) -> list[bool]:
+        """``apply`` each transaction in order, as one atomic step (one round trip): the store ends as the applies
+        one by one would leave it, and a batch applied again changes nothing. Which of them were applied."""
         ...
 
     def apply_label(self, tx_id: str, label: int, label_time: float) -> None:
@@ -66,14 +84,16 @@ class EntityStateStore(Protocol):
 
 def member(transaction: Transaction) -> str:
     """A stored event as JSON text (floats keep every digit): ``[tx_id, event_time, amount, keys]``."""
-    return json.dumps([transaction.tx_id, transaction.event_time, transaction.amount, dict(transaction.keys)])
+    keys = {str(role): str(key) for role, key in transaction.keys.items()}  # orjson takes no numpy text or floats
+    event = [str(transaction.tx_id), float(transaction.event_time), float(transaction.amount), keys]
+    return orjson.dumps(event).decode()
 
 
 def label_of(label: str | None) -> tuple[int, float]:
     """A label and its time from ``label_text``; ``(0, inf)`` while unknown."""
     if label is None:
         return 0, math.inf
-    value, label_time = json.loads(label)
+    value, label_time = orjson.loads(label)
     return int(value), float(label_time)
 
 
@@ -107,7 +127,7 @@ class _Entity:
         new: list[tuple[str, float, float, Mapping[str, str], int, float, int]] = []
         for text, label_body, seq in changes:
             self.seen = max(self.seen, seq)
-            tx_id, event_time, amount, keys = json.loads(text)
+            tx_id, event_time, amount, keys = orjson.loads(text)
             at = self.row.get(tx_id)
             if at is None:
                 new.append((tx_id, float(event_time), float(amount), keys, *label_of(label_body), seq))
@@ -215,6 +235,10 @@ INSERT OR IGNORE INTO clock (id, now, seq) VALUES (0, NULL, 0);
 sequence number of its last change; ``clock`` holds "now" and the latest sequence number."""
 
 
+_CHUNK = 300
+"""Entities or ids per SQL statement (3 parameters each at most, well under SQLite's variable limit)."""
+
+
 class SQLiteStateStore:
     """The embedded store: one SQLite file in WAL mode; one writer process and any number of reader processes.
 
@@ -233,7 +257,10 @@ class SQLiteStateStore:
                 self._conn.execute("SELECT 1 FROM applied LIMIT 1")
             else:
                 self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                self._conn.execute("PRAGMA journal_mode=WAL")
+                if self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal":
+                    # A commit is in the WAL file when it returns (a killed process loses nothing); only the OS
+                    # crashing or the power failing may lose the last commits, never apply one twice.
+                    self._conn.execute("PRAGMA synchronous=NORMAL")
             columns = {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}
             if not readonly and (not columns or "seq" in columns):
                 self._conn.executescript(_SCHEMA)
@@ -248,47 +275,78 @@ class SQLiteStateStore:
             )
 
     def read(self, keys: Mapping[str, str]) -> dict[str, EntityState]:
-        """Each role's state, read in one transaction (a consistent snapshot beside a committing writer): only the
-        changes after what this reader already holds, applied to its cache."""
-        query = "SELECT body, label, seq FROM events WHERE role = ? AND key = ? AND seq > ?"
+        """Each role's state, as :meth:`read_many` reads it."""
+        states = self.read_many(keys.items())
+        return {role: states[(role, key)] for role, key in keys.items()}
+
+    def read_many(self, entities: Iterable[Entity]) -> dict[Entity, EntityState]:
+        """Each entity's state, read in one transaction (a consistent snapshot beside a committing writer) by one
+        query per ``_CHUNK`` entities: only the changes after what this reader already holds, applied to its cache."""
+        wanted = list(dict.fromkeys(entities))
         with self._lock, self._transaction("BEGIN"):
             now, latest = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
             cutoff = -math.inf if now is None else now - self.retained
-            return {
-                role: self._cache.state(
-                    role, key, self._conn.execute(query, (role, key, self._cache.seen(role, key, latest))), cutoff
+            changes: dict[Entity, list[Change]] = {entity: [] for entity in wanted}
+            for at in range(0, len(wanted), _CHUNK):
+                chunk = wanted[at : at + _CHUNK]
+                values = ", ".join(["(?, ?, ?)"] * len(chunk))
+                query = (
+                    f"WITH wanted (role, key, seen) AS (VALUES {values}) SELECT e.role, e.key, e.body, e.label, e.seq "
+                    "FROM wanted CROSS JOIN events AS e ON e.role = wanted.role AND e.key = wanted.key "
+                    "AND e.seq > wanted.seen"
                 )
-                for role, key in keys.items()
-            }
+                params = [p for role, key in chunk for p in (role, key, self._cache.seen(role, key, latest))]
+                for role, key, body, label, seq in self._conn.execute(query, params):
+                    changes[(role, key)].append((body, label, seq))
+            return {entity: self._cache.state(*entity, found, cutoff) for entity, found in changes.items()}
 
     def apply(self, transaction: Transaction) -> bool:
         """Record the id, add the events (with a label that came first) and trim what fell out of the horizon, in
         one transaction."""
-        time = transaction.event_time
+        return self.apply_many([transaction])[0]
+
+    def apply_many(self, transactions: Sequence[Transaction]) -> list[bool]:
+        """The batch's applies in one transaction (one commit): the ids, labels and clock are read once, each
+        transaction is decided in order as its own ``apply`` would be, then the accepted ones are written by
+        ``executemany`` and what fell out of the horizon is trimmed once."""
+        if not transactions:
+            return []
         with self._lock, self._transaction("BEGIN IMMEDIATE"):
-            before, seq = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
-            now = time if before is None else max(time, before)
-            cutoff = now - self.retained
-            if time < cutoff:
-                return False
-            inserted = self._conn.execute(
-                "INSERT OR IGNORE INTO applied (tx_id, event_time) VALUES (?, ?)", (transaction.tx_id, time)
-            )
-            if inserted.rowcount == 0:
-                return False
-            body, seq = member(transaction), seq + 1
-            label = self._conn.execute("SELECT body FROM labels WHERE tx_id = ?", (transaction.tx_id,)).fetchone()
-            self._conn.executemany(
-                "INSERT INTO events (role, key, tx_id, event_time, body, label, seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (role, key, transaction.tx_id, time, body, label[0] if label else None, seq)
-                    for role, key in transaction.keys.items()
-                ],
-            )
-            self._conn.execute("UPDATE clock SET now = ?, seq = ? WHERE id = 0", (now, seq))
-            for table, column in (("events", "event_time"), ("applied", "event_time"), ("labels", "label_time")):
-                self._conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff,))
-            return True
+            now, seq = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
+            ids = list(dict.fromkeys(t.tx_id for t in transactions))
+            applied: dict[str, float] = dict(self._select("SELECT tx_id, event_time FROM applied", ids))
+            found = self._select("SELECT tx_id, label_time, body FROM labels", ids)
+            labels = {tx_id: (time, body) for tx_id, time, body in found}
+            trimmed = -math.inf  # what the batch's earlier applies would have trimmed by now
+            done: list[bool] = []
+            rows: list[tuple[str, str, str, float, str, str | None, int]] = []
+            for transaction in transactions:
+                time, tx_id = transaction.event_time, transaction.tx_id
+                moved = time if now is None else max(time, now)
+                before = applied.get(tx_id)
+                if time < moved - self.retained or (before is not None and before >= trimmed):
+                    done.append(False)
+                    continue
+                label_time, label = labels.get(tx_id, (math.inf, None))
+                label = label if label_time >= trimmed else None
+                now, seq, trimmed, applied[tx_id] = moved, seq + 1, moved - self.retained, time
+                body = member(transaction)
+                rows += [(role, key, tx_id, time, body, label, seq) for role, key in transaction.keys.items()]
+                done.append(True)
+            if any(done):
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO applied (tx_id, event_time) VALUES (?, ?)",
+                    [(t.tx_id, t.event_time) for t, ok in zip(transactions, done, strict=True) if ok],
+                )
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO events (role, key, tx_id, event_time, body, label, seq) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._conn.execute("UPDATE clock SET now = ?, seq = ? WHERE id = 0", (now, seq))
+                for table, column in (("events", "event_time"), ("applied", "event_time"), ("labels", "label_time")):
+                    self._conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (trimmed,))
+            return done
 
     def apply_label(self, tx_id: str, label: int, label_time: float) -> None:
         """Insert or replace the transaction's label, and mark its events changed."""
@@ -305,6 +363,14 @@ class SQLiteStateStore:
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
+
+    def _select(self, query: str, ids: list[str]) -> list[tuple]:
+        """``query``'s rows for the transaction ids ``ids`` (``WHERE tx_id IN``, ``_CHUNK`` ids a statement)."""
+        found: list[tuple] = []
+        for at in range(0, len(ids), _CHUNK):
+            chunk = ids[at : at + _CHUNK]
+            found += self._conn.execute(f"{query} WHERE tx_id IN ({', '.join('?' * len(chunk))})", chunk).fetchall()
+        return found
 
     def _transaction(self, begin: str) -> _Transaction:
         return _Transaction(self._conn, begin, self.path)
