@@ -250,6 +250,6 @@ def test_metric_keys_keep_the_names_mlflow_kfp_and_model_directories_already_hol
     assert metrics.blend_weight("xgboost") == "weight_xgboost"
     assert [str(k) for k in metrics.Run] == [
         *("baseline_lr_test_auprc", "test_fraud_rate", "oracle_test_auprc", "auprc_vs_oracle", "robust_fraction"),
-        *("test_card_precision_at_k", "card_precision_k"),
+        *("equalized_odds_difference", "test_card_precision_at_k", "card_precision_k"),
     ]
     assert all(type(k) is str for k in metrics.on_window(metrics.VALIDATION, metrics.evaluate(y, scores, 0.5)))

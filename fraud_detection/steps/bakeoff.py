@@ -20,7 +20,7 @@ import numpy as np
 
 from fraud_detection import data, data_transactions, modeldir, sampling, tracking
 from fraud_detection.boosting import TrainParams
-from fraud_detection.families import BLEND, XGBOOST
+from fraud_detection.families import BLEND
 from fraud_detection.families.fit import FamilyFit, FitData, fit_blend, fit_family
 from fraud_detection.metrics import (
     CONFUSION,
@@ -39,6 +39,7 @@ from fraud_detection.metrics import (
 from fraud_detection.monitoring import reference as monitoring_reference
 from fraud_detection.reports.bakeoff import FAMILY, WINNER, bakeoff_markdown
 from fraud_detection.steps.measures import card_metrics, reference_metrics
+from fraud_detection.steps.selection_run import input_fields, log_selection, params_for_metadata
 from fraud_detection.tuning import study
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,6 @@ and a seeded uniform share of the rest, weighted by its inverse (the audits' bou
 VALIDATION_SCORES_FILE = "validation_scores.npy"
 """In a family's candidate model directory: its probabilities on the validation window, which chose its early
 stopping round and threshold. The select step reads them instead of scoring the window a second time."""
-
-
-def _params_for_metadata(params: TrainParams) -> dict[str, float | int | str]:
-    return {k: v for k, v in params.as_dict().items() if isinstance(v, int | float | str)}
 
 
 def train_family_step(
@@ -103,16 +100,8 @@ def record_inputs(model_dir: Path, inputs: modeldir.TransactionInputs | None) ->
     if inputs is None:
         return
     meta = modeldir.read_metadata(model_dir)
-    meta = modeldir.ModelMetadata.model_validate({**meta.model_dump(), **_input_fields(inputs)})
+    meta = modeldir.ModelMetadata.model_validate({**meta.model_dump(), **input_fields(inputs)})
     (model_dir / modeldir.METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
-
-
-def _input_fields(inputs: modeldir.TransactionInputs | None) -> dict[str, Any]:
-    """The metadata fields of a model's inputs: none for the public schema (its defaults), else the feature set's
-    names and the inputs themselves."""
-    if inputs is None:
-        return {}
-    return {"feature_names": list(inputs.features.names), "transactions": inputs.model_dump()}
 
 
 def read_windows(
@@ -146,7 +135,7 @@ def write_family(
         threshold=fitted.threshold,
         data_version=data_version,
         metrics=tracking.finite_metrics(metrics),
-        params=_params_for_metadata(params),
+        params=params_for_metadata(params),
     )
     modeldir.save_model_dir(fitted.model, metadata, model_dir)
     np.save(Path(model_dir) / VALIDATION_SCORES_FILE, np.asarray(fitted.validation_scores, dtype=np.float64))
@@ -266,7 +255,7 @@ def select_step(
     markdown = bakeoff_markdown(table, metrics)
     trials = {f.family: study.read_trials(Path(d)) for f, d in zip(fits, family_dirs, strict=False)}
     monitoring_reference.record(model_dir, x_valid, winner.fitted.validation_scores, inputs)
-    run_id = _log_selection(
+    run_id = log_selection(
         winner,
         candidates,
         metrics,
@@ -343,81 +332,6 @@ def bakeoff_rows(candidates: Sequence[Candidate], winner: Candidate) -> list[dic
         }
         for c in candidates
     ]
-
-
-def _log_selection(
-    winner: Candidate,
-    candidates: Sequence[Candidate],
-    metrics: dict[str, float],
-    markdown: str,
-    params: TrainParams,
-    model_dir: Path,
-    tracking_uri: str,
-    experiment: str,
-    data_version: str,
-    dataset: tracking.DatasetInput | None,
-    trials: dict[str, list[study.TrialRecord]] | None = None,
-    inputs: modeldir.TransactionInputs | None = None,
-) -> str:
-    """Log MLflow run ``train`` (the winner's metrics and model directory) with a child run per candidate (and,
-    for a tuned family, a grandchild per tuning trial); write the winner's model directory inside it. Returns the
-    run id."""
-
-    def log_model(run_id: str) -> None:
-        """Inside the run: write the winner's model directory (logged as ``serving_model``) and, for XGBoost,
-        the MLflow XGBoost model the registry version points at."""
-        metadata = modeldir.ModelMetadata(
-            model_version="candidate",
-            threshold=winner.fitted.threshold,
-            mlflow_run_id=run_id,
-            data_version=data_version,
-            metrics=tracking.finite_metrics(metrics),
-            params=_params_for_metadata(params),
-            **_input_fields(inputs),
-        )
-        modeldir.save_model_dir(winner.fitted.model, metadata, model_dir)
-        import mlflow
-
-        if winner.family == XGBOOST:
-            import mlflow.xgboost
-
-            logged = mlflow.xgboost.log_model(
-                winner.fitted.model.booster,  # type: ignore[attr-defined]
-                name="model",
-                pip_requirements=tracking.PIP_REQUIREMENTS,
-                model_format="ubj",
-            )
-            mlflow.set_tag("model_uri", logged.model_uri)
-        else:
-            mlflow.set_tag("model_uri", f"runs:/{run_id}/serving_model")
-        mlflow.log_text(markdown, "bakeoff.md")
-
-    children = [
-        tracking.RunRecord(
-            name=f"candidate-{c.family}",
-            tags={"step": "candidate", "family": c.family, "winner": str(c is winner).lower()},
-            params={"family": c.family},
-            metrics={
-                **on_window(VALIDATION, c.validation),
-                **on_window(TEST, c.test),
-                Detail.TRAIN_SECONDS.value: c.fitted.seconds,
-                **c.details,
-            },
-            children=study.trial_runs(c.family, (trials or {}).get(c.family, [])),
-        )
-        for c in candidates
-    ]
-    record = tracking.RunRecord(
-        name="train",
-        tags={"step": "train", "data_version": data_version, "family": winner.family},
-        params={**params.as_dict(), "data_version": data_version, "winner": winner.family},
-        metrics=metrics,
-        artifacts=[model_dir],
-        artifact_path="serving_model",
-        children=children,
-        inputs=[dataset] if dataset is not None else [],
-    )
-    return tracking.log_run(record, tracking_uri, experiment, during=log_model)
 
 
 def train_step(
