@@ -20,6 +20,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -76,83 +78,6 @@ LOCAL = {
 }
 """Settings without a usable default on a laptop, and what ``fraud monitor`` uses when neither the option nor
 its variable is set."""
-
-
-def add_monitor_parser(subparsers: Any) -> None:
-    """Register ``monitor`` and its ``joiner``, ``controller``, ``import-labels``, ``status`` and ``report``."""
-    from monitor.settings import ControllerSettings, JoinerSettings, ReportSettings
-
-    parser = command(
-        subparsers,
-        "monitor",
-        help="the loop after deploy: label joiner, controller, label import, live status, Evidently report",
-        description="The loop after deploy on this machine (docs/monitoring.md): `joiner` joins the prediction log "
-        "and the labels and serves the live metrics, `controller` acts on Alertmanager's alerts, `import-labels` "
-        "stores a labels file, `status` prints live performance and `report` writes the Evidently report. Every "
-        "option is also a FRAUD_* variable. The store defaults to FRAUD_HOME/monitor/join.sqlite.",
-    )
-    commands = parser.add_subparsers(dest="monitor_command", required=True, metavar="COMMAND")
-
-    joiner = command(
-        commands,
-        "joiner",
-        help="join prediction records and labels into the store; serve the live metrics on /metrics",
-        description="Consume the prediction log and the labels topic (with --bootstrap-servers; without it, only "
-        "serve the metrics of the store that imports feed) and publish live performance, the estimate, skew, "
-        "drift and the shadow comparison on /metrics, until Ctrl-C. Skew is measured against --reference (a "
-        "file) or the reference recorded with the model at --reference-uri (models:/fraud-detector@champion with "
-        "--tracking-uri, runs:/<run id>, or a model directory). Store: FRAUD_HOME/monitor/join.sqlite by default.",
-    )
-    _options(joiner, JoinerSettings)
-    joiner.set_defaults(handler=partial(run_joiner, joiner))
-
-    controller = command(
-        commands,
-        "controller",
-        help="Alertmanager's webhook receiver: retrain, roll back, promote (bearer token)",
-        description="Serve POST /alerts (Alertmanager's webhook, version 4, with the bearer token of --token-file) "
-        "and GET /healthz until Ctrl-C. Drift or decay starts one retraining run (--retrain-command), a degraded "
-        "newest version rolls the champion back, a winning shadow challenger is promoted through the gates. "
-        "Serving root: FRAUD_HOME/serving by default.",
-    )
-    _options(controller, ControllerSettings)
-    controller.set_defaults(handler=partial(run_controller, controller))
-
-    imports = command(
-        commands,
-        "import-labels",
-        help="store the labels of CSV or JSON-lines files (tx_id, label, label_time)",
-        description="Store labels keyed by transaction id: a CSV with the header tx_id,label,label_time, or JSON "
-        "lines of those fields. Importing the same file twice, or files out of order, gives the same store. "
-        "Store: FRAUD_HOME/monitor/join.sqlite by default.",
-    )
-    _options(imports, JoinerSettings, ["db"])
-    imports.add_argument("files", type=Path, nargs="+", metavar="FILE", help="CSV or .jsonl files of labels")
-    imports.set_defaults(handler=partial(run_import_labels, imports))
-
-    status = command(
-        commands,
-        "status",
-        help="print live performance, the estimate on pending rows, shift and the shadow comparison",
-        description="One snapshot of the store, as the joiner's gauges show it: realised precision, recall, AUPRC, "
-        "alert rate and label coverage per model version and endpoint on the matured cohort; the estimate on "
-        "pending rows (assuming calibrated scores); the PSI of each column above its threshold; the shadow "
-        "challenger's paired AUPRC difference.",
-    )
-    _options(status, JoinerSettings, JOINER_STATUS_OPTIONS)
-    status.add_argument("--json", action="store_true", help="print JSON instead of text")
-    status.set_defaults(handler=partial(run_status, status))
-
-    report = command(
-        commands,
-        "report",
-        help="write the Evidently report of live performance on the matured cohorts (HTML)",
-        description="Evidently's classification report per model version and endpoint on the matured cohort, "
-        "against the cohort before it, in a dated folder of --output (local or gs://) with an index.html. The "
-        "CronJob fraud-live-report of manifests/overlays/loop runs it daily.",
-    )
-    _options(report, ReportSettings)
-    report.set_defaults(handler=partial(run_report, report))
 
 
 def run_joiner(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Any) -> int:
@@ -259,3 +184,90 @@ def run_report(parser: argparse.ArgumentParser, args: argparse.Namespace, settin
         return 1
     print(f"wrote the live performance report to {write_report(found)}")
     return 0
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``fraud monitor`` subcommand: its help line, its description, the settings class of
+    :mod:`monitor.settings` its options come from (all its fields, or ``names``), and its handler."""
+
+    help: str
+    description: str
+    settings: str
+    handler: Callable[[argparse.ArgumentParser, argparse.Namespace, Any], int]
+    names: list[str] | None = None
+
+
+SUBCOMMANDS = {
+    "joiner": Subcommand(
+        "join prediction records and labels into the store; serve the live metrics on /metrics",
+        "Consume the prediction log and the labels topic (with --bootstrap-servers; without it, only serve the "
+        "metrics of the store that imports feed) and publish live performance, the estimate, skew, drift and the "
+        "shadow comparison on /metrics, until Ctrl-C. Skew is measured against --reference (a file) or the "
+        "reference recorded with the model at --reference-uri (models:/fraud-detector@champion with "
+        "--tracking-uri, runs:/<run id>, or a model directory). Store: FRAUD_HOME/monitor/join.sqlite by default.",
+        "JoinerSettings",
+        run_joiner,
+    ),
+    "controller": Subcommand(
+        "Alertmanager's webhook receiver: retrain, roll back, promote (bearer token)",
+        "Serve POST /alerts (Alertmanager's webhook, version 4, with the bearer token of --token-file) and GET "
+        "/healthz until Ctrl-C. Drift or decay starts one retraining run (--retrain-command), a degraded newest "
+        "version rolls the champion back, a winning shadow challenger is promoted through the gates. Serving "
+        "root: FRAUD_HOME/serving by default.",
+        "ControllerSettings",
+        run_controller,
+    ),
+    "import-labels": Subcommand(
+        "store the labels of CSV or JSON-lines files (tx_id, label, label_time)",
+        "Store labels keyed by transaction id: a CSV with the header tx_id,label,label_time, or JSON lines of "
+        "those fields. Importing the same file twice, or files out of order, gives the same store. Store: "
+        "FRAUD_HOME/monitor/join.sqlite by default.",
+        "JoinerSettings",
+        run_import_labels,
+        ["db"],
+    ),
+    "status": Subcommand(
+        "print live performance, the estimate on pending rows, shift and the shadow comparison",
+        "One snapshot of the store, as the joiner's gauges show it: realised precision, recall, AUPRC, alert rate "
+        "and label coverage per model version and endpoint on the matured cohort; the estimate on pending rows "
+        "(assuming calibrated scores); the PSI of each column above its threshold; the shadow challenger's "
+        "paired AUPRC difference.",
+        "JoinerSettings",
+        run_status,
+        JOINER_STATUS_OPTIONS,
+    ),
+    "report": Subcommand(
+        "write the Evidently report of live performance on the matured cohorts (HTML)",
+        "Evidently's classification report per model version and endpoint on the matured cohort, against the "
+        "cohort before it, in a dated folder of --output (local or gs://) with an index.html. The CronJob "
+        "fraud-live-report of manifests/overlays/loop runs it daily.",
+        "ReportSettings",
+        run_report,
+    ),
+}
+"""``fraud monitor``'s subcommands, in the order its help lists them."""
+
+MONITOR_DESCRIPTION = (
+    "The loop after deploy on this machine (docs/monitoring.md): `joiner` joins the prediction log and the labels "
+    "and serves the live metrics, `controller` acts on Alertmanager's alerts, `import-labels` stores a labels "
+    "file, `status` prints live performance and `report` writes the Evidently report. Every option is also a "
+    "FRAUD_* variable. The store defaults to FRAUD_HOME/monitor/join.sqlite."
+)
+
+
+def add_monitor_parser(subparsers: Any) -> None:
+    """Register ``monitor`` and its subcommands (:data:`SUBCOMMANDS`)."""
+    from monitor import settings as kinds
+
+    summary = "the loop after deploy: label joiner, controller, label import, live status, Evidently report"
+    parser = command(subparsers, "monitor", help=summary, description=MONITOR_DESCRIPTION)
+    commands = parser.add_subparsers(dest="monitor_command", required=True, metavar="COMMAND")
+    for name, sub in SUBCOMMANDS.items():
+        child = command(commands, name, help=sub.help, description=sub.description)
+        _options(child, getattr(kinds, sub.settings), sub.names)
+        if name == "import-labels":
+            child.add_argument("files", type=Path, nargs="+", metavar="FILE", help="CSV or .jsonl files of labels")
+        if name == "status":
+            child.add_argument("--json", action="store_true", help="print JSON instead of text")
+        child.set_defaults(handler=partial(sub.handler, child))

@@ -54,14 +54,10 @@ PART_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
-class DaskTransactionsResult:
-    """What the load wrote: the data version and each window's size (as the local load reports them)."""
+class DaskTransactionsResult(dask_load.DaskLoadResult):
+    """What the load wrote (the data version and each window's size, as the local load reports them), and how
+    long each phase took."""
 
-    version: str
-    source: str
-    files: int
-    rows: dict[str, int]
-    frauds: dict[str, int]
     seconds: dict[str, float]
     """Wall time of each phase: ``check`` (read, check, version), ``order`` (the global ``seq`` and the window
     checks), ``features_and_write``."""

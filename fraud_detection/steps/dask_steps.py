@@ -93,6 +93,17 @@ def _dask_transactions_step(
     else:
         source = uri
     loaded = dask_transactions.load_transactions(client, uri, inputs, knobs.sensitive_column, knobs.fractions, outputs)
+    return _load_result(loaded, source, outputs, None)
+
+
+def _load_result(
+    loaded: dask_load.DaskLoadResult,
+    source: str,
+    outputs: Mapping[str, str],
+    oracle_label_noise: float | None,
+) -> LoadStepResult:
+    """The load step's result from what either Dask load wrote (its version, rows and frauds per window); the
+    lineage's columns are the training window's."""
     import dask.dataframe as dd
 
     return LoadStepResult(
@@ -100,7 +111,7 @@ def _dask_transactions_step(
         source=source,
         rows=loaded.rows,
         frauds=loaded.frauds,
-        oracle_label_noise=None,
+        oracle_label_noise=oracle_label_noise,
         dataset=DatasetInput(
             source=source,
             version=loaded.version,
@@ -142,22 +153,7 @@ def dask_load_step(client: Client, knobs: DataKnobs, outputs: Mapping[str, str],
         if knobs.data_uri == SYNTHETIC_URI
         else loaded.source
     )
-    import dask.dataframe as dd
-
-    return LoadStepResult(
-        data_version=loaded.version,
-        source=source,
-        rows=loaded.rows,
-        frauds=loaded.frauds,
-        oracle_label_noise=synthetic.label_noise if knobs.data_uri == SYNTHETIC_URI else None,
-        dataset=DatasetInput(
-            source=source,
-            version=loaded.version,
-            rows=sum(loaded.rows.values()),
-            frauds=sum(loaded.frauds.values()),
-            columns=dataset_columns(dd.read_parquet(outputs["train"]).dtypes),
-        ),
-    )
+    return _load_result(loaded, source, outputs, synthetic.label_noise if knobs.data_uri == SYNTHETIC_URI else None)
 
 
 def dask_xgboost_step(
