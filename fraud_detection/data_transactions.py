@@ -96,7 +96,8 @@ def featured(rows: pd.DataFrame, inputs: TransactionInputs, sensitive_column: st
 
 def read_canonical(knobs: DataKnobs, inputs: TransactionInputs) -> tuple[pd.DataFrame, str, np.ndarray | None]:
     """The canonical frame of the run's data (generated or read and checked), where it came from, and for the
-    generator each row's true fraud probability (None for a file)."""
+    generator each row's best achievable score, its true fraud probability given what is knowable when the row
+    is scored (``Truth.knowable``; None for a file)."""
     if knobs.data_uri == SYNTHETIC_TRANSACTIONS_URI:
         from fraud_detection.transactions.generator import TransactionConfig, generate_with_truth
 
@@ -104,7 +105,7 @@ def read_canonical(knobs: DataKnobs, inputs: TransactionInputs) -> tuple[pd.Data
         source = f"synthetic-transactions(rows={knobs.synthetic_rows}, seed={knobs.synthetic_seed})"
         rows = canonical(raw, inputs.mapping)
         # canonical orders rows by time, stably; the generator's rows already are, so its truth stays aligned
-        return rows, source, truth.probability
+        return rows, source, truth.knowable
     return canonical(data.read_table(knobs.data_uri), inputs.mapping), knobs.data_uri, None
 
 

@@ -102,6 +102,26 @@ def test_labels_arrive_about_seven_days_later_for_fraud_and_legitimate_rows(
     assert 0.8 < delay.std() < 1.2
 
 
+def test_the_best_achievable_score_counts_a_compromise_only_once_one_of_its_fraud_labels_is_known(
+    generated: tuple[pd.DataFrame, Truth],
+) -> None:
+    frame, truth = generated
+    assert (truth.knowable <= truth.probability + 1e-12).all()  # it only ever knows less
+    assert truth.knowable.shape == truth.probability.shape
+    terminal = truth.pattern == PATTERNS.index("terminal")
+    assert np.array_equal(truth.knowable[truth.pattern < 0], truth.probability[truth.pattern < 0])
+    shown = terminal & (truth.knowable > 0.25)
+    # every row it scores as compromised comes after a fraud at that terminal, in the spell, whose label was known
+    rows = frame.loc[shown, ["tx_id", "terminal_id", "tx_time"]]
+    frauds = frame.loc[frame["is_fraud"] == 1, ["terminal_id", "tx_time", "label_time"]]
+    pairs = rows.merge(frauds, on="terminal_id", suffixes=("", "_fraud"))
+    known = pairs[(pairs["label_time"] < pairs["tx_time"]) & (pairs["tx_time"] - pairs["tx_time_fraud"] < 28 * DAY)]
+    assert set(known["tx_id"]) == set(rows["tx_id"])
+    # a spell's first week or so shows nowhere; most of the rest does
+    share = frame.loc[terminal, "is_fraud"].to_numpy()[shown[terminal]].sum() / frame.loc[terminal, "is_fraud"].sum()
+    assert 0.3 < share < 0.9, share
+
+
 def test_payments_follow_a_daily_cycle(generated: tuple[pd.DataFrame, Truth]) -> None:
     hour = ((generated[0]["tx_time"] / 3600.0) % 24.0).astype(int)
     counts = hour.value_counts()
@@ -128,3 +148,4 @@ def test_with_every_pattern_off_only_the_rare_unexplained_fraud_remains() -> Non
     assert len(frame) == 2_000
     assert (truth.pattern == -1).all()
     assert np.allclose(truth.probability, quiet.base_fraud)
+    assert np.allclose(truth.knowable, quiet.base_fraud)
