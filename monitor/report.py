@@ -42,27 +42,34 @@ def _number(value: float) -> str:
     return "-" if isinstance(value, float) and math.isnan(value) else f"{value:.4f}"
 
 
+def _table(title: str, header: str, rows: list[str]) -> list[str]:
+    return [title, f"  {header}", *(f"  {row}" for row in rows)]
+
+
 def status_text(snapshot: Snapshot, now: datetime) -> str:
     """The snapshot as plain text: realised metrics, the estimate, alerting shifts, shadow comparisons."""
     lines = [f"live performance at {now.isoformat(timespec='seconds')}", ""]
-    lines.append("matured cohort (realised):")
-    lines.append("  version  endpoint  rows      frauds  precision  recall  auprc   alert_rate  label_coverage")
-    for r in snapshot.realised:
-        lines.append(
-            f"  {r.model_version:<8} {r.endpoint:<9} {r.rows:<9} {r.positives:<7} {_number(r.precision):<10} "
-            f"{_number(r.recall):<7} {_number(r.auprc):<7} {_number(r.alert_rate):<11} {_number(r.label_coverage)}"
-        )
-    if not snapshot.realised:
-        lines.append("  (no matured rows yet)")
-    lines += ["", f"pending rows (an estimate that assumes {ASSUMPTION}):"]
-    lines.append("  version  endpoint  rows      precision  recall  fraud_rate  alert_rate")
-    for e in snapshot.estimated:
-        lines.append(
-            f"  {e.model_version:<8} {e.endpoint:<9} {e.rows:<9} {_number(e.precision):<10} {_number(e.recall):<7} "
-            f"{_number(e.fraud_rate):<11} {_number(e.alert_rate)}"
-        )
-    if not snapshot.estimated:
-        lines.append("  (no pending rows)")
+    realised = [
+        f"{r.model_version:<8} {r.endpoint:<9} {r.rows:<9} {r.positives:<7} {_number(r.precision):<10} "
+        f"{_number(r.recall):<7} {_number(r.auprc):<7} {_number(r.alert_rate):<11} {_number(r.label_coverage)}"
+        for r in snapshot.realised
+    ]
+    lines += _table(
+        "matured cohort (realised):",
+        "version  endpoint  rows      frauds  precision  recall  auprc   alert_rate  label_coverage",
+        realised or ["(no matured rows yet)"],
+    )
+    estimated = [
+        f"{e.model_version:<8} {e.endpoint:<9} {e.rows:<9} {_number(e.precision):<10} {_number(e.recall):<7} "
+        f"{_number(e.fraud_rate):<11} {_number(e.alert_rate)}"
+        for e in snapshot.estimated
+    ]
+    lines.append("")
+    lines += _table(
+        f"pending rows (an estimate that assumes {ASSUMPTION}):",
+        "version  endpoint  rows      precision  recall  fraud_rate  alert_rate",
+        estimated or ["(no pending rows)"],
+    )
     alerting = [s for s in snapshot.shifts if s.alert]
     lines += ["", f"shift: {len(snapshot.shifts)} columns measured, {len(alerting)} above their threshold"]
     lines += [f"  {s.kind} {s.column}: PSI {s.psi:.3f} > {s.threshold:.3f}" for s in alerting]
