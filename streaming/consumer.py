@@ -276,7 +276,6 @@ class StreamScorer:
         assert model is not None
         self._deliveries.commit(consumer, producer, most=self.settings.batches_in_flight - 1)
         records, ends = readable(batch)
-        sent = self._deliveries.start(ends)
         raw = self.raw
         if raw is not None:
             rejected = raw.labels.catch_up()  # every label acknowledged before these transactions is applied first
@@ -285,6 +284,7 @@ class StreamScorer:
             rejected = []
             decoded = messages.decode_batch([m.value() for m in records], [m.key() for m in records])
         flagged = 0
+        sent = self._deliveries.start(ends)
         with self._tracer.start_as_current_span(
             "score-batch",
             attributes={
