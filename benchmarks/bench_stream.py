@@ -11,7 +11,9 @@
 * **targets** (issue 26), each printed as holding or not: end-to-end p99 at the fixed rate at most 2x the
   floor's, p50 at most 2x the floor's plus 5 ms, throughput at least 0.25x the floor's.
 
-    .venv/bin/python benchmarks/bench_stream.py [--rows 200000] [--rate 5000] [--seconds 10]
+    .venv/bin/python benchmarks/bench_stream.py [--rows 200000] [--rate 5000] [--seconds 10] [--set NAME=VALUE]
+
+``--set batches_in_flight=1`` (any scorer setting, repeatable) runs the scorer with that setting, to compare.
 
 Prints a Markdown table; ``--write-doc`` puts it into docs/streaming.md (the README quotes it).
 """
@@ -171,6 +173,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000, help="transactions for the throughput runs")
     parser.add_argument("--rate", type=float, default=5_000, help="fixed rate of the latency run (per second)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a scorer setting (StreamSettings field), e.g. batches_in_flight=1; repeatable",
+    )
     parser.add_argument("--write-doc", action="store_true", help="put the table into docs/streaming.md")
     args = parser.parse_args()
 
@@ -200,6 +209,7 @@ def main() -> None:
                     "FRAUD_HOST": "127.0.0.1",
                     "FRAUD_PORT": str(metrics_port),
                     "FRAUD_KAFKA_OPTIONS": json.dumps(FAST_GROUP),
+                    **{f"FRAUD_{name.upper()}": value for name, value in (item.split("=", 1) for item in args.set)},
                 }
             )
             log = (work / "scorer.log").open("w")
@@ -224,7 +234,7 @@ def main() -> None:
     table = "\n".join(
         [
             f"{os.cpu_count()} CPUs (load average {load} at the end), {args.rows:,} transactions, "
-            f"{PARTITIONS} partitions, one scorer process:",
+            f"{PARTITIONS} partitions, one scorer process{' (' + ', '.join(args.set) + ')' if args.set else ''}:",
             "",
             "| run | transactions/s | p50 ms | p99 ms |",
             "| --- | ---: | ---: | ---: |",

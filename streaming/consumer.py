@@ -1,10 +1,12 @@
-"""The scoring loop: take a batch from Kafka, score it, deliver every result, then commit.
+"""The scoring loop: take a batch from Kafka, score it, send every result, and commit once they are acknowledged.
 
-Delivery is at-least-once. Offsets are committed only once every result and dead letter of the batch has been
-acknowledged by the broker; a consumer killed before that leaves the batch uncommitted, and whichever consumer
-gets its partitions next scores it again. The commit itself is sent without waiting for its answer (the next batch
-is scored meanwhile); a commit lost with the process only means its batch is scored again, and a clean stop
-commits the last batch and waits for it. Results are idempotent (:mod:`streaming.messages`), so a transaction
+Delivery is at-least-once. A batch's offsets are committed only once every result and dead letter of it and of
+every batch before it has been acknowledged by the broker (:mod:`streaming.delivery`); the scorer goes on scoring
+the next batches meanwhile (at most ``batches_in_flight`` await acknowledgement). A consumer killed before that
+leaves those batches uncommitted, and whichever consumer gets its partitions next scores them again. The commit
+itself is sent without waiting for its answer; a commit lost with the process only means its batches are scored
+again, and a clean stop, or partitions taken away by a rebalance, first waits for every result and then commits
+and waits for that. Results are idempotent (:mod:`streaming.messages`), so a transaction
 scored twice has two identical results, never two different ones.
 
 Batches are adaptive (:func:`take`): the scorer takes whatever has arrived, up to ``batch_size``, and never
@@ -27,6 +29,8 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +41,7 @@ from fraud_detection.features.store import StoreUnavailable
 from fraud_detection.modeldir import METADATA_FILE
 from serving import scoring, telemetry
 from streaming import kafka, messages, transactions
+from streaming.delivery import Deliveries, DeliveryError, on_commit
 from streaming.metrics import on_stats, stream_metrics
 from streaming.prediction_log import StreamLog
 from streaming.settings import StreamSettings
@@ -46,10 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 prediction_log = logging.getLogger(telemetry.PREDICTION_LOGGER)
-
-
-class DeliveryError(RuntimeError):
-    """The broker did not acknowledge every result of a batch: the batch stays uncommitted."""
 
 
 def model_fingerprint(uri: str) -> str:
@@ -88,10 +89,10 @@ def client_configs(settings: StreamSettings) -> tuple[dict[str, Any], dict[str, 
     producer = {
         **common,
         "acks": "all",
-        "linger.ms": 5,
+        # Results are not flushed batch by batch (streaming.delivery): they leave after this long at most.
+        "linger.ms": 1,
         "batch.num.messages": 10000,
         "queue.buffering.max.messages": 1_000_000,
-        "delivery.report.only.error": True,
         **settings.kafka_options,
     }
     return consumer, producer
@@ -146,7 +147,7 @@ class StreamScorer:
         self._fingerprint = ""
         self._checked = 0.0
         self._failed_deliveries: list[str] = []
-        self._last_ends: dict[int, int] = {}
+        self._deliveries = Deliveries(settings.input_topic, settings.delivery_timeout_seconds)
         self._tracer: Any = None
         self.raw: transactions.RawTransactions | None = None
         self.prediction_records = StreamLog(settings)  # off without FRAUD_PREDICTION_LOG_BOOTSTRAP_SERVERS
@@ -231,8 +232,11 @@ class StreamScorer:
         self._tracer = trace.get_tracer("streaming.consumer")
         consumer_config, producer_config = client_configs(self.settings)
         producer = Producer({**producer_config, "on_delivery": self._on_delivery})
-        consumer = Consumer({**consumer_config, "on_commit": self._on_commit})
-        consumer.subscribe([self.settings.input_topic])
+        consumer = Consumer({**consumer_config, "on_commit": on_commit})
+        # Partitions taken away: every result sent is acknowledged and committed first, for their next owner.
+        consumer.subscribe(
+            [self.settings.input_topic], on_revoke=lambda consumer, _: self._deliveries.commit_all(consumer, producer)
+        )
         log.info(
             "consuming %s as group %s from %s: results to %s, dead letters to %s",
             self.settings.input_topic,
@@ -246,10 +250,12 @@ class StreamScorer:
                 batch = take(consumer, self.settings.batch_size, self.settings.batch_wait_seconds)
                 if batch:
                     self.process(batch, consumer, producer)
-                elif self.raw is not None:
-                    self._apply_labels(producer, idle=True)
+                else:
+                    self._deliveries.commit(consumer, producer)
+                    if self.raw is not None:
+                        self._apply_labels(producer, idle=True)
                 self.maybe_reload()
-            self._commit(consumer, self._last_ends, wait=True)  # earlier commits land before the group is left
+            self._deliveries.commit_all(consumer, producer)  # earlier commits land before the group is left
         finally:
             consumer.close()
             if self.raw is not None:
@@ -260,14 +266,18 @@ class StreamScorer:
         return 0
 
     def process(self, batch: list[Message], consumer: Consumer, producer: Producer) -> None:
-        """Score one batch, deliver its results and dead letters, then commit its offsets.
+        """Score one batch and send its results and dead letters; commit the batches acknowledged by then.
+
+        The batch's own offsets are committed by a later call, once its results are acknowledged (module doc);
+        raw transactions still wait for them here, before their labels' offsets are committed.
 
         Raises:
-            DeliveryError: a result was not acknowledged; nothing of the batch is committed.
+            DeliveryError: a result was not acknowledged; its batch and the later ones are not committed.
         """
         started = time.perf_counter()
         model = self.model
         assert model is not None
+        self._deliveries.commit(consumer, producer, most=self.settings.batches_in_flight - 1)
         records, ends = readable(batch)
         raw = self.raw
         if raw is not None:
@@ -277,6 +287,7 @@ class StreamScorer:
             rejected = []
             decoded = messages.decode_batch([m.value() for m in records], [m.key() for m in records])
         flagged = 0
+        sent = self._deliveries.start(ends)
         with self._tracer.start_as_current_span(
             "score-batch",
             attributes={
@@ -286,17 +297,17 @@ class StreamScorer:
             },
         ):
             if decoded.ids:
-                flagged = self._send_results(model, records, decoded, producer)
+                flagged = self._send_results(model, records, decoded, producer, sent.report)
             for position, kind, reason in decoded.rejects:
-                self._send_dead_letter(records[position], kind, reason, producer)
+                self._send_dead_letter(records[position], kind, reason, producer, sent.report)
             for record, kind, reason in rejected:
-                self._send_dead_letter(record, kind, reason, producer)
-            self._wait_delivered(producer)
-        self._commit(consumer, ends)
-        if raw is not None:
-            raw.labels.commit()
-        if ends:  # a batch of client events only has nothing to commit
-            self._last_ends = ends
+                self._send_dead_letter(record, kind, reason, producer, sent.report)
+            sent.seal(len(decoded.ids) + len(decoded.rejects) + len(rejected))
+            if raw is not None:
+                self._deliveries.commit(consumer, producer, most=0)
+                raw.labels.commit()
+            else:
+                self._deliveries.commit(consumer, producer)  # what the reports already in free
         self._observe(records, decoded, model.metadata.model_version, flagged, time.perf_counter() - started)
 
     def _apply_labels(self, producer: Producer, idle: bool) -> None:
@@ -308,9 +319,15 @@ class StreamScorer:
         self.raw.labels.commit()
 
     def _send_results(
-        self, model: scoring.LoadedModel, records: list[Message], decoded: messages.Batch, producer: Producer
+        self,
+        model: scoring.LoadedModel,
+        records: list[Message],
+        decoded: messages.Batch,
+        producer: Producer,
+        report: Callable[[Any, Any], None],
     ) -> int:
-        """Score the decoded rows and queue one result per transaction (its trace context kept); the number flagged."""
+        """Score the decoded rows and queue one result per transaction (its trace context kept), each reporting its
+        delivery to ``report``; the number flagged."""
         settings = self.settings
         version, threshold = model.metadata.model_version, float(model.metadata.threshold)
         proba = scoring.predict_proba(model.model, decoded.x)
@@ -327,22 +344,30 @@ class StreamScorer:
             value = result(transaction_id, p, d, version, threshold, traceparent)
             trace_headers: Any = [(messages.TRACEPARENT, traceparent.encode())] if traceparent else None
             try:
-                produce(output, value, transaction_id.encode(), headers=trace_headers)
+                produce(output, value, transaction_id.encode(), headers=trace_headers, on_delivery=report)
             except BufferError:  # the local queue is full: wait for room
-                self._produce(produce, producer, output, transaction_id.encode(), value, trace_headers)
+                key = transaction_id.encode()
+                self._produce(partial(produce, on_delivery=report), producer, output, key, value, trace_headers)
         return flagged
 
-    def _send_dead_letter(self, record: Message, kind: str, reason: str, producer: Producer) -> None:
-        """Queue the original message to the dead-letter topic, with why and where it came from in its headers."""
+    def _send_dead_letter(
+        self,
+        record: Message,
+        kind: str,
+        reason: str,
+        producer: Producer,
+        report: Callable[[Any, Any], None] | None = None,
+    ) -> None:
+        """Queue the original message to the dead-letter topic, with why and where it came from in its headers; its
+        delivery reports to ``report`` (else to the producer's own callback)."""
         headers = [
             *(record.headers() or []),
             (messages.REASON_HEADER, reason.encode()),
             (messages.CLASS_HEADER, kind.encode()),
             (messages.SOURCE_HEADER, f"{record.topic()}/{record.partition()}/{record.offset()}".encode()),
         ]
-        self._produce(
-            producer.produce, producer, self.settings.dead_letter_topic, record.key(), record.value(), headers
-        )
+        produce = producer.produce if report is None else partial(producer.produce, on_delivery=report)
+        self._produce(produce, producer, self.settings.dead_letter_topic, record.key(), record.value(), headers)
         stream_metrics().dead_letters.labels(kind).inc()
         log.warning("dead letter %s/%d/%d (%s): %s", record.topic(), record.partition(), record.offset(), kind, reason)
 
@@ -357,30 +382,6 @@ class StreamScorer:
                 + (f", {len(failures)} failed (first: {failures[0]})" if failures else "")
                 + ": the batch is not committed and will be scored again"
             )
-
-    def _commit(self, consumer: Consumer, ends: dict[int, int], wait: bool = False) -> None:
-        """Commit past the last message of each partition in ``ends``: sent without waiting for the answer, unless
-        ``wait`` (then only the partitions still assigned, and a failure is logged, not raised)."""
-        from confluent_kafka import KafkaException, TopicPartition
-
-        topic = self.settings.input_topic
-        if not wait:
-            if ends:
-                consumer.commit(offsets=[TopicPartition(topic, p, o + 1) for p, o in ends.items()], asynchronous=True)
-            return
-        owned = {tp.partition for tp in consumer.assignment() if tp.topic == topic}
-        offsets = [TopicPartition(topic, p, o + 1) for p, o in ends.items() if p in owned]
-        if offsets:
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as error:  # the batch was delivered: at worst it is scored again
-                log.warning("last commit failed: %s", error)
-
-    @staticmethod
-    def _on_commit(error: Any, partitions: list[Any]) -> None:
-        """A commit's answer: a failure is logged (the batches it covered are scored again after a restart)."""
-        if error is not None:
-            log.warning("commit failed: %s", error)
 
     def _observe(
         self, records: list[Message], decoded: messages.Batch, version: str, flagged: int, seconds: float

@@ -47,3 +47,7 @@ class StreamSettings(ServingSettings):
     """How often the model directory is checked for a new champion; 0 = never."""
     kafka_options: dict[str, str] = Field(default_factory=dict)
     """Extra librdkafka settings for both clients (JSON), e.g. ``{"security.protocol": "SASL_SSL"}``."""
+    batches_in_flight: int = Field(default=8, ge=1)
+    """Most batches whose results may await the broker's acknowledgement while the scorer scores the next ones; a
+    batch's offsets are committed once it and every batch before it are acknowledged. 1 waits for each batch's
+    results before scoring the next (docs/streaming.md, "The tail at 5,000/s")."""
