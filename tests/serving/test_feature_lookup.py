@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 from fraud_detection.features.online import Transaction
 from fraud_detection.features.store import SQLiteStateStore
 from fraud_detection.modeldir import load_model_dir
-from serving.feature_store import FeatureLookup, FeatureStoreUnavailable
+from serving.feature_store import FeatureLookup, FeatureStoreUnavailable, _Pending
 from tests.serving.transaction_model import TransactionModel, feature_set, make_transaction_model
 
 
@@ -35,7 +36,7 @@ class CountingLookup(FeatureLookup):
         super().__init__(inputs, lambda: SQLiteStateStore(path, horizon=feature_set().horizon), str(path), write)
         self.trips: list[tuple[int, str]] = []
 
-    def _compute_each(self, batch):  # type: ignore[no-untyped-def]
+    def _compute_each(self, batch: Sequence[_Pending]) -> list[np.ndarray | Exception]:
         self.trips.append((len(batch), threading.current_thread().name))
         return super()._compute_each(batch)
 
@@ -75,7 +76,9 @@ def test_one_request_failing_leaves_the_others_answered(model: TransactionModel,
     no_terminal = Transaction(tx_id="x", event_time=good.event_time, amount=1.0, keys={"card": "c1"}, request={})
 
     async def concurrently() -> list[np.ndarray | BaseException]:
-        return await asyncio.gather(lookup.features([good]), lookup.features([no_terminal]), return_exceptions=True)
+        return list(
+            await asyncio.gather(lookup.features([good]), lookup.features([no_terminal]), return_exceptions=True)
+        )
 
     first, second = asyncio.run(concurrently())
     assert isinstance(first, np.ndarray) and first.shape == (1, len(feature_set().names))
@@ -95,7 +98,7 @@ def test_a_store_that_cannot_be_opened_fails_every_request_of_the_trip_with_a_50
     row = model.transaction(model.test_start)
 
     async def concurrently() -> list[np.ndarray | BaseException]:
-        return await asyncio.gather(lookup.features([row]), lookup.features([row]), return_exceptions=True)
+        return list(await asyncio.gather(lookup.features([row]), lookup.features([row]), return_exceptions=True))
 
     answers = asyncio.run(concurrently())
     assert all(isinstance(answer, FeatureStoreUnavailable) for answer in answers), answers
