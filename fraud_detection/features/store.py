@@ -234,6 +234,7 @@ class SQLiteStateStore:
             else:
                 self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
                 self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL: no fsync a commit; a killed process loses none
             columns = {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}
             if not readonly and (not columns or "seq" in columns):
                 self._conn.executescript(_SCHEMA)
