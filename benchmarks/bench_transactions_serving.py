@@ -6,12 +6,14 @@ What runs, all on this machine (wrk shares the cores with the server), one serve
 * the raw-transaction path: a model of the same size on 14 engineered features (card and terminal windows,
   terminal risk from known labels, amount, hour, channel), one V1 row of source columns per request. Requests go
   through the test window's transactions in time order (a wrk Lua script cycling through them), so each reads a
-  real card's and terminal's state; the store was filled with the rows before the window. Three stores:
-  the embedded SQLite file applying each transaction (the default), the same file read only (the stream applies),
-  and Redis applying each transaction (when ``redis-server`` is installed);
+  real card's and terminal's state; the store was filled with the rows before the window. Each store read only
+  (the stream scorer is the only writer, as DESIGN.md and the cluster overlay have it) and applying each
+  transaction after scoring it (``fraud serve`` on its own, with no stream): the embedded SQLite file, and Redis
+  (when ``redis-server`` is installed);
 * in process, the lookup's own cost per transaction: the store read, ``features_for`` and the apply.
 
-Usage: ``python benchmarks/bench_transactions_serving.py [--duration 10] [--connections 32] [--rows 30000]``.
+Usage: ``python benchmarks/bench_transactions_serving.py [--duration 10] [--connections 32] [--rows 30000]
+[--rounds 1]``; each round's ratios are to that round's public run.
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``).
 """
 
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rows", type=int, default=30_000, help="generated transactions (60 days)")
+    parser.add_argument("--rounds", type=int, default=1, help="times to run every configuration, public first")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install -y wrk", file=sys.stderr)
@@ -135,24 +138,28 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: list[tuple[str, Callable[[], WrkResult]]] = [
         ("public schema, 29 features", lambda: measure(public_dir, public_lua, {}, "public.log")),
-        ("raw transaction, SQLite, applied after scoring", lambda: measure(model.directory, raw_lua, {}, "sqlite.log")),
         (
-            "raw transaction, SQLite, read only",
+            "raw transaction, SQLite, read only (the stream applies)",
             lambda: measure(model.directory, raw_lua, {"FRAUD_FEATURE_STORE_WRITE": "false"}, "sqlite-ro.log"),
         ),
+        ("raw transaction, SQLite, applied after scoring", lambda: measure(model.directory, raw_lua, {}, "sqlite.log")),
     ]
     have_redis = shutil.which("redis-server") is not None
     rows: list[list[str]] = []
-    baseline = 0.0
-    for label, run in runs:
-        result = run()
-        baseline = baseline or result.requests_per_s
-        rows.append(_row(label, result, baseline))
-    if have_redis:
-        with filled_redis(model) as url:
-            extra = {"FRAUD_FEATURE_STORE_URL": url}
-            result = measure(model.directory, raw_lua, extra, "redis.log")
-        rows.append(_row("raw transaction, Redis, applied after scoring", result, baseline))
+    for round_ in range(args.rounds):
+        baseline = 0.0
+        for label, run in runs:
+            result = run()
+            baseline = baseline or result.requests_per_s
+            rows.append(_row(label, result, baseline))
+        if have_redis:
+            with filled_redis(model) as url:  # read only first: it leaves the state as it found it
+                for label, write in (("read only (the cluster's setup)", "false"), ("applied after scoring", "true")):
+                    extra = {"FRAUD_FEATURE_STORE_URL": url, "FRAUD_FEATURE_STORE_WRITE": write}
+                    result = measure(model.directory, raw_lua, extra, f"redis-{write}.log")
+                    rows.append(_row(f"raw transaction, Redis, {label}", result, baseline))
+        if round_ + 1 < args.rounds:
+            rows.append(["", "", "", "", ""])
 
     store = SQLiteStateStore(work / "cost.db", horizon=feature_set().horizon)
     model.fill(store, model.test_start)
@@ -161,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     store.close()
     redis_cost = filled_redis(model) if have_redis else nullcontext(None)
-    with redis_cost as url:
+    with redis_cost as cost_url:
         header = ["V1 single row, 1 worker", "req/s", "p50 ms", "p99 ms", "vs public"]
         print(f"\n{args.connections} connections, {args.duration} s per run, wrk on the same 2 cores\n")
         print(table(rows, header))
@@ -169,10 +176,10 @@ def main(argv: list[str] | None = None) -> int:
             f"\nin process, per transaction (SQLite): read {read:.0f} us, features_for {compute:.0f} us, "
             f"apply {apply:.0f} us"
         )
-        if url is not None:
+        if cost_url is not None:
             from fraud_detection.features.redis_store import RedisStateStore
 
-            redis_store = RedisStateStore(url, horizon=feature_set().horizon)
+            redis_store = RedisStateStore(cost_url, horizon=feature_set().horizon)
             end = min(len(model.raw), model.test_start + 2000)
             r_read, r_compute, r_apply = lookup_cost(model, redis_store, range(model.test_start, end))
             redis_store.close()
