@@ -6,12 +6,16 @@ What runs, all on this machine (wrk shares the cores with the server), one serve
 * the raw-transaction path: a model of the same size on 14 engineered features (card and terminal windows,
   terminal risk from known labels, amount, hour, channel), one V1 row of source columns per request. Requests go
   through the test window's transactions in time order (a wrk Lua script cycling through them), so each reads a
-  real card's and terminal's state; the store was filled with the rows before the window. Three stores:
-  the embedded SQLite file applying each transaction (the default), the same file read only (the stream applies),
-  and Redis applying each transaction (when ``redis-server`` is installed);
+  real card's and terminal's state; the store was filled with the rows before the window. Each store read only
+  (the stream scorer is the only writer, as DESIGN.md and the cluster overlay have it) and applying each
+  transaction after scoring it (``fraud serve`` on its own, with no stream): the embedded SQLite file, and Redis
+  (when ``redis-server`` is installed);
+* the server process's CPU time per answered request (all its threads), which the other jobs on a shared machine
+  move far less than req/s;
 * in process, the lookup's own cost per transaction: the store read, ``features_for`` and the apply.
 
-Usage: ``python benchmarks/bench_transactions_serving.py [--duration 10] [--connections 32] [--rows 30000]``.
+Usage: ``python benchmarks/bench_transactions_serving.py [--duration 10] [--connections 32] [--rows 30000]
+[--rounds 1]``; each round's ratios are to that round's public run.
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``).
 """
 
@@ -26,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -93,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rows", type=int, default=30_000, help="generated transactions (60 days)")
+    parser.add_argument("--rounds", type=int, default=1, help="times to run every configuration, public first")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install -y wrk", file=sys.stderr)
@@ -114,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     raw_lua = rotating_script(work / "raw.lua", [json.dumps({"instances": [model.source_row(i)]}) for i in window])
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
 
-    def measure(model_dir: Path, script: Path, extra: dict[str, str], log: str) -> WrkResult:
+    def measure(model_dir: Path, script: Path, extra: dict[str, str], log: str) -> Measured:
         sqlite_path.write_bytes(snapshot)
         for suffix in ("-wal", "-shm"):
             Path(f"{sqlite_path}{suffix}").unlink(missing_ok=True)
@@ -126,33 +132,37 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             wrk(server.url + V1, script, args.connections, 3, threads=1)  # warm-up
+            before = server_cpu_seconds(server)
             result = wrk(server.url + V1, script, args.connections, args.duration, threads=1)
+            cpu_us = 1e6 * (server_cpu_seconds(server) - before) / max(result.requests, 1)
         finally:
             server.stop()
         if result.non_2xx or result.socket_errors:
             raise RuntimeError(f"{log}: {result.non_2xx} non-2xx answers, {result.socket_errors} socket errors")
-        return result
+        return Measured(result, cpu_us)
 
-    runs: list[tuple[str, Callable[[], WrkResult]]] = [
+    runs: list[tuple[str, Callable[[], Measured]]] = [
         ("public schema, 29 features", lambda: measure(public_dir, public_lua, {}, "public.log")),
-        ("raw transaction, SQLite, applied after scoring", lambda: measure(model.directory, raw_lua, {}, "sqlite.log")),
         (
-            "raw transaction, SQLite, read only",
+            "raw transaction, SQLite, read only (the stream applies)",
             lambda: measure(model.directory, raw_lua, {"FRAUD_FEATURE_STORE_WRITE": "false"}, "sqlite-ro.log"),
         ),
+        ("raw transaction, SQLite, applied after scoring", lambda: measure(model.directory, raw_lua, {}, "sqlite.log")),
     ]
     have_redis = shutil.which("redis-server") is not None
     rows: list[list[str]] = []
-    baseline = 0.0
-    for label, run in runs:
-        result = run()
-        baseline = baseline or result.requests_per_s
-        rows.append(_row(label, result, baseline))
-    if have_redis:
-        with filled_redis(model) as url:
-            extra = {"FRAUD_FEATURE_STORE_URL": url}
-            result = measure(model.directory, raw_lua, extra, "redis.log")
-        rows.append(_row("raw transaction, Redis, applied after scoring", result, baseline))
+    for round_ in range(args.rounds):
+        measured = [(label, run()) for label, run in runs]
+        baseline = measured[0][1]  # the public schema's
+        rows += [_row(label, result, baseline) for label, result in measured]
+        if have_redis:
+            with filled_redis(model) as url:  # read only first: it leaves the state as it found it
+                for label, write in (("read only (the cluster's setup)", "false"), ("applied after scoring", "true")):
+                    extra = {"FRAUD_FEATURE_STORE_URL": url, "FRAUD_FEATURE_STORE_WRITE": write}
+                    result = measure(model.directory, raw_lua, extra, f"redis-{write}.log")
+                    rows.append(_row(f"raw transaction, Redis, {label}", result, baseline))
+        if round_ + 1 < args.rounds:
+            rows.append([""] * 7)
 
     store = SQLiteStateStore(work / "cost.db", horizon=feature_set().horizon)
     model.fill(store, model.test_start)
@@ -161,18 +171,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     store.close()
     redis_cost = filled_redis(model) if have_redis else nullcontext(None)
-    with redis_cost as url:
-        header = ["V1 single row, 1 worker", "req/s", "p50 ms", "p99 ms", "vs public"]
+    with redis_cost as cost_url:
+        header = ["V1 single row, 1 worker", "req/s", "p50 ms", "p99 ms", "vs public", "server CPU us/req", "vs public"]
         print(f"\n{args.connections} connections, {args.duration} s per run, wrk on the same 2 cores\n")
         print(table(rows, header))
         print(
             f"\nin process, per transaction (SQLite): read {read:.0f} us, features_for {compute:.0f} us, "
             f"apply {apply:.0f} us"
         )
-        if url is not None:
+        if cost_url is not None:
             from fraud_detection.features.redis_store import RedisStateStore
 
-            redis_store = RedisStateStore(url, horizon=feature_set().horizon)
+            redis_store = RedisStateStore(cost_url, horizon=feature_set().horizon)
             end = min(len(model.raw), model.test_start + 2000)
             r_read, r_compute, r_apply = lookup_cost(model, redis_store, range(model.test_start, end))
             redis_store.close()
@@ -183,13 +193,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _row(label: str, result: WrkResult, baseline: float) -> list[str]:
+@dataclass(frozen=True)
+class Measured:
+    """One wrk run, and the server process's CPU time (all its threads, user and system) per answered request."""
+
+    wrk: WrkResult
+    cpu_us: float
+
+
+def server_cpu_seconds(server: Server) -> float:
+    """User and system CPU seconds the server process has used so far."""
+    import psutil
+
+    times = psutil.Process(server.process.pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def _row(label: str, measured: Measured, baseline: Measured) -> list[str]:
+    result = measured.wrk
     return [
         label,
         f"{result.requests_per_s:,.0f}",
         f"{result.p50_ms:.1f}",
         f"{result.p99_ms:.1f}",
-        f"{result.requests_per_s / baseline:.2f}x",
+        f"{result.requests_per_s / baseline.wrk.requests_per_s:.2f}x",
+        f"{measured.cpu_us:.0f}",
+        f"{baseline.cpu_us / measured.cpu_us:.2f}x",
     ]
 
 

@@ -273,7 +273,7 @@ class FraudModel(kserve.Model):
         """Raw transactions (V2 columns, V1 rows or the flat object), features not yet computed."""
         schema, max_rows = self._raw_schema, self.settings.max_batch_rows
         assert schema is not None  # checked by the caller
-        empty = np.empty((0, len(schema.inputs.features.names)), dtype=np.float32)
+        empty = np.empty((0, schema.width), dtype=np.float32)
         if isinstance(payload, InferRequest):
             transactions = parse_v2_raw([_tensor(i) for i in payload.inputs], schema, request_id, max_rows)
             return Rows(empty, request_id, started, v2=payload, transactions=tuple(transactions))

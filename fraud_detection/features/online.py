@@ -1,12 +1,13 @@
 """Online features: one transaction's features from its entities' stored state, by the offline arithmetic.
 
-The state of an entity is its recent events as columns (``EntityState``); ``features_for`` turns each role's
-state into a one-entity ``History`` and asks ``window.evaluate`` for the one query, so the online value is the
-offline value whenever the state holds every event the windows reach (the stores keep ``FeatureSet.horizon`` seconds).
+The state of an entity is its recent events as columns (``EntityState``); ``features_for`` hands each role's events
+to ``window.evaluate_one``, the window rule for one query, so the online value is the offline value whenever the
+state holds every event the windows reach (the stores keep ``FeatureSet.horizon`` seconds).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from numpy.typing import NDArray
 
 from fraud_detection.features.definitions import Aggregate, FeatureSet
 from fraud_detection.features.request import from_mapping, request_features
-from fraud_detection.features.window import Floats, History, Ints, evaluate
+from fraud_detection.features.window import Floats, Ints, evaluate_one
 from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME
 
 
@@ -119,36 +120,81 @@ def _by_id(event: StoredEvent) -> str:
     return event.tx_id
 
 
-def features_for(
-    transaction: Transaction, states: Mapping[str, EntityState], feature_set: FeatureSet
-) -> dict[str, float]:
-    """The feature set's values for ``transaction``, given each role's state read before applying it."""
-    values: dict[str, float] = {}
+@dataclass(frozen=True)
+class _Plan:
+    """What ``features_for`` needs of a feature set, worked out once per set (its names are computed properties)."""
+
+    names: tuple[str, ...]
+    roles: tuple[tuple[str, tuple[Aggregate, ...], tuple[str, ...], tuple[str, ...]], ...]
+    """Each role with its aggregates, their names and the counterparty roles its distinct counts read."""
+
+
+_PLANS: dict[int, tuple[FeatureSet, _Plan]] = {}
+
+
+def _plan(feature_set: FeatureSet) -> _Plan:
+    held = _PLANS.get(id(feature_set))
+    if held is not None and held[0] is feature_set:
+        return held[1]
     by_role: dict[str, list[Aggregate]] = {}
     for aggregate in feature_set.aggregates:
         by_role.setdefault(aggregate.entity, []).append(aggregate)
-    query_time = np.array([transaction.event_time])
-    query_amount = np.array([transaction.amount])
-    for role, aggregates in by_role.items():
-        if role not in states:
+    roles = tuple(
+        (
+            role,
+            tuple(aggregates),
+            tuple(a.name for a in aggregates),
+            tuple(sorted({str(a.column) for a in aggregates if a.aggregate == "distinct"})),
+        )
+        for role, aggregates in by_role.items()
+    )
+    plan = _Plan(names=feature_set.names, roles=roles)
+    if len(_PLANS) >= 16:  # a process serves one or two sets; never grow without bound
+        _PLANS.clear()
+    _PLANS[id(feature_set)] = (feature_set, plan)  # the set is held, so its id is not reused while cached
+    return plan
+
+
+def features_for(
+    transaction: Transaction, states: Mapping[str, EntityState], feature_set: FeatureSet
+) -> dict[str, float]:
+    """The feature set's values for ``transaction``, given each role's state read before applying it.
+
+    Each role's aggregates come from :func:`fraud_detection.features.window.evaluate_one`, the window rule for a
+    single query (the stream's batches and the offline frame use the vectorised :func:`window.evaluate`).
+    """
+    plan = _plan(feature_set)
+    values: dict[str, float] = {}
+    query = (transaction.event_time, transaction.amount)
+    for role, aggregates, names, counterparties in plan.roles:
+        state = states.get(role)
+        if state is None:
             raise KeyError(f"no state read for role {role!r} (transaction {transaction.tx_id!r})")
-        history = _history(states[role], {str(a.column) for a in aggregates if a.aggregate == "distinct"})
-        computed = evaluate(history, np.zeros(1, dtype=np.int64), query_time, query_amount, aggregates)
-        values.update({name: float(array[0]) for name, array in computed.items()})
+        columns, codes = _by_time(state, counterparties)
+        values.update(zip(names, evaluate_one(*columns, codes, query, aggregates), strict=True))
     row = {**transaction.request, AMOUNT: transaction.amount, EVENT_TIME: transaction.event_time}
     values.update(
         {name: float(array[0]) for name, array in request_features(from_mapping(row), feature_set.request).items()}
     )
-    return {name: values[name] for name in feature_set.names}
+    return {name: values[name] for name in plan.names}
 
 
-def _history(state: EntityState, counterparties: set[str]) -> History:
-    size = len(state)
-    return History.build(
-        entity=np.zeros(size, dtype=np.int64),
-        time=state.time,
-        amount=state.amount,
-        label=state.label,
-        label_time=state.label_time,
-        counterparty={role: state.keys.get(role, np.zeros(size, dtype=np.int64)) for role in counterparties},
-    )
+def _by_time(
+    state: EntityState, counterparties: Sequence[str]
+) -> tuple[tuple[list[float], list[float], list[int], list[float]], dict[str, list[int]]]:
+    """The state's time, amount, label and label time, and its counterparty codes, as lists sorted by time (stably:
+    the stores hand events in apply order, so they are almost always sorted already)."""
+    columns = (state.time.tolist(), state.amount.tolist(), state.label.tolist(), state.label_time.tolist())
+    codes = {role: _codes(state, role) for role in counterparties}
+    time = columns[0]
+    if all(earlier <= later for earlier, later in itertools.pairwise(time)):
+        return columns, codes
+    order = sorted(range(len(time)), key=time.__getitem__)
+    time, amount, label, label_time = ([column[i] for i in order] for column in columns)
+    return (time, amount, label, label_time), {role: [column[i] for i in order] for role, column in codes.items()}
+
+
+def _codes(state: EntityState, role: str) -> list[int]:
+    """Each event's code for its key of ``role``; all 0 (one "no key" value) when no event has one."""
+    codes = state.keys.get(role)
+    return codes.tolist() if codes is not None else [0] * len(state)

@@ -1,9 +1,11 @@
-"""The window arithmetic, once: the offline computation and the online lookup both call it.
+"""The window arithmetic: the offline computation, the stream's batches and the predictor's single lookups.
 
 ``History`` holds one entity role's events sorted by (entity, event time); queries are (entity, time, amount).
-Offline the history is the whole frame and every event is a query (``evaluate_events``); online it is the
-stored state of one entity and the query is the transaction being scored (``evaluate``). The rule, for a
-query at time ``t``, window ``W``, delay ``D``:
+Offline the history is the whole frame and every event is a query (``evaluate_events``); the stream's history
+is the stored state of a batch's entities and its queries the batch's transactions (``evaluate``). The predictor
+scores one transaction at a time, where numpy's per-call cost would be most of the work: ``evaluate_one`` applies
+the same rule to one query in plain Python (tests hold it to ``evaluate``). The rule, for a query at time ``t``,
+window ``W``, delay ``D``:
 
 * an event counts if ``t - D - W <= event_time < t - D`` (strictly before ``t``: equal times never see each
   other, whatever their order in the file);
@@ -25,6 +27,8 @@ monotonically from query to query:
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -365,3 +369,50 @@ def _label_keys(history: History, index: _Index, queries: _Queries) -> tuple[Int
     query_keys = queries.entity * stride + query_rank
     label_keys = history.entity * stride + np.searchsorted(times, history.label_time, side="right")
     return query_keys.astype(np.int64, copy=False), label_keys.astype(np.int64, copy=False)
+
+
+def evaluate_one(
+    time: Sequence[float],
+    amount: Sequence[float],
+    label: Sequence[int],
+    label_time: Sequence[float],
+    counterparty: Mapping[str, Sequence[int]],
+    query: tuple[float, float],
+    aggregates: Sequence[Aggregate],
+) -> list[float]:
+    """Every aggregate of one role, in order, for one query ``(t, amount)`` over one entity's events sorted by time.
+
+    ``counterparty[role][i]`` codes event ``i``'s key of that role. The same rule as :func:`evaluate`, in plain
+    Python: for one query over tens of events the fixed cost of the vectorised steps' numpy calls is most of the
+    time. Counts, distinct counts, label counts and the last time are exactly :func:`evaluate`'s; sums are exactly
+    rounded (``math.fsum``), so they may differ from its cumulative-sum differences in the last bits.
+    ``tests/features/test_window_one.py`` holds the two together.
+    """
+    t, query_amount = query
+    bounds: dict[Span, tuple[int, int]] = {}
+    out: list[float] = []
+    for aggregate in aggregates:
+        window, delay = aggregate.window, aggregate.label_delay
+        span = (window, delay)
+        if span not in bounds:  # evaluate's bounds: the first event at or after t - delay - window, and t - delay
+            bounds[span] = (bisect_left(time, t - delay - window), bisect_left(time, t - delay))
+        lo, hi = bounds[span]
+        count = hi - lo
+        kind = aggregate.aggregate
+        if kind == "count":
+            value = float(count)
+        elif kind in ("sum", "mean", "amount_ratio"):
+            value = math.fsum(amount[lo:hi])
+            if kind != "sum":
+                value = value / count if count else 0.0
+            if kind == "amount_ratio":
+                value = query_amount / value if count and value > 0 else 1.0
+        elif kind == "seconds_since_last":
+            value = t - time[hi - 1] if count else float(window)
+        elif kind == "distinct":
+            value = float(len(set(counterparty[str(aggregate.column)][lo:hi])))
+        else:
+            known = [label[i] for i in range(lo, hi) if label_time[i] < t]
+            value = sum(flag == 1 for flag in known) / len(known) if known else 0.0
+        out.append(value)
+    return out

@@ -1,0 +1,104 @@
+"""The predictor's feature lookup: requests of one event-loop turn share one trip to the worker thread.
+
+A real embedded store and a real transaction model directory; no server. Requests in flight together are computed
+in arrival order (a later payment of the same card sees the earlier one), each gets its own answer or its own
+error, and every answer equals a lone :meth:`StateLookup.compute`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fraud_detection.features.online import Transaction
+from fraud_detection.features.store import SQLiteStateStore
+from fraud_detection.modeldir import load_model_dir
+from serving.feature_store import FeatureLookup, FeatureStoreUnavailable, _Pending
+from tests.serving.transaction_model import TransactionModel, feature_set, make_transaction_model
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> TransactionModel:
+    return make_transaction_model(tmp_path_factory.mktemp("lookup") / "model", n_rows=1_500, days=6)
+
+
+class CountingLookup(FeatureLookup):
+    """Records the thread and the size of each trip to the worker thread."""
+
+    def __init__(self, model: TransactionModel, path: Path, write: bool = True) -> None:
+        inputs = load_model_dir(model.directory)[1].transactions
+        assert inputs is not None
+        super().__init__(inputs, lambda: SQLiteStateStore(path, horizon=feature_set().horizon), str(path), write)
+        self.trips: list[tuple[int, str]] = []
+
+    def _compute_each(self, batch: Sequence[_Pending]) -> list[np.ndarray | Exception]:
+        self.trips.append((len(batch), threading.current_thread().name))
+        return super()._compute_each(batch)
+
+
+def filled(model: TransactionModel, path: Path) -> None:
+    store = SQLiteStateStore(path, horizon=feature_set().horizon)
+    model.fill(store, model.test_start)
+    store.close()
+
+
+def test_requests_in_flight_together_make_one_trip_and_get_the_lone_answers(
+    model: TransactionModel, tmp_path: Path
+) -> None:
+    rows = [model.transaction(i) for i in range(model.test_start, model.test_start + 12)]
+    filled(model, tmp_path / "together.db")
+    filled(model, tmp_path / "alone.db")
+    together = CountingLookup(model, tmp_path / "together.db")
+    alone = CountingLookup(model, tmp_path / "alone.db")
+
+    async def concurrently() -> list[np.ndarray]:
+        return await asyncio.gather(*(together.features([row]) for row in rows))
+
+    answers = asyncio.run(concurrently())
+    assert [size for size, _ in together.trips] == [len(rows)]
+    assert together.trips[0][1] != threading.main_thread().name
+    expected = [alone.compute([row]) for row in rows]  # one after the other, each applied: arrival order
+    for got, want in zip(answers, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    together.close()
+    alone.close()
+
+
+def test_one_request_failing_leaves_the_others_answered(model: TransactionModel, tmp_path: Path) -> None:
+    filled(model, tmp_path / "state.db")
+    lookup = CountingLookup(model, tmp_path / "state.db", write=False)
+    good = model.transaction(model.test_start)
+    no_terminal = Transaction(tx_id="x", event_time=good.event_time, amount=1.0, keys={"card": "c1"}, request={})
+
+    async def concurrently() -> list[np.ndarray | BaseException]:
+        return list(
+            await asyncio.gather(lookup.features([good]), lookup.features([no_terminal]), return_exceptions=True)
+        )
+
+    first, second = asyncio.run(concurrently())
+    assert isinstance(first, np.ndarray) and first.shape == (1, len(feature_set().names))
+    assert isinstance(second, KeyError)
+    lookup.close()
+
+
+def test_a_store_that_cannot_be_opened_fails_every_request_of_the_trip_with_a_503(
+    model: TransactionModel, tmp_path: Path
+) -> None:
+    inputs = load_model_dir(model.directory)[1].transactions
+    assert inputs is not None
+    missing = tmp_path / "absent" / "state.db"
+    lookup = FeatureLookup(
+        inputs, lambda: SQLiteStateStore(missing, horizon=1.0, readonly=True), str(missing), write=False
+    )
+    row = model.transaction(model.test_start)
+
+    async def concurrently() -> list[np.ndarray | BaseException]:
+        return list(await asyncio.gather(lookup.features([row]), lookup.features([row]), return_exceptions=True))
+
+    answers = asyncio.run(concurrently())
+    assert all(isinstance(answer, FeatureStoreUnavailable) for answer in answers), answers
