@@ -68,3 +68,14 @@ def test_a_forbidden_import_breaks_the_lint(tmp_path: Path, module: str, line: s
     assert result.returncode != 0
     broken = [row for row in result.stdout.splitlines() if " BROKEN" in row]  # "BROKEN (1 ignored import)" too
     assert any(row.startswith(contract) for row in broken), result.stdout
+
+
+LIBRARY_MAX_LINES = 450
+"""The longest a module of the library (``fraud_detection``) may grow before it is split."""
+
+
+def test_no_library_module_is_longer_than_the_bound() -> None:
+    lengths = {path: len(path.read_text().splitlines()) for path in (ROOT / "fraud_detection").rglob("*.py")}
+    assert lengths, "no library modules found"
+    too_long = {str(path.relative_to(ROOT)): n for path, n in lengths.items() if n > LIBRARY_MAX_LINES}
+    assert not too_long, f"split these modules (over {LIBRARY_MAX_LINES} lines): {too_long}"
