@@ -169,6 +169,7 @@ def test_fairness_alone_blocks_promotion(windows, env, candidates):
     assert meta.family == "mlp" and sorted(p.name for p in (Path(env["serving_root"]) / "champion").iterdir()) == [
         "metadata.json",
         "mlp.npz",
+        "reference.parquet",
     ]
 
 
