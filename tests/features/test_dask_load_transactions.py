@@ -181,6 +181,9 @@ def test_fraud_run_on_dask_from_a_directory_of_transaction_parts(tmp_path: Path)
     env = {**os.environ, "FRAUD_HOME": str(tmp_path / "home"), "COLUMNS": "1000"}
     env.pop("MLFLOW_TRACKING_URI", None)
     quick = ("--n-rounds", "60", "--poison-levels", "0,0.05", "--poison-kinds", "targeted", "--mlp-max-epochs", "10")
+    # 40,000 rows are few for the history features' edge over a logistic baseline on the amount alone (0.64
+    # against 0.56 here): this test is about the Dask path, so the floor only asks to match the baseline.
+    quick += ("--min-auprc-over-baseline", "1.0")
     result = run_fraud(
         "run",
         *("--engine", "dask", "--data-mapping", MAPPING, "--data-uri", str(folder), "--sensitive-column", ""),
