@@ -43,14 +43,15 @@ JOINER_STATUS_OPTIONS = [
 """The joiner's settings ``fraud monitor status`` takes: what one snapshot of the store needs."""
 
 
-def _local(args: argparse.Namespace, settings: Any, name: str, value: Path) -> None:
-    """Fill option ``name`` with the local ``value`` when neither the option nor its ``FRAUD_*`` variable is set."""
+def _local(args: argparse.Namespace, home: Path, name: str) -> None:
+    """Fill option ``name`` with its local default (:data:`LOCAL`, under ``home``) when neither the option nor its
+    ``FRAUD_*`` variable is set."""
     if getattr(args, name, None) is None and f"FRAUD_{name.upper()}" not in os.environ:
-        setattr(args, name, value)
+        setattr(args, name, home / LOCAL[name])
 
 
 def _store(args: argparse.Namespace, settings: Any) -> None:
-    _local(args, settings, "db", Path(settings.home) / "monitor" / "join.sqlite")
+    _local(args, Path(settings.home), "db")
 
 
 def _options(parser: argparse.ArgumentParser, kind: Any, names: list[str] | None = None) -> None:
@@ -67,17 +68,17 @@ def _options(parser: argparse.ArgumentParser, kind: Any, names: list[str] | None
             f"--{name.replace('_', '-')}",
             dest=name,
             default=None,
-            help=f"{description} (default: {LOCAL[name]}) [FRAUD_{name.upper()}]",
+            help=f"{description} (default: FRAUD_HOME/{LOCAL[name]}) [FRAUD_{name.upper()}]",
         )
 
 
 LOCAL = {
-    "db": "FRAUD_HOME/monitor/join.sqlite",
-    "serving_root": "FRAUD_HOME/serving",
-    "output": "FRAUD_HOME/monitor/reports",
+    "db": Path("monitor") / "join.sqlite",
+    "serving_root": Path("serving"),
+    "output": Path("monitor") / "reports",
 }
-"""Settings without a usable default on a laptop, and what ``fraud monitor`` uses when neither the option nor
-its variable is set."""
+"""Settings without a usable default on a laptop, and where under ``FRAUD_HOME`` ``fraud monitor`` puts them when
+neither the option nor its variable is set."""
 
 
 def run_joiner(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Any) -> int:
@@ -101,7 +102,7 @@ def run_controller(parser: argparse.ArgumentParser, args: argparse.Namespace, se
     from monitor.options import build
     from monitor.settings import ControllerSettings
 
-    _local(args, settings, "serving_root", Path(settings.home).resolve() / "serving")
+    _local(args, Path(settings.home).resolve(), "serving_root")
     if args.serving_root is not None:
         args.serving_root = str(args.serving_root)
     found = build(ControllerSettings, args, parser)
@@ -175,7 +176,7 @@ def run_report(parser: argparse.ArgumentParser, args: argparse.Namespace, settin
     from monitor.settings import ReportSettings
 
     _store(args, settings)
-    _local(args, settings, "output", Path(settings.home) / "monitor" / "reports")
+    _local(args, Path(settings.home), "output")
     if args.output is not None:
         args.output = str(args.output)
     found = build(ReportSettings, args, parser)
