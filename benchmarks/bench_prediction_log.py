@@ -6,7 +6,8 @@ tracing off, JSON logs to a file: a small XGBoost model on the 29 public feature
 ``--connections``. The three set-ups are measured in turns (off, on, shadow, off, on, shadow, ...) for ``--rounds``
 rounds, so a neighbour's burst on the shared machine hits each about equally; each line gives the median round, and
 the CPU time spent per request by the server's serving thread (its event loop: what bounds its throughput), by its
-other threads (the log's, the shadow's, librdkafka's, the log-line writer's) and by the broker (which shares the 2
+other threads (the log's, the shadow's, the log-line writer's), by the log's sender process (which encodes the
+records and runs librdkafka) and by the broker (which shares the 2
 cores here; on a cluster it does not). After each logged run, ``/metrics`` must show every scored row sent and
 none dropped (else the run is refused).
 
@@ -91,7 +92,7 @@ def process_cpu_seconds(pid: int) -> float:
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """User and system CPU seconds of process ``pid`` so far: its main thread (the server's event loop, where every
-    request is served), and its other threads (the log's, the shadow's, librdkafka's, the log writer's)."""
+    request is served), and its other threads (the log's, the shadow's, the log writer's)."""
     tick = os.sysconf("SC_CLK_TCK")
     main = other = 0.0
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -105,6 +106,20 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
         else:
             other += seconds
     return main, other
+
+
+def children_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds so far of every child of process ``pid`` (the prediction log's sender)."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def settled(url: str, endpoints: int, timeout: float = 60.0) -> tuple[float, float, float]:
@@ -163,9 +178,10 @@ def main(argv: list[str] | None = None) -> int:
                         while "shadow challenger" not in log_path.read_text():
                             time.sleep(0.2)
                     wrk(server.url + V1, script, args.connections, 3, threads=1)  # warm-up
-                    before = (*cpu_seconds(server.process.pid), process_cpu_seconds(broker.process.pid))
+                    pid = server.process.pid
+                    before = (*cpu_seconds(pid), children_cpu_seconds(pid), process_cpu_seconds(broker.process.pid))
                     result = wrk(server.url + V1, script, args.connections, args.duration, threads=1)
-                    after = (*cpu_seconds(server.process.pid), process_cpu_seconds(broker.process.pid))
+                    after = (*cpu_seconds(pid), children_cpu_seconds(pid), process_cpu_seconds(broker.process.pid))
                     if extra:
                         scored, sent, dropped = settled(server.url, 2 if "FRAUD_SHADOW_MODEL_URI" in extra else 1)
                         if dropped:
@@ -195,13 +211,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"{statistics.median(c[0] for c in cpu[label]):.0f}",
                 f"{statistics.median(c[1] for c in cpu[label]):.0f}",
                 f"{statistics.median(c[2] for c in cpu[label]):.0f}",
+                f"{statistics.median(c[3] for c in cpu[label]):.0f}",
             ]
         )
     header = ["V1 single row, 1 worker", "req/s", "p50 ms", "p99 ms", "vs off", "each round vs off"]
     text = (
         f"{args.connections} connections, {args.duration} s per run, {args.rounds} rounds (the median shown), "
         f"wrk, the broker and the server on the same {os.cpu_count()} cores\n\n"
-        + table(lines, [*header, "CPU µs/req: serving thread", "server's other threads", "broker"])
+        + table(
+            lines,
+            [*header, "CPU µs/req: serving thread", "server's other threads", "log's sender process", "broker"],
+        )
     )
     print(f"\n{text}")
     if not args.no_write:

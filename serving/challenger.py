@@ -23,7 +23,8 @@ import numpy as np
 
 from fraud_detection.modeldir import ModelMetadata, fetch_model_dir, load_model_dir
 from serving import scoring
-from serving.prediction_log import INTERVAL, PredictionLog, Scored, log_metrics
+from serving.log_records import Scored
+from serving.prediction_log import INTERVAL, PredictionLog, log_metrics
 
 log = logging.getLogger(__name__)
 

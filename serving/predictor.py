@@ -30,8 +30,9 @@ from fraud_detection.features.online import Transaction
 from fraud_detection.modeldir import ModelMetadata
 from serving import scoring, telemetry
 from serving.feature_store import FeatureLookup, store_opener
+from serving.log_records import Scored
 from serving.payload import PayloadError, TensorInput, parse_v1, parse_v2
-from serving.prediction_log import PredictionLog, Scored
+from serving.prediction_log import PredictionLog
 from serving.raw_payload import RawSchema, parse_v1_raw, parse_v2_raw
 from serving.settings import ServingSettings
 

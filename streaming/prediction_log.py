@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from serving.prediction_log import PredictionLog, Scored, Source, log_metrics
+from serving.log_records import Scored, Source
+from serving.prediction_log import PredictionLog, log_metrics
 from streaming import messages
 
 if TYPE_CHECKING:

@@ -222,10 +222,13 @@ def test_the_shadow_logs_its_own_records_and_changes_no_answer(
 
 
 def rss_kb(server: ServerProcess) -> int:
-    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    """The server's resident memory with its children's (the prediction log's sender holds librdkafka's queue)."""
+    import psutil
+
+    process = psutil.Process(server.process.pid)
+    children = process.children(recursive=True)
+    assert children, "no prediction-log sender process"
+    return sum(p.memory_info().rss for p in [process, *children]) // 1024
 
 
 def timed(session: requests.Session, url: str, bodies: list[dict[str, Any]]) -> list[float]:
