@@ -52,9 +52,14 @@ class Packed(NamedTuple):
     x: np.ndarray
     proba: np.ndarray
     decisions: np.ndarray
-    ids: list[str]
-    times_us: list[int]
-    traces: list[str]
+    batches: list[tuple[Sequence[str] | str, int, int, int, Sequence[str] | None]]
+    """Each batch's ``(ids, rows, time_us, trace_id, trace_ids)`` (:class:`Scored`'s): the sender expands them
+    row by row, so the server's thread does nothing per row."""
+
+    @property
+    def rows(self) -> int:
+        """How many rows (records) the run holds."""
+        return len(self.proba)
 
 
 def row_ids(ids: Sequence[str] | str, n: int) -> list[str]:
@@ -158,30 +163,24 @@ def _stacked(run: Sequence[Scored]) -> Packed:
         x = np.concatenate([s.x for s in run])
         proba = np.concatenate([s.proba for s in run])
         decisions = np.concatenate([s.decisions for s in run])
-    ids: list[str] = []
-    times: list[int] = []
-    traces: list[str] = []
-    for scored in run:
-        n = len(scored.proba)
-        ids += row_ids(scored.ids, n)
-        times += [scored.time_us] * n
-        traces += scored.trace_ids if scored.trace_ids is not None else [_trace(scored.trace_id)] * n
-    names = tuple(first.feature_names)
-    return Packed(first.endpoint, first.model_version, names, x, proba, decisions, ids, times, traces)
+    batches = [(s.ids, len(s.proba), s.time_us, s.trace_id, s.trace_ids) for s in run]
+    return Packed(first.endpoint, first.model_version, tuple(first.feature_names), x, proba, decisions, batches)
 
 
 def encode_run(packed: Packed, where: Source) -> list[Message]:
     """The Kafka messages of one :class:`Packed` run, in order (the sender process calls this)."""
-    if not packed.ids:
+    if not packed.rows:
         return []
+    ids: list[str] = []
+    whens: list[tuple[str, bytes]] = []
+    traces: list[str] = []
+    for batch_ids, n, time_us, trace_id, trace_ids in packed.batches:
+        ids += row_ids(batch_ids, n)
+        whens += [("ce_time", event_time(time_us).encode())] * n
+        traces += trace_ids if trace_ids is not None else [_trace(trace_id)] * n
     source, after = _headers(where, packed.endpoint)
-    values = _values(packed)
-    whens: dict[int, tuple[str, bytes]] = {}
     found = []
-    for tx_id, value, time_us in zip(packed.ids, values, packed.times_us, strict=True):
-        when = whens.get(time_us)
-        if when is None:
-            when = whens[time_us] = ("ce_time", event_time(time_us).encode())
+    for tx_id, value, when in zip(ids, _values(packed, ids, traces), whens, strict=True):
         key = tx_id.encode()
         found.append((key, value, [_CONTENT_TYPE, ("ce_id", key), source, when, *after]))
     return found
@@ -191,12 +190,12 @@ _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _VALUE = b'{"transaction_id":%b,"model_version":%b,"features":%b},"probability":%b,"decision":%b,"trace_id":%b}'
 
 
-def _values(packed: Packed) -> list[bytes]:
+def _values(packed: Packed, ids: list[str], traces: list[str]) -> list[bytes]:
     """The JSON data of each row: the bytes ``records.encode`` gives for the row's :class:`records.Prediction`, but
     with every number of the run written by two ``orjson.dumps`` calls (the matrix and the probabilities, as
     float64, which is what the record's floats are) and spliced between the names: half the cost of a dict and a
     ``dumps`` per row."""
-    names, ids = packed.feature_names, packed.ids
+    names = packed.feature_names
     width = len(names)
     numbers = orjson.dumps(packed.x.astype(np.float64, copy=False), option=_NUMPY)[2:-2].replace(b"],[", b",")
     parts: list[bytes] = [b""] * (2 * width * len(ids))
@@ -217,7 +216,7 @@ def _values(packed: Packed) -> list[bytes]:
             dumps(trace),
         )
         for i, (tx_id, probability, decision, trace) in enumerate(
-            zip(ids, probabilities, packed.decisions.tolist(), packed.traces, strict=True)
+            zip(ids, probabilities, packed.decisions.tolist(), traces, strict=True)
         )
     ]
 

@@ -85,7 +85,7 @@ def _produce(producer: Any, topic: str, runs: list[Packed], where: Source, tally
             found = encode_run(packed, where)
         except Exception as error:  # a run that cannot be encoded is dropped, counted; the others go on
             logging.getLogger(__name__).error("prediction-log records not encoded: %s", error)
-            tally.dropped[endpoint, "unencodable"] += len(packed.ids)
+            tally.dropped[endpoint, "unencodable"] += packed.rows
             continue
         report = functools.partial(tally.delivered, endpoint)
         for key, value, headers in found:

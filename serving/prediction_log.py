@@ -192,7 +192,7 @@ class PredictionLog:
             self._lost(runs)
             return
         for packed in runs:
-            self._handed[packed.endpoint] += len(packed.ids)
+            self._handed[packed.endpoint] += packed.rows
 
     def _read(self, wait: float = 0.0) -> bool:
         """Take in what the sender reported (counts and log lines); False once it said it closed or is gone."""
@@ -224,7 +224,7 @@ class PredictionLog:
         """The sender is gone: what it had not reported, and ``runs``, are undelivered; start a new one unless
         the log is closing."""
         for packed in runs:
-            self._handed[packed.endpoint] += len(packed.ids)
+            self._handed[packed.endpoint] += packed.rows
         lost = +self._handed
         for endpoint, count in lost.items():
             self.metrics.dropped.labels(endpoint, "undelivered").inc(count)
