@@ -21,12 +21,17 @@ import contextlib
 import functools
 import logging
 import multiprocessing
+import os
 from collections import Counter
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from serving.log_records import Packed, Source, encode_run
+
+NICE = 10
+"""The sender runs this much nicer than the server: where they share CPUs, the requests come first. The queues
+stay bounded either way: a sender starved of CPU for long drops records, counted, and never slows a request."""
 
 Counts = tuple[dict[str, int], dict[tuple[str, str], int]]
 """What the sender reports: records sent by endpoint, and records dropped by ``(endpoint, reason)``."""
@@ -102,6 +107,7 @@ def serve(conn: Connection, config: dict[str, Any], topic: str, where: Source, i
     """The sender's main (see the module): until a number comes or the pipe ends, then a last flush and report."""
     from confluent_kafka import Producer
 
+    os.nice(NICE)
     librdkafka = logging.getLogger("librdkafka")
     librdkafka.addHandler(_PipeHandler(conn))
     librdkafka.setLevel(logging.INFO)
