@@ -27,6 +27,8 @@ OPTIONS = (
     "output_topic",
     "dead_letter_topic",
     "labels_topic",
+    "prediction_log_bootstrap_servers",
+    "prediction_log_topic",
     "group_id",
     "batch_size",
     "tracing_exporter",

@@ -27,6 +27,17 @@ def test_broker_options_are_taken_before_and_after_the_subcommand(command: list[
     assert parser.parse_args(["stream", *command]).bootstrap_servers is None  # not given: the environment decides
 
 
+def test_the_scorer_takes_the_prediction_log_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streaming.main import settings_from_args
+
+    monkeypatch.setenv("FRAUD_PREDICTION_LOG_TOPIC", "from-env")
+    args = build_parser().parse_args(["stream", "--prediction-log-bootstrap-servers", "k:9092"])
+    settings = settings_from_args(args)
+    assert (settings.prediction_log_bootstrap_servers, settings.prediction_log_topic) == ("k:9092", "from-env")
+    args = build_parser().parse_args(["stream", "--prediction-log-topic", "given"])
+    assert settings_from_args(args).prediction_log_topic == "given"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("command", [["topics"], ["produce", "--rows", "10"], []])
 def test_a_command_without_a_broker_says_so_in_one_line_and_exits(
