@@ -109,10 +109,16 @@ Change = tuple[str, str | None, int]
 
 
 class _Entity:
-    """One cached entity: its events as growable columns, and the last change it has seen."""
+    """One cached entity: its events as growable columns, and the last change it has seen.
+
+    The state it last returned is kept, read-only, and handed out again while no change arrived and the cutoff
+    keeps the same events (above the latest one it dropped, at or below the earliest one it kept): a lookup of an
+    entity whose events did not change builds nothing.
+    """
 
     def __init__(self) -> None:
         self.seen = 0
+        self._last: tuple[float, float, EntityState] | None = None  # (latest dropped, earliest kept, state)
         self.size = 0
         self.row: dict[str, int] = {}
         self.tx_id = np.empty(16, dtype=object)
@@ -126,6 +132,7 @@ class _Entity:
         older than the one held (two threads' reads may be applied out of order)."""
         new: list[tuple[str, float, float, Mapping[str, str], int, float, int]] = []
         for text, label_body, seq in changes:
+            self._last = None
             self.seen = max(self.seen, seq)
             tx_id, event_time, amount, keys = orjson.loads(text)
             at = self.row.get(tx_id)
@@ -138,20 +145,33 @@ class _Entity:
             self._extend(new)
 
     def state(self, cutoff: float) -> EntityState:
-        """The events at or after ``cutoff`` (the store's own trim); drops the rest once they are half the rows."""
-        live = self.time[: self.size] >= cutoff
+        """The events at or after ``cutoff`` (the store's own trim), sorted by time (stably); drops the rest once
+        they are half the rows."""
+        if self._last is not None and self._last[0] < cutoff <= self._last[1]:
+            return self._last[2]
+        time = self.time[: self.size]
+        live = time >= cutoff
         if self.size > 64 and 2 * int(live.sum()) < self.size:
             self._compact(live)
-            live = np.ones(self.size, dtype=bool)
-        return EntityState(
-            tx_id=self.tx_id[: self.size][live],
-            time=self.time[: self.size][live],
-            amount=self.amount[: self.size][live],
-            label=self.label[: self.size][live],
-            label_time=self.label_time[: self.size][live],
-            keys={role: codes[: self.size][live] for role, codes in self.codes.items()},
-            names={role: list(code_of) for role, code_of in self.code_of.items()},
+            time, live = self.time[: self.size], np.ones(self.size, dtype=bool)
+        at = np.flatnonzero(live)
+        kept = time[at]
+        if len(kept) > 1 and not bool(np.all(kept[1:] >= kept[:-1])):
+            at = at[np.argsort(kept, kind="stable")]
+        state = EntityState(
+            tx_id=self.tx_id[at],
+            time=self.time[at],
+            amount=self.amount[at],
+            label=self.label[at],
+            label_time=self.label_time[at],
+            keys={role: codes[at] for role, codes in self.codes.items()},
+            names={role: tuple(code_of) for role, code_of in self.code_of.items()},
         )
+        for column in (state.tx_id, state.time, state.amount, state.label, state.label_time, *state.keys.values()):
+            column.flags.writeable = False  # handed out again while unchanged: nobody may change it
+        dropped = time[~live]
+        self._last = (float(dropped.max()) if len(dropped) else -math.inf, float(kept.min(initial=math.inf)), state)
+        return state
 
     def _extend(self, new: list[tuple[str, float, float, Mapping[str, str], int, float, int]]) -> None:
         start, stop = self.size, self.size + len(new)
@@ -209,11 +229,14 @@ class StateCache:
 
     def state(self, role: str, key: str, changes: Iterable[Change], cutoff: float) -> EntityState:
         """The entity's state once ``changes`` (those after ``seen``) are applied to what is held."""
-        entity = self._entities.pop((role, key), None) or _Entity()
+        entity = self._entities.get((role, key))
+        if entity is None:
+            entity = self._entities[(role, key)] = _Entity()
+            while len(self._entities) > self.max_entities:
+                self._entities.popitem(last=False)
+        else:
+            self._entities.move_to_end((role, key))
         entity.update(changes)
-        self._entities[(role, key)] = entity
-        while len(self._entities) > self.max_entities:
-            self._entities.popitem(last=False)
         return entity.state(cutoff)
 
 
