@@ -158,21 +158,39 @@ class StateLookup:
 
     def compute(self, transactions: Sequence[Transaction], write: bool = True) -> np.ndarray:
         """``[N, F]`` float32 features, one transaction after the other; with ``write`` (and the lookup's ``write``)
-        each is applied once read, so a later one of the same card in the batch sees it."""
+        each is applied once read, so a later one of the same card in the batch sees it. Without, the batch's
+        entities are read together (:meth:`_read_only`)."""
         store = self.store()
         feature_set = self.inputs.features
+        if not (write and self.write):
+            return self._read_only(store, transactions)
         rows = np.empty((len(transactions), self._width), dtype=np.float64)
-        operation, write = "read", write and self.write
+        operation = "read"
         try:
             for i, transaction in enumerate(transactions):
                 operation = "read"
                 states = store.read({role: transaction.keys[role] for role in self._roles})
                 rows[i] = list(features_for(transaction, states, feature_set).values())
-                if write:
-                    operation = "apply"
-                    store.apply(transaction)
+                operation = "apply"
+                store.apply(transaction)
         except StoreUnavailable as error:
             raise self.failure(operation, str(error)) from error
+        store_metrics().up.set(1)
+        return rows.astype(np.float32)
+
+    def _read_only(self, store: EntityStateStore, transactions: Sequence[Transaction]) -> np.ndarray:
+        """:meth:`compute` applying nothing: every entity of ``transactions`` read once, in one ``read_many`` (one
+        snapshot, one query or round trip), as nothing changes between the transactions' reads."""
+        roles, feature_set = self._roles, self.inputs.features
+        keys = [{role: transaction.keys[role] for role in roles} for transaction in transactions]
+        try:
+            states = store.read_many(entity for each in keys for entity in each.items())
+        except StoreUnavailable as error:
+            raise self.failure("read", str(error)) from error
+        rows = np.empty((len(transactions), self._width), dtype=np.float64)
+        for i, (transaction, each) in enumerate(zip(transactions, keys, strict=True)):
+            read: dict[str, EntityState] = {role: states[(role, key)] for role, key in each.items()}
+            rows[i] = list(features_for(transaction, read, feature_set).values())
         store_metrics().up.set(1)
         return rows.astype(np.float32)
 
