@@ -18,7 +18,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from fraud_detection.features.definitions import Aggregate, FeatureSet
-from fraud_detection.features.request import from_mapping, request_features
+from fraud_detection.features.request import request_values
 from fraud_detection.features.window import Floats, Ints, evaluate_one
 from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME
 
@@ -173,9 +173,7 @@ def features_for(
         columns, codes = _by_time(state, counterparties)
         values.update(zip(names, evaluate_one(*columns, codes, query, aggregates), strict=True))
     row = {**transaction.request, AMOUNT: transaction.amount, EVENT_TIME: transaction.event_time}
-    values.update(
-        {name: float(array[0]) for name, array in request_features(from_mapping(row), feature_set.request).items()}
-    )
+    values.update(request_values(row, feature_set.request))
     return {name: values[name] for name in plan.names}
 
 
