@@ -8,7 +8,8 @@ fails readiness (:meth:`FeatureLookup.ready`); store calls run in a worker threa
 The hop to that thread costs more CPU than one transaction's lookup (a future, a queue, two thread wake-ups), so
 the lookups of every request that reaches :meth:`FeatureLookup.features` in the same event-loop turn go to the thread
 together and are computed there one request after the other, in arrival order, as the model's scores are
-coalesced (:class:`serving.predictor._Coalescer`). Nothing waits for company: a lone request goes at once.
+coalesced (:class:`serving.predictor._Coalescer`). Nothing waits for company: a lone request goes at once. A trip
+that applies nothing (the read-only predictor's) reads all its requests' entities in one ``read_many``.
 """
 
 from __future__ import annotations

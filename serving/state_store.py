@@ -1,15 +1,15 @@
 """The entity-state store opened from settings, and transactions' features computed against it: no KServe.
 
 Shared by the predictor (:mod:`serving.feature_store` adds the 503 and the async seams) and the stream scorer
-(:mod:`streaming.transactions`), so both open the same store from the same settings and compute features by the
-offline arithmetic, so the values equal the training features. :meth:`StateLookup.compute` (the predictor) takes
-one transaction after the other: its entities' state read from the store, the features by
-:func:`fraud_detection.features.online.features_for`, and, with ``write``, the transaction applied before the next
-one is read, so a later transaction of the same card or terminal sees it. :meth:`StateLookup.apply_then_compute`
-(the stream) applies a whole batch (``apply_many``: one store transaction or script call), reads each entity
-once (``read_many``: one round trip), and computes the batch's features in one
-:func:`fraud_detection.features.window.evaluate` per role. The stores apply a transaction id once, so a retried
-request, a redelivered message, or the predictor and the stream applying the same transaction count it once.
+(:mod:`streaming.transactions`), so both open the same store from the same settings and compute features by the offline
+arithmetic, so the values equal the training features. :meth:`StateLookup.compute` (the predictor) takes one transaction
+after the other: its entities' state read from the store, the features by
+:func:`fraud_detection.features.online.features_for`, and, with ``write``, the transaction applied before the next one
+is read, so a later transaction of the same card or terminal sees it; applying nothing, it reads every entity of the
+batch in one ``read_many``. :meth:`StateLookup.apply_then_compute` (the stream) applies a whole batch (``apply_many``:
+one store transaction or script call), reads each entity once (``read_many``: one round trip), and computes the batch's
+features in one :func:`fraud_detection.features.window.evaluate` per role. The stores apply a transaction id once, so a
+retried request, a redelivered message, or the predictor and the stream applying the same transaction count it once.
 
 The store is the embedded SQLite file by default (``$FRAUD_HOME/features/state.db``, so ``fraud serve`` needs no
 server) or Redis (``feature_store_url``; the password from :data:`PASSWORD_ENV`, never from code or a manifest).
