@@ -12,7 +12,9 @@ What runs, all on this machine (wrk shares the cores with the server), one serve
   (when ``redis-server`` is installed);
 * the server process's CPU time per answered request (all its threads), which the other jobs on a shared machine
   move far less than req/s;
-* in process, the lookup's own cost per transaction: the store read, ``features_for`` and the apply.
+* in process, the lookup's own cost per transaction: the store read, ``features_for`` and the apply; and for the
+  read-only predictor, per single-row request: the body parsed, ``StateLookup.compute``, and its read and
+  ``features_for`` alone.
 
 Usage: ``python benchmarks/bench_transactions_serving.py [--duration 10] [--connections 32] [--rows 30000]
 [--rounds 1]``; each round's ratios are to that round's public run.
@@ -80,6 +82,54 @@ def lookup_cost(model: TransactionModel, store: EntityStateStore, rows: range) -
         read += read_done - started
     n = len(rows) / 1e6
     return read / n, compute / n, apply / n
+
+
+TRIP = 16
+"""Requests a trip to the lookup's worker thread carries under the wrk load here (measured: 15 to 19 on average)."""
+
+
+def read_only_cost(model: TransactionModel, opener: Callable[[], EntityStateStore], rows: range) -> dict[str, float]:
+    """Microseconds per single-row V1 request of the read-only predictor's own steps, in this process: the body
+    parsed (JSON and source columns), then one :meth:`StateLookup.compute` (the store read, ``features_for`` and
+    the matrix) alone and in trips of ``TRIP`` requests as the server makes them under load (per request), and
+    the read and ``features_for`` timed alone on the same states. Each pass runs the rows once before it is timed,
+    as a server that has seen them."""
+    import orjson
+
+    from fraud_detection.modeldir import read_metadata
+    from serving.raw_payload import RawSchema, parse_v1_raw
+    from serving.state_store import StateLookup
+
+    inputs = read_metadata(model.directory).transactions
+    assert inputs is not None
+    schema, lookup = RawSchema.of(inputs), StateLookup(inputs, opener, "benchmark", write=False)
+    bodies = [orjson.dumps({"instances": [model.source_row(i)]}) for i in rows]
+    parsed = [parse_v1_raw(orjson.loads(body), schema, "bench", 1) for body in bodies]
+    roles = tuple(dict.fromkeys(a.entity for a in inputs.features.aggregates))
+    store = lookup.store()
+    states = [store.read({role: t[0].keys[role] for role in roles}) for t in parsed]
+    trips = [[t for each in parsed[at : at + TRIP] for t in each] for at in range(0, len(parsed), TRIP)]
+    steps: dict[str, Callable[[int], object]] = {
+        "parse": lambda i: parse_v1_raw(orjson.loads(bodies[i]), schema, "bench", 1),
+        "compute": lambda i: lookup.compute(parsed[i], write=False),
+        f"compute in trips of {TRIP}": lambda i: i % TRIP or lookup.compute(trips[i // TRIP], write=False),
+        "read": lambda i: store.read({role: parsed[i][0].keys[role] for role in roles}),
+        "features_for": lambda i: features_for(parsed[i][0], states[i], inputs.features),
+    }
+    cost: dict[str, float] = {}
+    for name, step in steps.items():
+        for i in range(len(bodies)):
+            step(i)
+        started = time.perf_counter()
+        for i in range(len(bodies)):
+            step(i)
+        cost[name] = 1e6 * (time.perf_counter() - started) / len(bodies)
+    lookup.close()
+    return cost
+
+
+def _cost_line(store: str, cost: dict[str, float]) -> str:
+    return f"in process, one request, read only ({store}): " + ", ".join(f"{k} {v:.1f} us" for k, v in cost.items())
 
 
 @contextmanager
@@ -170,6 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         model, store, range(model.test_start, min(len(model.raw), model.test_start + 2000))
     )
     store.close()
+    cost_rows = range(model.test_start, min(len(model.raw), model.test_start + 2000))
+    horizon = feature_set().horizon
+    (work / "read-only.db").write_bytes(snapshot)  # the state before the window, as the servers read it
+    sqlite_cost = read_only_cost(
+        model, lambda: SQLiteStateStore(work / "read-only.db", horizon, readonly=True), cost_rows
+    )
     redis_cost = filled_redis(model) if have_redis else nullcontext(None)
     with redis_cost as cost_url:
         header = ["V1 single row, 1 worker", "req/s", "p50 ms", "p99 ms", "vs public", "server CPU us/req", "vs public"]
@@ -179,9 +235,11 @@ def main(argv: list[str] | None = None) -> int:
             f"\nin process, per transaction (SQLite): read {read:.0f} us, features_for {compute:.0f} us, "
             f"apply {apply:.0f} us"
         )
+        print(_cost_line("SQLite", sqlite_cost))
         if cost_url is not None:
             from fraud_detection.features.redis_store import RedisStateStore
 
+            redis_read_only = read_only_cost(model, lambda: RedisStateStore(cost_url, horizon), cost_rows)  # first
             redis_store = RedisStateStore(cost_url, horizon=feature_set().horizon)
             end = min(len(model.raw), model.test_start + 2000)
             r_read, r_compute, r_apply = lookup_cost(model, redis_store, range(model.test_start, end))
@@ -190,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"in process, per transaction (Redis): read {r_read:.0f} us, features_for {r_compute:.0f} us, "
                 f"apply {r_apply:.0f} us"
             )
+            print(_cost_line("Redis", redis_read_only))
     return 0
 
 

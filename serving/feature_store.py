@@ -8,13 +8,15 @@ fails readiness (:meth:`FeatureLookup.ready`); store calls run in a worker threa
 The hop to that thread costs more CPU than one transaction's lookup (a future, a queue, two thread wake-ups), so
 the lookups of every request that reaches :meth:`FeatureLookup.features` in the same event-loop turn go to the thread
 together and are computed there one request after the other, in arrival order, as the model's scores are
-coalesced (:class:`serving.predictor._Coalescer`). Nothing waits for company: a lone request goes at once.
+coalesced (:class:`serving.predictor._Coalescer`). Nothing waits for company: a lone request goes at once. A trip
+that applies nothing (the read-only predictor's) reads all its requests' entities in one ``read_many``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 
@@ -93,6 +95,10 @@ class FeatureLookup(StateLookup):
 
     def _compute_each(self, batch: Sequence[_Pending]) -> list[np.ndarray | Exception]:
         """Each request's :meth:`compute` (or the error it raised), in order; run in the worker thread."""
+        if len(batch) > 1 and not (self.write and any(write for _, write, _ in batch)):
+            together = self._compute_together(batch)
+            if together is not None:
+                return together
         results: list[np.ndarray | Exception] = []
         for transactions, write, _ in batch:
             try:
@@ -100,6 +106,19 @@ class FeatureLookup(StateLookup):
             except Exception as error:  # this request's failure; the others still get theirs
                 results.append(error)
         return results
+
+    def _compute_together(self, batch: Sequence[_Pending]) -> list[np.ndarray | Exception] | None:
+        """The requests of a batch that applies nothing as one :meth:`compute` (their entities read in one
+        ``read_many``), split back per request; a store failure is every request's. None if any other error: then
+        each request is computed alone, so only the faulty one gets it."""
+        try:
+            rows = self.compute([transaction for transactions, _, _ in batch for transaction in transactions], False)
+        except FeatureStoreUnavailable as error:
+            return [error] * len(batch)
+        except Exception:  # one request's fault (a missing key): find which, one request at a time
+            return None
+        ends = list(itertools.accumulate(len(transactions) for transactions, _, _ in batch))
+        return [rows[end - len(transactions) : end] for (transactions, _, _), end in zip(batch, ends, strict=True)]
 
     async def ready(self) -> bool:
         """The readiness probe's store check, in a worker thread."""

@@ -81,25 +81,29 @@ class RawSchema:
         if missing:
             needed = list(self.required)
             raise PayloadError(f"{where}: missing column(s) {missing} (the model's mapping needs {needed})")
-        unknown = sorted(str(column) for column in row if column not in self.allowed)
-        if unknown:
+        if not self.allowed.issuperset(row):
+            unknown = sorted(str(column) for column in row if column not in self.allowed)
             named = list(self.required)
             raise PayloadError(f"{where}: unknown column(s) {unknown} (the model's mapping names {named})")
         mapping = self.inputs.mapping
         if mapping.tx_id is not None:
-            tx_id = _text(row[mapping.tx_id], field(mapping.tx_id))
+            tx_id = _text_at(row, mapping.tx_id, field)
         elif row.get(ROW_ID) is not None:
-            tx_id = _text(row[ROW_ID], field(ROW_ID))
+            tx_id = _text_at(row, ROW_ID, field)
         else:
             tx_id = default_id
-        event_time = _time(row[mapping.event_time], field(mapping.event_time), mapping.time_unit)
-        keys: dict[str, str] = {role: _text(row[column], field(column)) for role, column in mapping.entities.items()}
-        amount = _number(row[mapping.amount], field(mapping.amount))
+        if mapping.time_unit == "datetime":
+            event_time = _time(row[mapping.event_time], field(mapping.event_time), mapping.time_unit)
+        else:
+            seconds = _number_at(row, mapping.event_time, field)
+            event_time = seconds * 3600.0 if mapping.time_unit == "hours" else seconds
+        keys: dict[str, str] = {role: _text_at(row, column, field) for role, column in mapping.entities.items()}
+        amount = _number_at(row, mapping.amount, field)
         if amount < 0:
             raise PayloadError(f"{field(mapping.amount)}: {amount:g} is negative: an amount is >= 0")
-        request: dict[str, Any] = {column: _number(row[column], field(column)) for column in mapping.numeric}
+        request: dict[str, Any] = {column: _number_at(row, column, field) for column in mapping.numeric}
         for column in mapping.categorical:
-            value = _text(row[column], field(column))
+            value = _text_at(row, column, field)
             known = self.categories.get(column)
             if known is not None and value not in known:
                 raise PayloadError(f"{field(column)}: unknown value {value!r}, the model knows {list(known)}")
@@ -138,6 +142,24 @@ def _member_of(where: str) -> Field:
 
 def _element_of(row: int) -> Field:
     return lambda column: f"input {column!r} element {row}"
+
+
+def _number_at(row: Mapping[str, Any], column: str, field: Field) -> float:
+    """``_number`` of the row's column; the column is named (``field``) only when the value is refused."""
+    value = row[column]
+    if type(value) is float and math.isfinite(value):
+        return value
+    return _number(value, field(column))
+
+
+def _text_at(row: Mapping[str, Any], column: str, field: Field) -> str:
+    """``_text`` of the row's column; the column is named (``field``) only when the value is refused."""
+    value = row[column]
+    if type(value) is str and value and not value.isspace():
+        return value
+    if type(value) is int:
+        return str(value)
+    return _text(value, field(column))
 
 
 def _number(value: Any, where: str) -> float:

@@ -1,15 +1,15 @@
 """The entity-state store opened from settings, and transactions' features computed against it: no KServe.
 
 Shared by the predictor (:mod:`serving.feature_store` adds the 503 and the async seams) and the stream scorer
-(:mod:`streaming.transactions`), so both open the same store from the same settings and compute features by the
-offline arithmetic, so the values equal the training features. :meth:`StateLookup.compute` (the predictor) takes
-one transaction after the other: its entities' state read from the store, the features by
-:func:`fraud_detection.features.online.features_for`, and, with ``write``, the transaction applied before the next
-one is read, so a later transaction of the same card or terminal sees it. :meth:`StateLookup.apply_then_compute`
-(the stream) applies a whole batch (``apply_many``: one store transaction or script call), reads each entity
-once (``read_many``: one round trip), and computes the batch's features in one
-:func:`fraud_detection.features.window.evaluate` per role. The stores apply a transaction id once, so a retried
-request, a redelivered message, or the predictor and the stream applying the same transaction count it once.
+(:mod:`streaming.transactions`), so both open the same store from the same settings and compute features by the offline
+arithmetic, so the values equal the training features. :meth:`StateLookup.compute` (the predictor) takes one transaction
+after the other: its entities' state read from the store, the features by
+:func:`fraud_detection.features.online.features_for`, and, with ``write``, the transaction applied before the next one
+is read, so a later transaction of the same card or terminal sees it; applying nothing, it reads every entity of the
+batch in one ``read_many``. :meth:`StateLookup.apply_then_compute` (the stream) applies a whole batch (``apply_many``:
+one store transaction or script call), reads each entity once (``read_many``: one round trip), and computes the batch's
+features in one :func:`fraud_detection.features.window.evaluate` per role. The stores apply a transaction id once, so a
+retried request, a redelivered message, or the predictor and the stream applying the same transaction count it once.
 
 The store is the embedded SQLite file by default (``$FRAUD_HOME/features/state.db``, so ``fraud serve`` needs no
 server) or Redis (``feature_store_url``; the password from :data:`PASSWORD_ENV`, never from code or a manifest).
@@ -158,21 +158,39 @@ class StateLookup:
 
     def compute(self, transactions: Sequence[Transaction], write: bool = True) -> np.ndarray:
         """``[N, F]`` float32 features, one transaction after the other; with ``write`` (and the lookup's ``write``)
-        each is applied once read, so a later one of the same card in the batch sees it."""
+        each is applied once read, so a later one of the same card in the batch sees it. Without, the batch's
+        entities are read together (:meth:`_read_only`)."""
         store = self.store()
         feature_set = self.inputs.features
+        if not (write and self.write):
+            return self._read_only(store, transactions)
         rows = np.empty((len(transactions), self._width), dtype=np.float64)
-        operation, write = "read", write and self.write
+        operation = "read"
         try:
             for i, transaction in enumerate(transactions):
                 operation = "read"
                 states = store.read({role: transaction.keys[role] for role in self._roles})
                 rows[i] = list(features_for(transaction, states, feature_set).values())
-                if write:
-                    operation = "apply"
-                    store.apply(transaction)
+                operation = "apply"
+                store.apply(transaction)
         except StoreUnavailable as error:
             raise self.failure(operation, str(error)) from error
+        store_metrics().up.set(1)
+        return rows.astype(np.float32)
+
+    def _read_only(self, store: EntityStateStore, transactions: Sequence[Transaction]) -> np.ndarray:
+        """:meth:`compute` applying nothing: every entity of ``transactions`` read once, in one ``read_many`` (one
+        snapshot, one query or round trip), as nothing changes between the transactions' reads."""
+        roles, feature_set = self._roles, self.inputs.features
+        keys = [{role: transaction.keys[role] for role in roles} for transaction in transactions]
+        try:
+            states = store.read_many(entity for each in keys for entity in each.items())
+        except StoreUnavailable as error:
+            raise self.failure("read", str(error)) from error
+        rows = np.empty((len(transactions), self._width), dtype=np.float64)
+        for i, (transaction, each) in enumerate(zip(transactions, keys, strict=True)):
+            read: dict[str, EntityState] = {role: states[(role, key)] for role, key in each.items()}
+            rows[i] = list(features_for(transaction, read, feature_set).values())
         store_metrics().up.set(1)
         return rows.astype(np.float32)
 

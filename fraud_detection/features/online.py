@@ -18,7 +18,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from fraud_detection.features.definitions import Aggregate, FeatureSet
-from fraud_detection.features.request import from_mapping, request_features
+from fraud_detection.features.request import request_values
 from fraud_detection.features.window import Floats, Ints, evaluate_one
 from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME
 
@@ -173,15 +173,31 @@ def features_for(
         columns, codes = _by_time(state, counterparties)
         values.update(zip(names, evaluate_one(*columns, codes, query, aggregates), strict=True))
     row = {**transaction.request, AMOUNT: transaction.amount, EVENT_TIME: transaction.event_time}
-    values.update(
-        {name: float(array[0]) for name, array in request_features(from_mapping(row), feature_set.request).items()}
-    )
+    values.update(request_values(row, feature_set.request))
     return {name: values[name] for name in plan.names}
 
 
-def _by_time(
-    state: EntityState, counterparties: Sequence[str]
-) -> tuple[tuple[list[float], list[float], list[int], list[float]], dict[str, list[int]]]:
+_Columns = tuple[tuple[list[float], list[float], list[int], list[float]], dict[str, list[int]]]
+_HELD: dict[int, tuple[EntityState, Sequence[str], _Columns]] = {}
+"""``_by_time`` of read-only states by id (the state is held, so its id is not reused while cached): the stores hand
+out the same read-only state while an entity is unchanged, so its lists are made once."""
+
+
+def _by_time(state: EntityState, counterparties: Sequence[str]) -> _Columns:
+    """``_sorted_lists``, kept for a state whose columns cannot change (read-only arrays)."""
+    held = _HELD.get(id(state))
+    if held is not None and held[0] is state and held[1] == counterparties:
+        return held[2]
+    columns = _sorted_lists(state, counterparties)
+    arrays = (state.time, state.amount, state.label, state.label_time, *state.keys.values())
+    if not any(array.flags.writeable for array in arrays):
+        if len(_HELD) >= 8_192:  # bounded: never grow without limit
+            _HELD.clear()
+        _HELD[id(state)] = (state, counterparties, columns)
+    return columns
+
+
+def _sorted_lists(state: EntityState, counterparties: Sequence[str]) -> _Columns:
     """The state's time, amount, label and label time, and its counterparty codes, as lists sorted by time (stably:
     the stores hand events in apply order, so they are almost always sorted already)."""
     columns = (state.time.tolist(), state.amount.tolist(), state.label.tolist(), state.label_time.tolist())

@@ -75,22 +75,25 @@ return 1
 """
 
 _READ = """
-if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 0 then return {'old-layout'} end
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 0 then return 'old-layout' end
 local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '0'}
-for i = 5, #KEYS do
-  local changed = redis.call('ZRANGEBYSCORE', KEYS[i], '(' .. ARGV[i - 4], '+inf', 'WITHSCORES')
+for n, entity in ipairs(cjson.decode(ARGV[2])) do
+  local changed = redis.call('ZRANGEBYSCORE', ARGV[1] .. entity[1], '(' .. entity[2], '+inf', 'WITHSCORES')
   local flat = {}
   for j = 1, #changed, 2 do
     flat[#flat + 1] = redis.call('HGET', KEYS[3], changed[j]) or ''
     flat[#flat + 1] = redis.call('HGET', KEYS[4], changed[j]) or ''
     flat[#flat + 1] = changed[j + 1]
   end
-  out[i - 2] = cjson.encode(flat)
+  out[n + 2] = flat
 end
-return out
+return cjson.encode(out)
 """
-"""Each entity's changes after the sequence number in ``ARGV`` as one JSON array ``[body, label, seq, ...]`` (one
-string to parse, not three a change; an empty one is ``{}``), after "now" and the latest sequence number."""
+"""One JSON array: "now", the latest sequence number, then each entity's changes after the sequence number it
+was given, as ``[body, label, seq, ...]`` (an empty one is ``{}``: Lua's cjson writes an empty table so).
+``ARGV``: the entities' ``c:`` key prefix, and ``[[role:key, seen], ...]`` as one JSON argument (one string for
+redis-py to pack and one to parse, not four and three an entity); the entities' keys are made in the script, as
+``_LABEL`` makes them, so the store needs a non-cluster Redis as it did."""
 
 
 class RedisStateStore:
@@ -136,20 +139,21 @@ class RedisStateStore:
         with self._lock:
             seen = [self._cache.seen(role, key) for role, key in wanted]
         names = [self._key(name) for name in ("now", "seq", "body", "labels")]
-        names += [self._key(f"c:{role}:{key}") for role, key in wanted]
-        result = self._call(self._read, names, [str(number) for number in seen])
-        if _text(result[0]) == "old-layout":
+        asked = orjson.dumps([[f"{role}:{key}", str(number)] for (role, key), number in zip(wanted, seen, strict=True)])
+        reply = self._call(self._read, names, [self._key("c:"), asked.decode()])
+        if _text(reply) == "old-layout":
             raise StoreUnavailable(
                 f"the Redis feature store at {self.address} holds an older layout under {self.prefix!r} (no change "
                 "sequence); delete those keys and replay the transactions"
             )
-        latest = int(_text(result[1]))
+        result = orjson.loads(reply)
+        latest = int(result[1])
         if any(number > latest for number in seen):  # a new store under this prefix: forget and read again
             with self._lock:
                 for role, key in wanted:
                     self._cache.seen(role, key, latest)
             return self.read_many(wanted)
-        now = _text(result[0])
+        now = result[0]
         cutoff = float(now) - self.retained if now else -math.inf
         with self._lock:
             return {
@@ -206,9 +210,8 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _changes(changed: bytes) -> list[Change]:
+def _changes(flat: list[str] | dict[str, str]) -> list[Change]:
     """The script's changed events (an id whose JSON was trimmed away is skipped)."""
-    flat = orjson.loads(changed)
     if not isinstance(flat, list):  # Lua's cjson writes an empty table as {}
         return []
     return [(flat[at], flat[at + 1] or None, int(float(flat[at + 2]))) for at in range(0, len(flat), 3) if flat[at]]

@@ -26,6 +26,7 @@ commits (those transactions then miss from the state), never count one twice.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sqlite3
@@ -109,10 +110,16 @@ Change = tuple[str, str | None, int]
 
 
 class _Entity:
-    """One cached entity: its events as growable columns, and the last change it has seen."""
+    """One cached entity: its events as growable columns, and the last change it has seen.
+
+    The state it last returned is kept, read-only, and handed out again while no change arrived and the cutoff
+    keeps the same events (above the latest one it dropped, at or below the earliest one it kept): a lookup of an
+    entity whose events did not change builds nothing.
+    """
 
     def __init__(self) -> None:
         self.seen = 0
+        self._last: tuple[float, float, EntityState] | None = None  # (latest dropped, earliest kept, state)
         self.size = 0
         self.row: dict[str, int] = {}
         self.tx_id = np.empty(16, dtype=object)
@@ -126,6 +133,7 @@ class _Entity:
         older than the one held (two threads' reads may be applied out of order)."""
         new: list[tuple[str, float, float, Mapping[str, str], int, float, int]] = []
         for text, label_body, seq in changes:
+            self._last = None
             self.seen = max(self.seen, seq)
             tx_id, event_time, amount, keys = orjson.loads(text)
             at = self.row.get(tx_id)
@@ -138,20 +146,29 @@ class _Entity:
             self._extend(new)
 
     def state(self, cutoff: float) -> EntityState:
-        """The events at or after ``cutoff`` (the store's own trim); drops the rest once they are half the rows."""
-        live = self.time[: self.size] >= cutoff
-        if self.size > 64 and 2 * int(live.sum()) < self.size:
-            self._compact(live)
-            live = np.ones(self.size, dtype=bool)
-        return EntityState(
-            tx_id=self.tx_id[: self.size][live],
-            time=self.time[: self.size][live],
-            amount=self.amount[: self.size][live],
-            label=self.label[: self.size][live],
-            label_time=self.label_time[: self.size][live],
-            keys={role: codes[: self.size][live] for role, codes in self.codes.items()},
-            names={role: list(code_of) for role, code_of in self.code_of.items()},
+        """The events at or after ``cutoff`` (the store's own trim), sorted by time (stably); drops the rest once
+        they are half the rows. The columns are kept sorted by time, so the live events are a suffix."""
+        if self._last is not None and self._last[0] < cutoff <= self._last[1]:
+            return self._last[2]
+        low = int(np.searchsorted(self.time[: self.size], cutoff, side="left"))
+        if self.size > 64 and 2 * low > self.size:
+            self._compact(low)
+            low = 0
+        live = slice(low, self.size)
+        state = EntityState(
+            tx_id=self.tx_id[live].copy(),
+            time=self.time[live].copy(),
+            amount=self.amount[live].copy(),
+            label=self.label[live].copy(),
+            label_time=self.label_time[live].copy(),
+            keys={role: codes[live].copy() for role, codes in self.codes.items()},
+            names={role: tuple(code_of) for role, code_of in self.code_of.items()},
         )
+        for column in (state.tx_id, state.time, state.amount, state.label, state.label_time, *state.keys.values()):
+            column.flags.writeable = False  # handed out again while unchanged: nobody may change it
+        dropped = float(self.time[low - 1]) if low else -math.inf
+        self._last = (dropped, float(self.time[low]) if low < self.size else math.inf, state)
+        return state
 
     def _extend(self, new: list[tuple[str, float, float, Mapping[str, str], int, float, int]]) -> None:
         start, stop = self.size, self.size + len(new)
@@ -168,6 +185,16 @@ class _Entity:
             code_of = self.code_of[role]
             codes[start:stop] = [code_of.setdefault(str(k.get(role, "")), len(code_of)) for k in keys]
         self.size = stop
+        if any(later < earlier for earlier, later in itertools.pairwise(self.time[max(start - 1, 0) : stop].tolist())):
+            self._sort()  # an event earlier than one held (a first read comes in id order): sort once, stably
+
+    def _sort(self) -> None:
+        order = np.argsort(self.time[: self.size], kind="stable")
+        for column in (self.tx_id, self.time, self.amount, self.label, self.label_time, self.changed):
+            column[: self.size] = column[: self.size][order]
+        for codes in self.codes.values():
+            codes[: self.size] = codes[: self.size][order]
+        self.row = {str(tx_id): at for at, tx_id in enumerate(self.tx_id[: self.size])}
 
     def _resize(self, capacity: int) -> None:
         for name in ("tx_id", "time", "amount", "label", "label_time", "changed"):
@@ -179,11 +206,12 @@ class _Entity:
             self.codes[role] = np.zeros(capacity, dtype=np.int64)
             self.codes[role][: self.size] = old[: self.size]
 
-    def _compact(self, live: np.ndarray) -> None:
+    def _compact(self, low: int) -> None:
+        """Drop the events before ``low`` (all older than any cutoff from now on)."""
         for name in ("tx_id", "time", "amount", "label", "label_time", "changed"):
-            setattr(self, name, getattr(self, name)[: self.size][live].copy())
-        self.codes = {role: codes[: self.size][live].copy() for role, codes in self.codes.items()}
-        self.size = int(live.sum())
+            setattr(self, name, getattr(self, name)[low : self.size].copy())
+        self.codes = {role: codes[low : self.size].copy() for role, codes in self.codes.items()}
+        self.size -= low
         self.row = {str(tx_id): at for at, tx_id in enumerate(self.tx_id)}
         self._resize(max(16, 2 * self.size))
 
@@ -209,11 +237,14 @@ class StateCache:
 
     def state(self, role: str, key: str, changes: Iterable[Change], cutoff: float) -> EntityState:
         """The entity's state once ``changes`` (those after ``seen``) are applied to what is held."""
-        entity = self._entities.pop((role, key), None) or _Entity()
+        entity = self._entities.get((role, key))
+        if entity is None:
+            entity = self._entities[(role, key)] = _Entity()
+            while len(self._entities) > self.max_entities:
+                self._entities.popitem(last=False)
+        else:
+            self._entities.move_to_end((role, key))
         entity.update(changes)
-        self._entities[(role, key)] = entity
-        while len(self._entities) > self.max_entities:
-            self._entities.popitem(last=False)
         return entity.state(cutoff)
 
 

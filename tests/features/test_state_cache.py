@@ -97,3 +97,33 @@ def test_a_store_of_the_older_layout_is_refused_not_read_as_empty(redis_url: str
         old.execute("CREATE TABLE events (role TEXT, key TEXT, tx_id TEXT, event_time REAL, body TEXT)")
     with pytest.raises(StoreUnavailable, match="older layout"):
         SQLiteStateStore(path, horizon=HORIZON)
+
+
+def test_an_unchanged_entity_is_handed_out_again_and_a_changed_one_never(open_store: Open) -> None:
+    """The reader keeps the state it built while nothing changed; a new event, a label or time moving past an
+    event each give the new state at once, never the kept one."""
+    writer, reader = open_store(False), open_store(True)
+
+    def tx(n: int, time: float, card: str = "c1") -> Transaction:
+        return Transaction(tx_id=f"x{n}", event_time=time, amount=10.0 + n, keys={"card": card, "terminal": "t1"})
+
+    for n, time in enumerate([300.0, 100.0, 200.0]):  # applied out of time order
+        writer.apply(tx(n, time))
+    first = reader.read({"card": "c1"})["card"]
+    assert list(first.time) == [100.0, 200.0, 300.0]  # handed out sorted by time
+    assert reader.read({"card": "c1"})["card"] is first  # nothing changed: the same state, not rebuilt
+    with pytest.raises(ValueError, match="read-only"):
+        first.amount[0] = 0.0  # shared between lookups, so nobody may change it
+    writer.apply_label("x1", 1, 150.0)
+    labelled = reader.read({"card": "c1"})["card"]
+    assert labelled is not first and list(labelled.label) == [1, 0, 0] and labelled.label_time[0] == 150.0
+    writer.apply(tx(3, 250.0))
+    grown = reader.read({"card": "c1"})["card"]
+    assert list(grown.time) == [100.0, 200.0, 250.0, 300.0]
+    assert reader.read({"card": "c1"})["card"] is grown
+    writer.apply(tx(4, 100.0 + HORIZON + GRACE + 50.0, card="c2"))  # "now" moves: x1 (t=100) falls out
+    trimmed = reader.read({"card": "c1"})["card"]
+    assert list(trimmed.time) == [200.0, 250.0, 300.0]
+    assert snapshot(trimmed) == snapshot(open_store(True).read({"card": "c1"})["card"])
+    writer.close()
+    reader.close()

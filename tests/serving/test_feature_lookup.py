@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fraud_detection.features.online import Transaction
-from fraud_detection.features.store import SQLiteStateStore
+from fraud_detection.features.online import EntityState, Transaction
+from fraud_detection.features.store import Entity, SQLiteStateStore
 from fraud_detection.modeldir import load_model_dir
 from serving.feature_store import FeatureLookup, FeatureStoreUnavailable, _Pending
 from tests.serving.transaction_model import TransactionModel, feature_set, make_transaction_model
@@ -102,3 +102,44 @@ def test_a_store_that_cannot_be_opened_fails_every_request_of_the_trip_with_a_50
 
     answers = asyncio.run(concurrently())
     assert all(isinstance(answer, FeatureStoreUnavailable) for answer in answers), answers
+
+
+class CountingReads(SQLiteStateStore):
+    """A read-only store that counts its ``read_many`` calls."""
+
+    reads = 0
+
+    def read_many(self, entities: Iterable[Entity]) -> dict[Entity, EntityState]:
+        CountingReads.reads += 1
+        return super().read_many(entities)
+
+
+def test_a_read_only_trip_reads_every_entity_once_and_answers_as_alone(model: TransactionModel, tmp_path: Path) -> None:
+    """A lookup that applies nothing reads the whole trip's entities in one ``read_many``; the answers are the lone
+    ones, and a later trip sees what the stream applied meanwhile."""
+    filled(model, tmp_path / "state.db")
+    inputs = load_model_dir(model.directory)[1].transactions
+    assert inputs is not None
+    horizon = feature_set().horizon
+    lookup = FeatureLookup(inputs, lambda: CountingReads(tmp_path / "state.db", horizon, readonly=True), "", False)
+    alone = CountingLookup(model, tmp_path / "state.db", write=False)
+    rows = [model.transaction(i) for i in range(model.test_start, model.test_start + 12)]
+
+    async def concurrently() -> list[np.ndarray]:
+        return await asyncio.gather(*(lookup.features([row]) for row in rows))
+
+    CountingReads.reads = 0
+    answers = asyncio.run(concurrently())
+    assert CountingReads.reads == 1
+    for got, row in zip(answers, rows, strict=True):
+        np.testing.assert_array_equal(got, alone.compute([row]))
+    stream = SQLiteStateStore(tmp_path / "state.db", horizon=horizon)
+    for row in rows:  # the stream applies them: each later one sees the earlier ones
+        stream.apply(row)
+    after = asyncio.run(concurrently())
+    assert any(not np.array_equal(a, b) for a, b in zip(answers, after, strict=True))
+    for got, row in zip(after, rows, strict=True):
+        np.testing.assert_array_equal(got, alone.compute([row]))
+    stream.close()
+    lookup.close()
+    alone.close()
