@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import secrets
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from fraud_detection.features.redis_store import RedisStateStore
 from fraud_detection.features.store import EntityStateStore, SQLiteStateStore
 from serving.feature_store import redis_url
 from tests.conftest import free_port, redis_server
-from tests.serving.conftest import ServerProcess
+from tests.serving.conftest import OtlpReceiver, ServerProcess
 from tests.serving.transaction_model import TransactionModel, feature_set, make_transaction_model
 
 NAME = "fraud-detector"
@@ -294,3 +295,28 @@ def test_memorystore_settings_tls_with_its_ca_and_auth_from_a_file_and_a_foreign
             assert "an-auth-string" not in refused.logs()
         finally:
             refused.stop()
+
+
+@pytest.mark.slow
+def test_a_traced_request_has_a_features_span_and_a_sampled_out_one_none(
+    model: TransactionModel, otlp_receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    env = {
+        "FRAUD_FEATURE_STORE_PATH": str(tmp_path / "state.db"),
+        "FRAUD_TRACING_EXPORTER": "otlp",
+        "FRAUD_OTLP_ENDPOINT": otlp_receiver.endpoint,
+    }
+    server = ServerProcess(str(model.directory), tmp_path / "server.log", env)
+    try:
+        server.wait_ready()
+        body = {"instances": [model.source_row(model.test_start)]}
+        traced, sampled_out = secrets.token_hex(16), secrets.token_hex(16)
+        for trace_id, flags in ((sampled_out, "00"), (traced, "01")):
+            headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"}
+            response = requests.post(server.url + V1, json=body, headers=headers, timeout=10)
+            assert response.status_code == 200, response.text
+        names = sorted(s.name for s in otlp_receiver.spans_of_trace(traced, timeout=2.0, at_least=4))
+        assert names == ["POST /v1/models/{model_name}:predict", "features", "predict"], names
+        assert otlp_receiver.spans_of_trace(sampled_out, timeout=0.5, at_least=1) == []
+    finally:
+        server.stop()
