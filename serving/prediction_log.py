@@ -51,6 +51,8 @@ about 0.2 s of its request; at 20 ms the broker spent three times the CPU per re
 INTERVAL = 0.1
 """Seconds the log's thread waits for work between two rounds (and the sender between two reports): a round
 every 0.1 s, whatever arrives, so the thread takes the interpreter lock from the requests ten times a second."""
+RESTART_SECONDS = 5.0
+"""A sender that died is replaced at most this often; meanwhile the rounds are counted as undelivered."""
 START_SECONDS = 30.0
 """How long :meth:`PredictionLog.close` also allows the sender to start, if it has not yet."""
 DROP_REASONS: Final = ("queue_full", "producer_full", "undelivered", "unencodable")
@@ -120,6 +122,7 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self._sender: BaseProcess | None = None
         self._conn: Connection | None = None
+        self._restart_at = 0.0
         self._handed: Counter[str] = Counter()
         """Rows given to the current sender and not yet reported back, by endpoint."""
         self._librdkafka = logging.getLogger(LIBRDKAFKA_LOGGER)
@@ -156,6 +159,7 @@ class PredictionLog:
         )
 
     def _start_sender(self) -> None:
+        self._restart_at = time.monotonic() + RESTART_SECONDS
         self._sender, self._conn = log_sender.start(self.config, self.topic, self.where, INTERVAL)
 
     def _take(self) -> list[Scored]:
@@ -183,6 +187,8 @@ class PredictionLog:
         another."""
         if not runs:
             return
+        if self._conn is None and time.monotonic() >= self._restart_at and not self._stopping.is_set():
+            self._start_sender()
         if self._conn is None:
             self._lost(runs)
             return
@@ -221,8 +227,9 @@ class PredictionLog:
         return True
 
     def _lost(self, runs: list[Packed]) -> None:
-        """The sender is gone: what it had not reported, and ``runs``, are undelivered; start a new one unless
-        the log is closing."""
+        """The sender is gone: what it had not reported, and ``runs``, are undelivered. The next round starts
+        another, at most every :data:`RESTART_SECONDS` (a sender that cannot start must not be spawned ten times
+        a second)."""
         for packed in runs:
             self._handed[packed.endpoint] += packed.rows
         lost = +self._handed
@@ -236,8 +243,6 @@ class PredictionLog:
         self._sender, self._conn = None, None
         if lost:
             log.error("prediction-log sender gone: %d records not delivered", sum(lost.values()))
-        if not self._stopping.is_set():
-            self._start_sender()
 
     def _run(self) -> None:
         # A round every INTERVAL, whatever arrives: under a steady trickle of requests a loop that goes round as soon

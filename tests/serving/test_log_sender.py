@@ -17,8 +17,9 @@ import psutil
 import pytest
 
 from fraud_detection.monitoring import records
+from serving import log_sender
 from serving.log_records import messages
-from serving.prediction_log import LIBRDKAFKA_LOGGER, PredictionLog
+from serving.prediction_log import LIBRDKAFKA_LOGGER, RESTART_SECONDS, PredictionLog
 from tests.conftest import free_port
 from tests.serving.test_prediction_log import WHERE, counter, scored
 from tests.streaming.broker import Broker, read_topic
@@ -75,9 +76,11 @@ def test_a_killed_sender_costs_only_its_unreported_records_and_another_takes_ove
             log.submit(scored(1, ids=(f"two-{i}",)))
         assert first.pid is not None
         os.kill(first.pid, signal.SIGKILL)  # some of the 300 may be on their way, some not yet handed over
-        _wait(lambda: log._sender is not None and log._sender is not first)
+        _wait(lambda: log._sender is None)  # the thread noticed
+        time.sleep(RESTART_SECONDS)  # the next round may start another
         for i in range(100):
             log.submit(scored(1, ids=(f"three-{i}",)))
+        _wait(lambda: log._sender is not None)
     finally:
         log.close(timeout=10)
     sent1, dropped1, undelivered1 = _totals()
@@ -87,6 +90,30 @@ def test_a_killed_sender_costs_only_its_unreported_records_and_another_takes_ove
     ids = {key.decode() for key, _, _ in read_topic(broker.config(), "sender-kill", int(sent1 - sent0))}
     assert {f"three-{i}" for i in range(100)} <= ids
     assert not first.is_alive()
+
+
+def test_a_sender_that_cannot_start_is_not_respawned_every_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    starts: list[float] = []
+    real_start = log_sender.start
+
+    def counted(*args: object, **kwargs: object) -> object:
+        starts.append(time.monotonic())
+        return real_start(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(log_sender, "start", counted)
+    _, dropped0, undelivered0 = _totals()
+    config = {"bootstrap.servers": f"127.0.0.1:{free_port()}", "no.such.property": "1"}  # librdkafka refuses it
+    log = PredictionLog(config, "t", WHERE, 1_000, timeout_seconds=1.0)
+    log.start()
+    try:
+        for _ in range(30):  # 3 s of rounds with work in each
+            log.submit(scored(1))
+            time.sleep(0.1)
+    finally:
+        log.close(timeout=1)
+    _, dropped1, undelivered1 = _totals()
+    assert 1 <= len(starts) <= 2, f"{len(starts)} senders started in 3 s"
+    assert dropped1 - dropped0 == undelivered1 - undelivered0 == 30
 
 
 def test_librdkafka_lines_reach_the_parents_logger(caplog: pytest.LogCaptureFixture) -> None:
@@ -108,11 +135,12 @@ def test_a_sender_whose_parent_dies_ends_by_itself(tmp_path: Path) -> None:
         "import os, sys, time\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
         "from serving.prediction_log import PredictionLog, Source\n"
-        "log = PredictionLog({'bootstrap.servers': '127.0.0.1:1', 'log_level': 0}, 't', Source('s', 'n'), 10, 1.0)\n"
-        "log.start()\n"
-        "time.sleep(1.0)\n"
-        "print(log._sender.pid, flush=True)\n"
-        "os._exit(0)\n"  # no close, no exit handlers: as if killed
+        "if __name__ == '__main__':\n"  # the sender is spawned: it imports this file again
+        "    log = PredictionLog({'bootstrap.servers': '127.0.0.1:1'}, 't', Source('s', 'n'), 10, 1.0)\n"
+        "    log.start()\n"
+        "    time.sleep(1.0)\n"
+        "    print(log._sender.pid, flush=True)\n"
+        "    os._exit(0)\n"  # no close, no exit handlers: as if killed
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True)
     pid = int(done.stdout.split()[-1])
