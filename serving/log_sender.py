@@ -9,8 +9,8 @@ round, a list of :class:`serving.log_records.Packed` runs through a pipe. :func:
   ``Producer.produce``; librdkafka's queue is bounded, and a full one (``BufferError``) drops the record, counted;
 * serves librdkafka's reports (``poll``): each message delivered (counted as sent) or failed (counted as
   undelivered, for example no broker within the message timeout);
-* sends the counts back up the pipe as they change, as ``(sent, dropped)`` deltas, and librdkafka's log lines as
-  ``(level, text)``; the parent turns them into its Prometheus counters and log lines;
+* sends the counts back up the pipe as they change, as ``(sent, dropped)`` deltas, and its log lines (librdkafka's
+  and its own) as ``(logger, level, text)``; the parent turns them into its Prometheus counters and log lines;
 * on a number (the parent closes the log: the seconds it may take), or when the pipe ends (the parent died: a
   second), sends what it can within that time, counts the rest as undelivered, sends the last counts and exits.
 """
@@ -33,9 +33,6 @@ NICE = 10
 """The sender runs this much nicer than the server: where they share CPUs, the requests come first. The queues
 stay bounded either way: a sender starved of CPU for long drops records, counted, and never slows a request."""
 
-Counts = tuple[dict[str, int], dict[tuple[str, str], int]]
-"""What the sender reports: records sent by endpoint, and records dropped by ``(endpoint, reason)``."""
-
 
 def start(config: dict[str, Any], topic: str, where: Source, interval: float) -> tuple[BaseProcess, Connection]:
     """Start the sender process (``spawn``: a fresh interpreter, no threads inherited); the process and the
@@ -50,8 +47,13 @@ def start(config: dict[str, Any], topic: str, where: Source, interval: float) ->
     return process, parent
 
 
+LIBRDKAFKA = "librdkafka"
+"""The sender's logger for librdkafka's lines; the parent logs them under its own librdkafka logger."""
+
+
 class _PipeHandler(logging.Handler):
-    """librdkafka's log lines, up the pipe, for the parent to log as its own."""
+    """The sender's log lines (librdkafka's and its own), up the pipe as ``(logger, level, text)``, for the parent
+    to log in its own format."""
 
     def __init__(self, conn: Connection) -> None:
         super().__init__()
@@ -59,7 +61,7 @@ class _PipeHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(OSError, ValueError):  # the parent is gone: nothing to tell
-            self.conn.send((record.levelno, record.getMessage()))
+            self.conn.send((record.name, record.levelno, record.getMessage()))
 
 
 class _Tally:
@@ -108,10 +110,12 @@ def serve(conn: Connection, config: dict[str, Any], topic: str, where: Source, i
     from confluent_kafka import Producer
 
     os.nice(NICE)
-    librdkafka = logging.getLogger("librdkafka")
-    librdkafka.addHandler(_PipeHandler(conn))
-    librdkafka.setLevel(logging.INFO)
-    librdkafka.propagate = False
+    for name in (LIBRDKAFKA, __name__):
+        logger = logging.getLogger(name)
+        logger.addHandler(_PipeHandler(conn))
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    librdkafka = logging.getLogger(LIBRDKAFKA)
     producer = Producer({**config, "logger": librdkafka})
     tally = _Tally()
     timeout = 1.0

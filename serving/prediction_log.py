@@ -16,7 +16,8 @@ returns. A full queue drops the batch's rows and counts them. The rest happens a
 
 So every row submitted ends as exactly one sent or one dropped record (:data:`DROP_REASONS`), and once the queues
 are empty ``sent + dropped`` equals the rows scored. If the sender dies, what it was given and had not reported is
-counted as undelivered, and a new one starts. Memory is bounded by the queues: at most
+counted as undelivered, and the next round starts a new one
+(at most every :data:`RESTART_SECONDS`). Memory is bounded by the queues: at most
 ``prediction_log_queue_rows`` rows in this process's, and as many in librdkafka's (also by :data:`PRODUCER_KBYTES`);
 the pipe holds at most a round while the sender is busy.
 """
@@ -211,8 +212,9 @@ class PredictionLog:
                 item = conn.recv()
                 if item == "closed":
                     return False
-                if isinstance(item[0], int):
-                    self._librdkafka.log(*item)
+                if len(item) == 3:  # a log line: librdkafka's, or the sender's own
+                    name, level, text = item
+                    (self._librdkafka if name == log_sender.LIBRDKAFKA else log).log(level, "%s", text)
                     continue
                 sent, dropped = item
                 for endpoint, count in sent.items():

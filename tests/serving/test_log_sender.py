@@ -129,6 +129,25 @@ def test_librdkafka_lines_reach_the_parents_logger(caplog: pytest.LogCaptureFixt
     assert any("Connection refused" in line or "Connect to" in line for line in lines), lines
 
 
+def test_a_run_the_sender_cannot_encode_is_dropped_counted_and_said_in_the_servers_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="serving.prediction_log")
+    before = counter("fraud_prediction_log_dropped_total", reason="unencodable")
+    odd = scored(2, ids=(1, 2))  # type: ignore[arg-type]  # the right count, but ids that are not text
+    log = PredictionLog({"bootstrap.servers": f"127.0.0.1:{free_port()}"}, "t", WHERE, 10, timeout_seconds=1.0)
+    log.start()
+    try:
+        log.submit(odd)
+        _wait(lambda: counter("fraud_prediction_log_dropped_total", reason="unencodable") - before >= 2)
+        _wait(lambda: any("not encoded" in r.getMessage() for r in caplog.records))
+    finally:
+        log.close(timeout=1)
+    assert counter("fraud_prediction_log_dropped_total", reason="unencodable") - before == 2
+    lines = [r for r in caplog.records if "not encoded" in r.getMessage()]
+    assert lines and lines[0].name == "serving.prediction_log" and lines[0].levelno == logging.ERROR
+
+
 def test_a_sender_whose_parent_dies_ends_by_itself(tmp_path: Path) -> None:
     script = tmp_path / "parent.py"
     script.write_text(
