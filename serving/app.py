@@ -116,7 +116,8 @@ def _prediction_log(settings: ServingSettings, model: FraudModel) -> None:
         if settings.shadow_model_uri:
             log.warning("FRAUD_SHADOW_MODEL_URI is set but the prediction log is off: the shadow is not loaded")
         return
-    from serving.prediction_log import PredictionLog, Source
+    from serving.log_records import Source
+    from serving.prediction_log import PredictionLog
 
     model.prediction_log = PredictionLog(
         {"bootstrap.servers": settings.prediction_log_bootstrap_servers},

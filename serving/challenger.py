@@ -3,7 +3,7 @@
 ``FRAUD_SHADOW_MODEL_URI`` names a model directory (the registry's ``challenger`` exported like the champion).
 :class:`Shadow` loads it in its own thread (retried like the champion; the server's readiness never waits for it)
 and scores, in another thread, the rows the champion scored: :meth:`Shadow.submit` only appends the champion's
-:class:`serving.prediction_log.Scored` batch to a queue bounded in rows (a full queue drops them, counted as
+:class:`serving.log_records.Scored` batch to a queue bounded in rows (a full queue drops them, counted as
 ``fraud_prediction_log_dropped_total{endpoint="shadow", reason="queue_full"}``). The thread stacks what is queued,
 scores it with one call at the challenger's own threshold and hands the result to the prediction log with
 endpoint ``shadow`` and the challenger's version. Nothing of it reaches a response.

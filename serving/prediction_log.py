@@ -36,9 +36,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
 from serving import log_sender
-from serving.log_records import Packed, Scored, Source, check, encoded, event_time, messages, pack, row_ids
-
-__all__ = ["PredictionLog", "Scored", "Source", "encoded", "event_time", "log_metrics", "messages", "row_ids"]
+from serving.log_records import Packed, Scored, Source, check, pack
 
 log = logging.getLogger(__name__)
 

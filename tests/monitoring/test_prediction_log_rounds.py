@@ -9,7 +9,8 @@ from prometheus_client import REGISTRY
 
 from fraud_detection.monitoring import records
 from fraud_detection.schema import FEATURES
-from serving.prediction_log import PredictionLog, Scored, Source, encoded, messages
+from serving.log_records import Scored, Source, encoded, messages
+from serving.prediction_log import PredictionLog
 from tests.conftest import free_port
 
 WHERE = Source("fraud-champion", "fraud")

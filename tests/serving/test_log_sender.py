@@ -153,7 +153,8 @@ def test_a_sender_whose_parent_dies_ends_by_itself(tmp_path: Path) -> None:
     script.write_text(
         "import os, sys, time\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
-        "from serving.prediction_log import PredictionLog, Source\n"
+        "from serving.log_records import Source\n"
+        "from serving.prediction_log import PredictionLog\n"
         "if __name__ == '__main__':\n"  # the sender is spawned: it imports this file again
         "    log = PredictionLog({'bootstrap.servers': '127.0.0.1:1'}, 't', Source('s', 'n'), 10, 1.0)\n"
         "    log.start()\n"

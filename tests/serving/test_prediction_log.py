@@ -12,7 +12,8 @@ from prometheus_client import REGISTRY
 
 from fraud_detection.monitoring import records
 from fraud_detection.schema import FEATURES
-from serving.prediction_log import PredictionLog, Scored, Source, event_time, messages
+from serving.log_records import Scored, Source, event_time, messages
+from serving.prediction_log import PredictionLog
 from serving.settings import ServingSettings
 from tests.conftest import free_port
 from tests.serving.test_settings_cli import server_args

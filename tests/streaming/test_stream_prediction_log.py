@@ -15,7 +15,7 @@ import pytest
 from fraud_detection import synth
 from fraud_detection.monitoring import records
 from fraud_detection.schema import FEATURES
-from serving.prediction_log import Scored, Source, messages
+from serving.log_records import Scored, Source, messages
 from streaming.prediction_log import COMPONENT, StreamLog, trace_id
 from streaming.settings import StreamSettings
 from tests.conftest import free_port
