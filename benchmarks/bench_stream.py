@@ -8,10 +8,15 @@
 * **scorer CPU**: the scorer process's CPU time (user + system) over the end-to-end run, per transaction: what
   one core of scorer costs, whatever else runs on the machine.
 * **latency**: transactions produced at a fixed rate; each result's arrival time minus its send time (p50/p99).
+* **over the run**: the fixed-rate runs' p50/p99 by the second in which each transaction was sent, floor and end to
+  end side by side: on Tansu both grow as the run goes on (docs/streaming.md, "The broker's own growth").
 * **targets** (issue 26), each printed as holding or not: end-to-end p99 at the fixed rate at most 2x the
   floor's, p50 at most 2x the floor's plus 5 ms, throughput at least 0.25x the floor's.
+* ``--broker-growth N``: the broker alone, why its latency grows: the floor at the fixed rate on a fresh topic, then
+  after N one-message produce requests (each stored as its own batch) to another topic, then to the floor's own.
 
     .venv/bin/python benchmarks/bench_stream.py [--rows 200000] [--rate 5000] [--seconds 10] [--set NAME=VALUE]
+    .venv/bin/python benchmarks/bench_stream.py --broker-growth 10000
 
 ``--set batches_in_flight=1`` (any scorer setting, repeatable) runs the scorer with that setting, to compare.
 
@@ -39,6 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from fraud_detection import synth  # noqa: E402
 from fraud_detection.schema import FEATURES  # noqa: E402
+from streaming.consumer import take  # noqa: E402
 from streaming.produce import encode_transaction  # noqa: E402
 from tests.conftest import free_port, stop_process  # noqa: E402
 from tests.serving.conftest import make_model_dir  # noqa: E402
@@ -77,7 +83,8 @@ class Reader(threading.Thread):
         deadline = time.monotonic() + self.timeout
         try:
             while len(self.arrivals) < self.expected and time.monotonic() < deadline:
-                batch = self.consumer.consume(5000, 0.005)
+                # What has arrived, at once: consume(5000, 0.005) would hold each message up to 5 ms for more.
+                batch = take(self.consumer, 5000, 0.005)
                 now = time.perf_counter()
                 for message in batch:
                     key = message.key()
@@ -152,6 +159,56 @@ def _floor(broker: Broker, items: list[tuple[bytes, bytes]], fixed: list[tuple[b
     return float(throughput), latencies
 
 
+def over_the_run(rate: float, floor: np.ndarray, end_to_end: np.ndarray, step: float = 2.0) -> list[str]:
+    """p50/p99 of both fixed-rate runs by when each transaction was sent (``step`` seconds a row), as Markdown."""
+    lines = [
+        "| sent in second | floor p50 / p99 ms | end to end p50 / p99 ms |",
+        "| --- | ---: | ---: |",
+    ]
+    per_step = int(rate * step)
+    for start in range(0, min(len(floor), len(end_to_end)), per_step):
+        cells = [
+            "{:.1f} / {:.1f}".format(*np.percentile(run[start : start + per_step] * 1000, [50, 99]))
+            for run in (floor, end_to_end)
+        ]
+        lines.append(f"| {start / rate:.0f}–{(start + per_step) / rate:.0f} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
+def broker_growth(values: list[bytes], rate: float, seconds: float, batches: int) -> str:
+    """The floor at ``rate`` on a fresh topic, after ``batches`` one-message produce requests to another topic, and
+    after as many to its own topic (three brokers, one a run), as Markdown."""
+    from confluent_kafka import Producer
+
+    rows = []
+    for where in ("none", "another topic", "the same topic"):
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-stream-growth-") as scratch,
+            Broker(Path(scratch) / "tansu.log") as broker,
+        ):
+            broker.create_topics("floor", "other", partitions=PARTITIONS)
+            if where != "none":
+                producer = Producer(broker.config(**{"linger.ms": 0}))
+                topic = "other" if where == "another topic" else "floor"
+                for i in range(batches):
+                    producer.produce(topic, values[i % len(values)], f"b-{i}".encode())
+                    producer.flush(10)  # one request, one stored batch, each
+            _, latencies = timed(broker, "floor", "floor", _items(int(rate * seconds), "g", values), rate=rate)
+        p50, p99 = np.percentile(latencies * 1000, [50, 99])
+        label = "none" if where == "none" else f"{batches:,} on {where}"
+        rows.append(f"| {label} | {p50:.1f} | {p99:.1f} |")
+    return "\n".join(
+        [
+            f"The broker alone at a fixed {rate:,.0f}/s for {seconds:.0f} s, {PARTITIONS} partitions, after "
+            "one-message batches stored beforehand:",
+            "",
+            "| batches stored before | floor p50 ms | floor p99 ms |",
+            "| --- | ---: | ---: |",
+            *rows,
+        ]
+    )
+
+
 def targets(floor: float, end_to_end: float, floor_ms: tuple[float, float], ms: tuple[float, float]) -> list[str]:
     """The issue-26 targets against the floor of the same run, one Markdown list line each, saying if it holds."""
     checks = [
@@ -181,6 +238,13 @@ def main() -> None:
         help="a scorer setting (StreamSettings field), e.g. batches_in_flight=1; repeatable",
     )
     parser.add_argument("--write-doc", action="store_true", help="put the table into docs/streaming.md")
+    parser.add_argument(
+        "--broker-growth",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only show how the broker's latency grows with the batches a topic holds (N one-message batches)",
+    )
     args = parser.parse_args()
 
     frame = synth.generate(synth.SyntheticConfig(n_rows=20_000, seed=7))
@@ -188,6 +252,9 @@ def main() -> None:
         encode_transaction(dict(zip(FEATURES, map(float, row), strict=True)))
         for row in frame[list(FEATURES)].to_numpy()
     ]
+    if args.broker_growth:
+        print(broker_growth(values, args.rate, args.seconds, args.broker_growth))
+        return
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as scratch:
         work = Path(scratch)
         model = make_model_dir(work / "model")
@@ -248,6 +315,10 @@ def main() -> None:
             f"End to end / broker floor = **{end_to_end / floor:.2f}**.",
             "",
             *targets(floor, end_to_end, (floor_p50, floor_p99), (p50, p99)),
+            "",
+            "Over the run:",
+            "",
+            *over_the_run(args.rate, floor_latencies, latencies),
         ]
     )
     print(table)
