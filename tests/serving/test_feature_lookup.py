@@ -1,4 +1,5 @@
-"""The predictor's feature lookup: requests of one event-loop turn share one trip to the worker thread.
+"""The predictor's feature lookup: requests of one event-loop turn share one trip to the worker thread, one trip at
+a time.
 
 A real embedded store and a real transaction model directory; no server. Requests in flight together are computed
 in arrival order (a later payment of the same card sees the earlier one), each gets its own answer or its own
@@ -67,6 +68,84 @@ def test_requests_in_flight_together_make_one_trip_and_get_the_lone_answers(
         np.testing.assert_array_equal(got, want)
     together.close()
     alone.close()
+
+
+class SlowLookup(CountingLookup):
+    """Holds each trip in the worker thread until the test lets it go, and notes whether two trips ever overlapped."""
+
+    def __init__(self, model: TransactionModel, path: Path, write: bool = True) -> None:
+        super().__init__(model, path, write)
+        self.release = threading.Event()
+        self.started = 0
+        self.inside = 0
+        self.most_inside = 0
+
+    def _compute_each(self, batch: Sequence[_Pending]) -> list[np.ndarray | Exception]:
+        self.started += 1
+        self.inside += 1
+        self.most_inside = max(self.most_inside, self.inside)
+        try:
+            self.release.wait(10)
+            return super()._compute_each(batch)
+        finally:
+            self.inside -= 1
+
+
+def test_requests_arriving_during_a_trip_wait_for_it_and_go_together_in_the_next(
+    model: TransactionModel, tmp_path: Path
+) -> None:
+    rows = [model.transaction(i) for i in range(model.test_start, model.test_start + 9)]
+    filled(model, tmp_path / "trips.db")
+    filled(model, tmp_path / "alone.db")
+    lookup = SlowLookup(model, tmp_path / "trips.db")
+    alone = CountingLookup(model, tmp_path / "alone.db")
+
+    async def in_two_waves() -> list[np.ndarray]:
+        first = asyncio.ensure_future(lookup.features(rows[0:1]))
+        for _ in range(50):  # until the first trip is in the worker thread
+            if lookup.started:
+                break
+            await asyncio.sleep(0.01)
+        later = [asyncio.ensure_future(lookup.features([row])) for row in rows[1:]]
+        await asyncio.sleep(0.05)  # several event-loop turns while the first trip is held
+        assert lookup.started == 1, "a second trip started while the first was running"
+        lookup.release.set()
+        return await asyncio.gather(first, *later)
+
+    answers = asyncio.run(in_two_waves())
+    assert [size for size, _ in lookup.trips] == [1, len(rows) - 1]
+    assert lookup.most_inside == 1
+    assert len({thread for _, thread in lookup.trips}) == 1, "every trip in the lookup's one thread"
+    expected = [alone.compute([row]) for row in rows]
+    for got, want in zip(answers, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    lookup.close()
+    alone.close()
+
+
+def test_a_read_only_lookup_starts_another_trip_while_one_is_running(model: TransactionModel, tmp_path: Path) -> None:
+    rows = [model.transaction(i) for i in range(model.test_start, model.test_start + 2)]
+    filled(model, tmp_path / "read.db")
+    lookup = SlowLookup(model, tmp_path / "read.db", write=False)
+
+    async def two_trips() -> list[np.ndarray]:
+        first = asyncio.ensure_future(lookup.features(rows[:1]))
+        second = None
+        for _ in range(100):  # the second request goes while the first trip is held
+            await asyncio.sleep(0.01)
+            if lookup.started and second is None:
+                second = asyncio.ensure_future(lookup.features(rows[1:]))
+            if lookup.started == 2:
+                break
+        assert lookup.started == 2, "a read-only lookup waited for a running trip"
+        lookup.release.set()
+        assert second is not None
+        return list(await asyncio.gather(first, second))
+
+    answers = asyncio.run(two_trips())
+    assert lookup.most_inside == 2
+    assert [answer.shape for answer in answers] == [(1, len(feature_set().names))] * 2
+    lookup.close()
 
 
 def test_one_request_failing_leaves_the_others_answered(model: TransactionModel, tmp_path: Path) -> None:
