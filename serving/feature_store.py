@@ -6,14 +6,14 @@ store that cannot be reached fails the request with :class:`FeatureStoreUnavaila
 fails readiness (:meth:`FeatureLookup.ready`); store calls run in a worker thread, never on the event loop.
 
 The hop to that thread costs more CPU than one transaction's lookup (a future, a queue, two thread wake-ups), so
-lookups travel in trips. A request that arrives while a trip may start starts one at the next event-loop turn,
-with every request that arrived in that turn; the others wait for a running trip to end and go together in the
-next. Nothing waits for company: a lone request on an idle lookup goes at once. Each trip computes its requests one
-after the other, in arrival order, as the model's scores are coalesced (:class:`serving.predictor._Coalescer`).
+lookups go in trips: the requests that reach :meth:`FeatureLookup.features` in one event-loop turn go together,
+and are computed one after the other, in arrival order, as the model's scores are coalesced
+(:class:`serving.predictor._Coalescer`). Nothing waits for company: a lone request on an idle lookup goes at once.
 
-* A lookup that applies (``feature_store_write``) runs **one trip at a time**, in a thread of its own: its applies
-  are serial anyway (one writer transaction or script at a time), and trips that overlapped queued on the store's
-  lock and the interpreter lock, at about twice the CPU per request (docs/transactions.md).
+* A lookup that applies (``feature_store_write``) runs **one trip at a time**, in a thread of its own; the requests
+  that arrive while its trip runs go together in the next. Its applies are serial anyway (one writer transaction or
+  script at a time), and trips that overlapped queued on the store's lock and the interpreter lock, at about twice
+  the CPU per request (docs/transactions.md).
 * A read-only lookup (the production predictor's) starts a trip every event-loop turn that has requests, in the
   loop's default pool of threads: each trip reads all its requests' entities in one ``read_many``, and trips that
   overlap overlap their round trips to Redis. One trip at a time measured no better there, and slower on Redis.
