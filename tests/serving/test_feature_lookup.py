@@ -48,14 +48,25 @@ def filled(model: TransactionModel, path: Path) -> None:
     store.close()
 
 
+def assert_answered_as_alone(
+    model: TransactionModel, path: Path, rows: list[Transaction], answers: list[np.ndarray]
+) -> None:
+    """Each answer equals a lone :meth:`compute` on a fresh copy of the state, one after the other, each applied:
+    arrival order."""
+    filled(model, path)
+    alone = CountingLookup(model, path)
+    expected = [alone.compute([row]) for row in rows]
+    for got, want in zip(answers, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    alone.close()
+
+
 def test_requests_in_flight_together_make_one_trip_and_get_the_lone_answers(
     model: TransactionModel, tmp_path: Path
 ) -> None:
     rows = [model.transaction(i) for i in range(model.test_start, model.test_start + 12)]
     filled(model, tmp_path / "together.db")
-    filled(model, tmp_path / "alone.db")
     together = CountingLookup(model, tmp_path / "together.db")
-    alone = CountingLookup(model, tmp_path / "alone.db")
 
     async def concurrently() -> list[np.ndarray]:
         return await asyncio.gather(*(together.features([row]) for row in rows))
@@ -63,11 +74,8 @@ def test_requests_in_flight_together_make_one_trip_and_get_the_lone_answers(
     answers = asyncio.run(concurrently())
     assert [size for size, _ in together.trips] == [len(rows)]
     assert together.trips[0][1] != threading.main_thread().name
-    expected = [alone.compute([row]) for row in rows]  # one after the other, each applied: arrival order
-    for got, want in zip(answers, expected, strict=True):
-        np.testing.assert_array_equal(got, want)
+    assert_answered_as_alone(model, tmp_path / "alone.db", rows, answers)
     together.close()
-    alone.close()
 
 
 class SlowLookup(CountingLookup):
@@ -76,19 +84,22 @@ class SlowLookup(CountingLookup):
     def __init__(self, model: TransactionModel, path: Path, write: bool = True) -> None:
         super().__init__(model, path, write)
         self.release = threading.Event()
+        self._count = threading.Lock()
         self.started = 0
         self.inside = 0
         self.most_inside = 0
 
     def _compute_each(self, batch: Sequence[_Pending]) -> list[np.ndarray | Exception]:
-        self.started += 1
-        self.inside += 1
-        self.most_inside = max(self.most_inside, self.inside)
+        with self._count:
+            self.started += 1
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
         try:
             self.release.wait(10)
             return super()._compute_each(batch)
         finally:
-            self.inside -= 1
+            with self._count:
+                self.inside -= 1
 
 
 def test_requests_arriving_during_a_trip_wait_for_it_and_go_together_in_the_next(
@@ -96,9 +107,7 @@ def test_requests_arriving_during_a_trip_wait_for_it_and_go_together_in_the_next
 ) -> None:
     rows = [model.transaction(i) for i in range(model.test_start, model.test_start + 9)]
     filled(model, tmp_path / "trips.db")
-    filled(model, tmp_path / "alone.db")
     lookup = SlowLookup(model, tmp_path / "trips.db")
-    alone = CountingLookup(model, tmp_path / "alone.db")
 
     async def in_two_waves() -> list[np.ndarray]:
         first = asyncio.ensure_future(lookup.features(rows[0:1]))
@@ -116,11 +125,8 @@ def test_requests_arriving_during_a_trip_wait_for_it_and_go_together_in_the_next
     assert [size for size, _ in lookup.trips] == [1, len(rows) - 1]
     assert lookup.most_inside == 1
     assert len({thread for _, thread in lookup.trips}) == 1, "every trip in the lookup's one thread"
-    expected = [alone.compute([row]) for row in rows]
-    for got, want in zip(answers, expected, strict=True):
-        np.testing.assert_array_equal(got, want)
+    assert_answered_as_alone(model, tmp_path / "alone.db", rows, answers)
     lookup.close()
-    alone.close()
 
 
 def test_a_read_only_lookup_starts_another_trip_while_one_is_running(model: TransactionModel, tmp_path: Path) -> None:
