@@ -41,9 +41,9 @@ from bench_stream import FAST_GROUP, PARTITIONS, timed  # noqa: E402
 
 from fraud_detection import synth  # noqa: E402
 from fraud_detection.features.redis_store import RedisStateStore  # noqa: E402
-from fraud_detection.features.store import GRACE, EntityStateStore, SQLiteStateStore  # noqa: E402
+from fraud_detection.features.store import EntityStateStore, SQLiteStateStore  # noqa: E402
 from fraud_detection.schema import FEATURES  # noqa: E402
-from serving.state_store import batch_features, read_entities, time_runs  # noqa: E402
+from serving.state_store import RUN_SPAN, batch_features, read_entities, time_runs  # noqa: E402
 from streaming.produce import encode_transaction  # noqa: E402
 from tests.conftest import free_port, redis_server, stop_process  # noqa: E402
 from tests.serving.conftest import make_model_dir  # noqa: E402
@@ -106,14 +106,14 @@ def measure(
 
 def batch_cost(model: TransactionModel, store: EntityStateStore, n: int, batch: int) -> tuple[float, ...]:
     """Microseconds per transaction of the stream's three steps (``StateLookup.apply_then_compute``, its batches
-    cut where their times span over half the grace, as it does): apply the batch, read each entity once, compute
+    cut where their times span over ``RUN_SPAN``, as it does): apply the batch, read each entity once, compute
     the batch's features; the entities read and the store calls per transaction."""
     roles = ("card", "terminal")
     apply = read = compute = 0.0
     reads = calls = 0
     for start in range(0, n, batch):
         whole = [model.transaction(i) for i in range(start, min(start + batch, n))]
-        for low, high in time_runs([t.event_time for t in whole], GRACE / 2):
+        for low, high in time_runs([t.event_time for t in whole], RUN_SPAN):
             chunk = whole[low:high]
             started = time.perf_counter()
             store.apply_many(chunk)
@@ -141,7 +141,7 @@ def main() -> None:
         "--days",
         type=int,
         default=30,
-        help="days the generated rows span; the stream cuts a batch where its times span over 12 hours, and each "
+        help="days the generated rows span; the stream cuts a batch where its times span over a day, and each "
         "cut costs a store commit and a read of its entities, so fewer days is a denser, busier stream",
     )
     args = parser.parse_args()

@@ -201,14 +201,14 @@ class StateLookup:
 
         The values are :meth:`compute`'s for transactions in time order: a feature uses only events strictly before
         the transaction's time, so the batch's later transactions in the state change nothing, and the labels of
-        the batch's own transactions are read with them. The batch is cut where its times span more than half the
-        store's grace, so nothing a transaction's windows reach is trimmed by a later one's apply.
+        the batch's own transactions are read with them. The batch is cut where its times span more than
+        :data:`RUN_SPAN`, so nothing a transaction's windows reach is trimmed by a later one's apply.
         """
         store = self.store()
         rows = np.empty((len(transactions), len(self.inputs.features.names)), dtype=np.float64)
         operation = "apply"
         try:
-            for start, end in time_runs([t.event_time for t in transactions], GRACE / 2):
+            for start, end in time_runs([t.event_time for t in transactions], RUN_SPAN):
                 chunk = transactions[start:end]
                 operation = "apply"
                 store.apply_many(chunk)
@@ -259,6 +259,13 @@ class StateLookup:
         metrics.errors.labels(operation).inc()
         metrics.up.set(0)
         return StoreUnavailable(reason)
+
+
+RUN_SPAN = GRACE - 1.0
+"""The longest span of event times the stream applies before it reads (:meth:`StateLookup.apply_then_compute`).
+An apply trims the events older than its time minus the horizon and the grace; a transaction's windows reach back
+to its time minus the horizon (inclusive). So within a grace of the earliest, no later apply trims what it reads;
+the second spared keeps float rounding out of it."""
 
 
 def time_runs(times: Sequence[float], span: float) -> list[tuple[int, int]]:

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fraud_detection.features.store import SQLiteStateStore
+from fraud_detection.features.store import GRACE, SQLiteStateStore
 from fraud_detection.modeldir import TransactionInputs, read_metadata
+from serving import state_store
 from serving.state_store import StateLookup, time_runs
 from tests.serving.transaction_model import TransactionModel, make_transaction_model
 
@@ -57,3 +58,27 @@ def test_a_batch_applied_again_after_a_kill_gives_the_same_features(model: Trans
 def test_a_batch_is_cut_where_its_times_span_more_than_the_limit() -> None:
     assert time_runs([0.0, 5.0, 10.0, 11.0, 30.0, 2.0], 10.0) == [(0, 3), (3, 4), (4, 5), (5, 6)]
     assert time_runs([], 10.0) == []
+
+
+@pytest.fixture(scope="module")
+def sparse(tmp_path_factory: pytest.TempPathFactory) -> TransactionModel:
+    """A month of rows, few a day: a batch of 400 spans about a week, so the store trims inside it."""
+    return make_transaction_model(tmp_path_factory.mktemp("sparse") / "model", n_rows=1_500, days=30)
+
+
+@pytest.mark.parametrize("span, exact", [(state_store.RUN_SPAN, True), (GRACE + 3_600.0, False)])
+def test_a_batch_is_cut_where_a_later_apply_would_trim_what_an_earlier_transaction_reads(
+    sparse: TransactionModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, span: float, exact: bool
+) -> None:
+    """Runs of up to ``RUN_SPAN`` give the offline features; runs an hour longer do not (this data reaches the
+    trim, so the check can fail)."""
+    monkeypatch.setattr(state_store, "RUN_SPAN", span)
+    lookup, store = _lookup(sparse, tmp_path / "state.db")
+    times = sparse.raw["tx_time"].to_numpy()
+    got = np.empty((len(sparse.raw), sparse.features.shape[1]), dtype=np.float32)
+    labels = 0
+    for start in range(0, len(sparse.raw), 400):
+        end = min(start + 400, len(sparse.raw))
+        labels = sparse.labels_before(store, labels, float(times[end - 1]))
+        got[start:end] = lookup.apply_then_compute([sparse.transaction(i) for i in range(start, end)])
+    assert np.array_equal(got, sparse.features.to_numpy(dtype=np.float32)) is exact
