@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fraud_detection.features.store import GRACE, SQLiteStateStore
+from fraud_detection.features.redis_store import RedisStateStore
+from fraud_detection.features.store import GRACE, EntityStateStore, SQLiteStateStore
 from fraud_detection.modeldir import TransactionInputs, read_metadata
 from serving import state_store
 from serving.state_store import StateLookup, time_runs
+from tests.conftest import redis_server
 from tests.serving.transaction_model import TransactionModel, make_transaction_model
 
 
@@ -66,19 +70,41 @@ def sparse(tmp_path_factory: pytest.TempPathFactory) -> TransactionModel:
     return make_transaction_model(tmp_path_factory.mktemp("sparse") / "model", n_rows=1_500, days=30)
 
 
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A real redis-server on a free 127.0.0.1 port for the module."""
+    with redis_server() as url:
+        yield url
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
 @pytest.mark.parametrize("span, exact", [(state_store.RUN_SPAN, True), (GRACE + 3_600.0, False)])
 def test_a_batch_is_cut_where_a_later_apply_would_trim_what_an_earlier_transaction_reads(
-    sparse: TransactionModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, span: float, exact: bool
+    sparse: TransactionModel,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    store: str,
+    span: float,
+    exact: bool,
 ) -> None:
-    """Runs of up to ``RUN_SPAN`` give the offline features; runs an hour longer do not (this data reaches the
-    trim, so the check can fail)."""
+    """Runs of up to ``RUN_SPAN`` give the offline features on both stores; runs an hour longer do not (this data
+    reaches the trim, so the check can fail)."""
     monkeypatch.setattr(state_store, "RUN_SPAN", span)
-    lookup, store = _lookup(sparse, tmp_path / "state.db")
+    inputs = read_metadata(sparse.directory).transactions
+    assert isinstance(inputs, TransactionInputs)
+    opened: EntityStateStore = (
+        RedisStateStore(request.getfixturevalue("redis_url"), horizon=inputs.features.horizon, prefix=uuid.uuid4().hex)
+        if store == "redis"
+        else SQLiteStateStore(tmp_path / "state.db", horizon=inputs.features.horizon)
+    )
+    lookup = StateLookup(inputs, lambda: opened, "test", write=True)
     times = sparse.raw["tx_time"].to_numpy()
     got = np.empty((len(sparse.raw), sparse.features.shape[1]), dtype=np.float32)
     labels = 0
     for start in range(0, len(sparse.raw), 400):
         end = min(start + 400, len(sparse.raw))
-        labels = sparse.labels_before(store, labels, float(times[end - 1]))
+        labels = sparse.labels_before(opened, labels, float(times[end - 1]))
         got[start:end] = lookup.apply_then_compute([sparse.transaction(i) for i in range(start, end)])
+    opened.close()
     assert np.array_equal(got, sparse.features.to_numpy(dtype=np.float32)) is exact
