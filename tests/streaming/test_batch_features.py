@@ -23,18 +23,20 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> TransactionModel:
     return make_transaction_model(tmp_path_factory.mktemp("transactions") / "model", n_rows=1_500, days=6)
 
 
-def _lookup(model: TransactionModel, path: Path) -> tuple[StateLookup, SQLiteStateStore]:
+def _inputs(model: TransactionModel) -> TransactionInputs:
     inputs = read_metadata(model.directory).transactions
     assert isinstance(inputs, TransactionInputs)
+    return inputs
+
+
+def _lookup(model: TransactionModel, path: Path) -> tuple[StateLookup, SQLiteStateStore]:
+    inputs = _inputs(model)
     store = SQLiteStateStore(path, horizon=inputs.features.horizon)
     return StateLookup(inputs, lambda: store, "test", write=True), store
 
 
-@pytest.mark.parametrize("batch", [1, 37, 400])
-def test_batches_applied_then_read_give_the_offline_features_with_ties_and_labels(
-    model: TransactionModel, tmp_path: Path, batch: int
-) -> None:
-    lookup, store = _lookup(model, tmp_path / "state.db")
+def _streamed(model: TransactionModel, lookup: StateLookup, store: EntityStateStore, batch: int) -> np.ndarray:
+    """Every transaction's features as the stream computes them, in batches of ``batch`` in time order."""
     n = len(model.raw)
     times = model.raw["tx_time"].to_numpy()
     got = np.empty((n, model.features.shape[1]), dtype=np.float32)
@@ -45,6 +47,14 @@ def test_batches_applied_then_read_give_the_offline_features_with_ties_and_label
         # are on the labels topic when the batch is taken, and the scorer applies them first.
         labels = model.labels_before(store, labels, float(times[end - 1]))
         got[start:end] = lookup.apply_then_compute([model.transaction(i) for i in range(start, end)])
+    return got
+
+
+@pytest.mark.parametrize("batch", [1, 37, 400])
+def test_batches_applied_then_read_give_the_offline_features_with_ties_and_labels(
+    model: TransactionModel, tmp_path: Path, batch: int
+) -> None:
+    got = _streamed(model, *_lookup(model, tmp_path / "state.db"), batch)
     expected = model.features.to_numpy(dtype=np.float32)
     assert np.array_equal(got, expected), np.argwhere(got != expected)[:5]
 
@@ -91,20 +101,12 @@ def test_a_batch_is_cut_where_a_later_apply_would_trim_what_an_earlier_transacti
     """Runs of up to ``RUN_SPAN`` give the offline features on both stores; runs an hour longer do not (this data
     reaches the trim, so the check can fail)."""
     monkeypatch.setattr(state_store, "RUN_SPAN", span)
-    inputs = read_metadata(sparse.directory).transactions
-    assert isinstance(inputs, TransactionInputs)
+    inputs = _inputs(sparse)
     opened: EntityStateStore = (
         RedisStateStore(request.getfixturevalue("redis_url"), horizon=inputs.features.horizon, prefix=uuid.uuid4().hex)
         if store == "redis"
         else SQLiteStateStore(tmp_path / "state.db", horizon=inputs.features.horizon)
     )
-    lookup = StateLookup(inputs, lambda: opened, "test", write=True)
-    times = sparse.raw["tx_time"].to_numpy()
-    got = np.empty((len(sparse.raw), sparse.features.shape[1]), dtype=np.float32)
-    labels = 0
-    for start in range(0, len(sparse.raw), 400):
-        end = min(start + 400, len(sparse.raw))
-        labels = sparse.labels_before(opened, labels, float(times[end - 1]))
-        got[start:end] = lookup.apply_then_compute([sparse.transaction(i) for i in range(start, end)])
+    got = _streamed(sparse, StateLookup(inputs, lambda: opened, "test", write=True), opened, 400)
     opened.close()
     assert np.array_equal(got, sparse.features.to_numpy(dtype=np.float32)) is exact
