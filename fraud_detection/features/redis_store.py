@@ -5,8 +5,8 @@ and ``p:c:<role>:<key>`` the same ids by the sequence number of their last chang
 ``p:body`` each event's JSON by id, ``p:applied`` the applied ids (score = event time), ``p:labels`` a hash of
 labels by id with ``p:label_times`` its time index, ``p:now`` the latest applied event time and ``p:seq`` the
 latest sequence number. ``apply_many`` is one Lua script (Redis runs it atomically): for each transaction in
-turn it checks and records the id, adds the event, bumps the sequence and trims, so a redelivered transaction
-or batch changes nothing; ``apply`` is a batch of one. ``apply_label`` is
+turn it checks and records the id, adds the event and bumps the sequence, then it trims once, so a redelivered
+transaction or batch changes nothing; ``apply`` is a batch of one. ``apply_label`` is
 one script too: it records the label and marks the transaction's entities changed (their keys are read from
 its JSON inside the script, so it needs a non-cluster Redis, as Memorystore's basic and standard tiers are).
 ``redis`` is imported when a store is made, not with the package.
@@ -26,37 +26,56 @@ from fraud_detection.features.store import GRACE, Change, Entity, StateCache, St
 
 _APPLY = """
 local retained = tonumber(ARGV[1])
-local applied = {}
+local function text(number) return string.format('%.17g', number) end
+local function trim(times, changes, below)
+  local oldest = redis.call('ZRANGE', times, 0, 0, 'WITHSCORES')
+  if oldest[2] == nil or tonumber(oldest[2]) >= below then return end
+  local bound = '(' .. text(below)
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', times, '-inf', bound)) do
+    if changes then redis.call('ZREM', changes, old) else redis.call('HDEL', KEYS[5], old) end
+  end
+  redis.call('ZREMRANGEBYSCORE', times, '-inf', bound)
+end
+local applied, touched = {}, {}
+local now = tonumber(redis.call('GET', KEYS[2]) or 'none')
+local seq = tonumber(redis.call('GET', KEYS[6]) or '0')
+local trimmed = nil
 for n, tx in ipairs(cjson.decode(ARGV[2])) do
   local id, stamp, at = tx[1], tx[2], tx[4]
   local time = tonumber(stamp)
-  local now = tonumber(redis.call('GET', KEYS[2]) or stamp)
-  if time > now then now = time end
-  local cutoff = now - retained
+  local moved = now
+  if moved == nil or time > moved then moved = time end
+  local cutoff = moved - retained
+  local held = redis.call('ZSCORE', KEYS[1], id)
   applied[n] = 0
-  if time >= cutoff and redis.call('ZADD', KEYS[1], 'NX', stamp, id) == 1 then
+  if time >= cutoff and (not held or (trimmed and tonumber(held) < trimmed)) then
     applied[n] = 1
-    redis.call('SET', KEYS[2], string.format('%.17g', now))
-    local seq = redis.call('INCR', KEYS[6])
+    now, seq, trimmed = moved, seq + 1, cutoff
+    redis.call('ZADD', KEYS[1], stamp, id)
     redis.call('HSET', KEYS[5], id, tx[3])
-    local below = '(' .. string.format('%.17g', cutoff)
     for _, i in ipairs(at) do
       redis.call('ZADD', KEYS[i], stamp, id)
       redis.call('ZADD', KEYS[i + 1], seq, id)
-      for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', below)) do
-        redis.call('ZREM', KEYS[i + 1], old)
-      end
-      redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', below)
+      touched[i] = cutoff
     end
-    for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', below)) do redis.call('HDEL', KEYS[5], old) end
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', below)
-    for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', below)) do redis.call('HDEL', KEYS[3], old) end
-    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', below)
   end
+end
+if trimmed then
+  redis.call('SET', KEYS[2], text(now))
+  redis.call('SET', KEYS[6], string.format('%d', seq))
+  for i, below in pairs(touched) do trim(KEYS[i], KEYS[i + 1], below) end
+  trim(KEYS[1], nil, trimmed)
+  local bound = '(' .. text(trimmed)
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', bound)) do redis.call('HDEL', KEYS[3], old) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', bound)
 end
 return applied
 """
-"""Apply transactions in order, each as the one-transaction ``apply`` always did. ``KEYS``: the six shared keys,
+"""Apply transactions in order, leaving Redis as the one-transaction ``apply`` applied to each in turn would, with
+fewer calls: each transaction is decided as that apply would decide it (an id it would have trimmed by then counts
+as absent), and what those applies would have trimmed is trimmed once at the end. Trims only grow (the clock only
+moves forward), so an entity is trimmed below the cutoff of the last transaction that touched it, and the ids,
+bodies and labels below the last one's. ``KEYS``: the six shared keys,
 then each entity's ``e:`` and ``c:`` keys; ``ARGV``: the retained seconds and the batch as one JSON array of
 ``[id, event time as text, event JSON, [the KEYS index of each of its entities' e: key]]`` (one argument, not four
 a transaction: redis-py packs each argument in Python). 1 for each transaction applied, 0 for each refused."""
