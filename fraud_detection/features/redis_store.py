@@ -21,8 +21,9 @@ from typing import Any
 
 import orjson
 
+from fraud_detection.features.cache import Change, StateCache
 from fraud_detection.features.online import EntityState, Transaction
-from fraud_detection.features.store import GRACE, Change, Entity, StateCache, StoreUnavailable, label_text, member
+from fraud_detection.features.store import GRACE, Entity, StoreUnavailable, label_text, member
 
 _APPLY = """
 local retained = tonumber(ARGV[1])

@@ -11,9 +11,9 @@ call) and leaves the store exactly as the batch's applies one by one would; ``re
 entities in one round trip. The stream uses both; the predictor applies and reads one transaction at a time.
 
 Reads are incremental. Every change to an entity's events (an apply, a label) carries the store's next
-sequence number; a reader keeps each entity it read recently (``StateCache``) and asks only for the changes
-after the last one it saw, plus "now" (events older than ``now - horizon - grace`` are gone from the store and
-are masked in the cache). A busy entity's thousands of events are then parsed once per reader process, not on
+sequence number; a reader keeps each entity it read recently (``StateCache``, in
+:mod:`fraud_detection.features.cache`) and asks only for the changes after the last one it saw, plus "now"
+(events older than ``now - horizon - grace`` are gone from the store and are masked in the cache). A busy entity's thousands of events are then parsed once per reader process, not on
 every lookup, and the state it returns is the store's state, event for event.
 
 Why SQLite for the embedded store: one writer process (the stream) and reader processes (the predictor) must
@@ -26,19 +26,17 @@ commits (those transactions then miss from the state), never count one twice.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import sqlite3
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import orjson
 
+from fraud_detection.features.cache import Change, StateCache
 from fraud_detection.features.online import EntityState, Transaction
 
 GRACE = 86_400.0
@@ -90,205 +88,11 @@ def member(transaction: Transaction) -> str:
     return orjson.dumps(event).decode()
 
 
-def label_of(label: str | None) -> tuple[int, float]:
-    """A label and its time from ``label_text``; ``(0, inf)`` while unknown."""
-    if label is None:
-        return 0, math.inf
-    value, label_time = orjson.loads(label)
-    return int(value), float(label_time)
-
-
 def label_text(label: int, label_time: float) -> str:
     """A label as stored: ``[label, label_time]``."""
     if label not in (0, 1) or not math.isfinite(label_time):
         raise ValueError(f"a label is 0 or 1 with a finite label_time, got label={label!r}, label_time={label_time!r}")
     return json.dumps([int(label), float(label_time)])
-
-
-Change = tuple[str, str | None, int]
-"""One changed event as a store hands it to a reader: (``member`` text, ``label_text`` or None, sequence number)."""
-
-
-class _Entity:
-    """One cached entity: its events as growable columns, and the last change it has seen.
-
-    The state it last returned is kept, read-only, and handed out again while no change arrived and the cutoff
-    keeps the same events (above the latest one it dropped, at or below the earliest one it kept): a lookup of an
-    entity whose events did not change builds nothing.
-    """
-
-    def __init__(self) -> None:
-        self.seen = 0
-        self._last: tuple[float, float, EntityState] | None = None  # (latest dropped, earliest kept, state)
-        self.size = 0
-        self.row: dict[str, int] = {}
-        self.tx_id = np.empty(16, dtype=object)
-        self.time, self.amount, self.label_time = np.empty(16), np.empty(16), np.empty(16)
-        self.label, self.changed = np.empty(16, dtype=np.int64), np.empty(16, dtype=np.int64)
-        self.codes: dict[str, np.ndarray] = {}
-        self.code_of: dict[str, dict[str, int]] = {}
-
-    def update(self, changes: Iterable[Change]) -> None:
-        """Append new events (in one block), and replace the label of events already held unless the change is
-        older than the one held (two threads' reads may be applied out of order)."""
-        new: list[tuple[str, float, float, Mapping[str, str], int, float, int]] = []
-        for text, label_body, seq in changes:
-            self._last = None
-            self.seen = max(self.seen, seq)
-            tx_id, event_time, amount, keys = orjson.loads(text)
-            at = self.row.get(tx_id)
-            if at is None:
-                new.append((tx_id, float(event_time), float(amount), keys, *label_of(label_body), seq))
-            elif self.changed[at] < seq:
-                self.label[at], self.label_time[at] = label_of(label_body)
-                self.changed[at] = seq
-        if new:
-            self._extend(new)
-
-    def state(self, cutoff: float) -> EntityState:
-        """The events at or after ``cutoff`` (the store's own trim), sorted by time (stably); drops the rest once
-        they are half the rows. The columns are kept sorted by time, so the live events are a suffix."""
-        if self._last is not None and self._last[0] < cutoff <= self._last[1]:
-            return self._last[2]
-        if not self.size or self.time[0] >= cutoff:  # nothing to mask: the common case, without a search
-            low = 0
-        else:
-            low = int(np.searchsorted(self.time[: self.size], cutoff, side="left"))
-        if self.size > 64 and 2 * low > self.size:
-            self._compact(low)
-            low = 0
-        live = slice(low, self.size)
-        state = EntityState(
-            tx_id=self.tx_id[live].copy(),
-            time=self.time[live].copy(),
-            amount=self.amount[live].copy(),
-            label=self.label[live].copy(),
-            label_time=self.label_time[live].copy(),
-            keys={role: codes[live].copy() for role, codes in self.codes.items()},
-            names={role: tuple(code_of) for role, code_of in self.code_of.items()},
-        )
-        for column in (state.tx_id, state.time, state.amount, state.label, state.label_time, *state.keys.values()):
-            column.flags.writeable = False  # handed out again while unchanged: nobody may change it
-        dropped = float(self.time[low - 1]) if low else -math.inf
-        self._last = (dropped, float(self.time[low]) if low < self.size else math.inf, state)
-        return state
-
-    def _extend(self, new: list[tuple[str, float, float, Mapping[str, str], int, float, int]]) -> None:
-        start, stop = self.size, self.size + len(new)
-        if stop > len(self.time):
-            self._resize(max(2 * len(self.time), stop))
-        if len(new) <= _FEW:
-            self._append(new)
-            return
-        tx_ids, times, amounts, keys, labels, label_times, changed = zip(*new, strict=True)
-        self.tx_id[start:stop], self.time[start:stop], self.amount[start:stop] = tx_ids, times, amounts
-        self.label[start:stop], self.label_time[start:stop], self.changed[start:stop] = labels, label_times, changed
-        self.row.update(zip(tx_ids, range(start, stop), strict=True))
-        for role in {role for event_keys in keys for role in event_keys} - self.codes.keys():
-            self.codes[role] = np.zeros(len(self.time), dtype=np.int64)  # code 0 is "": no key of that role
-            self.code_of[role] = {"": 0}
-        for role, codes in self.codes.items():
-            code_of = self.code_of[role]
-            codes[start:stop] = [code_of.setdefault(str(k.get(role, "")), len(code_of)) for k in keys]
-        self.size = stop
-        if any(later < earlier for earlier, later in itertools.pairwise(self.time[max(start - 1, 0) : stop].tolist())):
-            self._sort()  # an event earlier than one held (a first read comes in id order): sort once, stably
-
-    def _append(self, new: list[tuple[str, float, float, Mapping[str, str], int, float, int]]) -> None:
-        """``_extend`` for a few events, item by item: a numpy slice assigned from a tuple costs about a microsecond a
-        column, an item about a tenth of that."""
-        tx_id, time, amount, label, label_time, changed = (
-            self.tx_id,
-            self.time,
-            self.amount,
-            self.label,
-            self.label_time,
-            self.changed,
-        )
-        codes, code_of, row = self.codes, self.code_of, self.row
-        previous = float(time[self.size - 1]) if self.size else -math.inf
-        disordered = False
-        for at, (event_id, event_time, event_amount, keys, event_label, event_label_time, seq) in enumerate(
-            new, self.size
-        ):
-            tx_id[at], time[at], amount[at] = event_id, event_time, event_amount
-            label[at], label_time[at], changed[at] = event_label, event_label_time, seq
-            row[event_id] = at
-            disordered = disordered or event_time < previous
-            previous = event_time
-            for role in keys:
-                if role not in codes:
-                    codes[role] = np.zeros(len(time), dtype=np.int64)  # code 0 is "": no key of that role
-                    code_of[role] = {"": 0}
-            for role, role_codes in codes.items():
-                known = code_of[role]
-                role_codes[at] = known.setdefault(str(keys.get(role, "")), len(known))
-        self.size += len(new)
-        if disordered:
-            self._sort()
-
-    def _sort(self) -> None:
-        order = np.argsort(self.time[: self.size], kind="stable")
-        for column in (self.tx_id, self.time, self.amount, self.label, self.label_time, self.changed):
-            column[: self.size] = column[: self.size][order]
-        for codes in self.codes.values():
-            codes[: self.size] = codes[: self.size][order]
-        self.row = {str(tx_id): at for at, tx_id in enumerate(self.tx_id[: self.size])}
-
-    def _resize(self, capacity: int) -> None:
-        for name in ("tx_id", "time", "amount", "label", "label_time", "changed"):
-            old = getattr(self, name)
-            new = np.empty(capacity, dtype=old.dtype)
-            new[: self.size] = old[: self.size]
-            setattr(self, name, new)
-        for role, old in self.codes.items():
-            self.codes[role] = np.zeros(capacity, dtype=np.int64)
-            self.codes[role][: self.size] = old[: self.size]
-
-    def _compact(self, low: int) -> None:
-        """Drop the events before ``low`` (all older than any cutoff from now on)."""
-        for name in ("tx_id", "time", "amount", "label", "label_time", "changed"):
-            setattr(self, name, getattr(self, name)[low : self.size].copy())
-        self.codes = {role: codes[low : self.size].copy() for role, codes in self.codes.items()}
-        self.size -= low
-        self.row = {str(tx_id): at for at, tx_id in enumerate(self.tx_id)}
-        self._resize(max(16, 2 * self.size))
-
-
-_FEW = 8
-"""Up to this many new events, :meth:`_Entity._extend` sets them item by item (:meth:`_Entity._append`)."""
-
-
-class StateCache:
-    """A reader's recently read entities (least recently read dropped beyond ``max_entities``), kept current from
-    the store's changes."""
-
-    def __init__(self, max_entities: int = 50_000) -> None:
-        self.max_entities = max_entities
-        self._entities: OrderedDict[tuple[str, str], _Entity] = OrderedDict()
-
-    def seen(self, role: str, key: str, latest: float = math.inf) -> int:
-        """The last change held for the entity (0: none); forgets it if the store's ``latest`` is older (a new
-        store under the same name)."""
-        entity = self._entities.get((role, key))
-        if entity is None:
-            return 0
-        if entity.seen > latest:
-            del self._entities[(role, key)]
-            return 0
-        return entity.seen
-
-    def state(self, role: str, key: str, changes: Iterable[Change], cutoff: float) -> EntityState:
-        """The entity's state once ``changes`` (those after ``seen``) are applied to what is held."""
-        entity = self._entities.get((role, key))
-        if entity is None:
-            entity = self._entities[(role, key)] = _Entity()
-            while len(self._entities) > self.max_entities:
-                self._entities.popitem(last=False)
-        else:
-            self._entities.move_to_end((role, key))
-        entity.update(changes)
-        return entity.state(cutoff)
 
 
 _SCHEMA = """
