@@ -116,16 +116,15 @@ class TimedConnection:
         self.seconds = 0.0
 
     def execute(self, *args: Any) -> sqlite3.Cursor:
-        started = time.perf_counter()
-        try:
-            return self.connection.execute(*args)
-        finally:
-            self.seconds += time.perf_counter() - started
+        return self._timed(self.connection.execute, args)
 
     def executemany(self, *args: Any) -> sqlite3.Cursor:
+        return self._timed(self.connection.executemany, args)
+
+    def _timed(self, call: Callable[..., sqlite3.Cursor], args: tuple[Any, ...]) -> sqlite3.Cursor:
         started = time.perf_counter()
         try:
-            return self.connection.executemany(*args)
+            return call(*args)
         finally:
             self.seconds += time.perf_counter() - started
 

@@ -30,6 +30,9 @@ def label_of(label: str | None) -> tuple[int, float]:
 Change = tuple[str, str | None, int]
 """One changed event as a store hands it to a reader: (``member`` text, ``label_text`` or None, sequence number)."""
 
+_New = list[tuple[str, float, float, Mapping[str, str], int, float, int]]
+"""Events new to an entity, parsed: (id, event time, amount, keys, label, label time, sequence number)."""
+
 
 class _Entity:
     """One cached entity: its events as growable columns, and the last change it has seen.
@@ -53,7 +56,7 @@ class _Entity:
     def update(self, changes: Iterable[Change]) -> None:
         """Append new events (in one block), and replace the label of events already held unless the change is
         older than the one held (two threads' reads may be applied out of order)."""
-        new: list[tuple[str, float, float, Mapping[str, str], int, float, int]] = []
+        new: _New = []
         for text, label_body, seq in changes:
             self._last = None
             self.seen = max(self.seen, seq)
@@ -95,7 +98,7 @@ class _Entity:
         self._last = (dropped, float(self.time[low]) if low < self.size else math.inf, state)
         return state
 
-    def _extend(self, new: list[tuple[str, float, float, Mapping[str, str], int, float, int]]) -> None:
+    def _extend(self, new: _New) -> None:
         start, stop = self.size, self.size + len(new)
         if stop > len(self.time):
             self._resize(max(2 * len(self.time), stop))
@@ -107,8 +110,7 @@ class _Entity:
         self.label[start:stop], self.label_time[start:stop], self.changed[start:stop] = labels, label_times, changed
         self.row.update(zip(tx_ids, range(start, stop), strict=True))
         for role in {role for event_keys in keys for role in event_keys} - self.codes.keys():
-            self.codes[role] = np.zeros(len(self.time), dtype=np.int64)  # code 0 is "": no key of that role
-            self.code_of[role] = {"": 0}
+            self._add_role(role)
         for role, codes in self.codes.items():
             code_of = self.code_of[role]
             codes[start:stop] = [code_of.setdefault(str(k.get(role, "")), len(code_of)) for k in keys]
@@ -116,7 +118,7 @@ class _Entity:
         if any(later < earlier for earlier, later in itertools.pairwise(self.time[max(start - 1, 0) : stop].tolist())):
             self._sort()  # an event earlier than one held (a first read comes in id order): sort once, stably
 
-    def _append(self, new: list[tuple[str, float, float, Mapping[str, str], int, float, int]]) -> None:
+    def _append(self, new: _New) -> None:
         """``_extend`` for a few events, item by item: a numpy slice assigned from a tuple costs about a microsecond a
         column, an item about a tenth of that."""
         tx_id, time, amount, label, label_time, changed = (
@@ -140,14 +142,18 @@ class _Entity:
             previous = event_time
             for role in keys:
                 if role not in codes:
-                    codes[role] = np.zeros(len(time), dtype=np.int64)  # code 0 is "": no key of that role
-                    code_of[role] = {"": 0}
+                    self._add_role(role)
             for role, role_codes in codes.items():
                 known = code_of[role]
                 role_codes[at] = known.setdefault(str(keys.get(role, "")), len(known))
         self.size += len(new)
         if disordered:
             self._sort()
+
+    def _add_role(self, role: str) -> None:
+        """Codes for a role no event held had: every event so far gets code 0, ``""`` (no key of that role)."""
+        self.codes[role] = np.zeros(len(self.time), dtype=np.int64)
+        self.code_of[role] = {"": 0}
 
     def _sort(self) -> None:
         order = np.argsort(self.time[: self.size], kind="stable")
