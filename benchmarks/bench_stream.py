@@ -17,7 +17,10 @@
 
     .venv/bin/python benchmarks/bench_stream.py [--rows 200000] [--rate 5000] [--seconds 10] [--set NAME=VALUE]
     .venv/bin/python benchmarks/bench_stream.py --broker-growth 10000
+    .venv/bin/python benchmarks/bench_stream.py --results-partitions 1
 
+``--results-partitions 1`` puts the scorer's results on one partition (the input keeps 3): Tansu then stores a third
+as many result batches, and the end-to-end tail shrinks with them (docs/streaming.md, "The broker's own growth").
 ``--set batches_in_flight=1`` (any scorer setting, repeatable) runs the scorer with that setting, to compare.
 
 Prints a Markdown table; ``--write-doc`` puts it into docs/streaming.md (the README quotes it).
@@ -245,6 +248,13 @@ def main() -> None:
         metavar="N",
         help="only show how the broker's latency grows with the batches a topic holds (N one-message batches)",
     )
+    parser.add_argument(
+        "--results-partitions",
+        type=int,
+        default=PARTITIONS,
+        metavar="N",
+        help=f"partitions of the scorer's results topic (default {PARTITIONS}, as the input's)",
+    )
     args = parser.parse_args()
 
     frame = synth.generate(synth.SyntheticConfig(n_rows=20_000, seed=7))
@@ -263,7 +273,8 @@ def main() -> None:
             floor, floor_latencies = _floor(
                 broker, _items(args.rows, "f", values), _items(n_fixed, "g", values), args.rate
             )
-            broker.create_topics("in", "out", "dlq", partitions=PARTITIONS)
+            broker.create_topics("in", "dlq", partitions=PARTITIONS)
+            broker.create_topics("out", partitions=args.results_partitions)
             metrics_port = free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
             env.update(
@@ -298,10 +309,12 @@ def main() -> None:
     floor_p50, floor_p99 = np.percentile(floor_latencies * 1000, [50, 99])
     fixed = f"at a fixed {args.rate:,.0f}/s for {args.seconds:.0f} s"
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    results = "" if args.results_partitions == PARTITIONS else f" ({args.results_partitions} for the results)"
+    settings = f" ({', '.join(args.set)})" if args.set else ""
     table = "\n".join(
         [
             f"{os.cpu_count()} CPUs (load average {load} at the end), {args.rows:,} transactions, "
-            f"{PARTITIONS} partitions, one scorer process{' (' + ', '.join(args.set) + ')' if args.set else ''}:",
+            f"{PARTITIONS} partitions{results}, one scorer process{settings}:",
             "",
             "| run | transactions/s | p50 ms | p99 ms |",
             "| --- | ---: | ---: | ---: |",
