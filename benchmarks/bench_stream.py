@@ -256,6 +256,8 @@ def main() -> None:
         help=f"partitions of the scorer's results topic (default {PARTITIONS}, as the input's)",
     )
     args = parser.parse_args()
+    if args.results_partitions < 1:
+        parser.error(f"--results-partitions must be at least 1, not {args.results_partitions}")
 
     frame = synth.generate(synth.SyntheticConfig(n_rows=20_000, seed=7))
     values = [
