@@ -21,6 +21,7 @@
 
 ``--results-partitions 1`` puts the scorer's results on one partition (the input keeps 3): Tansu then stores a third
 as many result batches, and the end-to-end tail shrinks with them (docs/streaming.md, "The broker's own growth").
+
 ``--set batches_in_flight=1`` (any scorer setting, repeatable) runs the scorer with that setting, to compare.
 
 Prints a Markdown table; ``--write-doc`` puts it into docs/streaming.md (the README quotes it).

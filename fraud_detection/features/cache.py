@@ -30,6 +30,9 @@ def label_of(label: str | None) -> tuple[int, float]:
 Change = tuple[str, str | None, int]
 """One changed event as a store hands it to a reader: (``member`` text, ``label_text`` or None, sequence number)."""
 
+_COLUMNS = ("tx_id", "time", "amount", "label", "label_time", "changed")
+"""An :class:`_Entity`'s per-event columns besides the key codes (``codes``, one per role)."""
+
 _New = list[tuple[str, float, float, Mapping[str, str], int, float, int]]
 """Events new to an entity, parsed: (id, event time, amount, keys, label, label time, sequence number)."""
 
@@ -157,14 +160,15 @@ class _Entity:
 
     def _sort(self) -> None:
         order = np.argsort(self.time[: self.size], kind="stable")
-        for column in (self.tx_id, self.time, self.amount, self.label, self.label_time, self.changed):
+        for name in _COLUMNS:
+            column = getattr(self, name)
             column[: self.size] = column[: self.size][order]
         for codes in self.codes.values():
             codes[: self.size] = codes[: self.size][order]
         self.row = {str(tx_id): at for at, tx_id in enumerate(self.tx_id[: self.size])}
 
     def _resize(self, capacity: int) -> None:
-        for name in ("tx_id", "time", "amount", "label", "label_time", "changed"):
+        for name in _COLUMNS:
             old = getattr(self, name)
             new = np.empty(capacity, dtype=old.dtype)
             new[: self.size] = old[: self.size]
@@ -175,7 +179,7 @@ class _Entity:
 
     def _compact(self, low: int) -> None:
         """Drop the events before ``low`` (all older than any cutoff from now on)."""
-        for name in ("tx_id", "time", "amount", "label", "label_time", "changed"):
+        for name in _COLUMNS:
             setattr(self, name, getattr(self, name)[low : self.size].copy())
         self.codes = {role: codes[low : self.size].copy() for role, codes in self.codes.items()}
         self.size -= low
