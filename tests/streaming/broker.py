@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from tests.conftest import free_port, stop_process
 
@@ -29,6 +29,9 @@ def tansu_binary() -> str:
 
 class Broker:
     """``tansu broker`` listening on 127.0.0.1:<free port>, memory storage; log in ``log_path``."""
+
+    client_options: ClassVar[dict[str, str]] = {}
+    """librdkafka settings every client of this broker needs (none: Tansu answers ApiVersions)."""
 
     def __init__(self, log_path: Path) -> None:
         self.port = free_port()
