@@ -1,4 +1,5 @@
-"""Stream scoring speed through a real broker (Tansu on 127.0.0.1), beside the broker's own floor, in one run.
+"""Stream scoring speed through a real broker on 127.0.0.1, beside that broker's own floor, in one run: on Apache Kafka,
+then on Tansu.
 
 * **floor**: the broker alone: N pre-encoded transactions produced while a reader consumes them from another topic
   (produce → consume, no scoring).
@@ -10,21 +11,25 @@
 * **latency**: transactions produced at a fixed rate; each result's arrival time minus its send time (p50/p99).
 * **over the run**: the fixed-rate runs' p50/p99 by the second in which each transaction was sent, floor and end to
   end side by side: on Tansu both grow as the run goes on (docs/streaming.md, "The broker's own growth").
-* **targets** (issue 26), each printed as holding or not: end-to-end p99 at the fixed rate at most 2x the
-  floor's, p50 at most 2x the floor's plus 5 ms, throughput at least 0.25x the floor's.
-* ``--broker-growth N``: the broker alone, why its latency grows: the floor at the fixed rate on a fresh topic, then
-  after N one-message produce requests (each stored as its own batch) to another topic, then to the floor's own.
+* **targets** (issue 26), each printed as holding or not against the same broker's floor: end-to-end p99 at the
+  fixed rate at most 2x the floor's, p50 at most 2x the floor's plus 5 ms, throughput at least 0.25x the floor's.
+* **brokers**: Apache Kafka 0.9.0.1 (``make kafka``; a fetch finds its offset through an index and is answered as
+  soon as data arrive) and Tansu 0.6.0 in memory (the tests' broker; a fetch lists every batch the partition
+  holds). ``--broker kafka`` or ``--broker tansu`` runs one.
+* ``--broker-growth N`` (on Tansu, whatever ``--broker`` says): the broker alone, why its latency grows: the
+  floor at the fixed rate on a fresh topic, then after N one-message produce requests (each stored as its own
+  batch) to another topic, then to the floor's own.
 
     .venv/bin/python benchmarks/bench_stream.py [--rows 200000] [--rate 5000] [--seconds 10] [--set NAME=VALUE]
     .venv/bin/python benchmarks/bench_stream.py --broker-growth 10000
-    .venv/bin/python benchmarks/bench_stream.py --results-partitions 1
+    .venv/bin/python benchmarks/bench_stream.py --broker tansu --results-partitions 1
 
 ``--results-partitions 1`` puts the scorer's results on one partition (the input keeps 3): Tansu then stores a third
 as many result batches, and the end-to-end tail shrinks with them (docs/streaming.md, "The broker's own growth").
 
 ``--set batches_in_flight=1`` (any scorer setting, repeatable) runs the scorer with that setting, to compare.
 
-Prints a Markdown table; ``--write-doc`` puts it into docs/streaming.md (the README quotes it).
+Prints a Markdown table per broker; ``--write-doc`` puts them into docs/streaming.md (the README quotes them).
 """
 
 from __future__ import annotations
@@ -52,12 +57,16 @@ from streaming.consumer import take  # noqa: E402
 from streaming.produce import encode_transaction  # noqa: E402
 from tests.conftest import free_port, stop_process  # noqa: E402
 from tests.serving.conftest import make_model_dir  # noqa: E402
+from tests.streaming.apache_kafka import VERSION as KAFKA_VERSION  # noqa: E402
+from tests.streaming.apache_kafka import ApacheKafka  # noqa: E402
 from tests.streaming.broker import Broker  # noqa: E402
 
 PARTITIONS = 3
 DOC = REPO / "docs" / "streaming.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 FAST_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
+BROKERS = {"kafka": f"Apache Kafka {KAFKA_VERSION}", "tansu": "Tansu 0.6.0, in memory"}
+"""The brokers ``--broker`` chooses from, in the order ``both`` runs them, and how the tables name them."""
 
 
 class Reader(threading.Thread):
@@ -129,7 +138,7 @@ def _items(rows: int, prefix: str, values: list[bytes]) -> list[tuple[bytes, byt
 
 
 def timed(
-    broker: Broker,
+    broker: Broker | ApacheKafka,
     source: str,
     sink: str,
     items: list[tuple[bytes, bytes]],
@@ -155,7 +164,9 @@ def timed(
     return len(items) / (last - sent[0]), latencies
 
 
-def _floor(broker: Broker, items: list[tuple[bytes, bytes]], fixed: list[tuple[bytes, bytes]], rate: float) -> Any:
+def _floor(
+    broker: Broker | ApacheKafka, items: list[tuple[bytes, bytes]], fixed: list[tuple[bytes, bytes]], rate: float
+) -> Any:
     """Broker alone, produce → consume of the same messages on one topic: as fast as it goes, then at ``rate``."""
     broker.create_topics("floor", partitions=PARTITIONS)
     throughput, _ = timed(broker, "floor", "floor", items)
@@ -235,19 +246,22 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=5_000, help="fixed rate of the latency run (per second)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     parser.add_argument(
+        "--broker", choices=("both", *BROKERS), default="both", help="the broker(s) to run on (default: both)"
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="NAME=VALUE",
         help="a scorer setting (StreamSettings field), e.g. batches_in_flight=1; repeatable",
     )
-    parser.add_argument("--write-doc", action="store_true", help="put the table into docs/streaming.md")
+    parser.add_argument("--write-doc", action="store_true", help="put the tables into docs/streaming.md")
     parser.add_argument(
         "--broker-growth",
         type=int,
         default=0,
         metavar="N",
-        help="only show how the broker's latency grows with the batches a topic holds (N one-message batches)",
+        help="only show how Tansu's latency grows with the batches a topic holds (N one-message batches; Tansu only)",
     )
     parser.add_argument(
         "--results-partitions",
@@ -268,10 +282,27 @@ def main() -> None:
     if args.broker_growth:
         print(broker_growth(values, args.rate, args.seconds, args.broker_growth))
         return
+    tables = []
+    for name in BROKERS if args.broker == "both" else (args.broker,):
+        table = on_broker(name, args, values)
+        print(table, end="\n\n", flush=True)
+        tables.append(table)
+    if args.write_doc:
+        text = DOC.read_text()
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        joined = "\n\n".join(tables)
+        DOC.write_text(f"{head}{START}\n{joined}\n{END}{tail}")
+        print(f"written to {DOC.relative_to(REPO)}")
+
+
+def on_broker(name: str, args: argparse.Namespace, values: list[bytes]) -> str:
+    """The floor, then the scorer end to end, on a fresh broker ``name`` (a key of ``BROKERS``): a Markdown table."""
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as scratch:
         work = Path(scratch)
         model = make_model_dir(work / "model")
-        with Broker(work / "tansu.log") as broker:
+        broker = ApacheKafka(work / "kafka.log") if name == "kafka" else Broker(work / "tansu.log")
+        with broker:
             n_fixed = int(args.rate * args.seconds)
             floor, floor_latencies = _floor(
                 broker, _items(args.rows, "f", values), _items(n_fixed, "g", values), args.rate
@@ -289,7 +320,7 @@ def main() -> None:
                     "FRAUD_DEAD_LETTER_TOPIC": "dlq",
                     "FRAUD_HOST": "127.0.0.1",
                     "FRAUD_PORT": str(metrics_port),
-                    "FRAUD_KAFKA_OPTIONS": json.dumps(FAST_GROUP),
+                    "FRAUD_KAFKA_OPTIONS": json.dumps({**FAST_GROUP, **broker.client_options}),
                     **{f"FRAUD_{name.upper()}": value for name, value in (item.split("=", 1) for item in args.set)},
                 }
             )
@@ -314,10 +345,10 @@ def main() -> None:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     results = "" if args.results_partitions == PARTITIONS else f" ({args.results_partitions} for the results)"
     settings = f" ({', '.join(args.set)})" if args.set else ""
-    table = "\n".join(
+    return "\n".join(
         [
-            f"{os.cpu_count()} CPUs (load average {load} at the end), {args.rows:,} transactions, "
-            f"{PARTITIONS} partitions{results}, one scorer process{settings}:",
+            f"**{BROKERS[name]}.** {os.cpu_count()} CPUs (load average {load} at the end), {args.rows:,} "
+            f"transactions, {PARTITIONS} partitions{results}, one scorer process{settings}:",
             "",
             "| run | transactions/s | p50 ms | p99 ms |",
             "| --- | ---: | ---: | ---: |",
@@ -337,13 +368,6 @@ def main() -> None:
             *over_the_run(args.rate, floor_latencies, latencies),
         ]
     )
-    print(table)
-    if args.write_doc:
-        text = DOC.read_text()
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        DOC.write_text(f"{head}{START}\n{table}\n{END}{tail}")
-        print(f"\nwritten to {DOC.relative_to(REPO)}")
 
 
 if __name__ == "__main__":
