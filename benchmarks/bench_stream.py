@@ -261,7 +261,7 @@ def main() -> None:
         type=int,
         default=0,
         metavar="N",
-        help="only show how Tansu's latency grows with the batches a topic holds (N one-message batches; Tansu only)",
+        help="only show how Tansu's latency grows with the batches a topic holds (N one-message batches)",
     )
     parser.add_argument(
         "--results-partitions",
@@ -321,7 +321,7 @@ def on_broker(name: str, args: argparse.Namespace, values: list[bytes]) -> str:
                     "FRAUD_HOST": "127.0.0.1",
                     "FRAUD_PORT": str(metrics_port),
                     "FRAUD_KAFKA_OPTIONS": json.dumps({**FAST_GROUP, **broker.client_options}),
-                    **{f"FRAUD_{name.upper()}": value for name, value in (item.split("=", 1) for item in args.set)},
+                    **{f"FRAUD_{key.upper()}": value for key, value in (item.split("=", 1) for item in args.set)},
                 }
             )
             log = (work / "scorer.log").open("w")
