@@ -6,8 +6,8 @@ arithmetic, so the values equal the training features. :meth:`StateLookup.comput
 after the other: its entities' state read from the store, the features by
 :func:`fraud_detection.features.online.features_for`, and, with ``write``, the transaction applied before the next one
 is read, so a later transaction of the same card or terminal sees it; applying nothing, it reads every entity of the
-batch in one ``read_many``. :meth:`StateLookup.apply_then_compute` (the stream) applies a whole batch (``apply_many``:
-one store transaction or script call), reads each entity once (``read_many``: one round trip), and computes the batch's
+batch in one ``read_many``. :meth:`StateLookup.apply_then_compute` (the stream) applies a whole batch and reads each
+of its entities in one store call (``apply_and_read``: one store transaction or script call), and computes the batch's
 features in one :func:`fraud_detection.features.window.evaluate` per role. The stores apply a transaction id once, so a
 retried request, a redelivered message, or the predictor and the stream applying the same transaction count it once.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -36,7 +35,7 @@ import pandas as pd
 from fraud_detection.features.definitions import Aggregate, FeatureSet
 from fraud_detection.features.online import EntityState, Transaction, features_for
 from fraud_detection.features.request import request_features
-from fraud_detection.features.store import GRACE, EntityStateStore, SQLiteStateStore, StoreUnavailable
+from fraud_detection.features.store import EntityStateStore, SQLiteStateStore, StoreUnavailable
 from fraud_detection.features.window import History, evaluate
 from fraud_detection.modeldir import TransactionInputs
 from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME
@@ -195,30 +194,33 @@ class StateLookup:
         return rows.astype(np.float32)
 
     def apply_then_compute(self, transactions: Sequence[Transaction]) -> np.ndarray:
-        """``[N, F]`` float32 features of a batch the stream applies: every transaction is applied first (one
-        ``apply_many``), then each entity of the batch is read once (one ``read_many``) and the features of all
-        come from one ``evaluate`` per role.
+        """``[N, F]`` float32 features of a batch the stream applies: the batch is applied and each of its entities
+        read in one store call (``apply_and_read``), then the features of all come from one ``evaluate`` per role.
 
         The values are :meth:`compute`'s for transactions in time order: a feature uses only events strictly before
         the transaction's time, so the batch's later transactions in the state change nothing, and the labels of
-        the batch's own transactions are read with them. The batch is cut where its times span more than
-        :data:`RUN_SPAN`, so nothing a transaction's windows reach is trimmed by a later one's apply.
+        the batch's own transactions are read with them. The states hold what the store held before the batch (from
+        that "now" less the retained span) and what the batch added, so a batch spanning any time finds every event
+        its transactions' windows reach: no later apply in it has trimmed one.
         """
         store = self.store()
-        rows = np.empty((len(transactions), len(self.inputs.features.names)), dtype=np.float64)
-        operation = "apply"
         try:
-            for start, end in time_runs([t.event_time for t in transactions], RUN_SPAN):
-                chunk = transactions[start:end]
-                operation = "apply"
-                store.apply_many(chunk)
-                operation = "read"
-                states = read_entities(store, chunk, self._roles)
-                rows[start:end] = batch_features(chunk, states, self.inputs.features)
+            _, states = store.apply_and_read(transactions)
         except StoreUnavailable as error:
-            raise self.failure(operation, str(error)) from error
+            raise self.failure("apply", str(error)) from error
         store_metrics().up.set(1)
-        return rows.astype(np.float32)
+        return batch_features(transactions, states, self.inputs.features).astype(np.float32)
+
+    def read_then_compute(self, transactions: Sequence[Transaction]) -> np.ndarray:
+        """``[N, F]`` float32 features of a batch a scorer that only reads takes: each of its entities read once
+        (``read_many``), then the features of all from one ``evaluate`` per role, as :meth:`apply_then_compute`."""
+        store = self.store()
+        try:
+            states = store.read_many(entity for transaction in transactions for entity in transaction.keys.items())
+        except StoreUnavailable as error:
+            raise self.failure("read", str(error)) from error
+        store_metrics().up.set(1)
+        return batch_features(transactions, states, self.inputs.features).astype(np.float32)
 
     def check(self) -> str | None:
         """None if the store answers a read now, else the reason it does not."""
@@ -259,34 +261,6 @@ class StateLookup:
         metrics.errors.labels(operation).inc()
         metrics.up.set(0)
         return StoreUnavailable(reason)
-
-
-RUN_SPAN = GRACE - 1.0
-"""The longest span of event times the stream applies before it reads (:meth:`StateLookup.apply_then_compute`).
-An apply trims the events older than its time minus the horizon and the grace; a transaction's windows reach back
-to its time minus the horizon (inclusive). So within a grace of the earliest, no later apply trims what it reads;
-the second spared keeps float rounding out of it."""
-
-
-def time_runs(times: Sequence[float], span: float) -> list[tuple[int, int]]:
-    """``[start, end)`` runs of ``times``, in order, each spanning at most ``span`` seconds."""
-    runs: list[tuple[int, int]] = []
-    start, low, high = 0, math.inf, -math.inf
-    for i, time in enumerate(times):
-        low, high = min(low, time), max(high, time)
-        if high - low > span:
-            runs.append((start, i))
-            start, low, high = i, time, time
-    if start < len(times):
-        runs.append((start, len(times)))
-    return runs
-
-
-def read_entities(
-    store: EntityStateStore, transactions: Sequence[Transaction], roles: Sequence[str]
-) -> dict[tuple[str, str], EntityState]:
-    """The state of every (role, key) of ``transactions``, each read once, all in one ``read_many``."""
-    return store.read_many((role, transaction.keys[role]) for transaction in transactions for role in roles)
 
 
 def batch_features(

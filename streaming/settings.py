@@ -34,6 +34,10 @@ class StreamSettings(ServingSettings):
     labels_idle_seconds: float = Field(default=1.0, gt=0.0)
     """Raw-transaction models only: with no transactions arriving, how often the labels topic is still read (labels
     are always applied up to the topic's end before each batch is scored)."""
+    apply_transactions: bool = True
+    """Raw-transaction models only: false makes a scorer that only reads the entity state another scorer keeps (a
+    second model scored beside the one whose scorer applies): it applies no transaction and no label, and opens the
+    embedded store read only (docs/streaming.md, "A scorer that only reads")."""
     group_id: str = "fraud-scorer"
     """Consumer group: replicas in one group share the input partitions."""
     batch_size: int = Field(default=2000, ge=1)

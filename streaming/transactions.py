@@ -59,10 +59,11 @@ class RawTransactions:
     def __init__(self, settings: StreamSettings, inputs: TransactionInputs, consumer_config: dict[str, Any]) -> None:
         self.inputs = inputs
         self.schema = RawSchema.of(inputs)
-        # The stream is the store's writer, whatever the predictor's read-only setting says.
-        opener, where = store_opener(settings.model_copy(update={"feature_store_write": True}), inputs)
-        self.lookup = StateLookup(inputs, opener, where, write=True)
-        self.labels = LabelFeed(settings, consumer_config, self.lookup, inputs.mapping.time_unit)
+        # The stream is the store's writer, whatever the predictor's read-only setting says, unless told to only read.
+        self.apply = settings.apply_transactions
+        opener, where = store_opener(settings.model_copy(update={"feature_store_write": self.apply}), inputs)
+        self.lookup = StateLookup(inputs, opener, where, write=self.apply)
+        self.labels = LabelFeed(settings, consumer_config, self.lookup, inputs.mapping.time_unit, enabled=self.apply)
 
     def decode(self, records: Sequence[Message]) -> messages.Batch:
         """Parse the batch's messages; apply its transactions in offset order, then compute their features.
@@ -85,7 +86,8 @@ class RawTransactions:
                 rejects.append((position, messages.NOT_A_TRANSACTION, str(error)))
                 continue
             positions.append(position)
-        x = self.lookup.apply_then_compute(transactions)
+        lookup = self.lookup
+        x = lookup.apply_then_compute(transactions) if self.apply else lookup.read_then_compute(transactions)
         return messages.Batch(x, [t.tx_id for t in transactions], positions, rejects)
 
     def close(self) -> None:
@@ -106,12 +108,19 @@ class LabelFeed:
 
     Every scorer replica reads every label partition (no group balancing): a replica must not score a transaction
     before a label another replica holds. Labels are idempotent, so replicas applying the same label is harmless.
-    Offsets are kept under the group ``<group_id>-labels`` only to resume from after a restart.
+    Offsets are kept under the group ``<group_id>-labels`` only to resume from after a restart. A scorer that only
+    reads (``enabled`` false) reads no label.
     """
 
     def __init__(
-        self, settings: StreamSettings, consumer_config: dict[str, Any], lookup: StateLookup, time_unit: str
+        self,
+        settings: StreamSettings,
+        consumer_config: dict[str, Any],
+        lookup: StateLookup,
+        time_unit: str,
+        enabled: bool = True,
     ) -> None:
+        self.enabled = enabled
         self.topic = settings.labels_topic
         self.timeout = settings.delivery_timeout_seconds
         self.idle_seconds = settings.labels_idle_seconds
@@ -160,7 +169,7 @@ class LabelFeed:
         from confluent_kafka import KafkaException, TopicPartition
 
         now = time.monotonic()
-        if (idle and now - self._last < self.idle_seconds) or now < self._retry_at:
+        if not self.enabled or (idle and now - self._last < self.idle_seconds) or now < self._retry_at:
             return []
         self._last = now
         if self._consumer is None:

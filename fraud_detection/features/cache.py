@@ -33,8 +33,16 @@ Change = tuple[str, str | None, int]
 _COLUMNS = ("tx_id", "time", "amount", "label", "label_time", "changed")
 """An :class:`_Entity`'s per-event columns besides the key codes (``codes``, one per role)."""
 
-_New = list[tuple[str, float, float, Mapping[str, str], int, float, int]]
-"""Events new to an entity, parsed: (id, event time, amount, keys, label, label time, sequence number)."""
+Parsed = tuple[str, float, float, Mapping[str, str], int, float, int]
+"""A changed event, parsed: (id, event time, amount, keys by role, label, label time, sequence number)."""
+
+_New = list[Parsed]
+
+
+def parsed(text: str, label: str | None, seq: int) -> Parsed:
+    """A ``Change`` parsed."""
+    tx_id, event_time, amount, keys = orjson.loads(text)
+    return (tx_id, float(event_time), float(amount), keys, *label_of(label), seq)
 
 
 class _Entity:
@@ -57,21 +65,38 @@ class _Entity:
         self.code_of: dict[str, dict[str, int]] = {}
 
     def update(self, changes: Iterable[Change]) -> None:
+        """``merge`` the changes a store handed, parsed."""
+        self.merge(parsed(text, label_body, seq) for text, label_body, seq in changes)
+
+    def merge(self, events: Iterable[Parsed]) -> None:
         """Append new events (in one block), and replace the label of events already held unless the change is
         older than the one held (two threads' reads may be applied out of order)."""
-        new: _New = []
-        for text, label_body, seq in changes:
+        new: list[Parsed] = []
+        for event in events:
+            tx_id, event_time, amount, _, _, _, seq = event
             self._last = None
             self.seen = max(self.seen, seq)
-            tx_id, event_time, amount, keys = orjson.loads(text)
             at = self.row.get(tx_id)
             if at is None:
-                new.append((tx_id, float(event_time), float(amount), keys, *label_of(label_body), seq))
-            elif self.changed[at] < seq:
-                self.label[at], self.label_time[at] = label_of(label_body)
-                self.changed[at] = seq
+                new.append(event)
+            elif self.changed[at] >= seq:
+                continue
+            elif self.time[at] != event_time or self.amount[at] != amount:
+                self._replace(at, event)
+            else:
+                self.label[at], self.label_time[at], self.changed[at] = event[4], event[5], seq
         if new:
             self._extend(new)
+
+    def _replace(self, at: int, event: Parsed) -> None:
+        """Put ``event`` in place of the one held under its id: an id applied again once the store trimmed its first
+        event (which the cache may still hold, masked)."""
+        _, self.time[at], self.amount[at], keys, self.label[at], self.label_time[at], self.changed[at] = event
+        for role in keys.keys() - self.codes.keys():
+            self._add_role(role)
+        for role, codes in self.codes.items():
+            codes[at] = self.code_of[role].setdefault(str(keys.get(role, "")), len(self.code_of[role]))
+        self._sort()
 
     def state(self, cutoff: float) -> EntityState:
         """The events at or after ``cutoff`` (the store's own trim), sorted by time (stably); drops the rest once
@@ -210,8 +235,15 @@ class StateCache:
             return 0
         return entity.seen
 
-    def state(self, role: str, key: str, changes: Iterable[Change], cutoff: float) -> EntityState:
-        """The entity's state once ``changes`` (those after ``seen``) are applied to what is held."""
+    def update(self, role: str, key: str, changes: Iterable[Change]) -> None:
+        """Apply ``changes`` (those after ``seen``) to what is held of the entity (held from now on if it was not)."""
+        self._entity(role, key).update(changes)
+
+    def merge(self, role: str, key: str, events: Iterable[Parsed]) -> None:
+        """``update`` with the changes already parsed (a writer's own events: nothing to parse back)."""
+        self._entity(role, key).merge(events)
+
+    def _entity(self, role: str, key: str) -> _Entity:
         entity = self._entities.get((role, key))
         if entity is None:
             entity = self._entities[(role, key)] = _Entity()
@@ -219,5 +251,14 @@ class StateCache:
                 self._entities.popitem(last=False)
         else:
             self._entities.move_to_end((role, key))
-        entity.update(changes)
-        return entity.state(cutoff)
+        return entity
+
+    def state(self, role: str, key: str, changes: Iterable[Change], cutoff: float) -> EntityState:
+        """The entity's state once ``changes`` (those after ``seen``) are applied to what is held."""
+        self.update(role, key, changes)
+        return self._entities[(role, key)].state(cutoff)
+
+    def forget(self, entities: Iterable[tuple[str, str]]) -> None:
+        """Drop what is held of ``entities`` (a later read fetches them whole)."""
+        for entity in entities:
+            self._entities.pop(entity, None)

@@ -23,63 +23,67 @@ import orjson
 
 from fraud_detection.features.cache import Change, StateCache
 from fraud_detection.features.online import EntityState, Transaction
-from fraud_detection.features.store import GRACE, Entity, StoreUnavailable, label_text, member
+from fraud_detection.features.store import GRACE, Entity, StoreUnavailable, label_text, member, own_events
 
-_APPLY = """
-local retained = tonumber(ARGV[1])
-local function text(number) return string.format('%.17g', number) end
-local function trim(times, changes, below)
-  local oldest = redis.call('ZRANGE', times, 0, 0, 'WITHSCORES')
-  if oldest[2] == nil or tonumber(oldest[2]) >= below then return end
-  local bound = '(' .. text(below)
-  for _, old in ipairs(redis.call('ZRANGEBYSCORE', times, '-inf', bound)) do
-    if changes then redis.call('ZREM', changes, old) else redis.call('HDEL', KEYS[5], old) end
+_APPLY_BATCH = """
+local function apply_batch(retained, batch)
+  local function text(number) return string.format('%.17g', number) end
+  local function trim(times, changes, below)
+    local oldest = redis.call('ZRANGE', times, 0, 0, 'WITHSCORES')
+    if oldest[2] == nil or tonumber(oldest[2]) >= below then return end
+    local bound = '(' .. text(below)
+    for _, old in ipairs(redis.call('ZRANGEBYSCORE', times, '-inf', bound)) do
+      if changes then redis.call('ZREM', changes, old) else redis.call('HDEL', KEYS[5], old) end
+    end
+    redis.call('ZREMRANGEBYSCORE', times, '-inf', bound)
   end
-  redis.call('ZREMRANGEBYSCORE', times, '-inf', bound)
-end
-local applied, touched = {}, {}
-local now = tonumber(redis.call('GET', KEYS[2]) or 'none')
-local seq = tonumber(redis.call('GET', KEYS[6]) or '0')
-local trimmed = nil
-for n, tx in ipairs(cjson.decode(ARGV[2])) do
-  local id, stamp, at = tx[1], tx[2], tx[4]
-  local time = tonumber(stamp)
-  local moved = now
-  if moved == nil or time > moved then moved = time end
-  local cutoff = moved - retained
-  local held = redis.call('ZSCORE', KEYS[1], id)
-  applied[n] = 0
-  if time >= cutoff and (not held or (trimmed and tonumber(held) < trimmed)) then
-    applied[n] = 1
-    now, seq, trimmed = moved, seq + 1, cutoff
-    redis.call('ZADD', KEYS[1], stamp, id)
-    redis.call('HSET', KEYS[5], id, tx[3])
-    for _, i in ipairs(at) do
-      redis.call('ZADD', KEYS[i], stamp, id)
-      redis.call('ZADD', KEYS[i + 1], seq, id)
-      touched[i] = cutoff
+  local applied, touched = {}, {}
+  local now = tonumber(redis.call('GET', KEYS[2]) or 'none')
+  local seq = tonumber(redis.call('GET', KEYS[6]) or '0')
+  local trimmed = nil
+  for n, tx in ipairs(batch) do
+    local id, stamp, at = tx[1], tx[2], tx[4]
+    local time = tonumber(stamp)
+    local moved = now
+    if moved == nil or time > moved then moved = time end
+    local cutoff = moved - retained
+    local held = redis.call('ZSCORE', KEYS[1], id)
+    applied[n] = 0
+    if time >= cutoff and (not held or (trimmed and tonumber(held) < trimmed)) then
+      applied[n] = 1
+      now, seq, trimmed = moved, seq + 1, cutoff
+      redis.call('ZADD', KEYS[1], stamp, id)
+      redis.call('HSET', KEYS[5], id, tx[3])
+      for _, i in ipairs(at) do
+        redis.call('ZADD', KEYS[i], stamp, id)
+        redis.call('ZADD', KEYS[i + 1], seq, id)
+        touched[i] = cutoff
+      end
     end
   end
+  if trimmed then
+    redis.call('SET', KEYS[2], text(now))
+    redis.call('SET', KEYS[6], string.format('%d', seq))
+    for i, below in pairs(touched) do trim(KEYS[i], KEYS[i + 1], below) end
+    trim(KEYS[1], nil, trimmed)
+    local bound = '(' .. text(trimmed)
+    for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', bound)) do redis.call('HDEL', KEYS[3], old) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', bound)
+  end
+  return applied
 end
-if trimmed then
-  redis.call('SET', KEYS[2], text(now))
-  redis.call('SET', KEYS[6], string.format('%d', seq))
-  for i, below in pairs(touched) do trim(KEYS[i], KEYS[i + 1], below) end
-  trim(KEYS[1], nil, trimmed)
-  local bound = '(' .. text(trimmed)
-  for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', bound)) do redis.call('HDEL', KEYS[3], old) end
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', bound)
-end
-return applied
 """
 """Apply transactions in order, leaving Redis as the one-transaction ``apply`` applied to each in turn would, with
 fewer calls: each transaction is decided as that apply would decide it (an id it would have trimmed by then counts
 as absent), and what those applies would have trimmed is trimmed once at the end. Trims only grow (the clock only
 moves forward), so an entity is trimmed below the cutoff of the last transaction that touched it, and the ids,
-bodies and labels below the last one's. ``KEYS``: the six shared keys,
-then each entity's ``e:`` and ``c:`` keys; ``ARGV``: the retained seconds and the batch as one JSON array of
-``[id, event time as text, event JSON, [the KEYS index of each of its entities' e: key]]`` (one argument, not four
-a transaction: redis-py packs each argument in Python). 1 for each transaction applied, 0 for each refused."""
+bodies and labels below the last one's. ``KEYS``: the six shared keys (applied, now, labels, label_times, body,
+seq), then each entity's ``e:`` and ``c:`` keys; ``batch``: the decoded JSON array of ``[id, event time as text,
+event JSON, [the KEYS index of each of its entities' e: key]]`` (one argument, not four a transaction: redis-py
+packs each argument in Python). 1 for each transaction applied, 0 for each refused."""
+
+_APPLY = _APPLY_BATCH + "return apply_batch(tonumber(ARGV[1]), cjson.decode(ARGV[2]))"
+"""``apply_many``: ``ARGV``, the retained seconds and the batch."""
 
 _LABEL = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -94,26 +98,60 @@ end
 return 1
 """
 
-_READ = """
-if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 0 then return 'old-layout' end
-local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '0'}
-for n, entity in ipairs(cjson.decode(ARGV[2])) do
-  local changed = redis.call('ZRANGEBYSCORE', ARGV[1] .. entity[1], '(' .. entity[2], '+inf', 'WITHSCORES')
-  local flat = {}
-  for j = 1, #changed, 2 do
-    flat[#flat + 1] = redis.call('HGET', KEYS[3], changed[j]) or ''
-    flat[#flat + 1] = redis.call('HGET', KEYS[4], changed[j]) or ''
-    flat[#flat + 1] = changed[j + 1]
+_CHANGES = """
+local function changes_after(now_key, seq_key, body_key, labels_key, prefix, asked)
+  if redis.call('EXISTS', now_key) == 1 and redis.call('EXISTS', seq_key) == 0 then return nil end
+  local out = {redis.call('GET', now_key) or '', redis.call('GET', seq_key) or '0'}
+  for n, entity in ipairs(cjson.decode(asked)) do
+    local changed = redis.call('ZRANGEBYSCORE', prefix .. entity[1], '(' .. entity[2], '+inf', 'WITHSCORES')
+    local flat = {}
+    for j = 1, #changed, 2 do
+      flat[#flat + 1] = redis.call('HGET', body_key, changed[j]) or ''
+      flat[#flat + 1] = redis.call('HGET', labels_key, changed[j]) or ''
+      flat[#flat + 1] = changed[j + 1]
+    end
+    out[n + 2] = flat
   end
-  out[n + 2] = flat
+  return out
 end
+"""
+"""``changes_after``: "now", the latest sequence number, then each entity's changes after the sequence number it
+was given, as ``[body, label, seq, ...]`` (an empty one is ``{}``: Lua's cjson writes an empty table so); nil for a
+store of the older layout. ``prefix``: the entities' ``c:`` key prefix; ``asked``: ``[[role:key, seen], ...]`` as
+one JSON argument (one string for redis-py to pack and one to parse, not four and three an entity); the entities'
+keys are made in the script, as ``_LABEL`` makes them, so the store needs a non-cluster Redis as it did."""
+
+_READ = (
+    _CHANGES
+    + """
+local out = changes_after(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
+if out == nil then return 'old-layout' end
 return cjson.encode(out)
 """
-"""One JSON array: "now", the latest sequence number, then each entity's changes after the sequence number it
-was given, as ``[body, label, seq, ...]`` (an empty one is ``{}``: Lua's cjson writes an empty table so).
-``ARGV``: the entities' ``c:`` key prefix, and ``[[role:key, seen], ...]`` as one JSON argument (one string for
-redis-py to pack and one to parse, not four and three an entity); the entities' keys are made in the script, as
-``_LABEL`` makes them, so the store needs a non-cluster Redis as it did."""
+)
+"""``read_many``: ``KEYS`` now, seq, body, labels; ``ARGV`` the ``c:`` prefix and the entities asked."""
+
+_APPLY_READ = (
+    _CHANGES
+    + _APPLY_BATCH
+    + """
+local out = changes_after(KEYS[2], KEYS[6], KEYS[5], KEYS[3], ARGV[3], ARGV[4])
+if out == nil then return 'old-layout' end
+local batch = cjson.decode(ARGV[2])
+local applied = apply_batch(tonumber(ARGV[1]), batch)
+local labels = {}
+for n, tx in ipairs(batch) do
+  if applied[n] == 1 then labels[#labels + 1] = redis.call('HGET', KEYS[3], tx[1]) or '' end
+end
+out[#out + 1] = applied
+out[#out + 1] = labels
+return cjson.encode(out)
+"""
+)
+"""``apply_and_read``: ``changes_after`` before the batch, then ``apply_batch``, then the label each applied
+transaction's event has (one that came first), as a read would find it. ``KEYS`` as ``_APPLY``'s; ``ARGV`` its
+two, then the ``c:`` prefix and the entities asked. One JSON array: ``changes_after``'s, the applied flags, the
+labels."""
 
 
 class RedisStateStore:
@@ -144,6 +182,7 @@ class RedisStateStore:
         self._apply = self._client.register_script(_APPLY)
         self._label = self._client.register_script(_LABEL)
         self._read = self._client.register_script(_READ)
+        self._apply_read = self._client.register_script(_APPLY_READ)
         self._cache = StateCache()
         self._lock = threading.Lock()  # the cache is shared by the threads that read through this store
 
@@ -156,30 +195,15 @@ class RedisStateStore:
         """Each entity's changes since this reader's last read of it, in one script call (one round trip, one
         snapshot), applied to the reader's cache."""
         wanted = list(dict.fromkeys(entities))
-        with self._lock:
-            seen = [self._cache.seen(role, key) for role, key in wanted]
+        seen, asked = self._asked(wanted)
         names = [self._key(name) for name in ("now", "seq", "body", "labels")]
-        asked = orjson.dumps([[f"{role}:{key}", str(number)] for (role, key), number in zip(wanted, seen, strict=True)])
-        reply = self._call(self._read, names, [self._key("c:"), asked.decode()])
-        if _text(reply) == "old-layout":
-            raise StoreUnavailable(
-                f"the Redis feature store at {self.address} holds an older layout under {self.prefix!r} (no change "
-                "sequence); delete those keys and replay the transactions"
-            )
-        result = orjson.loads(reply)
-        latest = int(result[1])
-        if any(number > latest for number in seen):  # a new store under this prefix: forget and read again
-            with self._lock:
-                for role, key in wanted:
-                    self._cache.seen(role, key, latest)
+        result = self._decoded(self._call(self._read, names, [self._key("c:"), asked]))
+        if self._renewed(wanted, seen, int(result[1])):
             return self.read_many(wanted)
-        now = result[0]
-        cutoff = float(now) - self.retained if now else -math.inf
         with self._lock:
-            return {
-                entity: self._cache.state(*entity, _changes(changed), cutoff)
-                for entity, changed in zip(wanted, result[2:], strict=True)
-            }
+            for entity, changed in zip(wanted, result[2:], strict=True):
+                self._cache.update(*entity, _changes(changed))
+            return {entity: self._cache.state(*entity, (), _cutoff(result[0], self.retained)) for entity in wanted}
 
     def apply(self, transaction: Transaction) -> bool:
         """Record the id, add the event and trim, atomically; False if already applied or too old."""
@@ -189,6 +213,61 @@ class RedisStateStore:
         """The batch's applies, in order, in one script call: atomic (all or none), one round trip."""
         if not transactions:
             return []
+        keys, args = self._batch(transactions)
+        return [bool(applied) for applied in self._call(self._apply, keys, args)]
+
+    def apply_and_read(self, transactions: Sequence[Transaction]) -> tuple[list[bool], dict[Entity, EntityState]]:
+        """``apply_many``, and each entity of the batch read in the same script call (see ``EntityStateStore``): the
+        changes before the batch, then the events the batch added, taken into the cache without a read back."""
+        if not transactions:
+            return [], {}
+        wanted = list(dict.fromkeys(entity for transaction in transactions for entity in transaction.keys.items()))
+        seen, asked = self._asked(wanted)
+        keys, args = self._batch(transactions)
+        result = self._decoded(self._call(self._apply_read, keys, [*args, self._key("c:"), asked]))
+        applied, labels = [bool(flag) for flag in _listed(result[-2])], _listed(result[-1])
+        before = int(result[1])
+        if self._renewed(wanted, seen, before):  # a new store under this prefix: what it holds now, read whole
+            return applied, self.read_many(wanted)
+        accepted = [t for t, ok in zip(transactions, applied, strict=True) if ok]
+        added = own_events(
+            (t, label or None, before + n) for n, (t, label) in enumerate(zip(accepted, labels, strict=True), 1)
+        )
+        cutoff = _cutoff(result[0], self.retained)
+        with self._lock:
+            for entity, changed in zip(wanted, result[2:-2], strict=True):
+                self._cache.update(*entity, _changes(changed))
+                self._cache.merge(*entity, added.get(entity, []))
+            return applied, {entity: self._cache.state(*entity, (), cutoff) for entity in wanted}
+
+    def _asked(self, wanted: Sequence[Entity]) -> tuple[list[int], str]:
+        """The last change held of each entity, and the scripts' ``asked`` argument for them."""
+        with self._lock:
+            seen = [self._cache.seen(role, key) for role, key in wanted]
+        asked = orjson.dumps([[f"{role}:{key}", str(number)] for (role, key), number in zip(wanted, seen, strict=True)])
+        return seen, asked.decode()
+
+    def _decoded(self, reply: bytes | str) -> list[Any]:
+        """A script's JSON reply; an older layout under the prefix raises ``StoreUnavailable``."""
+        if _text(reply) == "old-layout":
+            raise StoreUnavailable(
+                f"the Redis feature store at {self.address} holds an older layout under {self.prefix!r} (no change "
+                "sequence); delete those keys and replay the transactions"
+            )
+        return orjson.loads(reply)
+
+    def _renewed(self, wanted: Sequence[Entity], seen: Sequence[int], latest: int) -> bool:
+        """True (and the entities forgotten) if this reader holds changes newer than the store's ``latest``: a new
+        store under the same prefix."""
+        if not any(number > latest for number in seen):
+            return False
+        with self._lock:
+            for role, key in wanted:
+                self._cache.seen(role, key, latest)
+        return True
+
+    def _batch(self, transactions: Sequence[Transaction]) -> tuple[list[str], list[str]]:
+        """``_APPLY``'s keys and arguments for ``transactions``."""
         keys = [self._key(name) for name in ("applied", "now", "labels", "label_times", "body", "seq")]
         slots: dict[tuple[str, str], int] = {}
         batch = []
@@ -200,8 +279,7 @@ class RedisStateStore:
                     keys += [self._key(f"e:{entity[0]}:{entity[1]}"), self._key(f"c:{entity[0]}:{entity[1]}")]
                 at.append(slots[entity])
             batch.append([transaction.tx_id, repr(float(transaction.event_time)), member(transaction), at])
-        args = [repr(self.retained), orjson.dumps(batch).decode()]
-        return [bool(applied) for applied in self._call(self._apply, keys, args)]
+        return keys, [repr(self.retained), orjson.dumps(batch).decode()]
 
     def apply_label(self, tx_id: str, label: int, label_time: float) -> None:
         """Record the label, index its time and mark the transaction's entities changed, atomically."""
@@ -228,6 +306,16 @@ class RedisStateStore:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _listed(value: list[Any] | dict[str, Any]) -> list[Any]:
+    """A list from a script's JSON (Lua's cjson writes an empty table as ``{}``)."""
+    return value if isinstance(value, list) else []
+
+
+def _cutoff(now: str, retained: float) -> float:
+    """The trim's cutoff for the store's "now" as the scripts return it (``""`` before any apply)."""
+    return float(now) - retained if now else -math.inf
 
 
 def _changes(flat: list[str] | dict[str, str]) -> list[Change]:

@@ -37,7 +37,7 @@ from typing import Protocol
 
 import orjson
 
-from fraud_detection.features.cache import Change, StateCache
+from fraud_detection.features.cache import Change, Parsed, StateCache, label_of
 from fraud_detection.features.online import EntityState, Transaction
 
 GRACE = 86_400.0
@@ -46,6 +46,9 @@ GRACE = 86_400.0
 
 Entity = tuple[str, str]
 """An entity as the stores key it: (role, key)."""
+
+_Row = tuple[str, str, str, float, str, str | None, int]
+"""A row of the embedded store's ``events``: role, key, tx_id, event time, body, label, seq."""
 
 
 class StoreUnavailable(RuntimeError):
@@ -73,6 +76,13 @@ class EntityStateStore(Protocol):
         one by one would leave it, and a batch applied again changes nothing. Which of them were applied."""
         ...
 
+    def apply_and_read(self, transactions: Sequence[Transaction]) -> tuple[list[bool], dict[Entity, EntityState]]:
+        """``apply_many``, and the state of each entity of the batch, in the same atomic step: the events it held
+        before the batch (at or after that "now" less the retained span: the batch's own applies trim nothing from
+        it), then those the batch added. Every transaction's windows in a batch applied so find what they reach,
+        however long the batch spans."""
+        ...
+
     def apply_label(self, tx_id: str, label: int, label_time: float) -> None:
         """Record a transaction's label, known from ``label_time`` on; idempotent, and may precede the transaction."""
         ...
@@ -87,6 +97,19 @@ def member(transaction: Transaction) -> str:
     keys = {str(role): str(key) for role, key in transaction.keys.items()}  # orjson takes no numpy text or floats
     event = [str(transaction.tx_id), float(transaction.event_time), float(transaction.amount), keys]
     return orjson.dumps(event).decode()
+
+
+def own_events(added: Iterable[tuple[Transaction, str | None, int]]) -> dict[Entity, list[Parsed]]:
+    """The events a writer added, by entity, as a reader parses them from the store (``member``'s JSON): each
+    applied transaction with the label text it was stored with and its sequence number."""
+    events: dict[Entity, list[Parsed]] = {}
+    for transaction, label, seq in added:
+        keys = {str(role): str(key) for role, key in transaction.keys.items()}
+        event = (str(transaction.tx_id), float(transaction.event_time), float(transaction.amount), keys)
+        parsed = (*event, *label_of(label), seq)
+        for entity in keys.items():
+            events.setdefault(entity, []).append(parsed)
+    return events
 
 
 def label_text(label: int, label_time: float) -> str:
@@ -164,20 +187,26 @@ class SQLiteStateStore:
         wanted = list(dict.fromkeys(entities))
         with self._lock, self._transaction("BEGIN"):
             now, latest = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
+            self._catch_up(wanted, latest)
             cutoff = -math.inf if now is None else now - self.retained
-            changes: dict[Entity, list[Change]] = {entity: [] for entity in wanted}
-            for at in range(0, len(wanted), _CHUNK):
-                chunk = wanted[at : at + _CHUNK]
-                values = ", ".join(["(?, ?, ?)"] * len(chunk))
-                query = (
-                    f"WITH wanted (role, key, seen) AS (VALUES {values}) SELECT e.role, e.key, e.body, e.label, e.seq "
-                    "FROM wanted CROSS JOIN events AS e ON e.role = wanted.role AND e.key = wanted.key "
-                    "AND e.seq > wanted.seen"
-                )
-                params = [p for role, key in chunk for p in (role, key, self._cache.seen(role, key, latest))]
-                for role, key, body, label, seq in self._conn.execute(query, params):
-                    changes[(role, key)].append((body, label, seq))
-            return {entity: self._cache.state(*entity, found, cutoff) for entity, found in changes.items()}
+            return {entity: self._cache.state(*entity, (), cutoff) for entity in wanted}
+
+    def _catch_up(self, wanted: Sequence[Entity], latest: int) -> None:
+        """Bring the cache's ``wanted`` entities up to the store's ``latest`` change (inside a transaction)."""
+        changes: dict[Entity, list[Change]] = {entity: [] for entity in wanted}
+        for at in range(0, len(wanted), _CHUNK):
+            chunk = wanted[at : at + _CHUNK]
+            values = ", ".join(["(?, ?, ?)"] * len(chunk))
+            query = (
+                f"WITH wanted (role, key, seen) AS (VALUES {values}) SELECT e.role, e.key, e.body, e.label, e.seq "
+                "FROM wanted CROSS JOIN events AS e ON e.role = wanted.role AND e.key = wanted.key "
+                "AND e.seq > wanted.seen"
+            )
+            params = [p for role, key in chunk for p in (role, key, self._cache.seen(role, key, latest))]
+            for role, key, body, label, seq in self._conn.execute(query, params):
+                changes[(role, key)].append((body, label, seq))
+        for entity, found in changes.items():
+            self._cache.update(*entity, found)
 
     def apply(self, transaction: Transaction) -> bool:
         """Record the id, add the events (with a label that came first) and trim what fell out of the horizon, in
@@ -192,40 +221,69 @@ class SQLiteStateStore:
             return []
         with self._lock, self._transaction("BEGIN IMMEDIATE"):
             now, seq = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
-            ids = list(dict.fromkeys(t.tx_id for t in transactions))
-            applied: dict[str, float] = dict(self._select("SELECT tx_id, event_time FROM applied", ids))
-            found = self._select("SELECT tx_id, label_time, body FROM labels", ids)
-            labels = {tx_id: (time, body) for tx_id, time, body in found}
-            trimmed = -math.inf  # what the batch's earlier applies would have trimmed by now
-            done: list[bool] = []
-            rows: list[tuple[str, str, str, float, str, str | None, int]] = []
-            for transaction in transactions:
-                time, tx_id = transaction.event_time, transaction.tx_id
-                moved = time if now is None else max(time, now)
-                before = applied.get(tx_id)
-                if time < moved - self.retained or (before is not None and before >= trimmed):
-                    done.append(False)
-                    continue
-                label_time, label = labels.get(tx_id, (math.inf, None))
-                label = label if label_time >= trimmed else None
-                now, seq, trimmed, applied[tx_id] = moved, seq + 1, moved - self.retained, time
-                body = member(transaction)
-                rows += [(role, key, tx_id, time, body, label, seq) for role, key in transaction.keys.items()]
-                done.append(True)
-            if any(done):
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO applied (tx_id, event_time) VALUES (?, ?)",
-                    [(t.tx_id, t.event_time) for t, ok in zip(transactions, done, strict=True) if ok],
-                )
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO events (role, key, tx_id, event_time, body, label, seq) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self._conn.execute("UPDATE clock SET now = ?, seq = ? WHERE id = 0", (now, seq))
-                for table, column in (("events", "event_time"), ("applied", "event_time"), ("labels", "label_time")):
-                    self._conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (trimmed,))
-            return done
+            return self._write(transactions, now, seq)[0]
+
+    def apply_and_read(self, transactions: Sequence[Transaction]) -> tuple[list[bool], dict[Entity, EntityState]]:
+        """``apply_many``, and each entity of the batch read in the same transaction (see ``EntityStateStore``): the
+        cache is brought up to the store as it was before the batch, then takes the rows the batch adds."""
+        if not transactions:
+            return [], {}
+        wanted = list(dict.fromkeys(entity for transaction in transactions for entity in transaction.keys.items()))
+        with self._lock:
+            try:
+                with self._transaction("BEGIN IMMEDIATE"):
+                    now, seq = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
+                    self._catch_up(wanted, seq)
+                    done, rows = self._write(transactions, now, seq)
+            except BaseException:
+                self._cache.forget(wanted)  # it may hold rows of a batch that was rolled back
+                raise
+            for entity, events in own_events(rows).items():
+                self._cache.merge(*entity, events)
+            cutoff = -math.inf if now is None else now - self.retained
+            return done, {entity: self._cache.state(*entity, (), cutoff) for entity in wanted}
+
+    def _write(
+        self, transactions: Sequence[Transaction], now: float | None, seq: int
+    ) -> tuple[list[bool], list[tuple[Transaction, str | None, int]]]:
+        """``apply_many``'s work inside its transaction, from the clock's ``now`` and ``seq``: which transactions
+        were applied, and each applied one with its label text and sequence number."""
+        ids = list(dict.fromkeys(t.tx_id for t in transactions))
+        applied: dict[str, float] = dict(self._select("SELECT tx_id, event_time FROM applied", ids))
+        found = self._select("SELECT tx_id, label_time, body FROM labels", ids)
+        labels = {tx_id: (time, body) for tx_id, time, body in found}
+        trimmed = -math.inf  # what the batch's earlier applies would have trimmed by now
+        done: list[bool] = []
+        rows: list[_Row] = []
+        added: list[tuple[Transaction, str | None, int]] = []
+        for transaction in transactions:
+            time, tx_id = transaction.event_time, transaction.tx_id
+            moved = time if now is None else max(time, now)
+            before = applied.get(tx_id)
+            if time < moved - self.retained or (before is not None and before >= trimmed):
+                done.append(False)
+                continue
+            label_time, label = labels.get(tx_id, (math.inf, None))
+            label = label if label_time >= trimmed else None
+            now, seq, trimmed, applied[tx_id] = moved, seq + 1, moved - self.retained, time
+            body = member(transaction)
+            rows += [(role, key, tx_id, time, body, label, seq) for role, key in transaction.keys.items()]
+            added.append((transaction, label, seq))
+            done.append(True)
+        if any(done):
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO applied (tx_id, event_time) VALUES (?, ?)",
+                [(t.tx_id, t.event_time) for t, ok in zip(transactions, done, strict=True) if ok],
+            )
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO events (role, key, tx_id, event_time, body, label, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._conn.execute("UPDATE clock SET now = ?, seq = ? WHERE id = 0", (now, seq))
+            for table, column in (("events", "event_time"), ("applied", "event_time"), ("labels", "label_time")):
+                self._conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (trimmed,))
+        return done, added
 
     def apply_label(self, tx_id: str, label: int, label_time: float) -> None:
         """Insert or replace the transaction's label, and mark its events changed."""

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from fraud_detection.features.definitions import HOUR
-from fraud_detection.features.online import Transaction
+from fraud_detection.features.online import EntityState, Transaction
 from fraud_detection.features.redis_store import RedisStateStore, _text
 from fraud_detection.features.store import EntityStateStore, SQLiteStateStore
 
@@ -69,11 +69,22 @@ def dump(store: EntityStateStore) -> Any:
     return {name: value for name, value in held.items() if value}  # Redis drops an emptied set itself
 
 
-def test_a_batch_applied_at_once_equals_its_transactions_applied_one_by_one(open_store: Open) -> None:
-    one_by_one, batched = open_store("one"), open_store("batch")
-    rng = np.random.default_rng(11)
+Label = tuple[str, int, float]
+
+
+def _events(state: EntityState) -> set[tuple[Any, ...]]:
+    """A state's events as comparable tuples, the id first."""
+    return {
+        (e.tx_id, e.event_time, e.amount, tuple(sorted(e.keys.items())), e.label, e.label_time) for e in state.events
+    }
+
+
+def batches(seed: int = 11) -> list[tuple[list[Transaction], list[Label]]]:
+    """Sixty batches, each with the labels applied before it (see the module docstring)."""
+    rng = np.random.default_rng(seed)
     time, sent = 0.0, list[Transaction]()
-    for batch_number in range(60):
+    made: list[tuple[list[Transaction], list[Label]]] = []
+    for _ in range(60):
         batch: list[Transaction] = []
         for _ in range(int(rng.integers(1, 40))):
             if rng.random() < 0.04:
@@ -94,15 +105,27 @@ def test_a_batch_applied_at_once_equals_its_transactions_applied_one_by_one(open
                 )
             )
             sent.append(batch[-1])
+        labels: list[Label] = []
         for _ in range(int(rng.integers(0, 4))):  # labels, some for transactions still to come, some long known
             tx_id = f"x{len(sent) + 100 + int(rng.integers(-20, 20))}"
-            label = int(rng.integers(0, 2))
-            label_time = time + float(rng.choice([-HORIZON - GRACE - 100.0, -60.0, 600.0]))
+            labels.append(
+                (tx_id, int(rng.integers(0, 2)), time + float(rng.choice([-HORIZON - GRACE - 100.0, -60.0, 600.0])))
+            )
+        made.append((batch, labels))
+    return made
+
+
+def test_a_batch_applied_at_once_equals_its_transactions_applied_one_by_one(open_store: Open) -> None:
+    one_by_one, batched = open_store("one"), open_store("batch")
+    sent: list[Transaction] = []
+    for batch_number, (batch, labels) in enumerate(batches()):
+        for label in labels:
             for store in (one_by_one, batched):
-                store.apply_label(tx_id, label, label_time)
+                store.apply_label(*label)
         expected = [one_by_one.apply(transaction) for transaction in batch]
         assert batched.apply_many(batch) == expected, batch_number
         assert dump(batched) == dump(one_by_one), batch_number
+        sent += batch
     assert batched.apply_many(sent[-30:]) == [False] * 30  # a redelivered batch changes nothing
     assert dump(batched) == dump(one_by_one)
     assert batched.apply_many([]) == []
@@ -116,3 +139,44 @@ def test_a_batch_applied_at_once_equals_its_transactions_applied_one_by_one(open
     assert sum(len(state.tx_id) for state in many.values()) > 10
     one_by_one.close()
     batched.close()
+
+
+def test_apply_and_read_applies_as_apply_many_and_hands_the_state_before_the_batch_and_the_batch(
+    open_store: Open, request: pytest.FixtureRequest
+) -> None:
+    """``apply_and_read`` leaves the store as ``apply_many`` does, and each state it hands holds what a reader found
+    before the batch plus the batch's applied events: the events a reader finds after the batch, and below that
+    "now"'s cutoff only events held before or added by the batch (those its own applies trimmed)."""
+    plain, both = open_store("plain"), open_store("both")
+    witness: EntityStateStore  # a second reader of the same store
+    if isinstance(both, SQLiteStateStore):
+        witness = SQLiteStateStore(both.path, horizon=HORIZON, grace=GRACE, readonly=True)
+    else:
+        assert isinstance(both, RedisStateStore)
+        witness = RedisStateStore(
+            request.getfixturevalue("redis_url"), horizon=HORIZON, grace=GRACE, prefix=both.prefix
+        )
+    trimmed_seen = 0
+    for batch_number, (batch, labels) in enumerate(batches(seed=5)):
+        for label in labels:
+            for store in (plain, both):
+                store.apply_label(*label)
+        entities = list(dict.fromkeys(entity for t in batch for entity in t.keys.items()))
+        before = witness.read_many(entities)
+        flags, states = both.apply_and_read(batch)
+        assert flags == plain.apply_many(batch), batch_number
+        assert dump(both) == dump(plain), batch_number
+        after = witness.read_many(entities)
+        added = {t.tx_id for t, ok in zip(batch, flags, strict=True) if ok}
+        assert set(states) == set(entities)
+        for entity in entities:
+            held = _events(states[entity])
+            assert _events(after[entity]) <= held, (batch_number, entity)
+            assert {e[0] for e in _events(before[entity])} <= {e[0] for e in held}, (batch_number, entity)
+            extra = held - _events(after[entity])
+            assert {e[0] for e in extra} <= {e[0] for e in _events(before[entity])} | added, (batch_number, entity)
+            trimmed_seen += len(extra)
+    assert trimmed_seen > 0  # some batches trimmed what their states still hand out
+    assert both.apply_and_read([]) == ([], {})
+    for store in (plain, both, witness):
+        store.close()

@@ -189,6 +189,45 @@ def test_a_replay_with_late_labels_ties_and_a_kill_9_gives_the_offline_probabili
         f"{n:,} transactions, {len(plan) - n:,} labels; killed with {applied_at_kill - committed_at_kill} applied "
         f"but not committed ({scored_again} results delivered twice); largest difference from offline {worst:.2e}"
     )
+    read_only_agrees(broker, model, redis_url, [item for item in plan if item[0] == topics["input_topic"]], tmp_path)
+
+
+def read_only_agrees(broker: Broker, model: TransactionModel, redis_url: str, plan: list[Item], tmp_path: Path) -> None:
+    """The same transactions through a scorer that only reads (``FRAUD_APPLY_TRANSACTIONS=false``), over the state
+    the replay left: the store is unchanged, no label is read, and every transaction whose windows the retained state
+    still covers (within a grace of the last) gets the offline probability."""
+    from fraud_detection.features.redis_store import RedisStateStore
+    from tests.features.test_apply_many import dump
+
+    topics = topics_for("rawread")
+    broker.create_topics(topics["input_topic"], "rawread-labels", partitions=1)
+    broker.create_topics(topics["output_topic"], topics["dead_letter_topic"])
+    produce(broker, [("rawread-labels", b"x", orjson.dumps({"tx_id": "x", "label": 1, "label_time": 1.0}))])
+    store = RedisStateStore(redis_url, horizon=_retained(model) - GRACE)
+    held = dump(store)
+    env = {
+        "FRAUD_FEATURE_STORE_URL": redis_url,
+        "FRAUD_APPLY_TRANSACTIONS": "false",
+        "FRAUD_LABELS_TOPIC": "rawread-labels",
+    }
+    scorer = ScorerProcess(broker, str(model.directory), tmp_path / "read-only.log", topics, **env)
+    try:
+        produce(broker, [(topics["input_topic"], key, value) for _, key, value in plan])
+        scorer.wait_scored(len(plan), timeout=120)
+    finally:
+        scorer.stop()
+    assert dump(store) == held, "a scorer that only reads changed the store"
+    store.close()
+    assert committed(broker, f"{topics['group_id']}-labels", "rawread-labels") == 0, "it read the labels topic"
+    results = {
+        key.decode(): orjson.loads(value)["fraud_probability"]
+        for key, value, _ in read_topic(broker.config(), topics["output_topic"], len(plan), timeout=60)
+    }
+    times = model.raw["tx_time"].to_numpy()
+    covered = times >= times.max() - GRACE
+    ids = model.raw["tx_id"].astype(str).to_numpy()
+    worst = max(abs(results[tx_id] - p) for tx_id, p in zip(ids[covered], model.proba[covered], strict=True))
+    assert covered.sum() > 100 and worst <= 1e-9, (int(covered.sum()), worst)
 
 
 def test_a_store_that_cannot_be_reached_keeps_the_scorer_unloaded_with_the_reason_and_the_metric(
