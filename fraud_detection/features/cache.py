@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import orjson
@@ -253,10 +253,12 @@ class StateCache:
             self._entities.move_to_end((role, key))
         return entity
 
-    def state(self, role: str, key: str, changes: Iterable[Change], cutoff: float) -> EntityState:
+    def state(self, role: str, key: str, changes: Sequence[Change], cutoff: float) -> EntityState:
         """The entity's state once ``changes`` (those after ``seen``) are applied to what is held."""
-        self.update(role, key, changes)
-        return self._entities[(role, key)].state(cutoff)
+        entity = self._entity(role, key)
+        if changes:
+            entity.update(changes)
+        return entity.state(cutoff)
 
     def forget(self, entities: Iterable[tuple[str, str]]) -> None:
         """Drop what is held of ``entities`` (a later read fetches them whole)."""

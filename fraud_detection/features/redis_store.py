@@ -200,10 +200,12 @@ class RedisStateStore:
         result = self._decoded(self._call(self._read, names, [self._key("c:"), asked]))
         if self._renewed(wanted, seen, int(result[1])):
             return self.read_many(wanted)
+        cutoff = _cutoff(result[0], self.retained)
         with self._lock:
-            for entity, changed in zip(wanted, result[2:], strict=True):
-                self._cache.update(*entity, _changes(changed))
-            return {entity: self._cache.state(*entity, (), _cutoff(result[0], self.retained)) for entity in wanted}
+            return {
+                entity: self._cache.state(*entity, _changes(changed), cutoff)
+                for entity, changed in zip(wanted, result[2:], strict=True)
+            }
 
     def apply(self, transaction: Transaction) -> bool:
         """Record the id, add the event and trim, atomically; False if already applied or too old."""

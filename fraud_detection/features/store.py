@@ -187,12 +187,13 @@ class SQLiteStateStore:
         wanted = list(dict.fromkeys(entities))
         with self._lock, self._transaction("BEGIN"):
             now, latest = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
-            self._catch_up(wanted, latest)
             cutoff = -math.inf if now is None else now - self.retained
-            return {entity: self._cache.state(*entity, (), cutoff) for entity in wanted}
+            changes = self._changes(wanted, latest)
+            return {entity: self._cache.state(*entity, found, cutoff) for entity, found in changes.items()}
 
-    def _catch_up(self, wanted: Sequence[Entity], latest: int) -> None:
-        """Bring the cache's ``wanted`` entities up to the store's ``latest`` change (inside a transaction)."""
+    def _changes(self, wanted: Sequence[Entity], latest: int) -> dict[Entity, list[Change]]:
+        """The changes to each of ``wanted`` after the last one the cache holds, up to the store's ``latest``
+        (inside a transaction)."""
         changes: dict[Entity, list[Change]] = {entity: [] for entity in wanted}
         for at in range(0, len(wanted), _CHUNK):
             chunk = wanted[at : at + _CHUNK]
@@ -205,8 +206,7 @@ class SQLiteStateStore:
             params = [p for role, key in chunk for p in (role, key, self._cache.seen(role, key, latest))]
             for role, key, body, label, seq in self._conn.execute(query, params):
                 changes[(role, key)].append((body, label, seq))
-        for entity, found in changes.items():
-            self._cache.update(*entity, found)
+        return changes
 
     def apply(self, transaction: Transaction) -> bool:
         """Record the id, add the events (with a label that came first) and trim what fell out of the horizon, in
@@ -233,7 +233,8 @@ class SQLiteStateStore:
             try:
                 with self._transaction("BEGIN IMMEDIATE"):
                     now, seq = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
-                    self._catch_up(wanted, seq)
+                    for entity, found in self._changes(wanted, seq).items():
+                        self._cache.update(*entity, found)
                     done, rows = self._write(transactions, now, seq)
             except BaseException:
                 self._cache.forget(wanted)  # it may hold rows of a batch that was rolled back
