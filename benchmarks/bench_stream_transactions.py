@@ -49,7 +49,7 @@ from fraud_detection import synth  # noqa: E402
 from fraud_detection.features.redis_store import RedisStateStore  # noqa: E402
 from fraud_detection.features.store import EntityStateStore, SQLiteStateStore  # noqa: E402
 from fraud_detection.schema import FEATURES  # noqa: E402
-from serving.state_store import batch_features  # noqa: E402
+from serving.state_store import batch_features, read_entities  # noqa: E402
 from streaming.produce import encode_transaction  # noqa: E402
 from tests.conftest import free_port, redis_server, stop_process  # noqa: E402
 from tests.serving.conftest import make_model_dir  # noqa: E402
@@ -185,7 +185,7 @@ def read_cost(model: TransactionModel, store: EntityStateStore, n: int, batch: i
     for start in range(0, n, batch):
         chunk = [model.transaction(i) for i in range(start, min(start + batch, n))]
         started = time.perf_counter()
-        states = store.read_many(entity for t in chunk for entity in t.keys.items())
+        states = read_entities(store, chunk, ("card", "terminal"))
         done = time.perf_counter()
         batch_features(chunk, states, feature_set())
         read += done - started

@@ -216,7 +216,7 @@ class StateLookup:
         (``read_many``), then the features of all from one ``evaluate`` per role, as :meth:`apply_then_compute`."""
         store = self.store()
         try:
-            states = store.read_many(entity for transaction in transactions for entity in transaction.keys.items())
+            states = read_entities(store, transactions, self._roles)
         except StoreUnavailable as error:
             raise self.failure("read", str(error)) from error
         store_metrics().up.set(1)
@@ -261,6 +261,13 @@ class StateLookup:
         metrics.errors.labels(operation).inc()
         metrics.up.set(0)
         return StoreUnavailable(reason)
+
+
+def read_entities(
+    store: EntityStateStore, transactions: Sequence[Transaction], roles: Sequence[str]
+) -> dict[tuple[str, str], EntityState]:
+    """The state of every (role, key) of ``transactions``, each read once, all in one ``read_many``."""
+    return store.read_many((role, transaction.keys[role]) for transaction in transactions for role in roles)
 
 
 def batch_features(

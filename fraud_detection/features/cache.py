@@ -69,8 +69,9 @@ class _Entity:
         self.merge(parsed(text, label_body, seq) for text, label_body, seq in changes)
 
     def merge(self, events: Iterable[Parsed]) -> None:
-        """Append new events (in one block), and replace the label of events already held unless the change is
-        older than the one held (two threads' reads may be applied out of order)."""
+        """Append new events (in one block); for an event already held, unless the change is older than the one held
+        (two threads' reads may be applied out of order), replace its label, or the whole event if its time or
+        amount changed (its id applied again after the store trimmed the first)."""
         new: list[Parsed] = []
         for event in events:
             tx_id, event_time, amount, _, _, _, seq = event

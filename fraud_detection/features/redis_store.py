@@ -23,7 +23,15 @@ import orjson
 
 from fraud_detection.features.cache import Change, StateCache
 from fraud_detection.features.online import EntityState, Transaction
-from fraud_detection.features.store import GRACE, Entity, StoreUnavailable, label_text, member, own_events
+from fraud_detection.features.store import (
+    GRACE,
+    Entity,
+    StoreUnavailable,
+    entities_of,
+    label_text,
+    member,
+    own_events,
+)
 
 _APPLY_BATCH = """
 local function apply_batch(retained, batch)
@@ -223,7 +231,7 @@ class RedisStateStore:
         changes before the batch, then the events the batch added, taken into the cache without a read back."""
         if not transactions:
             return [], {}
-        wanted = list(dict.fromkeys(entity for transaction in transactions for entity in transaction.keys.items()))
+        wanted = entities_of(transactions)
         seen, asked = self._asked(wanted)
         keys, args = self._batch(transactions)
         result = self._decoded(self._call(self._apply_read, keys, [*args, self._key("c:"), asked]))

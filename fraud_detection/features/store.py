@@ -92,11 +92,20 @@ class EntityStateStore(Protocol):
         ...
 
 
+def _fields(transaction: Transaction) -> tuple[str, float, float, dict[str, str]]:
+    """A stored event's fields, as plain Python (orjson takes no numpy text or floats): id, time, amount, keys."""
+    keys = {str(role): str(key) for role, key in transaction.keys.items()}
+    return str(transaction.tx_id), float(transaction.event_time), float(transaction.amount), keys
+
+
 def member(transaction: Transaction) -> str:
     """A stored event as JSON text (floats keep every digit): ``[tx_id, event_time, amount, keys]``."""
-    keys = {str(role): str(key) for role, key in transaction.keys.items()}  # orjson takes no numpy text or floats
-    event = [str(transaction.tx_id), float(transaction.event_time), float(transaction.amount), keys]
-    return orjson.dumps(event).decode()
+    return orjson.dumps(_fields(transaction)).decode()
+
+
+def entities_of(transactions: Sequence[Transaction]) -> list[Entity]:
+    """Every ``(role, key)`` of ``transactions``, once each, in order of first appearance."""
+    return list(dict.fromkeys(entity for transaction in transactions for entity in transaction.keys.items()))
 
 
 def own_events(added: Iterable[tuple[Transaction, str | None, int]]) -> dict[Entity, list[Parsed]]:
@@ -104,10 +113,9 @@ def own_events(added: Iterable[tuple[Transaction, str | None, int]]) -> dict[Ent
     applied transaction with the label text it was stored with and its sequence number."""
     events: dict[Entity, list[Parsed]] = {}
     for transaction, label, seq in added:
-        keys = {str(role): str(key) for role, key in transaction.keys.items()}
-        event = (str(transaction.tx_id), float(transaction.event_time), float(transaction.amount), keys)
-        parsed = (*event, *label_of(label), seq)
-        for entity in keys.items():
+        fields = _fields(transaction)
+        parsed = (*fields, *label_of(label), seq)
+        for entity in fields[3].items():
             events.setdefault(entity, []).append(parsed)
     return events
 
@@ -228,7 +236,7 @@ class SQLiteStateStore:
         cache is brought up to the store as it was before the batch, then takes the rows the batch adds."""
         if not transactions:
             return [], {}
-        wanted = list(dict.fromkeys(entity for transaction in transactions for entity in transaction.keys.items()))
+        wanted = entities_of(transactions)
         with self._lock:
             try:
                 with self._transaction("BEGIN IMMEDIATE"):

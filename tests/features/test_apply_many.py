@@ -20,7 +20,7 @@ import pytest
 from fraud_detection.features.definitions import HOUR
 from fraud_detection.features.online import EntityState, Transaction
 from fraud_detection.features.redis_store import RedisStateStore, _text
-from fraud_detection.features.store import EntityStateStore, SQLiteStateStore
+from fraud_detection.features.store import EntityStateStore, SQLiteStateStore, entities_of
 
 HORIZON, GRACE = 6 * HOUR, HOUR
 Open = Callable[[str], EntityStateStore]
@@ -161,7 +161,7 @@ def test_apply_and_read_applies_as_apply_many_and_hands_the_state_before_the_bat
         for label in labels:
             for store in (plain, both):
                 store.apply_label(*label)
-        entities = list(dict.fromkeys(entity for t in batch for entity in t.keys.items()))
+        entities = entities_of(batch)
         before = witness.read_many(entities)
         flags, states = both.apply_and_read(batch)
         assert flags == plain.apply_many(batch), batch_number

@@ -11,7 +11,7 @@ import pytest
 
 from fraud_detection.features.online import Transaction
 from fraud_detection.features.redis_store import RedisStateStore
-from fraud_detection.features.store import EntityStateStore, SQLiteStateStore
+from fraud_detection.features.store import EntityStateStore, SQLiteStateStore, entities_of
 from fraud_detection.modeldir import TransactionInputs, read_metadata
 from serving.state_store import StateLookup, batch_features
 from tests.conftest import redis_server
@@ -107,7 +107,7 @@ class _ReadBack(StateLookup):
     def apply_then_compute(self, transactions: Sequence[Transaction]) -> np.ndarray:
         store = self.store()
         store.apply_many(transactions)
-        states = store.read_many(entity for transaction in transactions for entity in transaction.keys.items())
+        states = store.read_many(entities_of(transactions))
         return batch_features(transactions, states, self.inputs.features).astype(np.float32)
 
 
