@@ -15,6 +15,11 @@ the scorer on public-schema messages, in one run through a real broker (Tansu on
   batches, with the store's own part (SQLite's statements, ``redis-server``'s script time).
 * **rounds**: the runs above are repeated ``--rounds`` times, one after the other (the machine is shared and noisy);
   each round's ratios compare runs minutes apart at most, and the verdict is their median.
+* **ceiling**: the read-only scorer's CPU per transaction over that plus the store's own work in ``apply_and_read``
+  less its own work in the read-only read: what a scorer that waits for its store's write would reach were
+  everything else about applying free.
+* ``--behind``: in this process, the read-only lookup beside a thread applying the same batches to its own file:
+  the most a scorer that applies on a second thread could reach (see :func:`behind_cost`).
 * **target** (issue 24): raw transactions per second with state updates at least 0.7x without them (read only).
 
     .venv/bin/python benchmarks/bench_stream_transactions.py [--rows 20000] [--days 12] [--rounds 3]
@@ -25,10 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -46,6 +53,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_stream import FAST_GROUP, PARTITIONS, timed  # noqa: E402
 
 from fraud_detection import synth  # noqa: E402
+from fraud_detection.features.online import Transaction  # noqa: E402
 from fraud_detection.features.redis_store import RedisStateStore  # noqa: E402
 from fraud_detection.features.store import EntityStateStore, SQLiteStateStore  # noqa: E402
 from fraud_detection.schema import FEATURES  # noqa: E402
@@ -178,19 +186,23 @@ def batch_cost(
     return apply / n * 1e6, stored / n * 1e6, compute / n * 1e6, entities / n
 
 
-def read_cost(model: TransactionModel, store: EntityStateStore, n: int, batch: int) -> tuple[float, float]:
+def read_cost(
+    model: TransactionModel, store: EntityStateStore, own: Callable[[], float], n: int, batch: int
+) -> tuple[float, float, float]:
     """Microseconds per transaction of the read-only scorer's two steps (``StateLookup.read_then_compute``): read
-    the batch's entities (``read_many``), compute the batch's features."""
-    read = compute = 0.0
+    the batch's entities (``read_many``), compute the batch's features; and the store's own part of the read."""
+    read = compute = stored = 0.0
     for start in range(0, n, batch):
         chunk = [model.transaction(i) for i in range(start, min(start + batch, n))]
+        before = own()
         started = time.perf_counter()
         states = read_entities(store, chunk, ("card", "terminal"))
         done = time.perf_counter()
+        stored += own() - before
         batch_features(chunk, states, feature_set())
         read += done - started
         compute += time.perf_counter() - done
-    return read / n * 1e6, compute / n * 1e6
+    return read / n * 1e6, compute / n * 1e6, stored / n * 1e6
 
 
 PRAGMAS = {
@@ -221,6 +233,65 @@ def pragma_cost(model: TransactionModel, work: Path, n: int, batch: int, rounds:
     return [f"{name}: {', '.join(f'{us:.1f}' for us in each)} µs" for name, each in seen.items()]
 
 
+def behind_cost(model: TransactionModel, work: Path, n: int, batch: int, rounds: int = 3) -> list[str]:
+    """In this process, on SQLite, microseconds per transaction of three lookups over the same batches, alternated
+    ``rounds`` times, each from a new reader or file:
+
+    * **read only**: ``read_entities`` and ``batch_features`` over a file that already holds every row;
+    * **write behind**: the same, while a second thread applies each batch (``apply_many``, one batch queued at
+      most) to a file of its own: the most a scorer could get by applying batch k on another thread while it
+      scores batch k + 1 (SQLite's statements let go of the interpreter lock; the Python around them does not);
+    * **applied**: ``apply_and_read`` and ``batch_features``, as the applying scorer does.
+    """
+    transactions = [model.transaction(i) for i in range(n)]
+    batches = [transactions[start : start + batch] for start in range(0, n, batch)]
+    horizon = feature_set().horizon
+    full = SQLiteStateStore(work / "behind-full.db", horizon=horizon)
+    for each in batches:
+        full.apply_many(each)
+    full.close()
+
+    def read_only(writer: SQLiteStateStore | None) -> float:
+        reader = SQLiteStateStore(work / "behind-full.db", horizon=horizon, readonly=True)
+        pending: queue.Queue[list[Transaction] | None] = queue.Queue(maxsize=1)
+        thread = threading.Thread(target=lambda: _drain(pending, writer)) if writer else None
+        started = time.perf_counter()
+        if thread:
+            thread.start()
+        for each in batches:
+            batch_features(each, read_entities(reader, each, ("card", "terminal")), feature_set())
+            if thread:
+                pending.put(each)
+        if thread:
+            pending.put(None)
+            thread.join()
+        reader.close()
+        return (time.perf_counter() - started) / n * 1e6
+
+    def applied(store: SQLiteStateStore) -> float:
+        started = time.perf_counter()
+        for each in batches:
+            batch_features(each, store.apply_and_read(each)[1], feature_set())
+        return (time.perf_counter() - started) / n * 1e6
+
+    lines = []
+    for round_number in range(rounds):
+        alone = read_only(None)
+        behind = read_only(SQLiteStateStore(work / f"behind-{round_number}.db", horizon=horizon))
+        apply = applied(SQLiteStateStore(work / f"applied-{round_number}.db", horizon=horizon))
+        lines.append(
+            f"round {round_number + 1}: read only {alone:.0f} µs, write behind {behind:.0f} µs "
+            f"({alone / behind:.2f}x), applied {apply:.0f} µs ({alone / apply:.2f}x)"
+        )
+    return lines
+
+
+def _drain(pending: queue.Queue[list[Transaction] | None], store: SQLiteStateStore) -> None:
+    """Apply each batch put on ``pending`` until None."""
+    while (batch := pending.get()) is not None:
+        store.apply_many(batch)
+
+
 def main() -> None:
     from tests.streaming.broker import Broker
 
@@ -238,6 +309,12 @@ def main() -> None:
         default=12,
         help="days the generated rows span: 12 (one transaction every 50 s), or 120 for a sparse stream whose "
         "batches span days",
+    )
+    parser.add_argument(
+        "--behind",
+        action="store_true",
+        help="only time, in this process on SQLite, the read-only lookup alone, beside a thread applying each batch, "
+        "and the applying lookup, and stop",
     )
     parser.add_argument(
         "--pragmas", action="store_true", help="only time apply_many on SQLite with the settings in PRAGMAS, and stop"
@@ -259,14 +336,18 @@ def main() -> None:
         return items, [key for key, _ in items]
 
     warm, run = range(warm_rows), range(warm_rows, warm_rows + args.rows)
+    if args.behind:
+        print(f"Lookup per transaction, {args.rows:,} rows over {args.days} days, batches of {args.profile_batch}:")
+        print("\n".join(f"- {line}" for line in behind_cost(model, work, len(run), args.profile_batch, args.rounds)))
+        return
     if args.pragmas:
-        lines = pragma_cost(model, work, len(run), args.profile_batch)
         print(f"apply_many per transaction, {args.rows:,} rows over {args.days} days, batches of {args.profile_batch}:")
-        print("\n".join(f"- {line}" for line in lines))
+        print("\n".join(f"- {line}" for line in pragma_cost(model, work, len(run), args.profile_batch)))
         return
     stores = args.stores.split(",")
     lines: list[str] = []
     ratios: dict[str, list[float]] = {store: [] for store in stores}
+    read_cpus: dict[str, list[float]] = {store: [] for store in stores}
     with Broker(work / "tansu.log") as broker:
         for round_number in range(1, args.rounds + 1):
             tag = f"{round_number}"
@@ -301,12 +382,14 @@ def main() -> None:
                     f"| {rate / base:.2f}x |"
                 )
                 ratios[store].append(rate / read)
+                read_cpus[store].append(read_cpu * 1e6)
     verdicts = []
     for store, each in ratios.items():
         middle = float(np.median(each))
         runs = ", ".join(f"{ratio:.2f}x" for ratio in each)
         verdicts.append(f"{store}: {runs}; median {middle:.2f}x, {'met' if middle >= TARGET else 'missed'}")
     split: list[str] = []
+    ceilings: list[str] = []
     for store in stores:
         with redis_server() if store == "redis" else nullcontext(None) as url:
             opened: EntityStateStore = (
@@ -314,16 +397,17 @@ def main() -> None:
                 if url
                 else SQLiteStateStore(work / "profile.db", horizon=feature_set().horizon)
             )
-            apply, own, compute, entities = batch_cost(
-                model, opened, store_seconds(opened, url), len(run), args.profile_batch
-            )
-            read, read_compute = read_cost(model, opened, len(run), args.profile_batch)
+            own_seconds = store_seconds(opened, url)
+            apply, own, compute, entities = batch_cost(model, opened, own_seconds, len(run), args.profile_batch)
+            read, read_compute, read_own = read_cost(model, opened, own_seconds, len(run), args.profile_batch)
             opened.close()
         split.append(
             f"{store}: applying, apply and read {apply:,.0f} µs (the store's own work {own:,.0f} µs, "
             f"{entities:.2f} entities handed), features {compute:,.0f} µs; read only, read {read:,.0f} µs, "
             f"features {read_compute:,.0f} µs"
         )
+        whole, write = float(np.median(read_cpus[store])), own - read_own
+        ceilings.append(f"{store}: {whole:,.0f} / ({whole:,.0f} + {write:,.0f}) = {whole / (whole + write):.2f}x")
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(
         "\n".join(
@@ -340,6 +424,10 @@ def main() -> None:
                 "",
                 f"The lookup in this process, per transaction, the same rows from an empty store in batches of "
                 f"{args.profile_batch}: {'; '.join(split)}.",
+                "",
+                "The most a scorer that waits for its store's write could reach, were every other cost of applying "
+                "free: the read-only scorer's CPU per transaction (median of the rounds) over that plus what the "
+                f"store's own work in applying exceeds its own work in reading: {'; '.join(ceilings)}.",
             ]
         )
     )
