@@ -91,8 +91,8 @@ $(VENV)/kafka/.installed: | $(STAMP)
 
 kafka: $(VENV)/kafka/.installed ## Download Apache Kafka 0.9.0.1's jars into .venv/kafka (the stream benchmark's second broker)
 
-test: $(STAMP) sysdeps kafka ## Run the test suite
-	$(BIN)/pytest $(ARGS)
+test: $(STAMP) sysdeps kafka ## Run the test suite (naming the 25 slowest at the end)
+	$(BIN)/pytest --durations=25 $(ARGS)
 
 test-fast: $(STAMP) ## Run the tests that need no pipeline run or server process
 	$(BIN)/pytest -m "not slow" $(ARGS)

@@ -111,9 +111,16 @@ def shell_blocks(path: Path) -> list[Block]:
     return blocks
 
 
+OUTER_MAKE = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "ARGS", "DATA")
+"""What an outer ``make test ARGS=...`` hands its commands: its flags, and the Makefile's own variables set on its
+command line (make exports those). A doc's ``make run`` must not inherit them: the reader's would not."""
+
+
 def command_env(home: Path) -> dict[str, str]:
-    """This environment with ``FRAUD_HOME`` set to ``home`` and the running venv's bin folder first on PATH."""
-    env = dict(os.environ, FRAUD_HOME=str(home))
+    """This environment with ``FRAUD_HOME`` set to ``home``, the running venv's bin folder first on PATH, and no
+    outer make's variables (:data:`OUTER_MAKE`)."""
+    env = {name: value for name, value in os.environ.items() if name not in OUTER_MAKE}
+    env["FRAUD_HOME"] = str(home)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 

@@ -24,6 +24,7 @@ import pytest
 from fraud_detection.config import defaults
 from pipelines.local import _Capture, fan_out_sizes
 from pipelines.progress import LiveProgress, PlainProgress
+from tests.doc_commands import OUTER_MAKE
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 60
@@ -206,7 +207,7 @@ def terminal_run(tmp_path_factory: pytest.TempPathFactory) -> TerminalRun:
     variables, such as ``make test ARGS=...``)."""
     home = tmp_path_factory.mktemp("make-run")
     env = {**os.environ, "FRAUD_HOME": str(home), "TERM": "xterm-256color"}
-    for name in ("MLFLOW_TRACKING_URI", "COLUMNS", "LINES", "CI", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+    for name in ("MLFLOW_TRACKING_URI", "COLUMNS", "LINES", "CI", *OUTER_MAKE):
         env.pop(name, None)
     code, frames, final = run_in_terminal(["make", "--no-print-directory", "run"], env, timeout=1500)
     (home / "terminal.txt").write_text("\n".join(final) + "\n")  # the final screen, for a person to look at
