@@ -65,6 +65,9 @@ from tests.serving.transaction_model import TransactionModel, feature_set, make_
 
 TARGET = 0.7
 
+ROLES = tuple(dict.fromkeys(aggregate.entity for aggregate in feature_set().aggregates))
+"""The roles the test model's aggregates read, as ``StateLookup`` reads them."""
+
 
 @contextmanager
 def scorer(broker: Any, model: Path, topics: str, log: Path, extra: dict[str, str]) -> Iterator[psutil.Process]:
@@ -196,7 +199,7 @@ def read_cost(
         chunk = [model.transaction(i) for i in range(start, min(start + batch, n))]
         before = own()
         started = time.perf_counter()
-        states = read_entities(store, chunk, ("card", "terminal"))
+        states = read_entities(store, chunk, ROLES)
         done = time.perf_counter()
         stored += own() - before
         batch_features(chunk, states, feature_set())
@@ -254,25 +257,30 @@ def behind_cost(model: TransactionModel, work: Path, n: int, batch: int, rounds:
     def read_only(writer: SQLiteStateStore | None) -> float:
         reader = SQLiteStateStore(work / "behind-full.db", horizon=horizon, readonly=True)
         pending: queue.Queue[list[Transaction] | None] = queue.Queue(maxsize=1)
-        thread = threading.Thread(target=lambda: _drain(pending, writer)) if writer else None
+        thread = threading.Thread(target=_drain, args=(pending, writer)) if writer else None
         started = time.perf_counter()
         if thread:
             thread.start()
         for each in batches:
-            batch_features(each, read_entities(reader, each, ("card", "terminal")), feature_set())
+            batch_features(each, read_entities(reader, each, ROLES), feature_set())
             if thread:
                 pending.put(each)
         if thread:
             pending.put(None)
             thread.join()
         reader.close()
-        return (time.perf_counter() - started) / n * 1e6
+        elapsed = time.perf_counter() - started
+        if writer:
+            writer.close()
+        return elapsed / n * 1e6
 
     def applied(store: SQLiteStateStore) -> float:
         started = time.perf_counter()
         for each in batches:
             batch_features(each, store.apply_and_read(each)[1], feature_set())
-        return (time.perf_counter() - started) / n * 1e6
+        elapsed = time.perf_counter() - started
+        store.close()
+        return elapsed / n * 1e6
 
     lines = []
     for round_number in range(rounds):
