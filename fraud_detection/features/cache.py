@@ -50,7 +50,9 @@ class _Entity:
 
     The state it last returned is kept, read-only, and handed out again while no change arrived and the cutoff
     keeps the same events (above the latest one it dropped, at or below the earliest one it kept): a lookup of an
-    entity whose events did not change builds nothing.
+    entity whose events did not change builds nothing. A state's columns are views of the entity's own (no copy);
+    once one is handed out (``_lent``), a change to an event it shows first moves the entity to new columns
+    (``_own``), so a state never changes after it is handed out. New events go past the end any state shows.
     """
 
     def __init__(self) -> None:
@@ -63,6 +65,8 @@ class _Entity:
         self.label, self.changed = np.empty(16, dtype=np.int64), np.empty(16, dtype=np.int64)
         self.codes: dict[str, np.ndarray] = {}
         self.code_of: dict[str, dict[str, int]] = {}
+        self._names: dict[str, tuple[str, ...]] = {}  # each role's ``code_of`` as a tuple, while it has not grown
+        self._lent = False
 
     def update(self, changes: Iterable[Change]) -> None:
         """``merge`` the changes a store handed, parsed."""
@@ -72,26 +76,32 @@ class _Entity:
         """Append new events (in one block); for an event already held, unless the change is older than the one held
         (two threads' reads may be applied out of order), replace its label, or the whole event if its time or
         amount changed (its id applied again after the store trimmed the first)."""
-        new: list[Parsed] = []
+        new: dict[str, Parsed] = {}
+        seen = self.seen
         for event in events:
             tx_id, event_time, amount, _, _, _, seq = event
             self._last = None
-            self.seen = max(self.seen, seq)
+            seen = seq if seq > seen else seen
             at = self.row.get(tx_id)
             if at is None:
-                new.append(event)
+                pending = new.get(tx_id)
+                if pending is None or pending[6] < seq:  # one event changed twice in the changes read: the later
+                    new[tx_id] = event
             elif self.changed[at] >= seq:
                 continue
             elif self.time[at] != event_time or self.amount[at] != amount:
                 self._replace(at, event)
             else:
+                self._own()
                 self.label[at], self.label_time[at], self.changed[at] = event[4], event[5], seq
+        self.seen = seen
         if new:
-            self._extend(new)
+            self._extend(list(new.values()))
 
     def _replace(self, at: int, event: Parsed) -> None:
         """Put ``event`` in place of the one held under its id: an id applied again once the store trimmed its first
         event (which the cache may still hold, masked)."""
+        self._own()
         _, self.time[at], self.amount[at], keys, self.label[at], self.label_time[at], self.changed[at] = event
         for role in keys.keys() - self.codes.keys():
             self._add_role(role)
@@ -113,19 +123,32 @@ class _Entity:
             low = 0
         live = slice(low, self.size)
         state = EntityState(
-            tx_id=self.tx_id[live].copy(),
-            time=self.time[live].copy(),
-            amount=self.amount[live].copy(),
-            label=self.label[live].copy(),
-            label_time=self.label_time[live].copy(),
-            keys={role: codes[live].copy() for role, codes in self.codes.items()},
-            names={role: tuple(code_of) for role, code_of in self.code_of.items()},
+            tx_id=self.tx_id[live],
+            time=self.time[live],
+            amount=self.amount[live],
+            label=self.label[live],
+            label_time=self.label_time[live],
+            keys={role: codes[live] for role, codes in self.codes.items()},
+            names={role: self._named(role) for role in self.codes},
         )
         for column in (state.tx_id, state.time, state.amount, state.label, state.label_time, *state.keys.values()):
             column.flags.writeable = False  # handed out again while unchanged: nobody may change it
+        self._lent = True
         dropped = float(self.time[low - 1]) if low else -math.inf
         self._last = (dropped, float(self.time[low]) if low < self.size else math.inf, state)
         return state
+
+    def _named(self, role: str) -> tuple[str, ...]:
+        """The role's key names by code (rebuilt only once a new name came)."""
+        names, code_of = self._names.get(role, ()), self.code_of[role]
+        if len(names) != len(code_of):
+            names = self._names[role] = tuple(code_of)
+        return names
+
+    def _own(self) -> None:
+        """Before an event a handed-out state shows is changed in place: move to new columns of the same size."""
+        if self._lent:
+            self._resize(len(self.time))
 
     def _extend(self, new: _New) -> None:
         start, stop = self.size, self.size + len(new)
@@ -185,6 +208,7 @@ class _Entity:
         self.code_of[role] = {"": 0}
 
     def _sort(self) -> None:
+        self._own()
         order = np.argsort(self.time[: self.size], kind="stable")
         for name in _COLUMNS:
             column = getattr(self, name)
@@ -202,6 +226,7 @@ class _Entity:
         for role, old in self.codes.items():
             self.codes[role] = np.zeros(capacity, dtype=np.int64)
             self.codes[role][: self.size] = old[: self.size]
+        self._lent = False
 
     def _compact(self, low: int) -> None:
         """Drop the events before ``low`` (all older than any cutoff from now on)."""

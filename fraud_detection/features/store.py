@@ -37,7 +37,7 @@ from typing import Protocol
 
 import orjson
 
-from fraud_detection.features.cache import Change, Parsed, StateCache, label_of
+from fraud_detection.features.cache import Parsed, StateCache, label_of
 from fraud_detection.features.online import EntityState, Transaction
 
 GRACE = 86_400.0
@@ -128,21 +128,44 @@ def label_text(label: int, label_time: float) -> str:
 
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-  role TEXT NOT NULL, key TEXT NOT NULL, tx_id TEXT NOT NULL, event_time REAL NOT NULL, body TEXT NOT NULL,
-  label TEXT, seq INTEGER NOT NULL, PRIMARY KEY (role, key, tx_id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_time ON events (event_time);
-CREATE INDEX IF NOT EXISTS events_by_change ON events (role, key, seq);
-CREATE INDEX IF NOT EXISTS events_by_id ON events (tx_id);
-CREATE TABLE IF NOT EXISTS applied (tx_id TEXT PRIMARY KEY, event_time REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes (
+  role TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, latest REAL NOT NULL, body BLOB NOT NULL,
+  PRIMARY KEY (role, key, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS changes_by_time ON changes (latest);
+CREATE TABLE IF NOT EXISTS applied (tx_id TEXT PRIMARY KEY, event_time REAL NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS applied_by_time ON applied (event_time);
 CREATE TABLE IF NOT EXISTS labels (tx_id TEXT PRIMARY KEY, label_time REAL NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS labels_by_time ON labels (label_time);
 CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 0), now REAL, seq INTEGER NOT NULL);
 INSERT OR IGNORE INTO clock (id, now, seq) VALUES (0, NULL, 0);
 """
-"""``events`` holds one row per (role, key, transaction) with its label text once known and ``seq``, the
-sequence number of its last change; ``clock`` holds "now" and the latest sequence number."""
+"""``changes`` holds one row per entity per write: a batch's events of that entity, or an event again with the
+label it just got, as ``items`` (JSON), under the sequence number of the row's last item and the latest event time
+in it (a row goes when that falls out of the retained span); ``applied`` each applied id with its time and its
+``member`` text (a label finds its entities there); ``labels`` the labels by id; ``clock`` "now" and the latest
+sequence number."""
+
+Item = tuple[str, float, float, dict[str, str], int, float | None, int]
+"""An event as a ``changes`` row holds it: id, time, amount, keys by role, label, label time (None while unknown:
+JSON has no infinity), sequence number."""
+
+
+def items_text(items: Sequence[Item]) -> bytes:
+    """A ``changes`` row's body."""
+    return orjson.dumps(items)
+
+
+def parsed_items(body: bytes | str) -> list[Parsed]:
+    """A ``changes`` row's events as the cache takes them (an unknown label's time is ``inf``)."""
+    return [
+        (tx_id, time, amount, keys, label, math.inf if label_time is None else label_time, seq)
+        for tx_id, time, amount, keys, label, label_time, seq in orjson.loads(body)
+    ]
+
+
+def _as_parsed(items: Sequence[Item]) -> list[Parsed]:
+    """Items as :func:`parsed_items` reads them back."""
+    return [(*item[:5], math.inf if item[5] is None else item[5], item[6]) for item in items]
 
 
 _CHUNK = 300
@@ -171,16 +194,16 @@ class SQLiteStateStore:
                     # A commit is in the WAL file when it returns (a killed process loses nothing); only the OS
                     # crashing or the power failing may lose the last commits, never apply one twice.
                     self._conn.execute("PRAGMA synchronous=NORMAL")
-            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}
-            if not readonly and (not columns or "seq" in columns):
+            older = bool(self._conn.execute("PRAGMA table_info(events)").fetchall())
+            if not readonly and not older:
                 self._conn.executescript(_SCHEMA)
             self._conn.execute("PRAGMA busy_timeout=5000")
         except sqlite3.Error as error:
             raise StoreUnavailable(f"the embedded feature store at {self.path} cannot be opened: {error}") from error
-        if columns and "seq" not in columns:
+        if older:
             self._conn.close()
             raise StoreUnavailable(
-                f"the embedded feature store at {self.path} has an older layout (no change sequence); "
+                f"the embedded feature store at {self.path} has an older layout (a row per event); "
                 "remove the file and replay the transactions"
             )
 
@@ -196,24 +219,25 @@ class SQLiteStateStore:
         with self._lock, self._transaction("BEGIN"):
             now, latest = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
             cutoff = -math.inf if now is None else now - self.retained
-            changes = self._changes(wanted, latest)
-            return {entity: self._cache.state(*entity, found, cutoff) for entity, found in changes.items()}
+            for entity, found in self._changes(wanted, latest).items():
+                self._cache.merge(*entity, found)
+            return {entity: self._cache.state(*entity, (), cutoff) for entity in wanted}
 
-    def _changes(self, wanted: Sequence[Entity], latest: int) -> dict[Entity, list[Change]]:
-        """The changes to each of ``wanted`` after the last one the cache holds, up to the store's ``latest``
-        (inside a transaction)."""
-        changes: dict[Entity, list[Change]] = {entity: [] for entity in wanted}
+    def _changes(self, wanted: Sequence[Entity], latest: int) -> dict[Entity, list[Parsed]]:
+        """The changed events of each of ``wanted`` after the last change the cache holds, up to the store's
+        ``latest`` (inside a transaction), in the order they changed; only the entities with any."""
+        changes: dict[Entity, list[Parsed]] = {}
         for at in range(0, len(wanted), _CHUNK):
             chunk = wanted[at : at + _CHUNK]
             values = ", ".join(["(?, ?, ?)"] * len(chunk))
             query = (
-                f"WITH wanted (role, key, seen) AS (VALUES {values}) SELECT e.role, e.key, e.body, e.label, e.seq "
-                "FROM wanted CROSS JOIN events AS e ON e.role = wanted.role AND e.key = wanted.key "
-                "AND e.seq > wanted.seen"
+                f"WITH wanted (role, key, seen) AS (VALUES {values}) SELECT c.role, c.key, c.body "
+                "FROM wanted CROSS JOIN changes AS c ON c.role = wanted.role AND c.key = wanted.key "
+                "AND c.seq > wanted.seen"
             )
             params = [p for role, key in chunk for p in (role, key, self._cache.seen(role, key, latest))]
-            for role, key, body, label, seq in self._conn.execute(query, params):
-                changes[(role, key)].append((body, label, seq))
+            for role, key, body in self._conn.execute(query, params):
+                changes.setdefault((role, key), []).extend(parsed_items(body))
         return changes
 
     def apply(self, transaction: Transaction) -> bool:
@@ -242,29 +266,29 @@ class SQLiteStateStore:
                 with self._transaction("BEGIN IMMEDIATE"):
                     now, seq = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
                     for entity, found in self._changes(wanted, seq).items():
-                        self._cache.update(*entity, found)
-                    done, rows = self._write(transactions, now, seq)
+                        self._cache.merge(*entity, found)
+                    done, added = self._write(transactions, now, seq)
             except BaseException:
                 self._cache.forget(wanted)  # it may hold rows of a batch that was rolled back
                 raise
-            for entity, events in own_events(rows).items():
+            for entity, events in added.items():
                 self._cache.merge(*entity, events)
             cutoff = -math.inf if now is None else now - self.retained
             return done, {entity: self._cache.state(*entity, (), cutoff) for entity in wanted}
 
     def _write(
         self, transactions: Sequence[Transaction], now: float | None, seq: int
-    ) -> tuple[list[bool], list[tuple[Transaction, str | None, int]]]:
+    ) -> tuple[list[bool], dict[Entity, list[Parsed]]]:
         """``apply_many``'s work inside its transaction, from the clock's ``now`` and ``seq``: which transactions
-        were applied, and each applied one with its label text and sequence number."""
+        were applied, and the events added, by entity, as a reader parses them (one ``changes`` row an entity)."""
         ids = list(dict.fromkeys(t.tx_id for t in transactions))
         applied: dict[str, float] = dict(self._select("SELECT tx_id, event_time FROM applied", ids))
         found = self._select("SELECT tx_id, label_time, body FROM labels", ids)
         labels = {tx_id: (time, body) for tx_id, time, body in found}
         trimmed = -math.inf  # what the batch's earlier applies would have trimmed by now
         done: list[bool] = []
-        rows: list[_Row] = []
-        added: list[tuple[Transaction, str | None, int]] = []
+        accepted: list[tuple[str, float, str]] = []
+        by_entity: dict[Entity, list[Item]] = {}
         for transaction in transactions:
             time, tx_id = transaction.event_time, transaction.tx_id
             moved = time if now is None else max(time, now)
@@ -273,38 +297,48 @@ class SQLiteStateStore:
                 done.append(False)
                 continue
             label_time, label = labels.get(tx_id, (math.inf, None))
-            label = label if label_time >= trimmed else None
+            known = label_of(label if label_time >= trimmed else None)
             now, seq, trimmed, applied[tx_id] = moved, seq + 1, moved - self.retained, time
-            body = member(transaction)
-            rows += [(role, key, tx_id, time, body, label, seq) for role, key in transaction.keys.items()]
-            added.append((transaction, label, seq))
+            fields = _fields(transaction)
+            item: Item = (*fields, known[0], known[1] if known[1] != math.inf else None, seq)
+            for entity in fields[3].items():
+                by_entity.setdefault(entity, []).append(item)
+            accepted.append((tx_id, fields[1], orjson.dumps(fields).decode()))
             done.append(True)
-        if any(done):
+        if accepted:
             self._conn.executemany(
-                "INSERT OR REPLACE INTO applied (tx_id, event_time) VALUES (?, ?)",
-                [(t.tx_id, t.event_time) for t, ok in zip(transactions, done, strict=True) if ok],
+                "INSERT OR REPLACE INTO applied (tx_id, event_time, body) VALUES (?, ?, ?)", accepted
             )
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO events (role, key, tx_id, event_time, body, label, seq) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            self._insert_changes(by_entity)
             self._conn.execute("UPDATE clock SET now = ?, seq = ? WHERE id = 0", (now, seq))
-            for table, column in (("events", "event_time"), ("applied", "event_time"), ("labels", "label_time")):
+            for table, column in (("changes", "latest"), ("applied", "event_time"), ("labels", "label_time")):
                 self._conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (trimmed,))
-        return done, added
+        return done, {entity: _as_parsed(items) for entity, items in by_entity.items()}
+
+    def _insert_changes(self, by_entity: Mapping[Entity, Sequence[Item]]) -> None:
+        """One ``changes`` row for each entity's items (in sequence order)."""
+        self._conn.executemany(
+            "INSERT INTO changes (role, key, seq, latest, body) VALUES (?, ?, ?, ?, ?)",
+            [
+                (role, key, items[-1][6], max(item[1] for item in items), items_text(items))
+                for (role, key), items in by_entity.items()
+            ],
+        )
 
     def apply_label(self, tx_id: str, label: int, label_time: float) -> None:
-        """Insert or replace the transaction's label, and mark its events changed."""
+        """Insert or replace the transaction's label, and, if it is applied, add its event again with the label to
+        each of its entities' changes."""
         body = label_text(label, label_time)
         with self._lock, self._transaction("BEGIN IMMEDIATE"):
             self._conn.execute(
                 "INSERT OR REPLACE INTO labels (tx_id, label_time, body) VALUES (?, ?, ?)", (tx_id, label_time, body)
             )
-            self._conn.execute("UPDATE clock SET seq = seq + 1 WHERE id = 0")
-            self._conn.execute(
-                "UPDATE events SET label = ?, seq = (SELECT seq FROM clock WHERE id = 0) WHERE tx_id = ?", (body, tx_id)
-            )
+            (seq,) = self._conn.execute("UPDATE clock SET seq = seq + 1 WHERE id = 0 RETURNING seq").fetchone()
+            held = self._conn.execute("SELECT body FROM applied WHERE tx_id = ?", (tx_id,)).fetchone()
+            if held is not None:
+                event_id, time, amount, keys = orjson.loads(held[0])
+                item: Item = (event_id, time, amount, keys, int(label), float(label_time), seq)
+                self._insert_changes({entity: [item] for entity in keys.items()})
 
     def close(self) -> None:
         """Close the connection."""

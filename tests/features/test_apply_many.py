@@ -1,6 +1,8 @@
 """A batch applied with ``apply_many`` leaves the store exactly as the same transactions applied one by one.
 
-Exactly: every row (SQLite) or key (Redis), its sequence numbers and the clock, after every batch. The batches
+Exactly: every event a reader can see with its label and sequence number, the applied ids, the labels and the clock
+(SQLite: a batch writes one ``changes`` row an entity, so its rows are compared event by event), or every key
+(Redis), after every batch. The batches
 hold what makes the batch path differ from the one-by-one path if it is wrong: an id twice in a batch, a batch
 redelivered, labels that came before their transaction (some so old that an earlier apply in the batch trims them),
 a jump in time past the retained horizon in the middle of a batch, transactions too old to apply, and an id reused
@@ -9,12 +11,14 @@ after its first use was trimmed. ``read_many`` then equals ``read`` entity by en
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 from fraud_detection.features.definitions import HOUR
@@ -48,12 +52,19 @@ def dump(store: EntityStateStore) -> Any:
     """Everything the store holds, in a comparable form (key names without the store's own prefix)."""
     if isinstance(store, SQLiteStateStore):
         conn = store._conn
-        return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3").fetchall()
-            if table == "events"
-            else conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
-            for table in ("events", "applied", "labels", "clock")
+        now = conn.execute("SELECT now FROM clock").fetchone()[0]
+        cutoff = -math.inf if now is None else now - store.retained
+        events: dict[tuple[str, str, str], Any] = {}
+        for role, key, body in conn.execute("SELECT role, key, body FROM changes ORDER BY role, key, seq"):
+            for item in orjson.loads(body):  # a later change of an event (its label) replaces the earlier
+                events[(role, key, item[0])] = item
+        held = {
+            table: conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+            for table in ("applied", "labels", "clock")
         }
+        # Rows whose latest event fell out of the retained span are gone; an older event in a newer row is masked.
+        visible = sorted((entity, orjson.dumps(item)) for entity, item in events.items() if item[1] >= cutoff)
+        return {"events": visible, **held}
     assert isinstance(store, RedisStateStore)
     client = store._client
     held: dict[str, Any] = {}
