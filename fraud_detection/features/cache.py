@@ -168,7 +168,7 @@ class _Entity:
             codes[start:stop] = [code_of.setdefault(str(k.get(role, "")), len(code_of)) for k in keys]
         self.size = stop
         if any(later < earlier for earlier, later in itertools.pairwise(self.time[max(start - 1, 0) : stop].tolist())):
-            self._sort()  # an event earlier than one held (a first read comes in id order): sort once, stably
+            self._sort(start)  # an event earlier than one held (a first read comes in id order): sort once, stably
 
     def _append(self, new: _New) -> None:
         """``_extend`` for a few events, item by item: a numpy slice assigned from a tuple costs about a microsecond a
@@ -198,24 +198,29 @@ class _Entity:
             for role, role_codes in codes.items():
                 known = code_of[role]
                 role_codes[at] = known.setdefault(str(keys.get(role, "")), len(known))
-        self.size += len(new)
+        start, self.size = self.size, self.size + len(new)
         if disordered:
-            self._sort()
+            self._sort(start)
 
     def _add_role(self, role: str) -> None:
         """Codes for a role no event held had: every event so far gets code 0, ``""`` (no key of that role)."""
         self.codes[role] = np.zeros(len(self.time), dtype=np.int64)
         self.code_of[role] = {"": 0}
 
-    def _sort(self) -> None:
+    def _sort(self, start: int = 0) -> None:
+        """Sort the events by time, stably; those before ``start`` are sorted already, so only the rows from the
+        first one later than the earliest event after ``start`` move (and only their ids are indexed again)."""
         self._own()
-        order = np.argsort(self.time[: self.size], kind="stable")
+        size, low = self.size, 0
+        if start:
+            low = int(np.searchsorted(self.time[:start], self.time[start:size].min(), side="right"))
+        order = np.argsort(self.time[low:size], kind="stable") + low
         for name in _COLUMNS:
             column = getattr(self, name)
-            column[: self.size] = column[: self.size][order]
+            column[low:size] = column[order]
         for codes in self.codes.values():
-            codes[: self.size] = codes[: self.size][order]
-        self.row = {str(tx_id): at for at, tx_id in enumerate(self.tx_id[: self.size])}
+            codes[low:size] = codes[order]
+        self.row.update(zip(self.tx_id[low:size].tolist(), range(low, size), strict=True))
 
     def _resize(self, capacity: int) -> None:
         for name in _COLUMNS:

@@ -129,10 +129,12 @@ def label_text(label: int, label_time: float) -> str:
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS changes (
-  role TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, latest REAL NOT NULL, body BLOB NOT NULL,
-  PRIMARY KEY (role, key, seq)) WITHOUT ROWID;
+  id INTEGER PRIMARY KEY, role TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, latest REAL NOT NULL,
+  body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS changes_by_entity ON changes (role, key, seq);
 CREATE INDEX IF NOT EXISTS changes_by_time ON changes (latest);
-CREATE TABLE IF NOT EXISTS applied (tx_id TEXT PRIMARY KEY, event_time REAL NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS applied (
+  tx_id TEXT PRIMARY KEY, event_time REAL NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS applied_by_time ON applied (event_time);
 CREATE TABLE IF NOT EXISTS labels (tx_id TEXT PRIMARY KEY, label_time REAL NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS labels_by_time ON labels (label_time);
@@ -140,19 +142,17 @@ CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 0), now REA
 INSERT OR IGNORE INTO clock (id, now, seq) VALUES (0, NULL, 0);
 """
 """``changes`` holds one row per entity per write: a batch's events of that entity, or an event again with the
-label it just got, as ``items`` (JSON), under the sequence number of the row's last item and the latest event time
-in it (a row goes when that falls out of the retained span); ``applied`` each applied id with its time and its
-``member`` text (a label finds its entities there); ``labels`` the labels by id; ``clock`` "now" and the latest
-sequence number."""
-
-Item = tuple[str, float, float, dict[str, str], int, float | None, int]
-"""An event as a ``changes`` row holds it: id, time, amount, keys by role, label, label time (None while unknown:
-JSON has no infinity), sequence number."""
+label it just got, as JSON arrays (:func:`items_text`), under the sequence number of the row's last event and the
+latest event time in it (the row goes when that falls out of the retained span). Its rows are appended in the order
+written and found by entity through ``changes_by_entity``: a batch dirties the pages at the table's end and one small
+index entry per entity, not a page per entity. ``applied`` holds each applied id with its time and ``at``, the
+``changes`` row that holds it (a label finds the event's entities there); ``labels`` the labels by id; ``clock``
+"now" and the latest sequence number."""
 
 
-def items_text(items: Sequence[Item]) -> bytes:
-    """A ``changes`` row's body."""
-    return orjson.dumps(items)
+def items_text(events: Sequence[Parsed]) -> bytes:
+    """A ``changes`` row's body: its events as JSON arrays, an unknown label's time (``inf``) as null."""
+    return orjson.dumps(events)  # orjson writes inf as null
 
 
 def parsed_items(body: bytes | str) -> list[Parsed]:
@@ -161,11 +161,6 @@ def parsed_items(body: bytes | str) -> list[Parsed]:
         (tx_id, time, amount, keys, label, math.inf if label_time is None else label_time, seq)
         for tx_id, time, amount, keys, label, label_time, seq in orjson.loads(body)
     ]
-
-
-def _as_parsed(items: Sequence[Item]) -> list[Parsed]:
-    """Items as :func:`parsed_items` reads them back."""
-    return [(*item[:5], math.inf if item[5] is None else item[5], item[6]) for item in items]
 
 
 _CHUNK = 300
@@ -287,8 +282,10 @@ class SQLiteStateStore:
         labels = {tx_id: (time, body) for tx_id, time, body in found}
         trimmed = -math.inf  # what the batch's earlier applies would have trimmed by now
         done: list[bool] = []
-        accepted: list[tuple[str, float, str]] = []
-        by_entity: dict[Entity, list[Item]] = {}
+        accepted: list[tuple[str, float, int]] = []
+        by_entity: dict[Entity, list[Parsed]] = {}
+        numbers: dict[Entity, int] = {}  # each entity's row, in the order ``by_entity`` lists them
+        (first,) = self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM changes").fetchone()
         for transaction in transactions:
             time, tx_id = transaction.event_time, transaction.tx_id
             moved = time if now is None else max(time, now)
@@ -300,28 +297,38 @@ class SQLiteStateStore:
             known = label_of(label if label_time >= trimmed else None)
             now, seq, trimmed, applied[tx_id] = moved, seq + 1, moved - self.retained, time
             fields = _fields(transaction)
-            item: Item = (*fields, known[0], known[1] if known[1] != math.inf else None, seq)
+            event: Parsed = (*fields, *known, seq)
+            at = 0  # the row of its first entity (none without keys)
             for entity in fields[3].items():
-                by_entity.setdefault(entity, []).append(item)
-            accepted.append((tx_id, fields[1], orjson.dumps(fields).decode()))
+                number = numbers.get(entity)
+                if number is None:
+                    number, by_entity[entity] = numbers.setdefault(entity, len(numbers)), []
+                by_entity[entity].append(event)
+                at = at or first + number
+            accepted.append((tx_id, fields[1], at))
             done.append(True)
         if accepted:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO applied (tx_id, event_time, body) VALUES (?, ?, ?)", accepted
-            )
-            self._insert_changes(by_entity)
+            self._conn.executemany("INSERT OR REPLACE INTO applied (tx_id, event_time, at) VALUES (?, ?, ?)", accepted)
+            self._insert_changes(by_entity, first)
             self._conn.execute("UPDATE clock SET now = ?, seq = ? WHERE id = 0", (now, seq))
             for table, column in (("changes", "latest"), ("applied", "event_time"), ("labels", "label_time")):
                 self._conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (trimmed,))
-        return done, {entity: _as_parsed(items) for entity, items in by_entity.items()}
+        return done, by_entity
 
-    def _insert_changes(self, by_entity: Mapping[Entity, Sequence[Item]]) -> None:
-        """One ``changes`` row for each entity's items (in sequence order)."""
+    def _insert_changes(self, by_entity: Mapping[Entity, Sequence[Parsed]], first: int) -> None:
+        """One ``changes`` row for each entity's events (in sequence order), with ids from ``first`` on."""
         self._conn.executemany(
-            "INSERT INTO changes (role, key, seq, latest, body) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO changes (id, role, key, seq, latest, body) VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (role, key, items[-1][6], max(item[1] for item in items), items_text(items))
-                for (role, key), items in by_entity.items()
+                (
+                    first + number,
+                    role,
+                    key,
+                    events[-1][6],
+                    events[0][1] if len(events) == 1 else max(e[1] for e in events),
+                    items_text(events),
+                )
+                for number, ((role, key), events) in enumerate(by_entity.items())
             ],
         )
 
@@ -334,11 +341,15 @@ class SQLiteStateStore:
                 "INSERT OR REPLACE INTO labels (tx_id, label_time, body) VALUES (?, ?, ?)", (tx_id, label_time, body)
             )
             (seq,) = self._conn.execute("UPDATE clock SET seq = seq + 1 WHERE id = 0 RETURNING seq").fetchone()
-            held = self._conn.execute("SELECT body FROM applied WHERE tx_id = ?", (tx_id,)).fetchone()
-            if held is not None:
-                event_id, time, amount, keys = orjson.loads(held[0])
-                item: Item = (event_id, time, amount, keys, int(label), float(label_time), seq)
-                self._insert_changes({entity: [item] for entity in keys.items()})
+            held = self._conn.execute(
+                "SELECT c.body FROM applied AS a JOIN changes AS c ON c.id = a.at WHERE a.tx_id = ?", (tx_id,)
+            ).fetchone()
+            events = [event for event in parsed_items(held[0]) if event[0] == tx_id] if held else []
+            if events:
+                event_id, time, amount, keys = events[-1][:4]
+                event: Parsed = (event_id, time, amount, keys, int(label), float(label_time), seq)
+                (first,) = self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM changes").fetchone()
+                self._insert_changes({entity: [event] for entity in keys.items()}, first)
 
     def close(self) -> None:
         """Close the connection."""

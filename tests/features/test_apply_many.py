@@ -58,9 +58,9 @@ def dump(store: EntityStateStore) -> Any:
         for role, key, body in conn.execute("SELECT role, key, body FROM changes ORDER BY role, key, seq"):
             for item in orjson.loads(body):  # a later change of an event (its label) replaces the earlier
                 events[(role, key, item[0])] = item
-        held = {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
-            for table in ("applied", "labels", "clock")
+        held = {  # an applied id's ``at`` names a row of its batch, which differs from the one-by-one row
+            table: conn.execute(f"SELECT {columns} FROM {table} ORDER BY 1").fetchall()
+            for table, columns in (("applied", "tx_id, event_time"), ("labels", "*"), ("clock", "*"))
         }
         # Rows whose latest event fell out of the retained span are gone; an older event in a newer row is masked.
         visible = sorted((entity, orjson.dumps(item)) for entity, item in events.items() if item[1] >= cutoff)
