@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import orjson
@@ -65,7 +65,7 @@ class _Entity:
         self.label, self.changed = np.empty(16, dtype=np.int64), np.empty(16, dtype=np.int64)
         self.codes: dict[str, np.ndarray] = {}
         self.code_of: dict[str, dict[str, int]] = {}
-        self._names: dict[str, tuple[str, ...]] = {}  # each role's ``code_of`` as a tuple, while it has not grown
+        self.names: dict[str, list[str]] = {}  # each role's names by code (``code_of`` inverted; it only grows)
         self._lent = False
 
     def update(self, changes: Iterable[Change]) -> None:
@@ -77,12 +77,11 @@ class _Entity:
         (two threads' reads may be applied out of order), replace its label, or the whole event if its time or
         amount changed (its id applied again after the store trimmed the first)."""
         new: dict[str, Parsed] = {}
-        seen = self.seen
+        seen, row, changed = self.seen, self.row, False
         for event in events:
             tx_id, event_time, amount, _, _, _, seq = event
-            self._last = None
             seen = seq if seq > seen else seen
-            at = self.row.get(tx_id)
+            at = row.get(tx_id)
             if at is None:
                 pending = new.get(tx_id)
                 if pending is None or pending[6] < seq:  # one event changed twice in the changes read: the later
@@ -91,9 +90,14 @@ class _Entity:
                 continue
             elif self.time[at] != event_time or self.amount[at] != amount:
                 self._replace(at, event)
+                changed = True
             else:
                 self._own()
                 self.label[at], self.label_time[at], self.changed[at] = event[4], event[5], seq
+                changed = True
+        if not (new or changed):
+            return  # nothing changed: the state handed out last is still the state
+        self._last = None
         self.seen = seen
         if new:
             self._extend(list(new.values()))
@@ -106,7 +110,7 @@ class _Entity:
         for role in keys.keys() - self.codes.keys():
             self._add_role(role)
         for role, codes in self.codes.items():
-            codes[at] = self.code_of[role].setdefault(str(keys.get(role, "")), len(self.code_of[role]))
+            codes[at] = _code(self.code_of[role], self.names[role], str(keys.get(role, "")))
         self._sort()
 
     def state(self, cutoff: float) -> EntityState:
@@ -129,7 +133,7 @@ class _Entity:
             label=self.label[live],
             label_time=self.label_time[live],
             keys={role: codes[live] for role, codes in self.codes.items()},
-            names={role: self._named(role) for role in self.codes},
+            names=_Names(self.names),
         )
         for column in (state.tx_id, state.time, state.amount, state.label, state.label_time, *state.keys.values()):
             column.flags.writeable = False  # handed out again while unchanged: nobody may change it
@@ -137,13 +141,6 @@ class _Entity:
         dropped = float(self.time[low - 1]) if low else -math.inf
         self._last = (dropped, float(self.time[low]) if low < self.size else math.inf, state)
         return state
-
-    def _named(self, role: str) -> tuple[str, ...]:
-        """The role's key names by code (rebuilt only once a new name came)."""
-        names, code_of = self._names.get(role, ()), self.code_of[role]
-        if len(names) != len(code_of):
-            names = self._names[role] = tuple(code_of)
-        return names
 
     def _own(self) -> None:
         """Before an event a handed-out state shows is changed in place: move to new columns of the same size."""
@@ -164,8 +161,8 @@ class _Entity:
         for role in {role for event_keys in keys for role in event_keys} - self.codes.keys():
             self._add_role(role)
         for role, codes in self.codes.items():
-            code_of = self.code_of[role]
-            codes[start:stop] = [code_of.setdefault(str(k.get(role, "")), len(code_of)) for k in keys]
+            code_of, names = self.code_of[role], self.names[role]
+            codes[start:stop] = [_code(code_of, names, str(k.get(role, ""))) for k in keys]
         self.size = stop
         if any(later < earlier for earlier, later in itertools.pairwise(self.time[max(start - 1, 0) : stop].tolist())):
             self._sort(start)  # an event earlier than one held (a first read comes in id order): sort once, stably
@@ -181,7 +178,7 @@ class _Entity:
             self.label_time,
             self.changed,
         )
-        codes, code_of, row = self.codes, self.code_of, self.row
+        codes, code_of, names, row = self.codes, self.code_of, self.names, self.row
         previous = float(time[self.size - 1]) if self.size else -math.inf
         disordered = False
         for at, (event_id, event_time, event_amount, keys, event_label, event_label_time, seq) in enumerate(
@@ -196,8 +193,8 @@ class _Entity:
                 if role not in codes:
                     self._add_role(role)
             for role, role_codes in codes.items():
-                known = code_of[role]
-                role_codes[at] = known.setdefault(str(keys.get(role, "")), len(known))
+                known, named = code_of[role], names[role]
+                role_codes[at] = _code(known, named, str(keys.get(role, "")))
         start, self.size = self.size, self.size + len(new)
         if disordered:
             self._sort(start)
@@ -205,7 +202,7 @@ class _Entity:
     def _add_role(self, role: str) -> None:
         """Codes for a role no event held had: every event so far gets code 0, ``""`` (no key of that role)."""
         self.codes[role] = np.zeros(len(self.time), dtype=np.int64)
-        self.code_of[role] = {"": 0}
+        self.code_of[role], self.names[role] = {"": 0}, [""]
 
     def _sort(self, start: int = 0) -> None:
         """Sort the events by time, stably; those before ``start`` are sorted already, so only the rows from the
@@ -241,6 +238,37 @@ class _Entity:
         self.size -= low
         self.row = {str(tx_id): at for at, tx_id in enumerate(self.tx_id)}
         self._resize(max(16, 2 * self.size))
+
+
+def _code(code_of: dict[str, int], names: list[str], key: str) -> int:
+    """``key``'s code among a role's names, a new one (appended to both) if it has none."""
+    code = code_of.get(key)
+    if code is None:
+        code = code_of[key] = len(names)
+        names.append(key)
+    return code
+
+
+class _Names(Mapping[str, Sequence[str]]):
+    """A state's key names by code, each role's made on first use (most states are read without their counterparties'
+    names): as many as the entity had when the state was made (a role's names only grow at the end)."""
+
+    def __init__(self, names: Mapping[str, list[str]]) -> None:
+        self._names = names
+        self._sizes = {role: len(held) for role, held in names.items()}
+        self._made: dict[str, tuple[str, ...]] = {}
+
+    def __getitem__(self, role: str) -> tuple[str, ...]:
+        made = self._made.get(role)
+        if made is None:
+            made = self._made[role] = tuple(self._names[role][: self._sizes[role]])
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sizes)
+
+    def __len__(self) -> int:
+        return len(self._sizes)
 
 
 _FEW = 8
