@@ -319,6 +319,14 @@ class StateCache:
             entity.update(changes)
         return entity.state(cutoff)
 
+    def holds(self, entity: tuple[str, str]) -> bool:
+        """Whether ``(role, key)`` is held."""
+        return entity in self._entities
+
+    def empty(self) -> bool:
+        """Whether no entity is held."""
+        return not self._entities
+
     def forget(self, entities: Iterable[tuple[str, str]]) -> None:
         """Drop what is held of ``entities`` (a later read fetches them whole)."""
         for entity in entities:

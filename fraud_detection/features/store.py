@@ -178,6 +178,10 @@ class SQLiteStateStore:
         self.retained = float(horizon) + float(grace)
         self._lock = threading.Lock()
         self._cache = StateCache()
+        self._current: int | None = None
+        """The clock's sequence number after this connection's last write, while its cache has held every change
+        up to there of each entity it holds (every write since was its own and merged into the cache): the next
+        ``apply_and_read`` then asks the file only for the entities the cache does not hold."""
         try:
             if readonly:
                 uri = f"file:{self.path.resolve()}?mode=ro"
@@ -247,12 +251,14 @@ class SQLiteStateStore:
         if not transactions:
             return []
         with self._lock, self._transaction("BEGIN IMMEDIATE"):
+            self._current = None  # its rows are not merged into the cache
             now, seq = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
             return self._write(transactions, now, seq)[0]
 
     def apply_and_read(self, transactions: Sequence[Transaction]) -> tuple[list[bool], dict[Entity, EntityState]]:
         """``apply_many``, and each entity of the batch read in the same transaction (see ``EntityStateStore``): the
-        cache is brought up to the store as it was before the batch, then takes the rows the batch adds."""
+        cache is brought up to the store as it was before the batch (only the entities it does not hold, while every
+        write since it was filled was this connection's own), then takes the rows the batch adds."""
         if not transactions:
             return [], {}
         wanted = entities_of(transactions)
@@ -260,14 +266,18 @@ class SQLiteStateStore:
             try:
                 with self._transaction("BEGIN IMMEDIATE"):
                     now, seq = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
-                    for entity, found in self._changes(wanted, seq).items():
+                    current = self._current == seq or self._cache.empty()
+                    asked = [entity for entity in wanted if not self._cache.holds(entity)] if current else wanted
+                    for entity, found in self._changes(asked, seq).items():
                         self._cache.merge(*entity, found)
                     done, added = self._write(transactions, now, seq)
             except BaseException:
+                self._current = None
                 self._cache.forget(wanted)  # it may hold rows of a batch that was rolled back
                 raise
             for entity, events in added.items():
                 self._cache.merge(*entity, events)
+            self._current = seq + sum(done) if current else None
             cutoff = -math.inf if now is None else now - self.retained
             return done, {entity: self._cache.state(*entity, (), cutoff) for entity in wanted}
 
@@ -334,22 +344,37 @@ class SQLiteStateStore:
 
     def apply_label(self, tx_id: str, label: int, label_time: float) -> None:
         """Insert or replace the transaction's label, and, if it is applied, add its event again with the label to
-        each of its entities' changes."""
+        each of its entities' changes (and to the cache's, while it holds every change)."""
         body = label_text(label, label_time)
-        with self._lock, self._transaction("BEGIN IMMEDIATE"):
-            self._conn.execute(
-                "INSERT OR REPLACE INTO labels (tx_id, label_time, body) VALUES (?, ?, ?)", (tx_id, label_time, body)
-            )
-            (seq,) = self._conn.execute("UPDATE clock SET seq = seq + 1 WHERE id = 0 RETURNING seq").fetchone()
-            held = self._conn.execute(
-                "SELECT c.body FROM applied AS a JOIN changes AS c ON c.id = a.at WHERE a.tx_id = ?", (tx_id,)
-            ).fetchone()
-            events = [event for event in parsed_items(held[0]) if event[0] == tx_id] if held else []
-            if events:
-                event_id, time, amount, keys = events[-1][:4]
-                event: Parsed = (event_id, time, amount, keys, int(label), float(label_time), seq)
-                (first,) = self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM changes").fetchone()
-                self._insert_changes({entity: [event] for entity in keys.items()}, first)
+        labelled: dict[Entity, list[Parsed]] = {}
+        with self._lock:
+            try:
+                with self._transaction("BEGIN IMMEDIATE"):
+                    self._conn.execute(
+                        "INSERT OR REPLACE INTO labels (tx_id, label_time, body) VALUES (?, ?, ?)",
+                        (tx_id, label_time, body),
+                    )
+                    (seq,) = self._conn.execute("UPDATE clock SET seq = seq + 1 WHERE id = 0 RETURNING seq").fetchone()
+                    held = self._conn.execute(
+                        "SELECT c.body FROM applied AS a JOIN changes AS c ON c.id = a.at WHERE a.tx_id = ?", (tx_id,)
+                    ).fetchone()
+                    events = [event for event in parsed_items(held[0]) if event[0] == tx_id] if held else []
+                    if events:
+                        event_id, time, amount, keys = events[-1][:4]
+                        event: Parsed = (event_id, time, amount, keys, int(label), float(label_time), seq)
+                        labelled = {entity: [event] for entity in keys.items()}
+                        (first,) = self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM changes").fetchone()
+                        self._insert_changes(labelled, first)
+            except BaseException:
+                self._current = None
+                raise
+            if self._current != seq - 1:
+                self._current = None  # another writer came between: the cache learns of the label by reading
+                return
+            for entity, each in labelled.items():
+                if self._cache.holds(entity):
+                    self._cache.merge(*entity, each)
+            self._current = seq
 
     def close(self) -> None:
         """Close the connection."""

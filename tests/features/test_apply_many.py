@@ -191,3 +191,28 @@ def test_apply_and_read_applies_as_apply_many_and_hands_the_state_before_the_bat
     assert both.apply_and_read([]) == ([], {})
     for store in (plain, both, witness):
         store.close()
+
+
+def test_the_writer_reads_what_another_writer_added_between_its_batches(tmp_path: Path) -> None:
+    """The embedded store's writer asks the file only for entities its cache does not hold while every write was its
+    own; once another writer (or a label by another writer) came between, each state it hands still holds every event
+    a fresh reader finds after the batch."""
+    path = tmp_path / "shared.db"
+    writer = SQLiteStateStore(path, horizon=HORIZON, grace=GRACE)
+    other = SQLiteStateStore(path, horizon=HORIZON, grace=GRACE)
+    witness = SQLiteStateStore(path, horizon=HORIZON, grace=GRACE, readonly=True)
+    checked = 0
+    for batch_number, (batch, labels) in enumerate(batches(seed=11)):
+        for label in labels:
+            (other if batch_number % 2 else writer).apply_label(*label)
+        if batch_number % 4 == 3:
+            other.apply_many(batch)
+            continue
+        _, states = writer.apply_and_read(batch)
+        after = witness.read_many(entities_of(batch))
+        for entity, state in states.items():
+            assert _events(after[entity]) <= _events(state), (batch_number, entity)
+            checked += len(after[entity])
+    assert checked > 100
+    for store in (writer, other, witness):
+        store.close()
