@@ -291,6 +291,7 @@ class SQLiteStateStore:
         found = self._select("SELECT tx_id, label_time, body FROM labels", ids)
         labels = {tx_id: (time, body) for tx_id, time, body in found}
         trimmed = -math.inf  # what the batch's earlier applies would have trimmed by now
+        retained, unknown = self.retained, label_of(None)
         done: list[bool] = []
         accepted: list[tuple[str, float, int]] = []
         by_entity: dict[Entity, list[Parsed]] = {}
@@ -298,14 +299,14 @@ class SQLiteStateStore:
         (first,) = self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM changes").fetchone()
         for transaction in transactions:
             time, tx_id = transaction.event_time, transaction.tx_id
-            moved = time if now is None else max(time, now)
+            moved = time if now is None or time > now else now
             before = applied.get(tx_id)
-            if time < moved - self.retained or (before is not None and before >= trimmed):
+            if time < moved - retained or (before is not None and before >= trimmed):
                 done.append(False)
                 continue
             label_time, label = labels.get(tx_id, (math.inf, None))
-            known = label_of(label if label_time >= trimmed else None)
-            now, seq, trimmed, applied[tx_id] = moved, seq + 1, moved - self.retained, time
+            known = label_of(label) if label is not None and label_time >= trimmed else unknown
+            now, seq, trimmed, applied[tx_id] = moved, seq + 1, moved - retained, time
             fields = _fields(transaction)
             event: Parsed = (*fields, *known, seq)
             at = 0  # the row of its first entity (none without keys)
