@@ -126,7 +126,7 @@ class _Entity:
             self._compact(low)
             low = 0
         live = slice(low, self.size)
-        state = EntityState(
+        state = EntityState.made(
             tx_id=self.tx_id[live],
             time=self.time[live],
             amount=self.amount[live],

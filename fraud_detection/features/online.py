@@ -72,6 +72,14 @@ class EntityState:
     names: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @classmethod
+    def made(cls, **columns: Any) -> EntityState:
+        """``EntityState(**columns)`` (every field given) at a quarter of the cost: a frozen dataclass's ``__init__``
+        sets each field through ``object.__setattr__``, and a cache hands out hundreds of states a batch."""
+        state = object.__new__(cls)
+        state.__dict__.update(columns)
+        return state
+
+    @classmethod
     def of(cls, events: Sequence[StoredEvent]) -> EntityState:
         """A state from stored events."""
         roles = sorted({role for event in events for role in event.keys})

@@ -13,9 +13,10 @@ entities in one round trip. The stream uses both; the predictor applies and read
 Reads are incremental. Every change to an entity's events (an apply, a label) carries the store's next
 sequence number; a reader keeps each entity it read recently (``StateCache``, in
 :mod:`fraud_detection.features.cache`) and asks only for the changes after the last one it saw, plus "now"
-(events older than ``now - horizon - grace`` are gone from the store and are masked in the cache). A busy
-entity's thousands of events are then parsed once per reader process, not on every lookup, and the state it
-returns is the store's state, event for event.
+(events older than ``now - horizon - grace`` are masked in the cache, and gone from the store or about to go). A
+busy entity's thousands of events are then parsed once per reader process, not on every lookup, and the state it
+returns is the store's state, event for event. The embedded store writes one row per entity per write, not one per
+event (``_SCHEMA``), and its writer's cache takes its own writes directly.
 
 Why SQLite for the embedded store: one writer process (the stream) and reader processes (the predictor) must
 share it without a server. SQLite in WAL mode gives readers a consistent snapshot while the writer commits, and
