@@ -48,9 +48,6 @@ GRACE = 86_400.0
 Entity = tuple[str, str]
 """An entity as the stores key it: (role, key)."""
 
-_Row = tuple[str, str, str, float, str, str | None, int]
-"""A row of the embedded store's ``events``: role, key, tx_id, event time, body, label, seq."""
-
 
 class StoreUnavailable(RuntimeError):
     """The state store cannot be reached or opened; the message names its address. Never read as empty state."""
