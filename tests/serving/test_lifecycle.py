@@ -97,6 +97,11 @@ def test_missing_local_model_with_retries_off(start: Starter, tmp_path: Path) ->
 
 def test_two_worker_processes_serve(start: Starter, model_dir: Path) -> None:
     server = start(str(model_dir), FRAUD_WORKERS="2", FRAUD_MODEL_NAME="fraud-detector")
+    # Both workers' own word first: six ready probes may all reach the one worker that has loaded (the kernel
+    # spreads connections, it does not alternate them), and the next request the other, still loading.
+    server.wait_until(
+        lambda: sum("loaded from" in m for m in messages(server)) == 2, what="each worker loads the model"
+    )
     server.wait_until(
         lambda: all(server.status("/v2/health/ready") == 200 for _ in range(6)), what="both workers ready"
     )
@@ -104,9 +109,6 @@ def test_two_worker_processes_serve(start: Starter, model_dir: Path) -> None:
         response = requests.post(f"{server.url}/v1/models/{NAME}:predict", json=BODY, timeout=5)
         assert response.status_code == 200
         assert response.json()["model_version"] == MODEL_VERSION
-    server.wait_until(
-        lambda: sum("loaded from" in m for m in messages(server)) == 2, timeout=10, what="each worker loads the model"
-    )
     # Each request opens a new connection, so the kernel spreads them over both workers; every scrape,
     # whichever worker answers it, must count the rows both scored.
     for _ in range(34):

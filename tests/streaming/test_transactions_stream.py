@@ -1,5 +1,6 @@
 """The skew test of the stream: raw transactions and their labels replayed in time order through the stream scorer,
-against a real ``redis-server`` and the real broker, with a kill -9 midway, give the offline probabilities."""
+against a real ``redis-server`` or the embedded SQLite store and the real broker, with a kill -9 midway, give the
+offline probabilities."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +87,26 @@ def committed(broker: Broker, group: str, topic: str) -> int:
         consumer.close()
 
 
-def test_a_replay_with_late_labels_ties_and_a_kill_9_gives_the_offline_probabilities_and_applies_each_once(
-    broker: Broker, model: TransactionModel, redis_url: str, tmp_path: Path
-) -> None:
-    import redis
+def sqlite_applied(path: Path) -> int:
+    """How many transaction ids the embedded store at ``path`` holds as applied (0 before the file exists)."""
+    import sqlite3
 
-    topics = topics_for("raw")
-    labels_topic = "raw-labels"
+    if not path.exists():
+        return 0
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        try:
+            return int(conn.execute("SELECT count(*) FROM applied").fetchone()[0])
+        except sqlite3.OperationalError:  # the writer has not made its tables yet
+            return 0
+
+
+@pytest.mark.parametrize("kind", ["redis", "sqlite"])
+def test_a_replay_with_late_labels_ties_and_a_kill_9_gives_the_offline_probabilities_and_applies_each_once(
+    broker: Broker, model: TransactionModel, kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    name = "raw" if kind == "redis" else "rawsql"
+    topics = topics_for(name)
+    labels_topic = f"{name}-labels"
     # One partition: a terminal's transactions come from every customer, and only one partition keeps them in order.
     broker.create_topics(topics["input_topic"], labels_topic, partitions=1)
     broker.create_topics(topics["output_topic"], topics["dead_letter_topic"])
@@ -101,15 +116,31 @@ def test_a_replay_with_late_labels_ties_and_a_kill_9_gives_the_offline_probabili
     assert len(np.unique(times)) < 0.8 * n, "the replay must hold ties in time"
     risk = [name for name in model.features.columns if "fraud_risk" in name]
     assert (model.features[risk].to_numpy() > 0).any(), "labels must move some feature in the replay"
+    if kind == "redis":
+        import redis
+
+        redis_url = request.getfixturevalue("redis_url")
+        client = redis.Redis.from_url(redis_url)
+        store_env = {"FRAUD_FEATURE_STORE_URL": redis_url}
+
+        def applied_count() -> int:
+            return int(client.zcard(f"{PREFIX}:applied"))
+
+    else:
+        path = tmp_path / "state.db"
+        store_env = {"FRAUD_FEATURE_STORE_PATH": str(path)}
+
+        def applied_count() -> int:
+            return sqlite_applied(path)
+
     env = {
-        "FRAUD_FEATURE_STORE_URL": redis_url,
+        **store_env,
         "FRAUD_BATCH_SIZE": "50",
         "FRAUD_LABELS_TOPIC": labels_topic,
         # Labels only before each batch, never while idle: the replay then shows they are there in time.
         "FRAUD_LABELS_IDLE_SECONDS": "3600",
     }
     log = tmp_path / "scorer.log"
-    client = redis.Redis.from_url(redis_url)
     half = next(k for k, item in enumerate(plan) if item[0] == topics["input_topic"] and k > len(plan) // 2)
 
     produce(broker, plan[:half])
@@ -117,10 +148,10 @@ def test_a_replay_with_late_labels_ties_and_a_kill_9_gives_the_offline_probabili
     scorer = ScorerProcess(broker, str(model.directory), log, topics, **env)
     applied_at_kill = committed_at_kill = 0
     try:
-        scorer.wait_until(lambda: client.zcard(f"{PREFIX}:applied") >= 300, timeout=120, what="300 applied")
+        scorer.wait_until(lambda: applied_count() >= 300, timeout=120, what="300 applied")
         for look in range(400):  # freeze the scorer; kill it if a batch is applied but not committed
             os.kill(scorer.process.pid, signal.SIGSTOP)
-            applied = int(client.zcard(f"{PREFIX}:applied"))
+            applied = applied_count()
             done = committed(broker, topics["group_id"], topics["input_topic"])
             if applied > done or look == 399:
                 scorer.kill()
@@ -132,7 +163,7 @@ def test_a_replay_with_late_labels_ties_and_a_kill_9_gives_the_offline_probabili
             os.kill(scorer.process.pid, signal.SIGCONT)
         scorer.stop()
     time.sleep(0.5)  # a commit sent before the freeze lands
-    applied_at_kill = int(client.zcard(f"{PREFIX}:applied"))
+    applied_at_kill = applied_count()
     committed_at_kill = committed(broker, topics["group_id"], topics["input_topic"])
     assert scorer.process.returncode == -9
     assert applied_at_kill > committed_at_kill, "the kill did not land between a batch's applies and its commit"
@@ -170,14 +201,26 @@ def test_a_replay_with_late_labels_ties_and_a_kill_9_gives_the_offline_probabili
     # results (checked above) come from state that already held them.
     scored_again = len(read) - n
 
-    # Each transaction applied once: the store holds every transaction inside its retention, once. An entity's own
-    # events are trimmed when it is next applied to, so a card keeps those within the retention of its last one.
+    # Each transaction applied once: the store holds every transaction inside its retention, once.
     retained = _retained(model)
-    assert client.zcard(f"{PREFIX}:applied") == int((times >= times.max() - retained).sum())
+    assert applied_count() == int((times >= times.max() - retained).sum())
     frame = model.raw.assign(card=model.raw["customer_id"].astype(str))
-    last = frame.groupby("card")["tx_time"].transform("max")
-    expected = frame[frame["tx_time"] >= last - retained]["card"].value_counts()
-    held = {card: int(client.zcard(f"{PREFIX}:e:card:{card}")) for card in expected.index}
+    if kind == "redis":
+        # An entity's own events are trimmed when it is next applied to: a card keeps those within the retention of
+        # its last one.
+        last = frame.groupby("card")["tx_time"].transform("max")
+        expected = frame[frame["tx_time"] >= last - retained]["card"].value_counts()
+        held = {card: int(client.zcard(f"{PREFIX}:e:card:{card}")) for card in expected.index}
+    else:
+        # A reader sees every event within the retention of the store's "now", each once.
+        from fraud_detection.features.store import SQLiteStateStore
+
+        expected = frame[frame["tx_time"] >= times.max() - retained]["card"].value_counts()
+        reader = SQLiteStateStore(path, horizon=retained - GRACE, readonly=True)
+        states = {card: reader.read({"card": card})["card"] for card in expected.index}
+        reader.close()
+        assert all(len(set(state.tx_id)) == len(state) for state in states.values())
+        held = {card: len(state) for card, state in states.items()}
     assert held == expected.to_dict()
 
     dead = read_topic(broker.config(), topics["dead_letter_topic"], 2, timeout=30)
@@ -189,7 +232,10 @@ def test_a_replay_with_late_labels_ties_and_a_kill_9_gives_the_offline_probabili
         f"{n:,} transactions, {len(plan) - n:,} labels; killed with {applied_at_kill - committed_at_kill} applied "
         f"but not committed ({scored_again} results delivered twice); largest difference from offline {worst:.2e}"
     )
-    read_only_agrees(broker, model, redis_url, [item for item in plan if item[0] == topics["input_topic"]], tmp_path)
+    if kind == "redis":
+        read_only_agrees(
+            broker, model, redis_url, [item for item in plan if item[0] == topics["input_topic"]], tmp_path
+        )
 
 
 def read_only_agrees(broker: Broker, model: TransactionModel, redis_url: str, plan: list[Item], tmp_path: Path) -> None:
