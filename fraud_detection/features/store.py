@@ -8,7 +8,8 @@ redelivered up to that long after "now" to be scored again exactly. Both apply a
 step that also records its id, so applying it again (a redelivery after a kill -9 before the offset commit)
 changes nothing. ``apply_many`` makes a whole batch one such step (one SQLite transaction and commit, one Lua
 call) and leaves the store exactly as the batch's applies one by one would; ``read_many`` reads a batch's
-entities in one round trip. The stream uses both; the predictor applies and reads one transaction at a time.
+entities in one round trip. The stream applies and reads a batch in one such step (``apply_and_read``); the predictor
+applies and reads one transaction at a time.
 
 Reads are incremental. Every change to an entity's events (an apply, a label) carries the store's next
 sequence number; a reader keeps each entity it read recently (``StateCache``, in
@@ -294,7 +295,7 @@ class SQLiteStateStore:
         accepted: list[tuple[str, float, int]] = []
         by_entity: dict[Entity, list[Parsed]] = {}
         numbers: dict[Entity, int] = {}  # each entity's row, in the order ``by_entity`` lists them
-        (first,) = self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM changes").fetchone()
+        first = self._next_change_id()
         for transaction in transactions:
             time, tx_id = transaction.event_time, transaction.tx_id
             moved = time if now is None or time > now else now
@@ -307,13 +308,12 @@ class SQLiteStateStore:
             now, seq, trimmed, applied[tx_id] = moved, seq + 1, moved - retained, time
             fields = _fields(transaction)
             event: Parsed = (*fields, *known, seq)
-            at = 0  # the row of its first entity (none without keys)
-            for entity in fields[3].items():
-                number = numbers.get(entity)
-                if number is None:
-                    number, by_entity[entity] = numbers.setdefault(entity, len(numbers)), []
+            entities = list(fields[3].items())
+            for entity in entities:
+                if entity not in numbers:
+                    numbers[entity], by_entity[entity] = len(numbers), []
                 by_entity[entity].append(event)
-                at = at or first + number
+            at = first + numbers[entities[0]] if entities else 0  # the row of its first entity (none without keys)
             accepted.append((tx_id, fields[1], at))
             done.append(True)
         if accepted:
@@ -323,6 +323,10 @@ class SQLiteStateStore:
             for table, column in (("changes", "latest"), ("applied", "event_time"), ("labels", "label_time")):
                 self._conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (trimmed,))
         return done, by_entity
+
+    def _next_change_id(self) -> int:
+        """The id the next ``changes`` row gets (inside a writing transaction)."""
+        return int(self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM changes").fetchone()[0])
 
     def _insert_changes(self, by_entity: Mapping[Entity, Sequence[Parsed]], first: int) -> None:
         """One ``changes`` row for each entity's events (in sequence order), with ids from ``first`` on."""
@@ -362,8 +366,7 @@ class SQLiteStateStore:
                         event_id, time, amount, keys = events[-1][:4]
                         event: Parsed = (event_id, time, amount, keys, int(label), float(label_time), seq)
                         labelled = {entity: [event] for entity in keys.items()}
-                        (first,) = self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM changes").fetchone()
-                        self._insert_changes(labelled, first)
+                        self._insert_changes(labelled, self._next_change_id())
             except BaseException:
                 self._current = None
                 raise

@@ -24,7 +24,7 @@ import pytest
 from fraud_detection.features.definitions import HOUR
 from fraud_detection.features.online import EntityState, Transaction
 from fraud_detection.features.redis_store import RedisStateStore, _text
-from fraud_detection.features.store import EntityStateStore, SQLiteStateStore, entities_of
+from fraud_detection.features.store import EntityStateStore, SQLiteStateStore, entities_of, parsed_items
 
 HORIZON, GRACE = 6 * HOUR, HOUR
 Open = Callable[[str], EntityStateStore]
@@ -56,7 +56,7 @@ def dump(store: EntityStateStore) -> Any:
         cutoff = -math.inf if now is None else now - store.retained
         events: dict[tuple[str, str, str], Any] = {}
         for role, key, body in conn.execute("SELECT role, key, body FROM changes ORDER BY role, key, seq"):
-            for item in orjson.loads(body):  # a later change of an event (its label) replaces the earlier
+            for item in parsed_items(body):  # a later change of an event (its label) replaces the earlier
                 events[(role, key, item[0])] = item
         held = {  # an applied id's ``at`` names a row of its batch, which differs from the one-by-one row
             table: conn.execute(f"SELECT {columns} FROM {table} ORDER BY 1").fetchall()
