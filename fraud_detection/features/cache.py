@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
@@ -50,9 +51,12 @@ class _Entity:
 
     The state it last returned is kept, read-only, and handed out again while no change arrived and the cutoff
     keeps the same events (above the latest one it dropped, at or below the earliest one it kept): a lookup of an
-    entity whose events did not change builds nothing. A state's columns are views of the entity's own (no copy);
-    once one is handed out (``_lent``), a change to an event it shows first moves the entity to new columns
-    (``_own``), so a state never changes after it is handed out. New events go past the end any state shows.
+    entity whose events did not change builds nothing. A state's columns are read-only views of the entity's own,
+    not copies: slices of ``_views``, which are made read-only once per set of columns (setting a view's flag costs
+    more than slicing it). A change to a row that a handed-out state may show (below ``_lent``) first moves the entity
+    to new columns (``_own``), so a state never changes after it is handed out. New events go past the end any state
+    shows, and a batch's new events are put in time order before they are appended, so the rows a state shows
+    rarely move.
     """
 
     def __init__(self) -> None:
@@ -66,7 +70,9 @@ class _Entity:
         self.codes: dict[str, np.ndarray] = {}
         self.code_of: dict[str, dict[str, int]] = {}
         self.names: dict[str, list[str]] = {}  # each role's names by code (``code_of`` inverted; it only grows)
-        self._lent = False
+        self._lent = 0  # rows a handed-out state may show are below this
+        self._views: dict[str, np.ndarray] = {}  # empty until a state is made of these columns
+        self._code_views: dict[str, np.ndarray] = {}
 
     def update(self, changes: Iterable[Change]) -> None:
         """``merge`` the changes a store handed, parsed."""
@@ -92,7 +98,7 @@ class _Entity:
                 self._replace(at, event)
                 changed = True
             else:
-                self._own()
+                self._own(at)
                 self.label[at], self.label_time[at], self.changed[at] = event[4], event[5], seq
                 changed = True
         if not (new or changed):
@@ -105,7 +111,7 @@ class _Entity:
     def _replace(self, at: int, event: Parsed) -> None:
         """Put ``event`` in place of the one held under its id: an id applied again once the store trimmed its first
         event (which the cache may still hold, masked)."""
-        self._own()
+        self._own(at)
         _, self.time[at], self.amount[at], keys, self.label[at], self.label_time[at], self.changed[at] = event
         for role in keys.keys() - self.codes.keys():
             self._add_role(role)
@@ -121,33 +127,41 @@ class _Entity:
         if not self.size or self.time[0] >= cutoff:  # nothing to mask: the common case, without a search
             low = 0
         else:
-            low = int(np.searchsorted(self.time[: self.size], cutoff, side="left"))
+            low = int(self.time[: self.size].searchsorted(cutoff, side="left"))
         if self.size > 64 and 2 * low > self.size:
             self._compact(low)
             low = 0
-        live = slice(low, self.size)
+        if not self._views:
+            self._viewed()
+        live, views = slice(low, self.size), self._views
         state = EntityState.made(
-            tx_id=self.tx_id[live],
-            time=self.time[live],
-            amount=self.amount[live],
-            label=self.label[live],
-            label_time=self.label_time[live],
-            keys={role: codes[live] for role, codes in self.codes.items()},
+            tx_id=views["tx_id"][live],
+            time=views["time"][live],
+            amount=views["amount"][live],
+            label=views["label"][live],
+            label_time=views["label_time"][live],
+            keys={role: codes[live] for role, codes in self._code_views.items()},
             names=_Names(self.names),
         )
-        for column in (state.tx_id, state.time, state.amount, state.label, state.label_time, *state.keys.values()):
-            column.flags.writeable = False  # handed out again while unchanged: nobody may change it
-        self._lent = True
+        self._lent = self.size
         dropped = float(self.time[low - 1]) if low else -math.inf
         self._last = (dropped, float(self.time[low]) if low < self.size else math.inf, state)
         return state
 
-    def _own(self) -> None:
-        """Before an event a handed-out state shows is changed in place: move to new columns of the same size."""
-        if self._lent:
+    def _own(self, at: int) -> None:
+        """Before the row ``at`` (and those after it) is changed in place: if a handed-out state may show it, move to
+        new columns of the same size."""
+        if at < self._lent:
             self._resize(len(self.time))
 
+    def _viewed(self) -> None:
+        """Read-only views of the columns, whose slices the states are (a slice of a read-only view is read-only)."""
+        self._views = {name: _read_only(getattr(self, name)) for name in _COLUMNS}
+        self._code_views = {role: _read_only(codes) for role, codes in self.codes.items()}
+
     def _extend(self, new: _New) -> None:
+        if any(later[1] < earlier[1] for earlier, later in itertools.pairwise(new)):
+            new.sort(key=_TIME)  # stably: what sorting the rows after appending them would give, without moving rows
         start, stop = self.size, self.size + len(new)
         if stop > len(self.time):
             self._resize(max(2 * len(self.time), stop))
@@ -202,15 +216,16 @@ class _Entity:
     def _add_role(self, role: str) -> None:
         """Codes for a role no event held had: every event so far gets code 0, ``""`` (no key of that role)."""
         self.codes[role] = np.zeros(len(self.time), dtype=np.int64)
+        self._views = {}  # made again with the new role's codes
         self.code_of[role], self.names[role] = {"": 0}, [""]
 
     def _sort(self, start: int = 0) -> None:
         """Sort the events by time, stably; those before ``start`` are sorted already, so only the rows from the
         first one later than the earliest event after ``start`` move (and only their ids are indexed again)."""
-        self._own()
         size, low = self.size, 0
         if start:
-            low = int(np.searchsorted(self.time[:start], self.time[start:size].min(), side="right"))
+            low = int(self.time[:start].searchsorted(self.time[start:size].min(), side="right"))
+        self._own(low)
         order = np.argsort(self.time[low:size], kind="stable") + low
         for name in _COLUMNS:
             column = getattr(self, name)
@@ -228,7 +243,8 @@ class _Entity:
         for role, old in self.codes.items():
             self.codes[role] = np.zeros(capacity, dtype=np.int64)
             self.codes[role][: self.size] = old[: self.size]
-        self._lent = False
+        self._lent = 0
+        self._views = {}  # these columns' views are made when a state is
 
     def _compact(self, low: int) -> None:
         """Drop the events before ``low`` (all older than any cutoff from now on)."""
@@ -238,6 +254,17 @@ class _Entity:
         self.size -= low
         self.row = {str(tx_id): at for at, tx_id in enumerate(self.tx_id)}
         self._resize(max(16, 2 * self.size))
+
+
+def _read_only(column: np.ndarray) -> np.ndarray:
+    """A view of ``column`` that cannot be written through (nor can its slices)."""
+    view = column.view()
+    view.flags.writeable = False
+    return view
+
+
+_TIME = operator.itemgetter(1)
+"""A ``Parsed`` event's time."""
 
 
 def _code(code_of: dict[str, int], names: list[str], key: str) -> int:

@@ -117,9 +117,11 @@ def test_an_unchanged_entity_is_handed_out_again_and_a_changed_one_never(open_st
     writer.apply_label("x1", 1, 150.0)
     labelled = reader.read({"card": "c1"})["card"]
     assert labelled is not first and list(labelled.label) == [1, 0, 0] and labelled.label_time[0] == 150.0
+    assert list(first.label) == [0, 0, 0]  # a state handed out never changes: the label went to new columns
     writer.apply(tx(3, 250.0))
     grown = reader.read({"card": "c1"})["card"]
     assert list(grown.time) == [100.0, 200.0, 250.0, 300.0]
+    assert list(labelled.time) == [100.0, 200.0, 300.0] and list(labelled.amount) == [11.0, 12.0, 10.0]  # nor by a sort
     assert reader.read({"card": "c1"})["card"] is grown
     writer.apply(tx(4, 100.0 + HORIZON + GRACE + 50.0, card="c2"))  # "now" moves: x1 (t=100) falls out
     trimmed = reader.read({"card": "c1"})["card"]
