@@ -14,10 +14,14 @@ What runs, all on this machine (wrk shares the cores with the server), one serve
   move far less than req/s;
 * in process, the lookup's own cost per transaction: the store read, ``features_for`` and the apply; and for the
   read-only predictor, per single-row request: the body parsed, ``StateLookup.compute``, and its read and
-  ``features_for`` alone.
+  ``features_for`` alone;
+* **side by side** (the verdict): the public and the read-only raw servers (SQLite, and Redis when installed) up at
+  once, then ``--bursts`` rounds of one short wrk run against each in turn, the order reversed every other round.
+  Each raw run is then seconds from a public run, so the noise of a shared machine, which moves a 10-second run by
+  half, moves both sides of a ratio alike; the verdict is the median of the rounds' ratios.
 
 Usage: ``python benchmarks/bench_transactions_serving.py [--duration 10] [--connections 32] [--rows 30000]
-[--rounds 1]``; each round's ratios are to that round's public run.
+[--rounds 1] [--bursts 10] [--burst-seconds 2]``; each round's ratios are to that round's public run.
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``).
 """
 
@@ -27,6 +31,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -51,14 +56,17 @@ from tests.serving.conftest import make_model_dir  # noqa: E402
 from tests.serving.transaction_model import TransactionModel, feature_set, make_transaction_model  # noqa: E402
 
 V1 = "/v1/models/fraud-detector:predict"
+TARGET = 0.8
+"""Issue 24: the predictor's single-row V1 throughput on raw transactions, read only, against the public path."""
 
 
-def rotating_script(path: Path, bodies: list[str]) -> Path:
-    """A wrk Lua script that POSTs ``bodies`` one after the other, starting again after the last."""
+def rotating_script(path: Path, bodies: list[str], start: int = 0) -> Path:
+    """A wrk Lua script that POSTs ``bodies`` one after the other from the ``start``-th (counting on past the last
+    from the first again)."""
     quoted = ",\n".join("'" + body.replace("\\", "\\\\").replace("'", "\\'") + "'" for body in bodies)
     path.write_text(
         "wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\n"
-        f"bodies = {{\n{quoted}\n}}\ncounter = 0\n"
+        f"bodies = {{\n{quoted}\n}}\ncounter = {start - 1}\n"
         "request = function()\n  counter = counter + 1\n"
         "  return wrk.format(nil, nil, nil, bodies[(counter % #bodies) + 1])\nend\n"
     )
@@ -149,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rows", type=int, default=30_000, help="generated transactions (60 days)")
     parser.add_argument("--rounds", type=int, default=1, help="times to run every configuration, public first")
+    parser.add_argument("--bursts", type=int, default=10, help="side-by-side rounds (0: none)")
+    parser.add_argument("--burst-seconds", type=int, default=2, help="seconds of each side-by-side wrk run")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install -y wrk", file=sys.stderr)
@@ -167,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
 
     public = json.dumps({"instances": [{name: 0.1 * (i % 7) for i, name in enumerate(FEATURES)}]})
     public_lua = rotating_script(work / "public.lua", [public])
-    raw_lua = rotating_script(work / "raw.lua", [json.dumps({"instances": [model.source_row(i)]}) for i in window])
+    raw_bodies = [json.dumps({"instances": [model.source_row(i)]}) for i in window]
+    raw_lua = rotating_script(work / "raw.lua", raw_bodies)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
 
     def measure(model_dir: Path, script: Path, extra: dict[str, str], log: str) -> Measured:
@@ -249,7 +260,80 @@ def main(argv: list[str] | None = None) -> int:
                 f"apply {r_apply:.0f} us"
             )
             print(_cost_line("Redis", redis_read_only))
+    if args.bursts:
+        (work / "side.db").write_bytes(snapshot)
+        with filled_redis(model) if have_redis else nullcontext(None) as side_url:
+            stores = {"SQLite": {"FRAUD_FEATURE_STORE_PATH": str(work / "side.db")}}
+            if side_url is not None:
+                stores["Redis"] = {"FRAUD_FEATURE_STORE_URL": side_url}
+            configs = {"public": (public_dir, [public], {})}
+            for name, where in stores.items():
+                configs[name] = (model.directory, raw_bodies, {**where, "FRAUD_FEATURE_STORE_WRITE": "false"})
+            print(side_by_side(work, env, configs, args.bursts, args.burst_seconds, args.connections))
     return 0
+
+
+def side_by_side(
+    work: Path,
+    env: dict[str, str],
+    configs: dict[str, tuple[Path, list[str], dict[str, str]]],
+    bursts: int,
+    seconds: int,
+    connections: int,
+) -> str:
+    """Every server of ``configs`` (name: model directory, request bodies, settings; ``public`` first) up at once,
+    warmed, then ``bursts`` rounds of a ``seconds``-long wrk run against each in turn, the order reversed every other
+    round, each run going on through the bodies where the server's last one stopped (as one long run would): each raw
+    server's req/s and CPU per request against the public server's in the same round, as Markdown lines with the
+    verdict."""
+    servers: dict[str, Server] = {}
+    sent = dict.fromkeys(configs, 0)  # requests each server answered so far: where its next run starts
+
+    def run(name: str, duration: int) -> WrkResult:
+        script = rotating_script(work / f"side-{name}.lua", configs[name][1], sent[name])
+        result = wrk(servers[name].url + V1, script, connections, duration, threads=1)
+        sent[name] += result.requests
+        return result
+
+    try:
+        for name, (model_dir, _, extra) in configs.items():
+            command = [sys.executable, "-m", "serving", "--host", "127.0.0.1", "--model-uri", str(model_dir)]
+            servers[name] = Server(command, {**env, **extra}, work / f"side-{name}.log", "/v2/health/ready")
+            run(name, 3)  # warm-up
+        seen: dict[str, list[Measured]] = {name: [] for name in servers}
+        for round_ in range(bursts):
+            order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
+            for name in order:
+                server = servers[name]
+                before = server_cpu_seconds(server)
+                result = run(name, seconds)
+                if result.non_2xx or result.socket_errors:
+                    raise RuntimeError(f"side by side, {name}: {result.non_2xx} non-2xx, {result.socket_errors} errors")
+                seen[name].append(Measured(result, 1e6 * (server_cpu_seconds(server) - before) / result.requests))
+    finally:
+        for server in servers.values():
+            server.stop()
+    public = seen["public"]
+    lines = [
+        f"\nSide by side: the servers up at once, {bursts} rounds of a {seconds}-s run against each in turn "
+        f"(public at {min(m.wrk.requests_per_s for m in public):,.0f}–{max(m.wrk.requests_per_s for m in public):,.0f}"
+        " req/s):\n"
+    ]
+    verdicts = []
+    for name, measured in seen.items():
+        if name == "public":
+            continue
+        rates = [m.wrk.requests_per_s / p.wrk.requests_per_s for m, p in zip(measured, public, strict=True)]
+        cpus = [p.cpu_us / m.cpu_us for m, p in zip(measured, public, strict=True)]
+        middle = statistics.median(rates)
+        lines.append(
+            f"- raw transaction, {name}, read only: req/s against public, median {middle:.2f}x "
+            f"({', '.join(f'{r:.2f}' for r in rates)}); server CPU per request, public over raw, median "
+            f"{statistics.median(cpus):.2f}x"
+        )
+        verdicts.append(f"{name} {middle:.2f}x, {'met' if middle >= TARGET else 'missed'}")
+    lines.append(f"\nTarget: raw read only ≥ {TARGET}x the public path, median of the rounds: {'; '.join(verdicts)}.")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
