@@ -39,15 +39,17 @@ $(CHECKOV_STAMP): requirements-checkov.lock | $(STAMP)
 install: $(STAMP) $(CHECKOV_STAMP) ## Create .venv with the locked dependencies, checkov in .venv/checkov (idempotent)
 
 # Debian packages some checks need: chromium renders the HTML reports, tesseract reads the numbers back from a
-# screenshot of the run's report page, wrk drives the serving benchmark, prometheus (with promtool) unit-tests
+# screenshot of the run's report page, wrk drives the serving benchmark, valgrind counts the stream lookups'
+# instructions (benchmarks/count_lookup_instructions.py), prometheus (with promtool) unit-tests
 # the alert rules and scrapes the live server and stream scorer, redis-server backs the online feature store in tests,
 # and Java runs Apache Kafka (`make kafka`) for the stream benchmark and its test.
-sysdeps: ## Install chromium, tesseract-ocr, wrk, prometheus, prometheus-alertmanager, redis-server and a Java runtime from Debian when missing (needs root)
+sysdeps: ## Install chromium, tesseract-ocr, wrk, valgrind, prometheus, prometheus-alertmanager, redis-server and a Java runtime from Debian when missing (needs root)
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v tesseract >/dev/null || missing="$$missing tesseract-ocr"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
