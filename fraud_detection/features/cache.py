@@ -160,14 +160,24 @@ class _Entity:
         self._code_views = {role: _read_only(codes) for role, codes in self.codes.items()}
 
     def _extend(self, new: _New) -> None:
+        """Append ``new`` (at least one event) in time order; sort the rows from the first new one if that precedes
+        the last one held (a first read comes in id order; another writer's events may be older)."""
         if any(later[1] < earlier[1] for earlier, later in itertools.pairwise(new)):
             new.sort(key=_TIME)  # stably: what sorting the rows after appending them would give, without moving rows
         start, stop = self.size, self.size + len(new)
+        disordered = start > 0 and new[0][1] < self.time[start - 1]  # sorted: only its first may precede a held one
         if stop > len(self.time):
             self._resize(max(2 * len(self.time), stop))
         if len(new) <= _FEW:
             self._append(new)
-            return
+        else:
+            self._assign(new)
+        if disordered:
+            self._sort(start)
+
+    def _assign(self, new: _New) -> None:
+        """``_extend``'s append of many events, a slice a column."""
+        start, stop = self.size, self.size + len(new)
         tx_ids, times, amounts, keys, labels, label_times, changed = zip(*new, strict=True)
         self.tx_id[start:stop], self.time[start:stop], self.amount[start:stop] = tx_ids, times, amounts
         self.label[start:stop], self.label_time[start:stop], self.changed[start:stop] = labels, label_times, changed
@@ -178,12 +188,10 @@ class _Entity:
             code_of, names = self.code_of[role], self.names[role]
             codes[start:stop] = [_code(code_of, names, str(k.get(role, ""))) for k in keys]
         self.size = stop
-        if any(later < earlier for earlier, later in itertools.pairwise(self.time[max(start - 1, 0) : stop].tolist())):
-            self._sort(start)  # an event earlier than one held (a first read comes in id order): sort once, stably
 
     def _append(self, new: _New) -> None:
-        """``_extend`` for a few events, item by item: a numpy slice assigned from a tuple costs about a microsecond a
-        column, an item about a tenth of that."""
+        """``_extend``'s append of a few events, item by item: a numpy slice assigned from a tuple costs about a
+        microsecond a column, an item about a tenth of that."""
         tx_id, time, amount, label, label_time, changed = (
             self.tx_id,
             self.time,
@@ -193,25 +201,19 @@ class _Entity:
             self.changed,
         )
         codes, code_of, names, row = self.codes, self.code_of, self.names, self.row
-        previous = float(time[self.size - 1]) if self.size else -math.inf
-        disordered = False
         for at, (event_id, event_time, event_amount, keys, event_label, event_label_time, seq) in enumerate(
             new, self.size
         ):
             tx_id[at], time[at], amount[at] = event_id, event_time, event_amount
             label[at], label_time[at], changed[at] = event_label, event_label_time, seq
             row[event_id] = at
-            disordered = disordered or event_time < previous
-            previous = event_time
             for role in keys:
                 if role not in codes:
                     self._add_role(role)
             for role, role_codes in codes.items():
                 known, named = code_of[role], names[role]
                 role_codes[at] = _code(known, named, str(keys.get(role, "")))
-        start, self.size = self.size, self.size + len(new)
-        if disordered:
-            self._sort(start)
+        self.size += len(new)
 
     def _add_role(self, role: str) -> None:
         """Codes for a role no event held had: every event so far gets code 0, ``""`` (no key of that role)."""
