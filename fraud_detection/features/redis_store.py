@@ -3,12 +3,13 @@
 Layout under a prefix ``p``: ``p:e:<role>:<key>`` the entity's transaction ids by event time (for trimming)
 and ``p:c:<role>:<key>`` the same ids by the sequence number of their last change (for incremental reads),
 ``p:body`` each event's JSON by id, ``p:applied`` the applied ids (score = event time), ``p:labels`` a hash of
-labels by id with ``p:label_times`` its time index, ``p:now`` the latest applied event time and ``p:seq`` the
-latest sequence number. ``apply_many`` is one Lua script (Redis runs it atomically): for each transaction in
-turn it checks and records the id, adds the event and bumps the sequence, then it trims once, so a redelivered
-transaction or batch changes nothing; ``apply`` is a batch of one. ``apply_label`` is
-one script too: it records the label and marks the transaction's entities changed (their keys are read from
-its JSON inside the script, so it needs a non-cluster Redis, as Memorystore's basic and standard tiers are).
+labels by id with ``p:label_times`` its time index, ``p:now`` the latest applied event time, ``p:seq`` the
+latest sequence number, and ``p:progress`` a separate applier's next offset by ``<topic>/<partition>``.
+``apply_many`` is one Lua script (Redis runs it atomically): for each transaction in turn it checks and records
+the id, adds the event and bumps the sequence, then it trims once, so a redelivered transaction or batch changes
+nothing; ``apply`` is a batch of one. ``apply_label`` is one script too: it records the label and marks the
+transaction's entities changed (their keys are read from its JSON inside the script, so it needs a non-cluster
+Redis, as Memorystore's basic and standard tiers are).
 ``redis`` is imported when a store is made, not with the package.
 """
 
@@ -26,6 +27,7 @@ from fraud_detection.features.online import EntityState, Transaction
 from fraud_detection.features.store import (
     GRACE,
     Entity,
+    Progress,
     StoreUnavailable,
     entities_of,
     label_text,
@@ -92,6 +94,22 @@ packs each argument in Python). 1 for each transaction applied, 0 for each refus
 
 _APPLY = _APPLY_BATCH + "return apply_batch(tonumber(ARGV[1]), cjson.decode(ARGV[2]))"
 """``apply_many``: ``ARGV``, the retained seconds and the batch."""
+
+_APPLY_PROGRESS = (
+    _APPLY_BATCH
+    + """
+local applied = apply_batch(tonumber(ARGV[1]), cjson.decode(ARGV[2]))
+local progress = KEYS[#KEYS]
+for _, moved in ipairs(cjson.decode(ARGV[3])) do
+  if moved[2] > tonumber(redis.call('HGET', progress, moved[1]) or '-1') then
+    redis.call('HSET', progress, moved[1], string.format('%d', moved[2]))
+  end
+end
+return applied
+"""
+)
+"""``apply_many`` with an applier's progress: ``_APPLY``'s keys and the ``progress`` hash last; ``ARGV`` its two,
+then ``[["<topic>/<partition>", next offset], ...]``. An offset never moves back."""
 
 _LABEL = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -191,6 +209,7 @@ class RedisStateStore:
         self._label = self._client.register_script(_LABEL)
         self._read = self._client.register_script(_READ)
         self._apply_read = self._client.register_script(_APPLY_READ)
+        self._apply_progress = self._client.register_script(_APPLY_PROGRESS)
         self._cache = StateCache()
         self._lock = threading.Lock()  # the cache is shared by the threads that read through this store
 
@@ -219,12 +238,25 @@ class RedisStateStore:
         """Record the id, add the event and trim, atomically; False if already applied or too old."""
         return self.apply_many([transaction])[0]
 
-    def apply_many(self, transactions: Sequence[Transaction]) -> list[bool]:
-        """The batch's applies, in order, in one script call: atomic (all or none), one round trip."""
-        if not transactions:
+    def apply_many(self, transactions: Sequence[Transaction], progress: Progress | None = None) -> list[bool]:
+        """The batch's applies, in order, in one script call: atomic (all or none), one round trip; ``progress``
+        recorded in the same call."""
+        if not transactions and not progress:
             return []
         keys, args = self._batch(transactions)
-        return [bool(applied) for applied in self._call(self._apply, keys, args)]
+        if not progress:
+            return [bool(applied) for applied in self._call(self._apply, keys, args)]
+        moved = orjson.dumps([[f"{topic}/{partition}", n] for (topic, partition), n in progress.items()]).decode()
+        return [
+            bool(applied)
+            for applied in _listed(self._call(self._apply_progress, [*keys, self._key("progress")], [*args, moved]))
+        ]
+
+    def progress(self, topic: str) -> dict[int, int]:
+        """``EntityStateStore.progress``, from the ``progress`` hash (``<topic>/<partition>`` to the next offset)."""
+        held = self._run(lambda: self._client.hgetall(self._key("progress")))
+        found = {_text(field).rpartition("/"): int(offset) for field, offset in held.items()}
+        return {int(partition): offset for (name, _, partition), offset in found.items() if name == topic}
 
     def apply_and_read(self, transactions: Sequence[Transaction]) -> tuple[list[bool], dict[Entity, EntityState]]:
         """``apply_many``, and each entity of the batch read in the same script call (see ``EntityStateStore``): the

@@ -49,6 +49,9 @@ GRACE = 86_400.0
 Entity = tuple[str, str]
 """An entity as the stores key it: (role, key)."""
 
+Progress = Mapping[tuple[str, int], int]
+"""How far an applier got: the offset after the last message applied, by ``(topic, partition)``."""
+
 
 class StoreUnavailable(RuntimeError):
     """The state store cannot be reached or opened; the message names its address. Never read as empty state."""
@@ -70,9 +73,16 @@ class EntityStateStore(Protocol):
         or if it is older than ``now - horizon - grace`` (it could change no feature scored from now on)."""
         ...
 
-    def apply_many(self, transactions: Sequence[Transaction]) -> list[bool]:
+    def apply_many(self, transactions: Sequence[Transaction], progress: Progress | None = None) -> list[bool]:
         """``apply`` each transaction in order, as one atomic step (one round trip): the store ends as the applies
-        one by one would leave it, and a batch applied again changes nothing. Which of them were applied."""
+        one by one would leave it, and a batch applied again changes nothing. Which of them were applied.
+
+        ``progress`` (a separate applier's): the offset after the batch's last message of each ``(topic,
+        partition)``, recorded in the same step (an offset never moves back), for :meth:`progress`."""
+        ...
+
+    def progress(self, topic: str) -> dict[int, int]:
+        """How far an applier has applied ``topic``: the offset after its last applied message, by partition."""
         ...
 
     def apply_and_read(self, transactions: Sequence[Transaction]) -> tuple[list[bool], dict[Entity, EntityState]]:
@@ -139,6 +149,9 @@ CREATE TABLE IF NOT EXISTS labels (tx_id TEXT PRIMARY KEY, label_time REAL NOT N
 CREATE INDEX IF NOT EXISTS labels_by_time ON labels (label_time);
 CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 0), now REAL, seq INTEGER NOT NULL);
 INSERT OR IGNORE INTO clock (id, now, seq) VALUES (0, NULL, 0);
+CREATE TABLE IF NOT EXISTS progress (
+  topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition))
+  WITHOUT ROWID;
 """
 """``changes`` holds one row per entity per write: a batch's events of that entity, or an event again with the
 label it just got, as JSON arrays (:func:`items_text`), under the sequence number of the row's last event and the
@@ -146,7 +159,8 @@ latest event time in it (the row goes when that falls out of the retained span).
 written and found by entity through ``changes_by_entity``: a batch dirties the pages at the table's end and one small
 index entry per entity, not a page per entity. ``applied`` holds each applied id with its time and ``at``, the
 ``changes`` row that holds it (a label finds the event's entities there); ``labels`` the labels by id; ``clock``
-"now" and the latest sequence number."""
+"now" and the latest sequence number; ``progress`` how far a separate applier has applied each partition of its
+topic (the offset after the last message it applied), written in the same transaction as that batch."""
 
 
 def items_text(events: Sequence[Parsed]) -> bytes:
@@ -243,16 +257,36 @@ class SQLiteStateStore:
         one transaction."""
         return self.apply_many([transaction])[0]
 
-    def apply_many(self, transactions: Sequence[Transaction]) -> list[bool]:
+    def apply_many(self, transactions: Sequence[Transaction], progress: Progress | None = None) -> list[bool]:
         """The batch's applies in one transaction (one commit): the ids, labels and clock are read once, each
         transaction is decided in order as its own ``apply`` would be, then the accepted ones are written by
-        ``executemany`` and what fell out of the horizon is trimmed once."""
-        if not transactions:
+        ``executemany`` and what fell out of the horizon is trimmed once; ``progress`` is recorded in it."""
+        if not transactions and not progress:
             return []
         with self._lock, self._transaction("BEGIN IMMEDIATE"):
             self._current = None  # its rows are not merged into the cache
             now, seq = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
-            return self._write(transactions, now, seq)[0]
+            done = self._write(transactions, now, seq)[0]
+            if progress:
+                self._conn.executemany(
+                    "INSERT INTO progress (topic, partition, next_offset) VALUES (?, ?, ?) ON CONFLICT DO UPDATE "
+                    "SET next_offset = max(next_offset, excluded.next_offset)",
+                    [(topic, partition, offset) for (topic, partition), offset in progress.items()],
+                )
+            return done
+
+    def progress(self, topic: str) -> dict[int, int]:
+        """``EntityStateStore.progress``: nothing before an applier wrote (or in a file of a layout without it)."""
+        with self._lock:
+            try:
+                found = self._conn.execute("SELECT partition, next_offset FROM progress WHERE topic = ?", (topic,))
+                return dict(found.fetchall())
+            except sqlite3.OperationalError as error:
+                if "no such table" in str(error):
+                    return {}
+                raise StoreUnavailable(f"the embedded feature store at {self.path} failed: {error}") from error
+            except sqlite3.Error as error:
+                raise StoreUnavailable(f"the embedded feature store at {self.path} failed: {error}") from error
 
     def apply_and_read(self, transactions: Sequence[Transaction]) -> tuple[list[bool], dict[Entity, EntityState]]:
         """``apply_many``, and each entity of the batch read in the same transaction (see ``EntityStateStore``): the

@@ -24,7 +24,13 @@ import pytest
 from fraud_detection.features.definitions import HOUR
 from fraud_detection.features.online import EntityState, Transaction
 from fraud_detection.features.redis_store import RedisStateStore, _text
-from fraud_detection.features.store import EntityStateStore, SQLiteStateStore, entities_of, parsed_items
+from fraud_detection.features.store import (
+    EntityStateStore,
+    SQLiteStateStore,
+    StoreUnavailable,
+    entities_of,
+    parsed_items,
+)
 
 HORIZON, GRACE = 6 * HOUR, HOUR
 Open = Callable[[str], EntityStateStore]
@@ -216,3 +222,41 @@ def test_the_writer_reads_what_another_writer_added_between_its_batches(tmp_path
     assert checked > 100
     for store in (writer, other, witness):
         store.close()
+
+
+def test_an_appliers_progress_is_recorded_with_its_batch_and_never_moves_back(open_store: Open) -> None:
+    """``apply_many`` with a separate applier's progress applies as without it, and the store then gives that
+    progress by partition of the topic; a redelivered batch's older offsets leave it, and a batch of nothing to apply
+    (every message a reject) still moves it."""
+    plain, store = open_store("plain"), open_store("progress")
+    assert store.progress("tx") == {}
+    (first, _), (second, _) = batches(seed=3)[:2]
+    assert store.apply_many(first, {("tx", 0): 40, ("tx", 2): 7}) == plain.apply_many(first)
+    assert store.progress("tx") == {0: 40, 2: 7}
+    assert store.progress("other") == {}
+    assert store.apply_many(first, {("tx", 0): 12}) == [False] * len(first)  # redelivered, from older offsets
+    assert store.progress("tx") == {0: 40, 2: 7}
+    assert store.apply_many([], {("tx", 1): 3, ("other", 0): 5}) == []
+    assert store.apply_many(second, {("tx", 0): 80}) == plain.apply_many(second)
+    assert store.progress("tx") == {0: 80, 1: 3, 2: 7}
+    assert store.progress("other") == {0: 5}
+    held = {name: value for name, value in dump(store).items() if name != ":progress"}
+    assert held == dump(plain)  # the same state as applying without progress
+    plain.close()
+    store.close()
+
+
+def test_a_batch_whose_progress_cannot_be_recorded_applies_nothing(tmp_path: Path) -> None:
+    """The embedded store writes a batch and its progress in one transaction: when the progress cannot be written,
+    the batch's transactions are not applied either, and the error names the file."""
+    store = SQLiteStateStore(tmp_path / "state.db", horizon=HORIZON, grace=GRACE)
+    batch = batches(seed=3)[0][0]
+    before = dump(store)
+    store._conn.execute("DROP TABLE progress")
+    with pytest.raises(StoreUnavailable, match="state.db failed: no such table: progress"):
+        store.apply_many(batch, {("tx", 0): 40})
+    assert dump(store) == before
+    assert store.apply_many(batch) == SQLiteStateStore(tmp_path / "fresh.db", horizon=HORIZON, grace=GRACE).apply_many(
+        batch
+    )
+    store.close()
