@@ -142,6 +142,8 @@ class StreamScorer:
     """Consumes ``input_topic`` as ``group_id``; scores, writes results and dead letters, commits (module doc)."""
 
     def __init__(self, settings: StreamSettings) -> None:
+        if settings.role == "applier":  # its own group, for the input and the labels, beside the scorers'
+            settings = settings.model_copy(update={"group_id": f"{settings.group_id}-applier"})
         self.settings = settings
         self.model: scoring.LoadedModel | None = None
         self._fingerprint = ""
@@ -188,6 +190,8 @@ class StreamScorer:
         if self.raw is not None and inputs == self.raw.inputs:
             return
         raw = None
+        if inputs is None and self.settings.role == "applier":
+            raise ValueError("role=applier needs a model trained on raw transactions (its metadata has none)")
         if inputs is not None:
             raw = transactions.RawTransactions(self.settings, inputs, client_configs(self.settings)[0])
             if problem := raw.lookup.check():
@@ -233,6 +237,7 @@ class StreamScorer:
             return 0 if stop.is_set() else 1
         self._tracer = trace.get_tracer("streaming.consumer")
         consumer_config, producer_config = client_configs(self.settings)
+        applier = self.settings.role == "applier"
         producer = Producer({**producer_config, "on_delivery": self._on_delivery})
         consumer = Consumer({**consumer_config, "on_commit": on_commit})
         # Partitions taken away: every result sent is acknowledged and committed first, for their next owner.
@@ -240,17 +245,19 @@ class StreamScorer:
             [self.settings.input_topic], on_revoke=lambda consumer, _: self._deliveries.commit_all(consumer, producer)
         )
         log.info(
-            "consuming %s as group %s from %s: results to %s, dead letters to %s",
+            "consuming %s as group %s from %s: %s, dead letters to %s",
             self.settings.input_topic,
             self.settings.group_id,
             self.settings.bootstrap_servers,
-            self.settings.output_topic,
+            "applying to the feature store, scoring nothing" if applier else f"results to {self.settings.output_topic}",
             self.settings.dead_letter_topic,
         )
         try:
             while not stop.is_set():
                 batch = take(consumer, self.settings.batch_size, self.settings.batch_wait_seconds)
-                if batch:
+                if batch and applier:
+                    self.apply_batch(batch, consumer, producer)
+                elif batch:
                     self.process(batch, consumer, producer)
                 else:
                     self._deliveries.commit(consumer, producer)
@@ -284,7 +291,7 @@ class StreamScorer:
         raw = self.raw
         if raw is not None:
             rejected = raw.labels.catch_up()  # every label acknowledged before these transactions is applied first
-            decoded = raw.decode(records)
+            decoded = raw.decode(records, ends)
         else:
             rejected = []
             decoded = messages.decode_batch([m.value() for m in records], [m.key() for m in records])
@@ -311,6 +318,36 @@ class StreamScorer:
             else:
                 self._deliveries.commit(consumer, producer)  # what the reports already in free
         self._observe(records, decoded, model.metadata.model_version, flagged, time.perf_counter() - started)
+
+    def apply_batch(self, batch: list[Message], consumer: Consumer, producer: Producer) -> None:
+        """The applier's batch (``role=applier``): every label up to the labels topic's end, then the batch's
+        transactions with how far each partition got, in one store step; the bad labels' dead letters acknowledged;
+        then the labels' and the batch's offsets committed (a redelivered batch changes nothing in the store).
+
+        Raises:
+            StoreUnavailable: the store cannot be written (the batch stays uncommitted).
+            DeliveryError: a dead letter was not acknowledged (nothing committed).
+        """
+        from confluent_kafka import TopicPartition
+
+        started = time.perf_counter()
+        raw = self.raw
+        assert raw is not None
+        records, ends = readable(batch)
+        rejected = raw.labels.catch_up()  # every label acknowledged before these transactions is applied first
+        applied = raw.apply_only(records, ends)
+        for record, kind, reason in rejected:
+            self._send_dead_letter(record, kind, reason, producer)
+        if rejected:
+            self._wait_delivered(producer)
+        raw.labels.commit()
+        topic = self.settings.input_topic
+        if ends:
+            consumer.commit(offsets=[TopicPartition(topic, p, end + 1) for p, end in ends.items()], asynchronous=True)
+        metrics = stream_metrics()
+        metrics.messages.labels("applied").inc(applied)
+        metrics.messages.labels("not_applied").inc(len(records) - applied)
+        metrics.batch_seconds.observe(time.perf_counter() - started)
 
     def _apply_labels(self, producer: Producer, idle: bool) -> None:
         """With no transactions to score: apply the labels that arrived, dead-letter the bad ones, commit."""

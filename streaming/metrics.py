@@ -23,6 +23,8 @@ class StreamMetrics:
     latency_seconds: Histogram
     lag: Gauge
     labels: Counter
+    applier_wait_seconds: Histogram
+    applier_timeouts: Counter
 
 
 @functools.cache
@@ -44,6 +46,14 @@ def stream_metrics() -> StreamMetrics:
         lag=Gauge("fraud_stream_consumer_lag", "Messages not yet consumed, per partition", ["topic", "partition"]),
         labels=Counter(
             "fraud_stream_labels", "Label messages consumed (raw-transaction models), by outcome", ["outcome"]
+        ),
+        applier_wait_seconds=Histogram(
+            "fraud_stream_applier_wait_seconds",
+            "A scorer's wait, before a batch, for the separate applier to apply it (wait_for_applier)",
+            buckets=telemetry.LATENCY_BUCKETS,
+        ),
+        applier_timeouts=Counter(
+            "fraud_stream_applier_timeouts", "Batches a scorer gave up on: the applier did not apply them in time"
         ),
     )
 

@@ -7,7 +7,9 @@ set from the environment with the ``FRAUD_`` prefix, e.g. ``FRAUD_BOOTSTRAP_SERV
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from serving.settings import ServingSettings
 
@@ -38,6 +40,18 @@ class StreamSettings(ServingSettings):
     """Raw-transaction models only: false makes a scorer that only reads the entity state another scorer keeps (a
     second model scored beside the one whose scorer applies): it applies no transaction and no label, and opens the
     embedded store read only (docs/streaming.md, "A scorer that only reads")."""
+    role: Literal["scorer", "applier"] = "scorer"
+    """Raw-transaction models only: ``applier`` makes a process that applies the transactions and labels to the
+    entity-state store and scores nothing, recording in the same store step how far it got in each partition; scorers
+    with ``wait_for_applier`` then only read (docs/streaming.md, "A separate applier"). It consumes as
+    ``<group_id>-applier`` (its labels as ``<group_id>-applier-labels``)."""
+    wait_for_applier: bool = False
+    """Raw-transaction models only, with ``apply_transactions`` false: before reading a batch's state, wait until the
+    applier (``role=applier`` on the same input topic and store) has applied every message up to the batch's last,
+    so the features are the ones a scorer applying them itself would compute."""
+    applier_wait_seconds: float = Field(default=30.0, gt=0.0)
+    """Longest wait for the applier before a batch: past it the scorer stops with an error naming the partition
+    (the batch stays uncommitted) and counts ``fraud_stream_applier_timeouts``."""
     group_id: str = "fraud-scorer"
     """Consumer group: replicas in one group share the input partitions."""
     batch_size: int = Field(default=2000, ge=1)
@@ -55,3 +69,15 @@ class StreamSettings(ServingSettings):
     """Most batches whose results may await the broker's acknowledgement while the scorer scores the next ones; a
     batch's offsets are committed once it and every batch before it are acknowledged. 1 waits for each batch's
     results before scoring the next (docs/streaming.md, "The tail at 5,000/s")."""
+
+    @model_validator(mode="after")
+    def _one_writer(self) -> StreamSettings:
+        """An applier applies, and a scorer that waits for one does not."""
+        if self.wait_for_applier and (self.apply_transactions or self.role == "applier"):
+            raise ValueError(
+                "wait_for_applier is for a scorer that only reads (role=scorer, apply_transactions=false): "
+                "the applier applies the transactions"
+            )
+        if self.role == "applier" and not self.apply_transactions:
+            raise ValueError("role=applier applies transactions: apply_transactions=false contradicts it")
+        return self

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,10 @@ Rejected = tuple["Message", str, str]
 """A message for the dead-letter topic: the message, its class and the reason."""
 
 
+class ApplierBehind(StoreUnavailable):
+    """A scorer that waits for an applier (``wait_for_applier``) did not see it apply a batch in time."""
+
+
 class RawTransactions:
     """A raw-transaction model's decoding, state lookup and labels feed (the module docstring)."""
 
@@ -61,16 +65,82 @@ class RawTransactions:
         self.schema = RawSchema.of(inputs)
         # The stream is the store's writer, whatever the predictor's read-only setting says, unless told to only read.
         self.apply = settings.apply_transactions
+        self.topic = settings.input_topic
+        self.wait_for_applier = settings.wait_for_applier
+        self.wait_seconds = settings.applier_wait_seconds
         opener, where = store_opener(settings.model_copy(update={"feature_store_write": self.apply}), inputs)
         self.lookup = StateLookup(inputs, opener, where, write=self.apply)
         self.labels = LabelFeed(settings, consumer_config, self.lookup, inputs.mapping.time_unit, enabled=self.apply)
 
-    def decode(self, records: Sequence[Message]) -> messages.Batch:
-        """Parse the batch's messages; apply its transactions in offset order, then compute their features.
+    def decode(self, records: Sequence[Message], ends: Mapping[int, int]) -> messages.Batch:
+        """Parse the batch's messages; apply its transactions in offset order (or, waiting for an applier, wait
+        until it has applied up to ``ends``, each partition's last offset in the batch), then compute their features.
 
         Raises:
             StoreUnavailable: the store cannot be read or written (the batch stays uncommitted).
+            ApplierBehind: the applier did not get there within ``applier_wait_seconds``.
         """
+        transactions, positions, rejects = self._parsed(records)
+        lookup = self.lookup
+        if self.apply:
+            x = lookup.apply_then_compute(transactions)
+        else:
+            if self.wait_for_applier:
+                self.wait_applied(ends)
+            x = lookup.read_then_compute(transactions)
+        return messages.Batch(x, [t.tx_id for t in transactions], positions, rejects)
+
+    def apply_only(self, records: Sequence[Message], ends: Mapping[int, int]) -> int:
+        """The applier's batch: its transactions applied in offset order, and how far it got in each partition
+        (``ends``: the batch's last offset by partition), in one store step. How many were applied (not applied
+        before; a message that is no transaction is skipped: the scorers dead-letter it).
+
+        Raises:
+            StoreUnavailable: the store cannot be written (the batch stays uncommitted).
+        """
+        transactions = self._parsed(records)[0]
+        progress = {(self.topic, partition): end + 1 for partition, end in ends.items()}
+        try:
+            return sum(self.lookup.store().apply_many(transactions, progress))
+        except StoreUnavailable as error:
+            raise self.lookup.failure("apply", str(error)) from error
+
+    def wait_applied(self, ends: Mapping[int, int]) -> None:
+        """Wait until the applier has applied each partition past its offset in ``ends`` (polling the store, from
+        1 ms up to 50 ms apart); the wait is observed as ``fraud_stream_applier_wait_seconds``.
+
+        Raises:
+            ApplierBehind: not within ``applier_wait_seconds`` (counted as ``fraud_stream_applier_timeouts``).
+            StoreUnavailable: the store cannot be read.
+        """
+        started = time.monotonic()
+        deadline, pause = started + self.wait_seconds, 0.0005
+        metrics = stream_metrics()
+        while True:
+            try:
+                held = self.lookup.store().progress(self.topic)
+            except StoreUnavailable as error:
+                raise self.lookup.failure("progress", str(error)) from error
+            behind = [(partition, end) for partition, end in sorted(ends.items()) if held.get(partition, 0) <= end]
+            if not behind:
+                metrics.applier_wait_seconds.observe(time.monotonic() - started)
+                return
+            if time.monotonic() >= deadline:
+                metrics.applier_timeouts.inc()
+                partition, end = behind[0]
+                at = held.get(partition)
+                raise ApplierBehind(
+                    f"the applier has not applied {self.topic} partition {partition} up to offset {end} within "
+                    f"{self.wait_seconds:g}s ("
+                    + ("it has applied none of that partition" if at is None else f"it is at offset {at}")
+                    + "): is a scorer with role=applier running on this topic and store? The batch is not committed"
+                )
+            time.sleep(pause)
+            pause = min(2 * pause, 0.005)
+
+    def _parsed(self, records: Sequence[Message]) -> tuple[list[Transaction], list[int], list[tuple[int, str, str]]]:
+        """The batch's transactions, the position of each among ``records``, and the rejects (position, class,
+        reason)."""
         transactions: list[Transaction] = []
         positions: list[int] = []
         rejects: list[tuple[int, str, str]] = []
@@ -86,9 +156,7 @@ class RawTransactions:
                 rejects.append((position, messages.NOT_A_TRANSACTION, str(error)))
                 continue
             positions.append(position)
-        lookup = self.lookup
-        x = lookup.apply_then_compute(transactions) if self.apply else lookup.read_then_compute(transactions)
-        return messages.Batch(x, [t.tx_id for t in transactions], positions, rejects)
+        return transactions, positions, rejects
 
     def close(self) -> None:
         """Stop the labels feed (committing what it applied) and close the store."""

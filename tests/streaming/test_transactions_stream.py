@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -100,11 +101,14 @@ def sqlite_applied(path: Path) -> int:
             return 0
 
 
-@pytest.mark.parametrize("kind", ["redis", "sqlite"])
+@pytest.mark.parametrize("kind", ["redis", "sqlite", "sqlite-applier"])
 def test_a_replay_with_late_labels_ties_and_a_kill_9_gives_the_offline_probabilities_and_applies_each_once(
     broker: Broker, model: TransactionModel, kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    name = "raw" if kind == "redis" else "rawsql"
+    """``sqlite-applier``: a separate applier (``FRAUD_ROLE=applier``) applies, killed -9 midway, beside a scorer that
+    waits for it and only reads."""
+    name = {"redis": "raw", "sqlite": "rawsql", "sqlite-applier": "rawapp"}[kind]
+    separate = kind == "sqlite-applier"
     topics = topics_for(name)
     labels_topic = f"{name}-labels"
     # One partition: a terminal's transactions come from every customer, and only one partition keeps them in order.
@@ -143,16 +147,30 @@ def test_a_replay_with_late_labels_ties_and_a_kill_9_gives_the_offline_probabili
     log = tmp_path / "scorer.log"
     half = next(k for k, item in enumerate(plan) if item[0] == topics["input_topic"] and k > len(plan) // 2)
 
-    produce(broker, plan[:half])
     first_half = sum(item[0] == topics["input_topic"] for item in plan[:half])
-    scorer = ScorerProcess(broker, str(model.directory), log, topics, **env)
+    waiting: ScorerProcess | None = None
+    writer_env, writer_group = env, topics["group_id"]
+    producing = threading.Thread(target=produce, args=(broker, plan[:half]))
+    if separate:
+        # The applier scores nothing and would apply the half before the first look: it is produced meanwhile.
+        writer_env, writer_group = {**env, "FRAUD_ROLE": "applier"}, f"{topics['group_id']}-applier"
+    else:
+        producing.run()
+    scorer = ScorerProcess(broker, str(model.directory), log, topics, **writer_env)
     applied_at_kill = committed_at_kill = 0
     try:
+        if separate:
+            producing.start()
+        if separate:  # the scorer that only reads opens the file once the applier made it
+            scorer.wait_until(lambda: applied_count() > 0, timeout=120, what="the applier's first batch")
+            read_env = {**env, "FRAUD_APPLY_TRANSACTIONS": "false", "FRAUD_WAIT_FOR_APPLIER": "true"}
+            waiting = ScorerProcess(broker, str(model.directory), tmp_path / "waiting.log", topics, **read_env)
+            request.addfinalizer(waiting.stop)
         scorer.wait_until(lambda: applied_count() >= 300, timeout=120, what="300 applied")
-        for look in range(400):  # freeze the scorer; kill it if a batch is applied but not committed
+        for look in range(400):  # freeze the writer; kill it if a batch is applied but not committed
             os.kill(scorer.process.pid, signal.SIGSTOP)
             applied = applied_count()
-            done = committed(broker, topics["group_id"], topics["input_topic"])
+            done = committed(broker, writer_group, topics["input_topic"])
             if applied > done or look == 399:
                 scorer.kill()
                 break
@@ -162,9 +180,11 @@ def test_a_replay_with_late_labels_ties_and_a_kill_9_gives_the_offline_probabili
         if scorer.process.poll() is None:
             os.kill(scorer.process.pid, signal.SIGCONT)
         scorer.stop()
+        if producing.is_alive():
+            producing.join()
     time.sleep(0.5)  # a commit sent before the freeze lands
     applied_at_kill = applied_count()
-    committed_at_kill = committed(broker, topics["group_id"], topics["input_topic"])
+    committed_at_kill = committed(broker, writer_group, topics["input_topic"])
     assert scorer.process.returncode == -9
     assert applied_at_kill > committed_at_kill, "the kill did not land between a batch's applies and its commit"
     assert committed_at_kill < first_half, "the kill came after the first half was done"
@@ -175,16 +195,21 @@ def test_a_replay_with_late_labels_ties_and_a_kill_9_gives_the_offline_probabili
         (topics["input_topic"], b"bad", orjson.dumps(bad_row)),
         (labels_topic, b"bad", orjson.dumps({"tx_id": "x", "label": 2, "label_time": 1.0})),
     ]
-    restarted = ScorerProcess(broker, str(model.directory), log, topics, **env)
+    restarted = ScorerProcess(broker, str(model.directory), log, topics, **writer_env)
     try:
         produce(broker, plan[half:] + bad)
-        restarted.wait_until(
-            lambda: committed(broker, topics["group_id"], topics["input_topic"]) >= n + 1,
-            timeout=300,
-            what="every transaction committed",
-        )
+        for group in dict.fromkeys([writer_group, topics["group_id"]]):  # the applier's, then the scorer's
+            restarted.wait_until(
+                lambda group=group: committed(broker, group, topics["input_topic"]) >= n + 1,
+                timeout=300,
+                what=f"every transaction committed by {group}",
+            )
     finally:
         restarted.stop()
+        if waiting is not None:
+            waiting.stop()
+    if waiting is not None:
+        assert waiting.process.returncode == 0, "the scorer waiting for the applier failed"
 
     results: dict[str, set[float]] = {}
     read = read_topic(broker.config(), topics["output_topic"], n, timeout=60, distinct_keys=True)
