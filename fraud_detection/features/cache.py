@@ -82,8 +82,17 @@ class _Entity:
         """Append new events (in one block); for an event already held, unless the change is older than the one held
         (two threads' reads may be applied out of order), replace its label, or the whole event if its time or
         amount changed (its id applied again after the store trimmed the first)."""
+        events = events if isinstance(events, list) else list(events)
+        row = self.row
+        if len(events) > 1:
+            latest = {event[0]: event for event in events}
+            if len(latest) == len(events) and row.keys().isdisjoint(latest):  # all new, each once: appended as they are
+                self._last = None
+                self.seen = max(self.seen, max(map(_SEQ, events)))
+                self._extend(list(events))
+                return
         new: dict[str, Parsed] = {}
-        seen, row, changed = self.seen, self.row, False
+        seen, changed = self.seen, False
         for event in events:
             tx_id, event_time, amount, _, _, _, seq = event
             seen = seq if seq > seen else seen
@@ -267,6 +276,9 @@ def _read_only(column: np.ndarray) -> np.ndarray:
 
 _TIME = operator.itemgetter(1)
 """A ``Parsed`` event's time."""
+
+_SEQ = operator.itemgetter(6)
+"""A ``Parsed`` event's sequence number."""
 
 
 def _code(code_of: dict[str, int], names: list[str], key: str) -> int:
