@@ -49,6 +49,10 @@ class ServingSettings(BaseSettings):
     feature_store_write: bool = True
     """Apply each scored transaction to the store (once per transaction id), so the card's next one sees it;
     false = only read (the stream applies the transactions)."""
+    feature_store_grace_seconds: float = Field(default=86_400.0, gt=0.0)
+    """Seconds of state the store keeps beyond the features' horizon: a batch scored again (a redelivery), or read by a
+    stream scorer that waits for the writer, up to this far behind the store's latest event gets the features the
+    writer computed. Every process on one store must use the same value."""
     feature_store_timeout: float = Field(default=1.0, gt=0.0)
     """Seconds a Redis call may take before the request fails with a 503."""
     prediction_log_bootstrap_servers: str = ""

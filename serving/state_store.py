@@ -35,7 +35,7 @@ import pandas as pd
 from fraud_detection.features.definitions import Aggregate, FeatureSet
 from fraud_detection.features.online import EntityState, Transaction, features_for
 from fraud_detection.features.request import request_features
-from fraud_detection.features.store import EntityStateStore, SQLiteStateStore, StoreUnavailable
+from fraud_detection.features.store import EntityStateStore, Progress, SQLiteStateStore, StoreUnavailable
 from fraud_detection.features.window import History, evaluate
 from fraud_detection.modeldir import TransactionInputs
 from fraud_detection.transactions.frame import AMOUNT, EVENT_TIME
@@ -118,6 +118,7 @@ def store_opener(settings: ServingSettings, inputs: TransactionInputs) -> tuple[
             return RedisStateStore(
                 full,
                 horizon=horizon,
+                grace=settings.feature_store_grace_seconds,
                 timeout=settings.feature_store_timeout,
                 ca_file=settings.feature_store_ca_file or None,
             )
@@ -129,7 +130,9 @@ def store_opener(settings: ServingSettings, inputs: TransactionInputs) -> tuple[
     def open_sqlite() -> EntityStateStore:
         if writable:
             path.parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteStateStore(path, horizon=horizon, readonly=not writable)
+        return SQLiteStateStore(
+            path, horizon=horizon, grace=settings.feature_store_grace_seconds, readonly=not writable
+        )
 
     return open_sqlite, f"sqlite at {path}" + ("" if writable else " (read only)")
 
@@ -193,9 +196,10 @@ class StateLookup:
         store_metrics().up.set(1)
         return rows.astype(np.float32)
 
-    def apply_then_compute(self, transactions: Sequence[Transaction]) -> np.ndarray:
+    def apply_then_compute(self, transactions: Sequence[Transaction], progress: Progress | None = None) -> np.ndarray:
         """``[N, F]`` float32 features of a batch the stream applies: the batch is applied and each of its entities
-        read in one store call (``apply_and_read``), then the features of all come from one ``evaluate`` per role.
+        read in one store call (``apply_and_read``, which records the stream's ``progress`` too), then the features
+        of all come from one ``evaluate`` per role.
 
         The values are :meth:`compute`'s for transactions in time order: a feature uses only events strictly before
         the transaction's time, so the batch's later transactions in the state change nothing, and the labels of
@@ -205,7 +209,7 @@ class StateLookup:
         """
         store = self.store()
         try:
-            _, states = store.apply_and_read(transactions)
+            _, states = store.apply_and_read(transactions, progress)
         except StoreUnavailable as error:
             raise self.failure("apply", str(error)) from error
         store_metrics().up.set(1)

@@ -4,7 +4,7 @@ Layout under a prefix ``p``: ``p:e:<role>:<key>`` the entity's transaction ids b
 and ``p:c:<role>:<key>`` the same ids by the sequence number of their last change (for incremental reads),
 ``p:body`` each event's JSON by id, ``p:applied`` the applied ids (score = event time), ``p:labels`` a hash of
 labels by id with ``p:label_times`` its time index, ``p:now`` the latest applied event time, ``p:seq`` the
-latest sequence number, and ``p:progress`` a separate applier's next offset by ``<topic>/<partition>``.
+latest sequence number, and ``p:progress`` the stream writer's next offset by ``<topic>/<partition>``.
 ``apply_many`` is one Lua script (Redis runs it atomically): for each transaction in turn it checks and records
 the id, adds the event and bumps the sequence, then it trims once, so a redelivered transaction or batch changes
 nothing; ``apply`` is a batch of one. ``apply_label`` is one script too: it records the label and marks the
@@ -92,24 +92,29 @@ seq), then each entity's ``e:`` and ``c:`` keys; ``batch``: the decoded JSON arr
 event JSON, [the KEYS index of each of its entities' e: key]]`` (one argument, not four a transaction: redis-py
 packs each argument in Python). 1 for each transaction applied, 0 for each refused."""
 
-_APPLY = _APPLY_BATCH + "return apply_batch(tonumber(ARGV[1]), cjson.decode(ARGV[2]))"
-"""``apply_many``: ``ARGV``, the retained seconds and the batch."""
-
-_APPLY_PROGRESS = (
-    _APPLY_BATCH
-    + """
-local applied = apply_batch(tonumber(ARGV[1]), cjson.decode(ARGV[2]))
-local progress = KEYS[#KEYS]
-for _, moved in ipairs(cjson.decode(ARGV[3])) do
-  if moved[2] > tonumber(redis.call('HGET', progress, moved[1]) or '-1') then
-    redis.call('HSET', progress, moved[1], string.format('%d', moved[2]))
+_PROGRESS = """
+local function record_progress(key, moved)
+  for _, each in ipairs(cjson.decode(moved)) do
+    if each[2] > tonumber(redis.call('HGET', key, each[1]) or '-1') then
+      redis.call('HSET', key, each[1], string.format('%d', each[2]))
+    end
   end
 end
+"""
+"""``record_progress``: move the ``progress`` hash's offsets (``[["<topic>/<partition>", next offset], ...]``)
+forward; an offset never moves back."""
+
+_APPLY = (
+    _APPLY_BATCH
+    + _PROGRESS
+    + """
+local applied = apply_batch(tonumber(ARGV[1]), cjson.decode(ARGV[2]))
+record_progress(KEYS[#KEYS], ARGV[3])
 return applied
 """
 )
-"""``apply_many`` with an applier's progress: ``_APPLY``'s keys and the ``progress`` hash last; ``ARGV`` its two,
-then ``[["<topic>/<partition>", next offset], ...]``. An offset never moves back."""
+"""``apply_many``: ``KEYS`` as ``_APPLY_BATCH`` takes them, then the ``progress`` hash; ``ARGV``, the retained
+seconds, the batch and the progress."""
 
 _LABEL = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -160,11 +165,13 @@ return cjson.encode(out)
 _APPLY_READ = (
     _CHANGES
     + _APPLY_BATCH
+    + _PROGRESS
     + """
-local out = changes_after(KEYS[2], KEYS[6], KEYS[5], KEYS[3], ARGV[3], ARGV[4])
+local out = changes_after(KEYS[2], KEYS[6], KEYS[5], KEYS[3], ARGV[4], ARGV[5])
 if out == nil then return 'old-layout' end
 local batch = cjson.decode(ARGV[2])
 local applied = apply_batch(tonumber(ARGV[1]), batch)
+record_progress(KEYS[#KEYS], ARGV[3])
 local labels = {}
 for n, tx in ipairs(batch) do
   if applied[n] == 1 then labels[#labels + 1] = redis.call('HGET', KEYS[3], tx[1]) or '' end
@@ -174,10 +181,10 @@ out[#out + 1] = labels
 return cjson.encode(out)
 """
 )
-"""``apply_and_read``: ``changes_after`` before the batch, then ``apply_batch``, then the label each applied
-transaction's event has (one that came first), as a read would find it. ``KEYS`` as ``_APPLY``'s; ``ARGV`` its
-two, then the ``c:`` prefix and the entities asked. One JSON array: ``changes_after``'s, the applied flags, the
-labels."""
+"""``apply_and_read``: ``changes_after`` before the batch, then ``apply_batch`` and ``record_progress``, then the
+label each applied transaction's event has (one that came first), as a read would find it. ``KEYS`` as ``_APPLY``'s;
+``ARGV`` its three, then the ``c:`` prefix and the entities asked. One JSON array: ``changes_after``'s, the applied
+flags, the labels."""
 
 
 class RedisStateStore:
@@ -209,7 +216,6 @@ class RedisStateStore:
         self._label = self._client.register_script(_LABEL)
         self._read = self._client.register_script(_READ)
         self._apply_read = self._client.register_script(_APPLY_READ)
-        self._apply_progress = self._client.register_script(_APPLY_PROGRESS)
         self._cache = StateCache()
         self._lock = threading.Lock()  # the cache is shared by the threads that read through this store
 
@@ -243,14 +249,13 @@ class RedisStateStore:
         recorded in the same call."""
         if not transactions and not progress:
             return []
-        keys, args = self._batch(transactions)
-        if not progress:
-            return [bool(applied) for applied in self._call(self._apply, keys, args)]
-        moved = orjson.dumps([[f"{topic}/{partition}", n] for (topic, partition), n in progress.items()]).decode()
-        return [
-            bool(applied)
-            for applied in _listed(self._call(self._apply_progress, [*keys, self._key("progress")], [*args, moved]))
-        ]
+        keys, args = self._batch(transactions, progress)
+        return [bool(applied) for applied in _listed(self._call(self._apply, keys, args))]
+
+    def latest_time(self) -> float | None:
+        """``EntityStateStore.latest_time``, from ``p:now``."""
+        now = self._run(lambda: self._client.get(self._key("now")))
+        return float(now) if now else None
 
     def progress(self, topic: str) -> dict[int, int]:
         """``EntityStateStore.progress``, from the ``progress`` hash (``<topic>/<partition>`` to the next offset)."""
@@ -258,14 +263,16 @@ class RedisStateStore:
         found = {_text(field).rpartition("/"): int(offset) for field, offset in held.items()}
         return {int(partition): offset for (name, _, partition), offset in found.items() if name == topic}
 
-    def apply_and_read(self, transactions: Sequence[Transaction]) -> tuple[list[bool], dict[Entity, EntityState]]:
+    def apply_and_read(
+        self, transactions: Sequence[Transaction], progress: Progress | None = None
+    ) -> tuple[list[bool], dict[Entity, EntityState]]:
         """``apply_many``, and each entity of the batch read in the same script call (see ``EntityStateStore``): the
         changes before the batch, then the events the batch added, taken into the cache without a read back."""
         if not transactions:
-            return [], {}
+            return self.apply_many([], progress), {}
         wanted = entities_of(transactions)
         seen, asked = self._asked(wanted)
-        keys, args = self._batch(transactions)
+        keys, args = self._batch(transactions, progress)
         result = self._decoded(self._call(self._apply_read, keys, [*args, self._key("c:"), asked]))
         applied, labels = [bool(flag) for flag in _listed(result[-2])], _listed(result[-1])
         before = int(result[1])
@@ -308,8 +315,8 @@ class RedisStateStore:
                 self._cache.seen(role, key, latest)
         return True
 
-    def _batch(self, transactions: Sequence[Transaction]) -> tuple[list[str], list[str]]:
-        """``_APPLY``'s keys and arguments for ``transactions``."""
+    def _batch(self, transactions: Sequence[Transaction], progress: Progress | None) -> tuple[list[str], list[str]]:
+        """``_APPLY``'s keys and arguments for ``transactions`` and ``progress``."""
         keys = [self._key(name) for name in ("applied", "now", "labels", "label_times", "body", "seq")]
         slots: dict[tuple[str, str], int] = {}
         batch = []
@@ -321,7 +328,9 @@ class RedisStateStore:
                     keys += [self._key(f"e:{entity[0]}:{entity[1]}"), self._key(f"c:{entity[0]}:{entity[1]}")]
                 at.append(slots[entity])
             batch.append([transaction.tx_id, repr(float(transaction.event_time)), member(transaction), at])
-        return keys, [repr(self.retained), orjson.dumps(batch).decode()]
+        moved = [[f"{topic}/{partition}", offset] for (topic, partition), offset in (progress or {}).items()]
+        keys.append(self._key("progress"))
+        return keys, [repr(self.retained), orjson.dumps(batch).decode(), orjson.dumps(moved).decode()]
 
     def apply_label(self, tx_id: str, label: int, label_time: float) -> None:
         """Record the label, index its time and mark the transaction's entities changed, atomically."""

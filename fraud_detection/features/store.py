@@ -50,7 +50,7 @@ Entity = tuple[str, str]
 """An entity as the stores key it: (role, key)."""
 
 Progress = Mapping[tuple[str, int], int]
-"""How far an applier got: the offset after the last message applied, by ``(topic, partition)``."""
+"""How far the stream's writer got: the offset after the last message applied, by ``(topic, partition)``."""
 
 
 class StoreUnavailable(RuntimeError):
@@ -77,19 +77,27 @@ class EntityStateStore(Protocol):
         """``apply`` each transaction in order, as one atomic step (one round trip): the store ends as the applies
         one by one would leave it, and a batch applied again changes nothing. Which of them were applied.
 
-        ``progress`` (a separate applier's): the offset after the batch's last message of each ``(topic,
-        partition)``, recorded in the same step (an offset never moves back), for :meth:`progress`."""
+        ``progress`` (the stream's): the offset after the batch's last message of each ``(topic, partition)``,
+        recorded in the same step (an offset never moves back), for :meth:`progress`; a batch of nothing to apply
+        (every message a reject) still records it."""
         ...
 
     def progress(self, topic: str) -> dict[int, int]:
-        """How far an applier has applied ``topic``: the offset after its last applied message, by partition."""
+        """How far the stream's writer has applied ``topic``: the offset after its last applied message, by
+        partition."""
         ...
 
-    def apply_and_read(self, transactions: Sequence[Transaction]) -> tuple[list[bool], dict[Entity, EntityState]]:
-        """``apply_many``, and the state of each entity of the batch, in the same atomic step: the events it held
-        before the batch (at or after that "now" less the retained span: the batch's own applies trim nothing from
-        it), then those the batch added. Every transaction's windows in a batch applied so find what they reach,
-        however long the batch spans."""
+    def latest_time(self) -> float | None:
+        """The latest applied event time ("now"), None before any apply."""
+        ...
+
+    def apply_and_read(
+        self, transactions: Sequence[Transaction], progress: Progress | None = None
+    ) -> tuple[list[bool], dict[Entity, EntityState]]:
+        """``apply_many`` (``progress`` too), and the state of each entity of the batch, in the same atomic step: the
+        events it held before the batch (at or after that "now" less the retained span: the batch's own applies trim
+        nothing from it), then those the batch added. Every transaction's windows in a batch applied so find what
+        they reach, however long the batch spans."""
         ...
 
     def apply_label(self, tx_id: str, label: int, label_time: float) -> None:
@@ -159,7 +167,7 @@ latest event time in it (the row goes when that falls out of the retained span).
 written and found by entity through ``changes_by_entity``: a batch dirties the pages at the table's end and one small
 index entry per entity, not a page per entity. ``applied`` holds each applied id with its time and ``at``, the
 ``changes`` row that holds it (a label finds the event's entities there); ``labels`` the labels by id; ``clock``
-"now" and the latest sequence number; ``progress`` how far a separate applier has applied each partition of its
+"now" and the latest sequence number; ``progress`` how far the stream's writer has applied each partition of its
 topic (the offset after the last message it applied), written in the same transaction as that batch."""
 
 
@@ -267,16 +275,28 @@ class SQLiteStateStore:
             self._current = None  # its rows are not merged into the cache
             now, seq = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
             done = self._write(transactions, now, seq)[0]
-            if progress:
-                self._conn.executemany(
-                    "INSERT INTO progress (topic, partition, next_offset) VALUES (?, ?, ?) ON CONFLICT DO UPDATE "
-                    "SET next_offset = max(next_offset, excluded.next_offset)",
-                    [(topic, partition, offset) for (topic, partition), offset in progress.items()],
-                )
+            self._record(progress)
             return done
 
+    def _record(self, progress: Progress | None) -> None:
+        """Move each partition's progress forward (inside a writing transaction)."""
+        if progress:
+            self._conn.executemany(
+                "INSERT INTO progress (topic, partition, next_offset) VALUES (?, ?, ?) ON CONFLICT DO UPDATE "
+                "SET next_offset = max(next_offset, excluded.next_offset)",
+                [(topic, partition, offset) for (topic, partition), offset in progress.items()],
+            )
+
+    def latest_time(self) -> float | None:
+        """``EntityStateStore.latest_time``, from the clock."""
+        with self._lock:
+            try:
+                return self._conn.execute("SELECT now FROM clock WHERE id = 0").fetchone()[0]
+            except sqlite3.Error as error:
+                raise StoreUnavailable(f"the embedded feature store at {self.path} failed: {error}") from error
+
     def progress(self, topic: str) -> dict[int, int]:
-        """``EntityStateStore.progress``: nothing before an applier wrote (or in a file of a layout without it)."""
+        """``EntityStateStore.progress``: nothing before a writer recorded any (or in a file of a layout without it)."""
         with self._lock:
             try:
                 found = self._conn.execute("SELECT partition, next_offset FROM progress WHERE topic = ?", (topic,))
@@ -288,12 +308,14 @@ class SQLiteStateStore:
             except sqlite3.Error as error:
                 raise StoreUnavailable(f"the embedded feature store at {self.path} failed: {error}") from error
 
-    def apply_and_read(self, transactions: Sequence[Transaction]) -> tuple[list[bool], dict[Entity, EntityState]]:
+    def apply_and_read(
+        self, transactions: Sequence[Transaction], progress: Progress | None = None
+    ) -> tuple[list[bool], dict[Entity, EntityState]]:
         """``apply_many``, and each entity of the batch read in the same transaction (see ``EntityStateStore``): the
         cache is brought up to the store as it was before the batch (only the entities it does not hold, while every
         write since it was filled was this connection's own), then takes the rows the batch adds."""
         if not transactions:
-            return [], {}
+            return self.apply_many([], progress), {}
         wanted = entities_of(transactions)
         with self._lock:
             try:
@@ -304,6 +326,7 @@ class SQLiteStateStore:
                     for entity, found in self._changes(asked, seq).items():
                         self._cache.merge(*entity, found)
                     done, added = self._write(transactions, now, seq)
+                    self._record(progress)
             except BaseException:
                 self._current = None
                 self._cache.forget(wanted)  # it may hold rows of a batch that was rolled back

@@ -224,14 +224,19 @@ def test_the_writer_reads_what_another_writer_added_between_its_batches(tmp_path
         store.close()
 
 
-def test_an_appliers_progress_is_recorded_with_its_batch_and_never_moves_back(open_store: Open) -> None:
-    """``apply_many`` with a separate applier's progress applies as without it, and the store then gives that
-    progress by partition of the topic; a redelivered batch's older offsets leave it, and a batch of nothing to apply
-    (every message a reject) still moves it."""
-    plain, store = open_store("plain"), open_store("progress")
+def test_the_writers_progress_is_recorded_with_its_batch_and_never_moves_back(open_store: Open) -> None:
+    """``apply_many`` and ``apply_and_read`` with the stream writer's progress apply as without it, and the store
+    then gives that progress by partition of the topic; a redelivered batch's older offsets leave it, and a batch of
+    nothing to apply (every message a reject) still moves it."""
+    plain, store, reading = open_store("plain"), open_store("progress"), open_store("reading")
     assert store.progress("tx") == {}
     (first, _), (second, _) = batches(seed=3)[:2]
-    assert store.apply_many(first, {("tx", 0): 40, ("tx", 2): 7}) == plain.apply_many(first)
+    expected = plain.apply_many(first)
+    assert reading.apply_and_read(first, {("tx", 0): 40})[0] == expected
+    assert reading.apply_and_read([], {("tx", 1): 2}) == ([], {})
+    assert reading.progress("tx") == {0: 40, 1: 2}
+    reading.close()
+    assert store.apply_many(first, {("tx", 0): 40, ("tx", 2): 7}) == expected
     assert store.progress("tx") == {0: 40, 2: 7}
     assert store.progress("other") == {}
     assert store.apply_many(first, {("tx", 0): 12}) == [False] * len(first)  # redelivered, from older offsets
@@ -253,7 +258,7 @@ def test_a_batch_whose_progress_cannot_be_recorded_applies_nothing(tmp_path: Pat
     batch = batches(seed=3)[0][0]
     before = dump(store)
     store._conn.execute("DROP TABLE progress")
-    with pytest.raises(StoreUnavailable, match="state.db failed: no such table: progress"):
+    with pytest.raises(StoreUnavailable, match=r"state\.db failed: no such table: progress"):
         store.apply_many(batch, {("tx", 0): 40})
     assert dump(store) == before
     assert store.apply_many(batch) == SQLiteStateStore(tmp_path / "fresh.db", horizon=HORIZON, grace=GRACE).apply_many(
