@@ -23,8 +23,9 @@ class StreamMetrics:
     latency_seconds: Histogram
     lag: Gauge
     labels: Counter
-    applier_wait_seconds: Histogram
-    applier_timeouts: Counter
+    writer_wait_seconds: Histogram
+    writer_timeouts: Counter
+    stale_features: Counter
 
 
 @functools.cache
@@ -47,13 +48,17 @@ def stream_metrics() -> StreamMetrics:
         labels=Counter(
             "fraud_stream_labels", "Label messages consumed (raw-transaction models), by outcome", ["outcome"]
         ),
-        applier_wait_seconds=Histogram(
-            "fraud_stream_applier_wait_seconds",
-            "A scorer's wait, before a batch, for the separate applier to apply it (wait_for_applier)",
+        writer_wait_seconds=Histogram(
+            "fraud_stream_writer_wait_seconds",
+            "A scorer's wait, before a batch, for the stream's writer to apply it (wait_for_writer)",
             buckets=telemetry.LATENCY_BUCKETS,
         ),
-        applier_timeouts=Counter(
-            "fraud_stream_applier_timeouts", "Batches a scorer gave up on: the applier did not apply them in time"
+        writer_timeouts=Counter(
+            "fraud_stream_writer_timeouts", "Batches a scorer gave up on: the writer did not apply them in time"
+        ),
+        stale_features=Counter(
+            "fraud_stream_stale_features",
+            "Transactions a scorer that only reads scored more than the store's grace behind its latest event",
         ),
     )
 

@@ -42,16 +42,17 @@ class StreamSettings(ServingSettings):
     embedded store read only (docs/streaming.md, "A scorer that only reads")."""
     role: Literal["scorer", "applier"] = "scorer"
     """Raw-transaction models only: ``applier`` makes a process that applies the transactions and labels to the
-    entity-state store and scores nothing, recording in the same store step how far it got in each partition; scorers
-    with ``wait_for_applier`` then only read (docs/streaming.md, "A separate applier"). It consumes as
+    entity-state store and scores nothing (the stream's writer without a model to score); scorers then only read,
+    with ``wait_for_writer`` (docs/streaming.md, "Scorers that wait for the writer"). It consumes as
     ``<group_id>-applier`` (its labels as ``<group_id>-applier-labels``)."""
-    wait_for_applier: bool = False
+    wait_for_writer: bool = False
     """Raw-transaction models only, with ``apply_transactions`` false: before reading a batch's state, wait until the
-    applier (``role=applier`` on the same input topic and store) has applied every message up to the batch's last,
-    so the features are the ones a scorer applying them itself would compute."""
-    applier_wait_seconds: float = Field(default=30.0, gt=0.0)
-    """Longest wait for the applier before a batch: past it the scorer stops with an error naming the partition
-    (the batch stays uncommitted) and counts ``fraud_stream_applier_timeouts``."""
+    stream's writer (the scorer that applies, or a ``role=applier`` process, on the same input topic and store) has
+    applied every message up to the batch's last, so the features are the ones the writer itself computes. The
+    writer records how far it got in each partition in the same store step as the batch."""
+    writer_wait_seconds: float = Field(default=30.0, gt=0.0)
+    """Longest wait for the writer before a batch: past it the scorer stops with an error naming the partition (the
+    batch stays uncommitted) and counts ``fraud_stream_writer_timeouts``."""
     group_id: str = "fraud-scorer"
     """Consumer group: replicas in one group share the input partitions."""
     batch_size: int = Field(default=2000, ge=1)
@@ -72,11 +73,11 @@ class StreamSettings(ServingSettings):
 
     @model_validator(mode="after")
     def _one_writer(self) -> StreamSettings:
-        """An applier applies, and a scorer that waits for one does not."""
-        if self.wait_for_applier and (self.apply_transactions or self.role == "applier"):
+        """An applier applies, and a scorer that waits for the writer does not."""
+        if self.wait_for_writer and (self.apply_transactions or self.role == "applier"):
             raise ValueError(
-                "wait_for_applier is for a scorer that only reads (role=scorer, apply_transactions=false): "
-                "the applier applies the transactions"
+                "wait_for_writer is for a scorer that only reads (role=scorer, apply_transactions=false): "
+                "a process that applies the transactions is the writer itself"
             )
         if self.role == "applier" and not self.apply_transactions:
             raise ValueError("role=applier applies transactions: apply_transactions=false contradicts it")

@@ -14,7 +14,11 @@ on raw transactions); the public-schema path is untouched.
   (:meth:`serving.state_store.StateLookup.apply_then_compute`). A feature uses only events strictly before the
   transaction's time, so the batch's later transactions in the state change nothing, and earlier ones of the same
   card are counted. The stores apply a transaction id once, so a batch scored again after a kill -9 before its
-  commit counts nothing twice and reads the same state: its features are the same.
+  commit counts nothing twice and reads the same state: its features are the same. The same store step records how
+  far the batch got in each partition (``progress``).
+* **Scorers that wait for the writer** (``wait_for_writer``): a scorer that only reads waits, before reading a
+  batch's state, until the writer (the scorer that applies, or a ``role=applier`` process that applies and scores
+  nothing) has recorded progress past the batch's last offsets, so its features are the writer's.
 * **Labels** (:class:`LabelFeed`): ``{"tx_id", "label", "label_time"}`` objects on ``labels_topic``, applied with
   ``store.apply_label``. Before every batch of transactions the feed reads the labels topic up to its end as the
   broker reports it then, so a label the broker acknowledged before a transaction was produced is applied before
@@ -30,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fraud_detection.features.store import StoreUnavailable
+from fraud_detection.features.store import Progress, StoreUnavailable
 from fraud_detection.modeldir import TransactionInputs
 from serving.payload import PayloadError
 from serving.raw_payload import RawSchema, parse_label
@@ -53,8 +57,8 @@ Rejected = tuple["Message", str, str]
 """A message for the dead-letter topic: the message, its class and the reason."""
 
 
-class ApplierBehind(StoreUnavailable):
-    """A scorer that waits for an applier (``wait_for_applier``) did not see it apply a batch in time."""
+class WriterBehind(StoreUnavailable):
+    """A scorer that waits for the stream's writer (``wait_for_writer``) did not see it apply a batch in time."""
 
 
 class RawTransactions:
@@ -66,51 +70,78 @@ class RawTransactions:
         # The stream is the store's writer, whatever the predictor's read-only setting says, unless told to only read.
         self.apply = settings.apply_transactions
         self.topic = settings.input_topic
-        self.wait_for_applier = settings.wait_for_applier
-        self.wait_seconds = settings.applier_wait_seconds
+        self.wait_for_writer = settings.wait_for_writer
+        self.wait_seconds = settings.writer_wait_seconds
+        self.grace = settings.feature_store_grace_seconds
         opener, where = store_opener(settings.model_copy(update={"feature_store_write": self.apply}), inputs)
         self.lookup = StateLookup(inputs, opener, where, write=self.apply)
         self.labels = LabelFeed(settings, consumer_config, self.lookup, inputs.mapping.time_unit, enabled=self.apply)
 
     def decode(self, records: Sequence[Message], ends: Mapping[int, int]) -> messages.Batch:
-        """Parse the batch's messages; apply its transactions in offset order (or, waiting for an applier, wait
-        until it has applied up to ``ends``, each partition's last offset in the batch), then compute their features.
+        """Parse the batch's messages, then compute their features: applying its transactions in offset order and
+        how far that got (``ends``: each partition's last offset in the batch) in one store step, or, waiting for the
+        writer, once it has applied up to ``ends``.
 
         Raises:
             StoreUnavailable: the store cannot be read or written (the batch stays uncommitted).
-            ApplierBehind: the applier did not get there within ``applier_wait_seconds``.
+            WriterBehind: the writer did not get there within ``writer_wait_seconds``.
         """
         transactions, positions, rejects = self._parsed(records)
         lookup = self.lookup
         if self.apply:
-            x = lookup.apply_then_compute(transactions)
+            x = lookup.apply_then_compute(transactions, self._progress(ends))
         else:
-            if self.wait_for_applier:
-                self.wait_applied(ends)
+            if self.wait_for_writer:
+                self.wait_written(ends)
             x = lookup.read_then_compute(transactions)
+            if transactions:
+                self._count_stale(transactions)
         return messages.Batch(x, [t.tx_id for t in transactions], positions, rejects)
 
+    def _count_stale(self, transactions: Sequence[Transaction]) -> None:
+        """Count (``fraud_stream_stale_features``) and log the transactions read more than the store's grace behind
+        its latest event, checked after the read: their windows may miss events the writer already trimmed."""
+        try:
+            now = self.lookup.store().latest_time()
+        except StoreUnavailable as error:
+            raise self.lookup.failure("read", str(error)) from error
+        if now is None:
+            return
+        stale = sum(now - t.event_time > self.grace for t in transactions)
+        if stale:
+            stream_metrics().stale_features.inc(stale)
+            log.warning(
+                "%d transaction(s) of this batch are more than the store's grace (%gs) behind its latest event: their "
+                "features may miss events already trimmed; a scorer that only reads must keep within the grace "
+                "(FRAUD_FEATURE_STORE_GRACE_SECONDS)",
+                stale,
+                self.grace,
+            )
+
     def apply_only(self, records: Sequence[Message], ends: Mapping[int, int]) -> int:
-        """The applier's batch: its transactions applied in offset order, and how far it got in each partition
-        (``ends``: the batch's last offset by partition), in one store step. How many were applied (not applied
-        before; a message that is no transaction is skipped: the scorers dead-letter it).
+        """The applier's batch (``role=applier``): its transactions applied in offset order, and how far that got in
+        each partition (``ends``: the batch's last offset by partition), in one store step. How many were applied
+        (not applied before; a message that is no transaction is skipped: the scorers dead-letter it).
 
         Raises:
             StoreUnavailable: the store cannot be written (the batch stays uncommitted).
         """
         transactions = self._parsed(records)[0]
-        progress = {(self.topic, partition): end + 1 for partition, end in ends.items()}
         try:
-            return sum(self.lookup.store().apply_many(transactions, progress))
+            return sum(self.lookup.store().apply_many(transactions, self._progress(ends)))
         except StoreUnavailable as error:
             raise self.lookup.failure("apply", str(error)) from error
 
-    def wait_applied(self, ends: Mapping[int, int]) -> None:
-        """Wait until the applier has applied each partition past its offset in ``ends`` (polling the store, from
-        1 ms up to 50 ms apart); the wait is observed as ``fraud_stream_applier_wait_seconds``.
+    def _progress(self, ends: Mapping[int, int]) -> Progress:
+        """The store's record of a batch whose last offsets are ``ends``: the next offset of each partition."""
+        return {(self.topic, partition): end + 1 for partition, end in ends.items()}
+
+    def wait_written(self, ends: Mapping[int, int]) -> None:
+        """Wait until the writer has applied each partition past its offset in ``ends`` (polling the store, from
+        0.5 ms up to 5 ms apart); the wait is observed as ``fraud_stream_writer_wait_seconds``.
 
         Raises:
-            ApplierBehind: not within ``applier_wait_seconds`` (counted as ``fraud_stream_applier_timeouts``).
+            WriterBehind: not within ``writer_wait_seconds`` (counted as ``fraud_stream_writer_timeouts``).
             StoreUnavailable: the store cannot be read.
         """
         started = time.monotonic()
@@ -123,17 +154,18 @@ class RawTransactions:
                 raise self.lookup.failure("progress", str(error)) from error
             behind = [(partition, end) for partition, end in sorted(ends.items()) if held.get(partition, 0) <= end]
             if not behind:
-                metrics.applier_wait_seconds.observe(time.monotonic() - started)
+                metrics.writer_wait_seconds.observe(time.monotonic() - started)
                 return
             if time.monotonic() >= deadline:
-                metrics.applier_timeouts.inc()
+                metrics.writer_timeouts.inc()
                 partition, end = behind[0]
                 at = held.get(partition)
-                raise ApplierBehind(
-                    f"the applier has not applied {self.topic} partition {partition} up to offset {end} within "
-                    f"{self.wait_seconds:g}s ("
-                    + ("it has applied none of that partition" if at is None else f"it is at offset {at}")
-                    + "): is a scorer with role=applier running on this topic and store? The batch is not committed"
+                raise WriterBehind(
+                    f"the stream's writer has not applied {self.topic} partition {partition} up to offset {end} "
+                    f"within {self.wait_seconds:g}s ("
+                    + ("it has applied none of that partition" if at is None else f"its next offset is {at}")
+                    + "): is a scorer that applies, or one with role=applier, running on this topic and store? "
+                    "The batch is not committed"
                 )
             time.sleep(pause)
             pause = min(2 * pause, 0.005)
