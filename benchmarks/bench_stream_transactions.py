@@ -1,5 +1,10 @@
 """The stream scorer on raw transactions with state updates, beside the same scorer only reading the state, and
-the scorer on public-schema messages, in one run through a real broker (Tansu on 127.0.0.1).
+the scorer on public-schema messages, side by side in one run through a real broker (Tansu on 127.0.0.1).
+
+Every scorer below is up at once, each on topics of its own. The raw rows are cut into ``--rounds`` bursts; in
+each round every scorer gets its burst in turn (the public one as many public messages), the order reversed every
+other round, so each round's ratios compare bursts seconds apart on a shared, noisy machine. The verdict is the
+median of the rounds' ratios.
 
 * **public**: ``python -m streaming`` with a public-schema model (29 features): decode, score, write results.
 * **raw, applied** (SQLite, then Redis): the same scorer with the raw-transaction test model
@@ -7,14 +12,16 @@ the scorer on public-schema messages, in one run through a real broker (Tansu on
   (``apply_and_read``: one SQLite transaction, or one Lua script on a real ``redis-server``), the batch's features
   computed, then scored. The rows are streamed in time order from an empty store, keyed by customer; the labels topic
   exists (empty), so each batch pays its check of the labels topic's end.
-* **raw, read only**: the same rows again through a scorer with ``FRAUD_APPLY_TRANSACTIONS=false``, over the state
-  the applying scorer left: no state update, no label read; each batch's entities read in one call
-  (``read_many``) and its features computed as the applying scorer computes them.
-* Throughput = N / (first produce → last result read); the scorer's CPU time per transaction beside it.
+* **raw, separate applier**: an applier (``FRAUD_ROLE=applier``) applies the same rows to a store of its own, and a
+  scorer with ``FRAUD_APPLY_TRANSACTIONS=false`` and ``FRAUD_WAIT_FOR_WRITER=true`` reads each batch once the
+  applier has passed it; the time the scorer waited is printed.
+* **raw, read only**: the same rows through a scorer with ``FRAUD_APPLY_TRANSACTIONS=false`` over a store that
+  already holds every row (filled in this process, then every row read once before the rounds): no state update,
+  no label read; each batch's entities read in one call (``read_many``) and its features computed as the applying
+  scorer computes them.
+* Throughput = a burst's N / (first produce → last result read); the scorer's CPU time per transaction beside it.
 * **where the time goes**: both scorers' store calls and features timed in this process on the same rows, in
   batches, with the store's own part (SQLite's statements, ``redis-server``'s script time).
-* **rounds**: the runs above are repeated ``--rounds`` times, one after the other (the machine is shared and noisy);
-  each round's ratios compare runs minutes apart at most, and the verdict is their median.
 * **ceiling**: the read-only scorer's CPU per transaction over that plus the store's own work in ``apply_and_read``
   less its own work in the read-only read: what a scorer that waits for its store's write would reach were
   everything else about applying free.
@@ -22,7 +29,7 @@ the scorer on public-schema messages, in one run through a real broker (Tansu on
   the most a scorer that applies on a second thread could reach (see :func:`behind_cost`).
 * **target** (issue 24): raw transactions per second with state updates at least 0.7x without them (read only).
 
-    .venv/bin/python benchmarks/bench_stream_transactions.py [--rows 20000] [--days 12] [--rounds 3]
+    .venv/bin/python benchmarks/bench_stream_transactions.py [--rows 60000] [--days 36] [--rounds 6]
 """
 
 from __future__ import annotations
@@ -38,13 +45,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import psutil
+import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -70,8 +79,11 @@ ROLES = tuple(dict.fromkeys(aggregate.entity for aggregate in feature_set().aggr
 
 
 @contextmanager
-def scorer(broker: Any, model: Path, topics: str, log: Path, extra: dict[str, str]) -> Iterator[psutil.Process]:
-    """``python -m streaming`` on ``<topics>-in`` → ``<topics>-out``, stopped on exit."""
+def scorer(
+    broker: Any, model: Path, topics: str, log: Path, extra: dict[str, str], create: bool = True
+) -> Iterator[psutil.Process]:
+    """``python -m streaming`` on ``<topics>-in`` → ``<topics>-out`` (the topics made first with ``create``), stopped
+    on exit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
     env.update(
         {
@@ -88,8 +100,9 @@ def scorer(broker: Any, model: Path, topics: str, log: Path, extra: dict[str, st
             **extra,
         }
     )
-    broker.create_topics(f"{topics}-in", f"{topics}-out", f"{topics}-dlq", partitions=PARTITIONS)
-    broker.create_topics(f"{topics}-labels", partitions=1)
+    if create:
+        broker.create_topics(f"{topics}-in", f"{topics}-out", f"{topics}-dlq", partitions=PARTITIONS)
+        broker.create_topics(f"{topics}-labels", partitions=1)
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "-m", "streaming"], cwd=REPO, env=env, stdout=out, stderr=out)
         try:
@@ -109,18 +122,78 @@ def raw_items(model: TransactionModel, rows: range, prefix: str) -> tuple[list[t
     return items, ids
 
 
-def measure(
-    broker: Any, model_dir: Path, topics: str, log: Path, extra: dict[str, str], warm: Any, run: Any
-) -> tuple[float, float, float]:
-    """(transactions/s, scorer CPU seconds per transaction, CPU seconds per transaction of the scorer, the broker and
-    this process, which produces and reads) of one scorer: a warm-up, then the timed run."""
-    with scorer(broker, model_dir, topics, log, extra) as process:
-        timed(broker, f"{topics}-in", f"{topics}-out", warm[0], result_keys=warm[1])
-        everyone = [process, psutil.Process(broker.process.pid), psutil.Process()]
-        before = [sum(each.cpu_times()[:2]) for each in everyone]
-        throughput, _ = timed(broker, f"{topics}-in", f"{topics}-out", run[0], result_keys=run[1])
-        used = [sum(each.cpu_times()[:2]) - start for each, start in zip(everyone, before, strict=True)]
-    return float(throughput), used[0] / len(run[0]), sum(used) / len(run[0])
+BATCH = 2000
+"""The scorer's ``batch_size`` (its default): a burst holds at least two full batches."""
+
+
+@dataclass
+class Config:
+    """One scorer of the side-by-side run (with its applier, if any), on topics ``<name>-*``, and its figures."""
+
+    name: str
+    title: str
+    model: Path
+    env: dict[str, str]
+    applier: dict[str, str] | None = None
+    rates: list[float] = field(default_factory=list)
+    """Transactions per second of each timed burst."""
+    cpus: list[float] = field(default_factory=list)
+    """The scorer's CPU µs per transaction of each timed burst."""
+    applier_cpus: list[float] = field(default_factory=list)
+    waited: list[float] = field(default_factory=list)
+    """Seconds the scorer waited for its applier in each timed burst."""
+    seconds: list[float] = field(default_factory=list)
+    processes: list[psutil.Process] = field(default_factory=list)
+
+    def start(self, stack: ExitStack, broker: Any, work: Path) -> None:
+        """Start the scorer (and the applier) until ``stack`` closes."""
+        self.processes.append(
+            stack.enter_context(scorer(broker, self.model, self.name, work / f"{self.name}.log", self.env))
+        )
+        if self.applier is not None:
+            log = work / f"{self.name}.applier.log"
+            self.processes.append(
+                stack.enter_context(scorer(broker, self.model, self.name, log, self.applier, create=False))
+            )
+
+    def burst(self, broker: Any, items: tuple[list[tuple[bytes, bytes]], list[bytes]], record: bool = True) -> None:
+        """Produce ``items`` and read every result; with ``record``, keep the burst's figures."""
+        wait = "fraud_stream_writer_wait_seconds_sum"
+        before = [sum(each.cpu_times()[:2]) for each in self.processes]
+        waited = scraped(self.processes[0], wait) if self.applier is not None else 0.0
+        rate, _ = timed(broker, f"{self.name}-in", f"{self.name}-out", items[0], result_keys=items[1])
+        if not record:
+            return
+        used = [sum(each.cpu_times()[:2]) - start for each, start in zip(self.processes, before, strict=True)]
+        n = len(items[0])
+        self.rates.append(float(rate))
+        self.seconds.append(n / float(rate))
+        self.cpus.append(used[0] / n * 1e6)
+        if self.applier is not None:
+            self.applier_cpus.append(used[1] / n * 1e6)
+            self.waited.append(scraped(self.processes[0], wait) - waited)
+
+
+def filled(model: TransactionModel, where: dict[str, str], rows: range) -> None:
+    """Apply ``rows`` to the store ``where`` names (``FRAUD_FEATURE_STORE_*``), in batches, in this process."""
+    horizon = feature_set().horizon
+    url = where.get("FRAUD_FEATURE_STORE_URL")
+    store: EntityStateStore = (
+        RedisStateStore(url, horizon=horizon) if url else SQLiteStateStore(where["FRAUD_FEATURE_STORE_PATH"], horizon)
+    )
+    transactions = [model.transaction(i) for i in rows]
+    for start in range(0, len(transactions), BATCH):
+        store.apply_many(transactions[start : start + BATCH])
+    store.close()
+
+
+def scraped(process: psutil.Process, name: str) -> float:
+    """The sum of the samples ``name`` on a scorer's ``/metrics`` (its port from its environment)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = process.environ()["FRAUD_PORT"]
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
 
 
 class TimedConnection:
@@ -304,19 +377,19 @@ def main() -> None:
     from tests.streaming.broker import Broker
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=20_000, help="raw transactions timed per store (ten batches or so)")
-    parser.add_argument("--public-rows", type=int, default=100_000, help="public-schema transactions timed")
+    parser.add_argument("--rows", type=int, default=60_000, help="raw transactions timed, cut into the rounds' bursts")
     parser.add_argument("--profile-batch", type=int, default=500, help="batch size of the in-process profile")
+    parser.add_argument("--profile-rows", type=int, default=20_000, help="rows of the in-process profile (the first)")
     parser.add_argument("--stores", default="sqlite,redis", help="which stores to run: sqlite, redis or both")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds of every run, one after the other; the verdict is the median"
+        "--rounds", type=int, default=6, help="rounds of bursts, one burst a scorer; the verdict is the median"
     )
     parser.add_argument(
         "--days",
         type=int,
-        default=12,
-        help="days the generated rows span: 12 (one transaction every 50 s), or 120 for a sparse stream whose "
-        "batches span days",
+        default=36,
+        help="days the generated rows span: 36 (one transaction every 50 s at 60,000 rows), or ten times that for a "
+        "sparse stream whose batches span days",
     )
     parser.add_argument(
         "--behind",
@@ -353,49 +426,82 @@ def main() -> None:
         print("\n".join(f"- {line}" for line in pragma_cost(model, work, len(run), args.profile_batch)))
         return
     stores = args.stores.split(",")
+    chunk = len(run) // args.rounds
+    if chunk < 2 * BATCH:
+        parser.error(f"--rows / --rounds must be at least {2 * BATCH:,} (two full batches a burst), got {chunk:,}")
+    configs: list[Config] = [Config("public", "public schema, 29 features", public_model, {})]
+    for store in stores:
+        label = "SQLite" if store == "sqlite" else "Redis"
+        configs += [
+            Config(f"{store}-read", f"raw, {label}, read only", model.directory, {"FRAUD_APPLY_TRANSACTIONS": "false"}),
+            Config(f"{store}-applied", f"raw, {label}, applied", model.directory, {}),
+            Config(
+                f"{store}-split",
+                f"raw, {label}, separate applier",
+                model.directory,
+                {"FRAUD_APPLY_TRANSACTIONS": "false", "FRAUD_WAIT_FOR_WRITER": "true"},
+                applier={"FRAUD_ROLE": "applier"},
+            ),
+        ]
+    with ExitStack() as stack:
+        broker = stack.enter_context(Broker(work / "tansu.log"))
+        urls = {store: stack.enter_context(redis_server()) if store == "redis" else None for store in stores}
+        for config in configs:
+            store = config.name.split("-")[0]
+            if config.name != "public":
+                url = urls[store]
+                where = (  # each configuration a store of its own: a file, or a Redis database
+                    {"FRAUD_FEATURE_STORE_URL": f"{url[:-1]}{configs.index(config)}"}
+                    if url
+                    else {"FRAUD_FEATURE_STORE_PATH": str(work / f"{config.name}.db")}
+                )
+                config.env.update(where)
+                if config.applier is not None:
+                    config.applier.update(where)
+                if config.name.endswith("-read"):  # a store holding every row already: nothing to update
+                    filled(model, where, range(warm_rows + args.rows))
+            config.start(stack, broker, work)
+        for config in configs:  # warm-up: the first rows (every row through the scorer that only reads)
+            if config.name == "public":
+                config.burst(broker, public(warm_rows, "w"), record=False)
+            elif config.name.endswith("-read"):
+                config.burst(broker, raw_items(model, range(warm_rows + args.rows), f"w{config.name}"), record=False)
+            else:
+                config.burst(broker, raw_items(model, warm, f"w{config.name}"), record=False)
+        for number in range(args.rounds):
+            rows = range(warm_rows + number * chunk, warm_rows + (number + 1) * chunk)
+            order = configs if number % 2 == 0 else configs[::-1]
+            for config in order:
+                items = public(chunk, f"p{number}") if config.name == "public" else raw_items(model, rows, f"r{number}")
+                config.burst(broker, items)
     lines: list[str] = []
-    ratios: dict[str, list[float]] = {store: [] for store in stores}
-    read_cpus: dict[str, list[float]] = {store: [] for store in stores}
-    with Broker(work / "tansu.log") as broker:
-        for round_number in range(1, args.rounds + 1):
-            tag = f"{round_number}"
-            base, base_cpu, _ = measure(
-                broker,
-                public_model,
-                f"pub{tag}",
-                work / f"pub{tag}.log",
-                {},
-                public(warm_rows, f"w{tag}"),
-                public(args.public_rows, f"p{tag}"),
-            )
-            lines.append(f"| {tag} | public schema, 29 features | {base:,.0f} | {base_cpu * 1e6:,.0f} | | 1.00x |")
-            for store in stores:
-                with redis_server() if store == "redis" else nullcontext(None) as url:
-                    path = str(work / f"{store}{tag}.db")
-                    extra = {"FRAUD_FEATURE_STORE_URL": url} if url else {"FRAUD_FEATURE_STORE_PATH": path}
-                    items = raw_items(model, warm, f"w{store}{tag}"), raw_items(model, run, f"r{store}{tag}")
-                    name = f"{store}{tag}"
-                    rate, cpu, _ = measure(broker, model.directory, name, work / f"{name}.log", extra, *items)
-                    extra["FRAUD_APPLY_TRANSACTIONS"] = "false"
-                    read, read_cpu, _ = measure(
-                        broker, model.directory, f"{name}-read", work / f"{name}-read.log", extra, *items
-                    )
-                label = "SQLite" if store == "sqlite" else "Redis"
-                lines.append(
-                    f"| {tag} | raw, {label}, read only | {read:,.0f} | {read_cpu * 1e6:,.0f} | 1.00x "
-                    f"| {read / base:.2f}x |"
-                )
-                lines.append(
-                    f"| {tag} | raw, {label}, applied | {rate:,.0f} | {cpu * 1e6:,.0f} | **{rate / read:.2f}x** "
-                    f"| {rate / base:.2f}x |"
-                )
-                ratios[store].append(rate / read)
-                read_cpus[store].append(read_cpu * 1e6)
+    by_name = {config.name: config for config in configs}
+    base = by_name["public"]
     verdicts = []
-    for store, each in ratios.items():
-        middle = float(np.median(each))
-        runs = ", ".join(f"{ratio:.2f}x" for ratio in each)
-        verdicts.append(f"{store}: {runs}; median {middle:.2f}x, {'met' if middle >= TARGET else 'missed'}")
+    for number in range(args.rounds):
+        for config in configs:
+            rate, cpu = config.rates[number], config.cpus[number]
+            reference = by_name.get(f"{config.name.split('-')[0]}-read")
+            versus = f"**{rate / reference.rates[number]:.2f}x**" if reference and reference is not config else ""
+            applier = f" (applier {config.applier_cpus[number]:,.0f})" if config.applier_cpus else ""
+            lines.append(
+                f"| {number + 1} | {config.title} | {rate:,.0f} | {cpu:,.0f}{applier} | {versus} "
+                f"| {rate / base.rates[number]:.2f}x |"
+            )
+    for store in stores:
+        read = by_name[f"{store}-read"]
+        for how in ("applied", "split"):
+            each = [r / b for r, b in zip(by_name[f"{store}-{how}"].rates, read.rates, strict=True)]
+            middle = float(np.median(each))
+            runs = ", ".join(f"{ratio:.2f}x" for ratio in each)
+            title = by_name[f"{store}-{how}"].title
+            verdicts.append(f"{title}: {runs}; median {middle:.2f}x, {'met' if middle >= TARGET else 'missed'}")
+    waits = [
+        f"{config.title}: {sum(config.waited):.2f} s of {sum(config.seconds):.2f} s"
+        for config in configs
+        if config.applier is not None
+    ]
+    read_cpus = {store: by_name[f"{store}-read"].cpus for store in stores}
     split: list[str] = []
     ceilings: list[str] = []
     for store in stores:
@@ -406,8 +512,9 @@ def main() -> None:
                 else SQLiteStateStore(work / "profile.db", horizon=feature_set().horizon)
             )
             own_seconds = store_seconds(opened, url)
-            apply, own, compute, entities = batch_cost(model, opened, own_seconds, len(run), args.profile_batch)
-            read, read_compute, read_own = read_cost(model, opened, own_seconds, len(run), args.profile_batch)
+            profiled = min(len(run), args.profile_rows)
+            apply, own, compute, entities = batch_cost(model, opened, own_seconds, profiled, args.profile_batch)
+            read, read_compute, read_own = read_cost(model, opened, own_seconds, profiled, args.profile_batch)
             opened.close()
         split.append(
             f"{store}: applying, apply and read {apply:,.0f} µs (the store's own work {own:,.0f} µs, "
@@ -420,18 +527,21 @@ def main() -> None:
     print(
         "\n".join(
             [
-                f"{os.cpu_count()} CPUs (load average {load} at the end), {PARTITIONS} partitions, one scorer process; "
-                f"{args.public_rows:,} public and {args.rows:,} raw transactions (over {args.days} days) timed:",
+                f"{os.cpu_count()} CPUs (load average {load} at the end), {PARTITIONS} partitions; every scorer up at "
+                f"once, fed a burst of {chunk:,} transactions in turn, {args.rounds} rounds (the order reversed every "
+                f"other round); {args.rows:,} raw transactions (over {args.days} days), each burst the next rows:",
                 "",
                 "| round | run | transactions/s | scorer CPU µs per transaction | vs read only | vs public |",
                 "| ---: | --- | ---: | ---: | ---: | ---: |",
                 *lines,
                 "",
-                f"Target: raw with state updates ≥ {TARGET}x read only, each round's runs side by side: "
+                f"Target: raw with state updates ≥ {TARGET}x read only, each round's bursts side by side: "
                 f"{'; '.join(verdicts)}.",
                 "",
-                f"The lookup in this process, per transaction, the same rows from an empty store in batches of "
-                f"{args.profile_batch}: {'; '.join(split)}.",
+                f"The scorers that wait for the writer (an applier) waited for it: {'; '.join(waits)}.",
+                "",
+                f"The lookup in this process, per transaction, the first {profiled:,} rows from an empty store in "
+                f"batches of {args.profile_batch}: {'; '.join(split)}.",
                 "",
                 "The most a scorer that waits for its store's write could reach, were every other cost of applying "
                 "free: the read-only scorer's CPU per transaction (median of the rounds) over that plus what the "
