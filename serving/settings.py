@@ -12,6 +12,8 @@ from typing import Any, Literal, TextIO, TypeVar
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fraud_detection.features.store import GRACE
+
 
 class ServingSettings(BaseSettings):
     """What the predictor serves, where it listens, and where its traces and logs go."""
@@ -49,7 +51,7 @@ class ServingSettings(BaseSettings):
     feature_store_write: bool = True
     """Apply each scored transaction to the store (once per transaction id), so the card's next one sees it;
     false = only read (the stream applies the transactions)."""
-    feature_store_grace_seconds: float = Field(default=86_400.0, gt=0.0)
+    feature_store_grace_seconds: float = Field(default=GRACE, gt=0.0)
     """Seconds of state the store keeps beyond the features' horizon: a batch scored again (a redelivery), or read by a
     stream scorer that waits for the writer, up to this far behind the store's latest event gets the features the
     writer computed. Every process on one store must use the same value."""
