@@ -401,6 +401,8 @@ def main() -> None:
         "--pragmas", action="store_true", help="only time apply_many on SQLite with the settings in PRAGMAS, and stop"
     )
     args = parser.parse_args()
+    if args.rounds < 1 or args.rows // args.rounds < 2 * BATCH:
+        parser.error(f"--rows / --rounds must be at least {2 * BATCH:,} (two full batches a burst)")
     warm_rows = 200
 
     work = Path(tempfile.mkdtemp(prefix="bench-stream-transactions-"))
@@ -427,8 +429,6 @@ def main() -> None:
         return
     stores = args.stores.split(",")
     chunk = len(run) // args.rounds
-    if chunk < 2 * BATCH:
-        parser.error(f"--rows / --rounds must be at least {2 * BATCH:,} (two full batches a burst), got {chunk:,}")
     configs: list[Config] = [Config("public", "public schema, 29 features", public_model, {})]
     for store in stores:
         label = "SQLite" if store == "sqlite" else "Redis"

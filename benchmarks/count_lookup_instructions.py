@@ -87,6 +87,9 @@ def main() -> int:
     parser.add_argument("--run", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--rows-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for name in ("rows", "days", "batch"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.run:
         run_mode(args.rows_file, args.run, args.batch)
         return 0
