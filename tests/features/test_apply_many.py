@@ -24,13 +24,8 @@ import pytest
 from fraud_detection.features.definitions import HOUR
 from fraud_detection.features.online import EntityState, Transaction
 from fraud_detection.features.redis_store import RedisStateStore, _text
-from fraud_detection.features.store import (
-    EntityStateStore,
-    SQLiteStateStore,
-    StoreUnavailable,
-    entities_of,
-    parsed_items,
-)
+from fraud_detection.features.sqlite_layout import parsed_items
+from fraud_detection.features.store import EntityStateStore, SQLiteStateStore, StoreUnavailable, entities_of
 
 HORIZON, GRACE = 6 * HOUR, HOUR
 Open = Callable[[str], EntityStateStore]
