@@ -12,7 +12,7 @@ from typing import Any, Literal, TextIO, TypeVar
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fraud_detection.features.store import GRACE
+from fraud_detection.features.definitions import GRACE
 
 
 class ServingSettings(BaseSettings):

@@ -17,6 +17,10 @@ Role = Literal["card", "terminal", "destination"]
 
 AggregateKind = Literal["count", "sum", "mean", "seconds_since_last", "distinct", "fraud_risk", "amount_ratio"]
 
+GRACE = 86_400.0
+"""Seconds of state the stores keep beyond a feature set's ``horizon`` (the default), so a redelivered transaction is
+scored as the first time; here, beside the horizon, so settings read it without importing the stores."""
+
 _AMOUNT_KINDS = frozenset({"sum", "mean", "amount_ratio"})
 _UNITS = (("d", 86_400), ("h", 3_600), ("m", 60))
 

@@ -40,12 +40,9 @@ from typing import Protocol
 import orjson
 
 from fraud_detection.features.cache import Parsed, StateCache, label_of
+from fraud_detection.features.definitions import GRACE
 from fraud_detection.features.online import EntityState, Transaction
 from fraud_detection.features.sqlite_layout import SCHEMA, items_text, parsed_items
-
-GRACE = 86_400.0
-"""Seconds of state kept beyond the feature horizon, so a redelivered transaction is scored as the first time."""
-
 
 Entity = tuple[str, str]
 """An entity as the stores key it: (role, key)."""
