@@ -247,24 +247,19 @@ class SQLiteStateStore:
 
     def latest_time(self) -> float | None:
         """``EntityStateStore.latest_time``, from the clock."""
-        with self._lock:
-            try:
-                return self._conn.execute("SELECT now FROM clock WHERE id = 0").fetchone()[0]
-            except sqlite3.Error as error:
-                raise StoreUnavailable(f"the embedded feature store at {self.path} failed: {error}") from error
+        with self._lock, self._transaction("BEGIN"):
+            return self._conn.execute("SELECT now FROM clock WHERE id = 0").fetchone()[0]
 
     def progress(self, topic: str) -> dict[int, int]:
         """``EntityStateStore.progress``: nothing before a writer recorded any (or in a file of a layout without it)."""
-        with self._lock:
+        with self._lock, self._transaction("BEGIN"):
             try:
                 found = self._conn.execute("SELECT partition, next_offset FROM progress WHERE topic = ?", (topic,))
-                return dict(found.fetchall())
             except sqlite3.OperationalError as error:
-                if "no such table" in str(error):
-                    return {}
-                raise StoreUnavailable(f"the embedded feature store at {self.path} failed: {error}") from error
-            except sqlite3.Error as error:
-                raise StoreUnavailable(f"the embedded feature store at {self.path} failed: {error}") from error
+                if "no such table" not in str(error):
+                    raise
+                return {}
+            return dict(found.fetchall())
 
     def apply_and_read(
         self, transactions: Sequence[Transaction], progress: Progress | None = None
