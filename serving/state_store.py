@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import numpy as np
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from prometheus_client import Counter, Gauge
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PASSWORD_ENV = "FRAUD_FEATURE_STORE_PASSWORD"
 """The Redis AUTH password (a Kubernetes Secret's key in the pod's environment); never a setting on a command line."""
@@ -258,6 +260,13 @@ class StateLookup:
                 self._store = self._opener()
                 log.info("feature store: %s", self.where)
             return self._store
+
+    def call(self, operation: str, use: Callable[[EntityStateStore], T]) -> T:
+        """``use`` of the open store; a failed store call raises :meth:`failure` of ``operation``."""
+        try:
+            return use(self.store())
+        except StoreUnavailable as error:
+            raise self.failure(operation, str(error)) from error
 
     def failure(self, operation: str, reason: str) -> Exception:
         """Count a failed store call and make the error to raise."""

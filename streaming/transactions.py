@@ -101,10 +101,7 @@ class RawTransactions:
     def _count_stale(self, transactions: Sequence[Transaction]) -> None:
         """Count (``fraud_stream_stale_features``) and log the transactions read more than the store's grace behind
         its latest event, checked after the read: their windows may miss events the writer already trimmed."""
-        try:
-            now = self.lookup.store().latest_time()
-        except StoreUnavailable as error:
-            raise self.lookup.failure("read", str(error)) from error
+        now = self.lookup.call("read", lambda store: store.latest_time())
         if now is None:
             return
         stale = sum(now - t.event_time > self.grace for t in transactions)
@@ -127,10 +124,7 @@ class RawTransactions:
             StoreUnavailable: the store cannot be written (the batch stays uncommitted).
         """
         transactions = self._parsed(records)[0]
-        try:
-            return sum(self.lookup.store().apply_many(transactions, self._progress(ends)))
-        except StoreUnavailable as error:
-            raise self.lookup.failure("apply", str(error)) from error
+        return sum(self.lookup.call("apply", lambda store: store.apply_many(transactions, self._progress(ends))))
 
     def _progress(self, ends: Mapping[int, int]) -> Progress:
         """The store's record of a batch whose last offsets are ``ends``: the next offset of each partition."""
@@ -148,10 +142,7 @@ class RawTransactions:
         deadline, pause = started + self.wait_seconds, 0.0005
         metrics = stream_metrics()
         while True:
-            try:
-                held = self.lookup.store().progress(self.topic)
-            except StoreUnavailable as error:
-                raise self.lookup.failure("progress", str(error)) from error
+            held = self.lookup.call("progress", lambda store: store.progress(self.topic))
             behind = [(partition, end) for partition, end in sorted(ends.items()) if held.get(partition, 0) <= end]
             if not behind:
                 metrics.writer_wait_seconds.observe(time.monotonic() - started)
@@ -332,10 +323,7 @@ class LabelFeed:
             return (reject.kind if reject.kind == messages.NOT_JSON else messages.NOT_A_LABEL), str(reject)
         except PayloadError as error:
             return messages.NOT_A_LABEL, str(error)
-        try:
-            self.lookup.store().apply_label(tx_id, label, label_time)
-        except StoreUnavailable as error:
-            raise self.lookup.failure("label", str(error)) from error
+        self.lookup.call("label", lambda store: store.apply_label(tx_id, label, label_time))
         return None
 
     def commit(self, wait: bool = False) -> None:
