@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench_serving import Server, WrkResult, lua_script, sample, table, wrk  # noqa: E402
+from bench_stream import metric  # noqa: E402
 
 from fraud_detection.schema import FEATURES  # noqa: E402
 from tests.streaming.broker import Broker  # noqa: E402
@@ -59,15 +60,6 @@ def make_model(directory: Path) -> Path:
     result = train_booster(x_train, y_train, x_valid, y_valid, TrainParams(), log_every=0)
     save_model_dir(result.booster, ModelMetadata(model_version="bench", threshold=result.threshold), directory)
     return directory
-
-
-def metric(url: str, name: str) -> float:
-    """The sum of every sample of ``name`` on the server's ``/metrics``."""
-    import requests
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = requests.get(url + "/metrics", timeout=10).text
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
 
 
 def write_section(text: str) -> None:

@@ -133,6 +133,15 @@ def produce(config: dict[str, Any], topic: str, items: list[tuple[bytes, bytes]]
     return sent
 
 
+def metric(url: str, name: str) -> float:
+    """The sum of every sample of ``name`` on a server's ``/metrics`` (``url``: its ``http://host:port``)."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(url + "/metrics", timeout=10).text
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
+
+
 def _items(rows: int, prefix: str, values: list[bytes]) -> list[tuple[bytes, bytes]]:
     return [(f"{prefix}-{i}".encode(), values[i % len(values)]) for i in range(rows)]
 

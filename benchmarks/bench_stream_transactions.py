@@ -53,13 +53,12 @@ from typing import Any
 import numpy as np
 import orjson
 import psutil
-import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_stream import FAST_GROUP, PARTITIONS, timed  # noqa: E402
+from bench_stream import FAST_GROUP, PARTITIONS, metric, timed  # noqa: E402
 
 from fraud_detection import synth  # noqa: E402
 from fraud_detection.features.online import Transaction  # noqa: E402
@@ -188,12 +187,8 @@ def filled(model: TransactionModel, where: dict[str, str], rows: range) -> None:
 
 
 def scraped(process: psutil.Process, name: str) -> float:
-    """The sum of the samples ``name`` on a scorer's ``/metrics`` (its port from its environment)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    port = process.environ()["FRAUD_PORT"]
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
+    """:func:`bench_stream.metric` of a scorer process (its ``/metrics`` port from its environment)."""
+    return metric(f"http://127.0.0.1:{process.environ()['FRAUD_PORT']}", name)
 
 
 class TimedConnection:
