@@ -19,6 +19,7 @@ from typing import Any
 
 from cli.common import command
 from serving.main import add_options, serve, settings_from_args
+from serving.settings import settings_or_exit
 
 DEFAULT_MODEL_URI = ".fraud/serving/champion"
 LOCAL_HOST = "127.0.0.1"
@@ -63,7 +64,8 @@ def run_serve(args: argparse.Namespace, settings: Any = None) -> int:
     Exits with 1 at once when the model directory is local and missing (``python -m serving`` retries instead).
     """
     # short lines on a terminal; Cloud Logging JSON when piped or collected
-    serving = settings_from_args(args, fallbacks={**local_fallbacks(settings), "log_format": "auto"})
+    fallbacks = {**local_fallbacks(settings), "log_format": "auto"}
+    serving = settings_or_exit(lambda: settings_from_args(args, fallbacks=fallbacks), "fraud serve")
     if problem := champion_problem(serving.model_uri):
         print(f"fraud serve: error: {problem}", file=sys.stderr)
         return 1

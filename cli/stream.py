@@ -20,6 +20,7 @@ from typing import Any
 from cli.common import command
 from cli.serve import champion_problem, local_fallbacks
 from fraud_detection.schema import DEFAULT_SENSITIVE_COLUMN
+from serving.settings import settings_or_exit
 from streaming.main import BROKER_OPTIONS, add_options, run, settings_from_args
 
 
@@ -68,8 +69,9 @@ def add_stream_parser(subparsers: Any) -> None:
     produce.set_defaults(handler=run_produce)
 
 
-def _settings(args: argparse.Namespace, settings: Any) -> Any:
-    return settings_from_args(args, fallbacks=local_fallbacks(settings))
+def _settings(args: argparse.Namespace, settings: Any, command: str) -> Any:
+    """The stream settings of ``command`` (``fraud stream ...``); invalid ones end it with exit code 2."""
+    return settings_or_exit(lambda: settings_from_args(args, fallbacks=local_fallbacks(settings)), command)
 
 
 def tansu_command(bootstrap_servers: str) -> str:
@@ -101,7 +103,7 @@ def broker_missing(command: str, stream: Any) -> bool:
 
 def run_stream(args: argparse.Namespace, settings: Any = None) -> int:
     """Handler of ``stream``: score until Ctrl-C (exit 1 at once without a champion or a broker)."""
-    stream = _settings(args, settings)
+    stream = _settings(args, settings, "fraud stream")
     if problem := champion_problem(stream.model_uri):
         print(f"fraud stream: error: {problem}", file=sys.stderr)
         return 1
@@ -116,7 +118,7 @@ def run_topics(args: argparse.Namespace, settings: Any = None) -> int:
 
     from streaming.produce import create_topics
 
-    stream = _settings(args, settings)
+    stream = _settings(args, settings, "fraud stream topics")
     if broker_missing("fraud stream topics", stream):
         return 1
     config = {"bootstrap.servers": stream.bootstrap_servers, **stream.kafka_options}
@@ -150,7 +152,7 @@ def run_produce(args: argparse.Namespace, settings: Any = None) -> int:
     """Handler of ``stream produce``."""
     from streaming.produce import produce
 
-    stream = _settings(args, settings)
+    stream = _settings(args, settings, "fraud stream produce")
     topic = args.topic or stream.input_topic
     config = {"bootstrap.servers": stream.bootstrap_servers, **stream.kafka_options}
     if broker_missing("fraud stream produce", stream):

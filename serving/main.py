@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from fraud_detection.setting_options import add_setting_options
-from serving.settings import FLAGS, ServingSettings, build_settings
+from serving.settings import FLAGS, ServingSettings, build_settings, settings_or_exit
 
 OPTIONS = (
     "model_uri",
@@ -81,4 +81,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m serving``: parse the options, build the settings, serve."""
     parser = argparse.ArgumentParser(prog="python -m serving", description="The fraud model server (KServe).")
     add_options(parser)
-    return serve(settings_from_args(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    return serve(settings_or_exit(lambda: settings_from_args(args), parser.prog))

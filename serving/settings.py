@@ -6,10 +6,11 @@ Every field can be set from the environment with the ``FRAUD_`` prefix, e.g. ``F
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TextIO, TypeVar
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fraud_detection.features.definitions import GRACE
@@ -115,12 +116,51 @@ FLAGS = {"tracing_exporter": "--tracing"}
 Built = TypeVar("Built", bound=ServingSettings)
 
 
+class SettingsError(ValueError):
+    """Settings that do not validate; the message has one line per problem, each naming the option or the
+    ``FRAUD_*`` variable it came from."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("invalid settings:\n  " + "\n  ".join(problems))
+        self.problems = list(problems)
+
+
 def build_settings(
     kind: type[Built], options: Sequence[str], args: argparse.Namespace, fallbacks: Mapping[str, Any] | None = None
 ) -> Built:
     """Settings of ``kind`` from the ``options`` given in ``args``, over ``FRAUD_*`` variables, over
-    ``fallbacks``, over the settings' defaults."""
+    ``fallbacks``, over the settings' defaults.
+
+    Raises:
+        SettingsError: a value does not validate, or the settings contradict each other.
+    """
     given = {key: value for key in options if (value := getattr(args, key, None)) is not None}
-    settings = kind(**given)
-    unset = {key: value for key, value in (fallbacks or {}).items() if key not in settings.model_fields_set}
-    return kind(**unset, **given) if unset else settings
+    try:
+        settings = kind(**given)
+        unset = {key: value for key, value in (fallbacks or {}).items() if key not in settings.model_fields_set}
+        return kind(**unset, **given) if unset else settings
+    except ValidationError as error:
+        raise SettingsError([_sourced(problem, given) for problem in error.errors()]) from None
+
+
+def settings_or_exit(build: Callable[[], Built], prog: str) -> Built:
+    """``build()``; settings that do not validate end the process with exit code 2 and ``prog: error: ...`` on
+    stderr, each problem on its own line (no traceback: the message is for the person who set them)."""
+    try:
+        return build()
+    except SettingsError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _sourced(error: Any, given: Mapping[str, Any]) -> str:
+    """One validation error worded by :func:`fraud_detection.parsers.problem`, its setting named as the option that
+    gave it (``--batch-size``) or its variable (``FRAUD_BATCH_SIZE``); a rule over several settings as it is."""
+    from fraud_detection.parsers import problem
+
+    worded = problem(error)
+    name = next((part for part in error["loc"] if isinstance(part, str)), None)
+    if name is None:
+        return worded
+    source = FLAGS.get(name, "--" + name.replace("_", "-")) if name in given else f"FRAUD_{name.upper()}"
+    return source + worded[len(name) :] if worded.startswith(name) else f"{source}: {worded}"

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fraud_detection.setting_options import add_setting_options
-from serving.settings import FLAGS, build_settings
+from serving.settings import FLAGS, build_settings, settings_or_exit
 from streaming.settings import StreamSettings
 
 OPTIONS = (
@@ -83,4 +83,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m streaming``: parse the options, build the settings, consume."""
     parser = argparse.ArgumentParser(prog="python -m streaming", description="The fraud stream scorer (Kafka).")
     add_options(parser)
-    return run(settings_from_args(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    return run(settings_or_exit(lambda: settings_from_args(args), parser.prog))
