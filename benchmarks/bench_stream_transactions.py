@@ -15,10 +15,12 @@ median of the rounds' ratios.
 * **raw, separate applier**: an applier (``FRAUD_ROLE=applier``) applies the same rows to a store of its own, and a
   scorer with ``FRAUD_APPLY_TRANSACTIONS=false`` and ``FRAUD_WAIT_FOR_WRITER=true`` reads each batch once the
   applier has passed it; the time the scorer waited is printed.
-* **raw, read only**: the same rows through a scorer with ``FRAUD_APPLY_TRANSACTIONS=false`` over a store that
-  already holds every row (filled in this process, then every row read once before the rounds): no state update,
-  no label read; each batch's entities read in one call (``read_many``) and its features computed as the applying
-  scorer computes them.
+* **raw, read only**: the same rows through a scorer with ``FRAUD_APPLY_TRANSACTIONS=false``: no state update, no
+  label read; each batch's entities read in one call (``read_many``) and its features computed as the applying
+  scorer computes them. Before each burst this process applies the rows before it to that scorer's store, so the
+  store holds what a writer would have applied by then and stays still during the burst; the scorer read every row
+  once before the rounds, so it holds every card and terminal, as one that has run a while does, and its first
+  batches of a burst take the changes since the last.
 * Throughput = a burst's N / (first produce → last result read); the scorer's CPU time per transaction beside it.
 * **where the time goes**: both scorers' store calls and features timed in this process on the same rows, in
   batches, with the store's own part (SQLite's statements, ``redis-server``'s script time).
@@ -140,6 +142,8 @@ class Config:
     """The scorer's CPU µs per transaction of each timed burst."""
     applier_cpus: list[float] = field(default_factory=list)
     waited: list[float] = field(default_factory=list)
+    batches: list[float] = field(default_factory=list)
+    """The scorer's mean batch size in each timed burst."""
     """Seconds the scorer waited for its applier in each timed burst."""
     seconds: list[float] = field(default_factory=list)
     processes: list[psutil.Process] = field(default_factory=list)
@@ -159,7 +163,9 @@ class Config:
         """Produce ``items`` and read every result; with ``record``, keep the burst's figures."""
         wait = "fraud_stream_writer_wait_seconds_sum"
         before = [sum(each.cpu_times()[:2]) for each in self.processes]
-        waited = scraped(self.processes[0], wait) if self.applier is not None else 0.0
+        # scraped only for a timed burst: the scorers' /metrics may not be up before the warm-up's
+        waited = scraped(self.processes[0], wait) if record and self.applier is not None else 0.0
+        taken = scraped(self.processes[0], "fraud_stream_batch_seconds_count") if record else 0.0
         rate, _ = timed(broker, f"{self.name}-in", f"{self.name}-out", items[0], result_keys=items[1])
         if not record:
             return
@@ -168,6 +174,7 @@ class Config:
         self.rates.append(float(rate))
         self.seconds.append(n / float(rate))
         self.cpus.append(used[0] / n * 1e6)
+        self.batches.append(n / max(1.0, scraped(self.processes[0], "fraud_stream_batch_seconds_count") - taken))
         if self.applier is not None:
             self.applier_cpus.append(used[1] / n * 1e6)
             self.waited.append(scraped(self.processes[0], wait) - waited)
@@ -453,10 +460,11 @@ def main() -> None:
                 config.env.update(where)
                 if config.applier is not None:
                     config.applier.update(where)
-                if config.name.endswith("-read"):  # a store holding every row already: nothing to update
-                    filled(model, where, range(warm_rows + args.rows))
+                if config.name.endswith("-read"):  # filled up to each burst's start, in this process (below)
+                    filled(model, where, warm)
             config.start(stack, broker, work)
-        for config in configs:  # warm-up: the first rows (every row through the scorer that only reads)
+        for config in configs:  # warm-up: the first rows (every row through the scorer that only reads: it holds
+            # every card and terminal from then on, as a scorer that has run a while does)
             if config.name == "public":
                 config.burst(broker, public(warm_rows, "w"), record=False)
             elif config.name.endswith("-read"):
@@ -468,7 +476,14 @@ def main() -> None:
             order = configs if number % 2 == 0 else configs[::-1]
             for config in order:
                 items = public(chunk, f"p{number}") if config.name == "public" else raw_items(model, rows, f"r{number}")
+                if config.name.endswith("-read"):  # the store as the burst starts: what the writer applied before it
+                    filled(model, config.env, range(max(warm_rows, rows.start - chunk), rows.start))
                 config.burst(broker, items)
+        stale = [
+            f"{config.title}: {scraped(config.processes[0], 'fraud_stream_stale_features_total'):,.0f}"
+            for config in configs
+            if config.name.endswith("-read")
+        ]
     lines: list[str] = []
     by_name = {config.name: config for config in configs}
     base = by_name["public"]
@@ -481,7 +496,7 @@ def main() -> None:
             applier = f" (applier {config.applier_cpus[number]:,.0f})" if config.applier_cpus else ""
             lines.append(
                 f"| {number + 1} | {config.title} | {rate:,.0f} | {cpu:,.0f}{applier} | {versus} "
-                f"| {rate / base.rates[number]:.2f}x |"
+                f"| {rate / base.rates[number]:.2f}x | {config.batches[number]:,.0f} |"
             )
     for store in stores:
         read = by_name[f"{store}-read"]
@@ -526,14 +541,18 @@ def main() -> None:
                 f"once, fed a burst of {chunk:,} transactions in turn, {args.rounds} rounds (the order reversed every "
                 f"other round); {args.rows:,} raw transactions (over {args.days} days), each burst the next rows:",
                 "",
-                "| round | run | transactions/s | scorer CPU µs per transaction | vs read only | vs public |",
-                "| ---: | --- | ---: | ---: | ---: | ---: |",
+                "| round | run | transactions/s | scorer CPU µs per transaction | vs read only | vs public "
+                "| mean batch |",
+                "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
                 *lines,
                 "",
                 f"Target: raw with state updates ≥ {TARGET}x read only, each round's bursts side by side: "
                 f"{'; '.join(verdicts)}.",
                 "",
                 f"The scorers that wait for the writer (an applier) waited for it: {'; '.join(waits)}.",
+                "",
+                "Transactions the read-only scorers scored more than the store's grace behind its latest event "
+                f"(fraud_stream_stale_features_total, warm-up included): {'; '.join(stale)}.",
                 "",
                 f"The lookup in this process, per transaction, the first {profiled:,} rows from an empty store in "
                 f"batches of {args.profile_batch}: {'; '.join(split)}.",
