@@ -209,22 +209,14 @@ class StateLookup:
         that "now" less the retained span) and what the batch added, so a batch spanning any time finds every event
         its transactions' windows reach: no later apply in it has trimmed one.
         """
-        store = self.store()
-        try:
-            _, states = store.apply_and_read(transactions, progress)
-        except StoreUnavailable as error:
-            raise self.failure("apply", str(error)) from error
+        _, states = self.call("apply", lambda store: store.apply_and_read(transactions, progress))
         store_metrics().up.set(1)
         return batch_features(transactions, states, self.inputs.features).astype(np.float32)
 
     def read_then_compute(self, transactions: Sequence[Transaction]) -> np.ndarray:
         """``[N, F]`` float32 features of a batch a scorer that only reads takes: each of its entities read once
         (``read_many``), then the features of all from one ``evaluate`` per role, as :meth:`apply_then_compute`."""
-        store = self.store()
-        try:
-            states = read_entities(store, transactions, self._roles)
-        except StoreUnavailable as error:
-            raise self.failure("read", str(error)) from error
+        states = self.call("read", lambda store: read_entities(store, transactions, self._roles))
         store_metrics().up.set(1)
         return batch_features(transactions, states, self.inputs.features).astype(np.float32)
 
@@ -262,9 +254,11 @@ class StateLookup:
             return self._store
 
     def call(self, operation: str, use: Callable[[EntityStateStore], T]) -> T:
-        """``use`` of the open store; a failed store call raises :meth:`failure` of ``operation``."""
+        """``use`` of the open store; a failed store call raises :meth:`failure` of ``operation`` (a store that cannot
+        be opened, :meth:`store`'s failure of ``open``: counted once)."""
+        store = self.store()
         try:
-            return use(self.store())
+            return use(store)
         except StoreUnavailable as error:
             raise self.failure(operation, str(error)) from error
 

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
-from fraud_detection.features.store import SQLiteStateStore
+from fraud_detection.features.store import SQLiteStateStore, StoreUnavailable
 from fraud_detection.modeldir import TransactionInputs
 from fraud_detection.transactions.mapping import load_mapping
 from streaming.consumer import StreamScorer
@@ -79,3 +79,26 @@ def test_an_applier_refuses_a_public_schema_model_with_the_reason(
     with caplog.at_level(logging.ERROR, logger="streaming.consumer"):
         assert StreamScorer(settings).load() is False
     assert "role=applier needs a model trained on raw transactions" in caplog.text
+
+
+def store_errors(operation: str) -> float:
+    return REGISTRY.get_sample_value("fraud_feature_store_errors_total", {"operation": operation}) or 0.0
+
+
+def test_a_store_that_cannot_be_opened_is_one_error_counted_as_open(tmp_path: Path) -> None:
+    settings = StreamSettings(
+        input_topic="tx-in",
+        apply_transactions=False,
+        wait_for_writer=True,
+        feature_store_path=str(tmp_path / "missing.db"),  # a scorer that only reads never creates the file
+    )
+    inputs = TransactionInputs(mapping=load_mapping(MAPPING), features=feature_set())
+    raw = RawTransactions(settings, inputs, {"bootstrap.servers": "127.0.0.1:9"})
+    before = {operation: store_errors(operation) for operation in ("open", "progress")}
+    try:
+        with pytest.raises(StoreUnavailable, match=r"missing\.db"):
+            raw.wait_written({0: 4})
+    finally:
+        raw.close()
+    assert store_errors("open") == before["open"] + 1
+    assert store_errors("progress") == before["progress"]
