@@ -11,9 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TextIO, TypeVar
 
 from pydantic import Field, ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fraud_detection.features.definitions import GRACE
+from fraud_detection.parsers import problem
 
 
 class ServingSettings(BaseSettings):
@@ -140,7 +142,7 @@ def build_settings(
         unset = {key: value for key, value in (fallbacks or {}).items() if key not in settings.model_fields_set}
         return kind(**unset, **given) if unset else settings
     except ValidationError as error:
-        raise SettingsError([_sourced(problem, given) for problem in error.errors()]) from None
+        raise SettingsError([_sourced(each, given) for each in error.errors()]) from None
 
 
 def settings_or_exit(build: Callable[[], Built], prog: str) -> Built:
@@ -153,11 +155,9 @@ def settings_or_exit(build: Callable[[], Built], prog: str) -> Built:
         raise SystemExit(2) from None
 
 
-def _sourced(error: Any, given: Mapping[str, Any]) -> str:
+def _sourced(error: ErrorDetails, given: Mapping[str, Any]) -> str:
     """One validation error worded by :func:`fraud_detection.parsers.problem`, its setting named as the option that
     gave it (``--batch-size``) or its variable (``FRAUD_BATCH_SIZE``); a rule over several settings as it is."""
-    from fraud_detection.parsers import problem
-
     worded = problem(error)
     name = next((part for part in error["loc"] if isinstance(part, str)), None)
     if name is None:
