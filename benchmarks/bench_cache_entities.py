@@ -1,8 +1,9 @@
 """What one entity's merge and state cost in a reader's cache as the cache holds more entities: the same work, side by
 side in one run.
 
-Every lookup of a batch whose cards changed does, per card, one ``_Entity.merge`` of its new events and one
-``_Entity.state``: the stream's writer for its own events, and a scorer that follows a writer for the changes it reads.
+Every lookup of a batch whose cards changed does, per card, one ``StateCache.merge`` of its new events and one
+``StateCache.state``: the stream's writer for its own events, and a scorer that follows a writer for the changes it
+reads.
 Here each of ``--entities`` cached entities (a list of counts) starts with ``--events`` events, then gets two new
 events at a time, four times, the entities taken in a shuffled order each time (as a batch touches cards in no
 particular order), over fresh sets of entities until ``--merges`` calls are timed: every entity holds as many events
@@ -26,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fraud_detection.features.cache import Parsed, _Entity  # noqa: E402
+from fraud_detection.features.cache import Parsed, StateCache  # noqa: E402
 
 TERMINALS = 150
 """Terminals the events name (the stream benchmark's generator makes one per 400 rows of 60,000)."""
@@ -51,22 +52,22 @@ def measured(entities: int, events: int, merges: int, seed: int) -> tuple[float,
     merging = stating = 0.0
     done = 0
     while done < merges:
-        held = [_Entity() for _ in range(entities)]
+        cache = StateCache(max_entities=entities)
         now = 0.0
-        for card, entity in enumerate(held):
-            entity.merge([event(now, card) for _ in range(events)])
-            entity.state(-math.inf)
+        for card in range(entities):
+            cache.merge("card", f"C{card}", [event(now, card) for _ in range(events)])
+            cache.state("card", f"C{card}", (), -math.inf)
         for _ in range(EACH):
             order = list(range(entities))
             shuffle(order)
             for card in order:
                 now += 1.0
                 new = [event(now, card), event(now + 0.5, card)]
-                entity = held[card]
+                key = f"C{card}"
                 started = time.perf_counter()
-                entity.merge(new)
+                cache.merge("card", key, new)
                 merged = time.perf_counter()
-                entity.state(-math.inf)
+                cache.state("card", key, (), -math.inf)
                 merging += merged - started
                 stating += time.perf_counter() - merged
         done += EACH * entities

@@ -146,9 +146,9 @@ class Config:
     """The scorer's CPU µs per transaction of each timed burst."""
     applier_cpus: list[float] = field(default_factory=list)
     waited: list[float] = field(default_factory=list)
+    """Seconds the scorer waited for its applier in each timed burst."""
     batches: list[float] = field(default_factory=list)
     """The scorer's mean batch size in each timed burst."""
-    """Seconds the scorer waited for its applier in each timed burst."""
     seconds: list[float] = field(default_factory=list)
     processes: list[psutil.Process] = field(default_factory=list)
 
