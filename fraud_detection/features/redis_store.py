@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 
 from fraud_detection.features.cache import Change, StateCache
+from fraud_detection.features.definitions import GRACE
 from fraud_detection.features.online import EntityState, Transaction
 from fraud_detection.features.store import (
-    GRACE,
     Entity,
     Progress,
     StoreUnavailable,

@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 import pytest
 
-from fraud_detection.features.store import GRACE
+from fraud_detection.features.definitions import GRACE
 from streaming import messages
 from tests.conftest import redis_server
 from tests.serving.transaction_model import TransactionModel, make_transaction_model
