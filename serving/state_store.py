@@ -23,15 +23,15 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import numpy as np
-import pandas as pd
 
+from fraud_detection.features.cache import Gathered
 from fraud_detection.features.definitions import Aggregate, FeatureSet
 from fraud_detection.features.online import EntityState, Transaction, features_for
 from fraud_detection.features.request import request_features
@@ -270,18 +270,16 @@ class StateLookup:
         return StoreUnavailable(reason)
 
 
-def read_entities(
-    store: EntityStateStore, transactions: Sequence[Transaction], roles: Sequence[str]
-) -> dict[tuple[str, str], EntityState]:
-    """The state of every (role, key) of ``transactions``, each read once, all in one ``read_many``."""
-    return store.read_many((role, transaction.keys[role]) for transaction in transactions for role in roles)
+def read_entities(store: EntityStateStore, transactions: Sequence[Transaction], roles: Sequence[str]) -> Gathered:
+    """The state of every (role, key) of ``transactions``, each read once, all in one ``read_batch``."""
+    return store.read_batch((role, transaction.keys[role]) for transaction in transactions for role in roles)
 
 
-def batch_features(
-    transactions: Sequence[Transaction], states: Mapping[tuple[str, str], EntityState], feature_set: FeatureSet
-) -> np.ndarray:
-    """``[N, F]`` float64 features of ``transactions`` from their entities' states (by ``(role, key)``), by the
-    offline arithmetic: one :func:`~fraud_detection.features.window.evaluate` per role for the whole batch."""
+def batch_features(transactions: Sequence[Transaction], states: Gathered, feature_set: FeatureSet) -> np.ndarray:
+    """``[N, F]`` float64 features of ``transactions`` from their entities' gathered states, by the offline
+    arithmetic: one :func:`~fraud_detection.features.window.evaluate` per role for the whole batch."""
+    if not transactions:
+        return np.empty((0, 0))
     values: dict[str, np.ndarray] = {}
     by_role: dict[str, list[Aggregate]] = {}
     for aggregate in feature_set.aggregates:
@@ -289,34 +287,20 @@ def batch_features(
     query_time = np.array([t.event_time for t in transactions], dtype=np.float64)
     query_amount = np.array([t.amount for t in transactions], dtype=np.float64)
     for role, aggregates in by_role.items():
-        codes: dict[str, int] = {}
-        query_entity = np.array([codes.setdefault(t.keys[role], len(codes)) for t in transactions], dtype=np.int64)
-        held = [states[(role, key)] for key in codes]
+        part = states.roles[role]
+        query_entity = np.array([part.keys[t.keys[role]] for t in transactions], dtype=np.int64)
+        columns = part.columns
         counterparties = {str(a.column) for a in aggregates if a.aggregate == "distinct"}
         history = History.build(
-            entity=np.repeat(np.arange(len(held), dtype=np.int64), [len(state) for state in held]),
-            time=_joined([state.time for state in held], np.float64),
-            amount=_joined([state.amount for state in held], np.float64),
-            label=_joined([state.label for state in held], np.int64),
-            label_time=_joined([state.label_time for state in held], np.float64),
-            counterparty={
-                other: pd.factorize(_joined([_key_names(state, other) for state in held], object))[0].astype(np.int64)
-                for other in counterparties
-            },
+            entity=part.entity,
+            time=columns["time"],
+            amount=columns["amount"],
+            label=columns["label"],
+            label_time=columns["label_time"],
+            counterparty={other: part.codes(other) for other in counterparties},
+            by_entity=True,
         )
         values.update(evaluate(history, query_entity, query_time, query_amount, aggregates))
     rows = [{**t.request, AMOUNT: t.amount, EVENT_TIME: t.event_time} for t in transactions]
     values.update(request_features(lambda name: [row[name] for row in rows], feature_set.request))
-    return np.column_stack([values[name] for name in feature_set.names]) if rows else np.empty((0, 0))
-
-
-def _joined(columns: Sequence[np.ndarray], dtype: type) -> np.ndarray:
-    """The columns end to end (an empty one of ``dtype`` for none)."""
-    return np.concatenate(columns).astype(dtype, copy=False) if columns else np.empty(0, dtype=dtype)
-
-
-def _key_names(state: EntityState, role: str) -> np.ndarray:
-    """Each event's key of ``role`` as text (``""`` for an event without one)."""
-    if role not in state.keys:
-        return np.full(len(state), "", dtype=object)
-    return np.asarray(state.names[role], dtype=object)[state.keys[role]]
+    return np.column_stack([values[name] for name in feature_set.names])

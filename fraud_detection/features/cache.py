@@ -1,18 +1,24 @@
-"""A reader's cache of entity state: each entity's events as growable columns, kept current from a store's changes.
+"""A reader's cache of entity state: one table of columns a role, kept current from a store's changes.
 
 Both stores (:mod:`fraud_detection.features.store`, :mod:`fraud_detection.features.redis_store`) hand a reader
 only the changes after the last one it saw (``Change``: the event's JSON, its label, its sequence number);
-:class:`StateCache` applies them to what it holds and builds the state a lookup reads, so a busy entity's events
-are parsed once per reader process, not on every lookup.
+:class:`StateCache` applies them to what it holds, so a busy entity's events are parsed once per reader process, not
+on every lookup.
+
+Every cached event of a role is a row of that role's :class:`_Table`: one set of columns for all its entities, not a
+set per entity. A batch's new events are appended in one step when next read, and a batch's history is gathered from
+the columns by row number in one step (:meth:`StateCache.gathered`, what the stream reads). The layout before this
+one, a dozen small arrays per entity spread over the heap, cost the stream more in the CPU's caches than in
+instructions (docs/streaming.md, "Speed with state updates"). One entity's state (:meth:`StateCache.state`, what the
+predictor reads) is gathered the same way, and kept while it does not change.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import operator
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -31,13 +37,11 @@ def label_of(label: str | None) -> tuple[int, float]:
 Change = tuple[str, str | None, int]
 """One changed event as a store hands it to a reader: (``member`` text, ``label_text`` or None, sequence number)."""
 
-_COLUMNS = ("tx_id", "time", "amount", "label", "label_time", "changed")
-"""An :class:`_Entity`'s per-event columns besides the key codes (``codes``, one per role)."""
-
 Parsed = tuple[str, float, float, Mapping[str, str], int, float, int]
 """A changed event, parsed: (id, event time, amount, keys by role, label, label time, sequence number)."""
 
-_New = list[Parsed]
+Entity = tuple[str, str]
+"""``(role, key)``."""
 
 
 def parsed(text: str, label: str | None, seq: int) -> Parsed:
@@ -46,204 +50,141 @@ def parsed(text: str, label: str | None, seq: int) -> Parsed:
     return (tx_id, float(event_time), float(amount), keys, *label_of(label), seq)
 
 
-class _Entity:
-    """One cached entity: its events as growable columns, and the last change it has seen.
+class _Held:
+    """One held entity of a table: its code, the rows of its events (in the order they came), the last change it has
+    seen, when it was last read, and the state it last returned (kept while no change came and the cutoff keeps the
+    same events: above the latest one it dropped, at or below the earliest one it kept)."""
 
-    The state it last returned is kept, read-only, and handed out again while no change arrived and the cutoff
-    keeps the same events (above the latest one it dropped, at or below the earliest one it kept): a lookup of an
-    entity whose events did not change builds nothing. A state's columns are read-only views of the entity's own,
-    not copies: slices of ``_views``, which are made read-only once per set of columns (setting a view's flag costs
-    more than slicing it). A change to a row that a handed-out state may show (below ``_lent``) first moves the entity
-    to new columns (``_own``), so a state never changes after it is handed out. New events go past the end any state
-    shows, and a batch's new events are put in time order before they are appended, so the rows a state shows
-    rarely move.
+    __slots__ = ("code", "last", "rows", "seen", "used")
+
+    def __init__(self, code: int, used: int) -> None:
+        self.code = code
+        self.rows: list[int] = []
+        self.seen = 0
+        self.used = used
+        self.last: tuple[float, float, EntityState] | None = None
+
+
+_FLOATS = ("time", "amount", "label_time")
+_INTS = ("entity", "label", "changed")
+_COLUMNS = ("tx_id", *_FLOATS, *_INTS)
+"""A table's per-row columns besides the key codes (``codes``, one per role, the table's own role too)."""
+
+
+class _Table:
+    """One role's cached events: every held entity's events as rows of one set of columns.
+
+    An event is a row for as long as it is held: a new label or a new time changes the row in place. New events wait
+    in ``pending`` (their row numbers given already) until the next read appends them all at once. Rows older than
+    every cutoff from now on and rows of entities no longer held are dropped once the table has doubled since it was
+    last compacted. States are gathered copies, so no change to the columns ever reaches a state handed out.
     """
 
     def __init__(self) -> None:
-        self.seen = 0
-        self._last: tuple[float, float, EntityState] | None = None  # (latest dropped, earliest kept, state)
         self.size = 0
-        self.row: dict[str, int] = {}
-        self.tx_id = np.empty(16, dtype=object)
-        self.time, self.amount, self.label_time = np.empty(16), np.empty(16), np.empty(16)
-        self.label, self.changed = np.empty(16, dtype=np.int64), np.empty(16, dtype=np.int64)
+        self.pending: list[tuple[int, Parsed]] = []
+        self.tx_id = np.empty(64, dtype=object)
+        self.time, self.amount, self.label_time = np.empty(64), np.empty(64), np.empty(64)
+        self.entity = np.empty(64, dtype=np.int64)
+        self.label, self.changed = np.empty(64, dtype=np.int64), np.empty(64, dtype=np.int64)
         self.codes: dict[str, np.ndarray] = {}
         self.code_of: dict[str, dict[str, int]] = {}
-        self.names: dict[str, list[str]] = {}  # each role's names by code (``code_of`` inverted; it only grows)
-        self._lent = 0  # rows a handed-out state may show are below this
-        self._views: dict[str, np.ndarray] = {}  # empty until a state is made of these columns
-        self._code_views: dict[str, np.ndarray] = {}
+        self.names: dict[str, list[str]] = {}  # each role's names by code (``code_of`` inverted; grows until compacted)
+        self.row: dict[str, int] = {}  # each held event's row, by id
+        self.moved: dict[tuple[int, str], int] = {}
+        """The rows of ids that another entity of the role holds too, by (entity code, id): an id applied again,
+        with other keys, after the store trimmed it (the first stays visible below the batch's own trims)."""
+        self.held: dict[str, _Held] = {}
+        self.codes_given = 0  # entity codes handed out so far
+        self.cutoff = -math.inf  # the latest cutoff read: no later read keeps an event before it
+        self.compacted = 0  # rows kept by the last compaction
 
-    def update(self, changes: Iterable[Change]) -> None:
-        """``merge`` the changes a store handed, parsed."""
-        self.merge(parsed(text, label_body, seq) for text, label_body, seq in changes)
+    def entity_of(self, key: str, used: int) -> _Held:
+        """The held entity ``key`` (held from now on if it was not), marked read at ``used``."""
+        held = self.held.get(key)
+        if held is None:
+            held = self.held[key] = _Held(self.codes_given, used)
+            self.codes_given += 1
+        else:
+            held.used = used
+        return held
 
-    def merge(self, events: Iterable[Parsed]) -> None:
-        """Append new events (in one block); for an event already held, unless the change is older than the one held
-        (two threads' reads may be applied out of order), replace its label, or the whole event if its time or
-        amount changed (its id applied again after the store trimmed the first)."""
-        events = events if isinstance(events, list) else list(events)
-        row = self.row
-        if len(events) > 1:
-            latest = {event[0]: event for event in events}
-            if len(latest) == len(events) and row.keys().isdisjoint(latest):  # all new, each once: appended as they are
-                self._last = None
-                self.seen = max(self.seen, max(map(_SEQ, events)))
-                self._extend(list(events))
-                return
-        new: dict[str, Parsed] = {}
-        seen, changed = self.seen, False
+    def merge(self, held: _Held, events: Iterable[Parsed]) -> None:
+        """Take ``held``'s changed events: a new one is appended; for one it holds already, unless the change is older
+        than the one held (two threads' reads may be applied out of order), its label is replaced, or the whole event
+        if its time or amount changed (its id applied again after the store trimmed the first)."""
+        row, moved, pending, rows = self.row, self.moved, self.pending, held.rows
+        seen, changed = held.seen, False
         for event in events:
-            tx_id, event_time, amount, _, _, _, seq = event
+            tx_id, seq = event[0], event[6]
             seen = seq if seq > seen else seen
             at = row.get(tx_id)
+            if at is not None and self._at(at)[0] != held.code:  # the id is another entity's too
+                at = moved.get((held.code, tx_id))
+                if at is None:
+                    moved[(held.code, tx_id)] = self.size + len(pending)
+            elif at is None:
+                row[tx_id] = self.size + len(pending)
             if at is None:
-                pending = new.get(tx_id)
-                if pending is None or pending[6] < seq:  # one event changed twice in the changes read: the later
-                    new[tx_id] = event
-            elif self.changed[at] >= seq:
+                rows.append(self.size + len(pending))
+                pending.append((held.code, event))
+                changed = True
                 continue
-            elif self.time[at] != event_time or self.amount[at] != amount:
-                self._replace(at, event)
+            _, event_time, amount, last = self._at(at)
+            if last < seq:
+                self._set(at, event, whole=event_time != event[1] or amount != event[2])
                 changed = True
-            else:
-                self._own(at)
-                self.label[at], self.label_time[at], self.changed[at] = event[4], event[5], seq
-                changed = True
-        if not (new or changed):
-            return  # nothing changed: the state handed out last is still the state
-        self._last = None
-        self.seen = seen
-        if new:
-            self._extend(list(new.values()))
+        held.seen = seen
+        if changed:
+            held.last = None
 
-    def _replace(self, at: int, event: Parsed) -> None:
-        """Put ``event`` in place of the one held under its id: an id applied again once the store trimmed its first
-        event (which the cache may still hold, masked)."""
-        self._own(at)
-        _, self.time[at], self.amount[at], keys, self.label[at], self.label_time[at], self.changed[at] = event
-        for role in keys.keys() - self.codes.keys():
-            self._add_role(role)
-        for role, codes in self.codes.items():
-            codes[at] = _code(self.code_of[role], self.names[role], str(keys.get(role, "")))
-        self._sort()
+    def _at(self, at: int) -> tuple[int, float, float, int]:
+        """Row ``at``'s entity code, time, amount and last change."""
+        if at >= self.size:
+            code, event = self.pending[at - self.size]
+            return code, event[1], event[2], event[6]
+        return int(self.entity[at]), float(self.time[at]), float(self.amount[at]), int(self.changed[at])
 
-    def state(self, cutoff: float) -> EntityState:
-        """The events at or after ``cutoff`` (the store's own trim), sorted by time (stably); drops the rest once
-        they are half the rows. The columns are kept sorted by time, so the live events are a suffix."""
-        if self._last is not None and self._last[0] < cutoff <= self._last[1]:
-            return self._last[2]
-        if not self.size or self.time[0] >= cutoff:  # nothing to mask: the common case, without a search
-            low = 0
-        else:
-            low = int(self.time[: self.size].searchsorted(cutoff, side="left"))
-        if self.size > 64 and 2 * low > self.size:
-            self._compact(low)
-            low = 0
-        if not self._views:
-            self._viewed()
-        live, views = slice(low, self.size), self._views
-        state = EntityState.made(
-            tx_id=views["tx_id"][live],
-            time=views["time"][live],
-            amount=views["amount"][live],
-            label=views["label"][live],
-            label_time=views["label_time"][live],
-            keys={role: codes[live] for role, codes in self._code_views.items()},
-            names=_Names(self.names),
-        )
-        self._lent = self.size
-        dropped = float(self.time[low - 1]) if low else -math.inf
-        self._last = (dropped, float(self.time[low]) if low < self.size else math.inf, state)
-        return state
+    def _set(self, at: int, event: Parsed, whole: bool) -> None:
+        """Put ``event`` in row ``at``: its label and last change, or (``whole``) everything but the entity."""
+        if at >= self.size:
+            code, held = self.pending[at - self.size]
+            self.pending[at - self.size] = (code, event if whole else (*held[:4], *event[4:]))
+            return
+        _, event_time, amount, keys, self.label[at], self.label_time[at], self.changed[at] = event
+        if whole:
+            self.time[at], self.amount[at] = event_time, amount
+            for role in keys.keys() - self.codes.keys():
+                self._add_role(role)
+            for role, codes in self.codes.items():
+                codes[at] = _code(self.code_of[role], self.names[role], str(keys.get(role, "")))
 
-    def _own(self, at: int) -> None:
-        """Before the row ``at`` (and those after it) is changed in place: if a handed-out state may show it, move to
-        new columns of the same size."""
-        if at < self._lent:
-            self._resize(len(self.time))
-
-    def _viewed(self) -> None:
-        """Read-only views of the columns, whose slices the states are (a slice of a read-only view is read-only)."""
-        self._views = {name: _read_only(getattr(self, name)) for name in _COLUMNS}
-        self._code_views = {role: _read_only(codes) for role, codes in self.codes.items()}
-
-    def _extend(self, new: _New) -> None:
-        """Append ``new`` (at least one event) in time order; sort the rows from the first new one if that precedes
-        the last one held (a first read comes in id order; another writer's events may be older)."""
-        if any(later[1] < earlier[1] for earlier, later in itertools.pairwise(new)):
-            new.sort(key=_TIME)  # stably: what sorting the rows after appending them would give, without moving rows
-        start, stop = self.size, self.size + len(new)
-        disordered = start > 0 and new[0][1] < self.time[start - 1]  # sorted: only its first may precede a held one
+    def flush(self) -> None:
+        """Append the pending events to the columns, a slice a column (and compact once the table has doubled)."""
+        if not self.pending:
+            return
+        start, stop = self.size, self.size + len(self.pending)
         if stop > len(self.time):
             self._resize(max(2 * len(self.time), stop))
-        if len(new) <= _FEW:
-            self._append(new)
-        else:
-            self._assign(new)
-        if disordered:
-            self._sort(start)
-
-    def _assign(self, new: _New) -> None:
-        """``_extend``'s append of many events, a slice a column."""
-        start, stop = self.size, self.size + len(new)
-        tx_ids, times, amounts, keys, labels, label_times, changed = zip(*new, strict=True)
+        entities, events = zip(*self.pending, strict=True)
+        tx_ids, times, amounts, keys, labels, label_times, changed = zip(*events, strict=True)
         self.tx_id[start:stop], self.time[start:stop], self.amount[start:stop] = tx_ids, times, amounts
-        self.label[start:stop], self.label_time[start:stop], self.changed[start:stop] = labels, label_times, changed
-        self.row.update(zip(tx_ids, range(start, stop), strict=True))
+        self.entity[start:stop], self.label[start:stop] = entities, labels
+        self.label_time[start:stop], self.changed[start:stop] = label_times, changed
         for role in {role for event_keys in keys for role in event_keys} - self.codes.keys():
             self._add_role(role)
         for role, codes in self.codes.items():
             code_of, names = self.code_of[role], self.names[role]
             codes[start:stop] = [_code(code_of, names, str(k.get(role, ""))) for k in keys]
         self.size = stop
-
-    def _append(self, new: _New) -> None:
-        """``_extend``'s append of a few events, item by item: a numpy slice assigned from a tuple costs about a
-        microsecond a column, an item about a tenth of that."""
-        tx_id, time, amount, label, label_time, changed = (
-            self.tx_id,
-            self.time,
-            self.amount,
-            self.label,
-            self.label_time,
-            self.changed,
-        )
-        codes, code_of, names, row = self.codes, self.code_of, self.names, self.row
-        for at, (event_id, event_time, event_amount, keys, event_label, event_label_time, seq) in enumerate(
-            new, self.size
-        ):
-            tx_id[at], time[at], amount[at] = event_id, event_time, event_amount
-            label[at], label_time[at], changed[at] = event_label, event_label_time, seq
-            row[event_id] = at
-            for role in keys:
-                if role not in codes:
-                    self._add_role(role)
-            for role, role_codes in codes.items():
-                known, named = code_of[role], names[role]
-                role_codes[at] = _code(known, named, str(keys.get(role, "")))
-        self.size += len(new)
+        self.pending.clear()
+        if self.size >= 2 * max(self.compacted, 4_096):
+            self.compact()
 
     def _add_role(self, role: str) -> None:
-        """Codes for a role no event held had: every event so far gets code 0, ``""`` (no key of that role)."""
+        """Codes for a role no event held had: every row so far gets code 0, ``""`` (no key of that role)."""
         self.codes[role] = np.zeros(len(self.time), dtype=np.int64)
-        self._views = {}  # made again with the new role's codes
         self.code_of[role], self.names[role] = {"": 0}, [""]
-
-    def _sort(self, start: int = 0) -> None:
-        """Sort the events by time, stably; those before ``start`` are sorted already, so only the rows from the
-        first one later than the earliest event after ``start`` move (and only their ids are indexed again)."""
-        size, low = self.size, 0
-        if start:
-            low = int(self.time[:start].searchsorted(self.time[start:size].min(), side="right"))
-        self._own(low)
-        order = np.argsort(self.time[low:size], kind="stable") + low
-        for name in _COLUMNS:
-            column = getattr(self, name)
-            column[low:size] = column[order]
-        for codes in self.codes.values():
-            codes[low:size] = codes[order]
-        self.row.update(zip(self.tx_id[low:size].tolist(), range(low, size), strict=True))
 
     def _resize(self, capacity: int) -> None:
         for name in _COLUMNS:
@@ -254,31 +195,89 @@ class _Entity:
         for role, old in self.codes.items():
             self.codes[role] = np.zeros(capacity, dtype=np.int64)
             self.codes[role][: self.size] = old[: self.size]
-        self._lent = 0
-        self._views = {}  # these columns' views are made when a state is
 
-    def _compact(self, low: int) -> None:
-        """Drop the events before ``low`` (all older than any cutoff from now on)."""
+    def gather(self, held: Sequence[_Held], cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of ``held``'s events at or after ``cutoff``, sorted by (entity, time), stably (ties keep the
+        order the events came in), and each row's entity as its position in ``held``."""
+        self.flush()
+        self.cutoff = max(self.cutoff, cutoff)
+        lengths = np.fromiter((len(each.rows) for each in held), dtype=np.int64, count=len(held))
+        rows = np.fromiter(itertools.chain.from_iterable(each.rows for each in held), np.int64, int(lengths.sum()))
+        entity = np.repeat(np.arange(len(held), dtype=np.int64), lengths)
+        time = self.time[rows]
+        keep = time >= cutoff  # a dead row's NaN never is
+        if not keep.all():
+            rows, entity, time = rows[keep], entity[keep], time[keep]
+        if len(rows) > 1 and not _sorted(entity, time):
+            order = np.lexsort((time, entity))
+            rows, entity = rows[order], entity[order]
+        return rows, entity
+
+    def columns(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns' values at ``rows``, read only (``keys`` apart: each role's codes, as ``keys:<role>``)."""
+        out = {name: _read_only(getattr(self, name)[rows]) for name in ("tx_id", "time", "amount", "label_time")}
+        out["label"] = _read_only(self.label[rows])
+        out.update({f"keys:{role}": _read_only(codes[rows]) for role, codes in self.codes.items()})
+        return out
+
+    def compact(self) -> None:
+        """Keep only the rows at or after the latest cutoff of the entities held, renumbered, and their names."""
+        size, count = self.size, len(self.held)
+        recoded = np.full(self.codes_given, -1, dtype=np.int64)  # each held entity's new code, in held order
+        recoded[[held.code for held in self.held.values()]] = np.arange(count)
+        entity = recoded[self.entity[:size]]
+        kept = np.flatnonzero((self.time[:size] >= self.cutoff) & (entity >= 0))
+        order = np.argsort(entity[kept], kind="stable")
+        starts = np.searchsorted(entity[kept][order], np.arange(count + 1))
+        for key, held in list(self.held.items()):
+            held.code = int(recoded[held.code])
+            held.rows = order[starts[held.code] : starts[held.code + 1]].tolist()
+            if not held.rows:
+                del self.held[key]  # nothing of it is left to read: a later read fetches its changes whole
+        self.codes_given = count  # (codes of the entities dropped just now stay unused until the next compaction)
         for name in _COLUMNS:
-            setattr(self, name, getattr(self, name)[low : self.size].copy())
-        self.codes = {role: codes[low : self.size].copy() for role, codes in self.codes.items()}
-        self.size -= low
-        self.row = {str(tx_id): at for at, tx_id in enumerate(self.tx_id)}
-        self._resize(max(16, 2 * self.size))
+            setattr(self, name, getattr(self, name)[kept])
+        self.entity = entity[kept]
+        for role, codes in self.codes.items():
+            old_names, code_of, names = self.names[role], {"": 0}, [""]
+            uniques, inverse = np.unique(codes[kept], return_inverse=True)
+            renamed = np.array([_code(code_of, names, old_names[u]) for u in uniques.tolist()], dtype=np.int64)
+            self.codes[role] = renamed[inverse] if len(kept) else np.zeros(0, dtype=np.int64)
+            self.code_of[role], self.names[role] = code_of, names
+        self.size = self.compacted = len(kept)
+        self.row, self.moved = {}, {}
+        for at, (tx_id, code) in enumerate(zip(self.tx_id.tolist(), self.entity.tolist(), strict=True)):
+            first = self.row.setdefault(tx_id, at)
+            if first != at:
+                self.moved[(code, tx_id)] = at
+        self._resize(max(64, 2 * self.size))
+
+    def forget(self, key: str) -> None:
+        """Stop holding ``key``: its rows die (a later read fetches its changes whole)."""
+        held = self.held.pop(key, None)
+        if held is None:
+            return
+        self.flush()
+        for at in held.rows:
+            tx_id = self.tx_id[at]
+            if self.row.get(tx_id) == at:
+                del self.row[tx_id]
+                other = next((key for key in self.moved if key[1] == tx_id), None)  # another entity's row of it
+                if other is not None:
+                    self.row[tx_id] = self.moved.pop(other)
+            elif self.moved.get((held.code, tx_id)) == at:
+                del self.moved[(held.code, tx_id)]
+            self.time[at] = math.nan  # its rows die: no cutoff keeps a NaN time
+
+
+def _sorted(entity: np.ndarray, time: np.ndarray) -> bool:
+    """Whether rows are sorted by (entity, time)."""
+    return bool(np.all((entity[1:] > entity[:-1]) | ((entity[1:] == entity[:-1]) & (time[1:] >= time[:-1]))))
 
 
 def _read_only(column: np.ndarray) -> np.ndarray:
-    """A view of ``column`` that cannot be written through (nor can its slices)."""
-    view = column.view()
-    view.flags.writeable = False
-    return view
-
-
-_TIME = operator.itemgetter(1)
-"""A ``Parsed`` event's time."""
-
-_SEQ = operator.itemgetter(6)
-"""A ``Parsed`` event's sequence number."""
+    column.flags.writeable = False
+    return column
 
 
 def _code(code_of: dict[str, int], names: list[str], key: str) -> int:
@@ -292,7 +291,7 @@ def _code(code_of: dict[str, int], names: list[str], key: str) -> int:
 
 class _Names(Mapping[str, Sequence[str]]):
     """A state's key names by code, each role's made on first use (most states are read without their counterparties'
-    names): as many as the entity had when the state was made (a role's names only grow at the end)."""
+    names): as many as the table had when the state was made (a role's names only grow at the end)."""
 
     def __init__(self, names: Mapping[str, list[str]]) -> None:
         self._names = names
@@ -312,63 +311,159 @@ class _Names(Mapping[str, Sequence[str]]):
         return len(self._sizes)
 
 
-_FEW = 8
-"""Up to this many new events, :meth:`_Entity._extend` sets them item by item (:meth:`_Entity._append`)."""
+def _state(columns: Mapping[str, np.ndarray], part: slice, names: _Names) -> EntityState:
+    """The state of the rows ``part`` of gathered ``columns``."""
+    return EntityState.made(
+        tx_id=columns["tx_id"][part],
+        time=columns["time"][part],
+        amount=columns["amount"][part],
+        label=columns["label"][part],
+        label_time=columns["label_time"][part],
+        keys={name[5:]: column[part] for name, column in columns.items() if name.startswith("keys:")},
+        names=names,
+    )
+
+
+@dataclass(frozen=True)
+class RoleHistory:
+    """One role's gathered events of a batch's entities: ``keys[i]``'s events are rows ``bounds[i]:bounds[i + 1]``
+    of the columns, sorted by time (stably). ``codes[role]`` codes each event's key of ``role`` (one code a name
+    across the whole table, so codes compare as names do)."""
+
+    keys: Mapping[str, int]
+    bounds: np.ndarray
+    entity: np.ndarray
+    columns: Mapping[str, np.ndarray]
+    names: _Names
+
+    def codes(self, role: str) -> np.ndarray:
+        """Each event's code for its key of ``role`` (0, no key, for all if no event has one)."""
+        found = self.columns.get(f"keys:{role}")
+        return found if found is not None else np.zeros(len(self.entity), dtype=np.int64)
+
+
+class Gathered(Mapping[Entity, EntityState]):
+    """A batch's entities' states, gathered one role at a time into :class:`RoleHistory` columns (what the stream's
+    features are computed from); each entity's :class:`EntityState` is a slice of them, made when asked for."""
+
+    def __init__(self, roles: Mapping[str, RoleHistory]) -> None:
+        self.roles = roles
+
+    def __getitem__(self, entity: Entity) -> EntityState:
+        part = self.roles[entity[0]]
+        at = part.keys[entity[1]]
+        return _state(part.columns, slice(int(part.bounds[at]), int(part.bounds[at + 1])), part.names)
+
+    def __iter__(self) -> Iterator[Entity]:
+        return ((role, key) for role, part in self.roles.items() for key in part.keys)
+
+    def __len__(self) -> int:
+        return sum(len(part.keys) for part in self.roles.values())
 
 
 class StateCache:
-    """A reader's recently read entities (least recently read dropped beyond ``max_entities``), kept current from
-    the store's changes."""
+    """A reader's held entities, one :class:`_Table` a role, kept current from the store's changes; beyond
+    ``max_entities`` in a role, the least recently read are dropped when the table is next compacted."""
 
     def __init__(self, max_entities: int = 50_000) -> None:
         self.max_entities = max_entities
-        self._entities: OrderedDict[tuple[str, str], _Entity] = OrderedDict()
+        self._tables: dict[str, _Table] = {}
+        self._reads = 0
+
+    def _table(self, role: str) -> _Table:
+        table = self._tables.get(role)
+        if table is None:
+            table = self._tables[role] = _Table()
+        return table
+
+    def _held(self, role: str, key: str) -> tuple[_Table, _Held]:
+        self._reads += 1
+        table = self._table(role)
+        return table, table.entity_of(key, self._reads)
 
     def seen(self, role: str, key: str, latest: float = math.inf) -> int:
         """The last change held for the entity (0: none); forgets it if the store's ``latest`` is older (a new
         store under the same name)."""
-        entity = self._entities.get((role, key))
-        if entity is None:
+        table = self._tables.get(role)
+        if table is None or key not in table.held:
             return 0
-        if entity.seen > latest:
-            del self._entities[(role, key)]
+        seen = table.held[key].seen
+        if seen > latest:
+            table.forget(key)
             return 0
-        return entity.seen
+        return seen
 
     def update(self, role: str, key: str, changes: Iterable[Change]) -> None:
         """Apply ``changes`` (those after ``seen``) to what is held of the entity (held from now on if it was not)."""
-        self._entity(role, key).update(changes)
+        self.merge(role, key, [parsed(text, label_body, seq) for text, label_body, seq in changes])
 
     def merge(self, role: str, key: str, events: Iterable[Parsed]) -> None:
         """``update`` with the changes already parsed (a writer's own events: nothing to parse back)."""
-        self._entity(role, key).merge(events)
-
-    def _entity(self, role: str, key: str) -> _Entity:
-        entity = self._entities.get((role, key))
-        if entity is None:
-            entity = self._entities[(role, key)] = _Entity()
-            while len(self._entities) > self.max_entities:
-                self._entities.popitem(last=False)
-        else:
-            self._entities.move_to_end((role, key))
-        return entity
+        table, held = self._held(role, key)
+        table.merge(held, events)
 
     def state(self, role: str, key: str, changes: Sequence[Change], cutoff: float) -> EntityState:
-        """The entity's state once ``changes`` (those after ``seen``) are applied to what is held."""
-        entity = self._entity(role, key)
+        """The entity's state once ``changes`` (those after ``seen``) are applied to what is held: the same object
+        again while nothing changed."""
+        table, held = self._held(role, key)
         if changes:
-            entity.update(changes)
-        return entity.state(cutoff)
+            self.update(role, key, changes)
+        last = held.last
+        if last is not None and last[0] < cutoff <= last[1]:
+            return last[2]
+        rows, _ = table.gather([held], cutoff)
+        state = _state(table.columns(rows), slice(None), _Names(table.names))
+        every = table.time[np.asarray(held.rows, dtype=np.int64)]
+        dropped = every[every < cutoff]
+        held.last = (
+            float(dropped.max()) if len(dropped) else -math.inf,
+            float(state.time.min()) if len(state) else math.inf,
+            state,
+        )
+        self._trim(table)
+        return state
 
-    def holds(self, entity: tuple[str, str]) -> bool:
+    def gathered(self, wanted: Iterable[Entity], cutoff: float) -> Gathered:
+        """The states of ``wanted`` (each held from now on) at ``cutoff``, gathered a role at a time."""
+        by_role: dict[str, list[str]] = {}
+        for role, key in wanted:
+            by_role.setdefault(role, []).append(key)
+        roles: dict[str, RoleHistory] = {}
+        for role, keys in by_role.items():
+            table = self._table(role)
+            self._reads += 1
+            held = [table.entity_of(key, self._reads) for key in keys]
+            rows, entity = table.gather(held, cutoff)
+            roles[role] = RoleHistory(
+                keys={key: at for at, key in enumerate(keys)},
+                bounds=np.searchsorted(entity, np.arange(len(keys) + 1)),
+                entity=entity,
+                columns=table.columns(rows),
+                names=_Names(table.names),
+            )
+            self._trim(table)
+        return Gathered(roles)
+
+    def _trim(self, table: _Table) -> None:
+        """Beyond ``max_entities`` held, forget the least recently read half of the excess and more (a tenth)."""
+        if len(table.held) <= self.max_entities:
+            return
+        oldest = sorted(table.held.items(), key=lambda item: item[1].used)
+        for key, _ in oldest[: len(table.held) - self.max_entities + self.max_entities // 10]:
+            table.forget(key)
+
+    def holds(self, entity: Entity) -> bool:
         """Whether ``(role, key)`` is held."""
-        return entity in self._entities
+        table = self._tables.get(entity[0])
+        return table is not None and entity[1] in table.held
 
     def empty(self) -> bool:
         """Whether no entity is held."""
-        return not self._entities
+        return not any(table.held for table in self._tables.values())
 
-    def forget(self, entities: Iterable[tuple[str, str]]) -> None:
+    def forget(self, entities: Iterable[Entity]) -> None:
         """Drop what is held of ``entities`` (a later read fetches them whole)."""
-        for entity in entities:
-            self._entities.pop(entity, None)
+        for role, key in entities:
+            table = self._tables.get(role)
+            if table is not None:
+                table.forget(key)

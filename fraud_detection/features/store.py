@@ -39,7 +39,7 @@ from typing import Protocol
 
 import orjson
 
-from fraud_detection.features.cache import Parsed, StateCache, label_of
+from fraud_detection.features.cache import Gathered, Parsed, StateCache, label_of
 from fraud_detection.features.definitions import GRACE
 from fraud_detection.features.online import EntityState, Transaction
 from fraud_detection.features.sqlite_layout import SCHEMA, items_text, parsed_items
@@ -64,6 +64,10 @@ class EntityStateStore(Protocol):
 
     def read_many(self, entities: Iterable[Entity]) -> dict[Entity, EntityState]:
         """The state of each ``(role, key)``, in one round trip and one consistent snapshot."""
+        ...
+
+    def read_batch(self, entities: Iterable[Entity]) -> Gathered:
+        """``read_many``'s states, gathered a role at a time (:class:`~fraud_detection.features.cache.Gathered`)."""
         ...
 
     def apply(self, transaction: Transaction) -> bool:
@@ -91,7 +95,7 @@ class EntityStateStore(Protocol):
 
     def apply_and_read(
         self, transactions: Sequence[Transaction], progress: Progress | None = None
-    ) -> tuple[list[bool], dict[Entity, EntityState]]:
+    ) -> tuple[list[bool], Gathered]:
         """``apply_many`` (``progress`` too), and the state of each entity of the batch, in the same atomic step: the
         events it held before the batch (at or after that "now" less the retained span: the batch's own applies trim
         nothing from it), then those the batch added. Every transaction's windows in a batch applied so find what
@@ -194,12 +198,24 @@ class SQLiteStateStore:
         """Each entity's state, read in one transaction (a consistent snapshot beside a committing writer) by one
         query per ``_CHUNK`` entities: only the changes after what this reader already holds, applied to its cache."""
         wanted = list(dict.fromkeys(entities))
-        with self._lock, self._transaction("BEGIN"):
+        with self._lock:
+            cutoff = self._caught_up(wanted)
+            return {entity: self._cache.state(*entity, (), cutoff) for entity in wanted}
+
+    def read_batch(self, entities: Iterable[Entity]) -> Gathered:
+        """``read_many``'s states, gathered a role at a time (what the stream's batch features read)."""
+        wanted = list(dict.fromkeys(entities))
+        with self._lock:
+            return self._cache.gathered(wanted, self._caught_up(wanted))
+
+    def _caught_up(self, wanted: Sequence[Entity]) -> float:
+        """Bring the cache's ``wanted`` up to the store in one transaction (a consistent snapshot beside a committing
+        writer); the cutoff of the store's "now" (under the lock)."""
+        with self._transaction("BEGIN"):
             now, latest = self._conn.execute("SELECT now, seq FROM clock WHERE id = 0").fetchone()
-            cutoff = -math.inf if now is None else now - self.retained
             for entity, found in self._changes(wanted, latest).items():
                 self._cache.merge(*entity, found)
-            return {entity: self._cache.state(*entity, (), cutoff) for entity in wanted}
+        return -math.inf if now is None else now - self.retained
 
     def _changes(self, wanted: Sequence[Entity], latest: int) -> dict[Entity, list[Parsed]]:
         """The changed events of each of ``wanted`` after the last change the cache holds, up to the store's
@@ -263,12 +279,12 @@ class SQLiteStateStore:
 
     def apply_and_read(
         self, transactions: Sequence[Transaction], progress: Progress | None = None
-    ) -> tuple[list[bool], dict[Entity, EntityState]]:
+    ) -> tuple[list[bool], Gathered]:
         """``apply_many``, and each entity of the batch read in the same transaction (see ``EntityStateStore``): the
         cache is brought up to the store as it was before the batch (only the entities it does not hold, while every
         write since it was filled was this connection's own), then takes the rows the batch adds."""
         if not transactions:
-            return self.apply_many([], progress), {}
+            return self.apply_many([], progress), Gathered({})
         wanted = entities_of(transactions)
         with self._lock:
             try:
@@ -288,7 +304,7 @@ class SQLiteStateStore:
                 self._cache.merge(*entity, events)
             self._current = seq + sum(done) if current else None
             cutoff = -math.inf if now is None else now - self.retained
-            return done, {entity: self._cache.state(*entity, (), cutoff) for entity in wanted}
+            return done, self._cache.gathered(wanted, cutoff)
 
     def _write(
         self, transactions: Sequence[Transaction], now: float | None, seq: int

@@ -107,7 +107,7 @@ class _ReadBack(StateLookup):
     def apply_then_compute(self, transactions: Sequence[Transaction]) -> np.ndarray:
         store = self.store()
         store.apply_many(transactions)
-        states = store.read_many(entities_of(transactions))
+        states = store.read_batch(entities_of(transactions))
         return batch_features(transactions, states, self.inputs.features).astype(np.float32)
 
 
@@ -120,3 +120,12 @@ def test_reading_a_week_long_batch_back_after_applying_it_would_miss_trimmed_eve
     got = _streamed(sparse, _ReadBack(_inputs(sparse), lambda: opened, "test", write=True), opened, 400)
     opened.close()
     assert not np.array_equal(got, sparse.features.to_numpy(dtype=np.float32))
+
+
+def test_a_batch_of_no_transactions_gives_no_rows(model: TransactionModel, tmp_path: Path) -> None:
+    """A batch whose every message was a reject: nothing to apply or read, and no features (not an error)."""
+    lookup, store = _lookup(model, tmp_path / "state.db")
+    assert lookup.apply_then_compute([], {("tx", 0): 3}).shape[0] == 0
+    assert lookup.read_then_compute([]).shape[0] == 0
+    assert store.progress("tx") == {0: 3}
+    store.close()
