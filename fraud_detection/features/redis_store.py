@@ -38,46 +38,62 @@ from fraud_detection.features.store import (
 _APPLY_BATCH = """
 local function apply_batch(retained, batch)
   local function text(number) return string.format('%.17g', number) end
+  local function many(command, key, items)
+    for first = 1, #items, 1000 do redis.call(command, key, unpack(items, first, math.min(first + 999, #items))) end
+  end
   local function trim(times, changes, below)
     local oldest = redis.call('ZRANGE', times, 0, 0, 'WITHSCORES')
     if oldest[2] == nil or tonumber(oldest[2]) >= below then return end
     local bound = '(' .. text(below)
-    for _, old in ipairs(redis.call('ZRANGEBYSCORE', times, '-inf', bound)) do
-      if changes then redis.call('ZREM', changes, old) else redis.call('HDEL', KEYS[5], old) end
-    end
+    local old = redis.call('ZRANGEBYSCORE', times, '-inf', bound)
+    if changes then many('ZREM', changes, old) else many('HDEL', KEYS[5], old) end
     redis.call('ZREMRANGEBYSCORE', times, '-inf', bound)
   end
-  local applied, touched = {}, {}
+  local applied, touched, held = {}, {}, {}
   local now = tonumber(redis.call('GET', KEYS[2]) or 'none')
   local seq = tonumber(redis.call('GET', KEYS[6]) or '0')
   local trimmed = nil
+  for first = 1, #batch, 1000 do
+    local ids = {}
+    for n = first, math.min(first + 999, #batch) do ids[#ids + 1] = batch[n][1] end
+    local found = redis.call('ZMSCORE', KEYS[1], unpack(ids))
+    for n, id in ipairs(ids) do if found[n] then held[id] = tonumber(found[n]) end end
+  end
+  local ids, bodies, by_time, by_seq = {}, {}, {}, {}
   for n, tx in ipairs(batch) do
     local id, stamp, at = tx[1], tx[2], tx[4]
     local time = tonumber(stamp)
     local moved = now
     if moved == nil or time > moved then moved = time end
     local cutoff = moved - retained
-    local held = redis.call('ZSCORE', KEYS[1], id)
+    local before = held[id]
     applied[n] = 0
-    if time >= cutoff and (not held or (trimmed and tonumber(held) < trimmed)) then
+    if time >= cutoff and (not before or (trimmed and before < trimmed)) then
       applied[n] = 1
-      now, seq, trimmed = moved, seq + 1, cutoff
-      redis.call('ZADD', KEYS[1], stamp, id)
-      redis.call('HSET', KEYS[5], id, tx[3])
+      now, seq, trimmed, held[id] = moved, seq + 1, cutoff, time
+      ids[#ids + 1], ids[#ids + 2] = stamp, id
+      bodies[#bodies + 1], bodies[#bodies + 2] = id, tx[3]
       for _, i in ipairs(at) do
-        redis.call('ZADD', KEYS[i], stamp, id)
-        redis.call('ZADD', KEYS[i + 1], seq, id)
-        touched[i] = cutoff
+        local times, seqs = by_time[i] or {}, by_seq[i] or {}
+        times[#times + 1], times[#times + 2] = stamp, id
+        seqs[#seqs + 1], seqs[#seqs + 2] = seq, id
+        by_time[i], by_seq[i], touched[i] = times, seqs, cutoff
       end
     end
   end
   if trimmed then
+    many('ZADD', KEYS[1], ids)
+    many('HSET', KEYS[5], bodies)
+    for i, times in pairs(by_time) do
+      many('ZADD', KEYS[i], times)
+      many('ZADD', KEYS[i + 1], by_seq[i])
+    end
     redis.call('SET', KEYS[2], text(now))
     redis.call('SET', KEYS[6], string.format('%d', seq))
     for i, below in pairs(touched) do trim(KEYS[i], KEYS[i + 1], below) end
     trim(KEYS[1], nil, trimmed)
     local bound = '(' .. text(trimmed)
-    for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', bound)) do redis.call('HDEL', KEYS[3], old) end
+    many('HDEL', KEYS[3], redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', bound))
     redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', bound)
   end
   return applied
@@ -85,8 +101,11 @@ end
 """
 """Apply transactions in order, leaving Redis as the one-transaction ``apply`` applied to each in turn would, with
 fewer calls: each transaction is decided as that apply would decide it (an id it would have trimmed by then counts
-as absent), and what those applies would have trimmed is trimmed once at the end. Trims only grow (the clock only
-moves forward), so an entity is trimmed below the cutoff of the last transaction that touched it, and the ids,
+as absent), from the ids' applied times read at once (``ZMSCORE``) and kept as the batch goes; then what they added
+is added a key at a time (one ``ZADD`` or ``HSET`` of many members: a call costs more than a member), and what those
+applies would have trimmed is trimmed once (one ``ZREM`` or ``HDEL`` of many a key). A member given twice in one
+``ZADD`` or ``HSET`` ends with its last value, as the applies one by one would leave it. Trims only grow (the clock
+only moves forward), so an entity is trimmed below the cutoff of the last transaction that touched it, and the ids,
 bodies and labels below the last one's. ``KEYS``: the six shared keys (applied, now, labels, label_times, body,
 seq), then each entity's ``e:`` and ``c:`` keys; ``batch``: the decoded JSON array of ``[id, event time as text,
 event JSON, [the KEYS index of each of its entities' e: key]]`` (one argument, not four a transaction: redis-py
@@ -135,11 +154,17 @@ local function changes_after(now_key, seq_key, body_key, labels_key, prefix, ask
   local out = {redis.call('GET', now_key) or '', redis.call('GET', seq_key) or '0'}
   for n, entity in ipairs(cjson.decode(asked)) do
     local changed = redis.call('ZRANGEBYSCORE', prefix .. entity[1], '(' .. entity[2], '+inf', 'WITHSCORES')
-    local flat = {}
-    for j = 1, #changed, 2 do
-      flat[#flat + 1] = redis.call('HGET', body_key, changed[j]) or ''
-      flat[#flat + 1] = redis.call('HGET', labels_key, changed[j]) or ''
-      flat[#flat + 1] = changed[j + 1]
+    local flat, ids = {}, {}
+    for j = 1, #changed, 2 do ids[#ids + 1] = changed[j] end
+    for first = 1, #ids, 1000 do
+      local last = math.min(first + 999, #ids)
+      local bodies = redis.call('HMGET', body_key, unpack(ids, first, last))
+      local labels = redis.call('HMGET', labels_key, unpack(ids, first, last))
+      for j = 1, last - first + 1 do
+        flat[#flat + 1] = bodies[j] or ''
+        flat[#flat + 1] = labels[j] or ''
+        flat[#flat + 1] = changed[2 * (first + j - 1)]
+      end
     end
     out[n + 2] = flat
   end
@@ -172,9 +197,13 @@ if out == nil then return 'old-layout' end
 local batch = cjson.decode(ARGV[2])
 local applied = apply_batch(tonumber(ARGV[1]), batch)
 record_progress(KEYS[#KEYS], ARGV[3])
-local labels = {}
+local labels, ids = {}, {}
 for n, tx in ipairs(batch) do
-  if applied[n] == 1 then labels[#labels + 1] = redis.call('HGET', KEYS[3], tx[1]) or '' end
+  if applied[n] == 1 then ids[#ids + 1] = tx[1] end
+end
+for first = 1, #ids, 1000 do
+  local found = redis.call('HMGET', KEYS[3], unpack(ids, first, math.min(first + 999, #ids)))
+  for j = 1, #found do labels[#labels + 1] = found[j] or '' end
 end
 out[#out + 1] = applied
 out[#out + 1] = labels
