@@ -199,8 +199,8 @@ class _Table:
     def gather(self, held: Sequence[_Held], cutoff: float) -> tuple[np.ndarray, np.ndarray]:
         """The rows of ``held``'s events at or after ``cutoff``, sorted by (entity, time), stably (ties keep the
         order the events came in), and each row's entity as its position in ``held``."""
-        self.flush()
         self.cutoff = max(self.cutoff, cutoff)
+        self.flush()
         lengths = np.fromiter((len(each.rows) for each in held), dtype=np.int64, count=len(held))
         rows = np.fromiter(itertools.chain.from_iterable(each.rows for each in held), np.int64, int(lengths.sum()))
         entity = np.repeat(np.arange(len(held), dtype=np.int64), lengths)
@@ -276,6 +276,7 @@ def _sorted(entity: np.ndarray, time: np.ndarray) -> bool:
 
 
 def _read_only(column: np.ndarray) -> np.ndarray:
+    """``column``, no longer writable (a gathered copy, so nothing else holds it writable)."""
     column.flags.writeable = False
     return column
 
@@ -294,7 +295,7 @@ class _Names(Mapping[str, Sequence[str]]):
     names): as many as the table had when the state was made (a role's names only grow at the end)."""
 
     def __init__(self, names: Mapping[str, list[str]]) -> None:
-        self._names = names
+        self._names = dict(names)  # the lists as they are now: a compaction puts new ones in the table's
         self._sizes = {role: len(held) for role, held in names.items()}
         self._made: dict[str, tuple[str, ...]] = {}
 
@@ -411,15 +412,19 @@ class StateCache:
         last = held.last
         if last is not None and last[0] < cutoff <= last[1]:
             return last[2]
-        rows, _ = table.gather([held], cutoff)
+        table.cutoff = max(table.cutoff, cutoff)
+        table.flush()
+        rows = np.array(held.rows, dtype=np.int64)
+        time = table.time[rows]
+        below = time < cutoff  # (a dead row's NaN is neither below nor kept)
+        dropped = float(time[below].max()) if below.any() else -math.inf
+        keep = time >= cutoff
+        if not keep.all():
+            rows, time = rows[keep], time[keep]
+        if len(time) > 1 and not (time[1:] >= time[:-1]).all():
+            rows = rows[np.argsort(time, kind="stable")]
         state = _state(table.columns(rows), slice(None), _Names(table.names))
-        every = table.time[np.asarray(held.rows, dtype=np.int64)]
-        dropped = every[every < cutoff]
-        held.last = (
-            float(dropped.max()) if len(dropped) else -math.inf,
-            float(state.time.min()) if len(state) else math.inf,
-            state,
-        )
+        held.last = (dropped, float(state.time[0]) if len(rows) else math.inf, state)
         self._trim(table)
         return state
 
