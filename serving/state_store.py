@@ -215,7 +215,7 @@ class StateLookup:
 
     def read_then_compute(self, transactions: Sequence[Transaction]) -> np.ndarray:
         """``[N, F]`` float32 features of a batch a scorer that only reads takes: each of its entities read once
-        (``read_many``), then the features of all from one ``evaluate`` per role, as :meth:`apply_then_compute`."""
+        (``read_batch``), then the features of all from one ``evaluate`` per role, as :meth:`apply_then_compute`."""
         states = self.call("read", lambda store: read_entities(store, transactions, self._roles))
         store_metrics().up.set(1)
         return batch_features(transactions, states, self.inputs.features).astype(np.float32)

@@ -8,9 +8,9 @@ on raw transactions); the public-schema path is untouched.
   a mapping without one (PaySim) takes an optional ``tx_id`` field, else the message's ``topic/partition/offset``,
   which a redelivery keeps. The message *key* is the entity the topic is partitioned by (the card or customer), so
   one entity's transactions stay in one partition, in order.
-* **Order and exactly once**: a batch's transactions are applied to the store in offset order (per partition), in
-  one store call (``apply_many``: one SQLite transaction or one Lua script), then each entity of the batch is read
-  once (``read_many``, one more call) and the batch's features computed by the offline arithmetic
+* **Order and exactly once**: a batch's transactions are applied to the store in offset order (per partition), and
+  each entity of the batch read once, in one store call (``apply_and_read``: one SQLite transaction or one Lua
+  script), then the batch's features computed by the offline arithmetic
   (:meth:`serving.state_store.StateLookup.apply_then_compute`). A feature uses only events strictly before the
   transaction's time, so the batch's later transactions in the state change nothing, and earlier ones of the same
   card are counted. The stores apply a transaction id once, so a batch scored again after a kill -9 before its
