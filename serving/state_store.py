@@ -31,8 +31,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import numpy as np
 
-from fraud_detection.features.cache import Gathered
 from fraud_detection.features.definitions import Aggregate, FeatureSet
+from fraud_detection.features.gathered import Gathered
 from fraud_detection.features.online import EntityState, Transaction, features_for
 from fraud_detection.features.request import request_features
 from fraud_detection.features.store import EntityStateStore, Progress, SQLiteStateStore, StoreUnavailable

@@ -22,8 +22,9 @@ from typing import Any
 
 import orjson
 
-from fraud_detection.features.cache import Change, Gathered, StateCache
+from fraud_detection.features.cache import Change, StateCache
 from fraud_detection.features.definitions import GRACE
+from fraud_detection.features.gathered import Gathered
 from fraud_detection.features.online import EntityState, Transaction
 from fraud_detection.features.store import (
     Entity,

@@ -39,13 +39,11 @@ from typing import Protocol
 
 import orjson
 
-from fraud_detection.features.cache import Gathered, Parsed, StateCache, label_of
+from fraud_detection.features.cache import Parsed, StateCache, label_of
 from fraud_detection.features.definitions import GRACE
+from fraud_detection.features.gathered import Entity, Gathered
 from fraud_detection.features.online import EntityState, Transaction
 from fraud_detection.features.sqlite_layout import SCHEMA, items_text, parsed_items
-
-Entity = tuple[str, str]
-"""An entity as the stores key it: (role, key)."""
 
 Progress = Mapping[tuple[str, int], int]
 """How far the stream's writer got: the offset after the last message applied, by ``(topic, partition)``."""
@@ -67,7 +65,7 @@ class EntityStateStore(Protocol):
         ...
 
     def read_batch(self, entities: Iterable[Entity]) -> Gathered:
-        """``read_many``'s states, gathered a role at a time (:class:`~fraud_detection.features.cache.Gathered`)."""
+        """``read_many``'s states, gathered a role at a time (:class:`~fraud_detection.features.gathered.Gathered`)."""
         ...
 
     def apply(self, transaction: Transaction) -> bool:
