@@ -62,9 +62,7 @@ class _Held:
         self.last: tuple[float, float, EntityState] | None = None
 
 
-_FLOATS = ("time", "amount", "label_time")
-_INTS = ("entity", "label", "changed")
-_COLUMNS = ("tx_id", *_FLOATS, *_INTS)
+_COLUMNS = ("tx_id", "time", "amount", "label_time", "entity", "label", "changed")
 """A table's per-row columns besides the key codes (``codes``, one per role, the table's own role too)."""
 
 
@@ -212,8 +210,9 @@ class _Table:
 
     def columns(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """The columns' values at ``rows``, read only (``keys`` apart: each role's codes, as ``keys:<role>``)."""
-        out = {name: _read_only(getattr(self, name)[rows]) for name in ("tx_id", "time", "amount", "label_time")}
-        out["label"] = _read_only(self.label[rows])
+        out = {
+            name: _read_only(getattr(self, name)[rows]) for name in ("tx_id", "time", "amount", "label_time", "label")
+        }
         out.update({f"keys:{role}": _read_only(codes[rows]) for role, codes in self.codes.items()})
         return out
 
@@ -328,12 +327,10 @@ class StateCache:
         table, held = self._held(role, key)
         table.merge(held, events)
 
-    def state(self, role: str, key: str, changes: Sequence[Change], cutoff: float) -> EntityState:
-        """The entity's state once ``changes`` (those after ``seen``) are applied to what is held: the same object
-        again while nothing changed."""
+    def state(self, role: str, key: str, cutoff: float) -> EntityState:
+        """The entity's state at ``cutoff`` from what is held (its changes merged first): the same object again while
+        nothing changed."""
         table, held = self._held(role, key)
-        if changes:
-            self.update(role, key, changes)
         last = held.last
         if last is not None and last[0] < cutoff <= last[1]:
             return last[2]

@@ -261,7 +261,7 @@ class RedisStateStore:
         cutoff, changed = self._changed(wanted)
         with self._lock:
             self._take(wanted, changed)
-            return {entity: self._cache.state(*entity, (), cutoff) for entity in wanted}
+            return {entity: self._cache.state(*entity, cutoff) for entity in wanted}
 
     def read_batch(self, entities: Iterable[Entity]) -> Gathered:
         """``read_many``'s states, gathered a role at a time (what the stream's batch features read)."""

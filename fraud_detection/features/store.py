@@ -198,7 +198,7 @@ class SQLiteStateStore:
         wanted = list(dict.fromkeys(entities))
         with self._lock:
             cutoff = self._caught_up(wanted)
-            return {entity: self._cache.state(*entity, (), cutoff) for entity in wanted}
+            return {entity: self._cache.state(*entity, cutoff) for entity in wanted}
 
     def read_batch(self, entities: Iterable[Entity]) -> Gathered:
         """``read_many``'s states, gathered a role at a time (what the stream's batch features read)."""

@@ -14,7 +14,7 @@ def _event(n: int, time: float, card: str, terminal: str) -> Parsed:
 def test_a_state_keeps_its_key_names_when_the_table_is_compacted_and_its_names_coded_anew() -> None:
     cache = StateCache()
     cache.merge("card", "c0", [_event(n, float(n), "c0", f"old{n}") for n in range(5)])
-    state = cache.state("card", "c0", (), -math.inf)  # its names not asked for yet: they are made when first asked
+    state = cache.state("card", "c0", -math.inf)  # its names not asked for yet: they are made when first asked
     # 9,000 events of other cards at other terminals, then a read whose cutoff leaves c0's behind: the table doubles
     # past its first compaction size, drops c0's rows and codes the terminals that are left anew
     for n in range(5, 9_005):
