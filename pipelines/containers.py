@@ -181,6 +181,36 @@ def hand_over(paths: Sequence[Path], uid: int = COMPONENTS_UID) -> None:
 
 
 @contextlib.contextmanager
+def tolerate_removed_containers() -> Iterator[None]:
+    """While the ``with`` block runs, treat a task container that podman removed before kfp.local looked at it as
+    kfp.local treats Docker's answer for that case.
+
+    kfp.local runs each task with ``auto_remove`` and, when Docker says the container is gone (404) while it
+    streams the logs or waits, takes the task as finished and reads its outputs. Podman's API answers that race
+    with a 500 ("no such container") instead, which would fail a task that finished in a fraction of a second
+    (the local deploy). A task that really failed still fails: its outputs are missing.
+    """
+    import docker
+    from kfp.local import docker_task_handler
+
+    original = docker_task_handler.run_docker_container
+
+    def run_docker_container(*args: Any, **kwargs: Any) -> int:
+        try:
+            return int(original(*args, **kwargs))
+        except docker.errors.APIError as error:
+            if "no such container" not in str(error):
+                raise
+            return 0
+
+    docker_task_handler.run_docker_container = run_docker_container
+    try:
+        yield
+    finally:
+        docker_task_handler.run_docker_container = original
+
+
+@contextlib.contextmanager
 def container_runner(
     pipeline_root: Path, writable: Sequence[Path], state_dir: Path, readable: Sequence[Path] = ()
 ) -> Iterator[Any]:
@@ -188,7 +218,8 @@ def container_runner(
 
     ``pipeline_root`` (kfp.local mounts it itself) and ``writable`` (folders the steps write besides: MLflow store,
     serving root) are handed to the image's user; ``writable`` is mounted at the same paths, ``readable`` (files or
-    folders) read-only.
+    folders) read-only. Inside the block, :func:`tolerate_removed_containers` holds, so every caller (the run, the
+    container tests) meets podman's answer for a quickly removed task container the same way.
     """
     from kfp import local
 
@@ -196,7 +227,7 @@ def container_runner(
     paths = [p.resolve() for p in writable if p.resolve() != root]
     hand_over([root, *paths])
     state_dir.mkdir(parents=True, exist_ok=True)
-    with PodmanService(state_dir) as service:
+    with PodmanService(state_dir) as service, tolerate_removed_containers():
         previous = os.environ.get("DOCKER_HOST")
         os.environ["DOCKER_HOST"] = service.url
         try:
@@ -251,36 +282,6 @@ def podman_image_names(pipeline: Any) -> Iterator[dict[str, str]]:
             executors[name]["container"]["image"] = image
 
 
-@contextlib.contextmanager
-def tolerate_removed_containers() -> Iterator[None]:
-    """While the ``with`` block runs, treat a task container that podman removed before kfp.local looked at it as
-    kfp.local treats Docker's answer for that case.
-
-    kfp.local runs each task with ``auto_remove`` and, when Docker says the container is gone (404) while it
-    streams the logs or waits, takes the task as finished and reads its outputs. Podman's API answers that race
-    with a 500 ("no such container") instead, which would fail a task that finished in a fraction of a second
-    (the local deploy). A task that really failed still fails: its outputs are missing.
-    """
-    import docker
-    from kfp.local import docker_task_handler
-
-    original = docker_task_handler.run_docker_container
-
-    def run_docker_container(*args: Any, **kwargs: Any) -> int:
-        try:
-            return int(original(*args, **kwargs))
-        except docker.errors.APIError as error:
-            if "no such container" not in str(error):
-                raise
-            return 0
-
-    docker_task_handler.run_docker_container = run_docker_container
-    try:
-        yield
-    finally:
-        docker_task_handler.run_docker_container = original
-
-
 def run_in_containers(parameters: dict[str, Any], pipeline_root: Path, home: Path, **watch: Any) -> Any:
     """``run_local`` with every step in the components image (the image the compiled components name);
     ``watch`` is passed on (log file, listener, echo)."""
@@ -291,7 +292,6 @@ def run_in_containers(parameters: dict[str, Any], pipeline_root: Path, home: Pat
     with (
         container_runner(pipeline_root, writable, home / "containers", readable_paths(parameters)) as runner,
         podman_image_names(fraud_pipeline),
-        tolerate_removed_containers(),
     ):
         return run_local(parameters, pipeline_root, runner=runner, **watch)
 
