@@ -36,12 +36,25 @@ from fraud_detection.features.store import (
     own_events,
 )
 
+_MANY = """
+local function many(command, key, items)
+  local replies = {}
+  for first = 1, #items, 1000 do
+    local reply = redis.call(command, key, unpack(items, first, math.min(first + 999, #items)))
+    if type(reply) == 'table' then
+      for j = 1, #reply do replies[#replies + 1] = reply[j] end
+    end
+  end
+  return replies
+end
+"""
+"""``many(command, key, items)``: ``command`` on ``key`` with every one of ``items``, a thousand a call (Lua's
+``unpack`` has a limit), none for no items; the calls' list replies joined in order (a ``ZMSCORE``'s scores or an
+``HMGET``'s values, ``false`` for a missing one), an empty table for the writes."""
+
 _APPLY_BATCH = """
 local function apply_batch(retained, batch)
   local function text(number) return string.format('%.17g', number) end
-  local function many(command, key, items)
-    for first = 1, #items, 1000 do redis.call(command, key, unpack(items, first, math.min(first + 999, #items))) end
-  end
   local function trim(times, changes, below)
     local oldest = redis.call('ZRANGE', times, 0, 0, 'WITHSCORES')
     if oldest[2] == nil or tonumber(oldest[2]) >= below then return end
@@ -54,12 +67,10 @@ local function apply_batch(retained, batch)
   local now = tonumber(redis.call('GET', KEYS[2]) or 'none')
   local seq = tonumber(redis.call('GET', KEYS[6]) or '0')
   local trimmed = nil
-  for first = 1, #batch, 1000 do
-    local ids = {}
-    for n = first, math.min(first + 999, #batch) do ids[#ids + 1] = batch[n][1] end
-    local found = redis.call('ZMSCORE', KEYS[1], unpack(ids))
-    for n, id in ipairs(ids) do if found[n] then held[id] = tonumber(found[n]) end end
-  end
+  local batch_ids = {}
+  for n, tx in ipairs(batch) do batch_ids[n] = tx[1] end
+  local found = many('ZMSCORE', KEYS[1], batch_ids)
+  for n, id in ipairs(batch_ids) do if found[n] then held[id] = tonumber(found[n]) end end
   local ids, bodies, by_time, by_seq = {}, {}, {}, {}
   for n, tx in ipairs(batch) do
     local id, stamp, at = tx[1], tx[2], tx[4]
@@ -125,7 +136,8 @@ end
 forward; an offset never moves back."""
 
 _APPLY = (
-    _APPLY_BATCH
+    _MANY
+    + _APPLY_BATCH
     + _PROGRESS
     + """
 local applied = apply_batch(tonumber(ARGV[1]), cjson.decode(ARGV[2]))
@@ -157,15 +169,11 @@ local function changes_after(now_key, seq_key, body_key, labels_key, prefix, ask
     local changed = redis.call('ZRANGEBYSCORE', prefix .. entity[1], '(' .. entity[2], '+inf', 'WITHSCORES')
     local flat, ids = {}, {}
     for j = 1, #changed, 2 do ids[#ids + 1] = changed[j] end
-    for first = 1, #ids, 1000 do
-      local last = math.min(first + 999, #ids)
-      local bodies = redis.call('HMGET', body_key, unpack(ids, first, last))
-      local labels = redis.call('HMGET', labels_key, unpack(ids, first, last))
-      for j = 1, last - first + 1 do
-        flat[#flat + 1] = bodies[j] or ''
-        flat[#flat + 1] = labels[j] or ''
-        flat[#flat + 1] = changed[2 * (first + j - 1)]
-      end
+    local bodies, labels = many('HMGET', body_key, ids), many('HMGET', labels_key, ids)
+    for j = 1, #ids do
+      flat[#flat + 1] = bodies[j] or ''
+      flat[#flat + 1] = labels[j] or ''
+      flat[#flat + 1] = changed[2 * j]
     end
     out[n + 2] = flat
   end
@@ -179,7 +187,8 @@ one JSON argument (one string for redis-py to pack and one to parse, not four an
 keys are made in the script, as ``_LABEL`` makes them, so the store needs a non-cluster Redis as it did."""
 
 _READ = (
-    _CHANGES
+    _MANY
+    + _CHANGES
     + """
 local out = changes_after(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
 if out == nil then return 'old-layout' end
@@ -189,7 +198,8 @@ return cjson.encode(out)
 """``read_many``: ``KEYS`` now, seq, body, labels; ``ARGV`` the ``c:`` prefix and the entities asked."""
 
 _APPLY_READ = (
-    _CHANGES
+    _MANY
+    + _CHANGES
     + _APPLY_BATCH
     + _PROGRESS
     + """
@@ -202,10 +212,7 @@ local labels, ids = {}, {}
 for n, tx in ipairs(batch) do
   if applied[n] == 1 then ids[#ids + 1] = tx[1] end
 end
-for first = 1, #ids, 1000 do
-  local found = redis.call('HMGET', KEYS[3], unpack(ids, first, math.min(first + 999, #ids)))
-  for j = 1, #found do labels[#labels + 1] = found[j] or '' end
-end
+for j, label in ipairs(many('HMGET', KEYS[3], ids)) do labels[j] = label or '' end
 out[#out + 1] = applied
 out[#out + 1] = labels
 return cjson.encode(out)

@@ -260,3 +260,37 @@ def test_a_batch_whose_progress_cannot_be_recorded_applies_nothing(tmp_path: Pat
         batch
     )
     store.close()
+
+
+def test_batches_longer_than_a_script_call_takes_apply_and_read_as_sqlite_does(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The Redis scripts cut a list of ids into calls of a thousand (``_MANY``): a batch of 2,500 on one card, applied,
+    redelivered, read back after a reader last saw none of it, and with a label each, ends as SQLite's does."""
+    redis = RedisStateStore(
+        request.getfixturevalue("redis_url"), horizon=HORIZON, grace=GRACE, prefix=f"test:{uuid.uuid4().hex}:long"
+    )
+    sqlite = SQLiteStateStore(tmp_path / "long.db", horizon=HORIZON, grace=GRACE)
+    stores: list[EntityStateStore] = [redis, sqlite]
+    batch = [
+        Transaction(
+            tx_id=f"l{i}", event_time=float(i), amount=float(i % 7), keys={"card": "c", "terminal": f"t{i % 3}"}
+        )
+        for i in range(2_500)
+    ]
+    for i in range(0, 2_500, 2):  # labels that came first, each read back with its event
+        for store in stores:
+            store.apply_label(f"l{i}", i % 4 // 2, float(i) + 0.5)
+    results = [store.apply_and_read(batch) for store in stores]
+    assert results[0][0] == results[1][0] == [True] * 2_500
+    assert _events(results[0][1][("card", "c")]) == _events(results[1][1][("card", "c")])
+    assert [store.apply_many(batch) for store in stores] == [[False] * 2_500] * 2  # every id found again
+    readers = [
+        RedisStateStore(request.getfixturevalue("redis_url"), HORIZON, GRACE, prefix=redis.prefix),
+        SQLiteStateStore(sqlite.path, HORIZON, GRACE, readonly=True),
+    ]
+    read = [reader.read({"card": "c"})["card"] for reader in readers]
+    assert len(read[0].tx_id) == 2_500 and sum(read[0].label) == 625
+    assert _events(read[0]) == _events(read[1])
+    for store in [*stores, *readers]:
+        store.close()
