@@ -285,7 +285,7 @@ def test_batches_longer_than_a_script_call_takes_apply_and_read_as_sqlite_does(
     assert results[0][0] == results[1][0] == [True] * 2_500
     assert _events(results[0][1][("card", "c")]) == _events(results[1][1][("card", "c")])
     assert [store.apply_many(batch) for store in stores] == [[False] * 2_500] * 2  # every id found again
-    readers = [
+    readers: list[EntityStateStore] = [
         RedisStateStore(request.getfixturevalue("redis_url"), HORIZON, GRACE, prefix=redis.prefix),
         SQLiteStateStore(sqlite.path, HORIZON, GRACE, readonly=True),
     ]
