@@ -47,7 +47,14 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
 
 
 def test_both_overlays_exist() -> None:
-    assert {o.name for o in OVERLAYS} == {"gke", "loop", "serverless", "streaming", "transactions"}
+    assert {o.name for o in OVERLAYS} == {
+        "gke",
+        "loop",
+        "serverless",
+        "streaming",
+        "transactions",
+        "transactions-applier",
+    }
 
 
 @pytest.mark.parametrize("overlay", ["gke", "serverless"])

@@ -21,18 +21,19 @@ def rendered() -> list[dict[str, Any]]:
 
 
 def _pods(docs: list[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, str]]]:
-    """Each feature-store client: (its pod spec, its first container, the labels its pods carry)."""
+    """Each feature-store client: (its pod spec, its first container, the labels its pods carry), by role."""
     isvc = next(d for d in docs if d["kind"] == "InferenceService")
-    scorer = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "fraud-stream-scorer")
     predictor = isvc["spec"]["predictor"]
-    return {
-        "predictor": (predictor, predictor["containers"][0], {"serving.kserve.io/inferenceservice": "fraud-champion"}),
-        "scorer": (
-            scorer["spec"]["template"]["spec"],
-            scorer["spec"]["template"]["spec"]["containers"][0],
-            scorer["spec"]["template"]["metadata"]["labels"],
-        ),
+    pods = {
+        "predictor": (predictor, predictor["containers"][0], {"serving.kserve.io/inferenceservice": "fraud-champion"})
     }
+    for name in ("scorer", "applier"):  # the applier only in the transactions-applier overlay
+        for deployment in (
+            d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == f"fraud-stream-{name}"
+        ):
+            template = deployment["spec"]["template"]
+            pods[name] = (template["spec"], template["spec"]["containers"][0], template["metadata"]["labels"])
+    return pods
 
 
 def _selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
