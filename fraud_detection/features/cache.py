@@ -191,11 +191,16 @@ class _Table:
             self.codes[role] = np.zeros(capacity, dtype=np.int64)
             self.codes[role][: self.size] = old[: self.size]
 
+    def read_at(self, cutoff: float) -> None:
+        """Get ready for a read at ``cutoff``: the latest cutoff first (a compaction the flush sets off drops the rows
+        before it), then the pending events appended."""
+        self.cutoff = max(self.cutoff, cutoff)
+        self.flush()
+
     def gather(self, held: Sequence[_Held], cutoff: float) -> tuple[np.ndarray, np.ndarray]:
         """The rows of ``held``'s events at or after ``cutoff``, sorted by (entity, time), stably (ties keep the
         order the events came in), and each row's entity as its position in ``held``."""
-        self.cutoff = max(self.cutoff, cutoff)
-        self.flush()
+        self.read_at(cutoff)
         lengths = np.fromiter((len(each.rows) for each in held), dtype=np.int64, count=len(held))
         rows = np.fromiter(itertools.chain.from_iterable(each.rows for each in held), np.int64, int(lengths.sum()))
         entity = np.repeat(np.arange(len(held), dtype=np.int64), lengths)
@@ -334,8 +339,7 @@ class StateCache:
         last = held.last
         if last is not None and last[0] < cutoff <= last[1]:
             return last[2]
-        table.cutoff = max(table.cutoff, cutoff)
-        table.flush()
+        table.read_at(cutoff)
         rows = np.array(held.rows, dtype=np.int64)
         time = table.time[rows]
         below = time < cutoff  # (a dead row's NaN is neither below nor kept)
