@@ -13,6 +13,7 @@ import pytest
 from streaming.settings import StreamSettings
 
 from .checks import MANIFESTS, broken_overlay, kustomize, security_problems, validate_core
+from .test_streaming_manifests import _env
 from .test_transactions_manifests import _selects, feature_store_problems
 
 OVERLAY = MANIFESTS / "overlays" / "transactions-applier"
@@ -26,10 +27,6 @@ def rendered() -> list[dict[str, Any]]:
 
 def _named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any] | None:
     return next((d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name), None)
-
-
-def _env(deployment: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e.get("value", "") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
 
 
 def _settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> StreamSettings | str:
@@ -52,7 +49,7 @@ def applier_problems(docs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
     if applier is None or scorer is None or isvc is None:
         return ["the applier, the scorer or the InferenceService is missing"]
     problems = []
-    env, scorer_env = _env(applier), _env(scorer)
+    env, scorer_env = (_env(d["spec"]["template"]["spec"]["containers"][0]) for d in (applier, scorer))
     predictor = isvc["spec"]["predictor"]["containers"][0]
     read = {name: _settings(each, monkeypatch) for name, each in (("applier", env), ("scorer", scorer_env))}
     problems += [f"the {name} refuses its settings: {found}" for name, found in read.items() if isinstance(found, str)]
