@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import orjson
+import pandas as pd
 
 from fraud_detection.features.gathered import Entity, Gathered, KeyNames, RoleHistory, state_of
 from fraud_detection.features.online import EntityState
@@ -39,6 +40,9 @@ Change = tuple[str, str | None, int]
 
 Parsed = tuple[str, float, float, Mapping[str, str], int, float, int]
 """A changed event, parsed: (id, event time, amount, keys by role, label, label time, sequence number)."""
+
+Factorized = tuple[list[str], np.ndarray]
+"""Keys factorized: the distinct ones (in order of first appearance), and each key's position among them."""
 
 
 def parsed(text: str, label: str | None, seq: int) -> Parsed:
@@ -173,8 +177,6 @@ class _Table:
             codes[start:stop] = [_code(code_of, names, str(k.get(role, ""))) for k in keys]
         self.size = stop
         self.pending.clear()
-        if self.size >= 2 * max(self.compacted, 4_096):
-            self.compact()
 
     def _add_role(self, role: str) -> None:
         """Codes for a role no event held had: every row so far gets code 0, ``""`` (no key of that role)."""
@@ -192,10 +194,45 @@ class _Table:
             self.codes[role][: self.size] = old[: self.size]
 
     def read_at(self, cutoff: float) -> None:
-        """Get ready for a read at ``cutoff``: the latest cutoff first (a compaction the flush sets off drops the rows
-        before it), then the pending events appended."""
+        """Get ready for a read at ``cutoff``: the latest cutoff first (a compaction drops the rows before it), the
+        pending events appended, and the table compacted once it has doubled."""
         self.cutoff = max(self.cutoff, cutoff)
         self.flush()
+        if self.size >= 2 * max(self.compacted, 4_096):
+            self.compact()
+
+    def append(self, events: Sequence[Parsed], role: str, keys: Mapping[str, Factorized], used: int) -> bool:
+        """Append a writer's own new events (each naming a key of this table's ``role``), a column at a time: the
+        rows ``merge`` would add, each entity's in the order given, its entities marked read at ``used``. ``keys``: each
+        role's keys of the events, factorized. False, and nothing done, if an id is held already or given twice
+        (``merge`` then decides each)."""
+        tx_ids, times, amounts, _, labels, label_times, changed = zip(*events, strict=True)
+        if not self.row.keys().isdisjoint(tx_ids) or len(set(tx_ids)) < len(tx_ids):
+            return False
+        self.flush()
+        start, stop = self.size, self.size + len(events)
+        if stop > len(self.time):
+            self._resize(max(2 * len(self.time), stop))
+        self.tx_id[start:stop], self.time[start:stop], self.amount[start:stop] = tx_ids, times, amounts
+        self.label[start:stop], self.label_time[start:stop], self.changed[start:stop] = labels, label_times, changed
+        for name in keys.keys() - self.codes.keys():
+            self._add_role(name)
+        for name, codes in self.codes.items():
+            distinct, at = keys.get(name, ([""], np.zeros(len(events), dtype=np.int64)))
+            code_of, names = self.code_of[name], self.names[name]
+            codes[start:stop] = np.array([_code(code_of, names, key) for key in distinct], dtype=np.int64)[at]
+        distinct, at = keys[role]
+        order = np.argsort(at, kind="stable")
+        bounds = np.searchsorted(at[order], np.arange(len(distinct) + 1)).tolist()
+        rows, seqs = (order + start).tolist(), np.asarray(changed, dtype=np.int64)[order].tolist()
+        held = [self.entity_of(key, used) for key in distinct]
+        for each, first, last in zip(held, bounds[:-1], bounds[1:], strict=True):
+            each.rows += rows[first:last]
+            each.seen, each.last = max(each.seen, *seqs[first:last]), None
+        self.entity[start:stop] = np.array([each.code for each in held], dtype=np.int64)[at]
+        self.row.update(zip(tx_ids, range(start, stop), strict=True))
+        self.size = stop
+        return True
 
     def gather(self, held: Sequence[_Held], cutoff: float) -> tuple[np.ndarray, np.ndarray]:
         """The rows of ``held``'s events at or after ``cutoff``, sorted by (entity, time), stably (ties keep the
@@ -282,6 +319,12 @@ def _read_only(column: np.ndarray) -> np.ndarray:
     return column
 
 
+def _factorized(keys: list[str]) -> Factorized:
+    """``keys`` factorized (in C: a batch's keys, hashed once)."""
+    at, distinct = pd.factorize(np.array(keys, dtype=object))
+    return distinct.tolist(), at.astype(np.int64, copy=False)
+
+
 def _code(code_of: dict[str, int], names: list[str], key: str) -> int:
     """``key``'s code among a role's names, a new one (appended to both) if it has none."""
     code = code_of.get(key)
@@ -331,6 +374,26 @@ class StateCache:
         """``update`` with the changes already parsed (a writer's own events: nothing to parse back)."""
         table, held = self._held(role, key)
         table.merge(held, events)
+
+    def add(self, events: Sequence[Parsed]) -> None:
+        """A writer's own new events, in the order applied, into the held state of each entity they name: as
+        ``merge`` of each entity's events would leave it, but a column at a time (``_Table.append``)."""
+        if not events:
+            return
+        keys = {
+            role: _factorized([event[3].get(role, "") for event in events])
+            for role in dict.fromkeys(role for event in events for role in event[3])
+        }
+        self._reads += 1
+        for role, (distinct, _) in keys.items():
+            table = self._table(role)
+            if "" in distinct or not table.append(events, role, keys, self._reads):  # an event without this role
+                by_key: dict[str, list[Parsed]] = {}
+                for event in events:
+                    if role in event[3]:
+                        by_key.setdefault(event[3][role], []).append(event)
+                for key, each in by_key.items():
+                    self.merge(role, key, each)
 
     def state(self, role: str, key: str, cutoff: float) -> EntityState:
         """The entity's state at ``cutoff`` from what is held (its changes merged first): the same object again while

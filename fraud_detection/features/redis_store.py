@@ -338,8 +338,7 @@ class RedisStateStore:
         cutoff = _cutoff(result[0], self.retained)
         with self._lock:
             self._take(wanted, result[2:-2])
-            for entity, events in added.items():
-                self._cache.merge(*entity, events)
+            self._cache.add(added)
             return applied, self._cache.gathered(wanted, cutoff)
 
     def _asked(self, wanted: Sequence[Entity]) -> tuple[list[int], str]:

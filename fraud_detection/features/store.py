@@ -125,16 +125,10 @@ def entities_of(transactions: Sequence[Transaction]) -> list[Entity]:
     return list(dict.fromkeys(entity for transaction in transactions for entity in transaction.keys.items()))
 
 
-def own_events(added: Iterable[tuple[Transaction, str | None, int]]) -> dict[Entity, list[Parsed]]:
-    """The events a writer added, by entity, as a reader parses them from the store (``member``'s JSON): each
-    applied transaction with the label text it was stored with and its sequence number."""
-    events: dict[Entity, list[Parsed]] = {}
-    for transaction, label, seq in added:
-        fields = _fields(transaction)
-        parsed = (*fields, *label_of(label), seq)
-        for entity in fields[3].items():
-            events.setdefault(entity, []).append(parsed)
-    return events
+def own_events(added: Iterable[tuple[Transaction, str | None, int]]) -> list[Parsed]:
+    """The events a writer added, in the order applied, as a reader parses them from the store (``member``'s JSON):
+    each applied transaction with the label text it was stored with and its sequence number."""
+    return [(*_fields(transaction), *label_of(label), seq) for transaction, label, seq in added]
 
 
 def label_text(label: int, label_time: float) -> str:
@@ -298,17 +292,16 @@ class SQLiteStateStore:
                 self._current = None
                 self._cache.forget(wanted)  # it may hold rows of a batch that was rolled back
                 raise
-            for entity, events in added.items():
-                self._cache.merge(*entity, events)
+            self._cache.add(added)
             self._current = seq + sum(done) if current else None
             cutoff = -math.inf if now is None else now - self.retained
             return done, self._cache.gathered(wanted, cutoff)
 
     def _write(
         self, transactions: Sequence[Transaction], now: float | None, seq: int
-    ) -> tuple[list[bool], dict[Entity, list[Parsed]]]:
+    ) -> tuple[list[bool], list[Parsed]]:
         """``apply_many``'s work inside its transaction, from the clock's ``now`` and ``seq``: which transactions
-        were applied, and the events added, by entity, as a reader parses them (one ``changes`` row an entity)."""
+        were applied, and the events added, in order, as a reader parses them (one ``changes`` row an entity)."""
         ids = list(dict.fromkeys(t.tx_id for t in transactions))
         applied: dict[str, float] = dict(self._select("SELECT tx_id, event_time FROM applied", ids))
         found = self._select("SELECT tx_id, label_time, body FROM labels", ids)
@@ -316,6 +309,7 @@ class SQLiteStateStore:
         trimmed = -math.inf  # what the batch's earlier applies would have trimmed by now
         retained, unknown = self.retained, label_of(None)
         done: list[bool] = []
+        added: list[Parsed] = []
         accepted: list[tuple[str, float, int]] = []
         by_entity: dict[Entity, list[Parsed]] = {}
         numbers: dict[Entity, int] = {}  # each entity's row, in the order ``by_entity`` lists them
@@ -332,6 +326,7 @@ class SQLiteStateStore:
             now, seq, trimmed, applied[tx_id] = moved, seq + 1, moved - retained, time
             fields = _fields(transaction)
             event: Parsed = (*fields, *known, seq)
+            added.append(event)
             entities = list(fields[3].items())
             for entity in entities:
                 if entity not in numbers:
@@ -346,7 +341,7 @@ class SQLiteStateStore:
             self._conn.execute("UPDATE clock SET now = ?, seq = ? WHERE id = 0", (now, seq))
             for table, column in (("changes", "latest"), ("applied", "event_time"), ("labels", "label_time")):
                 self._conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (trimmed,))
-        return done, by_entity
+        return done, added
 
     def _next_change_id(self) -> int:
         """The id the next ``changes`` row gets (inside a writing transaction)."""
