@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from fraud_detection.features.cache import Parsed
+from fraud_detection.features.table import Parsed
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS changes (

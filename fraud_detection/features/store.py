@@ -39,11 +39,12 @@ from typing import Protocol
 
 import orjson
 
-from fraud_detection.features.cache import Parsed, StateCache, label_of
+from fraud_detection.features.cache import StateCache, label_of
 from fraud_detection.features.definitions import GRACE
 from fraud_detection.features.gathered import Entity, Gathered
 from fraud_detection.features.online import EntityState, Transaction
 from fraud_detection.features.sqlite_layout import SCHEMA, items_text, parsed_items
+from fraud_detection.features.table import Parsed
 
 Progress = Mapping[tuple[str, int], int]
 """How far the stream's writer got: the offset after the last message applied, by ``(topic, partition)``."""

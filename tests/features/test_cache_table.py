@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import random
 
-from fraud_detection.features.cache import Parsed, StateCache
+from fraud_detection.features.cache import StateCache
+from fraud_detection.features.table import Parsed
 
 
 def _event(n: int, time: float, card: str, terminal: str) -> Parsed:
