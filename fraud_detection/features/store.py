@@ -322,19 +322,22 @@ class SQLiteStateStore:
             if time < moved - retained or (before is not None and before >= trimmed):
                 done.append(False)
                 continue
-            label_time, label = labels.get(tx_id, (math.inf, None))
-            known = label_of(label) if label is not None and label_time >= trimmed else unknown
+            label = labels.get(tx_id) if labels else None
+            known = label_of(label[1]) if label is not None and label[0] >= trimmed else unknown
             now, seq, trimmed, applied[tx_id] = moved, seq + 1, moved - retained, time
-            fields = _fields(transaction)
-            event: Parsed = (*fields, *known, seq)
+            keys = {str(role): str(key) for role, key in transaction.keys.items()}  # as ``_fields`` (inlined: per row)
+            event: Parsed = (str(tx_id), float(time), float(transaction.amount), keys, *known, seq)
             added.append(event)
-            entities = list(fields[3].items())
-            for entity in entities:
-                if entity not in numbers:
-                    numbers[entity], by_entity[entity] = len(numbers), []
-                by_entity[entity].append(event)
-            at = first + numbers[entities[0]] if entities else 0  # the row of its first entity (none without keys)
-            accepted.append((tx_id, fields[1], at))
+            at = -1  # the row of its first entity (0: none, it has no keys)
+            for entity in keys.items():
+                events = by_entity.get(entity)
+                if events is None:
+                    events = by_entity[entity] = []
+                    numbers[entity] = len(numbers)
+                events.append(event)
+                if at < 0:
+                    at = first + numbers[entity]
+            accepted.append((tx_id, event[1], max(at, 0)))
             done.append(True)
         if accepted:
             self._conn.executemany("INSERT OR REPLACE INTO applied (tx_id, event_time, at) VALUES (?, ?, ?)", accepted)
