@@ -20,7 +20,9 @@ median of the rounds' ratios.
   scorer computes them. Before each burst this process applies the rows before it to that scorer's store, so the
   store holds what a writer would have applied by then and stays still during the burst; the scorer read every row
   once before the rounds, so it holds every card and terminal, as one that has run a while does, and its first
-  batches of a burst take the changes since the last.
+  batches of a burst take the changes since the last. The first burst too: until it, that store holds the warm-up
+  rows but the last burst's worth (until 2026-12-07 it held them all, so the first burst read no change and cost
+  less than any other).
 * Throughput = a burst's N / (first produce → last result read); the scorer's CPU time per transaction beside it.
 * **where the time goes**: both scorers' store calls and features timed in this process on the same rows, in
   batches, with the store's own part (SQLite's statements, ``redis-server``'s script time).
@@ -475,8 +477,9 @@ def main() -> None:
                 config.env.update(where)
                 if config.applier is not None:
                     config.applier.update(where)
-                if config.name.endswith("-read"):  # filled up to each burst's start, in this process (below)
-                    filled(model, where, warm)
+                if config.name.endswith("-read"):  # filled up to a burst before the first, in this process; then
+                    # before each burst, with the burst before it (below), whose changes that scorer reads
+                    filled(model, where, range(max(0, warm_rows - chunk)))
             config.start(stack, broker, work)
         for config in configs:  # warm-up: the first rows (every row through the scorer that only reads: it holds
             # every card and terminal from then on, as a scorer that has run a while does)
@@ -495,7 +498,7 @@ def main() -> None:
             for config in order:
                 items = public(chunk, f"p{number}") if config.name == "public" else raw_items(model, rows, f"r{number}")
                 if config.name.endswith("-read"):  # the store as the burst starts: what the writer applied before it
-                    filled(model, config.env, range(max(warm_rows, rows.start - chunk), rows.start))
+                    filled(model, config.env, range(max(0, rows.start - chunk), rows.start))
                 config.burst(broker, items)
         stale = [
             f"{config.title}: {scraped(config.processes[0], 'fraud_stream_stale_features_total') - before:,.0f}"
