@@ -51,7 +51,8 @@ class RoleTable:
     An event is a row for as long as it is held: a new label or a new time changes the row in place. New events from
     a store's changes wait in ``pending`` (their row numbers given already) until the next read appends them all at
     once; a writer's own are appended at once (:meth:`append`). Rows older than every cutoff from now on and rows of
-    entities no longer held are dropped at a read once the table has doubled since it was last compacted. States are gathered copies, so no change to the columns ever reaches a state handed out.
+    entities no longer held are dropped at a read once the table has doubled since it was last compacted. States are
+    gathered copies, so no change to the columns ever reaches a state handed out.
     """
 
     def __init__(self) -> None:
