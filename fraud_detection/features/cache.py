@@ -95,7 +95,8 @@ class StateCache:
         self._reads += 1
         for role, (distinct, _) in keys.items():
             table = self._table(role)
-            if "" in distinct or not table.append(events, role, keys, self._reads):  # an event without this role
+            # entity by entity when an event has no key of this role, or the table declines (an id it holds or twice)
+            if "" in distinct or not table.append(events, role, keys, self._reads):
                 by_key: dict[str, list[Parsed]] = {}
                 for event in events:
                     if role in event[3]:

@@ -135,24 +135,32 @@ class RoleTable:
                 codes[at] = _code(self.code_of[role], self.names[role], str(keys.get(role, "")))
 
     def flush(self) -> None:
-        """Append the pending events to the columns, a slice a column (and compact once the table has doubled)."""
+        """Append the pending events to the columns, a slice a column."""
         if not self.pending:
             return
-        start, stop = self.size, self.size + len(self.pending)
-        if stop > len(self.time):
-            self._resize(max(2 * len(self.time), stop))
         entities, events = zip(*self.pending, strict=True)
-        tx_ids, times, amounts, keys, labels, label_times, changed = zip(*events, strict=True)
-        self.tx_id[start:stop], self.time[start:stop], self.amount[start:stop] = tx_ids, times, amounts
-        self.entity[start:stop], self.label[start:stop] = entities, labels
-        self.label_time[start:stop], self.changed[start:stop] = label_times, changed
-        for role in {role for event_keys in keys for role in event_keys} - self.codes.keys():
-            self._add_role(role)
+        keys = [event[3] for event in events]
+        start, stop = self._put(events, {role for event_keys in keys for role in event_keys})
+        self.entity[start:stop] = entities
         for role, codes in self.codes.items():
             code_of, names = self.code_of[role], self.names[role]
             codes[start:stop] = [_code(code_of, names, str(k.get(role, ""))) for k in keys]
         self.size = stop
         self.pending.clear()
+
+    def _put(self, events: Sequence[Parsed], roles: Iterable[str]) -> tuple[int, int]:
+        """Write ``events`` as the next rows of every column but the entity and the key codes, with room made first
+        and a code column for each of ``roles`` the table lacks (made after the room: it is as long as the rest); the
+        new rows' start and stop. The table's size is the caller's to move."""
+        start, stop = self.size, self.size + len(events)
+        if stop > len(self.time):
+            self._resize(max(2 * len(self.time), stop))
+        tx_ids, times, amounts, _, labels, label_times, changed = zip(*events, strict=True)
+        self.tx_id[start:stop], self.time[start:stop], self.amount[start:stop] = tx_ids, times, amounts
+        self.label[start:stop], self.label_time[start:stop], self.changed[start:stop] = labels, label_times, changed
+        for role in set(roles) - self.codes.keys():
+            self._add_role(role)
+        return start, stop
 
     def _add_role(self, role: str) -> None:
         """Codes for a role no event held had: every row so far gets code 0, ``""`` (no key of that role)."""
@@ -182,17 +190,11 @@ class RoleTable:
         rows ``merge`` would add, each entity's in the order given, its entities marked read at ``used``. ``keys``: each
         role's keys of the events, factorized. False, and nothing done, if an id is held already or given twice
         (``merge`` then decides each)."""
-        tx_ids, times, amounts, _, labels, label_times, changed = zip(*events, strict=True)
+        tx_ids = [event[0] for event in events]
         if not self.row.keys().isdisjoint(tx_ids) or len(set(tx_ids)) < len(tx_ids):
             return False
         self.flush()
-        start, stop = self.size, self.size + len(events)
-        if stop > len(self.time):
-            self._resize(max(2 * len(self.time), stop))
-        self.tx_id[start:stop], self.time[start:stop], self.amount[start:stop] = tx_ids, times, amounts
-        self.label[start:stop], self.label_time[start:stop], self.changed[start:stop] = labels, label_times, changed
-        for name in keys.keys() - self.codes.keys():
-            self._add_role(name)
+        start, stop = self._put(events, keys)
         for name, codes in self.codes.items():
             distinct, at = keys.get(name, ([""], np.zeros(len(events), dtype=np.int64)))
             code_of, names = self.code_of[name], self.names[name]
@@ -200,7 +202,7 @@ class RoleTable:
         distinct, at = keys[role]
         order = np.argsort(at, kind="stable")
         bounds = np.searchsorted(at[order], np.arange(len(distinct) + 1)).tolist()
-        rows, seqs = (order + start).tolist(), np.asarray(changed, dtype=np.int64)[order].tolist()
+        rows, seqs = (order + start).tolist(), self.changed[start:stop][order].tolist()
         held = [self.entity_of(key, used) for key in distinct]
         for each, first, last in zip(held, bounds[:-1], bounds[1:], strict=True):
             each.rows += rows[first:last]
